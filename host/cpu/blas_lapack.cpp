@@ -1,0 +1,110 @@
+#include "cpu/blas_lapack.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <string>
+
+#include "lrsmeta/lrsmeta.hpp"
+
+extern "C" {
+// Fortran LAPACK (from OpenBLAS). The trailing size_t arguments are the hidden lengths of the
+// character arguments that gfortran-built LAPACK expects.
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+void dpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, const int* lda,
+             double* b, const int* ldb, int* info, std::size_t);
+void dgeqrf_(const int* m, const int* n, double* a, const int* lda, double* tau, double* work,
+             const int* lwork, int* info);
+void dorgqr_(const int* m, const int* n, const int* k, double* a, const int* lda, const double* tau,
+             double* work, const int* lwork, int* info);
+void dsyevr_(const char* jobz, const char* range, const char* uplo, const int* n, double* a,
+             const int* lda, const double* vl, const double* vu, const int* il, const int* iu,
+             const double* abstol, int* m, double* w, double* z, const int* ldz, int* isuppz,
+             double* work, const int* lwork, int* iwork, const int* liwork, int* info, std::size_t,
+             std::size_t, std::size_t);
+}
+
+namespace lrsmeta::cpu {
+namespace {
+void check_info(int info, const char* routine) {
+  if (info != 0) throw Error(std::string("LAPACK ") + routine + " failed with info " + std::to_string(info));
+}
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* A, int lda,
+          const double* B, int ldb, double beta, double* C, int ldc) {
+  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void syrk_upper_ata(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc) {
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, A, lda, beta, C, ldc);
+}
+
+int potrf_lower(int n, double* A) {
+  int info = 0;
+  dpotrf_("L", &n, A, &n, &info, 1);
+  if (info < 0) check_info(info, "dpotrf");
+  return info;
+}
+
+void potrs_lower(int n, const double* L, double* b) {
+  int info = 0;
+  const int nrhs = 1;
+  dpotrs_("L", &n, &nrhs, L, &n, b, &n, &info, 1);
+  check_info(info, "dpotrs");
+}
+
+void qr_q_factor(int m, int n, double* A) {
+  if (n == 0) return;
+  std::vector<double> tau(static_cast<std::size_t>(n));
+  int info = 0, lwork = -1;
+  double query = 0;
+  dgeqrf_(&m, &n, A, &m, tau.data(), &query, &lwork, &info);
+  check_info(info, "dgeqrf (workspace query)");
+  lwork = std::max(1, static_cast<int>(query));
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  dgeqrf_(&m, &n, A, &m, tau.data(), work.data(), &lwork, &info);
+  check_info(info, "dgeqrf");
+  lwork = -1;
+  dorgqr_(&m, &n, &n, A, &m, tau.data(), &query, &lwork, &info);
+  check_info(info, "dorgqr (workspace query)");
+  lwork = std::max(1, static_cast<int>(query));
+  work.assign(static_cast<std::size_t>(lwork), 0.0);
+  dorgqr_(&m, &n, &n, A, &m, tau.data(), work.data(), &lwork, &info);
+  check_info(info, "dorgqr");
+}
+
+std::vector<double> top_eigenvectors(int n, std::vector<double> A, int k) {
+  std::vector<double> Z(static_cast<std::size_t>(n) * std::max(k, 1));
+  if (k == 0) return {};
+  std::vector<double> w(static_cast<std::size_t>(n));
+  std::vector<int> isuppz(2 * static_cast<std::size_t>(k));
+  const int il = n - k + 1, iu = n;  // dsyevr numbers eigenvalues in ascending order
+  const double vl = 0, vu = 0, abstol = 0;
+  int found = 0, info = 0, lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0;
+  dsyevr_("V", "I", "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, w.data(), Z.data(),
+          &n, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1, 1);
+  check_info(info, "dsyevr (workspace query)");
+  lwork = std::max(1, static_cast<int>(work_query));
+  liwork = std::max(1, iwork_query);
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  std::vector<int> iwork(static_cast<std::size_t>(liwork));
+  dsyevr_("V", "I", "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, w.data(), Z.data(),
+          &n, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
+  check_info(info, "dsyevr");
+  if (found != k) throw Error("LAPACK dsyevr found " + std::to_string(found) + " eigenvectors, expected " + std::to_string(k));
+  // Ascending -> descending eigenvalue order.
+  std::vector<double> out(static_cast<std::size_t>(n) * k);
+  for (int c = 0; c < k; ++c)
+    std::copy_n(Z.data() + static_cast<std::size_t>(k - 1 - c) * n, n, out.data() + static_cast<std::size_t>(c) * n);
+  return out;
+}
+
+BlasThreads::BlasThreads(int threads) : previous_(openblas_get_num_threads()) {
+  openblas_set_num_threads(threads);
+}
+BlasThreads::~BlasThreads() { openblas_set_num_threads(previous_); }
+
+}  // namespace lrsmeta::cpu

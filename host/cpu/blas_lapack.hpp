@@ -1,0 +1,41 @@
+// The few BLAS/LAPACK routines the CPU path calls, with checked wrappers. OpenBLAS provides both;
+// the Fortran LAPACK symbols are declared here (with their hidden string-length arguments) so no
+// LAPACKE is needed.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace lrsmeta::cpu {
+
+// Row-major C = alpha * op(A) op(B) + beta * C (cblas_dgemm).
+void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* A, int lda,
+          const double* B, int ldb, double beta, double* C, int ldc);
+
+// Row-major C (n x n, upper triangle) = alpha * A^T A + beta * C for A (k x n) (cblas_dsyrk).
+void syrk_upper_ata(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc);
+
+// Column-major Cholesky of the n x n matrix A (lower triangle used); returns LAPACK's info.
+int potrf_lower(int n, double* A);
+// Solve with the factor from potrf_lower; b has n entries. Throws on an error code.
+void potrs_lower(int n, const double* L, double* b);
+// Replace the column-major m x n matrix A (m >= n) by the Q factor of its QR decomposition.
+void qr_q_factor(int m, int n, double* A);
+// Eigenvectors of the k largest eigenvalues of the column-major n x n symmetric matrix A, as an
+// n x k column-major matrix (columns in decreasing eigenvalue order).
+std::vector<double> top_eigenvectors(int n, std::vector<double> A, int k);
+
+// OpenBLAS threads: set for the lifetime of this guard, then restored. The task loops run their
+// own OpenMP threads and call BLAS from inside them; BLAS must then stay single-threaded.
+class BlasThreads {
+ public:
+  explicit BlasThreads(int threads);
+  ~BlasThreads();
+  BlasThreads(const BlasThreads&) = delete;
+  BlasThreads& operator=(const BlasThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
+}  // namespace lrsmeta::cpu

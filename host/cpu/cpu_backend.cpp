@@ -1,0 +1,262 @@
+#include "cpu/cpu_backend.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "cpu/blas_lapack.hpp"
+#include "cpu/task_step.hpp"
+
+namespace lrsmeta::cpu {
+
+namespace {
+// Tasks per GEMM in the accumulation of G: large enough for an efficient GEMM (K = chunk), small
+// enough that a thread's packed Grams (chunk x d(d+1)/2 doubles) stay in cache-friendly sizes.
+constexpr std::int64_t kTasksPerChunk = 64;
+}  // namespace
+
+template <typename T>
+CpuBackend<T>::CpuBackend(const TaskDataView<T>& data, const Options& options)
+    : data_(data),
+      options_(options),
+      d_(static_cast<int>(data.d)),
+      r_(options.rank),
+      k_(options.sparsity),
+      t_(data.t) {
+  for (std::int64_t i = 0; i < t_; ++i)
+    m_max_ = static_cast<int>(std::max<std::int64_t>(m_max_, data.task_size(i)));
+  threads_ = options.threads > 0 ? options.threads : omp_get_max_threads();
+  W_.assign(static_cast<std::size_t>(t_) * r_, 0.0);
+  B_value_.assign(static_cast<std::size_t>(t_) * k_, 0.0);
+  B_index_.assign(static_cast<std::size_t>(t_) * k_, -1);
+}
+
+template <typename T>
+void CpuBackend<T>::set_U(const std::vector<double>& U) {
+  if (U.size() != static_cast<std::size_t>(d_) * r_) throw Error("CPU backend: U has the wrong size");
+  U_ = U;
+  Ut_.assign(U.size(), 0.0);
+  for (int a = 0; a < d_; ++a)
+    for (int p = 0; p < r_; ++p) Ut_[static_cast<std::size_t>(p) * d_ + a] = U_[static_cast<std::size_t>(a) * r_ + p];
+}
+
+template <typename T>
+core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
+  TaskStepSettings settings;
+  settings.variant = options_.variant;
+  settings.k = std::min(k_in_effect, k_);
+  settings.inner_iterations = options_.inner_iterations;
+  settings.task_ridge = options_.task_ridge;
+  settings.step_size = effective_step_size(options_);
+  double sse = 0.0;
+#pragma omp parallel num_threads(threads_) reduction(+ : sse)
+  {
+    TaskWorkspace ws(m_max_, d_, r_, k_);
+#pragma omp for schedule(dynamic, 16)
+    for (std::int64_t i = 0; i < t_; ++i) {
+      const std::int64_t row0 = data_.task_offsets[i];
+      const int m = static_cast<int>(data_.task_offsets[i + 1] - row0);
+      sse += task_step(data_.X + row0 * d_, data_.y + row0, m, d_, Ut_.data(), r_,
+                       W_.data() + i * r_, B_index_.data() + i * k_, B_value_.data() + i * k_, k_,
+                       settings, ws);
+    }
+  }
+  return {sse, data_.n};
+}
+
+template <typename T>
+void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v) {
+  const std::int64_t d = d_, r = r_, dr = d * r;
+  const std::int64_t P = r * (r + 1) / 2, Q = d * (d + 1) / 2;
+  const std::int64_t n_chunks = (t_ + kTasksPerChunk - 1) / kTasksPerChunk;
+  const int n_threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads_, n_chunks)));
+  // Per thread: M (P x Q) += Wp^T Sp over its chunks, where row i of Wp holds w_i w_i^T (packed) and
+  // row i of Sp holds X_i^T X_i (packed). M[pq, ab] is then entry (a, b) of block (p, q) of G.
+  std::vector<std::vector<double>> M_of(static_cast<std::size_t>(n_threads));
+  std::vector<std::vector<double>> v_of(static_cast<std::size_t>(n_threads));
+  BlasThreads single_threaded_blas(1);
+#pragma omp parallel num_threads(n_threads)
+  {
+    const int tid = omp_get_thread_num();
+    std::vector<double>& M = M_of[static_cast<std::size_t>(tid)];
+    std::vector<double>& vt = v_of[static_cast<std::size_t>(tid)];
+    M.assign(static_cast<std::size_t>(P * Q), 0.0);
+    vt.assign(static_cast<std::size_t>(dr), 0.0);
+    std::vector<double> Wp(static_cast<std::size_t>(kTasksPerChunk * P));
+    std::vector<double> Sp(static_cast<std::size_t>(kTasksPerChunk * Q));
+    std::vector<double> x(static_cast<std::size_t>(d)), q(static_cast<std::size_t>(d));
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t c = 0; c < n_chunks; ++c) {
+      const std::int64_t first = c * kTasksPerChunk;
+      const std::int64_t count = std::min(kTasksPerChunk, t_ - first);
+      for (std::int64_t l = 0; l < count; ++l) {
+        const std::int64_t i = first + l;
+        const double* w = W_.data() + i * r;
+        double* wp = Wp.data() + l * P;
+        for (std::int64_t p = 0, pq = 0; p < r; ++p)
+          for (std::int64_t qq = p; qq < r; ++qq) wp[pq++] = w[p] * w[qq];
+        double* sp = Sp.data() + l * Q;
+        std::fill(sp, sp + Q, 0.0);
+        std::fill(q.begin(), q.end(), 0.0);
+        const std::int64_t row0 = data_.task_offsets[i], row1 = data_.task_offsets[i + 1];
+        const std::int32_t* bi = B_index_.data() + i * k_;
+        const double* bv = B_value_.data() + i * k_;
+        for (std::int64_t j = row0; j < row1; ++j) {
+          const T* xr = data_.X + j * d;
+          for (std::int64_t a = 0; a < d; ++a) x[static_cast<std::size_t>(a)] = static_cast<double>(xr[a]);
+          double e = static_cast<double>(data_.y[j]);
+          for (int s = 0; s < k_; ++s)
+            if (bi[s] >= 0) e -= x[static_cast<std::size_t>(bi[s])] * bv[s];
+          // Upper triangle of x x^T, row by row (the inner loop vectorises).
+          double* row = sp;
+          for (std::int64_t a = 0; a < d; ++a) {
+            const double xa = x[static_cast<std::size_t>(a)];
+            const double* xb = x.data() + a;
+            const std::int64_t len = d - a;
+            for (std::int64_t b = 0; b < len; ++b) row[b] += xa * xb[b];
+            row += len;
+            q[static_cast<std::size_t>(a)] += xa * e;
+          }
+        }
+        for (std::int64_t p = 0; p < r; ++p)
+          for (std::int64_t a = 0; a < d; ++a) vt[static_cast<std::size_t>(a + d * p)] += w[p] * q[static_cast<std::size_t>(a)];
+      }
+      gemm(true, false, static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), 1.0, Wp.data(),
+           static_cast<int>(P), Sp.data(), static_cast<int>(Q), 1.0, M.data(), static_cast<int>(Q));
+    }
+  }
+  // Reduce the per-thread sums, then unpack M into the full symmetric G.
+  std::vector<double>& M = M_of[0];
+  for (int th = 1; th < n_threads; ++th) {
+    const std::vector<double>& Mt = M_of[static_cast<std::size_t>(th)];
+    for (std::size_t e = 0; e < M.size(); ++e) M[e] += Mt[e];
+    for (std::int64_t e = 0; e < dr; ++e) v_of[0][static_cast<std::size_t>(e)] += v_of[static_cast<std::size_t>(th)][static_cast<std::size_t>(e)];
+  }
+  v = std::move(v_of[0]);
+  G.assign(static_cast<std::size_t>(dr * dr), 0.0);
+  for (std::int64_t p = 0, pq = 0; p < r; ++p)
+    for (std::int64_t qq = p; qq < r; ++qq, ++pq) {
+      const double* m = M.data() + pq * Q;
+      for (std::int64_t a = 0, ab = 0; a < d; ++a)
+        for (std::int64_t b = a; b < d; ++b, ++ab) {
+          const double value = m[ab];
+          // Block (p, qq) holds S_ab at (a, b) and (b, a); block (qq, p) is its transpose.
+          const std::int64_t rows[2] = {a + d * p, b + d * p};
+          const std::int64_t cols[2] = {b + d * qq, a + d * qq};
+          for (int s = 0; s < 2; ++s) {
+            G[static_cast<std::size_t>(rows[s] + dr * cols[s])] = value;
+            G[static_cast<std::size_t>(cols[s] + dr * rows[s])] = value;
+          }
+        }
+    }
+}
+
+template <typename T>
+std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G, std::vector<double> v) const {
+  const int n = d_ * r_;
+  double mean_diag = 0;
+  for (int i = 0; i < n; ++i) mean_diag += G[static_cast<std::size_t>(i) * n + i];
+  mean_diag = n > 0 ? mean_diag / n : 0.0;
+  if (!std::isfinite(mean_diag)) throw Error("U update: the normal equations are not finite");
+  std::vector<double> A;
+  // The user's ridge first; where G is singular (too few tasks or samples for the dr unknowns) a
+  // growing jitter relative to G's scale keeps the Cholesky well-posed.
+  double jitter = 0.0;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    A = G;
+    const double shift = options_.ridge + jitter;
+    for (int i = 0; i < n; ++i) A[static_cast<std::size_t>(i) * n + i] += shift;
+    if (potrf_lower(n, A.data()) == 0) {
+      potrs_lower(n, A.data(), v.data());
+      return v;
+    }
+    jitter = jitter > 0 ? jitter * 100 : std::max(mean_diag, 1e-300) * 1e-12;
+  }
+  throw Error("U update: the dr x dr system is not positive definite even with a ridge");
+}
+
+template <typename T>
+double CpuBackend<T>::update_U() {
+  if (r_ == 0) return 0.0;
+  std::vector<double> G, v;
+  accumulate_normal_equations(G, v);
+  std::vector<double> U_tilde = solve_normal_equations(G, std::move(v));  // d x r column-major
+  qr_q_factor(d_, r_, U_tilde.data());
+  std::vector<double> U_new(U_.size());
+  for (int a = 0; a < d_; ++a)
+    for (int p = 0; p < r_; ++p) U_new[static_cast<std::size_t>(a) * r_ + p] = U_tilde[static_cast<std::size_t>(p) * d_ + a];
+  // ||(I - U U^T) U_new||_F, the sine of the angles between the old and new subspaces.
+  std::vector<double> C(static_cast<std::size_t>(r_) * r_, 0.0);  // U^T U_new
+  for (int a = 0; a < d_; ++a)
+    for (int p = 0; p < r_; ++p)
+      for (int q = 0; q < r_; ++q)
+        C[static_cast<std::size_t>(p) * r_ + q] += U_[static_cast<std::size_t>(a) * r_ + p] * U_new[static_cast<std::size_t>(a) * r_ + q];
+  double change = 0;
+  for (int a = 0; a < d_; ++a)
+    for (int q = 0; q < r_; ++q) {
+      double e = U_new[static_cast<std::size_t>(a) * r_ + q];
+      for (int p = 0; p < r_; ++p) e -= U_[static_cast<std::size_t>(a) * r_ + p] * C[static_cast<std::size_t>(p) * r_ + q];
+      change += e * e;
+    }
+  set_U(U_new);
+  return std::sqrt(change);
+}
+
+template <typename T>
+std::vector<double> CpuBackend<T>::spectral_moment() {
+  const std::int64_t d = d_;
+  constexpr std::int64_t kRows = 256;
+  const int n_threads = threads_;
+  std::vector<std::vector<double>> M_of(static_cast<std::size_t>(n_threads));
+  BlasThreads single_threaded_blas(1);
+#pragma omp parallel num_threads(n_threads)
+  {
+    std::vector<double>& M = M_of[static_cast<std::size_t>(omp_get_thread_num())];
+    M.assign(static_cast<std::size_t>(d * d), 0.0);
+    std::vector<double> rows(static_cast<std::size_t>(kRows * d));
+#pragma omp for schedule(static)
+    for (std::int64_t start = 0; start < data_.n; start += kRows) {
+      const std::int64_t count = std::min(kRows, data_.n - start);
+      for (std::int64_t j = 0; j < count; ++j) {
+        const double scale = std::fabs(static_cast<double>(data_.y[start + j]));  // |y| x, so rows^T rows = sum y^2 x x^T
+        for (std::int64_t a = 0; a < d; ++a)
+          rows[static_cast<std::size_t>(j * d + a)] = scale * static_cast<double>(data_.X[(start + j) * d + a]);
+      }
+      syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, M.data(), d_);
+    }
+  }
+  std::vector<double> M(static_cast<std::size_t>(d * d), 0.0);
+  for (const auto& Mt : M_of)
+    for (std::size_t e = 0; e < M.size(); ++e) M[e] += Mt[e];
+  const double inv_n = data_.n > 0 ? 1.0 / static_cast<double>(data_.n) : 0.0;
+  for (std::int64_t a = 0; a < d; ++a)
+    for (std::int64_t b = a; b < d; ++b) {
+      const double value = M[static_cast<std::size_t>(a * d + b)] * inv_n;
+      M[static_cast<std::size_t>(a * d + b)] = value;
+      M[static_cast<std::size_t>(b * d + a)] = value;
+    }
+  return M;
+}
+
+template <typename T>
+void CpuBackend<T>::export_task_parameters(Model& model) const {
+  model.W = W_;
+  model.B_index = B_index_;
+  model.B_value = B_value_;
+}
+
+template class CpuBackend<float>;
+template class CpuBackend<double>;
+
+}  // namespace lrsmeta::cpu
+
+namespace lrsmeta::core {
+template <typename T>
+std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<T>& data, const Options& options) {
+  return std::make_unique<cpu::CpuBackend<T>>(data, options);
+}
+template std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<float>&, const Options&);
+template std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<double>&, const Options&);
+}  // namespace lrsmeta::core

@@ -1,0 +1,54 @@
+// The CPU backend: OpenMP over tasks for the task steps and for building G and v; OpenBLAS for the
+// chunked GEMM that forms G and LAPACK for the dr x dr Cholesky and the QR of U.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/backend.hpp"
+
+namespace lrsmeta::cpu {
+
+// Packed symmetric index of (a, b), a <= b < n, rows of the upper triangle one after another.
+inline std::int64_t packed_index(std::int64_t a, std::int64_t b, std::int64_t n) {
+  return a * n - a * (a - 1) / 2 + (b - a);
+}
+
+template <typename T>
+class CpuBackend final : public core::Backend {
+ public:
+  CpuBackend(const TaskDataView<T>& data, const Options& options);
+
+  void set_U(const std::vector<double>& U) override;
+  std::vector<double> get_U() const override { return U_; }
+  core::TaskStepTotals task_step_all(int k_in_effect) override;
+  double update_U() override;
+  std::vector<double> spectral_moment() override;
+  void export_task_parameters(Model& model) const override;
+
+  // The pieces of update_U, public for the tests and benchmarks.
+  // G = sum_i (w_i w_i^T) kron (X_i^T X_i) (dr x dr, column-major, full) and
+  // v = sum_i w_i kron X_i^T (y_i - X_i b_i) (dr), with vec(U)[a + d p] = U[a, p].
+  void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v);
+  // Solve (G + lambda I) x = v by Cholesky (G is overwritten); returns U~ as d x r column-major.
+  std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v) const;
+
+  // Task parameters, row-major t x r and t x k.
+  std::vector<double>& W() { return W_; }
+  std::vector<std::int32_t>& B_index() { return B_index_; }
+  std::vector<double>& B_value() { return B_value_; }
+  int threads() const { return threads_; }
+
+ private:
+  TaskDataView<T> data_;
+  Options options_;
+  int d_, r_, k_;
+  std::int64_t t_;
+  int m_max_ = 0;
+  int threads_ = 1;
+  std::vector<double> U_, Ut_;  // d x r and its transpose r x d, row-major
+  std::vector<double> W_, B_value_;
+  std::vector<std::int32_t> B_index_;
+};
+
+}  // namespace lrsmeta::cpu

@@ -1,0 +1,259 @@
+// One task's (w, b) update with U fixed: the three variants of DESIGN.md section 2.
+// Works in double whatever the data precision; allocation-free (all scratch in TaskWorkspace,
+// sized once per thread).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "core/small_dense.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+
+namespace lrsmeta::cpu {
+
+struct TaskStepSettings {
+  Variant variant = Variant::pursuit;
+  int k = 0;               // sparsity in effect (0 during warm start)
+  int inner_iterations = 3;
+  double task_ridge = 1e-10;
+  double step_size = 0.5;  // iht/htp: eta = step_size / m
+};
+
+// eta * m_i: the user's value, or the variant's default (iht 0.5: the paper's step, which at
+// 1.0 oscillates when m_i < d; htp 1.0, which converges exactly where 0.5 stalls).
+inline double effective_step_size(const Options& o) {
+  if (o.step_size > 0) return o.step_size;
+  return o.variant == Variant::iht ? 0.5 : 1.0;
+}
+
+// Largest number of columns a joint least-squares system can have: r + candidates.
+inline int max_joint_columns(int r, int k, int d) { return r + std::min(d, 3 * k); }
+
+// Pursuit's candidate count: the current support plus up to 2k new entries, capped so that
+// [X U, X_cand] keeps more rows than columns where the task allows it (at least k + 1 so the
+// support can still move when the task is tiny; the ridge keeps that system well-posed).
+inline int pursuit_candidate_cap(int n_support, int k, int m, int r, int d) {
+  const int overdetermined = std::max(m - r, k + 1);
+  return std::min({d, n_support + 2 * k, overdetermined});
+}
+
+struct TaskWorkspace {
+  int m_max = 0, d = 0, r = 0, k = 0, cols = 0;
+  std::vector<double> Z;       // m x r, row-major: X U
+  std::vector<double> A;       // m x cols, column-major: [X U, X_S]
+  std::vector<double> gram, chol, rhs;
+  std::vector<double> resid, corr, dense;
+  std::vector<int> support, candidates, picked;
+  std::vector<double> support_values, candidate_values;
+
+  TaskWorkspace(int m_max_, int d_, int r_, int k_)
+      : m_max(m_max_), d(d_), r(r_), k(k_), cols(max_joint_columns(r_, k_, d_)) {
+    const std::size_t m = static_cast<std::size_t>(std::max(m_max, 1));
+    Z.resize(m * std::max(r, 1));
+    A.resize(m * std::max(cols, 1));
+    gram.resize(static_cast<std::size_t>(cols) * cols + 1);
+    chol.resize(gram.size());
+    rhs.resize(cols + 1);
+    resid.resize(m);
+    corr.resize(static_cast<std::size_t>(d));
+    dense.resize(static_cast<std::size_t>(d));
+    support.resize(cols + 1);
+    candidates.resize(cols + 1);
+    picked.resize(cols + 1);
+    support_values.resize(cols + 1);
+    candidate_values.resize(cols + 1);
+  }
+};
+
+namespace task_detail {
+
+// Solve min ||target - [Z, X_S] x||^2 (+ ridge) for x = (w, b_S): builds the column-major design
+// matrix, its Gram and right-hand side, then the ridged Cholesky. Writes w and the S values.
+template <typename T>
+inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, const double* target,
+                                const int* S, int n_S, double ridge, double* w, double* b_S) {
+  const int r = ws.r, n = r + n_S;
+  if (n == 0) return;
+  double* A = ws.A.data();
+  for (int p = 0; p < r; ++p)
+    for (int j = 0; j < m; ++j) A[p * m + j] = ws.Z[static_cast<std::size_t>(j) * r + p];
+  for (int q = 0; q < n_S; ++q)
+    for (int j = 0; j < m; ++j) A[(r + q) * m + j] = static_cast<double>(X[static_cast<std::int64_t>(j) * d + S[q]]);
+  double* G = ws.gram.data();
+  double* x = ws.rhs.data();
+  for (int a = 0; a < n; ++a) {
+    const double* ca = A + a * m;
+    for (int b = 0; b <= a; ++b) {
+      const double* cb = A + b * m;
+      double s = 0;
+      for (int j = 0; j < m; ++j) s += ca[j] * cb[j];
+      G[a * n + b] = s;
+      G[b * n + a] = s;
+    }
+    double s = 0;
+    for (int j = 0; j < m; ++j) s += ca[j] * target[j];
+    x[a] = s;
+  }
+  if (detail::ridge_cholesky(G, n, ridge, ws.chol.data())) {
+    detail::cholesky_solve(ws.chol.data(), n, x);
+  } else {
+    std::fill(x, x + n, 0.0);  // every column is zero: nothing to fit
+  }
+  std::copy(x, x + r, w);
+  std::copy(x + r, x + n, b_S);
+}
+
+// resid = y - Z w - X_S b_S.
+template <typename T>
+inline void residual(const T* X, const T* y, int m, int d, const TaskWorkspace& ws, const double* w,
+                     const int* S, const double* b_S, int n_S, double* resid) {
+  const int r = ws.r;
+  for (int j = 0; j < m; ++j) {
+    double s = static_cast<double>(y[j]);
+    const double* z = ws.Z.data() + static_cast<std::size_t>(j) * r;
+    for (int p = 0; p < r; ++p) s -= z[p] * w[p];
+    const T* x = X + static_cast<std::int64_t>(j) * d;
+    for (int q = 0; q < n_S; ++q) s -= static_cast<double>(x[S[q]]) * b_S[q];
+    resid[j] = s;
+  }
+}
+
+// corr = X^T resid.
+template <typename T>
+inline void correlation(const T* X, int m, int d, const double* resid, double* corr) {
+  std::fill(corr, corr + d, 0.0);
+  for (int j = 0; j < m; ++j) {
+    const T* x = X + static_cast<std::int64_t>(j) * d;
+    const double e = resid[j];
+    for (int a = 0; a < d; ++a) corr[a] += static_cast<double>(x[a]) * e;
+  }
+}
+
+}  // namespace task_detail
+
+// Updates (w, b) of one task in place and returns its sum of squared residuals.
+// X: m x d row-major; Ut: U^T (r x d, row-major); w: r; b_index/b_value: k_slots slots (index -1 =
+// unused). settings.k <= k_slots is the sparsity in effect.
+template <typename T>
+double task_step(const T* X, const T* y, int m, int d, const double* Ut, int r, double* w,
+                 std::int32_t* b_index, double* b_value, int k_slots, const TaskStepSettings& settings,
+                 TaskWorkspace& ws) {
+  using namespace task_detail;
+  const int k = settings.k;
+  if (m == 0) {
+    std::fill(w, w + r, 0.0);
+    std::fill(b_index, b_index + k_slots, -1);
+    std::fill(b_value, b_value + k_slots, 0.0);
+    return 0.0;
+  }
+  // Z = X U, one pass over X.
+  for (int j = 0; j < m; ++j) {
+    const T* x = X + static_cast<std::int64_t>(j) * d;
+    double* z = ws.Z.data() + static_cast<std::size_t>(j) * r;
+    for (int p = 0; p < r; ++p) {
+      const double* u = Ut + static_cast<std::size_t>(p) * d;
+      double s = 0;
+      for (int a = 0; a < d; ++a) s += static_cast<double>(x[a]) * u[a];
+      z[p] = s;
+    }
+  }
+  // Current support (empty during warm start).
+  int* S = ws.support.data();
+  double* bS = ws.support_values.data();
+  int n_S = 0;
+  if (k > 0)
+    for (int s = 0; s < k_slots; ++s)
+      if (b_index[s] >= 0 && b_index[s] < d) {
+        S[n_S] = b_index[s];
+        bS[n_S] = b_value[s];
+        ++n_S;
+      }
+  n_S = std::min(n_S, k);
+
+  double* resid = ws.resid.data();
+  double* corr = ws.corr.data();
+  const double eta = settings.step_size / m;
+  const double ridge = settings.task_ridge;
+
+  // y - X_S b_S, the target of the w-only fits.
+  auto y_minus_sparse = [&](double* out) {
+    for (int j = 0; j < m; ++j) {
+      double s = static_cast<double>(y[j]);
+      const T* x = X + static_cast<std::int64_t>(j) * d;
+      for (int q = 0; q < n_S; ++q) s -= static_cast<double>(x[S[q]]) * bS[q];
+      out[j] = s;
+    }
+  };
+
+  if (k == 0 || settings.variant == Variant::iht) {
+    // w-only start; for iht the w fit stays w-only throughout.
+    y_minus_sparse(resid);
+    joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS);
+  }
+
+  if (k > 0) {
+    for (int it = 0; it < settings.inner_iterations; ++it) {
+      if (settings.variant == Variant::iht) {
+        if (it > 0) {
+          y_minus_sparse(resid);
+          joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS);
+        }
+        residual(X, y, m, d, ws, w, S, bS, n_S, resid);
+        correlation(X, m, d, resid, corr);
+        double* u = ws.dense.data();
+        for (int a = 0; a < d; ++a) u[a] = eta * corr[a];
+        for (int q = 0; q < n_S; ++q) u[S[q]] += bS[q];
+        n_S = detail::top_k_abs(u, d, k, static_cast<const int*>(nullptr), 0, S);
+        for (int q = 0; q < n_S; ++q) bS[q] = u[S[q]];
+        continue;
+      }
+      // htp and pursuit refit (w, b_S) jointly; on the first pass, refit the current support.
+      if (it == 0 && n_S > 0) {
+        for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);
+        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS);
+      } else if (it == 0) {
+        for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);
+        joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS);
+      }
+      residual(X, y, m, d, ws, w, S, bS, n_S, resid);
+      correlation(X, m, d, resid, corr);
+      for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);  // target of the joint fits
+      if (settings.variant == Variant::htp) {
+        double* u = ws.dense.data();
+        for (int a = 0; a < d; ++a) u[a] = eta * corr[a];
+        for (int q = 0; q < n_S; ++q) u[S[q]] += bS[q];
+        n_S = detail::top_k_abs(u, d, k, static_cast<const int*>(nullptr), 0, S);
+        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS);
+      } else {  // pursuit
+        int* C = ws.candidates.data();
+        std::copy(S, S + n_S, C);
+        const int cap = pursuit_candidate_cap(n_S, k, m, r, d);
+        const int n_C = n_S + detail::top_k_abs(corr, d, cap - n_S, S, n_S, C + n_S);
+        double* bC = ws.candidate_values.data();
+        joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC);
+        int* P = ws.picked.data();
+        n_S = detail::top_k_abs(bC, n_C, k, static_cast<const int*>(nullptr), 0, P);
+        for (int q = 0; q < n_S; ++q) S[q] = C[P[q]];
+        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS);
+      }
+    }
+    if (settings.variant == Variant::iht) {  // w optimal for the final support
+      y_minus_sparse(resid);
+      joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS);
+    }
+  }
+
+  residual(X, y, m, d, ws, w, S, bS, n_S, resid);
+  double sse = 0;
+  for (int j = 0; j < m; ++j) sse += resid[j] * resid[j];
+
+  detail::sort_by_index(S, bS, n_S);
+  for (int s = 0; s < k_slots; ++s) {
+    b_index[s] = s < n_S ? static_cast<std::int32_t>(S[s]) : -1;
+    b_value[s] = s < n_S ? bS[s] : 0.0;
+  }
+  return sse;
+}
+
+}  // namespace lrsmeta::cpu

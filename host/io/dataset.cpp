@@ -1,0 +1,336 @@
+// Data sets: data folders of .npy files, CSV tables, task alignment, synthetic data.
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/random.hpp"
+#include "io/files.hpp"
+#include "lrsmeta/io.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lrsmeta {
+
+template <typename T>
+TaskDataView<T> Dataset<T>::view() const {
+  TaskDataView<T> v;
+  v.X = X.data();
+  v.y = y.empty() ? nullptr : y.data();
+  v.task_offsets = task_offsets.data();
+  v.n = n();
+  v.d = d;
+  v.t = t();
+  return v;
+}
+template struct Dataset<float>;
+template struct Dataset<double>;
+
+template <typename T>
+Dataset<T> load_data_folder(const std::string& path) {
+  if (!fs::is_directory(path)) throw Error(path + ": not a data folder (expected X.npy, y.npy, task_offsets.npy)");
+  Dataset<T> ds;
+  std::vector<std::int64_t> xs, ys, os;
+  const fs::path dir(path);
+  ds.X = read_npy_as<T>((dir / "X.npy").string(), &xs);
+  ds.y = read_npy_as<T>((dir / "y.npy").string(), &ys);
+  ds.task_offsets = read_npy_as<std::int64_t>((dir / "task_offsets.npy").string(), &os);
+  if (xs.size() != 2) throw Error((dir / "X.npy").string() + ": must be 2-D (n x d), has " + std::to_string(xs.size()) + " dimensions");
+  if (ys.size() != 1) throw Error((dir / "y.npy").string() + ": must be 1-D (n), has " + std::to_string(ys.size()) + " dimensions");
+  if (os.size() != 1) throw Error((dir / "task_offsets.npy").string() + ": must be 1-D (t + 1)");
+  if (xs[0] != ys[0])
+    throw Error(path + ": X.npy has " + std::to_string(xs[0]) + " rows but y.npy has " + std::to_string(ys[0]));
+  if (os[0] < 2) throw Error((dir / "task_offsets.npy").string() + ": needs at least 2 entries (one task)");
+  ds.d = xs[1];
+  validate(ds.view(), true);
+  return ds;
+}
+template Dataset<float> load_data_folder(const std::string&);
+template Dataset<double> load_data_folder(const std::string&);
+
+template <typename T>
+void save_data_folder(const std::string& path, const Dataset<T>& data) {
+  validate(data.view(), true);
+  const std::string staged = io::temporary_sibling(path);
+  fs::create_directories(staged);
+  try {
+    const fs::path dir(staged);
+    write_npy((dir / "X.npy").string(), data.X.data(), {data.n(), data.d});
+    write_npy((dir / "y.npy").string(), data.y.data(), {data.n()});
+    write_npy((dir / "task_offsets.npy").string(), data.task_offsets.data(), {data.t() + 1});
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staged, ec);
+    throw;
+  }
+  io::install_folder(staged, path, "task_offsets.npy");
+}
+template void save_data_folder(const std::string&, const Dataset<float>&);
+template void save_data_folder(const std::string&, const Dataset<double>&);
+
+namespace {
+
+// Split CSV text into records of fields (RFC 4180: quoted fields, doubled quotes, line breaks
+// inside quotes). Each record remembers the line it started on, for error messages.
+struct CsvRecord {
+  std::vector<std::string> fields;
+  std::int64_t line = 0;
+};
+
+std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& path) {
+  std::vector<CsvRecord> records;
+  CsvRecord rec;
+  std::string field;
+  bool in_quotes = false, field_started = false;
+  std::int64_t line = 1;
+  rec.line = 1;
+  auto end_record = [&]() {
+    rec.fields.push_back(field);
+    field.clear();
+    field_started = false;
+    const bool blank = rec.fields.size() == 1 && rec.fields[0].empty();
+    if (!blank) records.push_back(std::move(rec));
+    rec = CsvRecord{};
+    rec.line = line;
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_quotes) {
+      if (c == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          field.push_back('"');
+          ++i;
+        } else {
+          in_quotes = false;
+        }
+      } else {
+        if (c == '\n') ++line;
+        field.push_back(c);
+      }
+    } else if (c == '"' && !field_started) {
+      in_quotes = true;
+      field_started = true;
+    } else if (c == ',') {
+      rec.fields.push_back(field);
+      field.clear();
+      field_started = false;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      ++line;
+      end_record();
+    } else {
+      field.push_back(c);
+      field_started = true;
+    }
+  }
+  if (in_quotes) throw Error(path + ": unterminated quoted field starting on line " + std::to_string(rec.line));
+  if (!field.empty() || !rec.fields.empty()) end_record();
+  return records;
+}
+
+bool parse_number(const std::string& s, double* out) {
+  const char* begin = s.c_str();
+  while (*begin == ' ' || *begin == '\t') ++begin;
+  if (*begin == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(begin, &end);
+  while (*end == ' ' || *end == '\t') ++end;
+  if (*end != '\0' || errno == ERANGE || !std::isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+template <typename T>
+Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vector<std::string>* ignored) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::vector<CsvRecord> records = parse_csv(buffer.str(), path);
+  if (records.empty()) throw Error(path + ": empty CSV file (no header)");
+  const std::vector<std::string>& header = records[0].fields;
+  if (options.target.empty()) throw Error(path + ": no target column given (--target COLUMN)");
+  if (options.task.empty()) throw Error(path + ": no task column given (--task COLUMN)");
+  auto column = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end()) {
+      std::string names;
+      for (const auto& h : header) names += (names.empty() ? "" : ", ") + h;
+      throw Error(path + ": no column '" + name + "' in the header (columns: " + names + ")");
+    }
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const std::size_t target_col = column(options.target), task_col = column(options.task);
+  if (target_col == task_col) throw Error(path + ": the target and task columns are the same");
+  const std::size_t n_cols = header.size();
+  const std::size_t n = records.size() - 1;
+  if (n == 0) throw Error(path + ": the CSV has a header but no rows");
+  for (std::size_t i = 1; i < records.size(); ++i)
+    if (records[i].fields.size() != n_cols)
+      throw Error(path + ": line " + std::to_string(records[i].line) + " has " + std::to_string(records[i].fields.size()) +
+                  " fields, the header has " + std::to_string(n_cols));
+  // A column is a feature when every value in it is a finite number.
+  std::vector<std::size_t> features;
+  for (std::size_t c = 0; c < n_cols; ++c) {
+    if (c == target_col || c == task_col) continue;
+    bool numeric = true;
+    double v;
+    for (std::size_t i = 1; i < records.size() && numeric; ++i) numeric = parse_number(records[i].fields[c], &v);
+    if (numeric) features.push_back(c);
+    else if (ignored) ignored->push_back(header[c]);
+  }
+  if (features.empty()) throw Error(path + ": no numeric feature columns besides the target and task columns");
+  Dataset<T> ds;
+  ds.d = static_cast<std::int64_t>(features.size());
+  for (std::size_t c : features) ds.feature_names.push_back(header[c]);
+  // Task of each row, numbered by first appearance; then a stable counting sort by task.
+  std::unordered_map<std::string, std::int64_t> task_of_key;
+  std::vector<std::int64_t> row_task(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string& key = records[i + 1].fields[task_col];
+    auto [it, inserted] = task_of_key.emplace(key, static_cast<std::int64_t>(ds.task_keys.size()));
+    if (inserted) ds.task_keys.push_back(key);
+    row_task[i] = it->second;
+  }
+  const std::int64_t t = static_cast<std::int64_t>(ds.task_keys.size());
+  ds.task_offsets.assign(static_cast<std::size_t>(t + 1), 0);
+  for (std::int64_t task : row_task) ++ds.task_offsets[static_cast<std::size_t>(task + 1)];
+  for (std::int64_t i = 0; i < t; ++i) ds.task_offsets[static_cast<std::size_t>(i + 1)] += ds.task_offsets[static_cast<std::size_t>(i)];
+  std::vector<std::int64_t> next(ds.task_offsets.begin(), ds.task_offsets.end() - 1);
+  ds.X.resize(n * features.size());
+  ds.y.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const CsvRecord& rec = records[i + 1];
+    const std::int64_t row = next[static_cast<std::size_t>(row_task[i])]++;
+    double v = 0;
+    if (!parse_number(rec.fields[target_col], &v))
+      throw Error(path + ": line " + std::to_string(rec.line) + ": target '" + options.target + "' is not a finite number: '" +
+                  rec.fields[target_col] + "'");
+    ds.y[static_cast<std::size_t>(row)] = static_cast<T>(v);
+    for (std::size_t f = 0; f < features.size(); ++f) {
+      parse_number(rec.fields[features[f]], &v);
+      ds.X[static_cast<std::size_t>(row) * features.size() + f] = static_cast<T>(v);
+    }
+  }
+  validate(ds.view(), true);
+  return ds;
+}
+template Dataset<float> load_csv(const std::string&, const CsvOptions&, std::vector<std::string>*);
+template Dataset<double> load_csv(const std::string&, const CsvOptions&, std::vector<std::string>*);
+
+template <typename T>
+Dataset<T> load_dataset(const std::string& path, const CsvOptions& csv) {
+  if (fs::is_directory(path)) return load_data_folder<T>(path);
+  if (!fs::exists(path)) throw Error(path + ": no such file or folder");
+  return load_csv<T>(path, csv);
+}
+template Dataset<float> load_dataset(const std::string&, const CsvOptions&);
+template Dataset<double> load_dataset(const std::string&, const CsvOptions&);
+
+template <typename T>
+Dataset<T> align_tasks(const Dataset<T>& data, const std::vector<std::string>& keys) {
+  std::unordered_map<std::string, std::int64_t> position;
+  for (std::size_t i = 0; i < keys.size(); ++i) position.emplace(keys[i], static_cast<std::int64_t>(i));
+  const std::int64_t t_out = static_cast<std::int64_t>(keys.size());
+  std::vector<std::int64_t> source_of(static_cast<std::size_t>(t_out), -1);
+  for (std::int64_t i = 0; i < data.t(); ++i) {
+    const auto it = position.find(data.task_keys.at(static_cast<std::size_t>(i)));
+    if (it == position.end())
+      throw Error("task '" + data.task_keys[static_cast<std::size_t>(i)] + "' is not in the model (use adapt for new tasks)");
+    source_of[static_cast<std::size_t>(it->second)] = i;
+  }
+  Dataset<T> out;
+  out.d = data.d;
+  out.task_keys = keys;
+  out.feature_names = data.feature_names;
+  out.task_offsets.assign(1, 0);
+  for (std::int64_t i = 0; i < t_out; ++i) {
+    const std::int64_t s = source_of[static_cast<std::size_t>(i)];
+    if (s >= 0) {
+      const std::int64_t a = data.task_offsets[static_cast<std::size_t>(s)], b = data.task_offsets[static_cast<std::size_t>(s + 1)];
+      out.X.insert(out.X.end(), data.X.begin() + a * data.d, data.X.begin() + b * data.d);
+      out.y.insert(out.y.end(), data.y.begin() + a, data.y.begin() + b);
+    }
+    out.task_offsets.push_back(out.n());
+  }
+  return out;
+}
+template Dataset<float> align_tasks(const Dataset<float>&, const std::vector<std::string>&);
+template Dataset<double> align_tasks(const Dataset<double>&, const std::vector<std::string>&);
+
+std::vector<double> SyntheticData::theta() const {
+  const std::int64_t d = data.d, t = data.t(), r = static_cast<std::int64_t>(U.size()) / std::max<std::int64_t>(d, 1);
+  std::vector<double> th(B);
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t a = 0; a < d; ++a)
+      for (std::int64_t p = 0; p < r; ++p) th[static_cast<std::size_t>(i * d + a)] += U[static_cast<std::size_t>(a * r + p)] * W[static_cast<std::size_t>(i * r + p)];
+  return th;
+}
+
+SyntheticData generate_synthetic(const SyntheticSpec& s) {
+  if (s.tasks <= 0) throw Error("generate: tasks must be positive");
+  if (s.d <= 0) throw Error("generate: d must be positive");
+  if (s.r < 0 || s.r > s.d) throw Error("generate: rank r = " + std::to_string(s.r) + " must be in [0, d = " + std::to_string(s.d) + "]");
+  if (s.k < 0 || s.k > s.d) throw Error("generate: sparsity k = " + std::to_string(s.k) + " must be in [0, d = " + std::to_string(s.d) + "]");
+  if (s.min_samples < 0 || s.max_samples < s.min_samples)
+    throw Error("generate: need 0 <= min samples <= max samples (got " + std::to_string(s.min_samples) + ", " + std::to_string(s.max_samples) + ")");
+  if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw Error("generate: noise must be finite and >= 0");
+  const std::int64_t t = s.tasks, d = s.d, r = s.r, k = s.k;
+  SyntheticData out;
+  out.U = core::random_orthonormal_basis(d, r, s.basis_seed != 0 ? s.basis_seed : s.seed ^ 0x9e3779b97f4a7c15ULL);
+  core::NormalGenerator gen(s.seed);
+  out.W.resize(static_cast<std::size_t>(t * r));
+  for (double& w : out.W) w = gen();
+  out.B.assign(static_cast<std::size_t>(t * d), 0.0);
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(d));
+  for (std::int64_t i = 0; i < t; ++i) {
+    for (std::int64_t a = 0; a < d; ++a) perm[static_cast<std::size_t>(a)] = a;
+    for (std::int64_t s2 = 0; s2 < k; ++s2) {  // partial Fisher-Yates: k distinct positions
+      const std::int64_t j = s2 + static_cast<std::int64_t>(gen.below(static_cast<std::uint64_t>(d - s2)));
+      std::swap(perm[static_cast<std::size_t>(s2)], perm[static_cast<std::size_t>(j)]);
+      out.B[static_cast<std::size_t>(i * d + perm[static_cast<std::size_t>(s2)])] = gen();
+    }
+  }
+  Dataset<double>& ds = out.data;
+  ds.d = d;
+  ds.task_offsets.assign(1, 0);
+  for (std::int64_t i = 0; i < t; ++i) {
+    const std::int64_t m = s.min_samples + static_cast<std::int64_t>(gen.below(static_cast<std::uint64_t>(s.max_samples - s.min_samples + 1)));
+    ds.task_offsets.push_back(ds.task_offsets.back() + m);
+  }
+  const std::vector<double> theta = out.theta();  // needs d and t set above
+  const std::int64_t n = ds.task_offsets.back();
+  ds.X.resize(static_cast<std::size_t>(n * d));
+  ds.y.resize(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t j = ds.task_offsets[static_cast<std::size_t>(i)]; j < ds.task_offsets[static_cast<std::size_t>(i + 1)]; ++j) {
+      double yv = 0;
+      for (std::int64_t a = 0; a < d; ++a) {
+        const double x = gen();
+        ds.X[static_cast<std::size_t>(j * d + a)] = x;
+        yv += x * theta[static_cast<std::size_t>(i * d + a)];
+      }
+      ds.y[static_cast<std::size_t>(j)] = yv + (s.noise > 0 ? s.noise * gen() : 0.0);
+    }
+  return out;
+}
+
+double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) throw Error("relative_error: sizes differ");
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+}  // namespace lrsmeta

@@ -1,0 +1,157 @@
+// Model folders: U.npy, W.npy, B_index.npy, B_value.npy and model.json.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "io/files.hpp"
+#include "lrsmeta/io.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace lrsmeta {
+
+namespace {
+constexpr int kModelFormatVersion = 1;
+
+json options_json(const Options& o) {
+  return json{{"rank", o.rank},
+              {"sparsity", o.sparsity},
+              {"variant", to_string(o.variant)},
+              {"iterations", o.iterations},
+              {"inner_iterations", o.inner_iterations},
+              {"warm_start_iterations", o.warm_start_iterations},
+              {"ridge", o.ridge},
+              {"task_ridge", o.task_ridge},
+              {"step_size", o.step_size},
+              {"init", to_string(o.init)},
+              {"seed", o.seed},
+              {"threads", o.threads},
+              {"tolerance", o.tolerance},
+              {"device", to_string(o.device)}};
+}
+
+Options options_from_json(const json& j) {
+  Options o;
+  o.rank = j.value("rank", o.rank);
+  o.sparsity = j.value("sparsity", o.sparsity);
+  o.variant = parse_variant(j.value("variant", std::string(to_string(o.variant))));
+  o.iterations = j.value("iterations", o.iterations);
+  o.inner_iterations = j.value("inner_iterations", o.inner_iterations);
+  o.warm_start_iterations = j.value("warm_start_iterations", o.warm_start_iterations);
+  o.ridge = j.value("ridge", o.ridge);
+  o.task_ridge = j.value("task_ridge", o.task_ridge);
+  o.step_size = j.value("step_size", o.step_size);
+  o.init = parse_init(j.value("init", std::string(to_string(o.init))));
+  o.seed = j.value("seed", o.seed);
+  o.threads = j.value("threads", o.threads);
+  o.tolerance = j.value("tolerance", o.tolerance);
+  o.device = parse_device(j.value("device", std::string(to_string(o.device))));
+  return o;
+}
+}  // namespace
+
+std::string model_json(const Model& m) {
+  json history = json::array();
+  for (const IterationInfo& h : m.history)
+    history.push_back({{"iteration", h.iteration},
+                       {"training_loss", h.training_loss},
+                       {"u_change", h.u_change},
+                       {"elapsed_seconds", h.elapsed_seconds},
+                       {"task_step_seconds", h.task_step_seconds},
+                       {"u_step_seconds", h.u_step_seconds},
+                       {"sparsity_in_effect", h.sparsity_in_effect}});
+  json j{{"format", "lrsmeta-model"},
+         {"format_version", kModelFormatVersion},
+         {"lrsmeta_version", version()},
+         {"d", m.d},
+         {"r", m.r},
+         {"k", m.k},
+         {"t", m.t},
+         {"options", options_json(m.options)},
+         {"history", history},
+         {"files", {{"U", "U.npy"}, {"W", "W.npy"}, {"B_index", "B_index.npy"}, {"B_value", "B_value.npy"}}}};
+  if (!m.task_keys.empty()) j["task_keys"] = m.task_keys;
+  if (!m.feature_names.empty()) j["feature_names"] = m.feature_names;
+  return j.dump(2) + "\n";
+}
+
+void save_model(const Model& model, const std::string& path) {
+  model.validate();
+  const std::string staged = io::temporary_sibling(path);
+  std::error_code ec;
+  fs::create_directories(staged, ec);
+  if (ec) throw Error(path + ": cannot create a folder beside it (" + ec.message() + ")");
+  try {
+    const fs::path dir(staged);
+    write_npy((dir / "U.npy").string(), model.U.data(), {model.d, model.r});
+    write_npy((dir / "W.npy").string(), model.W.data(), {model.t, model.r});
+    write_npy((dir / "B_index.npy").string(), model.B_index.data(), {model.t, model.k});
+    write_npy((dir / "B_value.npy").string(), model.B_value.data(), {model.t, model.k});
+    write_text_file_atomically((dir / "model.json").string(), model_json(model));
+  } catch (...) {
+    fs::remove_all(staged, ec);
+    throw;
+  }
+  io::install_folder(staged, path, "model.json");
+}
+
+Model load_model(const std::string& path) {
+  const fs::path dir(path);
+  if (!fs::is_directory(dir)) throw Error(path + ": not a model folder");
+  std::ifstream in(dir / "model.json");
+  if (!in) throw Error(path + ": no model.json (not a model folder?)");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error((dir / "model.json").string() + ": not valid JSON (" + e.what() + ")");
+  }
+  Model m;
+  try {
+    if (j.value("format", std::string()) != "lrsmeta-model") throw Error((dir / "model.json").string() + ": not an lrsmeta model");
+    if (j.at("format_version").get<int>() > kModelFormatVersion)
+      throw Error((dir / "model.json").string() + ": model format version " + std::to_string(j.at("format_version").get<int>()) +
+                  " is newer than this lrsmeta supports (" + std::to_string(kModelFormatVersion) + ")");
+    m.d = j.at("d").get<std::int64_t>();
+    m.r = j.at("r").get<std::int64_t>();
+    m.k = j.at("k").get<std::int64_t>();
+    m.t = j.at("t").get<std::int64_t>();
+    if (j.contains("options")) m.options = options_from_json(j.at("options"));
+    for (const json& h : j.value("history", json::array())) {
+      IterationInfo info;
+      info.iteration = h.value("iteration", 0);
+      info.training_loss = h.value("training_loss", 0.0);
+      info.u_change = h.value("u_change", 0.0);
+      info.elapsed_seconds = h.value("elapsed_seconds", 0.0);
+      info.task_step_seconds = h.value("task_step_seconds", 0.0);
+      info.u_step_seconds = h.value("u_step_seconds", 0.0);
+      info.sparsity_in_effect = h.value("sparsity_in_effect", 0);
+      m.history.push_back(info);
+    }
+    if (j.contains("task_keys")) m.task_keys = j.at("task_keys").get<std::vector<std::string>>();
+    if (j.contains("feature_names")) m.feature_names = j.at("feature_names").get<std::vector<std::string>>();
+  } catch (const json::exception& e) {
+    throw Error((dir / "model.json").string() + ": " + e.what());
+  }
+  auto load = [&](const char* name, auto& into, std::int64_t rows, std::int64_t cols) {
+    using V = typename std::decay_t<decltype(into)>::value_type;
+    std::vector<std::int64_t> shape;
+    into = read_npy_as<V>((dir / name).string(), &shape);
+    const bool ok = shape.size() == 2 && shape[0] == rows && shape[1] == cols;
+    if (!ok) {
+      std::string got;
+      for (auto s : shape) got += (got.empty() ? "" : " x ") + std::to_string(s);
+      throw Error((dir / name).string() + ": shape " + got + ", model.json says " + std::to_string(rows) + " x " + std::to_string(cols));
+    }
+  };
+  load("U.npy", m.U, m.d, m.r);
+  load("W.npy", m.W, m.t, m.r);
+  load("B_index.npy", m.B_index, m.t, m.k);
+  load("B_value.npy", m.B_value, m.t, m.k);
+  m.validate();
+  return m;
+}
+
+}  // namespace lrsmeta

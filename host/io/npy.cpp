@@ -1,0 +1,234 @@
+// NumPy .npy reading and writing (format versions 1.0 to 3.0, C order).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include "io/files.hpp"
+#include "lrsmeta/io.hpp"
+
+namespace lrsmeta {
+
+std::int64_t NpyArray::size() const {
+  std::int64_t s = 1;
+  for (std::int64_t e : shape) s *= e;
+  return s;
+}
+
+namespace {
+
+int dtype_size(DType t) { return (t == DType::f32 || t == DType::i32) ? 4 : 8; }
+const char* dtype_descr(DType t) {
+  switch (t) {
+    case DType::f32: return "<f4";
+    case DType::f64: return "<f8";
+    case DType::i32: return "<i4";
+    case DType::i64: return "<i8";
+  }
+  return "";
+}
+
+bool host_is_little_endian() {
+  const std::uint16_t probe = 1;
+  unsigned char first;
+  std::memcpy(&first, &probe, 1);
+  return first == 1;
+}
+
+// Value of key 'name' in the header dict, as the raw text up to the next top-level comma.
+std::string header_field(const std::string& header, const std::string& name, const std::string& path) {
+  const std::string key = "'" + name + "'";
+  std::size_t pos = header.find(key);
+  if (pos == std::string::npos) throw Error(path + ": .npy header has no '" + name + "' field");
+  pos = header.find(':', pos + key.size());
+  if (pos == std::string::npos) throw Error(path + ": malformed .npy header");
+  ++pos;
+  while (pos < header.size() && header[pos] == ' ') ++pos;
+  std::size_t end = pos;
+  if (pos < header.size() && header[pos] == '(') {
+    end = header.find(')', pos);
+    if (end == std::string::npos) throw Error(path + ": malformed shape in .npy header");
+    return header.substr(pos, end - pos + 1);
+  }
+  while (end < header.size() && header[end] != ',' && header[end] != '}') ++end;
+  std::string v = header.substr(pos, end - pos);
+  while (!v.empty() && v.back() == ' ') v.pop_back();
+  return v;
+}
+
+template <typename T>
+T convert_element(const NpyArray& a, std::int64_t i, const std::string& path) {
+  const unsigned char* p = a.bytes.data() + i * dtype_size(a.dtype);
+  double as_double = 0;
+  std::int64_t as_int = 0;
+  bool is_int = false;
+  switch (a.dtype) {
+    case DType::f32: { float v; std::memcpy(&v, p, 4); as_double = v; break; }
+    case DType::f64: { double v; std::memcpy(&v, p, 8); as_double = v; break; }
+    case DType::i32: { std::int32_t v; std::memcpy(&v, p, 4); as_int = v; is_int = true; break; }
+    case DType::i64: { std::int64_t v; std::memcpy(&v, p, 8); as_int = v; is_int = true; break; }
+  }
+  if constexpr (std::is_integral_v<T>) {
+    if (!is_int) {
+      if (!std::isfinite(as_double) || as_double != std::floor(as_double))
+        throw Error(path + ": element " + std::to_string(i) + " is not an integer");
+      if (as_double < -9.2e18 || as_double > 9.2e18) throw Error(path + ": element " + std::to_string(i) + " out of range");
+      as_int = static_cast<std::int64_t>(as_double);
+    }
+    if (as_int < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+        as_int > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
+      throw Error(path + ": element " + std::to_string(i) + " = " + std::to_string(as_int) + " out of range");
+    return static_cast<T>(as_int);
+  } else {
+    const double v = is_int ? static_cast<double>(as_int) : as_double;
+    if (std::isfinite(v) && std::fabs(v) > static_cast<double>(std::numeric_limits<T>::max()))
+      throw Error(path + ": element " + std::to_string(i) + " overflows " + (sizeof(T) == 4 ? "float32" : "float64"));
+    return static_cast<T>(v);
+  }
+}
+
+}  // namespace
+
+NpyArray read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
+  char magic[8];
+  if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+    throw Error(path + ": not a .npy file (bad magic)");
+  const int major = static_cast<unsigned char>(magic[6]);
+  std::uint32_t header_len = 0;
+  if (major == 1) {
+    unsigned char b[2];
+    if (!in.read(reinterpret_cast<char*>(b), 2)) throw Error(path + ": truncated .npy header");
+    header_len = b[0] | (b[1] << 8);
+  } else if (major == 2 || major == 3) {
+    unsigned char b[4];
+    if (!in.read(reinterpret_cast<char*>(b), 4)) throw Error(path + ": truncated .npy header");
+    header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<std::uint32_t>(b[3]) << 24);
+  } else {
+    throw Error(path + ": unsupported .npy format version " + std::to_string(major));
+  }
+  if (header_len > (1u << 24)) throw Error(path + ": .npy header too large");
+  std::string header(header_len, '\0');
+  if (!in.read(header.data(), header_len)) throw Error(path + ": truncated .npy header");
+
+  NpyArray a;
+  std::string descr = header_field(header, "descr", path);
+  if (descr.size() < 2) throw Error(path + ": bad dtype " + descr);
+  descr = descr.substr(1, descr.size() - 2);  // strip quotes
+  const std::string fortran = header_field(header, "fortran_order", path);
+  if (fortran == "True") throw Error(path + ": Fortran-order arrays are not supported (save with C order)");
+  if (fortran != "False") throw Error(path + ": bad fortran_order '" + fortran + "'");
+  bool swap = false;
+  if (descr.size() == 3 && (descr[0] == '<' || descr[0] == '>' || descr[0] == '=' || descr[0] == '|')) {
+    const bool file_little = descr[0] == '<' || ((descr[0] == '=' || descr[0] == '|') && host_is_little_endian());
+    swap = file_little != host_is_little_endian();
+    const std::string kind = descr.substr(1);
+    if (kind == "f4") a.dtype = DType::f32;
+    else if (kind == "f8") a.dtype = DType::f64;
+    else if (kind == "i4") a.dtype = DType::i32;
+    else if (kind == "i8") a.dtype = DType::i64;
+    else throw Error(path + ": unsupported dtype '" + descr + "' (expected float32, float64, int32 or int64)");
+  } else {
+    throw Error(path + ": unsupported dtype '" + descr + "' (expected float32, float64, int32 or int64)");
+  }
+  const std::string shape = header_field(header, "shape", path);
+  {
+    std::string inner = shape.substr(1, shape.size() - 2);
+    std::stringstream ss(inner);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      item.erase(std::remove(item.begin(), item.end(), ' '), item.end());
+      if (item.empty()) continue;
+      if (item.back() == 'L') item.pop_back();
+      std::size_t used = 0;
+      long long v = -1;
+      try {
+        v = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != item.size() || v < 0) throw Error(path + ": bad shape " + shape);
+      a.shape.push_back(v);
+    }
+  }
+  const int es = dtype_size(a.dtype);
+  const std::int64_t count = a.size();
+  if (count < 0 || count > (std::int64_t{1} << 40)) throw Error(path + ": shape " + shape + " too large");
+  a.bytes.resize(static_cast<std::size_t>(count * es));
+  if (!in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(a.bytes.size())))
+    throw Error(path + ": truncated: expected " + std::to_string(count) + " elements of shape " + shape);
+  if (swap)
+    for (std::int64_t i = 0; i < count; ++i) std::reverse(a.bytes.begin() + i * es, a.bytes.begin() + (i + 1) * es);
+  return a;
+}
+
+template <typename T>
+std::vector<T> read_npy_as(const std::string& path, std::vector<std::int64_t>* shape) {
+  const NpyArray a = read_npy(path);
+  if (shape) *shape = a.shape;
+  std::vector<T> out(static_cast<std::size_t>(a.size()));
+  const DType native = std::is_same_v<T, float> ? DType::f32
+                       : std::is_same_v<T, double> ? DType::f64
+                       : sizeof(T) == 4 ? DType::i32 : DType::i64;
+  if (a.dtype == native) {
+    if (!out.empty()) std::memcpy(out.data(), a.bytes.data(), a.bytes.size());
+    return out;
+  }
+  for (std::int64_t i = 0; i < a.size(); ++i) out[static_cast<std::size_t>(i)] = convert_element<T>(a, i, path);
+  return out;
+}
+template std::vector<float> read_npy_as(const std::string&, std::vector<std::int64_t>*);
+template std::vector<double> read_npy_as(const std::string&, std::vector<std::int64_t>*);
+template std::vector<std::int32_t> read_npy_as(const std::string&, std::vector<std::int64_t>*);
+template std::vector<std::int64_t> read_npy_as(const std::string&, std::vector<std::int64_t>*);
+
+template <typename T>
+void write_npy(const std::string& path, const T* data, const std::vector<std::int64_t>& shape) {
+  const DType dtype = std::is_same_v<T, float> ? DType::f32
+                      : std::is_same_v<T, double> ? DType::f64
+                      : sizeof(T) == 4 ? DType::i32 : DType::i64;
+  std::string shape_text = "(";
+  std::int64_t count = 1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0) throw Error(path + ": negative dimension in shape");
+    shape_text += std::to_string(shape[i]);
+    if (shape.size() == 1 || i + 1 < shape.size()) shape_text += ",";
+    if (i + 1 < shape.size()) shape_text += " ";
+    count *= shape[i];
+  }
+  shape_text += ")";
+  std::string header = std::string("{'descr': '") + dtype_descr(dtype) + "', 'fortran_order': False, 'shape': " + shape_text + ", }";
+  // Pad so that magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
+  const std::size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+  if (header.size() > 65535) throw Error(path + ": shape too long for a .npy header");
+  std::string bytes = "\x93NUMPY";
+  bytes.push_back('\x01');
+  bytes.push_back('\x00');
+  bytes.push_back(static_cast<char>(header.size() & 0xff));
+  bytes.push_back(static_cast<char>((header.size() >> 8) & 0xff));
+  bytes += header;
+  const std::size_t payload = static_cast<std::size_t>(count) * sizeof(T);
+  const std::size_t offset = bytes.size();
+  bytes.resize(offset + payload);
+  if (payload) std::memcpy(bytes.data() + offset, data, payload);
+  if (!host_is_little_endian())
+    for (std::int64_t i = 0; i < count; ++i)
+      std::reverse(bytes.begin() + static_cast<std::ptrdiff_t>(offset + i * sizeof(T)),
+                   bytes.begin() + static_cast<std::ptrdiff_t>(offset + (i + 1) * sizeof(T)));
+  write_text_file_atomically(path, bytes);
+}
+template void write_npy(const std::string&, const float*, const std::vector<std::int64_t>&);
+template void write_npy(const std::string&, const double*, const std::vector<std::int64_t>&);
+template void write_npy(const std::string&, const std::int32_t*, const std::vector<std::int64_t>&);
+template void write_npy(const std::string&, const std::int64_t*, const std::vector<std::int64_t>&);
+
+}  // namespace lrsmeta

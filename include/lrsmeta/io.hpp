@@ -1,0 +1,118 @@
+// lrsmeta file formats: NumPy .npy arrays, data folders, CSV tables, model folders, and the
+// synthetic data generator of DESIGN.md section 1.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lrsmeta/lrsmeta.hpp"
+
+namespace lrsmeta {
+
+// ---- .npy ----------------------------------------------------------------------------------------
+enum class DType { f32, f64, i32, i64 };
+
+// An array read from a .npy file, converted to the host byte order. C order only.
+struct NpyArray {
+  DType dtype = DType::f64;
+  std::vector<std::int64_t> shape;
+  std::vector<unsigned char> bytes;  // host byte order, C order
+  LRSMETA_API std::int64_t size() const;  // product of shape
+};
+
+// Reads versions 1.0-3.0, dtypes float32/float64/int32/int64 in either byte order. Throws Error
+// naming the file on anything else (Fortran order, other dtypes, truncation, bad header).
+LRSMETA_API NpyArray read_npy(const std::string& path);
+// Reads and converts the elements to T (float, double, int32_t or int64_t). Integer targets refuse
+// non-integral values; float targets refuse values outside their range.
+template <typename T>
+LRSMETA_API std::vector<T> read_npy_as(const std::string& path, std::vector<std::int64_t>* shape);
+// Writes little-endian, C order, version 1.0, through a temporary file renamed into place.
+template <typename T>
+LRSMETA_API void write_npy(const std::string& path, const T* data,
+                           const std::vector<std::int64_t>& shape);
+
+// ---- data sets -----------------------------------------------------------------------------------
+// Owning ragged task data (see TaskDataView).
+template <typename T>
+struct Dataset {
+  std::vector<T> X;  // n x d, row-major
+  std::vector<T> y;  // n
+  std::vector<std::int64_t> task_offsets;  // t + 1
+  std::int64_t d = 0;
+  std::vector<std::string> task_keys;      // CSV: value of the task column for each task
+  std::vector<std::string> feature_names;  // CSV: header names of the feature columns
+
+  std::int64_t n() const { return static_cast<std::int64_t>(y.size()); }
+  std::int64_t t() const { return task_offsets.empty() ? 0 : std::int64_t(task_offsets.size()) - 1; }
+  LRSMETA_API TaskDataView<T> view() const;
+};
+
+// A data folder holds X.npy (n x d), y.npy (n) and task_offsets.npy (t + 1, integer).
+template <typename T>
+LRSMETA_API Dataset<T> load_data_folder(const std::string& path);
+template <typename T>
+LRSMETA_API void save_data_folder(const std::string& path, const Dataset<T>& data);
+
+// CSV with a header row. `target` names the target column and `task` the task column; every other
+// column whose values all parse as numbers is a feature (the rest are listed in *ignored). Rows of
+// one task need not be contiguous: tasks are numbered in order of first appearance.
+struct CsvOptions {
+  std::string target;
+  std::string task;
+};
+template <typename T>
+LRSMETA_API Dataset<T> load_csv(const std::string& path, const CsvOptions& options,
+                                std::vector<std::string>* ignored = nullptr);
+
+// A folder (data folder) or a .csv file.
+template <typename T>
+LRSMETA_API Dataset<T> load_dataset(const std::string& path, const CsvOptions& csv = {});
+
+// Reorder a data set's tasks to follow `keys` (a model's task keys). Tasks of the data set that
+// are not among keys are an error; keys absent from the data get zero rows.
+template <typename T>
+LRSMETA_API Dataset<T> align_tasks(const Dataset<T>& data, const std::vector<std::string>& keys);
+
+// ---- models --------------------------------------------------------------------------------------
+// A model folder: U.npy (d x r), W.npy (t x r), B_index.npy and B_value.npy (t x k), model.json.
+// Written to a temporary folder and renamed; an existing model folder at `path` is replaced, any
+// other existing path is refused.
+LRSMETA_API void save_model(const Model& model, const std::string& path);
+LRSMETA_API Model load_model(const std::string& path);
+// The settings of a model as JSON text (also what model.json holds).
+LRSMETA_API std::string model_json(const Model& model);
+
+// Write `text` to `path` through a temporary file in the same folder, renamed into place.
+LRSMETA_API void write_text_file_atomically(const std::string& path, const std::string& text);
+
+// ---- synthetic data ------------------------------------------------------------------------------
+struct SyntheticSpec {
+  std::int64_t tasks = 1000;
+  std::int64_t min_samples = 60;  // per task; tasks draw m_i uniformly in [min, max]
+  std::int64_t max_samples = 60;
+  std::int64_t d = 40;
+  std::int64_t r = 3;
+  std::int64_t k = 2;
+  double noise = 0.0;             // standard deviation of the Gaussian noise on y
+  std::uint64_t seed = 1;
+  std::uint64_t basis_seed = 0;   // seed of U alone; 0: derived from seed. Equal basis seeds give
+                                  // data sets sharing one U (e.g. a training and a new-task set)
+};
+struct SyntheticData {
+  Dataset<double> data;
+  std::vector<double> U;  // d x r, orthonormal columns
+  std::vector<double> W;  // t x r
+  std::vector<double> B;  // t x d, k non-zeros per row
+  // t x d row-major true parameters U w_i + b_i.
+  std::vector<double> theta() const;
+};
+// X and w_i standard Gaussian, U a random orthonormal basis, b_i with k random positions and
+// standard Gaussian values, y = X theta + noise.
+LRSMETA_API SyntheticData generate_synthetic(const SyntheticSpec& spec);
+
+// ||A - B||_F / ||B||_F for two equally sized arrays.
+LRSMETA_API double relative_error(const std::vector<double>& a, const std::vector<double>& b);
+
+}  // namespace lrsmeta

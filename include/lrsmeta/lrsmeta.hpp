@@ -1,0 +1,139 @@
+// lrsmeta: personalised linear models for many data-starved tasks.
+//
+// Each task i has the linear model theta_i = U w_i + b_i, with U (d x r, orthonormal columns) shared
+// by all tasks, w_i an r-vector and b_i a d-vector with at most k non-zeros. AMHT-LRS learns them by
+// alternating minimisation with hard thresholding.
+//
+// This header is plain C++17: no CUDA type appears here, whatever backends the library was built with.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lrsmeta/export.hpp"
+#include "lrsmeta/version.hpp"
+
+namespace lrsmeta {
+
+// Every error the library reports is a lrsmeta::Error (or derived): the message names the problem.
+class LRSMETA_API Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A non-owning view of ragged task data: task i owns rows task_offsets[i] .. task_offsets[i+1]-1
+// of X (n x d, row-major) and y (n). task_offsets has t + 1 entries, starts at 0, never decreases
+// and ends at n. Tasks with zero rows are allowed. y may be null where only X is needed (predict).
+template <typename T>
+struct TaskDataView {
+  const T* X = nullptr;
+  const T* y = nullptr;
+  const std::int64_t* task_offsets = nullptr;
+  std::int64_t n = 0;  // rows
+  std::int64_t d = 0;  // features
+  std::int64_t t = 0;  // tasks
+
+  std::int64_t task_size(std::int64_t i) const { return task_offsets[i + 1] - task_offsets[i]; }
+};
+
+// How each task's (w_i, b_i) is updated with U fixed. See DESIGN.md section 2 and the README.
+enum class Variant { pursuit, htp, iht };
+enum class Init { random, spectral };
+enum class Device { cpu, cuda, automatic };
+
+LRSMETA_API const char* to_string(Variant v);
+LRSMETA_API const char* to_string(Init v);
+LRSMETA_API const char* to_string(Device v);
+// Parse a name ("pursuit", "htp", "iht"; "random", "spectral"; "cpu", "cuda", "auto"); throws Error.
+LRSMETA_API Variant parse_variant(const std::string& name);
+LRSMETA_API Init parse_init(const std::string& name);
+LRSMETA_API Device parse_device(const std::string& name);
+
+struct Options {
+  int rank = 3;                   // r: columns of U; 0 = sparse only
+  int sparsity = 2;               // k: non-zeros per b_i; 0 = low-rank only
+  Variant variant = Variant::pursuit;
+  int iterations = 30;            // L: outer iterations (U updates)
+  int inner_iterations = 3;       // task-step iterations per outer iteration
+  int warm_start_iterations = 5;  // first outer iterations run with k = 0 (b = 0)
+  double ridge = 0.0;             // lambda added to the dr x dr system for U (absolute)
+  double task_ridge = 1e-10;      // relative ridge on each per-task system (times its mean diagonal)
+  double step_size = 0.0;         // iht/htp: eta = step_size / m_i; 0: the variant's default
+                                  // (iht 0.5, htp 1.0)
+  Init init = Init::random;
+  std::uint64_t seed = 42;
+  int threads = 0;                // 0: all cores (OpenMP default)
+  double tolerance = 0.0;         // stop early when the change in U falls below this; 0: never
+  Device device = Device::cpu;
+};
+
+// What the per-iteration callback sees. training_loss is the mean squared training residual after
+// the task step of that iteration; u_change is ||(I - U_old U_old^T) U_new||_F.
+struct IterationInfo {
+  int iteration = 0;              // 1-based
+  double training_loss = 0.0;
+  double u_change = 0.0;
+  double elapsed_seconds = 0.0;   // since fit started
+  int sparsity_in_effect = 0;     // 0 during warm start
+  double task_step_seconds = 0.0;
+  double u_step_seconds = 0.0;
+};
+// Return false to stop training after this iteration (a final task step still runs).
+using IterationCallback = std::function<bool(const IterationInfo&)>;
+
+// A trained model. Stored in double whatever the precision of the data it was trained on.
+struct Model {
+  std::int64_t d = 0, r = 0, k = 0, t = 0;
+  std::vector<double> U;              // d x r, row-major, orthonormal columns
+  std::vector<double> W;              // t x r, row-major
+  std::vector<std::int32_t> B_index;  // t x k: feature index of each non-zero, -1 for an unused slot
+  std::vector<double> B_value;        // t x k
+  Options options;                    // the settings it was trained with
+  std::vector<IterationInfo> history;
+  std::vector<std::string> task_keys;      // optional: names of the tasks (e.g. CSV task column)
+  std::vector<std::string> feature_names;  // optional
+
+  // theta_i = U w_i + b_i as a dense d-vector.
+  LRSMETA_API std::vector<double> theta(std::int64_t task) const;
+  // All theta as a t x d row-major matrix.
+  LRSMETA_API std::vector<double> theta_matrix() const;
+  // Throws Error when the arrays do not match the dimensions or hold NaN/Inf or bad indices.
+  LRSMETA_API void validate() const;
+};
+
+// Train. Validates the data (shapes, offsets, NaN/Inf) and options first; throws Error on bad input.
+template <typename T>
+LRSMETA_API Model fit(const TaskDataView<T>& data, const Options& options,
+                      const IterationCallback& callback = {});
+
+// New tasks at deployment: U fixed, one task step per task on its samples. The result shares
+// the model's U and has one (w, b) per task of `data`. options: variant, inner iterations, ridges,
+// threads (rank and sparsity come from the model).
+template <typename T>
+LRSMETA_API Model adapt(const Model& model, const TaskDataView<T>& data, const Options& options);
+
+// Prediction <x, U w_i + b_i> for every row of data (y is ignored); data.t must equal model.t.
+template <typename T>
+LRSMETA_API std::vector<double> predict(const Model& model, const TaskDataView<T>& data);
+
+struct Evaluation {
+  std::vector<double> task_mse;  // per task; NaN for a task with no rows
+  double mse = 0.0;              // over all rows
+  std::int64_t rows = 0;
+};
+template <typename T>
+LRSMETA_API Evaluation evaluate(const Model& model, const TaskDataView<T>& data);
+
+// Check a data view; throws Error naming the first problem. require_y: y must be present.
+template <typename T>
+LRSMETA_API void validate(const TaskDataView<T>& data, bool require_y = true);
+// Check options against data dimensions; throws Error naming the first problem.
+LRSMETA_API void validate(const Options& options, std::int64_t d);
+
+// Whether this build has the CUDA backend and a usable GPU is present.
+LRSMETA_API bool cuda_available();
+
+}  // namespace lrsmeta

@@ -1,0 +1,76 @@
+// Shared helpers for the tests: seeded random data and double-precision references.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace lrsmeta::testing {
+
+inline std::vector<double> random_normal(std::size_t count, std::uint64_t seed) {
+  std::mt19937_64 engine(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> v(count);
+  for (double& x : v) x = normal(engine);
+  return v;
+}
+
+// Random d x r (row-major) matrix with orthonormal columns, by modified Gram-Schmidt (independent
+// of the library's LAPACK QR).
+inline std::vector<double> random_orthonormal(int d, int r, std::uint64_t seed) {
+  std::vector<double> U = random_normal(static_cast<std::size_t>(d) * r, seed);
+  for (int p = 0; p < r; ++p) {
+    for (int q = 0; q < p; ++q) {
+      double dot = 0;
+      for (int a = 0; a < d; ++a) dot += U[a * r + p] * U[a * r + q];
+      for (int a = 0; a < d; ++a) U[a * r + p] -= dot * U[a * r + q];
+    }
+    double norm = 0;
+    for (int a = 0; a < d; ++a) norm += U[a * r + p] * U[a * r + p];
+    norm = std::sqrt(norm);
+    for (int a = 0; a < d; ++a) U[a * r + p] /= norm;
+  }
+  return U;
+}
+
+// Solve the dense system A x = b (n x n row-major) by Gaussian elimination with partial pivoting.
+inline std::vector<double> solve_dense(std::vector<double> A, std::vector<double> b) {
+  const int n = static_cast<int>(b.size());
+  for (int c = 0; c < n; ++c) {
+    int piv = c;
+    for (int i = c + 1; i < n; ++i)
+      if (std::fabs(A[i * n + c]) > std::fabs(A[piv * n + c])) piv = i;
+    for (int j = 0; j < n; ++j) std::swap(A[c * n + j], A[piv * n + j]);
+    std::swap(b[c], b[piv]);
+    for (int i = c + 1; i < n; ++i) {
+      const double f = A[i * n + c] / A[c * n + c];
+      for (int j = c; j < n; ++j) A[i * n + j] -= f * A[c * n + j];
+      b[i] -= f * b[c];
+    }
+  }
+  for (int i = n - 1; i >= 0; --i) {
+    double s = b[i];
+    for (int j = i + 1; j < n; ++j) s -= A[i * n + j] * b[j];
+    b[i] = s / A[i * n + i];
+  }
+  return b;
+}
+
+// Distance between the subspaces spanned by two d x r orthonormal bases: ||(I - U U^T) V||_F.
+inline double subspace_distance(const std::vector<double>& U, const std::vector<double>& V, int d, int r) {
+  double total = 0;
+  for (int q = 0; q < r; ++q) {
+    std::vector<double> c(r, 0.0);
+    for (int p = 0; p < r; ++p)
+      for (int a = 0; a < d; ++a) c[p] += U[a * r + p] * V[a * r + q];
+    for (int a = 0; a < d; ++a) {
+      double e = V[a * r + q];
+      for (int p = 0; p < r; ++p) e -= U[a * r + p] * c[p];
+      total += e * e;
+    }
+  }
+  return std::sqrt(total);
+}
+
+}  // namespace lrsmeta::testing
