@@ -1,0 +1,257 @@
+#include "cli/commands.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace lrsmeta::cli {
+namespace {
+
+// Options shared by the subcommands that read a data set.
+struct DataArgs {
+  std::string path;
+  std::string target, task;
+  std::string precision = "double";
+  int threads = 0;
+};
+
+void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
+  cmd->add_option("--data", a.path, "data folder (X.npy, y.npy, task_offsets.npy) or CSV file")
+      ->required(required);
+  cmd->add_option("--target", a.target, "CSV: name of the target column");
+  cmd->add_option("--task", a.task, "CSV: name of the task column");
+  cmd->add_option("--precision", a.precision, "precision of the data in memory")
+      ->check(CLI::IsMember({"float", "double"}))
+      ->capture_default_str();
+  cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+// Call f with the data set loaded in the requested precision (float or double).
+template <typename F>
+void with_dataset(const DataArgs& a, F&& f) {
+  const CsvOptions csv{a.target, a.task};
+  if (a.precision == "float") {
+    f(load_dataset<float>(a.path, csv));
+  } else {
+    f(load_dataset<double>(a.path, csv));
+  }
+}
+
+template <typename T>
+Dataset<T> aligned_to_model(Dataset<T> data, const Model& model) {
+  if (!model.task_keys.empty() && !data.task_keys.empty()) return align_tasks(data, model.task_keys);
+  return data;
+}
+
+bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+void write_json_file(const std::string& path, const json& j) { write_text_file_atomically(path, j.dump(2) + "\n"); }
+
+json history_json(const Model& m) { return json::parse(model_json(m)).at("history"); }
+
+}  // namespace
+
+void add_generate(CLI::App& app) {
+  auto spec = std::make_shared<SyntheticSpec>();
+  auto out = std::make_shared<std::string>();
+  auto samples = std::make_shared<std::int64_t>(-1);
+  CLI::App* cmd = app.add_subcommand("generate", "write synthetic data from the model theta_i = U w_i + b_i, with its truth");
+  cmd->add_option("--out", *out, "data folder to write (truth in OUT/truth)")->required();
+  cmd->add_option("--tasks,-t", spec->tasks, "number of tasks")->capture_default_str();
+  cmd->add_option("--samples,-m", *samples, "rows per task (sets both --min-samples and --max-samples)");
+  cmd->add_option("--min-samples", spec->min_samples, "fewest rows of a task")->capture_default_str();
+  cmd->add_option("--max-samples", spec->max_samples, "most rows of a task")->capture_default_str();
+  cmd->add_option("--dim,-d", spec->d, "features d")->capture_default_str();
+  cmd->add_option("--rank,-r", spec->r, "rank r of U")->capture_default_str();
+  cmd->add_option("--sparsity,-k", spec->k, "non-zeros k of each b_i")->capture_default_str();
+  cmd->add_option("--noise", spec->noise, "standard deviation of the noise on y")->capture_default_str();
+  cmd->add_option("--seed", spec->seed, "random seed")->capture_default_str();
+  cmd->add_option("--basis-seed", spec->basis_seed, "seed of U alone (0: from --seed); equal values share U");
+  cmd->callback([=] {
+    SyntheticSpec s = *spec;
+    if (*samples >= 0) s.min_samples = s.max_samples = *samples;
+    const SyntheticData syn = generate_synthetic(s);
+    save_synthetic(*out, syn);
+    std::cout << "wrote " << *out << ": " << syn.data.t() << " tasks, " << syn.data.n() << " rows, d = " << s.d
+              << " (truth: r = " << s.r << ", k = " << s.k << ")\n";
+  });
+}
+
+void add_train(CLI::App& app) {
+  auto data = std::make_shared<DataArgs>();
+  auto o = std::make_shared<Options>();
+  auto out = std::make_shared<std::string>();
+  auto metrics = std::make_shared<std::string>();
+  auto variant = std::make_shared<std::string>("pursuit");
+  auto init = std::make_shared<std::string>("random");
+  auto device = std::make_shared<std::string>("cpu");
+  CLI::App* cmd = app.add_subcommand("train", "fit an AMHT-LRS model");
+  add_data_options(cmd, *data);
+  cmd->add_option("--rank,-r", o->rank, "rank r of the shared U (0: sparse only)")->required()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--sparsity,-k", o->sparsity, "non-zeros k of each b_i (0: low-rank only)")->required()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--out,-o", *out, "model folder to write")->required();
+  cmd->add_option("--variant", *variant, "task step")->check(CLI::IsMember({"pursuit", "htp", "iht"}))->capture_default_str();
+  cmd->add_option("--iterations,-L", o->iterations, "outer iterations (exactly this many unless --tolerance stops earlier)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--inner-iterations", o->inner_iterations, "task-step iterations per outer iteration")->capture_default_str();
+  cmd->add_option("--warm-start", o->warm_start_iterations, "first outer iterations with k = 0")->capture_default_str();
+  cmd->add_option("--ridge", o->ridge, "ridge lambda on the dr x dr system for U")->capture_default_str();
+  cmd->add_option("--task-ridge", o->task_ridge, "relative ridge on each task's small system")->capture_default_str();
+  cmd->add_option("--step-size", o->step_size, "iht/htp: eta * m_i (0: variant default)")->capture_default_str();
+  cmd->add_option("--init", *init, "initialisation of U")->check(CLI::IsMember({"random", "spectral"}))->capture_default_str();
+  cmd->add_option("--tolerance", o->tolerance, "stop when the change in U falls below this (0: never)")->capture_default_str();
+  cmd->add_option("--device", *device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of the random initialisation")->capture_default_str();
+  cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");
+  cmd->callback([=] {
+    Options opts = *o;
+    opts.variant = parse_variant(*variant);
+    opts.init = parse_init(*init);
+    opts.device = parse_device(*device);
+    opts.threads = data->threads;
+    if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
+      throw Error(*out + ": exists and is not a model folder; refusing to overwrite it");
+    const bool progress = stderr_is_terminal();
+    auto show = [&](const IterationInfo& info) {
+      if (progress)
+        std::fprintf(stderr, "\riteration %d/%d  loss %.4e  U change %.3e  k %d  %.1f s   ", info.iteration, opts.iterations,
+                     info.training_loss, info.u_change, info.sparsity_in_effect, info.elapsed_seconds);
+      return true;
+    };
+    with_dataset(*data, [&](const auto& ds) {
+      Model model = fit(ds.view(), opts, show);
+      if (progress) std::fprintf(stderr, "\n");
+      model.task_keys = ds.task_keys;
+      model.feature_names = ds.feature_names;
+      const Evaluation ev = evaluate(model, ds.view());
+      save_model(model, *out);
+      std::cout << "trained " << to_string(opts.variant) << " model (d = " << model.d << ", r = " << model.r
+                << ", k = " << model.k << ", t = " << model.t << ") in " << model.history.size()
+                << " iterations: training MSE " << ev.mse << "; wrote " << *out << "\n";
+      if (!metrics->empty()) {
+        double task_s = 0, u_s = 0;
+        for (const IterationInfo& h : model.history) {
+          task_s += h.task_step_seconds;
+          u_s += h.u_step_seconds;
+        }
+        write_json_file(*metrics, json{{"data", data->path},
+                                       {"model", *out},
+                                       {"precision", data->precision},
+                                       {"n", ds.n()},
+                                       {"d", model.d},
+                                       {"t", model.t},
+                                       {"r", model.r},
+                                       {"k", model.k},
+                                       {"variant", to_string(opts.variant)},
+                                       {"device", to_string(opts.device)},
+                                       {"iterations_run", model.history.size()},
+                                       {"training_mse", ev.mse},
+                                       {"task_step_seconds", task_s},
+                                       {"u_step_seconds", u_s},
+                                       {"total_seconds", model.history.empty() ? 0.0 : model.history.back().elapsed_seconds},
+                                       {"history", history_json(model)}});
+      }
+    });
+  });
+}
+
+void add_adapt(CLI::App& app) {
+  auto data = std::make_shared<DataArgs>();
+  auto model_path = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("adapt", "fit (w, b) of new tasks with the model's U fixed");
+  cmd->add_option("--model", *model_path, "trained model folder")->required();
+  add_data_options(cmd, *data);
+  cmd->add_option("--out,-o", *out, "model folder to write (the model's U, the new tasks' w and b)")->required();
+  cmd->callback([=] {
+    const Model model = load_model(*model_path);
+    Options o = model.options;
+    o.threads = data->threads;
+    o.device = Device::cpu;
+    with_dataset(*data, [&](const auto& ds) {
+      Model adapted = adapt(model, ds.view(), o);
+      adapted.task_keys = ds.task_keys;
+      const Evaluation ev = evaluate(adapted, ds.view());
+      save_model(adapted, *out);
+      std::cout << "adapted " << adapted.t << " tasks: training MSE " << ev.mse << "; wrote " << *out << "\n";
+    });
+  });
+}
+
+void add_predict(CLI::App& app) {
+  auto data = std::make_shared<DataArgs>();
+  auto model_path = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("predict", "predict <x, U w_i + b_i> for every row");
+  cmd->add_option("--model", *model_path, "trained model folder")->required();
+  add_data_options(cmd, *data);
+  cmd->add_option("--out,-o", *out, "predictions: .npy (n) or .csv (task,prediction), rows grouped by task")->required();
+  cmd->callback([=] {
+    const Model model = load_model(*model_path);
+    with_dataset(*data, [&](const auto& loaded) {
+      const auto ds = aligned_to_model(loaded, model);
+      const std::vector<double> pred = predict(model, ds.view());
+      if (fs::path(*out).extension() == ".csv") {
+        std::ostringstream csv;
+        csv.precision(17);
+        csv << "task,prediction\n";
+        for (std::int64_t i = 0; i < ds.t(); ++i)
+          for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j)
+            csv << (ds.task_keys.empty() ? std::to_string(i) : ds.task_keys[i]) << "," << pred[j] << "\n";
+        write_text_file_atomically(*out, csv.str());
+      } else {
+        write_npy(*out, pred.data(), {static_cast<std::int64_t>(pred.size())});
+      }
+      std::cout << "wrote " << pred.size() << " predictions to " << *out << "\n";
+    });
+  });
+}
+
+void add_eval(CLI::App& app) {
+  auto data = std::make_shared<DataArgs>();
+  auto model_path = std::make_shared<std::string>();
+  auto truth = std::make_shared<std::string>();
+  auto json_out = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("eval", "mean squared error of a model on a data set (and its parameter error)");
+  cmd->add_option("--model", *model_path, "trained model folder")->required();
+  add_data_options(cmd, *data);
+  cmd->add_option("--truth", *truth, "truth folder from generate (U.npy, W.npy, B.npy): report parameter error");
+  cmd->add_option("--json", *json_out, "also write the results as JSON");
+  cmd->callback([=] {
+    const Model model = load_model(*model_path);
+    json result{{"model", *model_path}, {"data", data->path}};
+    with_dataset(*data, [&](const auto& loaded) {
+      const auto ds = aligned_to_model(loaded, model);
+      const Evaluation ev = evaluate(model, ds.view());
+      result["mse"] = ev.mse;
+      result["rmse"] = std::sqrt(ev.mse);
+      result["rows"] = ev.rows;
+      result["tasks"] = ds.t();
+      std::cout << "rows " << ev.rows << "  tasks " << ds.t() << "  MSE " << ev.mse << "  RMSE " << std::sqrt(ev.mse) << "\n";
+    });
+    if (!truth->empty()) {
+      const SyntheticData t = load_truth(*truth);
+      if (t.data.d != model.d || t.data.t() != model.t)
+        throw Error(*truth + ": truth has d = " + std::to_string(t.data.d) + ", t = " + std::to_string(t.data.t()) +
+                    "; the model d = " + std::to_string(model.d) + ", t = " + std::to_string(model.t));
+      const double err = relative_error(model.theta_matrix(), t.theta());
+      result["relative_parameter_error"] = err;
+      std::cout << "relative parameter error ||Theta - Theta*||_F / ||Theta*||_F = " << err << "\n";
+    }
+    if (!json_out->empty()) write_json_file(*json_out, result);
+  });
+}
+
+}  // namespace lrsmeta::cli

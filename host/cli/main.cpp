@@ -1,1 +1,28 @@
-int main(){}
+// lrsmeta: train and use low-rank plus sparse personalised linear models from the command line.
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lrsmeta " LRSMETA_VERSION_STRING
+               ": personalised linear models theta_i = U w_i + b_i for many data-starved tasks (AMHT-LRS)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", LRSMETA_VERSION_STRING);
+  lrsmeta::cli::add_generate(app);
+  lrsmeta::cli::add_train(app);
+  lrsmeta::cli::add_adapt(app);
+  lrsmeta::cli::add_predict(app);
+  lrsmeta::cli::add_eval(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "lrsmeta: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

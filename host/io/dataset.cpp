@@ -323,6 +323,41 @@ SyntheticData generate_synthetic(const SyntheticSpec& s) {
   return out;
 }
 
+void save_synthetic(const std::string& path, const SyntheticData& syn) {
+  validate(syn.data.view(), true);
+  const std::int64_t d = syn.data.d, t = syn.data.t(), r = static_cast<std::int64_t>(syn.U.size()) / d;
+  const std::string staged = io::temporary_sibling(path);
+  try {
+    fs::create_directories(fs::path(staged) / "truth");
+    const fs::path dir(staged);
+    write_npy((dir / "X.npy").string(), syn.data.X.data(), {syn.data.n(), d});
+    write_npy((dir / "y.npy").string(), syn.data.y.data(), {syn.data.n()});
+    write_npy((dir / "task_offsets.npy").string(), syn.data.task_offsets.data(), {t + 1});
+    write_npy((dir / "truth" / "U.npy").string(), syn.U.data(), {d, r});
+    write_npy((dir / "truth" / "W.npy").string(), syn.W.data(), {t, r});
+    write_npy((dir / "truth" / "B.npy").string(), syn.B.data(), {t, d});
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staged, ec);
+    throw;
+  }
+  io::install_folder(staged, path, "task_offsets.npy");
+}
+
+SyntheticData load_truth(const std::string& path) {
+  const fs::path dir(path);
+  SyntheticData syn;
+  std::vector<std::int64_t> us, ws, bs;
+  syn.U = read_npy_as<double>((dir / "U.npy").string(), &us);
+  syn.W = read_npy_as<double>((dir / "W.npy").string(), &ws);
+  syn.B = read_npy_as<double>((dir / "B.npy").string(), &bs);
+  if (us.size() != 2 || ws.size() != 2 || bs.size() != 2 || ws[1] != us[1] || bs[0] != ws[0] || bs[1] != us[0])
+    throw Error(path + ": truth arrays U (d x r), W (t x r), B (t x d) have inconsistent shapes");
+  syn.data.d = us[0];
+  syn.data.task_offsets.assign(static_cast<std::size_t>(ws[0] + 1), 0);
+  return syn;
+}
+
 double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() != b.size()) throw Error("relative_error: sizes differ");
   double num = 0, den = 0;

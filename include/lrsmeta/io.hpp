@@ -106,11 +106,17 @@ struct SyntheticData {
   std::vector<double> W;  // t x r
   std::vector<double> B;  // t x d, k non-zeros per row
   // t x d row-major true parameters U w_i + b_i.
-  std::vector<double> theta() const;
+  LRSMETA_API std::vector<double> theta() const;
 };
 // X and w_i standard Gaussian, U a random orthonormal basis, b_i with k random positions and
 // standard Gaussian values, y = X theta + noise.
 LRSMETA_API SyntheticData generate_synthetic(const SyntheticSpec& spec);
+
+// Writes the data folder at `path` with the truth in `path`/truth: U.npy (d x r), W.npy (t x r),
+// B.npy (t x d, dense). Atomic like save_data_folder.
+LRSMETA_API void save_synthetic(const std::string& path, const SyntheticData& synthetic);
+// Reads a truth folder written by save_synthetic; the result's data is empty.
+LRSMETA_API SyntheticData load_truth(const std::string& path);
 
 // ||A - B||_F / ||B||_F for two equally sized arrays.
 LRSMETA_API double relative_error(const std::vector<double>& a, const std::vector<double>& b);

@@ -1,0 +1,14 @@
+// The lrsmeta command line: one function per subcommand, registered on a CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace lrsmeta::cli {
+
+void add_generate(CLI::App& app);
+void add_train(CLI::App& app);
+void add_adapt(CLI::App& app);
+void add_predict(CLI::App& app);
+void add_eval(CLI::App& app);
+
+}  // namespace lrsmeta::cli
