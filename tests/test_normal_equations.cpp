@@ -1,1 +1,184 @@
+// The U step: G and v against a direct Kronecker-product computation, the column-major vec
+// convention, and the solve.
 #include <gtest/gtest.h>
+
+#include "cpu/cpu_backend.hpp"
+#include "lrsmeta/io.hpp"
+#include "test_helpers.hpp"
+
+namespace lrsmeta {
+namespace {
+
+struct Problem {
+  Dataset<double> data;
+  std::vector<double> W, Bv;
+  std::vector<std::int32_t> Bi;
+  int d, r, k;
+};
+
+// Ragged random tasks (0 to 9 rows) with random w_i and sparse b_i.
+Problem random_problem(int t, int d, int r, int k, std::uint64_t seed) {
+  Problem p{{}, {}, {}, {}, d, r, k};
+  p.data.d = d;
+  p.data.task_offsets.assign(1, 0);
+  for (int i = 0; i < t; ++i) p.data.task_offsets.push_back(p.data.task_offsets.back() + (i * 7 + 3) % 10);
+  const std::int64_t n = p.data.task_offsets.back();
+  p.data.X = testing::random_normal(static_cast<std::size_t>(n * d), seed);
+  p.data.y = testing::random_normal(static_cast<std::size_t>(n), seed + 1);
+  p.W = testing::random_normal(static_cast<std::size_t>(t) * r, seed + 2);
+  p.Bv = testing::random_normal(static_cast<std::size_t>(t) * k, seed + 3);
+  p.Bi.resize(static_cast<std::size_t>(t) * k);
+  for (int i = 0; i < t; ++i)
+    for (int s = 0; s < k; ++s) p.Bi[i * k + s] = (s == k - 1 && i % 3 == 0) ? -1 : (i + 5 * s) % d;  // some unused slots
+  return p;
+}
+
+cpu::CpuBackend<double> backend_for(Problem& p, int threads) {
+  Options o;
+  o.rank = p.r;
+  o.sparsity = p.k;
+  o.threads = threads;
+  cpu::CpuBackend<double> b(p.data.view(), o);
+  b.W() = p.W;
+  b.B_index() = p.Bi;
+  b.B_value() = p.Bv;
+  return b;
+}
+
+TEST(NormalEquations, MatchKroneckerDefinition) {
+  Problem p = random_problem(150, 7, 3, 2, 21);  // 150 tasks: several GEMM chunks
+  const int d = p.d, r = p.r, k = p.k, dr = d * r;
+  // Reference: G = sum_i sum_j (w_i kron x_j)(w_i kron x_j)^T, v = sum_i sum_j (w_i kron x_j) e_j,
+  // with (w kron x)[p * d + a] = w_p x_a, i.e. index a + d p.
+  std::vector<double> G_ref(static_cast<std::size_t>(dr) * dr, 0.0), v_ref(dr, 0.0);
+  for (std::int64_t i = 0; i + 1 < static_cast<std::int64_t>(p.data.task_offsets.size()); ++i)
+    for (std::int64_t j = p.data.task_offsets[i]; j < p.data.task_offsets[i + 1]; ++j) {
+      std::vector<double> z(dr);
+      for (int q = 0; q < r; ++q)
+        for (int a = 0; a < d; ++a) z[a + d * q] = p.W[i * r + q] * p.data.X[j * d + a];
+      double e = p.data.y[j];
+      for (int s = 0; s < k; ++s)
+        if (p.Bi[i * k + s] >= 0) e -= p.data.X[j * d + p.Bi[i * k + s]] * p.Bv[i * k + s];
+      for (int u = 0; u < dr; ++u) {
+        v_ref[u] += z[u] * e;
+        for (int v = 0; v < dr; ++v) G_ref[u + dr * v] += z[u] * z[v];
+      }
+    }
+  for (int threads : {1, 2}) {
+    auto backend = backend_for(p, threads);
+    std::vector<double> G, v;
+    backend.accumulate_normal_equations(G, v);
+    ASSERT_EQ(G.size(), G_ref.size());
+    for (std::size_t e = 0; e < G.size(); ++e) ASSERT_NEAR(G[e], G_ref[e], 1e-10 * (1 + std::fabs(G_ref[e]))) << "G entry " << e;
+    for (int e = 0; e < dr; ++e) ASSERT_NEAR(v[e], v_ref[e], 1e-10 * (1 + std::fabs(v_ref[e]))) << "v entry " << e;
+  }
+}
+
+TEST(NormalEquations, ColumnMajorVecRecoversTheTrueU) {
+  // Noiseless data generated with a known (non-orthonormal) U* and known w_i, b_i: the solution
+  // of (G) vec(U) = v, read column-major (vec(U)[a + d p] = U[a, p]), is U* itself. Reading the
+  // same vector row-major (the bug DESIGN.md warns of) is not.
+  const int t = 200, d = 6, r = 2, k = 1;
+  Problem p = random_problem(t, d, r, k, 31);
+  const std::vector<double> U_true = testing::random_normal(static_cast<std::size_t>(d) * r, 32);  // row-major d x r
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t j = p.data.task_offsets[i]; j < p.data.task_offsets[i + 1]; ++j) {
+      double s = 0;
+      for (int a = 0; a < d; ++a) {
+        double theta = 0;
+        for (int q = 0; q < r; ++q) theta += U_true[a * r + q] * p.W[i * r + q];
+        if (p.Bi[i] == a) theta += p.Bv[i];
+        s += p.data.X[j * d + a] * theta;
+      }
+      p.data.y[j] = s;
+    }
+  auto backend = backend_for(p, 2);
+  std::vector<double> G, v;
+  backend.accumulate_normal_equations(G, v);
+  const std::vector<double> x = backend.solve_normal_equations(G, v);
+  double col_err = 0, row_err = 0;
+  for (int a = 0; a < d; ++a)
+    for (int q = 0; q < r; ++q) {
+      col_err = std::max(col_err, std::fabs(x[a + d * q] - U_true[a * r + q]));
+      row_err = std::max(row_err, std::fabs(x[a * r + q] - U_true[a * r + q]));
+    }
+  EXPECT_LT(col_err, 1e-9);
+  EXPECT_GT(row_err, 1e-2);
+}
+
+TEST(NormalEquations, UpdateUGivesOrthonormalBasisOfTheSolution) {
+  const int t = 300, d = 8, r = 3, k = 0;
+  Problem p = random_problem(t, d, r, k, 41);
+  auto backend = backend_for(p, 2);
+  backend.set_U(testing::random_orthonormal(d, r, 42));
+  std::vector<double> G, v;
+  backend.accumulate_normal_equations(G, v);
+  const std::vector<double> x = backend.solve_normal_equations(G, v);  // d x r column-major
+  const double change = backend.update_U();
+  EXPECT_GT(change, 0.0);
+  const std::vector<double> U = backend.get_U();
+  // Orthonormal columns spanning the same space as the solution.
+  for (int p1 = 0; p1 < r; ++p1)
+    for (int p2 = 0; p2 < r; ++p2) {
+      double dot = 0;
+      for (int a = 0; a < d; ++a) dot += U[a * r + p1] * U[a * r + p2];
+      EXPECT_NEAR(dot, p1 == p2 ? 1.0 : 0.0, 1e-12);
+    }
+  std::vector<double> x_rowmajor(static_cast<std::size_t>(d) * r);
+  for (int a = 0; a < d; ++a)
+    for (int q = 0; q < r; ++q) x_rowmajor[a * r + q] = x[a + d * q];
+  for (int q = 0; q < r; ++q) {  // each solution column lies in span(U)
+    double resid = 0, norm = 0;
+    for (int a = 0; a < d; ++a) {
+      double proj = 0;
+      for (int p1 = 0; p1 < r; ++p1) {
+        double c = 0;
+        for (int b = 0; b < d; ++b) c += U[b * r + p1] * x_rowmajor[b * r + q];
+        proj += U[a * r + p1] * c;
+      }
+      resid += std::pow(x_rowmajor[a * r + q] - proj, 2);
+      norm += std::pow(x_rowmajor[a * r + q], 2);
+    }
+    EXPECT_LT(std::sqrt(resid / norm), 1e-10);
+  }
+}
+
+TEST(NormalEquations, SingularSystemStillSolves) {
+  // All w_i = 0: G = 0 and v = 0. The jitter keeps the Cholesky defined; U~ = 0 and QR still
+  // returns an orthonormal basis, never NaN.
+  Problem p = random_problem(20, 5, 2, 0, 51);
+  std::fill(p.W.begin(), p.W.end(), 0.0);
+  auto backend = backend_for(p, 1);
+  backend.set_U(testing::random_orthonormal(5, 2, 52));
+  const double change = backend.update_U();
+  EXPECT_TRUE(std::isfinite(change));
+  for (double u : backend.get_U()) EXPECT_TRUE(std::isfinite(u));
+}
+
+TEST(NormalEquations, FloatDataAccumulatesLikeDouble) {
+  Problem p = random_problem(90, 6, 2, 1, 61);
+  Dataset<float> f;
+  f.d = p.data.d;
+  f.task_offsets = p.data.task_offsets;
+  f.X.assign(p.data.X.begin(), p.data.X.end());
+  f.y.assign(p.data.y.begin(), p.data.y.end());
+  // Round the double data to float values so both see the same numbers.
+  for (std::size_t e = 0; e < f.X.size(); ++e) p.data.X[e] = f.X[e];
+  for (std::size_t e = 0; e < f.y.size(); ++e) p.data.y[e] = f.y[e];
+  auto bd = backend_for(p, 2);
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  cpu::CpuBackend<float> bf(f.view(), o);
+  bf.W() = p.W;
+  bf.B_index() = p.Bi;
+  bf.B_value() = p.Bv;
+  std::vector<double> Gd, vd, Gf, vf;
+  bd.accumulate_normal_equations(Gd, vd);
+  bf.accumulate_normal_equations(Gf, vf);
+  for (std::size_t e = 0; e < Gd.size(); ++e) EXPECT_NEAR(Gf[e], Gd[e], 1e-12 * (1 + std::fabs(Gd[e])));
+  for (std::size_t e = 0; e < vd.size(); ++e) EXPECT_NEAR(vf[e], vd[e], 1e-12 * (1 + std::fabs(vd[e])));
+}
+
+}  // namespace
+}  // namespace lrsmeta

@@ -1,1 +1,117 @@
+// The per-task small algebra shared with the device code: Cholesky with ridge, top-k selection.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "core/small_dense.hpp"
+#include "test_helpers.hpp"
+
+namespace lrsmeta {
+namespace {
+
+TEST(SmallCholesky, SolvesRandomSpdSystemsLikeGaussianElimination) {
+  for (int n : {1, 2, 5, 13, 25}) {
+    // A = B^T B + 0.1 I with B random: SPD, moderately conditioned.
+    const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(n) * n, 100 + n);
+    std::vector<double> A(static_cast<std::size_t>(n) * n, 0.0);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        for (int p = 0; p < n; ++p) A[i * n + j] += B[p * n + i] * B[p * n + j];
+        if (i == j) A[i * n + j] += 0.1;
+      }
+    const std::vector<double> b = testing::random_normal(n, 200 + n);
+    const std::vector<double> want = testing::solve_dense(A, b);
+    std::vector<double> L = A, x = b;
+    ASSERT_TRUE(detail::cholesky_factor(L.data(), n));
+    detail::cholesky_solve(L.data(), n, x.data());
+    for (int i = 0; i < n; ++i) EXPECT_NEAR(x[i], want[i], 1e-9 * (1 + std::fabs(want[i]))) << "n = " << n;
+  }
+}
+
+TEST(SmallCholesky, RefusesIndefiniteAndNonFinite) {
+  std::vector<double> A = {1, 2, 2, 1};  // eigenvalues 3 and -1
+  EXPECT_FALSE(detail::cholesky_factor(A.data(), 2));
+  std::vector<double> N = {std::nan(""), 0, 0, 1};
+  EXPECT_FALSE(detail::cholesky_factor(N.data(), 2));
+}
+
+TEST(SmallCholesky, RidgeMakesSingularSystemsSolvable) {
+  // Rank-one 3 x 3 (one sample, three unknowns): plain Cholesky fails, the ridge succeeds and the
+  // solution is finite and close to the minimum-norm least-squares answer.
+  const std::vector<double> x = {1.0, 2.0, -1.0};
+  std::vector<double> A(9);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) A[i * 3 + j] = x[i] * x[j];
+  std::vector<double> L(9);
+  ASSERT_TRUE(detail::ridge_cholesky(A.data(), 3, 1e-10, L.data()));
+  std::vector<double> rhs = {x[0] * 3.0, x[1] * 3.0, x[2] * 3.0};  // y = 3 for that sample
+  detail::cholesky_solve(L.data(), 3, rhs.data());
+  const double norm2 = 1 + 4 + 1;
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(rhs[i], 3.0 * x[i] / norm2, 1e-6);
+  // An all-zero matrix has nothing to fit: reported, not NaN.
+  std::vector<double> Z(9, 0.0);
+  EXPECT_FALSE(detail::ridge_cholesky(Z.data(), 3, 1e-10, L.data()));
+}
+
+// Reference: indices of the k largest |v| by std::nth_element + sort, ties to the smaller index.
+std::vector<int> reference_top_k(const std::vector<double>& v, int k) {
+  std::vector<int> idx(v.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  auto before = [&](int a, int b) {
+    const double fa = std::fabs(v[a]), fb = std::fabs(v[b]);
+    return fa > fb || (fa == fb && a < b);
+  };
+  std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), before);
+  idx.resize(k);
+  std::sort(idx.begin(), idx.end(), before);
+  return idx;
+}
+
+TEST(TopK, MatchesNthElementOnRandomRows) {
+  std::mt19937_64 rng(3);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int n = 1 + static_cast<int>(rng() % 120);
+    const int k = 1 + static_cast<int>(rng() % n);
+    const std::vector<double> v = testing::random_normal(n, 1000 + trial);
+    std::vector<int> got(k);
+    ASSERT_EQ(detail::top_k_abs(v.data(), n, k, static_cast<const int*>(nullptr), 0, got.data()), k);
+    EXPECT_EQ(got, reference_top_k(v, k)) << "n = " << n << ", k = " << k;
+  }
+}
+
+TEST(TopK, TiesGoToTheSmallerIndexAndKEqualsD) {
+  const std::vector<double> v = {1, -3, 3, 0, -1, 3, 2};
+  std::vector<int> got(3);
+  detail::top_k_abs(v.data(), 7, 3, static_cast<const int*>(nullptr), 0, got.data());
+  EXPECT_EQ(got, (std::vector<int>{1, 2, 5}));
+  std::vector<int> all(7);
+  EXPECT_EQ(detail::top_k_abs(v.data(), 7, 7, static_cast<const int*>(nullptr), 0, all.data()), 7);
+  EXPECT_EQ(all, reference_top_k(v, 7));
+  const std::vector<double> zeros(5, 0.0);
+  std::vector<int> z(5);
+  detail::top_k_abs(zeros.data(), 5, 5, static_cast<const int*>(nullptr), 0, z.data());
+  EXPECT_EQ(z, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+TEST(TopK, SkipsExcludedIndicesAndReportsShortage) {
+  const std::vector<double> v = {5, 4, 3, 2, 1};
+  const int excluded[2] = {0, 2};
+  std::vector<int> got(4, -7);
+  EXPECT_EQ(detail::top_k_abs(v.data(), 5, 4, excluded, 2, got.data()), 3);  // only 3 eligible
+  EXPECT_EQ(std::vector<int>(got.begin(), got.begin() + 3), (std::vector<int>{1, 3, 4}));
+  EXPECT_EQ(detail::top_k_abs(v.data(), 5, 0, excluded, 2, got.data()), 0);
+}
+
+TEST(TopK, FloatInstantiationAgrees) {
+  const std::vector<double> v = testing::random_normal(64, 77);
+  std::vector<float> f(v.begin(), v.end());
+  std::vector<int> a(9), b(9);
+  detail::top_k_abs(v.data(), 64, 9, static_cast<const int*>(nullptr), 0, a.data());
+  detail::top_k_abs(f.data(), 64, 9, static_cast<const int*>(nullptr), 0, b.data());
+  EXPECT_EQ(a, b);
+}
+
+}  // namespace
+}  // namespace lrsmeta
