@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# End to end through the command line: generate, train, eval, adapt, predict, CSV input, and errors.
+# Usage: LRSMETA=path/to/lrsmeta cli_end_to_end.sh WORK_DIR
+set -euo pipefail
+work=$1
+bin=${LRSMETA:?set LRSMETA to the lrsmeta executable}
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$bin" --help | grep -q "generate" || fail "--help lists no subcommands"
+for sub in generate train adapt predict eval; do
+  "$bin" "$sub" --help > help.txt || fail "$sub --help"
+  grep -q -- "--" help.txt || fail "$sub --help prints no options"
+done
+
+# Noiseless synthetic data: exact recovery through the CLI.
+"$bin" generate --out data --tasks 1000 --samples 60 -d 40 -r 3 -k 2 --seed 3 > /dev/null
+for f in X.npy y.npy task_offsets.npy truth/U.npy truth/W.npy truth/B.npy; do [[ -f data/$f ]] || fail "generate wrote no $f"; done
+"$bin" train --data data -r 3 -k 2 --out model --iterations 30 --metrics-out metrics.json > train.txt 2> train.err
+[[ ! -s train.err ]] || fail "progress printed to a non-terminal stderr: $(cat train.err)"
+for f in U.npy W.npy B_index.npy B_value.npy model.json; do [[ -f model/$f ]] || fail "model has no $f"; done
+grep -q '"iterations_run": 30' metrics.json || fail "metrics.json does not report 30 iterations"
+grep -q '"history"' metrics.json || fail "metrics.json has no history"
+"$bin" eval --model model --data data --truth data/truth --json eval.json > eval.txt
+err=$(sed -n 's/.*"relative_parameter_error": \([^,]*\),*/\1/p' eval.json)
+awk -v e="$err" 'BEGIN { exit !(e < 1e-8) }' || fail "relative parameter error $err is not below 1e-8"
+
+# --iterations 4 runs exactly 4; the same seed gives the same model.
+"$bin" train --data data -r 3 -k 2 --out m4 --iterations 4 --metrics-out m4.json --variant htp --precision float > /dev/null
+grep -q '"iterations_run": 4' m4.json || fail "--iterations 4 did not run 4 iterations"
+"$bin" train --data data -r 3 -k 2 --out m4b --iterations 4 --variant htp --precision float > /dev/null
+cmp -s m4/U.npy m4b/U.npy || fail "same seed, different U"
+
+# New tasks from the same U: adapt, then predict.
+"$bin" generate --out fresh --tasks 20 --samples 40 -d 40 -r 3 -k 2 --seed 77 --basis-seed 0 > /dev/null
+"$bin" adapt --model model --data fresh --out adapted > /dev/null
+"$bin" predict --model adapted --data fresh --out pred.npy > /dev/null
+[[ -f pred.npy ]] || fail "predict wrote nothing"
+
+# CSV input with non-contiguous tasks and a non-numeric column.
+{
+  echo "user,name,x1,x2,rating"
+  for i in $(seq 0 199); do
+    u=$((i % 7)); x1=$(( (i * 37) % 11 - 5 )); x2=$(( (i * 53) % 13 - 6 ))
+    echo "u$u,item$i,$x1,$x2,$(( x1 * (u + 1) + 2 * x2 ))"
+  done
+} > table.csv
+"$bin" train --data table.csv --target rating --task user -r 1 -k 1 --out csvmodel --iterations 10 > /dev/null
+grep -q '"u0"' csvmodel/model.json || fail "task keys not saved in model.json"
+"$bin" eval --model csvmodel --data table.csv --target rating --task user > csveval.txt
+"$bin" predict --model csvmodel --data table.csv --target rating --task user --out pred.csv > /dev/null
+[[ $(wc -l < pred.csv) -eq 201 ]] || fail "pred.csv should have a header and 200 rows"
+
+# Errors: non-zero exit, one clear line, nothing half-written.
+expect_error() {  # expect_error "needle" command...
+  local needle=$1; shift
+  if "$@" > out.txt 2> err.txt; then fail "no error from: $*"; fi
+  grep -q -- "$needle" err.txt || fail "error for '$*' does not mention '$needle': $(cat err.txt)"
+}
+expect_error "exceeds the dimension" "$bin" train --data data -r 41 -k 2 --out bad
+expect_error "no such file" "$bin" train --data missing -r 3 -k 2 --out bad
+expect_error "no column 'score'" "$bin" train --data table.csv --target score --task user -r 1 -k 1 --out bad
+expect_error "not a model folder" "$bin" train --data data -r 3 -k 2 --out data
+expect_error "rank" "$bin" train --data data -k 2 --out bad
+expect_error "no CUDA backend" "$bin" train --data data -r 3 -k 2 --out bad --device cuda
+head -c 100 data/X.npy > trunc.npy && mkdir -p truncated && cp trunc.npy truncated/X.npy && cp data/y.npy data/task_offsets.npy truncated/
+expect_error "truncated" "$bin" train --data truncated -r 3 -k 2 --out bad
+[[ ! -e bad ]] || fail "a failed run left a model folder"
+ls -a | grep -q '\.tmp-' && fail "a failed run left a temporary file"
+[[ -f data/X.npy ]] || fail "the data folder was damaged"
+echo "cli end to end: all checks passed"

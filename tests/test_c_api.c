@@ -1,0 +1,101 @@
+/* The C API used from plain C (compiled as C11): train, inspect, predict, save, load, errors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lrsmeta/lrsmeta.h"
+
+/* Deterministic pseudo-random numbers in [-1, 1] (no dependency on the C library's rand). */
+static double next_value(unsigned long long* state) {
+  *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (double)(*state >> 11) / 4503599627370496.0 - 1.0;
+}
+
+#define CHECK(cond, ...)                    \
+  do {                                      \
+    if (!(cond)) {                          \
+      snprintf(message, size, __VA_ARGS__); \
+      goto done;                            \
+    }                                       \
+  } while (0)
+
+/* Returns 0 on success; otherwise writes what failed to message. */
+int c_api_train_predict_save_load(const char* folder, char* message, size_t size) {
+  enum { T = 200, M = 30, D = 12 };
+  int result = 1;
+  double* X = malloc(sizeof(double) * T * M * D);
+  double* y = malloc(sizeof(double) * T * M);
+  double* pred = malloc(sizeof(double) * T * M);
+  double* pred2 = malloc(sizeof(double) * T * M);
+  int64_t offsets[T + 1];
+  double U[D * 2], W[T * 2], Bv[T];
+  int32_t Bi[T];
+  lrsmeta_options* opts = NULL;
+  lrsmeta_model* model = NULL;
+  lrsmeta_model* loaded = NULL;
+  unsigned long long state = 42;
+  int64_t d, r, k, t;
+  double mse = -1;
+  double u0[D], u1[D], dot = 0, n0 = 0, n1 = 0;
+  for (int i = 0; i <= T; ++i) offsets[i] = (int64_t)i * M;
+  /* Tasks share a random (incoherent) 2-D subspace span(u0, u1), plus one task-specific
+     coordinate 2 + i % 4 in b. */
+  for (int a = 0; a < D; ++a) u0[a] = next_value(&state), u1[a] = next_value(&state);
+  for (int a = 0; a < D; ++a) n0 += u0[a] * u0[a];
+  for (int a = 0; a < D; ++a) u0[a] /= sqrt(n0), dot += u0[a] * u1[a];
+  for (int a = 0; a < D; ++a) u1[a] -= dot * u0[a], n1 += u1[a] * u1[a];
+  for (int a = 0; a < D; ++a) u1[a] /= sqrt(n1);
+  for (int i = 0; i < T; ++i) {
+    const double w0 = 2 * next_value(&state), w1 = 2 * next_value(&state);
+    for (int j = 0; j < M; ++j) {
+      double* x = X + ((size_t)i * M + j) * D;
+      double s = 0;
+      for (int a = 0; a < D; ++a) x[a] = next_value(&state), s += x[a] * (w0 * u0[a] + w1 * u1[a]);
+      y[i * M + j] = s + x[2 + i % 4];
+    }
+  }
+  CHECK(lrsmeta_options_create(&opts) == LRSMETA_OK, "options_create");
+  CHECK(lrsmeta_options_set_int(opts, "rank", 2) == LRSMETA_OK, "set rank");
+  CHECK(lrsmeta_options_set_int(opts, "sparsity", 1) == LRSMETA_OK, "set sparsity");
+  CHECK(lrsmeta_options_set_int(opts, "iterations", 40) == LRSMETA_OK, "set iterations");
+  CHECK(lrsmeta_options_set_string(opts, "variant", "pursuit") == LRSMETA_OK, "set variant");
+  CHECK(lrsmeta_options_set_double(opts, "ridge", 0.0) == LRSMETA_OK, "set ridge");
+  CHECK(lrsmeta_options_set_string(opts, "variant", "newton") == LRSMETA_INVALID_ARGUMENT, "bad variant accepted");
+  CHECK(strstr(lrsmeta_last_error(), "newton") != NULL, "message lacks the bad name: %s", lrsmeta_last_error());
+  CHECK(lrsmeta_options_set_int(opts, "colour", 1) == LRSMETA_INVALID_ARGUMENT, "unknown option accepted");
+
+  CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &model) == LRSMETA_OK, "fit: %s", lrsmeta_last_error());
+  CHECK(lrsmeta_model_dims(model, &d, &r, &k, &t) == LRSMETA_OK && d == D && r == 2 && k == 1 && t == T, "dims");
+  CHECK(lrsmeta_model_get_U(model, U) == LRSMETA_OK && lrsmeta_model_get_W(model, W) == LRSMETA_OK, "get U/W");
+  CHECK(lrsmeta_model_get_B(model, Bi, Bv) == LRSMETA_OK, "get B");
+  for (int i = 0; i < T; ++i) CHECK(Bi[i] == 2 + i % 4, "task %d: b index %d, expected %d", i, Bi[i], 2 + i % 4);
+  CHECK(lrsmeta_evaluate_f64(model, X, y, offsets, T * M, D, T, &mse) == LRSMETA_OK, "evaluate");
+  CHECK(mse < 1e-16, "training MSE %g on noiseless data", mse);
+  CHECK(lrsmeta_predict_f64(model, X, offsets, T * M, D, T, pred) == LRSMETA_OK, "predict");
+  for (int j = 0; j < T * M; ++j) CHECK(fabs(pred[j] - y[j]) < 1e-7, "prediction %d off", j);
+
+  CHECK(lrsmeta_model_save(model, folder) == LRSMETA_OK, "save: %s", lrsmeta_last_error());
+  CHECK(lrsmeta_model_load(folder, &loaded) == LRSMETA_OK, "load: %s", lrsmeta_last_error());
+  CHECK(lrsmeta_predict_f64(loaded, X, offsets, T * M, D, T, pred2) == LRSMETA_OK, "predict (loaded)");
+  CHECK(memcmp(pred, pred2, sizeof(double) * T * M) == 0, "loaded model predicts differently");
+
+  /* Errors: codes and messages, no crash. */
+  offsets[3] = 1;
+  CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &model) == LRSMETA_INVALID_ARGUMENT, "bad offsets accepted");
+  CHECK(strstr(lrsmeta_last_error(), "task_offsets") != NULL, "message: %s", lrsmeta_last_error());
+  CHECK(lrsmeta_fit_f64(X, y, NULL, T * M, D, T, opts, &model) == LRSMETA_INVALID_ARGUMENT, "NULL offsets accepted");
+  CHECK(lrsmeta_model_load("/nonexistent/model", &loaded) == LRSMETA_IO_ERROR, "missing model loaded");
+  CHECK(loaded == NULL, "failed load left a handle");
+  CHECK(strlen(lrsmeta_version()) > 0, "version");
+  result = 0;
+done:
+  lrsmeta_model_destroy(model);
+  lrsmeta_model_destroy(loaded);
+  lrsmeta_options_destroy(opts);
+  free(X);
+  free(y);
+  free(pred);
+  free(pred2);
+  return result;
+}

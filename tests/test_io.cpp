@@ -1,1 +1,304 @@
+// File formats: .npy, data folders, CSV, model folders; errors on bad files; nothing half-written.
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+#include "test_helpers.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lrsmeta {
+namespace {
+
+class IoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lrsmeta_io_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  void write_bytes(const std::string& name, const std::string& bytes) const {
+    std::ofstream(path(name), std::ios::binary) << bytes;
+  }
+  // Only the given names in the folder (no temporary leftovers).
+  std::vector<std::string> listing() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  fs::path dir_;
+};
+
+// A .npy file with the given header dict and payload, version 1.0.
+std::string npy_bytes(const std::string& dict, const std::string& payload, int version = 1) {
+  std::string header = dict;
+  const std::size_t prefix = version == 1 ? 10 : 12;
+  header.append((64 - (prefix + header.size() + 1) % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string out = "\x93NUMPY";
+  out.push_back(static_cast<char>(version));
+  out.push_back('\0');
+  const std::size_t len = header.size();
+  out.push_back(static_cast<char>(len & 0xff));
+  out.push_back(static_cast<char>((len >> 8) & 0xff));
+  if (version != 1) {
+    out.push_back('\0');
+    out.push_back('\0');
+  }
+  return out + header + payload;
+}
+
+TEST_F(IoTest, NpyRoundTripsEveryDtype) {
+  const std::vector<double> d = {1.5, -2.25, 3e300, 0.0, -0.0, 7};
+  write_npy(path("d.npy"), d.data(), {2, 3});
+  std::vector<std::int64_t> shape;
+  EXPECT_EQ(read_npy_as<double>(path("d.npy"), &shape), d);
+  EXPECT_EQ(shape, (std::vector<std::int64_t>{2, 3}));
+  const std::vector<float> f = {1.5f, -2.0f, 3.25f};
+  write_npy(path("f.npy"), f.data(), {3});
+  EXPECT_EQ(read_npy_as<float>(path("f.npy"), &shape), f);
+  EXPECT_EQ(shape, (std::vector<std::int64_t>{3}));
+  EXPECT_EQ(read_npy_as<double>(path("f.npy"), nullptr), (std::vector<double>{1.5, -2.0, 3.25}));
+  const std::vector<std::int32_t> i32 = {-1, 0, 2147483647};
+  write_npy(path("i.npy"), i32.data(), {3});
+  EXPECT_EQ(read_npy_as<std::int32_t>(path("i.npy"), nullptr), i32);
+  EXPECT_EQ(read_npy_as<std::int64_t>(path("i.npy"), nullptr), (std::vector<std::int64_t>{-1, 0, 2147483647}));
+  const std::vector<std::int64_t> i64 = {0, 5, 1LL << 40};
+  write_npy(path("l.npy"), i64.data(), {3});
+  EXPECT_EQ(read_npy_as<std::int64_t>(path("l.npy"), nullptr), i64);
+  EXPECT_THROW(read_npy_as<std::int32_t>(path("l.npy"), nullptr), Error);  // 2^40 does not fit
+  const std::vector<double> empty;
+  write_npy(path("e.npy"), empty.data(), {0, 4});
+  EXPECT_TRUE(read_npy_as<double>(path("e.npy"), &shape).empty());
+  EXPECT_EQ(shape, (std::vector<std::int64_t>{0, 4}));
+  // The header is padded so the data starts on a 64-byte boundary (NumPy's own layout).
+  std::ifstream in(path("d.npy"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  const std::size_t header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+  EXPECT_EQ((10 + header_len) % 64, 0u);
+  EXPECT_EQ(bytes.size(), 10 + header_len + 6 * 8);
+}
+
+TEST_F(IoTest, NpyReadsBigEndianAndVersion2) {
+  std::string payload;
+  for (double v : {1.0, -2.5}) {
+    char b[8];
+    std::memcpy(b, &v, 8);
+    std::reverse(b, b + 8);
+    payload.append(b, 8);
+  }
+  write_bytes("be.npy", npy_bytes("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", payload));
+  EXPECT_EQ(read_npy_as<double>(path("be.npy"), nullptr), (std::vector<double>{1.0, -2.5}));
+  std::string ipayload;
+  for (std::int32_t v : {7, -9}) {
+    char b[4];
+    std::memcpy(b, &v, 4);
+    std::reverse(b, b + 4);
+    ipayload.append(b, 4);
+  }
+  write_bytes("bei.npy", npy_bytes("{'descr': '>i4', 'fortran_order': False, 'shape': (1, 2), }", ipayload, 2));
+  EXPECT_EQ(read_npy_as<std::int64_t>(path("bei.npy"), nullptr), (std::vector<std::int64_t>{7, -9}));
+}
+
+TEST_F(IoTest, NpyRejectsWhatItCannotRead) {
+  auto expect_error = [&](const std::string& name, const std::string& needle) {
+    try {
+      read_npy(path(name));
+      FAIL() << name << ": no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << "the message names the file: " << e.what();
+    }
+  };
+  const std::string eight(8, '\0');
+  write_bytes("fortran.npy", npy_bytes("{'descr': '<f8', 'fortran_order': True, 'shape': (1,), }", eight));
+  expect_error("fortran.npy", "Fortran-order");
+  write_bytes("i2.npy", npy_bytes("{'descr': '<i2', 'fortran_order': False, 'shape': (4,), }", eight));
+  expect_error("i2.npy", "unsupported dtype");
+  write_bytes("short.npy", npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", eight));
+  expect_error("short.npy", "truncated");
+  write_bytes("magic.npy", "PK\x03\x04 this is a zip");
+  expect_error("magic.npy", "not a .npy file");
+  write_bytes("hdr.npy", std::string("\x93NUMPY\x01\x00\xff\x00{'descr'", 17));
+  expect_error("hdr.npy", "truncated");
+  expect_error("missing.npy", "cannot open");
+}
+
+TEST_F(IoTest, DataFolderRoundTripAndMismatches) {
+  SyntheticSpec s;
+  s.tasks = 5;
+  s.min_samples = 0;
+  s.max_samples = 4;
+  s.d = 3;
+  const SyntheticData syn = generate_synthetic(s);
+  save_data_folder(path("data"), syn.data);
+  const Dataset<double> back = load_data_folder<double>(path("data"));
+  EXPECT_EQ(back.X, syn.data.X);
+  EXPECT_EQ(back.y, syn.data.y);
+  EXPECT_EQ(back.task_offsets, syn.data.task_offsets);
+  const Dataset<float> as_float = load_dataset<float>(path("data"));
+  EXPECT_EQ(as_float.n(), syn.data.n());
+  // y with a different row count.
+  const std::vector<double> y_short(1, 0.0);
+  write_npy(path("data/y.npy"), y_short.data(), {1});
+  EXPECT_THROW(load_data_folder<double>(path("data")), Error);
+  EXPECT_THROW(load_data_folder<double>(path("nothing")), Error);
+}
+
+TEST_F(IoTest, CsvGroupsTasksAndPicksNumericFeatures) {
+  write_bytes("r.csv",
+              "user,\"title, with comma\",genre,x1,rating\n"
+              "a,\"Up, \"\"the\"\" film\",Drama,1.5,4\n"
+              "b,Heat,Crime,2,3.5\r\n"
+              "a,Alien,Horror,-1,2\n"
+              "\n"
+              "c,Big,Comedy,0.25,5\n");
+  std::vector<std::string> ignored;
+  const Dataset<double> ds = load_csv<double>(path("r.csv"), {"rating", "user"}, &ignored);
+  EXPECT_EQ(ds.task_keys, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(ds.feature_names, (std::vector<std::string>{"x1"}));
+  EXPECT_EQ(ignored, (std::vector<std::string>{"title, with comma", "genre"}));
+  EXPECT_EQ(ds.task_offsets, (std::vector<std::int64_t>{0, 2, 3, 4}));
+  EXPECT_EQ(ds.X, (std::vector<double>{1.5, -1, 2, 0.25}));  // rows of task a together, in file order
+  EXPECT_EQ(ds.y, (std::vector<double>{4, 2, 3.5, 5}));
+  // Aligning to a model's task order; unknown tasks are an error.
+  const Dataset<double> al = align_tasks(ds, {"c", "z", "a", "b"});
+  EXPECT_EQ(al.task_offsets, (std::vector<std::int64_t>{0, 1, 1, 3, 4}));
+  EXPECT_EQ(al.y, (std::vector<double>{5, 4, 2, 3.5}));
+  EXPECT_THROW(align_tasks(ds, {"a", "b"}), Error);
+}
+
+TEST_F(IoTest, CsvErrorsNameTheProblem) {
+  auto expect_error = [&](const std::string& text, const CsvOptions& o, const std::string& needle) {
+    write_bytes("bad.csv", text);
+    try {
+      load_csv<double>(path("bad.csv"), o);
+      FAIL() << "no error for: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error("u,x,y\n1,2,3\n", {"rating", "u"}, "no column 'rating'");
+  expect_error("u,x,y\n1,2,3\n2,4\n", {"y", "u"}, "line 3 has 2 fields");
+  expect_error("u,x,y\n1,2,abc\n", {"y", "u"}, "line 2: target 'y' is not a finite number");
+  expect_error("u,x,y\n1,2,nan\n", {"y", "u"}, "not a finite number");
+  expect_error("u,x,y\n", {"y", "u"}, "no rows");
+  expect_error("", {"y", "u"}, "empty");
+  expect_error("u,name,y\n1,bob,2\n", {"y", "u"}, "no numeric feature");
+  expect_error("u,x,y\n1,\"2,3\n", {"y", "u"}, "unterminated");
+  expect_error("u,x,y\n1,2,3\n", {"y", ""}, "no task column");
+}
+
+TEST_F(IoTest, ModelRoundTripIsExact) {
+  SyntheticSpec s;
+  s.tasks = 30;
+  s.min_samples = s.max_samples = 20;
+  s.d = 10;
+  const SyntheticData syn = generate_synthetic(s);
+  Options o;
+  o.rank = 2;
+  o.sparsity = 2;
+  o.iterations = 4;
+  o.variant = Variant::htp;
+  o.seed = 99;
+  Model m = fit(syn.data.view(), o);
+  m.task_keys.clear();
+  for (int i = 0; i < 30; ++i) m.task_keys.push_back("user " + std::to_string(i));
+  m.feature_names = {"f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"};
+  save_model(m, path("model"));
+  const Model back = load_model(path("model"));
+  EXPECT_EQ(back.U, m.U);
+  EXPECT_EQ(back.W, m.W);
+  EXPECT_EQ(back.B_index, m.B_index);
+  EXPECT_EQ(back.B_value, m.B_value);
+  EXPECT_EQ(back.task_keys, m.task_keys);
+  EXPECT_EQ(back.feature_names, m.feature_names);
+  EXPECT_EQ(back.options.variant, Variant::htp);
+  EXPECT_EQ(back.options.seed, 99u);
+  ASSERT_EQ(back.history.size(), 4u);
+  EXPECT_EQ(back.history[3].training_loss, m.history[3].training_loss);
+  EXPECT_EQ(predict(back, syn.data.view()), predict(m, syn.data.view()));
+  // Saving again replaces the model folder; nothing else is left beside it.
+  save_model(m, path("model"));
+  EXPECT_EQ(listing(), (std::vector<std::string>{"model"}));
+}
+
+TEST_F(IoTest, FailedWritesLeaveNothingBehind) {
+  SyntheticSpec s;
+  s.tasks = 4;
+  s.d = 5;
+  s.r = 1;
+  s.k = 1;
+  s.min_samples = s.max_samples = 6;
+  const SyntheticData syn = generate_synthetic(s);
+  Options o;
+  o.rank = 1;
+  o.sparsity = 1;
+  o.iterations = 2;
+  Model m = fit(syn.data.view(), o);
+  // An existing folder that is not a model is never overwritten.
+  fs::create_directories(path("precious"));
+  write_bytes("precious/notes.txt", "keep me");
+  EXPECT_THROW(save_model(m, path("precious")), Error);
+  EXPECT_TRUE(fs::exists(path("precious/notes.txt")));
+  // An invalid model is refused before anything is written.
+  Model bad = m;
+  bad.W[0] = std::nan("");
+  EXPECT_THROW(save_model(bad, path("bad")), Error);
+  // A folder that cannot be created (parent is a file).
+  write_bytes("file", "x");
+  EXPECT_THROW(save_model(m, path("file/model")), Error);
+  EXPECT_EQ(listing(), (std::vector<std::string>{"file", "precious"}));
+}
+
+TEST_F(IoTest, LoadModelRejectsDamagedFolders) {
+  SyntheticSpec s;
+  s.tasks = 4;
+  s.d = 5;
+  s.r = 1;
+  s.k = 1;
+  s.min_samples = s.max_samples = 6;
+  Options o;
+  o.rank = 1;
+  o.sparsity = 1;
+  o.iterations = 1;
+  save_model(fit(generate_synthetic(s).data.view(), o), path("m"));
+  const std::vector<double> wrong(3, 0.0);
+  write_npy(path("m/W.npy"), wrong.data(), {3, 1});
+  EXPECT_THROW(load_model(path("m")), Error);
+  write_bytes("m/model.json", "{ not json");
+  EXPECT_THROW(load_model(path("m")), Error);
+  EXPECT_THROW(load_model(path("nowhere")), Error);
+}
+
+TEST_F(IoTest, SyntheticTruthRoundTrip) {
+  SyntheticSpec s;
+  s.tasks = 7;
+  s.d = 6;
+  s.r = 2;
+  s.k = 1;
+  s.min_samples = 3;
+  s.max_samples = 5;
+  const SyntheticData syn = generate_synthetic(s);
+  save_synthetic(path("gen"), syn);
+  const SyntheticData truth = load_truth(path("gen/truth"));
+  EXPECT_EQ(truth.theta(), syn.theta());
+  for (std::int64_t i = 0; i < 7; ++i) {  // exactly k non-zeros per b_i
+    int nz = 0;
+    for (int a = 0; a < 6; ++a) nz += syn.B[i * 6 + a] != 0.0;
+    EXPECT_EQ(nz, 1);
+  }
+  EXPECT_LT(testing::subspace_distance(syn.U, syn.U, 6, 2), 1e-15);
+}
+
+}  // namespace
+}  // namespace lrsmeta

@@ -50,19 +50,23 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
   settings.inner_iterations = options_.inner_iterations;
   settings.task_ridge = options_.task_ridge;
   settings.step_size = effective_step_size(options_);
-  double sse = 0.0;
-#pragma omp parallel num_threads(threads_) reduction(+ : sse)
+  // Per-task sums, added in task order afterwards: the reported loss does not depend on how the
+  // dynamic schedule spread the (ragged) tasks over the threads.
+  task_sse_.resize(static_cast<std::size_t>(t_));
+#pragma omp parallel num_threads(threads_)
   {
     TaskWorkspace ws(m_max_, d_, r_, k_);
 #pragma omp for schedule(dynamic, 16)
     for (std::int64_t i = 0; i < t_; ++i) {
       const std::int64_t row0 = data_.task_offsets[i];
       const int m = static_cast<int>(data_.task_offsets[i + 1] - row0);
-      sse += task_step(data_.X + row0 * d_, data_.y + row0, m, d_, Ut_.data(), r_,
-                       W_.data() + i * r_, B_index_.data() + i * k_, B_value_.data() + i * k_, k_,
-                       settings, ws);
+      task_sse_[static_cast<std::size_t>(i)] =
+          task_step(data_.X + row0 * d_, data_.y + row0, m, d_, Ut_.data(), r_, W_.data() + i * r_,
+                    B_index_.data() + i * k_, B_value_.data() + i * k_, k_, settings, ws);
     }
   }
+  double sse = 0.0;
+  for (double e : task_sse_) sse += e;
   return {sse, data_.n};
 }
 
@@ -87,7 +91,9 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
     std::vector<double> Wp(static_cast<std::size_t>(kTasksPerChunk * P));
     std::vector<double> Sp(static_cast<std::size_t>(kTasksPerChunk * Q));
     std::vector<double> x(static_cast<std::size_t>(d)), q(static_cast<std::size_t>(d));
-#pragma omp for schedule(dynamic, 1)
+    // Static schedule: each thread sums a fixed set of chunks, so a run is reproducible for a
+    // given thread count (floating-point sums depend on their order).
+#pragma omp for schedule(static)
     for (std::int64_t c = 0; c < n_chunks; ++c) {
       const std::int64_t first = c * kTasksPerChunk;
       const std::int64_t count = std::min(kTasksPerChunk, t_ - first);

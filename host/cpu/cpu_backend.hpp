@@ -49,6 +49,7 @@ class CpuBackend final : public core::Backend {
   std::vector<double> U_, Ut_;  // d x r and its transpose r x d, row-major
   std::vector<double> W_, B_value_;
   std::vector<std::int32_t> B_index_;
+  std::vector<double> task_sse_;
 };
 
 }  // namespace lrsmeta::cpu

@@ -1,0 +1,29 @@
+// Built against the installed headers and shared library only.
+#include <lrsmeta/io.hpp>
+#include <lrsmeta/lrsmeta.hpp>
+
+#include <cstdio>
+
+int main() {
+  lrsmeta::SyntheticSpec spec;
+  spec.tasks = 300;
+  spec.min_samples = spec.max_samples = 40;
+  spec.d = 20;
+  spec.r = 2;
+  spec.k = 1;
+  const lrsmeta::SyntheticData truth = lrsmeta::generate_synthetic(spec);
+  lrsmeta::Options options;
+  options.rank = 2;
+  options.sparsity = 1;
+  const lrsmeta::Model model = lrsmeta::fit(truth.data.view(), options);
+  const double err = lrsmeta::relative_error(model.theta_matrix(), truth.theta());
+  std::printf("lrsmeta %s: relative parameter error %.3g\n", lrsmeta::version(), err);
+  try {
+    options.rank = 99;
+    lrsmeta::fit(truth.data.view(), options);
+    return 2;
+  } catch (const lrsmeta::Error& e) {
+    std::printf("bad input reported: %s\n", e.what());
+  }
+  return err < 1e-8 ? 0 : 1;
+}
