@@ -34,6 +34,7 @@ int c_api_train_predict_save_load(const char* folder, char* message, size_t size
   lrsmeta_options* opts = NULL;
   lrsmeta_model* model = NULL;
   lrsmeta_model* loaded = NULL;
+  lrsmeta_model* failed = NULL; /* failed calls must leave NULL here */
   unsigned long long state = 42;
   int64_t d, r, k, t;
   double mse = -1;
@@ -82,11 +83,12 @@ int c_api_train_predict_save_load(const char* folder, char* message, size_t size
 
   /* Errors: codes and messages, no crash. */
   offsets[3] = 1;
-  CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &model) == LRSMETA_INVALID_ARGUMENT, "bad offsets accepted");
+  CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &failed) == LRSMETA_INVALID_ARGUMENT, "bad offsets accepted");
+  CHECK(failed == NULL, "failed fit left a handle");
   CHECK(strstr(lrsmeta_last_error(), "task_offsets") != NULL, "message: %s", lrsmeta_last_error());
-  CHECK(lrsmeta_fit_f64(X, y, NULL, T * M, D, T, opts, &model) == LRSMETA_INVALID_ARGUMENT, "NULL offsets accepted");
-  CHECK(lrsmeta_model_load("/nonexistent/model", &loaded) == LRSMETA_IO_ERROR, "missing model loaded");
-  CHECK(loaded == NULL, "failed load left a handle");
+  CHECK(lrsmeta_fit_f64(X, y, NULL, T * M, D, T, opts, &failed) == LRSMETA_INVALID_ARGUMENT, "NULL offsets accepted");
+  CHECK(lrsmeta_model_load("/nonexistent/model", &failed) == LRSMETA_IO_ERROR, "missing model loaded");
+  CHECK(failed == NULL, "failed load left a handle");
   CHECK(strlen(lrsmeta_version()) > 0, "version");
   result = 0;
 done:

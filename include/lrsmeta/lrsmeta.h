@@ -1,7 +1,9 @@
 /* lrsmeta C API: for callers from C and from other languages (FFI).
  *
  * Handles are opaque; every function returns an lrsmeta_status, and on failure
- * lrsmeta_last_error() gives a message for the calling thread. Arrays are row-major (C order). */
+ * lrsmeta_last_error() gives a message for the calling thread. Arrays are row-major (C order).
+ * Functions that create a handle (lrsmeta_model** out) set *out to NULL when they fail; a handle
+ * is released with its _destroy function (NULL is allowed). */
 #ifndef LRSMETA_LRSMETA_H
 #define LRSMETA_LRSMETA_H
 

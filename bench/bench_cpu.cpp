@@ -1,0 +1,138 @@
+// CPU path timings at the anchor sizes: d = 100, r = 10, k = 5, m = 20, t = 1e3 .. 1e5.
+// One outer iteration = the task step over all tasks + the U step (G and v, then the dr x dr solve
+// and QR). The counter us_per_task_core is the time per task times the threads used.
+//
+//   build/bench/bench_cpu --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+#include <omp.h>
+
+#include "cpu/cpu_backend.hpp"
+#include "lrsmeta/io.hpp"
+
+namespace lrsmeta {
+namespace {
+
+constexpr int kD = 100, kR = 10, kK = 5, kM = 20;
+
+template <typename T>
+struct Fixture {
+  Dataset<T> data;
+  std::unique_ptr<cpu::CpuBackend<T>> backend;
+};
+
+// One data set and one warmed-up backend per (precision, t, variant), kept across benchmarks.
+template <typename T>
+cpu::CpuBackend<T>& backend_for(std::int64_t t, Variant variant) {
+  static std::map<std::pair<std::int64_t, int>, std::unique_ptr<Fixture<T>>> cache;
+  auto& slot = cache[{t, static_cast<int>(variant)}];
+  if (!slot) {
+    SyntheticSpec spec;
+    spec.tasks = t;
+    spec.min_samples = spec.max_samples = kM;
+    spec.d = kD;
+    spec.r = kR;
+    spec.k = kK;
+    spec.noise = 0.01;
+    spec.seed = 5;
+    const SyntheticData syn = generate_synthetic(spec);
+    slot = std::make_unique<Fixture<T>>();
+    slot->data.d = kD;
+    slot->data.task_offsets = syn.data.task_offsets;
+    slot->data.X.assign(syn.data.X.begin(), syn.data.X.end());
+    slot->data.y.assign(syn.data.y.begin(), syn.data.y.end());
+    Options o;
+    o.rank = kR;
+    o.sparsity = kK;
+    o.variant = variant;
+    slot->backend = std::make_unique<cpu::CpuBackend<T>>(slot->data.view(), o);
+    // A realistic state: random U, two warm-start iterations, one with the full sparsity.
+    std::vector<double> U(static_cast<std::size_t>(kD) * kR, 0.0);
+    for (int p = 0; p < kR; ++p) U[static_cast<std::size_t>(p * 7 % kD) * kR + p] = 1.0;
+    slot->backend->set_U(U);
+    for (int it = 0; it < 2; ++it) {
+      slot->backend->task_step_all(0);
+      slot->backend->update_U();
+    }
+    slot->backend->task_step_all(kK);
+  }
+  return *slot->backend;
+}
+
+void per_task_counter(benchmark::State& state, std::int64_t t, int threads) {
+  state.counters["us_per_task_core"] = benchmark::Counter(static_cast<double>(t) / threads / 1e6,
+                                                          benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["threads"] = threads;
+}
+
+template <typename T>
+void BM_TaskStep(benchmark::State& state) {
+  const std::int64_t t = state.range(0);
+  const Variant variant = static_cast<Variant>(state.range(1));
+  auto& backend = backend_for<T>(t, variant);
+  for (auto _ : state) benchmark::DoNotOptimize(backend.task_step_all(kK));
+  per_task_counter(state, t, backend.threads());
+  state.SetLabel(to_string(variant));
+}
+
+template <typename T>
+void BM_BuildG(benchmark::State& state) {
+  const std::int64_t t = state.range(0);
+  auto& backend = backend_for<T>(t, Variant::pursuit);
+  std::vector<double> G, v;
+  for (auto _ : state) {
+    backend.accumulate_normal_equations(G, v);
+    benchmark::DoNotOptimize(G.data());
+  }
+  per_task_counter(state, t, backend.threads());
+  // Packed GEMM flops: 2 * r(r+1)/2 * d(d+1)/2 per task, plus d(d+1)/2 * m for X_i^T X_i.
+  const double flops = (2.0 * kR * (kR + 1) / 2 * kD * (kD + 1) / 2 + 2.0 * kD * (kD + 1) / 2 * kM) * static_cast<double>(t);
+  state.counters["GFLOPs"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <typename T>
+void BM_SolveAndQR(benchmark::State& state) {
+  auto& backend = backend_for<T>(state.range(0), Variant::pursuit);
+  std::vector<double> G0, v;
+  backend.accumulate_normal_equations(G0, v);
+  for (auto _ : state) {
+    std::vector<double> G = G0;
+    benchmark::DoNotOptimize(backend.solve_normal_equations(G, v));
+  }
+}
+
+template <typename T>
+void BM_OuterIteration(benchmark::State& state) {
+  const std::int64_t t = state.range(0);
+  auto& backend = backend_for<T>(t, Variant::pursuit);
+  for (auto _ : state) {
+    backend.task_step_all(kK);
+    benchmark::DoNotOptimize(backend.update_U());
+  }
+  per_task_counter(state, t, backend.threads());
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t t : {1000, 10000, 100000}) b->Args({t, static_cast<int>(Variant::pursuit)});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+void variants(benchmark::internal::Benchmark* b) {
+  for (std::int64_t t : {1000, 10000, 100000})
+    for (Variant v : {Variant::pursuit, Variant::htp, Variant::iht}) b->Args({t, static_cast<int>(v)});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK_TEMPLATE(BM_TaskStep, double)->Apply(variants);
+BENCHMARK_TEMPLATE(BM_TaskStep, float)->Apply(sizes);
+BENCHMARK_TEMPLATE(BM_BuildG, double)->Apply(sizes);
+BENCHMARK_TEMPLATE(BM_BuildG, float)->Apply(sizes);
+BENCHMARK_TEMPLATE(BM_SolveAndQR, double)->Args({1000, 0})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_OuterIteration, double)->Apply(sizes);
+BENCHMARK_TEMPLATE(BM_OuterIteration, float)->Apply(sizes);
+
+}  // namespace
+}  // namespace lrsmeta
+
+BENCHMARK_MAIN();

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Build and run the whole test suite: the release build, then the CPU path again under
+# AddressSanitizer and UndefinedBehaviorSanitizer. ctest prints how many tests ran.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+"$root/scripts/install-deps.sh"
+
+echo "== release build and tests"
+BUILD_DIR=$root/build "$root/scripts/build.sh"
+(cd "$root/build" && ctest --output-on-failure -j "$jobs")
+
+if [[ ${LRSMETA_SKIP_SANITIZERS:-0} != 1 ]]; then
+  echo "== ASan/UBSan build and tests (CPU path)"
+  BUILD_DIR=$root/build-sanitize BUILD_TYPE=RelWithDebInfo "$root/scripts/build.sh" \
+    -DLRSMETA_SANITIZE=address,undefined -DLRSMETA_BUILD_BENCHMARKS=OFF
+  # The installed-package test rebuilds a consumer without the sanitizer runtime: release only.
+  (cd "$root/build-sanitize" &&
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --output-on-failure -j "$jobs" -E installed_package_consumer)
+fi
