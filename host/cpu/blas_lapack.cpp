@@ -37,6 +37,13 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const d
               m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void gemm_nn(int m, int n, int k, const double* A, const double* B, double* C) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0, A, k, B, n, 0.0, C, n);
+}
+void gemm_nn(int m, int n, int k, const float* A, const float* B, float* C) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);
+}
+
 void syrk_upper_ata(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc) {
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, A, lda, beta, C, ldc);
 }

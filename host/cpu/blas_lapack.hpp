@@ -12,6 +12,10 @@ namespace lrsmeta::cpu {
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* A, int lda,
           const double* B, int ldb, double beta, double* C, int ldc);
 
+// Row-major C (m x n) = A (m x k) B (k x n), no transposes, leading dimensions = column counts.
+void gemm_nn(int m, int n, int k, const double* A, const double* B, double* C);
+void gemm_nn(int m, int n, int k, const float* A, const float* B, float* C);
+
 // Row-major C (n x n, upper triangle) = alpha * A^T A + beta * C for A (k x n) (cblas_dsyrk).
 void syrk_upper_ata(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc);
 

@@ -37,9 +37,7 @@ template <typename T>
 void CpuBackend<T>::set_U(const std::vector<double>& U) {
   if (U.size() != static_cast<std::size_t>(d_) * r_) throw Error("CPU backend: U has the wrong size");
   U_ = U;
-  Ut_.assign(U.size(), 0.0);
-  for (int a = 0; a < d_; ++a)
-    for (int p = 0; p < r_; ++p) Ut_[static_cast<std::size_t>(p) * d_ + a] = U_[static_cast<std::size_t>(a) * r_ + p];
+  U_data_.assign(U.begin(), U.end());
 }
 
 template <typename T>
@@ -53,6 +51,7 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
   // Per-task sums, added in task order afterwards: the reported loss does not depend on how the
   // dynamic schedule spread the (ragged) tasks over the threads.
   task_sse_.resize(static_cast<std::size_t>(t_));
+  BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(threads_)
   {
     TaskWorkspace ws(m_max_, d_, r_, k_);
@@ -61,7 +60,7 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
       const std::int64_t row0 = data_.task_offsets[i];
       const int m = static_cast<int>(data_.task_offsets[i + 1] - row0);
       task_sse_[static_cast<std::size_t>(i)] =
-          task_step(data_.X + row0 * d_, data_.y + row0, m, d_, Ut_.data(), r_, W_.data() + i * r_,
+          task_step(data_.X + row0 * d_, data_.y + row0, m, d_, U_data_.data(), r_, W_.data() + i * r_,
                     B_index_.data() + i * k_, B_value_.data() + i * k_, k_, settings, ws);
     }
   }

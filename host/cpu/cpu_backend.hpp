@@ -46,7 +46,8 @@ class CpuBackend final : public core::Backend {
   std::int64_t t_;
   int m_max_ = 0;
   int threads_ = 1;
-  std::vector<double> U_, Ut_;  // d x r and its transpose r x d, row-major
+  std::vector<double> U_;  // d x r, row-major
+  std::vector<T> U_data_;  // U in the data's precision, for the task steps' X U
   std::vector<double> W_, B_value_;
   std::vector<std::int32_t> B_index_;
   std::vector<double> task_sse_;

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/small_dense.hpp"
+#include "cpu/blas_lapack.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta::cpu {
@@ -41,26 +43,33 @@ inline int pursuit_candidate_cap(int n_support, int k, int m, int r, int d) {
 struct TaskWorkspace {
   int m_max = 0, d = 0, r = 0, k = 0, cols = 0;
   std::vector<double> Z;       // m x r, row-major: X U
-  std::vector<double> A;       // m x cols, column-major: [X U, X_S]
-  std::vector<double> gram, chol, rhs;
+  std::vector<float> Z_data;   // X U in float, for float data
+  std::vector<double> ZtZ;     // r x r, lower triangle
+  std::vector<double> A;       // one gathered row of X_S
+  std::vector<double> gram, gram_sub, chol, rhs, rhs_saved;
   std::vector<double> resid, corr, dense;
-  std::vector<int> support, candidates, picked;
+  std::vector<int> support, candidates, picked, previous;
   std::vector<double> support_values, candidate_values;
 
   TaskWorkspace(int m_max_, int d_, int r_, int k_)
       : m_max(m_max_), d(d_), r(r_), k(k_), cols(max_joint_columns(r_, k_, d_)) {
     const std::size_t m = static_cast<std::size_t>(std::max(m_max, 1));
     Z.resize(m * std::max(r, 1));
+    Z_data.resize(m * std::max(r, 1));
+    ZtZ.resize(static_cast<std::size_t>(std::max(r, 1)) * std::max(r, 1));
     A.resize(m * std::max(cols, 1));
     gram.resize(static_cast<std::size_t>(cols) * cols + 1);
+    gram_sub.resize(gram.size());
     chol.resize(gram.size());
     rhs.resize(cols + 1);
+    rhs_saved.resize(cols + 1);
     resid.resize(m);
     corr.resize(static_cast<std::size_t>(d));
     dense.resize(static_cast<std::size_t>(d));
     support.resize(cols + 1);
     candidates.resize(cols + 1);
     picked.resize(cols + 1);
+    previous.resize(cols + 1);
     support_values.resize(cols + 1);
     candidate_values.resize(cols + 1);
   }
@@ -68,33 +77,49 @@ struct TaskWorkspace {
 
 namespace task_detail {
 
-// Solve min ||target - [Z, X_S] x||^2 (+ ridge) for x = (w, b_S): builds the column-major design
-// matrix, its Gram and right-hand side, then the ridged Cholesky. Writes w and the S values.
+inline void solve_system(const double* G, double* x, int n, double ridge, TaskWorkspace& ws, double* w, double* b_S);
+
+// Solve min ||target - [Z, X_S] x||^2 (+ ridge) for x = (w, b_S). The Gram is accumulated as a sum
+// of outer products of the rows of [Z, X_S] (contiguous, vectorisable loops; dot products of
+// length m would spend their time in horizontal reductions). Its Z block, Z^T Z, is computed once
+// per task step (ws.ZtZ) and reused. Only the lower triangle is formed: that is what the Cholesky
+// reads.
 template <typename T>
 inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, const double* target,
                                 const int* S, int n_S, double ridge, double* w, double* b_S) {
   const int r = ws.r, n = r + n_S;
   if (n == 0) return;
-  double* A = ws.A.data();
+  double* __restrict G = ws.gram.data();
+  double* __restrict x = ws.rhs.data();
+  std::fill(G, G + n * n, 0.0);
+  std::fill(x, x + n, 0.0);
   for (int p = 0; p < r; ++p)
-    for (int j = 0; j < m; ++j) A[p * m + j] = ws.Z[static_cast<std::size_t>(j) * r + p];
-  for (int q = 0; q < n_S; ++q)
-    for (int j = 0; j < m; ++j) A[(r + q) * m + j] = static_cast<double>(X[static_cast<std::int64_t>(j) * d + S[q]]);
-  double* G = ws.gram.data();
-  double* x = ws.rhs.data();
-  for (int a = 0; a < n; ++a) {
-    const double* ca = A + a * m;
-    for (int b = 0; b <= a; ++b) {
-      const double* cb = A + b * m;
-      double s = 0;
-      for (int j = 0; j < m; ++j) s += ca[j] * cb[j];
-      G[a * n + b] = s;
-      G[b * n + a] = s;
+    for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] = ws.ZtZ[static_cast<std::size_t>(p) * r + p2];
+  double* __restrict xs = ws.A.data();  // one row of X_S
+  for (int j = 0; j < m; ++j) {
+    const T* row = X + static_cast<std::int64_t>(j) * d;
+    for (int q = 0; q < n_S; ++q) xs[q] = static_cast<double>(row[S[q]]);
+    const double* __restrict z = ws.Z.data() + static_cast<std::size_t>(j) * r;
+    const double tj = target[j];
+#pragma omp simd
+    for (int p = 0; p < r; ++p) x[p] += tj * z[p];
+    for (int q = 0; q < n_S; ++q) {
+      const double xq = xs[q];
+      double* __restrict g = G + (r + q) * n;
+      x[r + q] += tj * xq;
+#pragma omp simd
+      for (int p = 0; p < r; ++p) g[p] += xq * z[p];
+#pragma omp simd
+      for (int q2 = 0; q2 <= q; ++q2) g[r + q2] += xq * xs[q2];
     }
-    double s = 0;
-    for (int j = 0; j < m; ++j) s += ca[j] * target[j];
-    x[a] = s;
   }
+  std::copy(x, x + n, ws.rhs_saved.data());  // kept with G for subsystem_least_squares
+  solve_system(G, x, n, ridge, ws, w, b_S);
+}
+
+// Solve the ridged system G x = rhs (G: n x n, lower triangle) and split x into (w, b_S).
+inline void solve_system(const double* G, double* x, int n, double ridge, TaskWorkspace& ws, double* w, double* b_S) {
+  const int r = ws.r;
   if (detail::ridge_cholesky(G, n, ridge, ws.chol.data())) {
     detail::cholesky_solve(ws.chol.data(), n, x);
   } else {
@@ -104,39 +129,72 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
   std::copy(x + r, x + n, b_S);
 }
 
+// The least squares on [Z, X_S] for S a subset of the candidates C of the last
+// joint_least_squares call (S = C[P]): its Gram and right-hand side are sub-blocks of that call's,
+// so nothing is recomputed from X.
+inline void subsystem_least_squares(TaskWorkspace& ws, int n_C, const int* P, int n_S, double ridge, double* w,
+                                    double* b_S) {
+  const int r = ws.r, n = r + n_S, nC = r + n_C;
+  const double* Gc = ws.gram.data();
+  double* G = ws.gram_sub.data();
+  double* x = ws.rhs.data();
+  auto source = [&](int a) { return a < r ? a : r + P[a - r]; };
+  for (int a = 0; a < n; ++a) {
+    const int ia = source(a);
+    for (int b = 0; b <= a; ++b) {
+      const int ib = source(b);
+      G[a * n + b] = ia >= ib ? Gc[ia * nC + ib] : Gc[ib * nC + ia];
+    }
+    x[a] = ws.rhs_saved[static_cast<std::size_t>(ia)];
+  }
+  solve_system(G, x, n, ridge, ws, w, b_S);
+}
+
+// Whether two short index lists hold the same set.
+inline bool same_set(const int* a, int na, const int* b, int nb) {
+  if (na != nb) return false;
+  for (int i = 0; i < na; ++i) {
+    bool found = false;
+    for (int j = 0; j < nb && !found; ++j) found = a[i] == b[j];
+    if (!found) return false;
+  }
+  return true;
+}
+
 // resid = y - Z w - X_S b_S.
 template <typename T>
 inline void residual(const T* X, const T* y, int m, int d, const TaskWorkspace& ws, const double* w,
-                     const int* S, const double* b_S, int n_S, double* resid) {
+                     const int* S, const double* b_S, int n_S, double* __restrict resid) {
   const int r = ws.r;
   for (int j = 0; j < m; ++j) {
     double s = static_cast<double>(y[j]);
     const double* z = ws.Z.data() + static_cast<std::size_t>(j) * r;
     for (int p = 0; p < r; ++p) s -= z[p] * w[p];
-    const T* x = X + static_cast<std::int64_t>(j) * d;
-    for (int q = 0; q < n_S; ++q) s -= static_cast<double>(x[S[q]]) * b_S[q];
+    const T* row = X + static_cast<std::int64_t>(j) * d;
+    for (int q = 0; q < n_S; ++q) s -= static_cast<double>(row[S[q]]) * b_S[q];
     resid[j] = s;
   }
 }
 
 // corr = X^T resid.
 template <typename T>
-inline void correlation(const T* X, int m, int d, const double* resid, double* corr) {
+inline void correlation(const T* X, int m, int d, const double* resid, double* __restrict corr) {
   std::fill(corr, corr + d, 0.0);
   for (int j = 0; j < m; ++j) {
-    const T* x = X + static_cast<std::int64_t>(j) * d;
+    const T* __restrict row = X + static_cast<std::int64_t>(j) * d;
     const double e = resid[j];
-    for (int a = 0; a < d; ++a) corr[a] += static_cast<double>(x[a]) * e;
+#pragma omp simd
+    for (int a = 0; a < d; ++a) corr[a] += static_cast<double>(row[a]) * e;
   }
 }
 
 }  // namespace task_detail
 
 // Updates (w, b) of one task in place and returns its sum of squared residuals.
-// X: m x d row-major; Ut: U^T (r x d, row-major); w: r; b_index/b_value: k_slots slots (index -1 =
+// X: m x d row-major; U_data: U (d x r, row-major) in the data's precision T; w: r; b_index/b_value: k_slots slots (index -1 =
 // unused). settings.k <= k_slots is the sparsity in effect.
 template <typename T>
-double task_step(const T* X, const T* y, int m, int d, const double* Ut, int r, double* w,
+double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, double* w,
                  std::int32_t* b_index, double* b_value, int k_slots, const TaskStepSettings& settings,
                  TaskWorkspace& ws) {
   using namespace task_detail;
@@ -147,15 +205,24 @@ double task_step(const T* X, const T* y, int m, int d, const double* Ut, int r, 
     std::fill(b_value, b_value + k_slots, 0.0);
     return 0.0;
   }
-  // Z = X U, one pass over X.
+  // Z = X U (m x r, row-major) by one small GEMM: the only full pass over X besides X^T resid.
+  // In the data's precision (U_data is U in that precision), then widened to double.
+  if (r > 0) {
+    if constexpr (std::is_same_v<T, double>) {
+      gemm_nn(m, r, d, X, U_data, ws.Z.data());
+    } else {
+      gemm_nn(m, r, d, X, U_data, ws.Z_data.data());
+      for (int e = 0; e < m * r; ++e) ws.Z[static_cast<std::size_t>(e)] = static_cast<double>(ws.Z_data[static_cast<std::size_t>(e)]);
+    }
+  }
+  std::fill(ws.ZtZ.begin(), ws.ZtZ.end(), 0.0);
   for (int j = 0; j < m; ++j) {
-    const T* x = X + static_cast<std::int64_t>(j) * d;
-    double* z = ws.Z.data() + static_cast<std::size_t>(j) * r;
+    const double* __restrict z = ws.Z.data() + static_cast<std::size_t>(j) * r;
     for (int p = 0; p < r; ++p) {
-      const double* u = Ut + static_cast<std::size_t>(p) * d;
-      double s = 0;
-      for (int a = 0; a < d; ++a) s += static_cast<double>(x[a]) * u[a];
-      z[p] = s;
+      double* __restrict g = ws.ZtZ.data() + static_cast<std::size_t>(p) * r;
+      const double zp = z[p];
+#pragma omp simd
+      for (int p2 = 0; p2 <= p; ++p2) g[p2] += zp * z[p2];
     }
   }
   // Current support (empty during warm start).
@@ -208,22 +275,23 @@ double task_step(const T* X, const T* y, int m, int d, const double* Ut, int r, 
         for (int q = 0; q < n_S; ++q) bS[q] = u[S[q]];
         continue;
       }
-      // htp and pursuit refit (w, b_S) jointly; on the first pass, refit the current support.
-      if (it == 0 && n_S > 0) {
+      // htp and pursuit refit (w, b_S) jointly; on the first pass, refit the incoming support.
+      if (it == 0) {
         for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);
         joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS);
-      } else if (it == 0) {
-        for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);
-        joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS);
       }
       residual(X, y, m, d, ws, w, S, bS, n_S, resid);
       correlation(X, m, d, resid, corr);
       for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);  // target of the joint fits
+      int* previous = ws.previous.data();
+      const int n_previous = n_S;
+      std::copy(S, S + n_S, previous);
       if (settings.variant == Variant::htp) {
         double* u = ws.dense.data();
         for (int a = 0; a < d; ++a) u[a] = eta * corr[a];
         for (int q = 0; q < n_S; ++q) u[S[q]] += bS[q];
         n_S = detail::top_k_abs(u, d, k, static_cast<const int*>(nullptr), 0, S);
+        std::sort(S, S + n_S);  // a canonical column order: the same support gives the same fit, bit for bit
         joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS);
       } else {  // pursuit
         int* C = ws.candidates.data();
@@ -234,9 +302,13 @@ double task_step(const T* X, const T* y, int m, int d, const double* Ut, int r, 
         joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC);
         int* P = ws.picked.data();
         n_S = detail::top_k_abs(bC, n_C, k, static_cast<const int*>(nullptr), 0, P);
+        std::sort(P, P + n_S, [C](int a, int b) { return C[a] < C[b]; });  // canonical order, as for htp
         for (int q = 0; q < n_S; ++q) S[q] = C[P[q]];
-        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS);
+        subsystem_least_squares(ws, n_C, P, n_S, ridge, w, bS);
       }
+      // The same support again means the same fit again: every later iteration would repeat this
+      // one exactly, so stop (iht, whose values move by gradient steps, has no such fixed point).
+      if (same_set(S, n_S, previous, n_previous)) break;
     }
     if (settings.variant == Variant::iht) {  // w optimal for the final support
       y_minus_sparse(resid);

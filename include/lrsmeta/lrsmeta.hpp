@@ -57,7 +57,8 @@ struct Options {
   int sparsity = 2;               // k: non-zeros per b_i; 0 = low-rank only
   Variant variant = Variant::pursuit;
   int iterations = 30;            // L: outer iterations (U updates)
-  int inner_iterations = 3;       // task-step iterations per outer iteration
+  int inner_iterations = 3;       // task-step iterations per outer iteration (at most: htp and
+                                  // pursuit stop once the support repeats)
   int warm_start_iterations = 5;  // first outer iterations run with k = 0 (b = 0)
   double ridge = 0.0;             // lambda added to the dr x dr system for U (absolute)
   double task_ridge = 1e-10;      // relative ridge on each per-task system (times its mean diagonal)
