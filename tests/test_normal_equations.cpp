@@ -155,7 +155,7 @@ TEST(NormalEquations, SingularSystemStillSolves) {
   for (double u : backend.get_U()) EXPECT_TRUE(std::isfinite(u));
 }
 
-TEST(NormalEquations, FloatDataAccumulatesLikeDouble) {
+TEST(NormalEquations, FloatDataAgreesWithDoubleToFloatRounding) {
   Problem p = random_problem(90, 6, 2, 1, 61);
   Dataset<float> f;
   f.d = p.data.d;
@@ -176,8 +176,18 @@ TEST(NormalEquations, FloatDataAccumulatesLikeDouble) {
   std::vector<double> Gd, vd, Gf, vf;
   bd.accumulate_normal_equations(Gd, vd);
   bf.accumulate_normal_equations(Gf, vf);
-  for (std::size_t e = 0; e < Gd.size(); ++e) EXPECT_NEAR(Gf[e], Gd[e], 1e-12 * (1 + std::fabs(Gd[e])));
-  for (std::size_t e = 0; e < vd.size(); ++e) EXPECT_NEAR(vf[e], vd[e], 1e-12 * (1 + std::fabs(vd[e])));
+  // Float data builds each chunk's G in float (SGEMM) and adds the chunks in double: agreement to
+  // float rounding; v is accumulated in double from the float values: agreement to double rounding.
+  auto rel_diff = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double num = 0, den = 0;
+    for (std::size_t e = 0; e < a.size(); ++e) {
+      num += (a[e] - b[e]) * (a[e] - b[e]);
+      den += b[e] * b[e];
+    }
+    return std::sqrt(num / den);
+  };
+  EXPECT_LT(rel_diff(Gf, Gd), 1e-6);
+  EXPECT_LT(rel_diff(vf, vd), 1e-12);
 }
 
 }  // namespace

@@ -44,6 +44,10 @@ void gemm_nn(int m, int n, int k, const float* A, const float* B, float* C) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);
 }
 
+void gemm_tn(int m, int n, int k, const float* A, const float* B, float* C) {
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, A, m, B, n, 0.0f, C, n);
+}
+
 void syrk_upper_ata(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc) {
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, A, lda, beta, C, ldc);
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "cpu/blas_lapack.hpp"
 #include "cpu/task_step.hpp"
@@ -69,6 +70,42 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
   return {sse, data_.n};
 }
 
+namespace {
+
+// Add the packed upper triangle of x_j x_j^T over the m rows of one task to sp (d(d+1)/2), four
+// rows at a time so that each pass over the packed row updates it with four FMAs per load/store.
+template <typename S>
+void add_packed_gram(const S* __restrict rows, std::int64_t m, std::int64_t d, S* __restrict sp) {
+  std::int64_t j = 0;
+  for (; j + 4 <= m; j += 4) {
+    const S* x0 = rows + j * d;
+    const S* x1 = x0 + d;
+    const S* x2 = x1 + d;
+    const S* x3 = x2 + d;
+    S* row = sp;
+    for (std::int64_t a = 0; a < d; ++a) {
+      const S c0 = x0[a], c1 = x1[a], c2 = x2[a], c3 = x3[a];
+      const std::int64_t len = d - a;
+#pragma omp simd
+      for (std::int64_t b = 0; b < len; ++b) row[b] += c0 * x0[a + b] + c1 * x1[a + b] + c2 * x2[a + b] + c3 * x3[a + b];
+      row += len;
+    }
+  }
+  for (; j < m; ++j) {
+    const S* x0 = rows + j * d;
+    S* row = sp;
+    for (std::int64_t a = 0; a < d; ++a) {
+      const S c0 = x0[a];
+      const std::int64_t len = d - a;
+#pragma omp simd
+      for (std::int64_t b = 0; b < len; ++b) row[b] += c0 * x0[a + b];
+      row += len;
+    }
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v) {
   const std::int64_t d = d_, r = r_, dr = d * r;
@@ -77,19 +114,19 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
   const int n_threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads_, n_chunks)));
   // Per thread: M (P x Q) += Wp^T Sp over its chunks, where row i of Wp holds w_i w_i^T (packed) and
   // row i of Sp holds X_i^T X_i (packed). M[pq, ab] is then entry (a, b) of block (p, q) of G.
-  std::vector<std::vector<double>> M_of(static_cast<std::size_t>(n_threads));
-  std::vector<std::vector<double>> v_of(static_cast<std::size_t>(n_threads));
+  // Wp, Sp and the chunk product are in the data's precision T (float data: SGEMM, twice the
+  // rate); every chunk's product is added into M in double.
+  if (scratch_.size() < static_cast<std::size_t>(n_threads)) scratch_.resize(static_cast<std::size_t>(n_threads));
   BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(n_threads)
   {
-    const int tid = omp_get_thread_num();
-    std::vector<double>& M = M_of[static_cast<std::size_t>(tid)];
-    std::vector<double>& vt = v_of[static_cast<std::size_t>(tid)];
-    M.assign(static_cast<std::size_t>(P * Q), 0.0);
-    vt.assign(static_cast<std::size_t>(dr), 0.0);
-    std::vector<double> Wp(static_cast<std::size_t>(kTasksPerChunk * P));
-    std::vector<double> Sp(static_cast<std::size_t>(kTasksPerChunk * Q));
-    std::vector<double> x(static_cast<std::size_t>(d)), q(static_cast<std::size_t>(d));
+    GramScratch& sc = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+    sc.M.assign(static_cast<std::size_t>(P * Q), 0.0);
+    sc.v.assign(static_cast<std::size_t>(dr), 0.0);
+    sc.Wp.resize(static_cast<std::size_t>(kTasksPerChunk * P));
+    sc.Sp.resize(static_cast<std::size_t>(kTasksPerChunk * Q));
+    if constexpr (!std::is_same_v<T, double>) sc.chunk_product.resize(static_cast<std::size_t>(P * Q));
+    std::vector<double> q(static_cast<std::size_t>(d));
     // Static schedule: each thread sums a fixed set of chunks, so a run is reproducible for a
     // given thread count (floating-point sums depend on their order).
 #pragma omp for schedule(static)
@@ -99,47 +136,49 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
       for (std::int64_t l = 0; l < count; ++l) {
         const std::int64_t i = first + l;
         const double* w = W_.data() + i * r;
-        double* wp = Wp.data() + l * P;
+        T* wp = sc.Wp.data() + l * P;
         for (std::int64_t p = 0, pq = 0; p < r; ++p)
-          for (std::int64_t qq = p; qq < r; ++qq) wp[pq++] = w[p] * w[qq];
-        double* sp = Sp.data() + l * Q;
-        std::fill(sp, sp + Q, 0.0);
-        std::fill(q.begin(), q.end(), 0.0);
+          for (std::int64_t qq = p; qq < r; ++qq) wp[pq++] = static_cast<T>(w[p] * w[qq]);
+        T* sp = sc.Sp.data() + l * Q;
+        std::fill(sp, sp + Q, T(0));
         const std::int64_t row0 = data_.task_offsets[i], row1 = data_.task_offsets[i + 1];
+        add_packed_gram(data_.X + row0 * d, row1 - row0, d, sp);
+        // q = X_i^T (y_i - X_i b_i), then v block p += w_p q.
+        std::fill(q.begin(), q.end(), 0.0);
         const std::int32_t* bi = B_index_.data() + i * k_;
         const double* bv = B_value_.data() + i * k_;
         for (std::int64_t j = row0; j < row1; ++j) {
           const T* xr = data_.X + j * d;
-          for (std::int64_t a = 0; a < d; ++a) x[static_cast<std::size_t>(a)] = static_cast<double>(xr[a]);
           double e = static_cast<double>(data_.y[j]);
           for (int s = 0; s < k_; ++s)
-            if (bi[s] >= 0) e -= x[static_cast<std::size_t>(bi[s])] * bv[s];
-          // Upper triangle of x x^T, row by row (the inner loop vectorises).
-          double* row = sp;
-          for (std::int64_t a = 0; a < d; ++a) {
-            const double xa = x[static_cast<std::size_t>(a)];
-            const double* xb = x.data() + a;
-            const std::int64_t len = d - a;
-            for (std::int64_t b = 0; b < len; ++b) row[b] += xa * xb[b];
-            row += len;
-            q[static_cast<std::size_t>(a)] += xa * e;
-          }
+            if (bi[s] >= 0) e -= static_cast<double>(xr[bi[s]]) * bv[s];
+#pragma omp simd
+          for (std::int64_t a = 0; a < d; ++a) q[static_cast<std::size_t>(a)] += static_cast<double>(xr[a]) * e;
         }
         for (std::int64_t p = 0; p < r; ++p)
-          for (std::int64_t a = 0; a < d; ++a) vt[static_cast<std::size_t>(a + d * p)] += w[p] * q[static_cast<std::size_t>(a)];
+          for (std::int64_t a = 0; a < d; ++a) sc.v[static_cast<std::size_t>(a + d * p)] += w[p] * q[static_cast<std::size_t>(a)];
       }
-      gemm(true, false, static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), 1.0, Wp.data(),
-           static_cast<int>(P), Sp.data(), static_cast<int>(Q), 1.0, M.data(), static_cast<int>(Q));
+      if constexpr (std::is_same_v<T, double>) {
+        gemm(true, false, static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), 1.0, sc.Wp.data(),
+             static_cast<int>(P), sc.Sp.data(), static_cast<int>(Q), 1.0, sc.M.data(), static_cast<int>(Q));
+      } else {
+        gemm_tn(static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), sc.Wp.data(), sc.Sp.data(),
+                sc.chunk_product.data());
+        const float* cp = sc.chunk_product.data();
+        double* M = sc.M.data();
+#pragma omp simd
+        for (std::int64_t e = 0; e < P * Q; ++e) M[e] += static_cast<double>(cp[e]);
+      }
     }
   }
   // Reduce the per-thread sums, then unpack M into the full symmetric G.
-  std::vector<double>& M = M_of[0];
+  std::vector<double>& M = scratch_[0].M;
   for (int th = 1; th < n_threads; ++th) {
-    const std::vector<double>& Mt = M_of[static_cast<std::size_t>(th)];
+    const std::vector<double>& Mt = scratch_[static_cast<std::size_t>(th)].M;
     for (std::size_t e = 0; e < M.size(); ++e) M[e] += Mt[e];
-    for (std::int64_t e = 0; e < dr; ++e) v_of[0][static_cast<std::size_t>(e)] += v_of[static_cast<std::size_t>(th)][static_cast<std::size_t>(e)];
+    for (std::int64_t e = 0; e < dr; ++e) scratch_[0].v[static_cast<std::size_t>(e)] += scratch_[static_cast<std::size_t>(th)].v[static_cast<std::size_t>(e)];
   }
-  v = std::move(v_of[0]);
+  v = scratch_[0].v;
   G.assign(static_cast<std::size_t>(dr * dr), 0.0);
   for (std::int64_t p = 0, pq = 0; p < r; ++p)
     for (std::int64_t qq = p; qq < r; ++qq, ++pq) {

@@ -51,6 +51,14 @@ class CpuBackend final : public core::Backend {
   std::vector<double> W_, B_value_;
   std::vector<std::int32_t> B_index_;
   std::vector<double> task_sse_;
+  // Per-thread buffers of accumulate_normal_equations, kept between iterations (allocating a few
+  // MiB per call costs page faults on every iteration).
+  struct GramScratch {
+    std::vector<double> M, v;
+    std::vector<T> Wp, Sp;
+    std::vector<float> chunk_product;  // float data: one chunk's SGEMM result
+  };
+  std::vector<GramScratch> scratch_;
 };
 
 }  // namespace lrsmeta::cpu
