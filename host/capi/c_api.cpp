@@ -92,6 +92,15 @@ lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* nam
   lrsmeta::Options& o = options->value;
   const std::string key(name);
   const bool fits_int = value >= INT32_MIN && value <= INT32_MAX;
+  if (key == "private") {
+    o.privacy.enabled = value != 0;
+    return LRSMETA_OK;
+  }
+  if (key == "noise_seed") {  // a fixed noise seed: reproducible, and no privacy guarantee
+    o.privacy.fixed_seed = true;
+    o.privacy.noise_seed = static_cast<std::uint64_t>(value);
+    return LRSMETA_OK;
+  }
   if (key == "seed") {
     if (value < 0) return fail(LRSMETA_INVALID_ARGUMENT, "option seed must be >= 0");
     o.seed = static_cast<std::uint64_t>(value);
@@ -103,6 +112,7 @@ lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* nam
                : key == "inner_iterations" ? &o.inner_iterations
                : key == "warm_start_iterations" ? &o.warm_start_iterations
                : key == "threads" ? &o.threads
+               : key == "max_samples" ? &o.privacy.max_samples
                : nullptr;
   if (!field) return fail(LRSMETA_INVALID_ARGUMENT, "unknown integer option '" + key + "'");
   if (!fits_int) return fail(LRSMETA_INVALID_ARGUMENT, "option " + key + " out of range");
@@ -119,6 +129,12 @@ lrsmeta_status lrsmeta_options_set_double(lrsmeta_options* options, const char* 
                   : key == "task_ridge" ? &o.task_ridge
                   : key == "step_size" ? &o.step_size
                   : key == "tolerance" ? &o.tolerance
+                  : key == "epsilon" ? &o.privacy.epsilon
+                  : key == "delta" ? &o.privacy.delta
+                  : key == "clip_x" ? &o.privacy.clip_x
+                  : key == "clip_y" ? &o.privacy.clip_y
+                  : key == "clip_w" ? &o.privacy.clip_w
+                  : key == "noise_multiplier" ? &o.privacy.noise_multiplier
                   : nullptr;
   if (!field) return fail(LRSMETA_INVALID_ARGUMENT, "unknown number option '" + key + "'");
   *field = value;

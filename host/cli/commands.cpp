@@ -115,8 +115,36 @@ void add_train(CLI::App& app) {
   cmd->add_option("--device", *device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the random initialisation")->capture_default_str();
   cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");
+  auto epsilon = std::make_shared<double>(0.0);
+  auto delta = std::make_shared<double>(0.0);
+  auto noise_seed = std::make_shared<std::uint64_t>(0);
+  CLI::Option* eps_opt = cmd->add_option("--epsilon", *epsilon, "differential privacy: target epsilon (needs --delta)")
+                             ->group("Differential privacy");
+  CLI::Option* delta_opt = cmd->add_option("--delta", *delta, "differential privacy: target delta")->group("Differential privacy");
+  eps_opt->needs(delta_opt);
+  delta_opt->needs(eps_opt);
+  cmd->add_option("--clip-x", o->privacy.clip_x, "row-norm bound C_x")->capture_default_str()->group("Differential privacy");
+  cmd->add_option("--clip-y", o->privacy.clip_y, "residual bound C_y")->capture_default_str()->group("Differential privacy");
+  cmd->add_option("--clip-w", o->privacy.clip_w, "coefficient bound C_w on ||w_i||")->capture_default_str()->group("Differential privacy");
+  cmd->add_option("--max-samples", o->privacy.max_samples, "rows of a task that contribute (m_max)")
+      ->capture_default_str()->group("Differential privacy");
+  cmd->add_option("--noise-multiplier", o->privacy.noise_multiplier, "noise multiplier z (default: calibrated to epsilon, delta)")
+      ->group("Differential privacy");
+  CLI::Option* seed_opt = cmd->add_option("--noise-seed", *noise_seed, "fix the noise seed: reproducible, NO privacy guarantee")
+                              ->group("Differential privacy");
   cmd->callback([=] {
     Options opts = *o;
+    if (!eps_opt->empty()) {
+      opts.privacy.enabled = true;
+      opts.privacy.epsilon = *epsilon;
+      opts.privacy.delta = *delta;
+      if (!seed_opt->empty()) {
+        opts.privacy.fixed_seed = true;
+        opts.privacy.noise_seed = *noise_seed;
+      }
+    } else if (!seed_opt->empty()) {
+      throw Error("--noise-seed applies to private training only (give --epsilon and --delta)");
+    }
     opts.variant = parse_variant(*variant);
     opts.init = parse_init(*init);
     opts.device = parse_device(*device);
@@ -140,6 +168,10 @@ void add_train(CLI::App& app) {
       std::cout << "trained " << to_string(opts.variant) << " model (d = " << model.d << ", r = " << model.r
                 << ", k = " << model.k << ", t = " << model.t << ") in " << model.history.size()
                 << " iterations: training MSE " << ev.mse << "; wrote " << *out << "\n";
+      if (model.privacy.enabled)
+        std::cout << "privacy spent: epsilon " << model.privacy.epsilon << " at delta " << model.privacy.delta << " ("
+                  << model.privacy.releases << " Gaussian releases, noise multiplier " << model.privacy.noise_multiplier
+                  << ")" << (model.privacy.fixed_seed ? "; the noise seed was fixed: NO privacy guarantee" : "") << "\n";
       if (!metrics->empty()) {
         double task_s = 0, u_s = 0;
         for (const IterationInfo& h : model.history) {
@@ -161,6 +193,7 @@ void add_train(CLI::App& app) {
                                        {"task_step_seconds", task_s},
                                        {"u_step_seconds", u_s},
                                        {"total_seconds", model.history.empty() ? 0.0 : model.history.back().elapsed_seconds},
+                                       {"privacy", json::parse(model_json(model)).at("privacy")},
                                        {"history", history_json(model)}});
       }
     });

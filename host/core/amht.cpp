@@ -5,9 +5,11 @@
 #include <sstream>
 
 #include "core/backend.hpp"
+#include "core/noise.hpp"
 #include "core/random.hpp"
 #include "cpu/blas_lapack.hpp"
 #include "lrsmeta/lrsmeta.hpp"
+#include "lrsmeta/privacy.hpp"
 
 namespace lrsmeta {
 
@@ -96,6 +98,16 @@ void validate(const Options& o, std::int64_t d) {
   if (!(o.step_size >= 0) || !std::isfinite(o.step_size)) fail("step size must be finite and >= 0 (0: the variant's default)");
   if (!(o.tolerance >= 0) || !std::isfinite(o.tolerance)) fail("tolerance must be finite and >= 0");
   if (o.threads < 0) fail("threads = " + std::to_string(o.threads) + " is negative");
+  const PrivacyOptions& p = o.privacy;
+  if (p.enabled) {
+    if (!(p.epsilon > 0) || !std::isfinite(p.epsilon)) fail("privacy: epsilon must be finite and > 0");
+    if (!(p.delta > 0 && p.delta < 1)) fail("privacy: delta must be in (0, 1)");
+    for (double c : {p.clip_x, p.clip_y, p.clip_w})
+      if (!(c > 0) || !std::isfinite(c)) fail("privacy: the bounds clip_x, clip_y, clip_w must be finite and > 0");
+    if (p.max_samples < 1) fail("privacy: max_samples must be at least 1");
+    if (!std::isfinite(p.noise_multiplier)) fail("privacy: noise multiplier must be finite");
+    if (o.iterations < 1) fail("privacy: needs at least one outer iteration");
+  }
   if (static_cast<std::int64_t>(o.rank) * d > 20000)
     fail("d * r = " + std::to_string(o.rank * d) + " unknowns in U: the dr x dr system would need " +
          std::to_string(static_cast<long long>(o.rank) * d * o.rank * d * 8 / (1 << 20)) + " MiB; at most 20000 are supported");
@@ -183,8 +195,53 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
   const std::int64_t d = data.d, r = options.rank, k = options.sparsity;
   std::unique_ptr<core::Backend> backend = make_backend(data, options);
 
+  // Private training: calibrate the noise to (epsilon, delta) over every release the fit may make.
+  const PrivacyOptions& po = options.privacy;
+  const bool private_spectral = po.enabled && options.init == Init::spectral && r > 0;
+  std::unique_ptr<core::GaussianNoise> noise;
+  core::PrivateRelease release;
+  const core::PrivateRelease* private_release = nullptr;
+  PrivacyReport report;
+  if (po.enabled) {
+    const int planned = privacy::releases(static_cast<int>(r > 0 ? options.iterations : 0), private_spectral);
+    // Calibrated z is rounded up by a relative 1e-12 so that rounding never reports more spent
+    // than the target.
+    const double z = po.noise_multiplier >= 0 ? po.noise_multiplier
+                                              : privacy::noise_multiplier(po.epsilon, po.delta, planned) * (1.0 + 1e-12);
+    noise = std::make_unique<core::GaussianNoise>(po);
+    release.bounds = po;
+    // z = 0 (noise off, for experiments) gives no noise whatever the bounds.
+    auto sigma = [z](double sensitivity) {
+      if (z == 0.0) return 0.0;
+      if (!std::isfinite(sensitivity))
+        throw Error("options: privacy: the bounds are too large (the sensitivity overflows)");
+      return z * sensitivity;
+    };
+    release.sigma_G = sigma(privacy::sensitivity_G(po));
+    release.sigma_v = sigma(privacy::sensitivity_v(po));
+    release.sigma_spectral = sigma(privacy::sensitivity_spectral(po));
+    // About the spectral norm of the symmetric noise (2 sigma sqrt(dr)): keeps the noisy G positive
+    // definite. It depends on the bounds only, never on the data.
+    release.ridge = 2.0 * release.sigma_G * std::sqrt(static_cast<double>(d * r));
+    release.noise = noise.get();
+    private_release = &release;
+    report.enabled = true;
+    report.delta = po.delta;
+    report.noise_multiplier = z;
+    report.sensitivity_G = privacy::sensitivity_G(po);
+    report.sensitivity_v = privacy::sensitivity_v(po);
+    report.sigma_G = release.sigma_G;
+    report.sigma_v = release.sigma_v;
+    report.ridge = release.ridge;
+    report.fixed_seed = po.fixed_seed;
+  }
+
   if (options.init == Init::spectral && r > 0) {
-    const std::vector<double> M = backend->spectral_moment();  // symmetric: row- and column-major agree
+    std::vector<double> M = backend->spectral_moment(private_release);  // symmetric: row- and column-major agree
+    if (private_release) {
+      core::add_symmetric_noise(M.data(), static_cast<int>(d), release.sigma_spectral, *noise);
+      ++report.releases;
+    }
     const std::vector<double> E = cpu::top_eigenvectors(static_cast<int>(d), M, static_cast<int>(r));
     std::vector<double> U(static_cast<std::size_t>(d * r));
     for (std::int64_t a = 0; a < d; ++a)
@@ -206,7 +263,8 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
     const core::TaskStepTotals totals = backend->task_step_all(k_now);
     const double task_seconds = seconds_since(t0);
     const auto t1 = Clock::now();
-    const double change = backend->update_U();
+    const double change = backend->update_U(private_release);
+    if (private_release && r > 0) report.releases += 2;
     IterationInfo info;
     info.iteration = it;
     info.training_loss = totals.rows > 0 ? totals.sse / static_cast<double>(totals.rows) : 0.0;
@@ -225,6 +283,14 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
   backend->task_step_all(warm_only ? 0 : static_cast<int>(k));
   model.U = backend->get_U();
   backend->export_task_parameters(model);
+  if (report.enabled) {
+    // Spent: the releases actually made (an early stop spends less than planned).
+    report.rho = report.releases == 0 ? 0.0
+                 : report.noise_multiplier > 0 ? report.releases / (2.0 * report.noise_multiplier * report.noise_multiplier)
+                                               : INFINITY;
+    report.epsilon = std::isfinite(report.rho) ? privacy::zcdp_to_epsilon(report.rho, report.delta) : INFINITY;
+  }
+  model.privacy = report;
   return model;
 }
 template Model fit(const TaskDataView<float>&, const Options&, const IterationCallback&);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/noise.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta::core {
@@ -30,11 +31,14 @@ class Backend {
   virtual TaskStepTotals task_step_all(int k_in_effect) = 0;
 
   // Accumulate G and v from every task's current (w, b), solve (G + lambda I) vec(U~) = v, set U to
-  // the Q factor of U~. Returns ||(I - U_old U_old^T) U_new||_F.
-  virtual double update_U() = 0;
+  // the Q factor of U~. Returns ||(I - U_old U_old^T) U_new||_F. With `release`, each task's
+  // contribution is bounded before it is summed, and G and v get the release's noise and ridge.
+  virtual double update_U(const PrivateRelease* release = nullptr) = 0;
 
-  // (1/n) sum_j y_j^2 x_j x_j^T, d x d (for the spectral initialisation).
-  virtual std::vector<double> spectral_moment() = 0;
+  // (1/n) sum_j y_j^2 x_j x_j^T, d x d (for the spectral initialisation). With `release`: the sum
+  // over each task's first m_max rows, clipped (rows to C_x, y to C_y), unnormalised (n is private),
+  // noise not yet added.
+  virtual std::vector<double> spectral_moment(const PrivateRelease* release = nullptr) = 0;
 
   // Copy every task's (w, b) into model.W, model.B_index, model.B_value (sized by the caller).
   virtual void export_task_parameters(Model& model) const = 0;

@@ -107,7 +107,8 @@ void add_packed_gram(const S* __restrict rows, std::int64_t m, std::int64_t d, S
 }  // namespace
 
 template <typename T>
-void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v) {
+void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v,
+                                                const PrivacyOptions* bounds) {
   const std::int64_t d = d_, r = r_, dr = d * r;
   const std::int64_t P = r * (r + 1) / 2, Q = d * (d + 1) / 2;
   const std::int64_t n_chunks = (t_ + kTasksPerChunk - 1) / kTasksPerChunk;
@@ -127,6 +128,7 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
     sc.Sp.resize(static_cast<std::size_t>(kTasksPerChunk * Q));
     if constexpr (!std::is_same_v<T, double>) sc.chunk_product.resize(static_cast<std::size_t>(P * Q));
     std::vector<double> q(static_cast<std::size_t>(d));
+    std::vector<double> w_used(static_cast<std::size_t>(std::max<std::int64_t>(r, 1)));
     // Static schedule: each thread sums a fixed set of chunks, so a run is reproducible for a
     // given thread count (floating-point sums depend on their order).
 #pragma omp for schedule(static)
@@ -135,23 +137,48 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
       const std::int64_t count = std::min(kTasksPerChunk, t_ - first);
       for (std::int64_t l = 0; l < count; ++l) {
         const std::int64_t i = first + l;
-        const double* w = W_.data() + i * r;
+        const std::int64_t row0 = data_.task_offsets[i], row1 = data_.task_offsets[i + 1];
+        // The task's contribution: its rows, w_i and residuals, bounded under privacy.
+        const T* rows = data_.X + row0 * d;
+        std::int64_t m = row1 - row0;
+        double* w = w_used.data();
+        const double* w_own = W_.data() + i * r;
+        double w_scale = 1.0;
+        if (bounds) {
+          m = std::min<std::int64_t>(m, bounds->max_samples);
+          sc.clipped_rows.resize(static_cast<std::size_t>(std::max<std::int64_t>(m, 1) * d));
+          for (std::int64_t j = 0; j < m; ++j) {
+            const T* x = rows + j * d;
+            double norm2 = 0;
+            for (std::int64_t a = 0; a < d; ++a) norm2 += static_cast<double>(x[a]) * static_cast<double>(x[a]);
+            const double norm = std::sqrt(norm2);
+            const double scale = norm > bounds->clip_x ? bounds->clip_x / norm : 1.0;
+            T* out = sc.clipped_rows.data() + j * d;
+            for (std::int64_t a = 0; a < d; ++a) out[a] = static_cast<T>(static_cast<double>(x[a]) * scale);
+          }
+          rows = sc.clipped_rows.data();
+          double wn2 = 0;
+          for (std::int64_t p = 0; p < r; ++p) wn2 += w_own[p] * w_own[p];
+          const double wn = std::sqrt(wn2);
+          w_scale = wn > bounds->clip_w ? bounds->clip_w / wn : 1.0;
+        }
+        for (std::int64_t p = 0; p < r; ++p) w[p] = w_own[p] * w_scale;
         T* wp = sc.Wp.data() + l * P;
         for (std::int64_t p = 0, pq = 0; p < r; ++p)
           for (std::int64_t qq = p; qq < r; ++qq) wp[pq++] = static_cast<T>(w[p] * w[qq]);
         T* sp = sc.Sp.data() + l * Q;
         std::fill(sp, sp + Q, T(0));
-        const std::int64_t row0 = data_.task_offsets[i], row1 = data_.task_offsets[i + 1];
-        add_packed_gram(data_.X + row0 * d, row1 - row0, d, sp);
+        add_packed_gram(rows, m, d, sp);
         // q = X_i^T (y_i - X_i b_i), then v block p += w_p q.
         std::fill(q.begin(), q.end(), 0.0);
         const std::int32_t* bi = B_index_.data() + i * k_;
         const double* bv = B_value_.data() + i * k_;
-        for (std::int64_t j = row0; j < row1; ++j) {
-          const T* xr = data_.X + j * d;
-          double e = static_cast<double>(data_.y[j]);
+        for (std::int64_t j = 0; j < m; ++j) {
+          const T* xr = rows + j * d;
+          double e = static_cast<double>(data_.y[row0 + j]);
           for (int s = 0; s < k_; ++s)
             if (bi[s] >= 0) e -= static_cast<double>(xr[bi[s]]) * bv[s];
+          if (bounds) e = std::clamp(e, -bounds->clip_y, bounds->clip_y);
 #pragma omp simd
           for (std::int64_t a = 0; a < d; ++a) q[static_cast<std::size_t>(a)] += static_cast<double>(xr[a]) * e;
         }
@@ -198,7 +225,8 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
 }
 
 template <typename T>
-std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G, std::vector<double> v) const {
+std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G, std::vector<double> v,
+                                                          double extra_ridge) const {
   const int n = d_ * r_;
   double mean_diag = 0;
   for (int i = 0; i < n; ++i) mean_diag += G[static_cast<std::size_t>(i) * n + i];
@@ -210,7 +238,7 @@ std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G
   double jitter = 0.0;
   for (int attempt = 0; attempt < 10; ++attempt) {
     A = G;
-    const double shift = options_.ridge + jitter;
+    const double shift = options_.ridge + extra_ridge + jitter;
     for (int i = 0; i < n; ++i) A[static_cast<std::size_t>(i) * n + i] += shift;
     if (potrf_lower(n, A.data()) == 0) {
       potrs_lower(n, A.data(), v.data());
@@ -222,11 +250,18 @@ std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G
 }
 
 template <typename T>
-double CpuBackend<T>::update_U() {
+double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
   if (r_ == 0) return 0.0;
   std::vector<double> G, v;
-  accumulate_normal_equations(G, v);
-  std::vector<double> U_tilde = solve_normal_equations(G, std::move(v));  // d x r column-major
+  accumulate_normal_equations(G, v, release ? &release->bounds : nullptr);
+  double extra_ridge = 0.0;
+  if (release) {
+    const int n = d_ * r_;
+    core::add_symmetric_noise(G.data(), n, release->sigma_G, *release->noise);
+    core::add_noise(v.data(), n, release->sigma_v, *release->noise);
+    extra_ridge = release->ridge;
+  }
+  std::vector<double> U_tilde = solve_normal_equations(G, std::move(v), extra_ridge);  // d x r column-major
   qr_q_factor(d_, r_, U_tilde.data());
   std::vector<double> U_new(U_.size());
   for (int a = 0; a < d_; ++a)
@@ -249,7 +284,7 @@ double CpuBackend<T>::update_U() {
 }
 
 template <typename T>
-std::vector<double> CpuBackend<T>::spectral_moment() {
+std::vector<double> CpuBackend<T>::spectral_moment(const core::PrivateRelease* release) {
   const std::int64_t d = d_;
   constexpr std::int64_t kRows = 256;
   const int n_threads = threads_;
@@ -260,21 +295,46 @@ std::vector<double> CpuBackend<T>::spectral_moment() {
     std::vector<double>& M = M_of[static_cast<std::size_t>(omp_get_thread_num())];
     M.assign(static_cast<std::size_t>(d * d), 0.0);
     std::vector<double> rows(static_cast<std::size_t>(kRows * d));
+    if (!release) {
 #pragma omp for schedule(static)
-    for (std::int64_t start = 0; start < data_.n; start += kRows) {
-      const std::int64_t count = std::min(kRows, data_.n - start);
-      for (std::int64_t j = 0; j < count; ++j) {
-        const double scale = std::fabs(static_cast<double>(data_.y[start + j]));  // |y| x, so rows^T rows = sum y^2 x x^T
-        for (std::int64_t a = 0; a < d; ++a)
-          rows[static_cast<std::size_t>(j * d + a)] = scale * static_cast<double>(data_.X[(start + j) * d + a]);
+      for (std::int64_t start = 0; start < data_.n; start += kRows) {
+        const std::int64_t count = std::min(kRows, data_.n - start);
+        for (std::int64_t j = 0; j < count; ++j) {
+          const double scale = std::fabs(static_cast<double>(data_.y[start + j]));  // |y| x: rows^T rows = sum y^2 x x^T
+          for (std::int64_t a = 0; a < d; ++a)
+            rows[static_cast<std::size_t>(j * d + a)] = scale * static_cast<double>(data_.X[(start + j) * d + a]);
+        }
+        syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, M.data(), d_);
       }
-      syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, M.data(), d_);
+    } else {
+      // Bounded contributions: each task's first m_max rows, x scaled to norm <= C_x, y clipped to C_y.
+      const PrivacyOptions& b = release->bounds;
+#pragma omp for schedule(dynamic, 64)
+      for (std::int64_t i = 0; i < t_; ++i) {
+        const std::int64_t row0 = data_.task_offsets[i];
+        const std::int64_t m = std::min<std::int64_t>(data_.task_offsets[i + 1] - row0, b.max_samples);
+        for (std::int64_t start = 0; start < m; start += kRows) {
+          const std::int64_t count = std::min(kRows, m - start);
+          for (std::int64_t j = 0; j < count; ++j) {
+            const T* x = data_.X + (row0 + start + j) * d;
+            double norm2 = 0;
+            for (std::int64_t a = 0; a < d; ++a) norm2 += static_cast<double>(x[a]) * static_cast<double>(x[a]);
+            const double norm = std::sqrt(norm2);
+            const double y = std::clamp(static_cast<double>(data_.y[row0 + start + j]), -b.clip_y, b.clip_y);
+            const double scale = std::fabs(y) * (norm > b.clip_x ? b.clip_x / norm : 1.0);
+            for (std::int64_t a = 0; a < d; ++a) rows[static_cast<std::size_t>(j * d + a)] = scale * static_cast<double>(x[a]);
+          }
+          syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, M.data(), d_);
+        }
+      }
     }
   }
   std::vector<double> M(static_cast<std::size_t>(d * d), 0.0);
   for (const auto& Mt : M_of)
     for (std::size_t e = 0; e < M.size(); ++e) M[e] += Mt[e];
-  const double inv_n = data_.n > 0 ? 1.0 / static_cast<double>(data_.n) : 0.0;
+  // Normalised by n for the plain start; the private start leaves the sum unnormalised (n is
+  // private, and the eigenvectors do not depend on the scale).
+  const double inv_n = release ? 1.0 : (data_.n > 0 ? 1.0 / static_cast<double>(data_.n) : 0.0);
   for (std::int64_t a = 0; a < d; ++a)
     for (std::int64_t b = a; b < d; ++b) {
       const double value = M[static_cast<std::size_t>(a * d + b)] * inv_n;

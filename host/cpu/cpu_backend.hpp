@@ -22,16 +22,20 @@ class CpuBackend final : public core::Backend {
   void set_U(const std::vector<double>& U) override;
   std::vector<double> get_U() const override { return U_; }
   core::TaskStepTotals task_step_all(int k_in_effect) override;
-  double update_U() override;
-  std::vector<double> spectral_moment() override;
+  double update_U(const core::PrivateRelease* release = nullptr) override;
+  std::vector<double> spectral_moment(const core::PrivateRelease* release = nullptr) override;
   void export_task_parameters(Model& model) const override;
 
   // The pieces of update_U, public for the tests and benchmarks.
   // G = sum_i (w_i w_i^T) kron (X_i^T X_i) (dr x dr, column-major, full) and
-  // v = sum_i w_i kron X_i^T (y_i - X_i b_i) (dr), with vec(U)[a + d p] = U[a, p].
-  void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v);
-  // Solve (G + lambda I) x = v by Cholesky (G is overwritten); returns U~ as d x r column-major.
-  std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v) const;
+  // v = sum_i w_i kron X_i^T (y_i - X_i b_i) (dr), with vec(U)[a + d p] = U[a, p]. With `bounds`,
+  // each task's contribution is bounded first (its first max_samples rows, each scaled to norm <=
+  // clip_x; residuals clipped to clip_y; w_i scaled to norm <= clip_w).
+  void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v,
+                                   const PrivacyOptions* bounds = nullptr);
+  // Solve (G + (lambda + extra_ridge) I) x = v by Cholesky; returns U~ as d x r column-major.
+  std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v,
+                                             double extra_ridge = 0.0) const;
 
   // Task parameters, row-major t x r and t x k.
   std::vector<double>& W() { return W_; }
@@ -55,7 +59,7 @@ class CpuBackend final : public core::Backend {
   // MiB per call costs page faults on every iteration).
   struct GramScratch {
     std::vector<double> M, v;
-    std::vector<T> Wp, Sp;
+    std::vector<T> Wp, Sp, clipped_rows;
     std::vector<float> chunk_product;  // float data: one chunk's SGEMM result
   };
   std::vector<GramScratch> scratch_;

@@ -1,4 +1,5 @@
 // Model folders: U.npy, W.npy, B_index.npy, B_value.npy and model.json.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -29,7 +30,17 @@ json options_json(const Options& o) {
               {"seed", o.seed},
               {"threads", o.threads},
               {"tolerance", o.tolerance},
-              {"device", to_string(o.device)}};
+              {"device", to_string(o.device)},
+              {"privacy",
+               {{"enabled", o.privacy.enabled},
+                {"epsilon", o.privacy.epsilon},
+                {"delta", o.privacy.delta},
+                {"clip_x", o.privacy.clip_x},
+                {"clip_y", o.privacy.clip_y},
+                {"clip_w", o.privacy.clip_w},
+                {"max_samples", o.privacy.max_samples},
+                {"noise_multiplier", o.privacy.noise_multiplier},
+                {"fixed_seed", o.privacy.fixed_seed}}}};
 }
 
 Options options_from_json(const json& j) {
@@ -48,9 +59,41 @@ Options options_from_json(const json& j) {
   o.threads = j.value("threads", o.threads);
   o.tolerance = j.value("tolerance", o.tolerance);
   o.device = parse_device(j.value("device", std::string(to_string(o.device))));
+  if (j.contains("privacy")) {
+    const json& p = j.at("privacy");
+    o.privacy.enabled = p.value("enabled", false);
+    o.privacy.epsilon = p.value("epsilon", o.privacy.epsilon);
+    o.privacy.delta = p.value("delta", o.privacy.delta);
+    o.privacy.clip_x = p.value("clip_x", o.privacy.clip_x);
+    o.privacy.clip_y = p.value("clip_y", o.privacy.clip_y);
+    o.privacy.clip_w = p.value("clip_w", o.privacy.clip_w);
+    o.privacy.max_samples = p.value("max_samples", o.privacy.max_samples);
+    o.privacy.noise_multiplier = p.value("noise_multiplier", o.privacy.noise_multiplier);
+    o.privacy.fixed_seed = p.value("fixed_seed", false);
+  }
   return o;
 }
+// Infinite values (a private fit with no noise spends infinite epsilon) are written as null.
+json finite_or_null(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
+
 }  // namespace
+
+static json privacy_json(const PrivacyReport& p) {
+  if (!p.enabled) return json{{"enabled", false}};
+  return json{{"enabled", true},
+              {"epsilon_spent", finite_or_null(p.epsilon)},
+              {"delta", p.delta},
+              {"rho_zcdp", finite_or_null(p.rho)},
+              {"noise_multiplier", p.noise_multiplier},
+              {"releases", p.releases},
+              {"sensitivity_G", p.sensitivity_G},
+              {"sensitivity_v", p.sensitivity_v},
+              {"sigma_G", p.sigma_G},
+              {"sigma_v", p.sigma_v},
+              {"ridge", p.ridge},
+              {"fixed_seed", p.fixed_seed},
+              {"guarantee", p.fixed_seed ? "none: the noise seed was fixed" : "user-level (epsilon, delta)-DP of U"}};
+}
 
 std::string model_json(const Model& m) {
   json history = json::array();
@@ -72,6 +115,7 @@ std::string model_json(const Model& m) {
          {"options", options_json(m.options)},
          {"history", history},
          {"files", {{"U", "U.npy"}, {"W", "W.npy"}, {"B_index", "B_index.npy"}, {"B_value", "B_value.npy"}}}};
+  j["privacy"] = privacy_json(m.privacy);
   if (!m.task_keys.empty()) j["task_keys"] = m.task_keys;
   if (!m.feature_names.empty()) j["feature_names"] = m.feature_names;
   return j.dump(2) + "\n";
@@ -129,6 +173,24 @@ Model load_model(const std::string& path) {
       info.u_step_seconds = h.value("u_step_seconds", 0.0);
       info.sparsity_in_effect = h.value("sparsity_in_effect", 0);
       m.history.push_back(info);
+    }
+    if (j.contains("privacy") && j.at("privacy").value("enabled", false)) {
+      const json& p = j.at("privacy");
+      auto number = [&](const char* key) {
+        return p.contains(key) && p.at(key).is_number() ? p.at(key).get<double>() : INFINITY;
+      };
+      m.privacy.enabled = true;
+      m.privacy.epsilon = number("epsilon_spent");
+      m.privacy.delta = p.value("delta", 0.0);
+      m.privacy.rho = number("rho_zcdp");
+      m.privacy.noise_multiplier = p.value("noise_multiplier", 0.0);
+      m.privacy.releases = p.value("releases", 0);
+      m.privacy.sensitivity_G = p.value("sensitivity_G", 0.0);
+      m.privacy.sensitivity_v = p.value("sensitivity_v", 0.0);
+      m.privacy.sigma_G = p.value("sigma_G", 0.0);
+      m.privacy.sigma_v = p.value("sigma_v", 0.0);
+      m.privacy.ridge = p.value("ridge", 0.0);
+      m.privacy.fixed_seed = p.value("fixed_seed", false);
     }
     if (j.contains("task_keys")) m.task_keys = j.at("task_keys").get<std::vector<std::string>>();
     if (j.contains("feature_names")) m.feature_names = j.at("feature_names").get<std::vector<std::string>>();

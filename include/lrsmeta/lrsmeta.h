@@ -37,7 +37,9 @@ LRSMETA_C_API const char* lrsmeta_version(void);
 /* Options start at the library defaults. Names: "rank", "sparsity", "iterations",
  * "inner_iterations", "warm_start_iterations", "threads", "seed" (integers); "ridge", "task_ridge",
  * "step_size", "tolerance" (numbers); "variant" (pursuit|htp|iht), "init" (random|spectral),
- * "device" (cpu|cuda|auto) (strings). */
+ * "device" (cpu|cuda|auto) (strings). Differential privacy: "private" (1 to enable),
+ * "max_samples", "noise_seed" (integers; a noise seed makes the noise reproducible and voids the
+ * guarantee); "epsilon", "delta", "clip_x", "clip_y", "clip_w", "noise_multiplier" (numbers). */
 LRSMETA_C_API lrsmeta_status lrsmeta_options_create(lrsmeta_options** out);
 LRSMETA_C_API void lrsmeta_options_destroy(lrsmeta_options* options);
 LRSMETA_C_API lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* name, int64_t value);

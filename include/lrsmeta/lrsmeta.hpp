@@ -52,6 +52,38 @@ LRSMETA_API Variant parse_variant(const std::string& name);
 LRSMETA_API Init parse_init(const std::string& name);
 LRSMETA_API Device parse_device(const std::string& name);
 
+// User-level differential privacy (DESIGN.md section 3, README "Differential privacy"). Only U is
+// released; each task's (w_i, b_i) stays with the task. Every task's contribution to G and v is
+// bounded (rows of X_i scaled to norm <= clip_x, residuals clipped to |e| <= clip_y, ||w_i|| <=
+// clip_w, its first max_samples rows only), then Gaussian noise is added to G (symmetric) and v.
+// The bounds are settings, never computed from the data: that would leak it.
+struct PrivacyOptions {
+  bool enabled = false;
+  double epsilon = 1.0;            // target (epsilon, delta) over the whole fit
+  double delta = 1e-6;
+  double clip_x = 1.0;             // C_x
+  double clip_y = 1.0;             // C_y
+  double clip_w = 1.0;             // C_w
+  int max_samples = 50;            // m_max
+  double noise_multiplier = -1.0;  // z (sigma = z * sensitivity); < 0: calibrated to (epsilon, delta)
+  bool fixed_seed = false;         // reproducible noise from noise_seed: VOIDS the guarantee
+  std::uint64_t noise_seed = 0;
+};
+
+// What a private fit spent, as recorded in the model.
+struct PrivacyReport {
+  bool enabled = false;
+  double epsilon = 0.0;            // spent, at delta
+  double delta = 0.0;
+  double rho = 0.0;                // zCDP spent
+  double noise_multiplier = 0.0;
+  int releases = 0;                // Gaussian mechanisms applied
+  double sensitivity_G = 0.0, sensitivity_v = 0.0;
+  double sigma_G = 0.0, sigma_v = 0.0;
+  double ridge = 0.0;              // added to the noisy G to keep it positive definite
+  bool fixed_seed = false;         // true: the guarantee does not hold (the noise is reproducible)
+};
+
 struct Options {
   int rank = 3;                   // r: columns of U; 0 = sparse only
   int sparsity = 2;               // k: non-zeros per b_i; 0 = low-rank only
@@ -69,6 +101,7 @@ struct Options {
   int threads = 0;                // 0: all cores (OpenMP default)
   double tolerance = 0.0;         // stop early when the change in U falls below this; 0: never
   Device device = Device::cpu;
+  PrivacyOptions privacy;
 };
 
 // What the per-iteration callback sees. training_loss is the mean squared training residual after
@@ -94,6 +127,7 @@ struct Model {
   std::vector<double> B_value;        // t x k
   Options options;                    // the settings it was trained with
   std::vector<IterationInfo> history;
+  PrivacyReport privacy;                   // privacy spent (enabled = false for a plain fit)
   std::vector<std::string> task_keys;      // optional: names of the tasks (e.g. CSV task column)
   std::vector<std::string> feature_names;  // optional
 
