@@ -51,6 +51,15 @@ grep -q '"u0"' csvmodel/model.json || fail "task keys not saved in model.json"
 "$bin" predict --model csvmodel --data table.csv --target rating --task user --out pred.csv > /dev/null
 [[ $(wc -l < pred.csv) -eq 201 ]] || fail "pred.csv should have a header and 200 rows"
 
+# Private training reports what it spent.
+"$bin" train --data data -r 3 -k 2 --out private --iterations 4 --epsilon 2 --delta 1e-6 \
+  --clip-x 7 --clip-y 3 --clip-w 3 --max-samples 60 --metrics-out private.json > private.txt
+grep -q "privacy spent: epsilon" private.txt || fail "train does not report the privacy spent"
+grep -q '"epsilon_spent"' private.json || fail "metrics lack epsilon_spent"
+grep -q '"epsilon_spent"' private/model.json || fail "model.json lacks epsilon_spent"
+"$bin" train --data data -r 3 -k 2 --out private2 --iterations 2 --epsilon 2 --delta 1e-6 --noise-seed 5 > seeded.txt
+grep -q "NO privacy guarantee" seeded.txt || fail "a fixed noise seed is not flagged"
+
 # Errors: non-zero exit, one clear line, nothing half-written.
 expect_error() {  # expect_error "needle" command...
   local needle=$1; shift
@@ -63,6 +72,8 @@ expect_error "no column 'score'" "$bin" train --data table.csv --target score --
 expect_error "not a model folder" "$bin" train --data data -r 3 -k 2 --out data
 expect_error "rank" "$bin" train --data data -k 2 --out bad
 expect_error "no CUDA backend" "$bin" train --data data -r 3 -k 2 --out bad --device cuda
+expect_error "requires --delta" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1
+expect_error "delta must be in (0, 1)" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1 --delta 2
 head -c 100 data/X.npy > trunc.npy && mkdir -p truncated && cp trunc.npy truncated/X.npy && cp data/y.npy data/task_offsets.npy truncated/
 expect_error "truncated" "$bin" train --data truncated -r 3 -k 2 --out bad
 [[ ! -e bad ]] || fail "a failed run left a model folder"

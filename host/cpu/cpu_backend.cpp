@@ -228,10 +228,11 @@ template <typename T>
 std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G, std::vector<double> v,
                                                           double extra_ridge) const {
   const int n = d_ * r_;
-  double mean_diag = 0;
-  for (int i = 0; i < n; ++i) mean_diag += G[static_cast<std::size_t>(i) * n + i];
-  mean_diag = n > 0 ? mean_diag / n : 0.0;
-  if (!std::isfinite(mean_diag)) throw Error("U update: the normal equations are not finite");
+  // Scale of G for the jitter: its largest diagonal magnitude (a noisy G, under privacy, can have
+  // negative diagonal entries).
+  double scale = 0;
+  for (int i = 0; i < n; ++i) scale = std::max(scale, std::fabs(G[static_cast<std::size_t>(i) * n + i]));
+  if (!std::isfinite(scale)) throw Error("U update: the normal equations are not finite");
   std::vector<double> A;
   // The user's ridge first; where G is singular (too few tasks or samples for the dr unknowns) a
   // growing jitter relative to G's scale keeps the Cholesky well-posed.
@@ -244,7 +245,7 @@ std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G
       potrs_lower(n, A.data(), v.data());
       return v;
     }
-    jitter = jitter > 0 ? jitter * 100 : std::max(mean_diag, 1e-300) * 1e-12;
+    jitter = jitter > 0 ? jitter * 100 : std::max(scale, 1e-300) * 1e-12;
   }
   throw Error("U update: the dr x dr system is not positive definite even with a ridge");
 }
