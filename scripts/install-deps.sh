@@ -10,6 +10,7 @@ packages=(
   libgtest-dev                      # tests
   libbenchmark-dev                  # benchmarks
   python3-numpy                     # the NumPy interoperability test
+  gnuplot-nox                       # the MovieLens benchmark's plots
 )
 missing=()
 for p in "${packages[@]}"; do

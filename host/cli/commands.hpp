@@ -10,5 +10,6 @@ void add_train(CLI::App& app);
 void add_adapt(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_benchmark(CLI::App& app);  // movielens.cpp
 
 }  // namespace lrsmeta::cli

@@ -148,13 +148,45 @@ bool parse_number(const std::string& s, double* out) {
 
 }  // namespace
 
-template <typename T>
-Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vector<std::string>* ignored) {
+namespace {
+std::vector<CsvRecord> read_csv_records(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  const std::vector<CsvRecord> records = parse_csv(buffer.str(), path);
+  return parse_csv(buffer.str(), path);
+}
+}  // namespace
+
+std::size_t CsvTable::column(const std::string& name) const {
+  const auto it = std::find(header.begin(), header.end(), name);
+  if (it == header.end()) {
+    std::string names;
+    for (const auto& h : header) names += (names.empty() ? "" : ", ") + h;
+    throw Error(path + ": no column '" + name + "' in the header (columns: " + names + ")");
+  }
+  return static_cast<std::size_t>(it - header.begin());
+}
+
+CsvTable read_csv_table(const std::string& path) {
+  std::vector<CsvRecord> records = read_csv_records(path);
+  if (records.empty()) throw Error(path + ": empty CSV file (no header)");
+  CsvTable table;
+  table.path = path;
+  table.header = std::move(records[0].fields);
+  for (std::size_t i = 1; i < records.size(); ++i) {
+    if (records[i].fields.size() != table.header.size())
+      throw Error(path + ": line " + std::to_string(records[i].line) + " has " + std::to_string(records[i].fields.size()) +
+                  " fields, the header has " + std::to_string(table.header.size()));
+    table.rows.push_back(std::move(records[i].fields));
+    table.lines.push_back(records[i].line);
+  }
+  return table;
+}
+
+template <typename T>
+Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vector<std::string>* ignored) {
+  const std::vector<CsvRecord> records = read_csv_records(path);
   if (records.empty()) throw Error(path + ": empty CSV file (no header)");
   const std::vector<std::string>& header = records[0].fields;
   if (options.target.empty()) throw Error(path + ": no target column given (--target COLUMN)");

@@ -66,6 +66,18 @@ template <typename T>
 LRSMETA_API Dataset<T> load_csv(const std::string& path, const CsvOptions& options,
                                 std::vector<std::string>* ignored = nullptr);
 
+// A CSV file as text: the header and the rows (RFC 4180 quoting), every row checked to have as
+// many fields as the header.
+struct CsvTable {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::int64_t> lines;  // line where each row starts, for messages
+  // Index of a column; throws Error naming the file and the columns it has.
+  LRSMETA_API std::size_t column(const std::string& name) const;
+  std::string path;
+};
+LRSMETA_API CsvTable read_csv_table(const std::string& path);
+
 // A folder (data folder) or a .csv file.
 template <typename T>
 LRSMETA_API Dataset<T> load_dataset(const std::string& path, const CsvOptions& csv = {});
