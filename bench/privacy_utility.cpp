@@ -12,25 +12,6 @@
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
-namespace {
-
-// ||(I - U U^T) V||_F for d x r orthonormal bases (row-major).
-double subspace_error(const std::vector<double>& U, const std::vector<double>& V, int d, int r) {
-  double total = 0;
-  for (int q = 0; q < r; ++q) {
-    std::vector<double> c(r, 0.0);
-    for (int p = 0; p < r; ++p)
-      for (int a = 0; a < d; ++a) c[p] += U[a * r + p] * V[a * r + q];
-    for (int a = 0; a < d; ++a) {
-      double e = V[a * r + q];
-      for (int p = 0; p < r; ++p) e -= U[a * r + p] * c[p];
-      total += e * e;
-    }
-  }
-  return std::sqrt(total);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const std::int64_t max_tasks = argc > 1 ? std::atoll(argv[1]) : 100000;
@@ -69,7 +50,7 @@ int main(int argc, char** argv) {
       const auto start = std::chrono::steady_clock::now();
       const lrsmeta::Model model = lrsmeta::fit(syn.data.view(), o);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::printf(" %.3g |", subspace_error(syn.U, model.U, d, r));
+      std::printf(" %.3g |", lrsmeta::subspace_distance(syn.U, model.U, d, r));
       std::fprintf(stderr, "t = %lld, epsilon %g: %.1f s, spent epsilon %g\n", static_cast<long long>(t), eps, seconds,
                    model.privacy.epsilon);
     }

@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "lrsmeta/io.hpp"
+
 namespace lrsmeta::testing {
 
 inline std::vector<double> random_normal(std::size_t count, std::uint64_t seed) {
@@ -59,18 +61,7 @@ inline std::vector<double> solve_dense(std::vector<double> A, std::vector<double
 
 // Distance between the subspaces spanned by two d x r orthonormal bases: ||(I - U U^T) V||_F.
 inline double subspace_distance(const std::vector<double>& U, const std::vector<double>& V, int d, int r) {
-  double total = 0;
-  for (int q = 0; q < r; ++q) {
-    std::vector<double> c(r, 0.0);
-    for (int p = 0; p < r; ++p)
-      for (int a = 0; a < d; ++a) c[p] += U[a * r + p] * V[a * r + q];
-    for (int a = 0; a < d; ++a) {
-      double e = V[a * r + q];
-      for (int p = 0; p < r; ++p) e -= U[a * r + p] * c[p];
-      total += e * e;
-    }
-  }
-  return std::sqrt(total);
+  return lrsmeta::subspace_distance(U, V, d, r);
 }
 
 }  // namespace lrsmeta::testing

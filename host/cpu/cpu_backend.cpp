@@ -9,6 +9,7 @@
 
 #include "cpu/blas_lapack.hpp"
 #include "cpu/task_step.hpp"
+#include "lrsmeta/io.hpp"
 
 namespace lrsmeta::cpu {
 
@@ -267,21 +268,10 @@ double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
   std::vector<double> U_new(U_.size());
   for (int a = 0; a < d_; ++a)
     for (int p = 0; p < r_; ++p) U_new[static_cast<std::size_t>(a) * r_ + p] = U_tilde[static_cast<std::size_t>(p) * d_ + a];
-  // ||(I - U U^T) U_new||_F, the sine of the angles between the old and new subspaces.
-  std::vector<double> C(static_cast<std::size_t>(r_) * r_, 0.0);  // U^T U_new
-  for (int a = 0; a < d_; ++a)
-    for (int p = 0; p < r_; ++p)
-      for (int q = 0; q < r_; ++q)
-        C[static_cast<std::size_t>(p) * r_ + q] += U_[static_cast<std::size_t>(a) * r_ + p] * U_new[static_cast<std::size_t>(a) * r_ + q];
-  double change = 0;
-  for (int a = 0; a < d_; ++a)
-    for (int q = 0; q < r_; ++q) {
-      double e = U_new[static_cast<std::size_t>(a) * r_ + q];
-      for (int p = 0; p < r_; ++p) e -= U_[static_cast<std::size_t>(a) * r_ + p] * C[static_cast<std::size_t>(p) * r_ + q];
-      change += e * e;
-    }
+  // ||(I - U U^T) U_new||_F: how far the subspace moved.
+  const double change = subspace_distance(U_, U_new, d_, r_);
   set_U(U_new);
-  return std::sqrt(change);
+  return change;
 }
 
 template <typename T>

@@ -186,36 +186,22 @@ CsvTable read_csv_table(const std::string& path) {
 
 template <typename T>
 Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vector<std::string>* ignored) {
-  const std::vector<CsvRecord> records = read_csv_records(path);
-  if (records.empty()) throw Error(path + ": empty CSV file (no header)");
-  const std::vector<std::string>& header = records[0].fields;
   if (options.target.empty()) throw Error(path + ": no target column given (--target COLUMN)");
   if (options.task.empty()) throw Error(path + ": no task column given (--task COLUMN)");
-  auto column = [&](const std::string& name) {
-    const auto it = std::find(header.begin(), header.end(), name);
-    if (it == header.end()) {
-      std::string names;
-      for (const auto& h : header) names += (names.empty() ? "" : ", ") + h;
-      throw Error(path + ": no column '" + name + "' in the header (columns: " + names + ")");
-    }
-    return static_cast<std::size_t>(it - header.begin());
-  };
-  const std::size_t target_col = column(options.target), task_col = column(options.task);
+  const CsvTable table = read_csv_table(path);
+  const std::vector<std::string>& header = table.header;
+  const std::size_t target_col = table.column(options.target), task_col = table.column(options.task);
   if (target_col == task_col) throw Error(path + ": the target and task columns are the same");
   const std::size_t n_cols = header.size();
-  const std::size_t n = records.size() - 1;
+  const std::size_t n = table.rows.size();
   if (n == 0) throw Error(path + ": the CSV has a header but no rows");
-  for (std::size_t i = 1; i < records.size(); ++i)
-    if (records[i].fields.size() != n_cols)
-      throw Error(path + ": line " + std::to_string(records[i].line) + " has " + std::to_string(records[i].fields.size()) +
-                  " fields, the header has " + std::to_string(n_cols));
   // A column is a feature when every value in it is a finite number.
   std::vector<std::size_t> features;
   for (std::size_t c = 0; c < n_cols; ++c) {
     if (c == target_col || c == task_col) continue;
     bool numeric = true;
     double v;
-    for (std::size_t i = 1; i < records.size() && numeric; ++i) numeric = parse_number(records[i].fields[c], &v);
+    for (std::size_t i = 0; i < n && numeric; ++i) numeric = parse_number(table.rows[i][c], &v);
     if (numeric) features.push_back(c);
     else if (ignored) ignored->push_back(header[c]);
   }
@@ -227,7 +213,7 @@ Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vec
   std::unordered_map<std::string, std::int64_t> task_of_key;
   std::vector<std::int64_t> row_task(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::string& key = records[i + 1].fields[task_col];
+    const std::string& key = table.rows[i][task_col];
     auto [it, inserted] = task_of_key.emplace(key, static_cast<std::int64_t>(ds.task_keys.size()));
     if (inserted) ds.task_keys.push_back(key);
     row_task[i] = it->second;
@@ -240,15 +226,15 @@ Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vec
   ds.X.resize(n * features.size());
   ds.y.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const CsvRecord& rec = records[i + 1];
+    const std::vector<std::string>& fields = table.rows[i];
     const std::int64_t row = next[static_cast<std::size_t>(row_task[i])]++;
     double v = 0;
-    if (!parse_number(rec.fields[target_col], &v))
-      throw Error(path + ": line " + std::to_string(rec.line) + ": target '" + options.target + "' is not a finite number: '" +
-                  rec.fields[target_col] + "'");
+    if (!parse_number(fields[target_col], &v))
+      throw Error(path + ": line " + std::to_string(table.lines[i]) + ": target '" + options.target +
+                  "' is not a finite number: '" + fields[target_col] + "'");
     ds.y[static_cast<std::size_t>(row)] = static_cast<T>(v);
     for (std::size_t f = 0; f < features.size(); ++f) {
-      parse_number(rec.fields[features[f]], &v);
+      parse_number(fields[features[f]], &v);
       ds.X[static_cast<std::size_t>(row) * features.size() + f] = static_cast<T>(v);
     }
   }
@@ -388,6 +374,23 @@ SyntheticData load_truth(const std::string& path) {
   syn.data.d = us[0];
   syn.data.task_offsets.assign(static_cast<std::size_t>(ws[0] + 1), 0);
   return syn;
+}
+
+double subspace_distance(const std::vector<double>& U, const std::vector<double>& V, std::int64_t d, std::int64_t r) {
+  if (U.size() != static_cast<std::size_t>(d * r) || V.size() != U.size()) throw Error("subspace_distance: U and V must be d x r");
+  // C = U^T V, then ||V - U C||_F.
+  std::vector<double> C(static_cast<std::size_t>(r * r), 0.0);
+  for (std::int64_t a = 0; a < d; ++a)
+    for (std::int64_t p = 0; p < r; ++p)
+      for (std::int64_t q = 0; q < r; ++q) C[static_cast<std::size_t>(p * r + q)] += U[static_cast<std::size_t>(a * r + p)] * V[static_cast<std::size_t>(a * r + q)];
+  double total = 0;
+  for (std::int64_t a = 0; a < d; ++a)
+    for (std::int64_t q = 0; q < r; ++q) {
+      double e = V[static_cast<std::size_t>(a * r + q)];
+      for (std::int64_t p = 0; p < r; ++p) e -= U[static_cast<std::size_t>(a * r + p)] * C[static_cast<std::size_t>(p * r + q)];
+      total += e * e;
+    }
+  return std::sqrt(total);
 }
 
 double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
