@@ -1,14 +1,31 @@
 # The CUDA backend is optional: lrsmeta configures, builds and passes its tests without the CUDA
-# toolkit. LRSMETA_CUDA=AUTO uses the toolkit when one is found; ON requires it; OFF ignores it.
+# toolkit, and with it on a machine without a GPU (the GPU tests then skip). LRSMETA_CUDA=AUTO uses
+# the toolkit when CMake finds nvcc; ON requires it; OFF ignores it.
 set(LRSMETA_CUDA "AUTO" CACHE STRING "Build the CUDA backend: AUTO, ON or OFF")
 set_property(CACHE LRSMETA_CUDA PROPERTY STRINGS AUTO ON OFF)
 set(LRSMETA_WITH_CUDA OFF)
 set(LRSMETA_CUDA_SOURCES "")
 set(LRSMETA_CUDA_LIBRARIES "")
-# The CUDA backend (issue: the GPU path) lands its sources in kernels/ and the list below; until it
-# does, every build uses the stub in host/cuda_unavailable.cpp and LRSMETA_CUDA=ON is an error.
-file(GLOB _lrsmeta_cuda_sources "${CMAKE_CURRENT_SOURCE_DIR}/kernels/*.cu")
-if(LRSMETA_CUDA STREQUAL "ON" AND NOT _lrsmeta_cuda_sources)
-  message(FATAL_ERROR "LRSMETA_CUDA=ON, but this version of lrsmeta has no CUDA backend yet")
+if(NOT LRSMETA_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # Hopper (sm_90, the H100/H200) always; add others with -DCMAKE_CUDA_ARCHITECTURES="80;90".
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    set(LRSMETA_WITH_CUDA ON)
+    set(LRSMETA_CUDA_SOURCES
+      ${CMAKE_CURRENT_SOURCE_DIR}/kernels/task_step.cu
+      ${CMAKE_CURRENT_SOURCE_DIR}/kernels/normal_equations.cu
+      ${CMAKE_CURRENT_SOURCE_DIR}/host/cuda/cuda_backend.cpp)
+    set(LRSMETA_CUDA_LIBRARIES CUDA::cudart CUDA::cublas CUDA::cusolver)
+  elseif(LRSMETA_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "LRSMETA_CUDA=ON, but no CUDA compiler was found (set CMAKE_CUDA_COMPILER)")
+  endif()
 endif()
-message(STATUS "lrsmeta: CUDA backend ${LRSMETA_WITH_CUDA}")
+message(STATUS "lrsmeta: CUDA backend ${LRSMETA_WITH_CUDA} (architectures: ${CMAKE_CUDA_ARCHITECTURES})")

@@ -71,7 +71,7 @@ expect_error "no such file" "$bin" train --data missing -r 3 -k 2 --out bad
 expect_error "no column 'score'" "$bin" train --data table.csv --target score --task user -r 1 -k 1 --out bad
 expect_error "not a model folder" "$bin" train --data data -r 3 -k 2 --out data
 expect_error "rank" "$bin" train --data data -k 2 --out bad
-expect_error "no CUDA backend" "$bin" train --data data -r 3 -k 2 --out bad --device cuda
+expect_error "device 'cuda' requested, but" "$bin" train --data data -r 3 -k 2 --out bad --device cuda
 expect_error "requires --delta" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1
 expect_error "delta must be in (0, 1)" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1 --delta 2
 head -c 100 data/X.npy > trunc.npy && mkdir -p truncated && cp trunc.npy truncated/X.npy && cp data/y.npy data/task_offsets.npy truncated/

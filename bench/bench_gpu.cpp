@@ -1,0 +1,131 @@
+// GPU timings at the anchor sizes of the GPU issue: d = 100, r = 10, k = 5, m = 20, float data,
+// t = 1e4, 1e5, 1e6. Reports the task step (with its effective bandwidth: the bytes of X over the
+// time, against a device-to-device copy measured here), the U step (with G's FLOP/s) and whole
+// outer iterations. Every benchmark reports an error and skips where no GPU is usable.
+//
+//   build/bench/bench_gpu --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+#include <cuda_runtime_api.h>
+
+#include <map>
+#include <memory>
+
+#include "core/backend.hpp"
+#include "lrsmeta/io.hpp"
+
+namespace lrsmeta {
+namespace {
+
+constexpr int kD = 100, kR = 10, kK = 5, kM = 20;
+
+struct Fixture {
+  Dataset<float> data;
+  std::unique_ptr<core::Backend> backend;
+};
+
+core::Backend* backend_for(std::int64_t t, Variant variant) {
+  static std::map<std::pair<std::int64_t, int>, std::unique_ptr<Fixture>> cache;
+  auto& slot = cache[{t, static_cast<int>(variant)}];
+  if (!slot) {
+    SyntheticSpec spec;
+    spec.tasks = t;
+    spec.min_samples = spec.max_samples = kM;
+    spec.d = kD;
+    spec.r = kR;
+    spec.k = kK;
+    spec.noise = 0.01;
+    spec.seed = 5;
+    SyntheticData syn = generate_synthetic(spec);
+    slot = std::make_unique<Fixture>();
+    slot->data.d = kD;
+    slot->data.task_offsets = syn.data.task_offsets;
+    slot->data.X.assign(syn.data.X.begin(), syn.data.X.end());
+    slot->data.y.assign(syn.data.y.begin(), syn.data.y.end());
+    syn = SyntheticData{};  // free the double copy
+    Options o;
+    o.rank = kR;
+    o.sparsity = kK;
+    o.variant = variant;
+    slot->backend = core::make_cuda_backend(slot->data.view(), o);
+    std::vector<double> U(static_cast<std::size_t>(kD) * kR, 0.0);
+    for (int p = 0; p < kR; ++p) U[static_cast<std::size_t>(p * 7 % kD) * kR + p] = 1.0;
+    slot->backend->set_U(U);
+    for (int it = 0; it < 2; ++it) {
+      slot->backend->task_step_all(0);
+      slot->backend->update_U();
+    }
+    slot->backend->task_step_all(kK);
+  }
+  return slot->backend.get();
+}
+
+bool skip_without_gpu(benchmark::State& state) {
+  if (cuda_available()) return false;
+  state.SkipWithError("no usable CUDA device");
+  return true;
+}
+
+void BM_DeviceCopy(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const std::size_t bytes = std::size_t{1} << 30;
+  void *a = nullptr, *b = nullptr;
+  cudaMalloc(&a, bytes);
+  cudaMalloc(&b, bytes);
+  for (auto _ : state) {
+    cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+    cudaDeviceSynchronize();
+  }
+  // A copy reads and writes every byte.
+  state.counters["GB_per_s"] = benchmark::Counter(2.0 * bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  cudaFree(a);
+  cudaFree(b);
+}
+
+void BM_GpuTaskStep(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const std::int64_t t = state.range(0);
+  const Variant variant = static_cast<Variant>(state.range(1));
+  core::Backend* backend = backend_for(t, variant);
+  for (auto _ : state) benchmark::DoNotOptimize(backend->task_step_all(kK));  // returns after the device finishes
+  const double x_bytes = static_cast<double>(t) * kM * kD * sizeof(float);
+  state.counters["X_GB_per_s"] = benchmark::Counter(x_bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(to_string(variant));
+}
+
+void BM_GpuUStep(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const std::int64_t t = state.range(0);
+  core::Backend* backend = backend_for(t, Variant::pursuit);
+  for (auto _ : state) benchmark::DoNotOptimize(backend->update_U());
+  const double P = kR * (kR + 1) / 2.0, Q = kD * (kD + 1) / 2.0;
+  state.counters["G_GFLOPs"] = benchmark::Counter((2.0 * P * Q + 2.0 * Q * kM) * t / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_GpuOuterIteration(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  core::Backend* backend = backend_for(state.range(0), Variant::pursuit);
+  for (auto _ : state) {
+    backend->task_step_all(kK);
+    benchmark::DoNotOptimize(backend->update_U());
+  }
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t t : {10000, 100000, 1000000}) b->Args({t, 0});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+void variants(benchmark::internal::Benchmark* b) {
+  for (std::int64_t t : {10000, 100000, 1000000})
+    for (int v : {0, 1, 2}) b->Args({t, v});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK(BM_DeviceCopy)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GpuTaskStep)->Apply(variants);
+BENCHMARK(BM_GpuUStep)->Apply(sizes);
+BENCHMARK(BM_GpuOuterIteration)->Apply(sizes);
+
+}  // namespace
+}  // namespace lrsmeta
+
+BENCHMARK_MAIN();

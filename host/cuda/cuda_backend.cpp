@@ -1,0 +1,354 @@
+// The host side of the CUDA backend: memory planning, the stream, cuBLAS and cuSOLVER calls. The
+// data, U and every task's (w, b) live on the device; inside the loop only scalars (the training
+// loss, the change in U, a factorisation's status) come back to the host.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/backend.hpp"
+#include "core/noise.hpp"
+#include "cpu/task_step.hpp"  // effective_step_size
+#include "cuda/cuda_utils.hpp"
+#include "kernels/device_kernels.hpp"
+
+namespace lrsmeta {
+namespace cuda {
+
+void throw_cuda_error(const char* call, int code, const char* name, const char* file, int line) {
+  throw Error(std::string("CUDA: ") + call + " failed with " + name + " (" + std::to_string(code) + ") at " + file + ":" +
+              std::to_string(line));
+}
+
+namespace {
+
+// Whether a GPU can be used: cudaGetDeviceCount returns an error code (not only a zero count) on a
+// machine without a driver.
+bool device_usable(std::string* why = nullptr) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    if (why) *why = cudaGetErrorString(status);
+    cudaGetLastError();  // clear the sticky error
+    return false;
+  }
+  if (count == 0 && why) *why = "no CUDA device";
+  return count > 0;
+}
+
+std::string mib(double bytes) { return std::to_string(static_cast<long long>(std::ceil(bytes / (1024.0 * 1024.0)))) + " MiB"; }
+
+template <typename T>
+class CudaBackend final : public core::Backend {
+ public:
+  CudaBackend(const TaskDataView<T>& data, const Options& options)
+      : options_(options),
+        d_(static_cast<int>(data.d)),
+        r_(options.rank),
+        k_(options.sparsity),
+        t_(data.t),
+        n_(data.n),
+        cublas_(stream_.get()),
+        cusolver_(stream_.get()) {
+    host_offsets_.assign(data.task_offsets, data.task_offsets + t_ + 1);
+    for (std::int64_t i = 0; i < t_; ++i) m_max_ = std::max<std::int64_t>(m_max_, data.task_size(i));
+    if (kernels::task_step_shared_bytes(d_, r_, k_) == 0)
+      throw Error("CUDA backend: d = " + std::to_string(d_) + ", r = " + std::to_string(r_) + ", k = " + std::to_string(k_) +
+                  " need more shared memory per task than a thread block has; use the CPU backend");
+    const std::int64_t P = static_cast<std::int64_t>(r_) * (r_ + 1) / 2, Q = static_cast<std::int64_t>(d_) * (d_ + 1) / 2;
+    chunk_ = std::max<std::int64_t>(1, std::min<std::int64_t>(t_, (std::int64_t{256} << 20) / std::max<std::int64_t>(1, Q * sizeof(T))));
+    const double dr = static_cast<double>(d_) * r_;
+    // Everything the fit allocates, checked against the free memory before any work starts.
+    const double need = static_cast<double>(n_) * d_ * sizeof(T) + n_ * sizeof(T) + (t_ + 1) * 8.0  // data
+                        + n_ * (r_ + 2.0) * 8                                                      // Z, target, resid
+                        + t_ * (r_ + 2.0 * k_ + 1) * 8                                             // W, B, per-task loss
+                        + chunk_ * (P + Q) * sizeof(T) + chunk_ * (d_ + r_) * 8.0                  // one chunk
+                        + P * Q * 8.0 + (std::is_same_v<T, float> ? P * Q * 4.0 : 0.0)            // M
+                        + 3 * dr * dr * 8 + 8 * dr * 8;                                            // G, factor, noise
+    std::size_t free_bytes = 0, total_bytes = 0;
+    LRSMETA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    if (need > 0.95 * static_cast<double>(free_bytes))
+      throw Error("CUDA backend: the fit needs about " + mib(need) + " of device memory, " + mib(static_cast<double>(free_bytes)) +
+                  " are free (of " + mib(static_cast<double>(total_bytes)) + "); use fewer tasks per run or --precision float");
+    const cudaStream_t s = stream_.get();
+    copy_to_device(X_, data.X, static_cast<std::size_t>(n_ * d_), s);
+    copy_to_device(y_, data.y, static_cast<std::size_t>(n_), s);
+    copy_to_device(offsets_, data.task_offsets, static_cast<std::size_t>(t_ + 1), s);
+    Z_.resize(static_cast<std::size_t>(n_ * std::max(r_, 1)));
+    target_.resize(static_cast<std::size_t>(std::max<std::int64_t>(n_, 1)));
+    resid_.resize(static_cast<std::size_t>(std::max<std::int64_t>(n_, 1)));
+    W_.resize(static_cast<std::size_t>(t_ * r_));
+    B_value_.resize(static_cast<std::size_t>(t_ * k_));
+    B_index_.resize(static_cast<std::size_t>(t_ * k_));
+    task_sse_.resize(static_cast<std::size_t>(t_));
+    if (W_.size()) LRSMETA_CUDA_CHECK(cudaMemsetAsync(W_.data(), 0, W_.size() * sizeof(double), s));
+    if (B_value_.size()) {
+      LRSMETA_CUDA_CHECK(cudaMemsetAsync(B_value_.data(), 0, B_value_.size() * sizeof(double), s));
+      LRSMETA_CUDA_CHECK(cudaMemsetAsync(B_index_.data(), 0xff, B_index_.size() * sizeof(std::int32_t), s));  // -1
+    }
+    stream_.synchronize();
+  }
+
+  void set_U(const std::vector<double>& U) override {
+    std::vector<double> colmajor(U.size());
+    for (int a = 0; a < d_; ++a)
+      for (int p = 0; p < r_; ++p) colmajor[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * p] = U[static_cast<std::size_t>(a) * r_ + p];
+    copy_to_device(U_, colmajor.data(), colmajor.size(), stream_.get());
+    U_data_.resize(U.size());
+    kernels::launch_store_U(U_.data(), d_, r_, U_data_.data(), stream_.get());
+    LRSMETA_CUDA_CHECK(cudaGetLastError());
+    stream_.synchronize();
+  }
+
+  std::vector<double> get_U() const override {
+    std::vector<double> colmajor(static_cast<std::size_t>(d_) * r_), U(colmajor.size());
+    if (!colmajor.empty())
+      LRSMETA_CUDA_CHECK(cudaMemcpy(colmajor.data(), U_.data(), colmajor.size() * sizeof(double), cudaMemcpyDeviceToHost));
+    for (int a = 0; a < d_; ++a)
+      for (int p = 0; p < r_; ++p) U[static_cast<std::size_t>(a) * r_ + p] = colmajor[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * p];
+    return U;
+  }
+
+  core::TaskStepTotals task_step_all(int k_in_effect) override {
+    kernels::TaskStepArgs<T> args;
+    args.X = X_.data();
+    args.y = y_.data();
+    args.offsets = offsets_.data();
+    args.t = t_;
+    args.d = d_;
+    args.r = r_;
+    args.k_slots = k_;
+    args.k = std::min(k_in_effect, k_);
+    args.variant = static_cast<int>(options_.variant);
+    args.inner_iterations = options_.inner_iterations;
+    args.task_ridge = options_.task_ridge;
+    args.step_size = cpu::effective_step_size(options_);
+    args.U = U_data_.data();
+    args.Z = Z_.data();
+    args.target = target_.data();
+    args.resid = resid_.data();
+    args.W = W_.data();
+    args.B_index = B_index_.data();
+    args.B_value = B_value_.data();
+    args.task_sse = task_sse_.data();
+    kernels::launch_task_step(args, stream_.get());
+    LRSMETA_CUDA_CHECK(cudaGetLastError());
+    double sse = 0.0;  // every entry is >= 0: the sum is the absolute sum
+    if (t_ > 0) LRSMETA_CUBLAS_CHECK(cublasDasum(cublas_.get(), static_cast<int>(t_), task_sse_.data(), 1, &sse));
+    return {sse, n_};
+  }
+
+  double update_U(const core::PrivateRelease* release) override {
+    if (r_ == 0) return 0.0;
+    const cudaStream_t s = stream_.get();
+    const int P = r_ * (r_ + 1) / 2, Q = d_ * (d_ + 1) / 2, dr = d_ * r_;
+    M_.resize(static_cast<std::size_t>(P) * Q);
+    v_.resize(static_cast<std::size_t>(dr));
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(M_.data(), 0, M_.size() * sizeof(double), s));
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(v_.data(), 0, v_.size() * sizeof(double), s));
+    Wp_.resize(static_cast<std::size_t>(chunk_) * P);
+    Sp_.resize(static_cast<std::size_t>(chunk_) * Q);
+    Qc_.resize(static_cast<std::size_t>(chunk_) * d_);
+    Wc_.resize(static_cast<std::size_t>(chunk_) * r_);
+    if constexpr (std::is_same_v<T, float>) chunk_product_.resize(static_cast<std::size_t>(P) * Q);
+    kernels::Bounds bounds;
+    if (release) {
+      bounds.enabled = true;
+      bounds.clip_x = release->bounds.clip_x;
+      bounds.clip_y = release->bounds.clip_y;
+      bounds.clip_w = release->bounds.clip_w;
+      bounds.max_samples = release->bounds.max_samples;
+    }
+    const double one = 1.0;
+    for (std::int64_t first = 0; first < t_; first += chunk_) {
+      const std::int64_t count = std::min(chunk_, t_ - first);
+      std::int64_t max_rows = 0;
+      for (std::int64_t i = first; i < first + count; ++i)
+        max_rows = std::max(max_rows, host_offsets_[static_cast<std::size_t>(i + 1)] - host_offsets_[static_cast<std::size_t>(i)]);
+      if (bounds.enabled) max_rows = std::min<std::int64_t>(max_rows, bounds.max_samples);
+      kernels::launch_pack_chunk(X_.data(), y_.data(), offsets_.data(), first, count, d_, r_, k_, W_.data(),
+                                 B_index_.data(), B_value_.data(), bounds, Wp_.data(), Sp_.data(), Qc_.data(),
+                                 Wc_.data(), static_cast<int>(max_rows), s);
+      LRSMETA_CUDA_CHECK(cudaGetLastError());
+      // Row-major M (P x Q) is column-major (Q x P): M_cm += Sp_cm (Q x count) Wp_cm^T (count x P).
+      if constexpr (std::is_same_v<T, double>) {
+        LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, Q, P, static_cast<int>(count), &one,
+                                         Sp_.data(), Q, Wp_.data(), P, &one, M_.data(), Q));
+      } else {
+        const float onef = 1.0f, zerof = 0.0f;
+        LRSMETA_CUBLAS_CHECK(cublasSgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, Q, P, static_cast<int>(count), &onef,
+                                         Sp_.data(), Q, Wp_.data(), P, &zerof, chunk_product_.data(), Q));
+        kernels::launch_add_float_to_double(chunk_product_.data(), M_.data(), M_.size(), s);
+        LRSMETA_CUDA_CHECK(cudaGetLastError());
+      }
+      // v (column-major d x r, i.e. vec order a + d p) += Q_cm (d x count) Wc_cm^T (count x r).
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one,
+                                       Qc_.data(), d_, Wc_.data(), r_, &one, v_.data(), d_));
+    }
+    G_.resize(static_cast<std::size_t>(dr) * dr);
+    kernels::launch_unpack_gram(M_.data(), d_, r_, G_.data(), s);
+    LRSMETA_CUDA_CHECK(cudaGetLastError());
+    double extra_ridge = 0.0;
+    if (release) {
+      // The noise is drawn on the host (the same generator as the CPU path) and added on the device.
+      std::vector<double> noise_G(static_cast<std::size_t>(dr) * dr, 0.0), noise_v(static_cast<std::size_t>(dr), 0.0);
+      core::add_symmetric_noise(noise_G.data(), dr, release->sigma_G, *release->noise);
+      core::add_noise(noise_v.data(), dr, release->sigma_v, *release->noise);
+      copy_to_device(noise_, noise_G.data(), noise_G.size(), s);
+      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_.data(), 1, G_.data(), 1));
+      copy_to_device(noise_, noise_v.data(), noise_v.size(), s);
+      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), dr, &one, noise_.data(), 1, v_.data(), 1));
+      extra_ridge = release->ridge;
+    }
+    solve(extra_ridge);  // v_ becomes U~ (d x r, column-major)
+    orthonormalise_and_swap();
+    return last_change_;
+  }
+
+  std::vector<double> spectral_moment(const core::PrivateRelease* release) override {
+    const cudaStream_t s = stream_.get();
+    constexpr std::int64_t kRows = 4096;
+    DeviceBuffer<double> rows(static_cast<std::size_t>(kRows) * d_), M(static_cast<std::size_t>(d_) * d_);
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(M.data(), 0, M.size() * sizeof(double), s));
+    kernels::Bounds bounds;
+    if (release) {
+      bounds.enabled = true;
+      bounds.clip_x = release->bounds.clip_x;
+      bounds.clip_y = release->bounds.clip_y;
+      bounds.max_samples = release->bounds.max_samples;
+    }
+    const double one = 1.0;
+    for (std::int64_t start = 0; start < n_; start += kRows) {
+      const std::int64_t count = std::min(kRows, n_ - start);
+      kernels::launch_scaled_rows(X_.data(), y_.data(), offsets_.data(), t_, start, count, d_, bounds, rows.data(), s);
+      LRSMETA_CUDA_CHECK(cudaGetLastError());
+      // Row-major rows (count x d) are column-major (d x count): M += rows_cm rows_cm^T.
+      LRSMETA_CUBLAS_CHECK(cublasDsyrk(cublas_.get(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, d_, static_cast<int>(count), &one,
+                                       rows.data(), d_, &one, M.data(), d_));
+    }
+    std::vector<double> host(M.size());
+    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(host.data(), M.data(), host.size() * sizeof(double), cudaMemcpyDeviceToHost, s));
+    stream_.synchronize();
+    const double scale = release ? 1.0 : (n_ > 0 ? 1.0 / static_cast<double>(n_) : 0.0);
+    for (int a = 0; a < d_; ++a)
+      for (int b = a; b < d_; ++b) {  // column-major upper: (a, b) at a + d b
+        const double value = host[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * b] * scale;
+        host[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * b] = value;
+        host[static_cast<std::size_t>(b) + static_cast<std::size_t>(d_) * a] = value;
+      }
+    return host;
+  }
+
+  void export_task_parameters(Model& model) const override {
+    model.W.resize(W_.size());
+    model.B_index.resize(B_index_.size());
+    model.B_value.resize(B_value_.size());
+    if (!model.W.empty()) LRSMETA_CUDA_CHECK(cudaMemcpy(model.W.data(), W_.data(), W_.size() * sizeof(double), cudaMemcpyDeviceToHost));
+    if (!model.B_index.empty()) {
+      LRSMETA_CUDA_CHECK(cudaMemcpy(model.B_index.data(), B_index_.data(), B_index_.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
+      LRSMETA_CUDA_CHECK(cudaMemcpy(model.B_value.data(), B_value_.data(), B_value_.size() * sizeof(double), cudaMemcpyDeviceToHost));
+    }
+  }
+
+ private:
+  // (G + (ridge + extra + jitter) I) x = v by cuSOLVER's Cholesky, raising a jitter relative to G's
+  // largest diagonal entry while the factorisation fails.
+  void solve(double extra_ridge) {
+    const cudaStream_t s = stream_.get();
+    const int n = d_ * r_;
+    factor_.resize(static_cast<std::size_t>(n) * n);
+    info_.resize(1);
+    int index = 0;  // 1-based, of the largest |diagonal| entry
+    LRSMETA_CUBLAS_CHECK(cublasIdamax(cublas_.get(), n, G_.data(), n + 1, &index));
+    double scale = 0.0;
+    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(&scale, G_.data() + static_cast<std::size_t>(index - 1) * (n + 1), sizeof(double),
+                                       cudaMemcpyDeviceToHost, s));
+    stream_.synchronize();
+    scale = std::fabs(scale);
+    if (!std::isfinite(scale)) throw Error("U update: the normal equations are not finite");
+    int lwork = 0;
+    LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, &lwork));
+    work_.resize(static_cast<std::size_t>(std::max(lwork, 1)));
+    double jitter = 0.0;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(factor_.data(), G_.data(), G_.size() * sizeof(double), cudaMemcpyDeviceToDevice, s));
+      kernels::launch_add_diagonal(factor_.data(), n, options_.ridge + extra_ridge + jitter, s);
+      LRSMETA_CUDA_CHECK(cudaGetLastError());
+      LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, work_.data(),
+                                              lwork, info_.data()));
+      int info = 0;
+      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(&info, info_.data(), sizeof(int), cudaMemcpyDeviceToHost, s));
+      stream_.synchronize();
+      if (info < 0) throw Error("cusolverDnDpotrf: argument " + std::to_string(-info) + " is invalid");
+      if (info == 0) {
+        LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrs(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, 1, factor_.data(), n, v_.data(), n,
+                                                info_.data()));
+        return;
+      }
+      jitter = jitter > 0 ? jitter * 100 : std::max(scale, 1e-300) * 1e-12;
+    }
+    throw Error("U update: the dr x dr system is not positive definite even with a ridge");
+  }
+
+  // v_ holds U~ (d x r, column-major): replace it by its Q factor, measure the change from U_ and
+  // make it the new U.
+  void orthonormalise_and_swap() {
+    const cudaStream_t s = stream_.get();
+    int lwork_qr = 0, lwork_q = 0;
+    tau_.resize(static_cast<std::size_t>(r_));
+    LRSMETA_CUSOLVER_CHECK(cusolverDnDgeqrf_bufferSize(cusolver_.get(), d_, r_, v_.data(), d_, &lwork_qr));
+    LRSMETA_CUSOLVER_CHECK(cusolverDnDorgqr_bufferSize(cusolver_.get(), d_, r_, r_, v_.data(), d_, tau_.data(), &lwork_q));
+    work_.resize(static_cast<std::size_t>(std::max({lwork_qr, lwork_q, 1})));
+    LRSMETA_CUSOLVER_CHECK(cusolverDnDgeqrf(cusolver_.get(), d_, r_, v_.data(), d_, tau_.data(), work_.data(),
+                                            static_cast<int>(work_.size()), info_.data()));
+    LRSMETA_CUSOLVER_CHECK(cusolverDnDorgqr(cusolver_.get(), d_, r_, r_, v_.data(), d_, tau_.data(), work_.data(),
+                                            static_cast<int>(work_.size()), info_.data()));
+    // ||U_new - U_old (U_old^T U_new)||_F.
+    const double one = 1.0, zero = 0.0, minus_one = -1.0;
+    C_.resize(static_cast<std::size_t>(r_) * r_);
+    D_.resize(v_.size());
+    LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, r_, r_, d_, &one, U_.data(), d_, v_.data(), d_,
+                                     &zero, C_.data(), r_));
+    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(D_.data(), v_.data(), v_.size() * sizeof(double), cudaMemcpyDeviceToDevice, s));
+    LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_N, d_, r_, r_, &minus_one, U_.data(), d_, C_.data(),
+                                     r_, &one, D_.data(), d_));
+    LRSMETA_CUBLAS_CHECK(cublasDnrm2(cublas_.get(), static_cast<int>(D_.size()), D_.data(), 1, &last_change_));
+    std::swap(U_, v_);
+    kernels::launch_store_U(U_.data(), d_, r_, U_data_.data(), s);
+    LRSMETA_CUDA_CHECK(cudaGetLastError());
+  }
+
+  Options options_;
+  int d_, r_, k_;
+  std::int64_t t_, n_, m_max_ = 0, chunk_ = 1;
+  std::vector<std::int64_t> host_offsets_;
+  Stream stream_;
+  CublasHandle cublas_;
+  CusolverHandle cusolver_;
+  DeviceBuffer<T> X_, y_, U_data_, Wp_, Sp_;
+  DeviceBuffer<std::int64_t> offsets_;
+  DeviceBuffer<double> U_, Z_, target_, resid_, W_, B_value_, task_sse_;
+  DeviceBuffer<double> Qc_, Wc_, M_, G_, v_, factor_, work_, tau_, C_, D_, noise_;
+  DeviceBuffer<float> chunk_product_;
+  DeviceBuffer<std::int32_t> B_index_;
+  DeviceBuffer<int> info_;
+  double last_change_ = 0.0;
+};
+
+}  // namespace
+}  // namespace cuda
+
+bool cuda_available() { return cuda::device_usable(); }
+
+namespace core {
+template <typename T>
+std::unique_ptr<Backend> make_cuda_backend(const TaskDataView<T>& data, const Options& options) {
+  std::string why;
+  if (!cuda::device_usable(&why)) throw Error("device 'cuda' requested, but no usable CUDA device: " + why);
+  return std::make_unique<cuda::CudaBackend<T>>(data, options);
+}
+template std::unique_ptr<Backend> make_cuda_backend(const TaskDataView<float>&, const Options&);
+template std::unique_ptr<Backend> make_cuda_backend(const TaskDataView<double>&, const Options&);
+}  // namespace core
+
+}  // namespace lrsmeta

@@ -1,0 +1,79 @@
+// Launchers of lrsmeta's CUDA kernels (defined and explicitly instantiated in kernels/*.cu). This
+// header is read by the host compiler: plain declarations, cudaStream_t the only CUDA type.
+// Internal: never included from include/.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace lrsmeta::kernels {
+
+// Everything the batched task step reads and writes, all device pointers. One thread block per
+// task runs the same per-task maths as the CPU path (host/cpu/task_step.hpp), with the small
+// Cholesky and the top-k selection from host/core/small_dense.hpp.
+template <typename T>
+struct TaskStepArgs {
+  const T* X = nullptr;              // n x d, row-major
+  const T* y = nullptr;              // n
+  const std::int64_t* offsets = nullptr;  // t + 1
+  std::int64_t t = 0;
+  int d = 0, r = 0;
+  int k_slots = 0;                   // the model's k
+  int k = 0;                         // sparsity in effect (0 during warm start)
+  int variant = 0;                   // 0 pursuit, 1 htp, 2 iht (lrsmeta::Variant)
+  int inner_iterations = 1;
+  double task_ridge = 0.0;
+  double step_size = 1.0;            // eta * m_i
+  const T* U = nullptr;              // d x r row-major, in the data's precision
+  double* Z = nullptr;               // n x r scratch: X U
+  double* target = nullptr;          // n scratch
+  double* resid = nullptr;           // n scratch
+  double* W = nullptr;               // t x r
+  std::int32_t* B_index = nullptr;   // t x k_slots
+  double* B_value = nullptr;         // t x k_slots
+  double* task_sse = nullptr;        // t
+};
+
+// Shared memory one block needs for the task step; 0 when the sizes exceed what a block can hold.
+std::size_t task_step_shared_bytes(int d, int r, int k_slots);
+template <typename T>
+void launch_task_step(const TaskStepArgs<T>& args, cudaStream_t stream);
+
+// One chunk of the accumulation of G and v (tasks first .. first + count - 1): row l of Wp gets the
+// packed w w^T (r(r+1)/2), row l of Sp the packed X_i^T X_i (d(d+1)/2), row l of Q the vector
+// X_i^T (y_i - X_i b_i), row l of Wc the (possibly clipped) w_i. With bounds.enabled, each task's
+// first max_samples rows are scaled to norm <= clip_x, residuals clipped to clip_y and w to clip_w.
+// max_rows: the most rows any task of the chunk contributes (sizes the kernel's shared memory).
+struct Bounds {
+  bool enabled = false;
+  double clip_x = 0, clip_y = 0, clip_w = 0;
+  int max_samples = 0;
+};
+template <typename T>
+void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, std::int64_t count,
+                       int d, int r, int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
+                       Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, int max_rows, cudaStream_t stream);
+
+// M (double) += chunk (float), elementwise, `count` entries.
+void launch_add_float_to_double(const float* chunk, double* M, std::size_t count, cudaStream_t stream);
+// Unpack M (P x Q packed blocks, row-major) into the full symmetric G (dr x dr, column-major).
+void launch_unpack_gram(const double* M, int d, int r, double* G, cudaStream_t stream);
+// G[i, i] += shift for i < n (column-major n x n).
+void launch_add_diagonal(double* G, int n, double shift, cudaStream_t stream);
+// U_data (d x r row-major, T) from U (d x r column-major, double).
+template <typename T>
+void launch_store_U(const double* U_colmajor, int d, int r, T* U_data, cudaStream_t stream);
+// Rows j of `rows` (count x d) = s_j x_j with s_j = |y_j| (spectral moment), clipped under bounds.
+// Under bounds, rows beyond a task's first max_samples get s_j = 0 (offsets, t locate the task).
+template <typename T>
+void launch_scaled_rows(const T* X, const T* y, const std::int64_t* offsets, std::int64_t t, std::int64_t first_row,
+                        std::int64_t count, int d, Bounds bounds, double* rows, cudaStream_t stream);
+
+// Test entry points (tests/test_cuda.cpp): top-k of each row, and a batch of ridged Cholesky solves.
+void launch_top_k_rows(const double* values, int rows, int n, int k, int* out, cudaStream_t stream);
+// scratch: batch x n x n doubles.
+void launch_batched_ridge_solve(const double* A, double* b, int batch, int n, double relative_ridge, double* scratch,
+                                cudaStream_t stream);
+
+}  // namespace lrsmeta::kernels

@@ -1,0 +1,227 @@
+// Kernels of the U step: packing each task's w w^T and X_i^T X_i for the chunked GEMM that forms G,
+// the right-hand side pieces, unpacking G, and small helpers. The GEMMs and solves are cuBLAS and
+// cuSOLVER calls made by the host side (host/cuda/cuda_backend.cpp).
+#include <cuda_runtime.h>
+
+#include "kernels/device_kernels.hpp"
+
+namespace lrsmeta::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+
+// One block per task of the chunk. Under bounds, a task's rows are read through a per-row scale
+// (row norm clipped to clip_x) and only its first max_samples rows count.
+template <typename T>
+__global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, int d, int r,
+                                  int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
+                                  Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc) {
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  const int l = blockIdx.x;
+  const std::int64_t i = first + l;
+  const std::int64_t row0 = offsets[i];
+  int m = static_cast<int>(offsets[i + 1] - row0);
+  if (bounds.enabled && m > bounds.max_samples) m = bounds.max_samples;
+  // Shared: per-row scales (m), residuals (m), w (r), and one scalar.
+  double* scale = reinterpret_cast<double*>(shared_raw);
+  double* resid = scale + m;
+  double* w = resid + m;
+  const T* Xi = X + row0 * d;
+  for (int j = threadIdx.x; j < m; j += blockDim.x) {
+    double s = 1.0;
+    if (bounds.enabled) {
+      double n2 = 0;
+      for (int c = 0; c < d; ++c) n2 += static_cast<double>(Xi[j * d + c]) * static_cast<double>(Xi[j * d + c]);
+      const double norm = sqrt(n2);
+      s = norm > bounds.clip_x ? bounds.clip_x / norm : 1.0;
+    }
+    scale[j] = s;
+    double e = static_cast<double>(y[row0 + j]);
+    for (int q = 0; q < k_slots; ++q) {
+      const int idx = B_index[i * k_slots + q];
+      if (idx >= 0) e -= s * static_cast<double>(Xi[j * d + idx]) * B_value[i * k_slots + q];
+    }
+    if (bounds.enabled) e = fmin(fmax(e, -bounds.clip_y), bounds.clip_y);
+    resid[j] = e;
+  }
+  if (threadIdx.x == 0) {
+    double n2 = 0;
+    for (int p = 0; p < r; ++p) n2 += W[i * r + p] * W[i * r + p];
+    const double norm = sqrt(n2);
+    const double ws = bounds.enabled && norm > bounds.clip_w ? bounds.clip_w / norm : 1.0;
+    for (int p = 0; p < r; ++p) w[p] = W[i * r + p] * ws;
+  }
+  __syncthreads();
+  for (int p = threadIdx.x; p < r; p += blockDim.x) Wc[static_cast<std::int64_t>(l) * r + p] = w[p];
+  const int P = r * (r + 1) / 2;
+  for (int e = threadIdx.x; e < P; e += blockDim.x) {
+    int p = 0, rem = e;
+    while (rem >= r - p) {
+      rem -= r - p;
+      ++p;
+    }
+    Wp[static_cast<std::int64_t>(l) * P + e] = static_cast<T>(w[p] * w[p + rem]);
+  }
+  // Packed upper triangle of X_i^T X_i: entry (a, b), a <= b, at a d - a (a - 1) / 2 + (b - a).
+  const std::int64_t Qn = static_cast<std::int64_t>(d) * (d + 1) / 2;
+  for (std::int64_t e = threadIdx.x; e < Qn; e += blockDim.x) {
+    int a = 0;
+    std::int64_t rem = e;
+    while (rem >= d - a) {
+      rem -= d - a;
+      ++a;
+    }
+    const int b = a + static_cast<int>(rem);
+    double s = 0;
+    for (int j = 0; j < m; ++j)
+      s += scale[j] * scale[j] * static_cast<double>(Xi[j * d + a]) * static_cast<double>(Xi[j * d + b]);
+    Sp[static_cast<std::int64_t>(l) * Qn + e] = static_cast<T>(s);
+  }
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    double s = 0;
+    for (int j = 0; j < m; ++j) s += scale[j] * static_cast<double>(Xi[j * d + c]) * resid[j];
+    Q[static_cast<std::int64_t>(l) * d + c] = s;
+  }
+}
+
+__global__ void add_float_to_double_kernel(const float* chunk, double* M, std::size_t count) {
+  for (std::size_t e = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; e < count;
+       e += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    M[e] += static_cast<double>(chunk[e]);
+}
+
+// One thread per entry of M (row pq, column ab): writes the four mirrored entries of G.
+__global__ void unpack_gram_kernel(const double* M, int d, int r, double* G) {
+  const std::int64_t Qn = static_cast<std::int64_t>(d) * (d + 1) / 2;
+  const std::int64_t P = static_cast<std::int64_t>(r) * (r + 1) / 2;
+  const std::int64_t dr = static_cast<std::int64_t>(d) * r;
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < P * Qn;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t pq = e / Qn, ab = e % Qn;
+    int p = 0;
+    std::int64_t rem = pq;
+    while (rem >= r - p) {
+      rem -= r - p;
+      ++p;
+    }
+    const int qq = p + static_cast<int>(rem);
+    int a = 0;
+    std::int64_t rem2 = ab;
+    while (rem2 >= d - a) {
+      rem2 -= d - a;
+      ++a;
+    }
+    const int b = a + static_cast<int>(rem2);
+    const double value = M[e];
+    const std::int64_t rows[2] = {a + static_cast<std::int64_t>(d) * p, b + static_cast<std::int64_t>(d) * p};
+    const std::int64_t cols[2] = {b + static_cast<std::int64_t>(d) * qq, a + static_cast<std::int64_t>(d) * qq};
+    for (int s = 0; s < 2; ++s) {
+      G[rows[s] + dr * cols[s]] = value;
+      G[cols[s] + dr * rows[s]] = value;
+    }
+  }
+}
+
+__global__ void add_diagonal_kernel(double* G, int n, double shift) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) G[static_cast<std::size_t>(i) * n + i] += shift;
+}
+
+template <typename T>
+__global__ void store_U_kernel(const double* U_colmajor, int d, int r, T* U_data) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e < d * r) {
+    const int a = e / r, p = e % r;
+    U_data[e] = static_cast<T>(U_colmajor[a + static_cast<std::size_t>(d) * p]);
+  }
+}
+
+template <typename T>
+__global__ void scaled_rows_kernel(const T* X, const T* y, const std::int64_t* offsets, std::int64_t t,
+                                   std::int64_t first_row, std::int64_t count, int d, Bounds bounds, double* rows) {
+  const std::int64_t j = blockIdx.x;
+  if (j >= count) return;
+  const std::int64_t row = first_row + j;
+  const T* x = X + row * d;
+  __shared__ double factor;
+  if (threadIdx.x == 0) {
+    double yv = static_cast<double>(y[row]);
+    double s = 1.0;
+    if (bounds.enabled) {
+      // The row's task: the last offset <= row (binary search).
+      std::int64_t lo = 0, hi = t;
+      while (hi - lo > 1) {
+        const std::int64_t mid = (lo + hi) / 2;
+        if (offsets[mid] <= row) lo = mid;
+        else hi = mid;
+      }
+      double n2 = 0;
+      for (int c = 0; c < d; ++c) n2 += static_cast<double>(x[c]) * static_cast<double>(x[c]);
+      const double norm = sqrt(n2);
+      s = norm > bounds.clip_x ? bounds.clip_x / norm : 1.0;
+      yv = fmin(fmax(yv, -bounds.clip_y), bounds.clip_y);
+      if (row - offsets[lo] >= bounds.max_samples) s = 0.0;
+    }
+    factor = fabs(yv) * s;
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < d; c += blockDim.x) rows[j * d + c] = factor * static_cast<double>(x[c]);
+}
+
+}  // namespace
+
+template <typename T>
+void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d,
+                       int r, int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
+                       Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, int max_rows, cudaStream_t stream) {
+  if (count == 0) return;
+  const std::size_t bytes = (2 * static_cast<std::size_t>(max_rows) + r + 1) * sizeof(double);
+  cudaFuncSetAttribute(pack_chunk_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  pack_chunk_kernel<T><<<static_cast<unsigned>(count), kThreads, bytes, stream>>>(X, y, offsets, first, d, r, k_slots, W,
+                                                                                 B_index, B_value, bounds, Wp, Sp, Q, Wc);
+}
+template void launch_pack_chunk<float>(const float*, const float*, const std::int64_t*, std::int64_t, std::int64_t, int,
+                                       int, int, const double*, const std::int32_t*, const double*, Bounds, float*,
+                                       float*, double*, double*, int, cudaStream_t);
+template void launch_pack_chunk<double>(const double*, const double*, const std::int64_t*, std::int64_t, std::int64_t,
+                                        int, int, int, const double*, const std::int32_t*, const double*, Bounds,
+                                        double*, double*, double*, double*, int, cudaStream_t);
+
+void launch_add_float_to_double(const float* chunk, double* M, std::size_t count, cudaStream_t stream) {
+  if (count == 0) return;
+  const unsigned blocks = static_cast<unsigned>((count + kThreads - 1) / kThreads < 4096 ? (count + kThreads - 1) / kThreads : 4096);
+  add_float_to_double_kernel<<<blocks, kThreads, 0, stream>>>(chunk, M, count);
+}
+
+void launch_unpack_gram(const double* M, int d, int r, double* G, cudaStream_t stream) {
+  const std::size_t entries = static_cast<std::size_t>(r) * (r + 1) / 2 * (static_cast<std::size_t>(d) * (d + 1) / 2);
+  if (entries == 0) return;
+  const unsigned blocks = static_cast<unsigned>((entries + kThreads - 1) / kThreads < 4096 ? (entries + kThreads - 1) / kThreads : 4096);
+  unpack_gram_kernel<<<blocks, kThreads, 0, stream>>>(M, d, r, G);
+}
+
+void launch_add_diagonal(double* G, int n, double shift, cudaStream_t stream) {
+  if (n == 0) return;
+  add_diagonal_kernel<<<(n + kThreads - 1) / kThreads, kThreads, 0, stream>>>(G, n, shift);
+}
+
+template <typename T>
+void launch_store_U(const double* U_colmajor, int d, int r, T* U_data, cudaStream_t stream) {
+  if (d * r == 0) return;
+  store_U_kernel<T><<<(d * r + kThreads - 1) / kThreads, kThreads, 0, stream>>>(U_colmajor, d, r, U_data);
+}
+template void launch_store_U<float>(const double*, int, int, float*, cudaStream_t);
+template void launch_store_U<double>(const double*, int, int, double*, cudaStream_t);
+
+template <typename T>
+void launch_scaled_rows(const T* X, const T* y, const std::int64_t* offsets, std::int64_t t, std::int64_t first_row,
+                        std::int64_t count, int d, Bounds bounds, double* rows, cudaStream_t stream) {
+  if (count == 0) return;
+  scaled_rows_kernel<T><<<static_cast<unsigned>(count), 128, 0, stream>>>(X, y, offsets, t, first_row, count, d, bounds, rows);
+}
+template void launch_scaled_rows<float>(const float*, const float*, const std::int64_t*, std::int64_t, std::int64_t,
+                                        std::int64_t, int, Bounds, double*, cudaStream_t);
+template void launch_scaled_rows<double>(const double*, const double*, const std::int64_t*, std::int64_t, std::int64_t,
+                                         std::int64_t, int, Bounds, double*, cudaStream_t);
+
+}  // namespace lrsmeta::kernels

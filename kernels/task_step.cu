@@ -1,0 +1,379 @@
+// The batched task step: one thread block per task, the same maths as host/cpu/task_step.hpp.
+// Threads share the passes over the task's rows (X U, the Grams, X^T residual); one thread runs the
+// small Cholesky solves and the top-k selection (host/core/small_dense.hpp, shared with the CPU).
+#include <cuda_runtime.h>
+
+#include "core/small_dense.hpp"
+#include "kernels/device_kernels.hpp"
+
+namespace lrsmeta::kernels {
+namespace {
+
+constexpr int kThreads = 128;
+
+__host__ __device__ inline int joint_columns(int r, int k, int d) { return r + (3 * k < d ? 3 * k : d); }
+
+// Shared-memory layout of one block (doubles first, then ints).
+struct Layout {
+  int cols, d, r;
+  __host__ __device__ std::size_t doubles() const {
+    return 3 * static_cast<std::size_t>(cols) * cols + 5 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1;
+  }
+  __host__ __device__ std::size_t ints() const { return 4 * static_cast<std::size_t>(cols) + 8; }
+  __host__ __device__ std::size_t bytes() const { return doubles() * sizeof(double) + ints() * sizeof(int); }
+};
+
+struct Shared {
+  double *G, *G_sub, *chol, *rhs, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar;
+  int *S, *C, *P, *previous, *counts;  // counts[0] = n_S, [1] = n_C, [2] = stop flag
+};
+
+__device__ Shared carve(void* base, const Layout& L) {
+  Shared s;
+  double* dp = static_cast<double*>(base);
+  const std::size_t cc = static_cast<std::size_t>(L.cols) * L.cols;
+  s.G = dp; dp += cc;
+  s.G_sub = dp; dp += cc;
+  s.chol = dp; dp += cc;
+  s.rhs = dp; dp += L.cols;
+  s.rhs_saved = dp; dp += L.cols;
+  s.bS = dp; dp += L.cols;
+  s.bC = dp; dp += L.cols;
+  s.x = dp; dp += L.cols;
+  s.corr = dp; dp += L.d;
+  s.dense = dp; dp += L.d;
+  s.w = dp; dp += L.r;
+  s.scalar = dp; dp += 1;
+  int* ip = reinterpret_cast<int*>(dp);
+  s.S = ip; ip += L.cols;
+  s.C = ip; ip += L.cols;
+  s.P = ip; ip += L.cols;
+  s.previous = ip; ip += L.cols;
+  s.counts = ip;
+  return s;
+}
+
+template <typename T>
+struct Task {
+  const TaskStepArgs<T>& a;
+  std::int64_t row0;
+  int m;
+  // Column c of [Z, X_S] at row j.
+  __device__ double column(int c, const int* S, int j) const {
+    return c < a.r ? a.Z[(row0 + j) * a.r + c] : static_cast<double>(a.X[(row0 + j) * a.d + S[c - a.r]]);
+  }
+};
+
+// Lower-triangle index e -> (row, col), col <= row.
+__device__ inline void unrank(int e, int* row, int* col) {
+  int rr = static_cast<int>((sqrt(8.0 * e + 1.0) - 1.0) / 2.0);
+  while ((rr + 1) * (rr + 2) / 2 <= e) ++rr;
+  while (rr * (rr + 1) / 2 > e) --rr;
+  *row = rr;
+  *col = e - rr * (rr + 1) / 2;
+}
+
+// Thread 0: ridged Cholesky solve of sh.G-like system (lower triangle of Gm, n x n) with rhs x.
+__device__ void solve_small(const double* Gm, double* x, int n, double ridge, double* chol) {
+  if (detail::ridge_cholesky(Gm, n, ridge, chol)) {
+    detail::cholesky_solve(chol, n, x);
+  } else {
+    for (int i = 0; i < n; ++i) x[i] = 0.0;
+  }
+}
+
+// Block-wide: least squares of target on [Z, X_S]; writes w (sh.w) and b_S (out), keeps the Gram
+// (sh.G) and right-hand side (sh.rhs_saved) for a later subsystem solve.
+template <typename T>
+__device__ void joint_least_squares(const Task<T>& task, Shared& sh, const double* target, const int* S, int n_S,
+                                    double* b_out) {
+  const int r = task.a.r, n = r + n_S;
+  if (n == 0) return;
+  const int entries = n * (n + 1) / 2;
+  for (int e = threadIdx.x; e < entries + n; e += blockDim.x) {
+    if (e < entries) {
+      int row, col;
+      unrank(e, &row, &col);
+      double s = 0;
+      for (int j = 0; j < task.m; ++j) s += task.column(row, S, j) * task.column(col, S, j);
+      sh.G[row * n + col] = s;
+    } else {
+      const int c = e - entries;
+      double s = 0;
+      for (int j = 0; j < task.m; ++j) s += task.column(c, S, j) * target[j];
+      sh.x[c] = s;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int c = 0; c < n; ++c) sh.rhs_saved[c] = sh.x[c];
+    solve_small(sh.G, sh.x, n, task.a.task_ridge, sh.chol);
+    for (int p = 0; p < r; ++p) sh.w[p] = sh.x[p];
+    for (int q = 0; q < n_S; ++q) b_out[q] = sh.x[r + q];
+  }
+  __syncthreads();
+}
+
+// Thread 0: least squares on [Z, X_C[P]] from the candidate system's Gram (n_C candidates).
+__device__ void subsystem_least_squares(Shared& sh, int r, int n_C, int n_S, double ridge) {
+  const int n = r + n_S, nC = r + n_C;
+  for (int a = 0; a < n; ++a) {
+    const int ia = a < r ? a : r + sh.P[a - r];
+    for (int b = 0; b <= a; ++b) {
+      const int ib = b < r ? b : r + sh.P[b - r];
+      sh.G_sub[a * n + b] = ia >= ib ? sh.G[ia * nC + ib] : sh.G[ib * nC + ia];
+    }
+    sh.x[a] = sh.rhs_saved[ia];
+  }
+  solve_small(sh.G_sub, sh.x, n, ridge, sh.chol);
+  for (int p = 0; p < r; ++p) sh.w[p] = sh.x[p];
+  for (int q = 0; q < n_S; ++q) sh.bS[q] = sh.x[r + q];
+}
+
+// Block-wide: resid = y - Z w - X_S b_S (global, per row), then corr = X^T resid (shared).
+template <typename T>
+__device__ void residual_and_correlation(const Task<T>& task, Shared& sh, int n_S, bool with_correlation) {
+  const auto& a = task.a;
+  double* resid = a.resid + task.row0;
+  for (int j = threadIdx.x; j < task.m; j += blockDim.x) {
+    double s = static_cast<double>(a.y[task.row0 + j]);
+    for (int p = 0; p < a.r; ++p) s -= a.Z[(task.row0 + j) * a.r + p] * sh.w[p];
+    for (int q = 0; q < n_S; ++q) s -= static_cast<double>(a.X[(task.row0 + j) * a.d + sh.S[q]]) * sh.bS[q];
+    resid[j] = s;
+  }
+  __syncthreads();
+  if (!with_correlation) return;
+  for (int c = threadIdx.x; c < a.d; c += blockDim.x) {
+    double s = 0;
+    for (int j = 0; j < task.m; ++j) s += static_cast<double>(a.X[(task.row0 + j) * a.d + c]) * resid[j];
+    sh.corr[c] = s;
+  }
+  __syncthreads();
+}
+
+__device__ bool same_set(const int* x, int nx, const int* y, int ny) {
+  if (nx != ny) return false;
+  for (int i = 0; i < nx; ++i) {
+    bool found = false;
+    for (int j = 0; j < ny && !found; ++j) found = x[i] == y[j];
+    if (!found) return false;
+  }
+  return true;
+}
+
+__device__ void sort_ints(int* v, int n) {
+  for (int i = 1; i < n; ++i) {
+    const int key = v[i];
+    int j = i - 1;
+    while (j >= 0 && v[j] > key) {
+      v[j + 1] = v[j];
+      --j;
+    }
+    v[j + 1] = key;
+  }
+}
+
+template <typename T>
+__global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  Shared sh = carve(shared_raw, L);
+  const std::int64_t i = blockIdx.x;
+  if (i >= a.t) return;
+  const Task<T> task{a, a.offsets[i], static_cast<int>(a.offsets[i + 1] - a.offsets[i])};
+  const int r = a.r, d = a.d, k = a.k, m = task.m;
+  double* w_out = a.W + i * r;
+  std::int32_t* bi_out = a.B_index + i * a.k_slots;
+  double* bv_out = a.B_value + i * a.k_slots;
+  if (m == 0) {
+    for (int p = threadIdx.x; p < r; p += blockDim.x) w_out[p] = 0.0;
+    for (int s = threadIdx.x; s < a.k_slots; s += blockDim.x) {
+      bi_out[s] = -1;
+      bv_out[s] = 0.0;
+    }
+    if (threadIdx.x == 0) a.task_sse[i] = 0.0;
+    return;
+  }
+  // Z = X U.
+  for (int e = threadIdx.x; e < m * r; e += blockDim.x) {
+    const int j = e / r, p = e % r;
+    double s = 0;
+    for (int c = 0; c < d; ++c)
+      s += static_cast<double>(a.X[(task.row0 + j) * d + c]) * static_cast<double>(a.U[c * r + p]);
+    a.Z[(task.row0 + j) * r + p] = s;
+  }
+  // The incoming support (empty during warm start).
+  if (threadIdx.x == 0) {
+    int n_S = 0;
+    if (k > 0)
+      for (int s = 0; s < a.k_slots; ++s)
+        if (bi_out[s] >= 0 && bi_out[s] < d && n_S < k) {
+          sh.S[n_S] = bi_out[s];
+          sh.bS[n_S] = bv_out[s];
+          ++n_S;
+        }
+    sh.counts[0] = n_S;
+    sh.counts[2] = 0;
+  }
+  __syncthreads();
+  double* target = a.target + task.row0;
+  const double eta = a.step_size / m;
+  auto fill_target = [&](bool minus_sparse) {
+    const int n_S = sh.counts[0];
+    for (int j = threadIdx.x; j < m; j += blockDim.x) {
+      double s = static_cast<double>(a.y[task.row0 + j]);
+      if (minus_sparse)
+        for (int q = 0; q < n_S; ++q) s -= static_cast<double>(a.X[(task.row0 + j) * d + sh.S[q]]) * sh.bS[q];
+      target[j] = s;
+    }
+    __syncthreads();
+  };
+  if (k == 0 || a.variant == 2) {  // w-only start (iht keeps w-only fits throughout)
+    fill_target(true);
+    joint_least_squares(task, sh, target, sh.S, 0, sh.bS);
+  }
+  if (k > 0) {
+    for (int it = 0; it < a.inner_iterations; ++it) {
+      if (a.variant == 2) {  // iht
+        if (it > 0) {
+          fill_target(true);
+          joint_least_squares(task, sh, target, sh.S, 0, sh.bS);
+        }
+        residual_and_correlation(task, sh, sh.counts[0], true);
+        if (threadIdx.x == 0) {
+          for (int c = 0; c < d; ++c) sh.dense[c] = eta * sh.corr[c];
+          for (int q = 0; q < sh.counts[0]; ++q) sh.dense[sh.S[q]] += sh.bS[q];
+          const int n_S = detail::top_k_abs(sh.dense, d, k, static_cast<const int*>(nullptr), 0, sh.S);
+          for (int q = 0; q < n_S; ++q) sh.bS[q] = sh.dense[sh.S[q]];
+          sh.counts[0] = n_S;
+        }
+        __syncthreads();
+        continue;
+      }
+      if (it == 0) {
+        fill_target(false);
+        joint_least_squares(task, sh, target, sh.S, sh.counts[0], sh.bS);
+      }
+      residual_and_correlation(task, sh, sh.counts[0], true);
+      if (threadIdx.x == 0) {
+        for (int q = 0; q < sh.counts[0]; ++q) sh.previous[q] = sh.S[q];
+        sh.counts[3] = sh.counts[0];
+        if (a.variant == 1) {  // htp: new support
+          for (int c = 0; c < d; ++c) sh.dense[c] = eta * sh.corr[c];
+          for (int q = 0; q < sh.counts[0]; ++q) sh.dense[sh.S[q]] += sh.bS[q];
+          const int n_S = detail::top_k_abs(sh.dense, d, k, static_cast<const int*>(nullptr), 0, sh.S);
+          sort_ints(sh.S, n_S);
+          sh.counts[0] = n_S;
+        } else {  // pursuit: candidates
+          const int n_S = sh.counts[0];
+          for (int q = 0; q < n_S; ++q) sh.C[q] = sh.S[q];
+          int cap = n_S + 2 * k;
+          const int overdetermined = (m - r) > (k + 1) ? (m - r) : (k + 1);
+          if (overdetermined < cap) cap = overdetermined;
+          if (d < cap) cap = d;
+          sh.counts[1] = n_S + detail::top_k_abs(sh.corr, d, cap - n_S, sh.S, n_S, sh.C + n_S);
+        }
+      }
+      __syncthreads();
+      // target still holds y (htp and pursuit fit y itself).
+      if (a.variant == 1) {
+        joint_least_squares(task, sh, target, sh.S, sh.counts[0], sh.bS);
+      } else {
+        joint_least_squares(task, sh, target, sh.C, sh.counts[1], sh.bC);
+        if (threadIdx.x == 0) {
+          const int n_C = sh.counts[1];
+          const int n_S = detail::top_k_abs(sh.bC, n_C, k, static_cast<const int*>(nullptr), 0, sh.P);
+          // Canonical (ascending feature) order, as on the CPU.
+          for (int x = 1; x < n_S; ++x) {
+            const int key = sh.P[x];
+            int y = x - 1;
+            while (y >= 0 && sh.C[sh.P[y]] > sh.C[key]) {
+              sh.P[y + 1] = sh.P[y];
+              --y;
+            }
+            sh.P[y + 1] = key;
+          }
+          for (int q = 0; q < n_S; ++q) sh.S[q] = sh.C[sh.P[q]];
+          sh.counts[0] = n_S;
+          subsystem_least_squares(sh, r, n_C, n_S, a.task_ridge);
+        }
+        __syncthreads();
+      }
+      if (threadIdx.x == 0) sh.counts[2] = same_set(sh.S, sh.counts[0], sh.previous, sh.counts[3]) ? 1 : 0;
+      __syncthreads();
+      if (sh.counts[2]) break;
+    }
+    if (a.variant == 2) {
+      fill_target(true);
+      joint_least_squares(task, sh, target, sh.S, 0, sh.bS);
+    }
+  }
+  residual_and_correlation(task, sh, sh.counts[0], false);
+  // Sum of squared residuals: a block reduction through the scalar slot.
+  if (threadIdx.x == 0) sh.scalar[0] = 0.0;
+  __syncthreads();
+  double local = 0;
+  for (int j = threadIdx.x; j < m; j += blockDim.x) local += a.resid[task.row0 + j] * a.resid[task.row0 + j];
+  for (int offset = 16; offset > 0; offset /= 2) local += __shfl_down_sync(0xffffffffu, local, offset);
+  if ((threadIdx.x & 31) == 0) atomicAdd(sh.scalar, local);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    a.task_sse[i] = sh.scalar[0];
+    const int n_S = sh.counts[0];
+    detail::sort_by_index(sh.S, sh.bS, n_S);
+    for (int p = 0; p < r; ++p) w_out[p] = sh.w[p];
+    for (int s = 0; s < a.k_slots; ++s) {
+      bi_out[s] = s < n_S ? sh.S[s] : -1;
+      bv_out[s] = s < n_S ? sh.bS[s] : 0.0;
+    }
+  }
+}
+
+__global__ void top_k_rows_kernel(const double* values, int rows, int n, int k, int* out) {
+  const int row = blockIdx.x * blockDim.x + threadIdx.x;
+  if (row < rows)
+    detail::top_k_abs(values + static_cast<std::size_t>(row) * n, n, k, static_cast<const int*>(nullptr), 0,
+                      out + static_cast<std::size_t>(row) * k);
+}
+
+__global__ void batched_ridge_solve_kernel(const double* A, double* b, int batch, int n, double relative_ridge,
+                                           double* scratch) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= batch) return;
+  double* L = scratch + static_cast<std::size_t>(i) * n * n;
+  double* x = b + static_cast<std::size_t>(i) * n;
+  if (detail::ridge_cholesky(A + static_cast<std::size_t>(i) * n * n, n, relative_ridge, L)) {
+    detail::cholesky_solve(L, n, x);
+  } else {
+    for (int c = 0; c < n; ++c) x[c] = 0.0;
+  }
+}
+
+}  // namespace
+
+std::size_t task_step_shared_bytes(int d, int r, int k_slots) {
+  const Layout L{joint_columns(r, k_slots, d), d, r};
+  const std::size_t bytes = L.bytes();
+  return bytes <= 200 * 1024 ? bytes : 0;  // Hopper: up to 227 KiB of shared memory per block
+}
+
+template <typename T>
+void launch_task_step(const TaskStepArgs<T>& args, cudaStream_t stream) {
+  if (args.t == 0) return;
+  const Layout L{joint_columns(args.r, args.k_slots, args.d), args.d, args.r};
+  const std::size_t bytes = L.bytes();
+  cudaFuncSetAttribute(task_step_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  task_step_kernel<T><<<static_cast<unsigned>(args.t), kThreads, bytes, stream>>>(args, L);
+}
+template void launch_task_step<float>(const TaskStepArgs<float>&, cudaStream_t);
+template void launch_task_step<double>(const TaskStepArgs<double>&, cudaStream_t);
+
+void launch_top_k_rows(const double* values, int rows, int n, int k, int* out, cudaStream_t stream) {
+  top_k_rows_kernel<<<(rows + 127) / 128, 128, 0, stream>>>(values, rows, n, k, out);
+}
+
+void launch_batched_ridge_solve(const double* A, double* b, int batch, int n, double relative_ridge, double* scratch,
+                                cudaStream_t stream) {
+  batched_ridge_solve_kernel<<<(batch + 63) / 64, 64, 0, stream>>>(A, b, batch, n, relative_ridge, scratch);
+}
+
+}  // namespace lrsmeta::kernels

@@ -1,0 +1,221 @@
+// The CUDA backend: kernels against host references, CPU/GPU parity, exact recovery on the GPU.
+// Built only with the CUDA backend; every test skips cleanly where no GPU is usable.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/backend.hpp"
+#include "core/small_dense.hpp"
+#include "cpu/blas_lapack.hpp"
+#include "kernels/device_kernels.hpp"
+#include "lrsmeta/io.hpp"
+#include "test_helpers.hpp"
+
+namespace lrsmeta {
+namespace {
+
+#define SKIP_WITHOUT_GPU() \
+  if (!cuda_available()) GTEST_SKIP() << "no usable CUDA device"
+
+template <typename T>
+T* device_copy(const std::vector<T>& host) {
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, std::max<std::size_t>(1, host.size()) * sizeof(T)), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  return static_cast<T*>(p);
+}
+template <typename T>
+std::vector<T> host_copy(const T* device, std::size_t count) {
+  std::vector<T> out(count);
+  EXPECT_EQ(cudaMemcpy(out.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+  return out;
+}
+
+TEST(CudaKernels, TopKMatchesNthElementIncludingTiesAndKEqualsD) {
+  SKIP_WITHOUT_GPU();
+  for (int n : {1, 7, 100}) {
+    for (int k : {1, n / 2 + 1, n}) {
+      const int rows = 300;
+      std::vector<double> values = testing::random_normal(static_cast<std::size_t>(rows) * n, 17 + n + k);
+      for (int e = 0; e < rows * n; e += 5) values[e] = std::round(values[e]);  // ties
+      double* dv = device_copy(values);
+      int* dout = nullptr;
+      ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dout), sizeof(int) * rows * k), cudaSuccess);
+      kernels::launch_top_k_rows(dv, rows, n, k, dout, nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<int> got = host_copy(dout, static_cast<std::size_t>(rows) * k);
+      for (int row = 0; row < rows; ++row) {
+        const double* v = values.data() + static_cast<std::size_t>(row) * n;
+        std::vector<int> idx(n);
+        std::iota(idx.begin(), idx.end(), 0);
+        auto before = [&](int a, int b) { return std::fabs(v[a]) > std::fabs(v[b]) || (std::fabs(v[a]) == std::fabs(v[b]) && a < b); };
+        std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), before);
+        idx.resize(k);
+        std::sort(idx.begin(), idx.end(), before);
+        ASSERT_EQ(std::vector<int>(got.begin() + static_cast<std::ptrdiff_t>(row) * k, got.begin() + static_cast<std::ptrdiff_t>(row + 1) * k), idx)
+            << "row " << row << ", n = " << n << ", k = " << k;
+      }
+      cudaFree(dv);
+      cudaFree(dout);
+    }
+  }
+}
+
+TEST(CudaKernels, BatchedSmallSolvesMatchLapack) {
+  SKIP_WITHOUT_GPU();
+  const int batch = 500, n = 25;
+  std::vector<double> A(static_cast<std::size_t>(batch) * n * n), b = testing::random_normal(static_cast<std::size_t>(batch) * n, 5);
+  for (int i = 0; i < batch; ++i) {
+    const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(n) * n, 100 + i);
+    for (int r = 0; r < n; ++r)
+      for (int c = 0; c < n; ++c) {
+        double s = r == c ? 0.5 : 0.0;
+        for (int p = 0; p < n; ++p) s += B[p * n + r] * B[p * n + c];
+        A[static_cast<std::size_t>(i) * n * n + r * n + c] = s;
+      }
+  }
+  double* dA = device_copy(A);
+  double* db = device_copy(b);
+  double* scratch = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&scratch), sizeof(double) * batch * n * n), cudaSuccess);
+  kernels::launch_batched_ridge_solve(dA, db, batch, n, 0.0, scratch, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<double> x = host_copy(db, b.size());
+  for (int i = 0; i < batch; ++i) {
+    std::vector<double> L(A.begin() + static_cast<std::ptrdiff_t>(i) * n * n, A.begin() + static_cast<std::ptrdiff_t>(i + 1) * n * n);
+    std::vector<double> want(b.begin() + static_cast<std::ptrdiff_t>(i) * n, b.begin() + static_cast<std::ptrdiff_t>(i + 1) * n);
+    ASSERT_EQ(cpu::potrf_lower(n, L.data()), 0);  // symmetric: row- and column-major agree
+    cpu::potrs_lower(n, L.data(), want.data());
+    for (int c = 0; c < n; ++c) EXPECT_NEAR(x[static_cast<std::size_t>(i) * n + c], want[c], 1e-9 * (1 + std::fabs(want[c])));
+  }
+  cudaFree(dA);
+  cudaFree(db);
+  cudaFree(scratch);
+}
+
+SyntheticData ragged_data(std::uint64_t seed) {
+  SyntheticSpec s;
+  s.tasks = 700;
+  s.min_samples = 0;
+  s.max_samples = 90;
+  s.d = 30;
+  s.r = 3;
+  s.k = 2;
+  s.noise = 0.05;
+  s.seed = seed;
+  return generate_synthetic(s);
+}
+
+TEST(CudaParity, OneOuterIterationMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const SyntheticData syn = ragged_data(3);
+  for (Variant v : {Variant::pursuit, Variant::htp, Variant::iht}) {
+    Options o;
+    o.rank = 3;
+    o.sparsity = 2;
+    o.variant = v;
+    auto cpu = core::make_cpu_backend(syn.data.view(), o);
+    auto gpu = core::make_cuda_backend(syn.data.view(), o);
+    const std::vector<double> U0 = testing::random_orthonormal(30, 3, 9);
+    cpu->set_U(U0);
+    gpu->set_U(U0);
+    // A warm-start step, a U step, then a sparse step, on both.
+    const auto c1 = cpu->task_step_all(0), g1 = gpu->task_step_all(0);
+    EXPECT_NEAR(g1.sse, c1.sse, 1e-9 * c1.sse);
+    const double cc = cpu->update_U(), gc = gpu->update_U();
+    EXPECT_NEAR(gc, cc, 1e-8 * (1 + cc));
+    EXPECT_LT(testing::subspace_distance(cpu->get_U(), gpu->get_U(), 30, 3), 1e-9);
+    cpu->task_step_all(2);
+    gpu->task_step_all(2);
+    Model mc, mg;
+    mc.d = mg.d = 30;
+    mc.r = mg.r = 3;
+    mc.k = mg.k = 2;
+    mc.t = mg.t = 700;
+    mc.U = cpu->get_U();
+    mg.U = gpu->get_U();
+    cpu->export_task_parameters(mc);
+    gpu->export_task_parameters(mg);
+    // Supports agree except where two candidates tie to rounding; thetas agree to rounding.
+    std::size_t same = 0;
+    for (std::size_t e = 0; e < mc.B_index.size(); ++e) same += mc.B_index[e] == mg.B_index[e];
+    EXPECT_GT(same, mc.B_index.size() * 99 / 100) << to_string(v);
+    EXPECT_LT(relative_error(mg.theta_matrix(), mc.theta_matrix()), 1e-6) << to_string(v);
+  }
+}
+
+TEST(CudaParity, WholeFitMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const SyntheticData syn = ragged_data(4);
+  Options o;
+  o.rank = 3;
+  o.sparsity = 2;
+  o.iterations = 15;
+  const Model cpu = fit(syn.data.view(), o);
+  o.device = Device::cuda;
+  const Model gpu = fit(syn.data.view(), o);
+  EXPECT_LT(testing::subspace_distance(cpu.U, gpu.U, 30, 3), 1e-6);
+  EXPECT_LT(relative_error(gpu.theta_matrix(), cpu.theta_matrix()), 1e-5);
+  ASSERT_EQ(gpu.history.size(), cpu.history.size());
+  EXPECT_NEAR(gpu.history.back().training_loss, cpu.history.back().training_loss, 1e-6 * cpu.history.back().training_loss);
+}
+
+TEST(CudaRecovery, Float32RecoversNoiselessData) {
+  SKIP_WITHOUT_GPU();
+  SyntheticSpec s;
+  s.tasks = 1000;
+  s.min_samples = s.max_samples = 60;
+  s.d = 40;
+  s.r = 3;
+  s.k = 2;
+  s.seed = 11;
+  const SyntheticData syn = generate_synthetic(s);
+  Dataset<float> f;
+  f.d = 40;
+  f.task_offsets = syn.data.task_offsets;
+  f.X.assign(syn.data.X.begin(), syn.data.X.end());
+  f.y.assign(syn.data.y.begin(), syn.data.y.end());
+  Options o;
+  o.rank = 3;
+  o.sparsity = 2;
+  o.device = Device::cuda;
+  for (Variant v : {Variant::pursuit, Variant::htp}) {
+    o.variant = v;
+    const Model m = fit(f.view(), o);
+    EXPECT_LT(relative_error(m.theta_matrix(), syn.theta()), 1e-4) << to_string(v);
+  }
+  Dataset<double> d = syn.data;
+  o.variant = Variant::pursuit;
+  EXPECT_LT(relative_error(fit(d.view(), o).theta_matrix(), syn.theta()), 1e-8) << "double data";
+}
+
+TEST(CudaBackend, AutoPicksTheGpu) {
+  SKIP_WITHOUT_GPU();
+  const SyntheticData syn = ragged_data(5);
+  Options o;
+  o.rank = 3;
+  o.sparsity = 2;
+  o.iterations = 3;
+  o.device = Device::automatic;
+  EXPECT_NO_THROW(fit(syn.data.view(), o));
+}
+
+TEST(CudaBackend, WithoutAGpuTheErrorSaysSo) {
+  if (cuda_available()) GTEST_SKIP() << "a GPU is present";
+  const SyntheticData syn = ragged_data(6);
+  Options o;
+  o.rank = 3;
+  o.sparsity = 2;
+  o.device = Device::cuda;
+  try {
+    fit(syn.data.view(), o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no usable CUDA device"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace lrsmeta
