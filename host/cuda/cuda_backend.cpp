@@ -102,8 +102,11 @@ class CudaBackend final : public core::Backend {
 
   std::vector<double> get_U() const override {
     std::vector<double> colmajor(static_cast<std::size_t>(d_) * r_), U(colmajor.size());
+    // On the backend's (non-blocking) stream: a plain cudaMemcpy would not wait for it.
     if (!colmajor.empty())
-      LRSMETA_CUDA_CHECK(cudaMemcpy(colmajor.data(), U_.data(), colmajor.size() * sizeof(double), cudaMemcpyDeviceToHost));
+      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(colmajor.data(), U_.data(), colmajor.size() * sizeof(double), cudaMemcpyDeviceToHost,
+                                         stream_.get()));
+    stream_.synchronize();
     for (int a = 0; a < d_; ++a)
       for (int p = 0; p < r_; ++p) U[static_cast<std::size_t>(a) * r_ + p] = colmajor[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * p];
     return U;
@@ -194,10 +197,11 @@ class CudaBackend final : public core::Backend {
       std::vector<double> noise_G(static_cast<std::size_t>(dr) * dr, 0.0), noise_v(static_cast<std::size_t>(dr), 0.0);
       core::add_symmetric_noise(noise_G.data(), dr, release->sigma_G, *release->noise);
       core::add_noise(noise_v.data(), dr, release->sigma_v, *release->noise);
-      copy_to_device(noise_, noise_G.data(), noise_G.size(), s);
-      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_.data(), 1, G_.data(), 1));
-      copy_to_device(noise_, noise_v.data(), noise_v.size(), s);
-      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), dr, &one, noise_.data(), 1, v_.data(), 1));
+      copy_to_device(noise_G_, noise_G.data(), noise_G.size(), s);
+      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_G_.data(), 1, G_.data(), 1));
+      copy_to_device(noise_v_, noise_v.data(), noise_v.size(), s);
+      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), dr, &one, noise_v_.data(), 1, v_.data(), 1));
+      stream_.synchronize();  // the host vectors go out of scope here
       extra_ridge = release->ridge;
     }
     solve(extra_ridge);  // v_ becomes U~ (d x r, column-major)
@@ -243,11 +247,16 @@ class CudaBackend final : public core::Backend {
     model.W.resize(W_.size());
     model.B_index.resize(B_index_.size());
     model.B_value.resize(B_value_.size());
-    if (!model.W.empty()) LRSMETA_CUDA_CHECK(cudaMemcpy(model.W.data(), W_.data(), W_.size() * sizeof(double), cudaMemcpyDeviceToHost));
+    const cudaStream_t s = stream_.get();
+    if (!model.W.empty())
+      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(model.W.data(), W_.data(), W_.size() * sizeof(double), cudaMemcpyDeviceToHost, s));
     if (!model.B_index.empty()) {
-      LRSMETA_CUDA_CHECK(cudaMemcpy(model.B_index.data(), B_index_.data(), B_index_.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
-      LRSMETA_CUDA_CHECK(cudaMemcpy(model.B_value.data(), B_value_.data(), B_value_.size() * sizeof(double), cudaMemcpyDeviceToHost));
+      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(model.B_index.data(), B_index_.data(), B_index_.size() * sizeof(std::int32_t),
+                                         cudaMemcpyDeviceToHost, s));
+      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(model.B_value.data(), B_value_.data(), B_value_.size() * sizeof(double),
+                                         cudaMemcpyDeviceToHost, s));
     }
+    stream_.synchronize();
   }
 
  private:
@@ -328,7 +337,7 @@ class CudaBackend final : public core::Backend {
   DeviceBuffer<T> X_, y_, U_data_, Wp_, Sp_;
   DeviceBuffer<std::int64_t> offsets_;
   DeviceBuffer<double> U_, Z_, target_, resid_, W_, B_value_, task_sse_;
-  DeviceBuffer<double> Qc_, Wc_, M_, G_, v_, factor_, work_, tau_, C_, D_, noise_;
+  DeviceBuffer<double> Qc_, Wc_, M_, G_, v_, factor_, work_, tau_, C_, D_, noise_G_, noise_v_;
   DeviceBuffer<float> chunk_product_;
   DeviceBuffer<std::int32_t> B_index_;
   DeviceBuffer<int> info_;
