@@ -7,7 +7,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 "$root/scripts/install-deps.sh"
 
 echo "== release build and tests"
-BUILD_DIR=$root/build "$root/scripts/build.sh"
+BUILD_DIR=$root/build "$root/scripts/build.sh" -DLRSMETA_BUILD_TESTS=ON -DLRSMETA_BUILD_BENCHMARKS=ON -DLRSMETA_BUILD_CLI=ON
 (cd "$root/build" && ctest --output-on-failure -j "$jobs")
 
 if [[ ${LRSMETA_SKIP_SANITIZERS:-0} != 1 ]]; then
