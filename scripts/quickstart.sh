@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/build/lrsmeta
 work=$root/build/quickstart
 mkdir -p "$work"
-"$bin" generate --out "$work/data" --tasks 20000 --samples 30 --dim 100 --rank 5 --sparsity 3 --noise 0.01 --seed 1
+"$bin" generate --out "$work/data" --tasks 20000 --samples 40 --dim 100 --rank 5 --sparsity 3 --noise 0.01 --seed 1
 "$bin" train --data "$work/data" --rank 5 --sparsity 3 --iterations 20 --device auto \
   --out "$work/model" --metrics-out "$work/metrics.json"
 "$bin" eval --model "$work/model" --data "$work/data" --truth "$work/data/truth"

@@ -23,8 +23,9 @@ namespace {
 struct DataArgs {
   std::string path;
   std::string target, task;
-  std::string precision = "double";
+  std::string precision = "auto";  // float on the GPU, double on the CPU
   int threads = 0;
+  bool gpu = false;                // set by train when it will run on the GPU
 };
 
 void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
@@ -32,8 +33,8 @@ void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
       ->required(required);
   cmd->add_option("--target", a.target, "CSV: name of the target column");
   cmd->add_option("--task", a.task, "CSV: name of the task column");
-  cmd->add_option("--precision", a.precision, "precision of the data in memory")
-      ->check(CLI::IsMember({"float", "double"}))
+  cmd->add_option("--precision", a.precision, "precision of the data in memory (auto: float on the GPU, double on the CPU)")
+      ->check(CLI::IsMember({"auto", "float", "double"}))
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
 }
@@ -42,7 +43,7 @@ void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
 template <typename F>
 void with_dataset(const DataArgs& a, F&& f) {
   const CsvOptions csv{a.target, a.task};
-  if (a.precision == "float") {
+  if (a.precision == "float" || (a.precision == "auto" && a.gpu)) {
     f(load_dataset<float>(a.path, csv));
   } else {
     f(load_dataset<double>(a.path, csv));
@@ -149,6 +150,7 @@ void add_train(CLI::App& app) {
     opts.init = parse_init(*init);
     opts.device = parse_device(*device);
     opts.threads = data->threads;
+    data->gpu = opts.device == Device::cuda || (opts.device == Device::automatic && cuda_available());
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
       throw Error(*out + ": exists and is not a model folder; refusing to overwrite it");
     const bool progress = stderr_is_terminal();
@@ -180,7 +182,7 @@ void add_train(CLI::App& app) {
         }
         write_json_file(*metrics, json{{"data", data->path},
                                        {"model", *out},
-                                       {"precision", data->precision},
+                                       {"precision", data->precision == "auto" ? (data->gpu ? "float" : "double") : data->precision},
                                        {"n", ds.n()},
                                        {"d", model.d},
                                        {"t", model.t},
