@@ -10,12 +10,16 @@
 #include <omp.h>
 
 #include "cpu/cpu_backend.hpp"
+#include "anchor_data.hpp"
 #include "lrsmeta/io.hpp"
 
 namespace lrsmeta {
 namespace {
 
-constexpr int kD = 100, kR = 10, kK = 5, kM = 20;
+using bench::kD;
+using bench::kK;
+using bench::kM;
+using bench::kR;
 
 template <typename T>
 struct Fixture {
@@ -29,29 +33,15 @@ cpu::CpuBackend<T>& backend_for(std::int64_t t, Variant variant) {
   static std::map<std::pair<std::int64_t, int>, std::unique_ptr<Fixture<T>>> cache;
   auto& slot = cache[{t, static_cast<int>(variant)}];
   if (!slot) {
-    SyntheticSpec spec;
-    spec.tasks = t;
-    spec.min_samples = spec.max_samples = kM;
-    spec.d = kD;
-    spec.r = kR;
-    spec.k = kK;
-    spec.noise = 0.01;
-    spec.seed = 5;
-    const SyntheticData syn = generate_synthetic(spec);
     slot = std::make_unique<Fixture<T>>();
-    slot->data.d = kD;
-    slot->data.task_offsets = syn.data.task_offsets;
-    slot->data.X.assign(syn.data.X.begin(), syn.data.X.end());
-    slot->data.y.assign(syn.data.y.begin(), syn.data.y.end());
+    slot->data = bench::anchor_data<T>(t);
     Options o;
     o.rank = kR;
     o.sparsity = kK;
     o.variant = variant;
     slot->backend = std::make_unique<cpu::CpuBackend<T>>(slot->data.view(), o);
     // A realistic state: random U, two warm-start iterations, one with the full sparsity.
-    std::vector<double> U(static_cast<std::size_t>(kD) * kR, 0.0);
-    for (int p = 0; p < kR; ++p) U[static_cast<std::size_t>(p * 7 % kD) * kR + p] = 1.0;
-    slot->backend->set_U(U);
+    slot->backend->set_U(bench::anchor_U());
     for (int it = 0; it < 2; ++it) {
       slot->backend->task_step_all(0);
       slot->backend->update_U();

@@ -11,12 +11,16 @@
 #include <memory>
 
 #include "core/backend.hpp"
+#include "anchor_data.hpp"
 #include "lrsmeta/io.hpp"
 
 namespace lrsmeta {
 namespace {
 
-constexpr int kD = 100, kR = 10, kK = 5, kM = 20;
+using bench::kD;
+using bench::kK;
+using bench::kM;
+using bench::kR;
 
 struct Fixture {
   Dataset<float> data;
@@ -27,29 +31,14 @@ core::Backend* backend_for(std::int64_t t, Variant variant) {
   static std::map<std::pair<std::int64_t, int>, std::unique_ptr<Fixture>> cache;
   auto& slot = cache[{t, static_cast<int>(variant)}];
   if (!slot) {
-    SyntheticSpec spec;
-    spec.tasks = t;
-    spec.min_samples = spec.max_samples = kM;
-    spec.d = kD;
-    spec.r = kR;
-    spec.k = kK;
-    spec.noise = 0.01;
-    spec.seed = 5;
-    SyntheticData syn = generate_synthetic(spec);
     slot = std::make_unique<Fixture>();
-    slot->data.d = kD;
-    slot->data.task_offsets = syn.data.task_offsets;
-    slot->data.X.assign(syn.data.X.begin(), syn.data.X.end());
-    slot->data.y.assign(syn.data.y.begin(), syn.data.y.end());
-    syn = SyntheticData{};  // free the double copy
+    slot->data = bench::anchor_data<float>(t);
     Options o;
     o.rank = kR;
     o.sparsity = kK;
     o.variant = variant;
     slot->backend = core::make_cuda_backend(slot->data.view(), o);
-    std::vector<double> U(static_cast<std::size_t>(kD) * kR, 0.0);
-    for (int p = 0; p < kR; ++p) U[static_cast<std::size_t>(p * 7 % kD) * kR + p] = 1.0;
-    slot->backend->set_U(U);
+    slot->backend->set_U(bench::anchor_U());
     for (int it = 0; it < 2; ++it) {
       slot->backend->task_step_all(0);
       slot->backend->update_U();

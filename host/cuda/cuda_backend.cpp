@@ -36,6 +36,19 @@ bool device_usable(std::string* why = nullptr) {
   return count > 0;
 }
 
+// The contribution bounds of a private release, as the kernels take them (none without one).
+kernels::Bounds bounds_of(const core::PrivateRelease* release) {
+  kernels::Bounds bounds;
+  if (release) {
+    bounds.enabled = true;
+    bounds.clip_x = release->bounds.clip_x;
+    bounds.clip_y = release->bounds.clip_y;
+    bounds.clip_w = release->bounds.clip_w;
+    bounds.max_samples = release->bounds.max_samples;
+  }
+  return bounds;
+}
+
 std::string mib(double bytes) { return std::to_string(static_cast<long long>(std::ceil(bytes / (1024.0 * 1024.0)))) + " MiB"; }
 
 template <typename T>
@@ -154,14 +167,7 @@ class CudaBackend final : public core::Backend {
     Qc_.resize(static_cast<std::size_t>(chunk_) * d_);
     Wc_.resize(static_cast<std::size_t>(chunk_) * r_);
     if constexpr (std::is_same_v<T, float>) chunk_product_.resize(static_cast<std::size_t>(P) * Q);
-    kernels::Bounds bounds;
-    if (release) {
-      bounds.enabled = true;
-      bounds.clip_x = release->bounds.clip_x;
-      bounds.clip_y = release->bounds.clip_y;
-      bounds.clip_w = release->bounds.clip_w;
-      bounds.max_samples = release->bounds.max_samples;
-    }
+    const kernels::Bounds bounds = bounds_of(release);
     const double one = 1.0;
     for (std::int64_t first = 0; first < t_; first += chunk_) {
       const std::int64_t count = std::min(chunk_, t_ - first);
@@ -214,13 +220,7 @@ class CudaBackend final : public core::Backend {
     constexpr std::int64_t kRows = 4096;
     DeviceBuffer<double> rows(static_cast<std::size_t>(kRows) * d_), M(static_cast<std::size_t>(d_) * d_);
     LRSMETA_CUDA_CHECK(cudaMemsetAsync(M.data(), 0, M.size() * sizeof(double), s));
-    kernels::Bounds bounds;
-    if (release) {
-      bounds.enabled = true;
-      bounds.clip_x = release->bounds.clip_x;
-      bounds.clip_y = release->bounds.clip_y;
-      bounds.max_samples = release->bounds.max_samples;
-    }
+    const kernels::Bounds bounds = bounds_of(release);
     const double one = 1.0;
     for (std::int64_t start = 0; start < n_; start += kRows) {
       const std::int64_t count = std::min(kRows, n_ - start);
