@@ -40,7 +40,7 @@ cpu::CpuBackend<T>& backend_for(std::int64_t t, Variant variant) {
     o.sparsity = kK;
     o.variant = variant;
     slot->backend = std::make_unique<cpu::CpuBackend<T>>(slot->data.view(), o);
-    // A realistic state: random U, two warm-start iterations, one with the full sparsity.
+    // A realistic state: a fixed starting U, two warm-start iterations, one with the full sparsity.
     slot->backend->set_U(bench::anchor_U());
     for (int it = 0; it < 2; ++it) {
       slot->backend->task_step_all(0);
