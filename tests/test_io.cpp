@@ -154,6 +154,24 @@ TEST_F(IoTest, DataFolderRoundTripAndMismatches) {
   EXPECT_THROW(load_data_folder<double>(path("nothing")), Error);
 }
 
+TEST_F(IoTest, DataFolderWithTaskIdsGroupsRows) {
+  fs::create_directories(path("ids"));
+  const std::vector<double> X = {1, 10, 2, 20, 3, 30, 4, 40, 5, 50};  // 5 rows, d = 2
+  const std::vector<float> y = {1, 2, 3, 4, 5};
+  const std::vector<std::int32_t> ids = {7, 3, 7, -1, 3};
+  write_npy(path("ids/X.npy"), X.data(), {5, 2});
+  write_npy(path("ids/y.npy"), y.data(), {5});
+  write_npy(path("ids/task_ids.npy"), ids.data(), {5});
+  const Dataset<double> ds = load_data_folder<double>(path("ids"));
+  EXPECT_EQ(ds.task_keys, (std::vector<std::string>{"7", "3", "-1"}));
+  EXPECT_EQ(ds.task_offsets, (std::vector<std::int64_t>{0, 2, 4, 5}));
+  EXPECT_EQ(ds.y, (std::vector<double>{1, 3, 2, 5, 4}));
+  EXPECT_EQ(ds.X, (std::vector<double>{1, 10, 3, 30, 2, 20, 5, 50, 4, 40}));
+  const std::vector<std::int32_t> short_ids = {1, 2};
+  write_npy(path("ids/task_ids.npy"), short_ids.data(), {2});
+  EXPECT_THROW(load_data_folder<double>(path("ids")), Error);
+}
+
 TEST_F(IoTest, CsvGroupsTasksAndPicksNumericFeatures) {
   write_bytes("r.csv",
               "user,\"title, with comma\",genre,x1,rating\n"

@@ -33,20 +33,51 @@ template struct Dataset<double>;
 
 template <typename T>
 Dataset<T> load_data_folder(const std::string& path) {
-  if (!fs::is_directory(path)) throw Error(path + ": not a data folder (expected X.npy, y.npy, task_offsets.npy)");
+  if (!fs::is_directory(path))
+    throw Error(path + ": not a data folder (expected X.npy, y.npy and task_offsets.npy or task_ids.npy)");
   Dataset<T> ds;
   std::vector<std::int64_t> xs, ys, os;
   const fs::path dir(path);
   ds.X = read_npy_as<T>((dir / "X.npy").string(), &xs);
   ds.y = read_npy_as<T>((dir / "y.npy").string(), &ys);
-  ds.task_offsets = read_npy_as<std::int64_t>((dir / "task_offsets.npy").string(), &os);
   if (xs.size() != 2) throw Error((dir / "X.npy").string() + ": must be 2-D (n x d), has " + std::to_string(xs.size()) + " dimensions");
   if (ys.size() != 1) throw Error((dir / "y.npy").string() + ": must be 1-D (n), has " + std::to_string(ys.size()) + " dimensions");
-  if (os.size() != 1) throw Error((dir / "task_offsets.npy").string() + ": must be 1-D (t + 1)");
   if (xs[0] != ys[0])
     throw Error(path + ": X.npy has " + std::to_string(xs[0]) + " rows but y.npy has " + std::to_string(ys[0]));
-  if (os[0] < 2) throw Error((dir / "task_offsets.npy").string() + ": needs at least 2 entries (one task)");
   ds.d = xs[1];
+  const fs::path offsets_file = dir / "task_offsets.npy", ids_file = dir / "task_ids.npy";
+  if (fs::exists(offsets_file) || !fs::exists(ids_file)) {
+    ds.task_offsets = read_npy_as<std::int64_t>(offsets_file.string(), &os);
+    if (os.size() != 1) throw Error(offsets_file.string() + ": must be 1-D (t + 1)");
+    if (os[0] < 2) throw Error(offsets_file.string() + ": needs at least 2 entries (one task)");
+  } else {
+    // One integer task id per row; rows of a task need not be contiguous. Tasks are numbered in
+    // order of first appearance (their ids become the task keys) and rows regrouped stably.
+    const std::vector<std::int64_t> ids = read_npy_as<std::int64_t>(ids_file.string(), &os);
+    if (os.size() != 1 || os[0] != xs[0])
+      throw Error(ids_file.string() + ": must be 1-D with one id per row of X.npy (" + std::to_string(xs[0]) + ")");
+    std::unordered_map<std::int64_t, std::int64_t> task_of_id;
+    std::vector<std::int64_t> row_task(ids.size());
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      auto [it, inserted] = task_of_id.emplace(ids[j], static_cast<std::int64_t>(ds.task_keys.size()));
+      if (inserted) ds.task_keys.push_back(std::to_string(ids[j]));
+      row_task[j] = it->second;
+    }
+    const std::int64_t t = static_cast<std::int64_t>(ds.task_keys.size());
+    if (t == 0) throw Error(ids_file.string() + ": no rows, so no tasks");
+    ds.task_offsets.assign(static_cast<std::size_t>(t + 1), 0);
+    for (std::int64_t task : row_task) ++ds.task_offsets[static_cast<std::size_t>(task + 1)];
+    for (std::int64_t i = 0; i < t; ++i) ds.task_offsets[static_cast<std::size_t>(i + 1)] += ds.task_offsets[static_cast<std::size_t>(i)];
+    std::vector<std::int64_t> next(ds.task_offsets.begin(), ds.task_offsets.end() - 1);
+    std::vector<T> X(ds.X.size()), y(ds.y.size());
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      const std::int64_t row = next[static_cast<std::size_t>(row_task[j])]++;
+      std::copy_n(ds.X.begin() + static_cast<std::ptrdiff_t>(j) * ds.d, ds.d, X.begin() + row * ds.d);
+      y[static_cast<std::size_t>(row)] = ds.y[j];
+    }
+    ds.X = std::move(X);
+    ds.y = std::move(y);
+  }
   validate(ds.view(), true);
   return ds;
 }

@@ -49,7 +49,9 @@ struct Dataset {
   LRSMETA_API TaskDataView<T> view() const;
 };
 
-// A data folder holds X.npy (n x d), y.npy (n) and task_offsets.npy (t + 1, integer).
+// A data folder holds X.npy (n x d), y.npy (n) and task_offsets.npy (t + 1, integer), or instead of
+// the offsets task_ids.npy (n integers, one task id per row, rows of a task anywhere): the tasks
+// are then numbered by first appearance and their ids kept as task keys.
 template <typename T>
 LRSMETA_API Dataset<T> load_data_folder(const std::string& path);
 template <typename T>
