@@ -50,6 +50,9 @@ grep -q '"u0"' csvmodel/model.json || fail "task keys not saved in model.json"
 "$bin" eval --model csvmodel --data table.csv --target rating --task user > csveval.txt
 "$bin" predict --model csvmodel --data table.csv --target rating --task user --out pred.csv > /dev/null
 [[ $(wc -l < pred.csv) -eq 201 ]] || fail "pred.csv should have a header and 200 rows"
+# Input order: row i of the table is row i of the predictions, with its own task.
+awk -F, 'NR > 1 && ($1 != NR - 2 || $2 != "u" ((NR - 2) % 7)) { bad = 1 } END { exit bad }' pred.csv ||
+  fail "pred.csv is not in the input's row order"
 
 # Private training reports what it spent.
 "$bin" train --data data -r 3 -k 2 --out private --iterations 4 --epsilon 2 --delta 1e-6 \

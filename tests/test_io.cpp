@@ -167,6 +167,7 @@ TEST_F(IoTest, DataFolderWithTaskIdsGroupsRows) {
   EXPECT_EQ(ds.task_offsets, (std::vector<std::int64_t>{0, 2, 4, 5}));
   EXPECT_EQ(ds.y, (std::vector<double>{1, 3, 2, 5, 4}));
   EXPECT_EQ(ds.X, (std::vector<double>{1, 10, 3, 30, 2, 20, 5, 50, 4, 40}));
+  EXPECT_EQ(ds.source_rows, (std::vector<std::int64_t>{0, 2, 1, 4, 3}));
   const std::vector<std::int32_t> short_ids = {1, 2};
   write_npy(path("ids/task_ids.npy"), short_ids.data(), {2});
   EXPECT_THROW(load_data_folder<double>(path("ids")), Error);
@@ -188,10 +189,12 @@ TEST_F(IoTest, CsvGroupsTasksAndPicksNumericFeatures) {
   EXPECT_EQ(ds.task_offsets, (std::vector<std::int64_t>{0, 2, 3, 4}));
   EXPECT_EQ(ds.X, (std::vector<double>{1.5, -1, 2, 0.25}));  // rows of task a together, in file order
   EXPECT_EQ(ds.y, (std::vector<double>{4, 2, 3.5, 5}));
+  EXPECT_EQ(ds.source_rows, (std::vector<std::int64_t>{0, 2, 1, 3}));
   // Aligning to a model's task order; unknown tasks are an error.
   const Dataset<double> al = align_tasks(ds, {"c", "z", "a", "b"});
   EXPECT_EQ(al.task_offsets, (std::vector<std::int64_t>{0, 1, 1, 3, 4}));
   EXPECT_EQ(al.y, (std::vector<double>{5, 4, 2, 3.5}));
+  EXPECT_EQ(al.source_rows, (std::vector<std::int64_t>{3, 0, 2, 1}));
   EXPECT_THROW(align_tasks(ds, {"a", "b"}), Error);
 }
 

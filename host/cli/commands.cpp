@@ -232,22 +232,31 @@ void add_predict(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("predict", "predict <x, U w_i + b_i> for every row");
   cmd->add_option("--model", *model_path, "trained model folder")->required();
   add_data_options(cmd, *data);
-  cmd->add_option("--out,-o", *out, "predictions: .npy (n) or .csv (task,prediction), rows grouped by task")->required();
+  cmd->add_option("--out,-o", *out, "predictions in the input's row order: .npy (n) or .csv (row,task,prediction)")->required();
   cmd->callback([=] {
     const Model model = load_model(*model_path);
     with_dataset(*data, [&](const auto& loaded) {
       const auto ds = aligned_to_model(loaded, model);
-      const std::vector<double> pred = predict(model, ds.view());
+      const std::vector<double> grouped = predict(model, ds.view());
+      // Back to the input's row order (CSV and task_ids.npy inputs were regrouped by task).
+      const std::size_t n = grouped.size();
+      std::vector<double> pred(n);
+      std::vector<std::string> task_of_row(n);
+      for (std::int64_t i = 0; i < ds.t(); ++i)
+        for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j) {
+          const std::size_t at = ds.source_rows.empty() ? static_cast<std::size_t>(j) : static_cast<std::size_t>(ds.source_rows[j]);
+          if (at >= n) throw Error("predict: internal row mapping out of range");
+          pred[at] = grouped[static_cast<std::size_t>(j)];
+          task_of_row[at] = ds.task_keys.empty() ? std::to_string(i) : ds.task_keys[static_cast<std::size_t>(i)];
+        }
       if (fs::path(*out).extension() == ".csv") {
         std::ostringstream csv;
         csv.precision(17);
-        csv << "task,prediction\n";
-        for (std::int64_t i = 0; i < ds.t(); ++i)
-          for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j)
-            csv << (ds.task_keys.empty() ? std::to_string(i) : ds.task_keys[i]) << "," << pred[j] << "\n";
+        csv << "row,task,prediction\n";
+        for (std::size_t j = 0; j < n; ++j) csv << j << "," << task_of_row[j] << "," << pred[j] << "\n";
         write_text_file_atomically(*out, csv.str());
       } else {
-        write_npy(*out, pred.data(), {static_cast<std::int64_t>(pred.size())});
+        write_npy(*out, pred.data(), {static_cast<std::int64_t>(n)});
       }
       std::cout << "wrote " << pred.size() << " predictions to " << *out << "\n";
     });

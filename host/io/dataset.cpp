@@ -70,8 +70,10 @@ Dataset<T> load_data_folder(const std::string& path) {
     for (std::int64_t i = 0; i < t; ++i) ds.task_offsets[static_cast<std::size_t>(i + 1)] += ds.task_offsets[static_cast<std::size_t>(i)];
     std::vector<std::int64_t> next(ds.task_offsets.begin(), ds.task_offsets.end() - 1);
     std::vector<T> X(ds.X.size()), y(ds.y.size());
+    ds.source_rows.resize(ids.size());
     for (std::size_t j = 0; j < ids.size(); ++j) {
       const std::int64_t row = next[static_cast<std::size_t>(row_task[j])]++;
+      ds.source_rows[static_cast<std::size_t>(row)] = static_cast<std::int64_t>(j);
       std::copy_n(ds.X.begin() + static_cast<std::ptrdiff_t>(j) * ds.d, ds.d, X.begin() + row * ds.d);
       y[static_cast<std::size_t>(row)] = ds.y[j];
     }
@@ -256,9 +258,11 @@ Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vec
   std::vector<std::int64_t> next(ds.task_offsets.begin(), ds.task_offsets.end() - 1);
   ds.X.resize(n * features.size());
   ds.y.resize(n);
+  ds.source_rows.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::vector<std::string>& fields = table.rows[i];
     const std::int64_t row = next[static_cast<std::size_t>(row_task[i])]++;
+    ds.source_rows[static_cast<std::size_t>(row)] = static_cast<std::int64_t>(i);
     double v = 0;
     if (!parse_number(fields[target_col], &v))
       throw Error(path + ": line " + std::to_string(table.lines[i]) + ": target '" + options.target +
@@ -307,6 +311,8 @@ Dataset<T> align_tasks(const Dataset<T>& data, const std::vector<std::string>& k
       const std::int64_t a = data.task_offsets[static_cast<std::size_t>(s)], b = data.task_offsets[static_cast<std::size_t>(s + 1)];
       out.X.insert(out.X.end(), data.X.begin() + a * data.d, data.X.begin() + b * data.d);
       out.y.insert(out.y.end(), data.y.begin() + a, data.y.begin() + b);
+      for (std::int64_t j = a; j < b; ++j)
+        out.source_rows.push_back(data.source_rows.empty() ? j : data.source_rows[static_cast<std::size_t>(j)]);
     }
     out.task_offsets.push_back(out.n());
   }

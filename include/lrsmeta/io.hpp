@@ -43,6 +43,9 @@ struct Dataset {
   std::int64_t d = 0;
   std::vector<std::string> task_keys;      // CSV: value of the task column for each task
   std::vector<std::string> feature_names;  // CSV: header names of the feature columns
+  // Where each row came from in the input (its 0-based row there) when loading regrouped the rows
+  // by task (CSV, task_ids.npy); empty when rows are in input order.
+  std::vector<std::int64_t> source_rows;
 
   std::int64_t n() const { return static_cast<std::int64_t>(y.size()); }
   std::int64_t t() const { return task_offsets.empty() ? 0 : std::int64_t(task_offsets.size()) - 1; }
