@@ -20,6 +20,13 @@ static double next_value(unsigned long long* state) {
     }                                       \
   } while (0)
 
+/* Counts iterations and asks to stop after the third. */
+static int stop_after_three(const lrsmeta_iteration* info, void* user_data) {
+  int* calls = (int*)user_data;
+  ++*calls;
+  return info->iteration < 3 && isfinite(info->training_loss);
+}
+
 /* Returns 0 on success; otherwise writes what failed to message. */
 int c_api_train_predict_save_load(const char* folder, char* message, size_t size) {
   enum { T = 200, M = 30, D = 12 };
@@ -81,6 +88,30 @@ int c_api_train_predict_save_load(const char* folder, char* message, size_t size
   CHECK(lrsmeta_predict_f64(loaded, X, offsets, T * M, D, T, pred2) == LRSMETA_OK, "predict (loaded)");
   CHECK(memcmp(pred, pred2, sizeof(double) * T * M) == 0, "loaded model predicts differently");
 
+  /* A callback that stops training; a private fit reports what it spent. */
+  {
+    int calls = 0, private_fit = -1;
+    int64_t iterations = 0;
+    double eps = -1, delta = -1;
+    CHECK(lrsmeta_fit_f64_callback(X, y, offsets, T * M, D, T, opts, stop_after_three, &calls, &failed) == LRSMETA_OK,
+          "fit with callback: %s", lrsmeta_last_error());
+    CHECK(calls == 3, "callback called %d times, expected 3", calls);
+    CHECK(lrsmeta_model_training(failed, &iterations, &private_fit, &eps, &delta) == LRSMETA_OK && iterations == 3 &&
+              private_fit == 0, "training report of the stopped fit");
+    lrsmeta_model_destroy(failed);
+    failed = NULL;
+    CHECK(lrsmeta_options_set_int(opts, "private", 1) == LRSMETA_OK, "set private");
+    CHECK(lrsmeta_options_set_double(opts, "epsilon", 4.0) == LRSMETA_OK, "set epsilon");
+    CHECK(lrsmeta_options_set_double(opts, "delta", 1e-6) == LRSMETA_OK, "set delta");
+    CHECK(lrsmeta_options_set_int(opts, "iterations", 5) == LRSMETA_OK, "set iterations");
+    CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &failed) == LRSMETA_OK, "private fit: %s", lrsmeta_last_error());
+    CHECK(lrsmeta_model_training(failed, &iterations, &private_fit, &eps, &delta) == LRSMETA_OK && private_fit == 1 &&
+              eps <= 4.0 && eps > 3.99 && delta == 1e-6, "privacy report: private %d, epsilon %g", private_fit, eps);
+    lrsmeta_model_destroy(failed);
+    failed = NULL;
+    CHECK(lrsmeta_options_set_int(opts, "private", 0) == LRSMETA_OK, "unset private");
+  }
+
   /* Errors: codes and messages, no crash. */
   offsets[3] = 1;
   CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &failed) == LRSMETA_INVALID_ARGUMENT, "bad offsets accepted");
@@ -92,6 +123,7 @@ int c_api_train_predict_save_load(const char* folder, char* message, size_t size
   CHECK(strlen(lrsmeta_version()) > 0, "version");
   result = 0;
 done:
+  lrsmeta_model_destroy(failed);
   lrsmeta_model_destroy(model);
   lrsmeta_model_destroy(loaded);
   lrsmeta_options_destroy(opts);

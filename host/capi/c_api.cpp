@@ -62,14 +62,21 @@ lrsmeta::TaskDataView<T> view(const T* X, const T* y, const int64_t* offsets, in
 
 template <typename T>
 lrsmeta_status fit_any(const T* X, const T* y, const int64_t* offsets, int64_t n, int64_t d, int64_t t,
-                       const lrsmeta_options* options, lrsmeta_model** out) {
+                       const lrsmeta_options* options, lrsmeta_iteration_callback callback, void* user_data,
+                       lrsmeta_model** out) {
   LRSMETA_REQUIRE(out);
   LRSMETA_REQUIRE(offsets);
   *out = nullptr;
   return guarded([&] {
     const lrsmeta::Options o = options ? options->value : lrsmeta::Options{};
+    lrsmeta::IterationCallback on_iteration;
+    if (callback)
+      on_iteration = [callback, user_data](const lrsmeta::IterationInfo& info) {
+        const lrsmeta_iteration c{info.iteration, info.training_loss, info.u_change, info.elapsed_seconds};
+        return callback(&c, user_data) != 0;
+      };
     auto model = std::make_unique<lrsmeta_model>();
-    model->value = lrsmeta::fit(view(X, y, offsets, n, d, t), o);
+    model->value = lrsmeta::fit(view(X, y, offsets, n, d, t), o, on_iteration);
     *out = model.release();
   });
 }
@@ -156,11 +163,21 @@ lrsmeta_status lrsmeta_options_set_string(lrsmeta_options* options, const char* 
 
 lrsmeta_status lrsmeta_fit_f64(const double* X, const double* y, const int64_t* task_offsets, int64_t n, int64_t d,
                                int64_t t, const lrsmeta_options* options, lrsmeta_model** out) {
-  return fit_any(X, y, task_offsets, n, d, t, options, out);
+  return fit_any(X, y, task_offsets, n, d, t, options, nullptr, nullptr, out);
 }
 lrsmeta_status lrsmeta_fit_f32(const float* X, const float* y, const int64_t* task_offsets, int64_t n, int64_t d,
                                int64_t t, const lrsmeta_options* options, lrsmeta_model** out) {
-  return fit_any(X, y, task_offsets, n, d, t, options, out);
+  return fit_any(X, y, task_offsets, n, d, t, options, nullptr, nullptr, out);
+}
+lrsmeta_status lrsmeta_fit_f64_callback(const double* X, const double* y, const int64_t* task_offsets, int64_t n,
+                                        int64_t d, int64_t t, const lrsmeta_options* options,
+                                        lrsmeta_iteration_callback callback, void* user_data, lrsmeta_model** out) {
+  return fit_any(X, y, task_offsets, n, d, t, options, callback, user_data, out);
+}
+lrsmeta_status lrsmeta_fit_f32_callback(const float* X, const float* y, const int64_t* task_offsets, int64_t n,
+                                        int64_t d, int64_t t, const lrsmeta_options* options,
+                                        lrsmeta_iteration_callback callback, void* user_data, lrsmeta_model** out) {
+  return fit_any(X, y, task_offsets, n, d, t, options, callback, user_data, out);
 }
 
 lrsmeta_status lrsmeta_adapt_f64(const lrsmeta_model* model, const double* X, const double* y,
@@ -225,6 +242,17 @@ lrsmeta_status lrsmeta_model_get_B(const lrsmeta_model* model, int32_t* B_index,
   if (B_value) std::copy(model->value.B_value.begin(), model->value.B_value.end(), B_value);
   return LRSMETA_OK;
 }
+lrsmeta_status lrsmeta_model_training(const lrsmeta_model* model, int64_t* iterations, int* private_fit, double* epsilon,
+                                      double* delta) {
+  LRSMETA_REQUIRE(model);
+  const lrsmeta::Model& m = model->value;
+  if (iterations) *iterations = static_cast<int64_t>(m.history.size());
+  if (private_fit) *private_fit = m.privacy.enabled ? 1 : 0;
+  if (epsilon) *epsilon = m.privacy.enabled ? m.privacy.epsilon : 0.0;
+  if (delta) *delta = m.privacy.enabled ? m.privacy.delta : 0.0;
+  return LRSMETA_OK;
+}
+
 lrsmeta_status lrsmeta_model_save(const lrsmeta_model* model, const char* path) {
   LRSMETA_REQUIRE(model);
   LRSMETA_REQUIRE(path);

@@ -53,6 +53,23 @@ LRSMETA_C_API lrsmeta_status lrsmeta_fit_f64(const double* X, const double* y, c
 LRSMETA_C_API lrsmeta_status lrsmeta_fit_f32(const float* X, const float* y, const int64_t* task_offsets,
                                              int64_t n, int64_t d, int64_t t, const lrsmeta_options* options,
                                              lrsmeta_model** out);
+/* The same, calling `callback` after every outer iteration (it may be NULL); a callback that returns
+ * 0 stops training after that iteration (a final task step still runs). */
+typedef struct lrsmeta_iteration {
+  int iteration;          /* 1-based */
+  double training_loss;   /* mean squared training residual */
+  double u_change;        /* ||(I - U_old U_old^T) U_new||_F */
+  double elapsed_seconds;
+} lrsmeta_iteration;
+typedef int (*lrsmeta_iteration_callback)(const lrsmeta_iteration* info, void* user_data);
+LRSMETA_C_API lrsmeta_status lrsmeta_fit_f64_callback(const double* X, const double* y, const int64_t* task_offsets,
+                                                      int64_t n, int64_t d, int64_t t, const lrsmeta_options* options,
+                                                      lrsmeta_iteration_callback callback, void* user_data,
+                                                      lrsmeta_model** out);
+LRSMETA_C_API lrsmeta_status lrsmeta_fit_f32_callback(const float* X, const float* y, const int64_t* task_offsets,
+                                                      int64_t n, int64_t d, int64_t t, const lrsmeta_options* options,
+                                                      lrsmeta_iteration_callback callback, void* user_data,
+                                                      lrsmeta_model** out);
 /* New tasks with U fixed (options may be NULL for the defaults). */
 LRSMETA_C_API lrsmeta_status lrsmeta_adapt_f64(const lrsmeta_model* model, const double* X, const double* y,
                                                const int64_t* task_offsets, int64_t n, int64_t d, int64_t t,
@@ -73,6 +90,10 @@ LRSMETA_C_API lrsmeta_status lrsmeta_model_dims(const lrsmeta_model* model, int6
 LRSMETA_C_API lrsmeta_status lrsmeta_model_get_U(const lrsmeta_model* model, double* U);
 LRSMETA_C_API lrsmeta_status lrsmeta_model_get_W(const lrsmeta_model* model, double* W);
 LRSMETA_C_API lrsmeta_status lrsmeta_model_get_B(const lrsmeta_model* model, int32_t* B_index, double* B_value);
+/* Outer iterations run, and the privacy spent (epsilon is infinite for a private fit without noise;
+ * private is 0 and epsilon, delta 0 for a plain fit). Any pointer may be NULL. */
+LRSMETA_C_API lrsmeta_status lrsmeta_model_training(const lrsmeta_model* model, int64_t* iterations, int* private_fit,
+                                                    double* epsilon, double* delta);
 LRSMETA_C_API lrsmeta_status lrsmeta_model_save(const lrsmeta_model* model, const char* path);
 LRSMETA_C_API lrsmeta_status lrsmeta_model_load(const char* path, lrsmeta_model** out);
 
