@@ -17,14 +17,14 @@ __host__ __device__ inline int joint_columns(int r, int k, int d) { return r + (
 struct Layout {
   int cols, d, r;
   __host__ __device__ std::size_t doubles() const {
-    return 3 * static_cast<std::size_t>(cols) * cols + 5 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1;
+    return 3 * static_cast<std::size_t>(cols) * cols + 4 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1;
   }
   __host__ __device__ std::size_t ints() const { return 4 * static_cast<std::size_t>(cols) + 8; }
   __host__ __device__ std::size_t bytes() const { return doubles() * sizeof(double) + ints() * sizeof(int); }
 };
 
 struct Shared {
-  double *G, *G_sub, *chol, *rhs, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar;
+  double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar;
   int *S, *C, *P, *previous, *counts;  // counts[0] = n_S, [1] = n_C, [2] = stop flag
 };
 
@@ -35,7 +35,6 @@ __device__ Shared carve(void* base, const Layout& L) {
   s.G = dp; dp += cc;
   s.G_sub = dp; dp += cc;
   s.chol = dp; dp += cc;
-  s.rhs = dp; dp += L.cols;
   s.rhs_saved = dp; dp += L.cols;
   s.bS = dp; dp += L.cols;
   s.bC = dp; dp += L.cols;
@@ -73,7 +72,7 @@ __device__ inline void unrank(int e, int* row, int* col) {
   *col = e - rr * (rr + 1) / 2;
 }
 
-// Thread 0: ridged Cholesky solve of sh.G-like system (lower triangle of Gm, n x n) with rhs x.
+// Thread 0: ridged Cholesky solve of the system with lower triangle Gm (n x n) and right-hand side x.
 __device__ void solve_small(const double* Gm, double* x, int n, double ridge, double* chol) {
   if (detail::ridge_cholesky(Gm, n, ridge, chol)) {
     detail::cholesky_solve(chol, n, x);

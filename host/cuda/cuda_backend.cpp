@@ -64,7 +64,6 @@ class CudaBackend final : public core::Backend {
         cublas_(stream_.get()),
         cusolver_(stream_.get()) {
     host_offsets_.assign(data.task_offsets, data.task_offsets + t_ + 1);
-    for (std::int64_t i = 0; i < t_; ++i) m_max_ = std::max<std::int64_t>(m_max_, data.task_size(i));
     if (kernels::task_step_shared_bytes(d_, r_, k_) == 0)
       throw Error("CUDA backend: d = " + std::to_string(d_) + ", r = " + std::to_string(r_) + ", k = " + std::to_string(k_) +
                   " need more shared memory per task than a thread block has; use the CPU backend");
@@ -329,7 +328,7 @@ class CudaBackend final : public core::Backend {
 
   Options options_;
   int d_, r_, k_;
-  std::int64_t t_, n_, m_max_ = 0, chunk_ = 1;
+  std::int64_t t_, n_, chunk_ = 1;
   std::vector<std::int64_t> host_offsets_;
   Stream stream_;
   CublasHandle cublas_;
