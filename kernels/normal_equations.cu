@@ -1,14 +1,19 @@
 // Kernels of the U step: packing each task's w w^T and X_i^T X_i for the chunked GEMM that forms G,
 // the right-hand side pieces, unpacking G, and small helpers. The GEMMs and solves are cuBLAS and
 // cuSOLVER calls made by the host side (host/cuda/cuda_backend.cpp).
+// LRSMETA_EMULATE_KERNELS: compiled as plain C++ by tests/test_kernel_emulation.cpp, which runs
+// the kernels on CPU threads to check their logic where no GPU is available.
+#ifndef LRSMETA_EMULATE_KERNELS
 #include <cuda_runtime.h>
+#define LRSMETA_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
 
 #include "kernels/device_kernels.hpp"
 
 namespace lrsmeta::kernels {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreadsPerBlock = 256;
 
 // One block per task of the chunk. Under bounds, a task's rows are read through a per-row scale
 // (row norm clipped to clip_x) and only its first max_samples rows count.
@@ -16,7 +21,7 @@ template <typename T>
 __global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, int d, int r,
                                   int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
                                   Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc) {
-  extern __shared__ __align__(16) unsigned char shared_raw[];
+  LRSMETA_DYNAMIC_SHARED(shared_raw);
   const int l = blockIdx.x;
   const std::int64_t i = first + l;
   const std::int64_t row0 = offsets[i];
@@ -170,6 +175,7 @@ __global__ void scaled_rows_kernel(const T* X, const T* y, const std::int64_t* o
 
 }  // namespace
 
+#ifndef LRSMETA_EMULATE_KERNELS
 template <typename T>
 void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d,
                        int r, int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
@@ -177,7 +183,7 @@ void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std:
   if (count == 0) return;
   const std::size_t bytes = (2 * static_cast<std::size_t>(max_rows) + r + 1) * sizeof(double);
   cudaFuncSetAttribute(pack_chunk_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  pack_chunk_kernel<T><<<static_cast<unsigned>(count), kThreads, bytes, stream>>>(X, y, offsets, first, d, r, k_slots, W,
+  pack_chunk_kernel<T><<<static_cast<unsigned>(count), kThreadsPerBlock, bytes, stream>>>(X, y, offsets, first, d, r, k_slots, W,
                                                                                  B_index, B_value, bounds, Wp, Sp, Q, Wc);
 }
 template void launch_pack_chunk<float>(const float*, const float*, const std::int64_t*, std::int64_t, std::int64_t, int,
@@ -189,26 +195,26 @@ template void launch_pack_chunk<double>(const double*, const double*, const std:
 
 void launch_add_float_to_double(const float* chunk, double* M, std::size_t count, cudaStream_t stream) {
   if (count == 0) return;
-  const unsigned blocks = static_cast<unsigned>((count + kThreads - 1) / kThreads < 4096 ? (count + kThreads - 1) / kThreads : 4096);
-  add_float_to_double_kernel<<<blocks, kThreads, 0, stream>>>(chunk, M, count);
+  const unsigned blocks = static_cast<unsigned>((count + kThreadsPerBlock - 1) / kThreadsPerBlock < 4096 ? (count + kThreadsPerBlock - 1) / kThreadsPerBlock : 4096);
+  add_float_to_double_kernel<<<blocks, kThreadsPerBlock, 0, stream>>>(chunk, M, count);
 }
 
 void launch_unpack_gram(const double* M, int d, int r, double* G, cudaStream_t stream) {
   const std::size_t entries = static_cast<std::size_t>(r) * (r + 1) / 2 * (static_cast<std::size_t>(d) * (d + 1) / 2);
   if (entries == 0) return;
-  const unsigned blocks = static_cast<unsigned>((entries + kThreads - 1) / kThreads < 4096 ? (entries + kThreads - 1) / kThreads : 4096);
-  unpack_gram_kernel<<<blocks, kThreads, 0, stream>>>(M, d, r, G);
+  const unsigned blocks = static_cast<unsigned>((entries + kThreadsPerBlock - 1) / kThreadsPerBlock < 4096 ? (entries + kThreadsPerBlock - 1) / kThreadsPerBlock : 4096);
+  unpack_gram_kernel<<<blocks, kThreadsPerBlock, 0, stream>>>(M, d, r, G);
 }
 
 void launch_add_diagonal(double* G, int n, double shift, cudaStream_t stream) {
   if (n == 0) return;
-  add_diagonal_kernel<<<(n + kThreads - 1) / kThreads, kThreads, 0, stream>>>(G, n, shift);
+  add_diagonal_kernel<<<(n + kThreadsPerBlock - 1) / kThreadsPerBlock, kThreadsPerBlock, 0, stream>>>(G, n, shift);
 }
 
 template <typename T>
 void launch_store_U(const double* U_colmajor, int d, int r, T* U_data, cudaStream_t stream) {
   if (d * r == 0) return;
-  store_U_kernel<T><<<(d * r + kThreads - 1) / kThreads, kThreads, 0, stream>>>(U_colmajor, d, r, U_data);
+  store_U_kernel<T><<<(d * r + kThreadsPerBlock - 1) / kThreadsPerBlock, kThreadsPerBlock, 0, stream>>>(U_colmajor, d, r, U_data);
 }
 template void launch_store_U<float>(const double*, int, int, float*, cudaStream_t);
 template void launch_store_U<double>(const double*, int, int, double*, cudaStream_t);
@@ -223,5 +229,7 @@ template void launch_scaled_rows<float>(const float*, const float*, const std::i
                                         std::int64_t, int, Bounds, double*, cudaStream_t);
 template void launch_scaled_rows<double>(const double*, const double*, const std::int64_t*, std::int64_t, std::int64_t,
                                          std::int64_t, int, Bounds, double*, cudaStream_t);
+
+#endif  // LRSMETA_EMULATE_KERNELS
 
 }  // namespace lrsmeta::kernels

@@ -1,7 +1,12 @@
 // The batched task step: one thread block per task, the same maths as host/cpu/task_step.hpp.
 // Threads share the passes over the task's rows (X U, the Grams, X^T residual); one thread runs the
 // small Cholesky solves and the top-k selection (host/core/small_dense.hpp, shared with the CPU).
+// LRSMETA_EMULATE_KERNELS: compiled as plain C++ by tests/test_kernel_emulation.cpp, which runs
+// the kernels on CPU threads to check their logic where no GPU is available.
+#ifndef LRSMETA_EMULATE_KERNELS
 #include <cuda_runtime.h>
+#define LRSMETA_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
 
 #include "core/small_dense.hpp"
 #include "kernels/device_kernels.hpp"
@@ -9,7 +14,7 @@
 namespace lrsmeta::kernels {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kTaskStepThreads = 128;
 
 __host__ __device__ inline int joint_columns(int r, int k, int d) { return r + (3 * k < d ? 3 * k : d); }
 
@@ -174,7 +179,7 @@ __device__ void sort_ints(int* v, int n) {
 
 template <typename T>
 __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
-  extern __shared__ __align__(16) unsigned char shared_raw[];
+  LRSMETA_DYNAMIC_SHARED(shared_raw);
   Shared sh = carve(shared_raw, L);
   const std::int64_t i = blockIdx.x;
   if (i >= a.t) return;
@@ -312,8 +317,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
   __syncthreads();
   double local = 0;
   for (int j = threadIdx.x; j < m; j += blockDim.x) local += a.resid[task.row0 + j] * a.resid[task.row0 + j];
-  for (int offset = 16; offset > 0; offset /= 2) local += __shfl_down_sync(0xffffffffu, local, offset);
-  if ((threadIdx.x & 31) == 0) atomicAdd(sh.scalar, local);
+  atomicAdd(sh.scalar, local);  // blockDim.x shared-memory atomics per task: negligible
   __syncthreads();
   if (threadIdx.x == 0) {
     a.task_sse[i] = sh.scalar[0];
@@ -349,6 +353,7 @@ __global__ void batched_ridge_solve_kernel(const double* A, double* b, int batch
 
 }  // namespace
 
+#ifndef LRSMETA_EMULATE_KERNELS
 std::size_t task_step_shared_bytes(int d, int r, int k_slots) {
   const Layout L{joint_columns(r, k_slots, d), d, r};
   const std::size_t bytes = L.bytes();
@@ -361,7 +366,7 @@ void launch_task_step(const TaskStepArgs<T>& args, cudaStream_t stream) {
   const Layout L{joint_columns(args.r, args.k_slots, args.d), args.d, args.r};
   const std::size_t bytes = L.bytes();
   cudaFuncSetAttribute(task_step_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  task_step_kernel<T><<<static_cast<unsigned>(args.t), kThreads, bytes, stream>>>(args, L);
+  task_step_kernel<T><<<static_cast<unsigned>(args.t), kTaskStepThreads, bytes, stream>>>(args, L);
 }
 template void launch_task_step<float>(const TaskStepArgs<float>&, cudaStream_t);
 template void launch_task_step<double>(const TaskStepArgs<double>&, cudaStream_t);
@@ -374,5 +379,7 @@ void launch_batched_ridge_solve(const double* A, double* b, int batch, int n, do
                                 cudaStream_t stream) {
   batched_ridge_solve_kernel<<<(batch + 63) / 64, 64, 0, stream>>>(A, b, batch, n, relative_ridge, scratch);
 }
+
+#endif  // LRSMETA_EMULATE_KERNELS
 
 }  // namespace lrsmeta::kernels

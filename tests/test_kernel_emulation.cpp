@@ -1,0 +1,197 @@
+// The CUDA kernels' logic checked on the CPU: kernels/*.cu compiled as C++ and run by
+// kernel_emulation.hpp on CPU threads, against the CPU path on the same random ragged data. This
+// runs in every build that has the CUDA toolkit, GPU or not; the hardware-specific parts (cuBLAS,
+// cuSOLVER, the memory model) are left to tests/test_cuda.cpp on a GPU.
+#include <gtest/gtest.h>
+
+#include "kernels/device_kernels.hpp"
+#include "kernel_emulation.hpp"
+
+#define LRSMETA_EMULATE_KERNELS
+#include "kernels/normal_equations.cu"
+#include "kernels/task_step.cu"
+
+#include "cpu/cpu_backend.hpp"
+#include "cpu/task_step.hpp"
+#include "lrsmeta/io.hpp"
+#include "test_helpers.hpp"
+
+namespace lrsmeta {
+namespace {
+
+SyntheticData ragged(std::uint64_t seed, std::int64_t tasks, int d, int r, int k) {
+  SyntheticSpec s;
+  s.tasks = tasks;
+  s.min_samples = 0;
+  s.max_samples = 45;
+  s.d = d;
+  s.r = r;
+  s.k = k;
+  s.noise = 0.05;
+  s.seed = seed;
+  return generate_synthetic(s);
+}
+
+// One task step over all tasks: the emulated kernel against cpu::task_step, from the same state.
+void compare_task_step(Variant variant, int k_in_effect) {
+  const int d = 16, r = 3, k = 2;
+  const std::int64_t t = 60;
+  const SyntheticData syn = ragged(40 + static_cast<int>(variant), t, d, r, k);
+  const Dataset<double>& data = syn.data;
+  const std::vector<double> U = testing::random_orthonormal(d, r, 41);
+  // A starting state with supports: one CPU step at full sparsity from U.
+  Options o;
+  o.rank = r;
+  o.sparsity = k;
+  o.variant = variant;
+  cpu::CpuBackend<double> cpu(data.view(), o);
+  cpu.set_U(U);
+  cpu.task_step_all(k);
+  std::vector<double> W = cpu.W(), Bv = cpu.B_value();
+  std::vector<std::int32_t> Bi = cpu.B_index();
+  // The next step on both, from that state.
+  cpu.task_step_all(k_in_effect);
+  kernels::TaskStepArgs<double> a;
+  std::vector<double> Z(static_cast<std::size_t>(data.n()) * r), target(static_cast<std::size_t>(data.n())),
+      resid(static_cast<std::size_t>(data.n())), sse(static_cast<std::size_t>(t));
+  a.X = data.X.data();
+  a.y = data.y.data();
+  a.offsets = data.task_offsets.data();
+  a.t = t;
+  a.d = d;
+  a.r = r;
+  a.k_slots = k;
+  a.k = k_in_effect;
+  a.variant = static_cast<int>(variant);
+  a.inner_iterations = o.inner_iterations;
+  a.task_ridge = o.task_ridge;
+  a.step_size = cpu::effective_step_size(o);
+  a.U = U.data();
+  a.Z = Z.data();
+  a.target = target.data();
+  a.resid = resid.data();
+  a.W = W.data();
+  a.B_index = Bi.data();
+  a.B_value = Bv.data();
+  a.task_sse = sse.data();
+  const kernels::Layout L{kernels::joint_columns(r, k, d), d, r};
+  emulation::launch(static_cast<unsigned>(t), 32, L.bytes(), [&] { kernels::task_step_kernel<double>(a, L); });
+  int same_support = 0;
+  for (std::int64_t i = 0; i < t; ++i) {
+    const bool same = std::equal(Bi.begin() + i * k, Bi.begin() + (i + 1) * k, cpu.B_index().begin() + i * k);
+    same_support += same;
+    if (!same) continue;  // a near tie decided the other way: nothing to compare value by value
+    // Tasks with fewer rows than unknowns are solved through the 1e-10 relative ridge: their
+    // answers carry rounding amplified by a condition number near 1e10.
+    const std::int64_t m = data.task_offsets[i + 1] - data.task_offsets[i];
+    const double tol = m >= 2 * (r + k) ? 1e-9 : 1e-4;
+    for (int p = 0; p < r; ++p)
+      EXPECT_NEAR(W[static_cast<std::size_t>(i * r + p)], cpu.W()[static_cast<std::size_t>(i * r + p)], tol)
+          << to_string(variant) << " task " << i << " m " << data.task_offsets[i + 1] - data.task_offsets[i];
+    for (int s = 0; s < k; ++s)
+      EXPECT_NEAR(Bv[static_cast<std::size_t>(i * k + s)], cpu.B_value()[static_cast<std::size_t>(i * k + s)], tol)
+          << to_string(variant) << " task " << i << " m " << data.task_offsets[i + 1] - data.task_offsets[i];
+  }
+  EXPECT_GE(same_support, t - 2) << to_string(variant);
+  // The reported per-task losses equal the residuals of the returned (w, b).
+  for (std::int64_t i = 0; i < t; ++i) {
+    double s = 0;
+    for (std::int64_t j = data.task_offsets[i]; j < data.task_offsets[i + 1]; ++j) {
+      double e = data.y[j];
+      for (int c = 0; c < d; ++c) {
+        double theta = 0;
+        for (int p = 0; p < r; ++p) theta += U[static_cast<std::size_t>(c * r + p)] * W[static_cast<std::size_t>(i * r + p)];
+        for (int q = 0; q < k; ++q)
+          if (Bi[static_cast<std::size_t>(i * k + q)] == c) theta += Bv[static_cast<std::size_t>(i * k + q)];
+        e -= data.X[static_cast<std::size_t>(j * d + c)] * theta;
+      }
+      s += e * e;
+    }
+    EXPECT_NEAR(sse[static_cast<std::size_t>(i)], s, 1e-9 * (1 + s)) << to_string(variant) << " task " << i;
+  }
+}
+
+TEST(KernelEmulation, TaskStepMatchesTheCpuForEveryVariant) {
+  for (Variant v : {Variant::pursuit, Variant::htp, Variant::iht}) {
+    compare_task_step(v, 2);
+    compare_task_step(v, 0);  // warm start: b = 0
+  }
+}
+
+// G and v from the emulated packing kernel (then the GEMMs done naively here and the emulated
+// unpack) against the CPU backend's accumulation, plain and with privacy bounds.
+void compare_normal_equations(bool bounded) {
+  const int d = 9, r = 3, k = 2;
+  const std::int64_t t = 70;
+  const SyntheticData syn = ragged(50, t, d, r, k);
+  const Dataset<double>& data = syn.data;
+  Options o;
+  o.rank = r;
+  o.sparsity = k;
+  cpu::CpuBackend<double> cpu(data.view(), o);
+  cpu.set_U(testing::random_orthonormal(d, r, 51));
+  cpu.task_step_all(k);
+  PrivacyOptions bounds;
+  bounds.clip_x = 2.5;
+  bounds.clip_y = 0.8;
+  bounds.clip_w = 1.2;
+  bounds.max_samples = 20;
+  std::vector<double> G_cpu, v_cpu;
+  cpu.accumulate_normal_equations(G_cpu, v_cpu, bounded ? &bounds : nullptr);
+
+  kernels::Bounds kb;
+  if (bounded) {
+    kb.enabled = true;
+    kb.clip_x = bounds.clip_x;
+    kb.clip_y = bounds.clip_y;
+    kb.clip_w = bounds.clip_w;
+    kb.max_samples = bounds.max_samples;
+  }
+  const int P = r * (r + 1) / 2, Q = d * (d + 1) / 2;
+  std::vector<double> Wp(static_cast<std::size_t>(t) * P), Sp(static_cast<std::size_t>(t) * Q), Qv(static_cast<std::size_t>(t) * d),
+      Wc(static_cast<std::size_t>(t) * r);
+  std::int64_t max_rows = 0;
+  for (std::int64_t i = 0; i < t; ++i) max_rows = std::max(max_rows, data.task_offsets[i + 1] - data.task_offsets[i]);
+  if (bounded) max_rows = std::min<std::int64_t>(max_rows, bounds.max_samples);
+  const std::size_t bytes = (2 * static_cast<std::size_t>(max_rows) + r + 1) * sizeof(double);
+  emulation::launch(static_cast<unsigned>(t), 32, bytes, [&] {
+    kernels::pack_chunk_kernel<double>(data.X.data(), data.y.data(), data.task_offsets.data(), 0, d, r, k, cpu.W().data(),
+                                       cpu.B_index().data(), cpu.B_value().data(), kb, Wp.data(), Sp.data(), Qv.data(),
+                                       Wc.data());
+  });
+  // The GEMMs, naively: M (P x Q) = Wp^T Sp, v (d x r, column-major) = Q^T Wc.
+  std::vector<double> M(static_cast<std::size_t>(P) * Q, 0.0), v(static_cast<std::size_t>(d) * r, 0.0);
+  for (std::int64_t l = 0; l < t; ++l) {
+    for (int pq = 0; pq < P; ++pq)
+      for (int ab = 0; ab < Q; ++ab) M[static_cast<std::size_t>(pq) * Q + ab] += Wp[static_cast<std::size_t>(l * P + pq)] * Sp[static_cast<std::size_t>(l * Q + ab)];
+    for (int p = 0; p < r; ++p)
+      for (int a = 0; a < d; ++a) v[static_cast<std::size_t>(a + d * p)] += Qv[static_cast<std::size_t>(l * d + a)] * Wc[static_cast<std::size_t>(l * r + p)];
+  }
+  std::vector<double> G(static_cast<std::size_t>(d * r) * d * r, -1.0);
+  emulation::launch(4, 32, 0, [&] { kernels::unpack_gram_kernel(M.data(), d, r, G.data()); });
+  ASSERT_EQ(G.size(), G_cpu.size());
+  for (std::size_t e = 0; e < G.size(); ++e) ASSERT_NEAR(G[e], G_cpu[e], 1e-10 * (1 + std::fabs(G_cpu[e]))) << "G entry " << e;
+  for (std::size_t e = 0; e < v.size(); ++e) ASSERT_NEAR(v[e], v_cpu[e], 1e-10 * (1 + std::fabs(v_cpu[e]))) << "v entry " << e;
+}
+
+TEST(KernelEmulation, PackedGramsGiveTheCpusGAndV) { compare_normal_equations(false); }
+TEST(KernelEmulation, BoundedContributionsGiveTheCpusGAndV) { compare_normal_equations(true); }
+
+TEST(KernelEmulation, StoreUAndDiagonalHelpers) {
+  const int d = 5, r = 3;
+  const std::vector<double> colmajor = testing::random_normal(d * r, 61);
+  std::vector<float> U(static_cast<std::size_t>(d) * r);
+  emulation::launch(1, 32, 0, [&] {
+    // store_U_kernel indexes by blockIdx.x * blockDim.x + threadIdx.x: one block of 32 covers 15 entries.
+    kernels::store_U_kernel<float>(colmajor.data(), d, r, U.data());
+  });
+  for (int a = 0; a < d; ++a)
+    for (int p = 0; p < r; ++p) EXPECT_EQ(U[static_cast<std::size_t>(a * r + p)], static_cast<float>(colmajor[static_cast<std::size_t>(a + d * p)]));
+  std::vector<double> G(16, 1.0);
+  emulation::launch(1, 32, 0, [&] { kernels::add_diagonal_kernel(G.data(), 4, 2.5); });
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) EXPECT_EQ(G[static_cast<std::size_t>(i * 4 + j)], i == j ? 3.5 : 1.0);
+}
+
+}  // namespace
+}  // namespace lrsmeta
