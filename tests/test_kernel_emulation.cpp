@@ -177,6 +177,49 @@ void compare_normal_equations(bool bounded) {
 TEST(KernelEmulation, PackedGramsGiveTheCpusGAndV) { compare_normal_equations(false); }
 TEST(KernelEmulation, BoundedContributionsGiveTheCpusGAndV) { compare_normal_equations(true); }
 
+// The rows of the spectral moment: sum_j rows_j rows_j^T must equal the CPU backend's moment
+// (unnormalised under bounds, divided by n without).
+void compare_spectral_rows(bool bounded) {
+  const int d = 7;
+  const SyntheticData syn = ragged(70, 40, d, 2, 1);
+  const Dataset<double>& data = syn.data;
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  cpu::CpuBackend<double> cpu(data.view(), o);
+  core::PrivateRelease release;
+  release.bounds.clip_x = 2.0;
+  release.bounds.clip_y = 0.9;
+  release.bounds.max_samples = 12;
+  const std::vector<double> M_cpu = cpu.spectral_moment(bounded ? &release : nullptr);
+  kernels::Bounds kb;
+  if (bounded) {
+    kb.enabled = true;
+    kb.clip_x = release.bounds.clip_x;
+    kb.clip_y = release.bounds.clip_y;
+    kb.max_samples = release.bounds.max_samples;
+  }
+  const std::int64_t n = data.n();
+  std::vector<double> rows(static_cast<std::size_t>(n) * d);
+  emulation::launch(static_cast<unsigned>(n), 32, 0, [&] {
+    kernels::scaled_rows_kernel<double>(data.X.data(), data.y.data(), data.task_offsets.data(), data.t(), 0, n, d, kb,
+                                        rows.data());
+  });
+  const double scale = bounded ? 1.0 : 1.0 / static_cast<double>(n);
+  for (int a = 0; a < d; ++a)
+    for (int b = 0; b < d; ++b) {
+      double s = 0;
+      for (std::int64_t j = 0; j < n; ++j) s += rows[static_cast<std::size_t>(j * d + a)] * rows[static_cast<std::size_t>(j * d + b)];
+      EXPECT_NEAR(s * scale, M_cpu[static_cast<std::size_t>(a * d + b)], 1e-10 * (1 + std::fabs(M_cpu[static_cast<std::size_t>(a * d + b)])))
+          << (bounded ? "bounded" : "plain") << " entry " << a << ", " << b;
+    }
+}
+
+TEST(KernelEmulation, SpectralRowsGiveTheCpusMoment) {
+  compare_spectral_rows(false);
+  compare_spectral_rows(true);
+}
+
 TEST(KernelEmulation, StoreUAndDiagonalHelpers) {
   const int d = 5, r = 3;
   const std::vector<double> colmajor = testing::random_normal(d * r, 61);
