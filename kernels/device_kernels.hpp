@@ -35,6 +35,17 @@ struct TaskStepArgs {
   double* task_sse = nullptr;        // t
 };
 
+// The settings part of TaskStepArgs (the rest are data pointers): `Settings` is
+// cpu::TaskStepSettings, taken as a template so that this header needs no host headers.
+template <typename T, typename Settings>
+void set_task_step_settings(TaskStepArgs<T>& args, const Settings& s) {
+  args.k = s.k;
+  args.variant = static_cast<int>(s.variant);
+  args.inner_iterations = s.inner_iterations;
+  args.task_ridge = s.task_ridge;
+  args.step_size = s.step_size;
+}
+
 // Shared memory one block needs for the task step; 0 when the sizes exceed what a block can hold.
 std::size_t task_step_shared_bytes(int d, int r, int k_slots);
 template <typename T>

@@ -61,11 +61,7 @@ void compare_task_step(Variant variant, int k_in_effect) {
   a.d = d;
   a.r = r;
   a.k_slots = k;
-  a.k = k_in_effect;
-  a.variant = static_cast<int>(variant);
-  a.inner_iterations = o.inner_iterations;
-  a.task_ridge = o.task_ridge;
-  a.step_size = cpu::effective_step_size(o);
+  kernels::set_task_step_settings(a, cpu::task_step_settings(o, k_in_effect));
   a.U = U.data();
   a.Z = Z.data();
   a.target = target.data();

@@ -1,8 +1,6 @@
 // AMHT-LRS orchestration (DESIGN.md section 2): one copy of the algorithm, backend-agnostic.
 #include <chrono>
 #include <cmath>
-#include <random>
-#include <sstream>
 
 #include "core/backend.hpp"
 #include "core/noise.hpp"
@@ -167,8 +165,11 @@ std::unique_ptr<core::Backend> make_backend(const TaskDataView<T>& data, const O
   throw Error("unknown device");
 }
 
-// Random orthonormal d x r (row-major): Gaussian entries, then Q of QR.
-std::vector<double> random_orthonormal(std::int64_t d, std::int64_t r, std::uint64_t seed) {
+}  // namespace
+
+namespace core {
+// Gaussian entries, then the Q factor of their QR.
+std::vector<double> random_orthonormal_basis(std::int64_t d, std::int64_t r, std::uint64_t seed) {
   core::NormalGenerator gen(seed);
   std::vector<double> colmajor(static_cast<std::size_t>(d * r));
   for (double& x : colmajor) x = gen();
@@ -177,13 +178,6 @@ std::vector<double> random_orthonormal(std::int64_t d, std::int64_t r, std::uint
   for (std::int64_t a = 0; a < d; ++a)
     for (std::int64_t p = 0; p < r; ++p) U[static_cast<std::size_t>(a * r + p)] = colmajor[static_cast<std::size_t>(p * d + a)];
   return U;
-}
-
-}  // namespace
-
-namespace core {
-std::vector<double> random_orthonormal_basis(std::int64_t d, std::int64_t r, std::uint64_t seed) {
-  return random_orthonormal(d, r, seed);
 }
 }  // namespace core
 
@@ -248,7 +242,7 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
       for (std::int64_t p = 0; p < r; ++p) U[static_cast<std::size_t>(a * r + p)] = E[static_cast<std::size_t>(p * d + a)];
     backend->set_U(U);
   } else {
-    backend->set_U(random_orthonormal(d, r, options.seed));
+    backend->set_U(core::random_orthonormal_basis(d, r, options.seed));
   }
 
   Model model;

@@ -44,12 +44,7 @@ void CpuBackend<T>::set_U(const std::vector<double>& U) {
 
 template <typename T>
 core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
-  TaskStepSettings settings;
-  settings.variant = options_.variant;
-  settings.k = std::min(k_in_effect, k_);
-  settings.inner_iterations = options_.inner_iterations;
-  settings.task_ridge = options_.task_ridge;
-  settings.step_size = effective_step_size(options_);
+  const TaskStepSettings settings = task_step_settings(options_, k_in_effect);
   // Per-task sums, added in task order afterwards: the reported loss does not depend on how the
   // dynamic schedule spread the (ragged) tasks over the threads.
   task_sse_.resize(static_cast<std::size_t>(t_));

@@ -29,6 +29,17 @@ inline double effective_step_size(const Options& o) {
   return o.variant == Variant::iht ? 0.5 : 1.0;
 }
 
+// The task-step settings of a fit's options with sparsity k_in_effect (capped at the model's k).
+inline TaskStepSettings task_step_settings(const Options& o, int k_in_effect) {
+  TaskStepSettings s;
+  s.variant = o.variant;
+  s.k = std::min(k_in_effect, o.sparsity);
+  s.inner_iterations = o.inner_iterations;
+  s.task_ridge = o.task_ridge;
+  s.step_size = effective_step_size(o);
+  return s;
+}
+
 // Largest number of columns a joint least-squares system can have: r + candidates.
 inline int max_joint_columns(int r, int k, int d) { return r + std::min(d, 3 * k); }
 

@@ -8,7 +8,7 @@
 
 #include "core/backend.hpp"
 #include "core/noise.hpp"
-#include "cpu/task_step.hpp"  // effective_step_size
+#include "cpu/task_step.hpp"  // task_step_settings
 #include "cuda/cuda_utils.hpp"
 #include "kernels/device_kernels.hpp"
 
@@ -133,11 +133,7 @@ class CudaBackend final : public core::Backend {
     args.d = d_;
     args.r = r_;
     args.k_slots = k_;
-    args.k = std::min(k_in_effect, k_);
-    args.variant = static_cast<int>(options_.variant);
-    args.inner_iterations = options_.inner_iterations;
-    args.task_ridge = options_.task_ridge;
-    args.step_size = cpu::effective_step_size(options_);
+    kernels::set_task_step_settings(args, cpu::task_step_settings(options_, k_in_effect));
     args.U = U_data_.data();
     args.Z = Z_.data();
     args.target = target_.data();

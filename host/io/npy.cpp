@@ -1,13 +1,10 @@
 // NumPy .npy reading and writing (format versions 1.0 to 3.0, C order).
-#include <unistd.h>
-
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <random>
 #include <sstream>
 
 #include "io/files.hpp"
