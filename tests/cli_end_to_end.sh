@@ -73,8 +73,10 @@ expect_error "exceeds the dimension" "$bin" train --data data -r 41 -k 2 --out b
 expect_error "no such file" "$bin" train --data missing -r 3 -k 2 --out bad
 expect_error "no column 'score'" "$bin" train --data table.csv --target score --task user -r 1 -k 1 --out bad
 expect_error "not a model folder" "$bin" train --data data -r 3 -k 2 --out data
-expect_error "rank" "$bin" train --data data -k 2 --out bad
-expect_error "device 'cuda' requested, but" "$bin" train --data data -r 3 -k 2 --out bad --device cuda
+expect_error "--rank must be a non-negative integer or auto" "$bin" train --data data -r two -k 2 --out bad
+expect_error "lrsmeta train: error" "$bin" train --data data -r 3 -k 2 --out bad --sparse-prior-scale -1
+expect_error "prior none" "$bin" train --data data -r 3 -k 2 --out bad --device cuda
+expect_error "device 'cuda' requested, but" "$bin" train --data data -r 3 -k 2 --out bad --device cuda --prior none
 expect_error "requires --delta" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1
 expect_error "delta must be in (0, 1)" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1 --delta 2
 head -c 100 data/X.npy > trunc.npy && mkdir -p truncated && cp trunc.npy truncated/X.npy && cp data/y.npy data/task_offsets.npy truncated/

@@ -21,10 +21,15 @@ meta = json.load(open("model/model.json"))
 assert U.shape == (20, 2) and W.shape == (300, 2) and bi.shape == (300, 2) and bi.dtype == np.int32, "shapes"
 assert (meta["d"], meta["r"], meta["k"], meta["t"]) == (20, 2, 2, 300)
 assert np.allclose(U.T @ U, np.eye(2), atol=1e-12), "U is not orthonormal"
+# The empirical-Bayes model (prior auto, the default) adds the population model beta.
+assert meta["prior"]["model"] == "auto", "the default model has a prior"
+beta = np.load("model/beta.npy")
+Sigma = np.load("model/Sigma.npy")
+assert beta.shape == (20,) and Sigma.shape == (2, 2) and np.allclose(Sigma, Sigma.T), "beta, Sigma"
 pred = np.load("pred.npy")
 mine = np.empty_like(pred)
 for i in range(300):
-    theta = U @ W[i]
+    theta = beta + U @ W[i]
     for s in range(2):
         if bi[i, s] >= 0:
             theta[bi[i, s]] += bv[i, s]

@@ -209,6 +209,7 @@ TEST(CudaBackend, WithoutAGpuTheErrorSaysSo) {
   o.rank = 3;
   o.sparsity = 2;
   o.device = Device::cuda;
+  o.prior = Prior::none;
   try {
     fit(syn.data.view(), o);
     FAIL() << "no error";

@@ -100,8 +100,19 @@ void add_train(CLI::App& app) {
   auto device = std::make_shared<std::string>("cpu");
   CLI::App* cmd = app.add_subcommand("train", "fit an AMHT-LRS model");
   add_data_options(cmd, *data);
-  cmd->add_option("--rank,-r", o->rank, "rank r of the shared U (0: sparse only)")->required()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--sparsity,-k", o->sparsity, "non-zeros k of each b_i (0: low-rank only)")->required()->check(CLI::NonNegativeNumber);
+  auto rank = std::make_shared<std::string>("auto");
+  auto sparsity = std::make_shared<std::string>("auto");
+  auto prior = std::make_shared<std::string>("auto");
+  auto sparse_scale = std::make_shared<std::string>("auto");
+  cmd->add_option("--rank,-r", *rank, "rank r of the shared U (0: sparse only; auto: chosen on validation rows)")->capture_default_str();
+  cmd->add_option("--sparsity,-k", *sparsity, "non-zeros k of each b_i (0: low-rank only; auto: chosen on validation rows)")
+      ->capture_default_str();
+  cmd->add_option("--prior", *prior, "auto: the empirical-Bayes model (beta + U w_i + b_i, priors estimated from all tasks); "
+                  "none: the paper's AMHT-LRS")->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
+  cmd->add_option("--sparse-prior-scale", *sparse_scale, "prior variance of b's non-zeros in units of the data's coefficient "
+                  "scale (auto: chosen on validation rows)")->capture_default_str();
+  cmd->add_option("--validation-fraction", o->validation_fraction, "share of each task's rows held out when choosing on validation rows")
+      ->capture_default_str();
   cmd->add_option("--out,-o", *out, "model folder to write")->required();
   cmd->add_option("--variant", *variant, "task step")->check(CLI::IsMember({"pursuit", "htp", "iht"}))->capture_default_str();
   cmd->add_option("--iterations,-L", o->iterations, "outer iterations (exactly this many unless --tolerance stops earlier)")
@@ -146,11 +157,35 @@ void add_train(CLI::App& app) {
     } else if (!seed_opt->empty()) {
       throw Error("--noise-seed applies to private training only (give --epsilon and --delta)");
     }
+    opts.prior = parse_prior(*prior);
+    auto count_or_auto = [](const std::string& text, const char* name, int* value) {
+      if (text == "auto") return true;
+      try {
+        std::size_t used = 0;
+        const int v = std::stoi(text, &used);
+        if (used != text.size() || v < 0) throw std::invalid_argument(text);
+        *value = v;
+      } catch (const std::exception&) {
+        throw Error(std::string("--") + name + " must be a non-negative integer or auto, not '" + text + "'");
+      }
+      return false;
+    };
+    const bool rank_auto = count_or_auto(*rank, "rank", &opts.rank);
+    const bool sparsity_auto = count_or_auto(*sparsity, "sparsity", &opts.sparsity);
+    if (*sparse_scale != "auto") {
+      try {
+        std::size_t used = 0;
+        opts.sparse_prior_scale = std::stod(*sparse_scale, &used);
+        if (used != sparse_scale->size() || !(opts.sparse_prior_scale > 0)) throw std::invalid_argument(*sparse_scale);
+      } catch (const std::exception&) {
+        throw Error("--sparse-prior-scale must be a positive number or auto, not '" + *sparse_scale + "'");
+      }
+    }
     opts.variant = parse_variant(*variant);
     opts.init = parse_init(*init);
     opts.device = parse_device(*device);
     opts.threads = data->threads;
-    data->gpu = opts.device == Device::cuda || (opts.device == Device::automatic && cuda_available());
+    data->gpu = opts.device == Device::cuda || (opts.device == Device::automatic && cuda_available() && opts.prior == Prior::none);
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
       throw Error(*out + ": exists and is not a model folder; refusing to overwrite it");
     const bool progress = stderr_is_terminal();
@@ -161,15 +196,39 @@ void add_train(CLI::App& app) {
       return true;
     };
     with_dataset(*data, [&](const auto& ds) {
+      if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
+      if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
+      std::vector<std::string> chosen;
+      if (rank_auto) chosen.push_back("r");
+      if (sparsity_auto) chosen.push_back("k");
+      if (opts.prior == Prior::automatic && !opts.privacy.enabled && (sparsity_auto || opts.sparsity > 0) && opts.sparse_prior_scale < 0)
+        chosen.push_back("the b prior's scale and support threshold");
+      if (!chosen.empty()) {
+        std::string what;
+        for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
+        std::cout << "choosing " << what << " on validation rows (" << opts.validation_fraction * 100
+                  << "% of each task's rows), then refitting on all rows" << std::endl;
+      }
       Model model = fit(ds.view(), opts, show);
       if (progress) std::fprintf(stderr, "\n");
       model.task_keys = ds.task_keys;
       model.feature_names = ds.feature_names;
       const Evaluation ev = evaluate(model, ds.view());
       save_model(model, *out);
-      std::cout << "trained " << to_string(opts.variant) << " model (d = " << model.d << ", r = " << model.r
-                << ", k = " << model.k << ", t = " << model.t << ") in " << model.history.size()
-                << " iterations: training MSE " << ev.mse << "; wrote " << *out << "\n";
+      for (const std::string& note : model.notes) std::cout << "note: " << note << "\n";
+      if (model.selection.performed) {
+        const SelectionCandidate& c = model.selection.chosen;
+        std::cout << "chosen on " << model.selection.validation_rows << " validation rows (" << model.selection.candidates.size()
+                  << " candidates): r = " << c.rank << ", k = " << c.sparsity;
+        if (c.sparsity > 0 && model.has_prior())
+          std::cout << ", sparse prior scale " << c.sparse_prior_scale << ", support threshold " << c.support_threshold;
+        std::cout << " (validation MSE " << c.validation_mse << ")\n";
+      }
+      std::cout << "trained " << to_string(opts.variant) << " model (prior " << to_string(model.options.prior) << ", d = " << model.d
+                << ", r = " << model.r << ", k = " << model.k << ", t = " << model.t << ") in " << model.history.size()
+                << " iterations: training MSE " << ev.mse;
+      if (model.has_prior()) std::cout << ", noise variance s2 " << model.noise_variance;
+      std::cout << "; wrote " << *out << "\n";
       if (model.privacy.enabled)
         std::cout << "privacy spent: epsilon " << model.privacy.epsilon << " at delta " << model.privacy.delta << " ("
                   << model.privacy.releases << " Gaussian releases, noise multiplier " << model.privacy.noise_multiplier
@@ -196,6 +255,8 @@ void add_train(CLI::App& app) {
                                        {"u_step_seconds", u_s},
                                        {"total_seconds", model.history.empty() ? 0.0 : model.history.back().elapsed_seconds},
                                        {"privacy", json::parse(model_json(model)).at("privacy")},
+                                       {"prior", json::parse(model_json(model)).at("prior")},
+                                       {"selection", json::parse(model_json(model)).at("selection")},
                                        {"history", history_json(model)}});
       }
     });

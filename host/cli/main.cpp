@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "lrsmeta/lrsmeta.hpp"
@@ -22,7 +24,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
-    std::cerr << "lrsmeta: error: " << e.what() << "\n";
+    // Name the subcommand that failed ("lrsmeta eval: error: ...").
+    std::string where = "lrsmeta";
+    for (CLI::App* sub = &app; sub != nullptr;) {
+      const std::vector<CLI::App*> parsed = sub->get_subcommands();
+      sub = parsed.empty() ? nullptr : parsed.front();
+      if (sub) where += " " + sub->get_name();
+    }
+    std::cerr << where << ": error: " << e.what() << "\n";
     return 1;
   }
   return 0;

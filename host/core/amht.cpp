@@ -1,11 +1,14 @@
 // AMHT-LRS orchestration (DESIGN.md section 2): one copy of the algorithm, backend-agnostic.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "core/backend.hpp"
 #include "core/noise.hpp"
+#include "core/prior.hpp"
 #include "core/random.hpp"
 #include "cpu/blas_lapack.hpp"
+#include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 #include "lrsmeta/privacy.hpp"
 
@@ -27,6 +30,12 @@ const char* to_string(Device v) {
     case Device::automatic: return "auto";
   }
   return "?";
+}
+const char* to_string(Prior v) { return v == Prior::none ? "none" : "auto"; }
+Prior parse_prior(const std::string& name) {
+  if (name == "auto") return Prior::automatic;
+  if (name == "none") return Prior::none;
+  throw Error("unknown prior '" + name + "' (expected auto or none)");
 }
 Variant parse_variant(const std::string& name) {
   if (name == "pursuit") return Variant::pursuit;
@@ -106,14 +115,36 @@ void validate(const Options& o, std::int64_t d) {
     if (!std::isfinite(p.noise_multiplier)) fail("privacy: noise multiplier must be finite");
     if (o.iterations < 1) fail("privacy: needs at least one outer iteration");
   }
-  if (static_cast<std::int64_t>(o.rank) * d > 20000)
-    fail("d * r = " + std::to_string(o.rank * d) + " unknowns in U: the dr x dr system would need " +
-         std::to_string(static_cast<long long>(o.rank) * d * o.rank * d * 8 / (1 << 20)) + " MiB; at most 20000 are supported");
+  if (!std::isfinite(o.support_threshold)) fail("support threshold must be finite (>= 0, or < 0 for auto)");
+  if (o.support_threshold_candidates.empty()) fail("no support threshold candidates");
+  for (double c : o.support_threshold_candidates)
+    if (!(c >= 0) || !std::isfinite(c)) fail("support threshold candidates must be finite and >= 0");
+  if (!std::isfinite(o.sparse_prior_scale) || o.sparse_prior_scale == 0)
+    fail("sparse prior scale must be > 0, or < 0 for auto (chosen on validation rows)");
+  if (o.sparse_prior_scale_candidates.empty()) fail("no sparse prior scale candidates");
+  for (double c : o.sparse_prior_scale_candidates)
+    if (!(c > 0) || !std::isfinite(c)) fail("sparse prior scale candidates must be finite and > 0");
+  if (!(o.validation_fraction > 0 && o.validation_fraction <= 0.5))
+    fail("validation fraction must be in (0, 0.5]");
+  for (int r : o.rank_candidates)
+    if (r < 0 || r > d) fail("rank candidate " + std::to_string(r) + " is outside [0, d = " + std::to_string(d) + "]");
+  for (int k : o.sparsity_candidates)
+    if (k < 0 || k > d) fail("sparsity candidate " + std::to_string(k) + " is outside [0, d = " + std::to_string(d) + "]");
+  if (p.enabled && (!o.rank_candidates.empty() || !o.sparsity_candidates.empty()))
+    fail("privacy: rank and sparsity cannot be chosen on validation rows of private data (give them as numbers)");
+  int max_rank = o.rank;
+  for (int r : o.rank_candidates) max_rank = std::max(max_rank, r);
+  // With the prior, beta is solved together with U: one more block of d unknowns.
+  const std::int64_t unknowns = static_cast<std::int64_t>(max_rank + (o.prior == Prior::automatic && !p.enabled ? 1 : 0)) * d;
+  if (unknowns > 20000)
+    fail(std::to_string(unknowns) + " unknowns in the U step (d = " + std::to_string(d) + ", r = " + std::to_string(max_rank) +
+         (o.prior == Prior::automatic ? ", plus beta" : "") + "): its system would need " +
+         std::to_string(unknowns * unknowns * 8 / (1 << 20)) + " MiB; at most 20000 are supported");
 }
 
 std::vector<double> Model::theta(std::int64_t task) const {
   if (task < 0 || task >= t) throw Error("model: task " + std::to_string(task) + " out of range [0, " + std::to_string(t) + ")");
-  std::vector<double> th(static_cast<std::size_t>(d), 0.0);
+  std::vector<double> th = beta.empty() ? std::vector<double>(static_cast<std::size_t>(d), 0.0) : beta;
   for (std::int64_t a = 0; a < d; ++a)
     for (std::int64_t p = 0; p < r; ++p) th[static_cast<std::size_t>(a)] += U[static_cast<std::size_t>(a * r + p)] * W[static_cast<std::size_t>(task * r + p)];
   for (std::int64_t s = 0; s < k; ++s) {
@@ -145,6 +176,14 @@ void Model::validate() const {
   for (double x : B_value) if (!std::isfinite(x)) fail("B_value has a non-finite value");
   for (std::int32_t idx : B_index) if (idx < -1 || idx >= d) fail("B_index has " + std::to_string(idx) + ", outside [-1, d)");
   if (!task_keys.empty() && task_keys.size() != static_cast<std::size_t>(t)) fail("task_keys must have t entries");
+  if (!beta.empty()) {
+    if (beta.size() != static_cast<std::size_t>(d)) fail("beta must have d entries");
+    if (Sigma.size() != static_cast<std::size_t>(r * r)) fail("Sigma must have r x r entries");
+    for (double x : beta) if (!std::isfinite(x)) fail("beta has a non-finite value");
+    for (double x : Sigma) if (!std::isfinite(x)) fail("Sigma has a non-finite value");
+    if (!(noise_variance >= 0) || !std::isfinite(noise_variance)) fail("noise variance must be finite and >= 0");
+    if (!(sparse_prior_variance >= 0) || !std::isfinite(sparse_prior_variance)) fail("sparse prior variance must be finite and >= 0");
+  }
 }
 
 namespace {
@@ -158,9 +197,15 @@ template <typename T>
 std::unique_ptr<core::Backend> make_backend(const TaskDataView<T>& data, const Options& options) {
   switch (options.device) {
     case Device::cpu: return core::make_cpu_backend(data, options);
-    case Device::cuda: return core::make_cuda_backend(data, options);
+    case Device::cuda:
+      if (options.prior == Prior::automatic)
+        throw Error("options: the CUDA backend does not implement the empirical-Bayes prior yet: use prior none "
+                    "(--prior none) on the GPU, or the CPU (--device cpu)");
+      return core::make_cuda_backend(data, options);
     case Device::automatic:
-      return cuda_available() ? core::make_cuda_backend(data, options) : core::make_cpu_backend(data, options);
+      // The GPU where it is usable and runs the model asked for.
+      return cuda_available() && options.prior == Prior::none ? core::make_cuda_backend(data, options)
+                                                              : core::make_cpu_backend(data, options);
   }
   throw Error("unknown device");
 }
@@ -181,10 +226,14 @@ std::vector<double> random_orthonormal_basis(std::int64_t d, std::int64_t r, std
 }
 }  // namespace core
 
+namespace {
+
+// The fit with r, k and tau2 fixed. With `validation` (the held-out rows of the same tasks), the
+// validation MSE of every b-prior scale candidate is returned in *candidate_mse, each from one more
+// task-step pass with the fitted U, beta, Sigma and s2.
 template <typename T>
-Model fit(const TaskDataView<T>& data, const Options& options, const IterationCallback& callback) {
-  validate(data, true);
-  validate(options, data.d);
+Model fit_fixed(const TaskDataView<T>& data, const Options& options, const IterationCallback& callback,
+                const TaskDataView<T>* validation = nullptr, std::vector<double>* candidate_mse = nullptr) {
   const auto start = Clock::now();
   const std::int64_t d = data.d, r = options.rank, k = options.sparsity;
   std::unique_ptr<core::Backend> backend = make_backend(data, options);
@@ -245,6 +294,21 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
     backend->set_U(core::random_orthonormal_basis(d, r, options.seed));
   }
 
+  // The empirical-Bayes prior (never under privacy: fit() resolves the options so).
+  const bool use_prior = options.prior == Prior::automatic;
+  core::PriorState prior;
+  double coefficient_scale = 1.0, tau2 = 0.0;
+  if (use_prior) {
+    prior = core::initial_prior(backend->data_moments(), static_cast<int>(d), static_cast<int>(r), &coefficient_scale);
+    tau2 = options.sparse_prior_scale * coefficient_scale;
+    prior.support_threshold = options.support_threshold;
+  }
+  auto apply_prior = [&](int k_now) {
+    if (!use_prior) return;
+    core::refresh_precisions(prior, k_now > 0 ? tau2 : 0.0);
+    backend->set_prior(&prior);
+  };
+
   Model model;
   model.d = d;
   model.r = r;
@@ -254,10 +318,16 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
   for (int it = 1; it <= options.iterations; ++it) {
     const int k_now = it <= options.warm_start_iterations ? 0 : static_cast<int>(k);
     const auto t0 = Clock::now();
+    apply_prior(k_now);
     const core::TaskStepTotals totals = backend->task_step_all(k_now);
     const double task_seconds = seconds_since(t0);
     const auto t1 = Clock::now();
+    if (use_prior) core::update_hyperparameters(prior, totals, data.t);
     const double change = backend->update_U(private_release);
+    if (use_prior) {
+      prior.beta = backend->beta();
+      core::carry_to_new_basis(prior, backend->last_R(), static_cast<int>(r));
+    }
     if (private_release && r > 0) report.releases += 2;
     IterationInfo info;
     info.iteration = it;
@@ -267,6 +337,7 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
     info.task_step_seconds = task_seconds;
     info.elapsed_seconds = seconds_since(start);
     info.sparsity_in_effect = k_now;
+    info.noise_variance = use_prior ? prior.noise_variance : 0.0;
     model.history.push_back(info);
     const bool go_on = callback ? callback(info) : true;
     if (!go_on) break;
@@ -274,9 +345,18 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
   }
   // The final task step with the final U; full sparsity unless training never left the warm start.
   const bool warm_only = options.iterations <= options.warm_start_iterations && options.iterations > 0;
-  backend->task_step_all(warm_only ? 0 : static_cast<int>(k));
+  const int k_final = warm_only ? 0 : static_cast<int>(k);
+  apply_prior(k_final);
+  backend->task_step_all(k_final);
   model.U = backend->get_U();
   backend->export_task_parameters(model);
+  if (use_prior) {
+    model.beta = prior.beta;
+    model.Sigma = prior.Sigma;
+    model.noise_variance = prior.noise_variance;
+    model.sparse_prior_variance = k_final > 0 ? tau2 : 0.0;
+    model.support_threshold = k_final > 0 ? options.support_threshold : 0.0;
+  }
   if (report.enabled) {
     // Spent: the releases actually made (an early stop spends less than planned).
     report.rho = report.releases == 0 ? 0.0
@@ -285,6 +365,220 @@ Model fit(const TaskDataView<T>& data, const Options& options, const IterationCa
     report.epsilon = std::isfinite(report.rho) ? privacy::zcdp_to_epsilon(report.rho, report.delta) : INFINITY;
   }
   model.privacy = report;
+
+  if (validation && candidate_mse) {
+    // Each candidate (tau2 scale, support threshold) from the same state: one task-step pass,
+    // then the held-out rows. In the order scale-major, threshold-minor.
+    candidate_mse->clear();
+    const bool shrink_b = use_prior && k_final > 0;
+    const std::vector<double> scales = shrink_b ? options.sparse_prior_scale_candidates : std::vector<double>{options.sparse_prior_scale};
+    const std::vector<double> thresholds = shrink_b ? options.support_threshold_candidates : std::vector<double>{options.support_threshold};
+    for (double scale : scales)
+      for (double threshold : thresholds) {
+        Model candidate = model;
+        if (shrink_b) {
+          backend->import_task_parameters(model);
+          prior.support_threshold = threshold;
+          core::refresh_precisions(prior, scale * coefficient_scale);
+          backend->set_prior(&prior);
+          backend->task_step_all(k_final);
+          backend->export_task_parameters(candidate);
+          candidate.sparse_prior_variance = scale * coefficient_scale;
+          candidate.support_threshold = threshold;
+        }
+        candidate_mse->push_back(evaluate(candidate, *validation).mse);
+      }
+  }
+  return model;
+}
+
+// Each task's rows split into rows to fit and rows to validate on: a seeded shuffle per task, the
+// last round(fraction m_i) rows (at least 1) held out from tasks with 3 rows or more.
+template <typename T>
+std::pair<Dataset<T>, Dataset<T>> split_for_validation(const TaskDataView<T>& data, double fraction, std::uint64_t seed) {
+  Dataset<T> fit_part, held_out;
+  fit_part.d = held_out.d = data.d;
+  fit_part.task_offsets.assign(1, 0);
+  held_out.task_offsets.assign(1, 0);
+  std::vector<std::int64_t> order;
+  for (std::int64_t i = 0; i < data.t; ++i) {
+    const std::int64_t m = data.task_size(i), row0 = data.task_offsets[i];
+    order.resize(static_cast<std::size_t>(m));
+    for (std::int64_t j = 0; j < m; ++j) order[static_cast<std::size_t>(j)] = row0 + j;
+    core::NormalGenerator gen(seed * 0x9e3779b97f4a7c15ULL + static_cast<std::uint64_t>(i) + 1);
+    for (std::int64_t j = m; j > 1; --j) std::swap(order[static_cast<std::size_t>(j - 1)], order[gen.below(static_cast<std::uint64_t>(j))]);
+    const std::int64_t n_val = m >= 3 ? std::max<std::int64_t>(1, std::llround(fraction * static_cast<double>(m))) : 0;
+    for (std::int64_t j = 0; j < m; ++j) {
+      Dataset<T>& to = j < m - n_val ? fit_part : held_out;
+      const std::int64_t row = order[static_cast<std::size_t>(j)];
+      to.X.insert(to.X.end(), data.X + row * data.d, data.X + (row + 1) * data.d);
+      to.y.push_back(data.y[row]);
+    }
+    fit_part.task_offsets.push_back(fit_part.n());
+    held_out.task_offsets.push_back(held_out.n());
+  }
+  return {std::move(fit_part), std::move(held_out)};
+}
+
+// Options as a fit runs them: private training takes no prior.
+Options resolved(const Options& options, std::vector<std::string>* notes) {
+  Options o = options;
+  if (o.privacy.enabled && o.prior == Prior::automatic) {
+    o.prior = Prior::none;
+    if (notes)
+      notes->push_back("private training uses prior none: the empirical-Bayes prior's statistics (beta, Sigma, s2) "
+                       "would be releases the privacy accountant does not pay for");
+  }
+  return o;
+}
+
+}  // namespace
+
+std::vector<int> default_rank_candidates(std::int64_t d) {
+  std::vector<int> out;
+  for (int r : {0, 1, 2, 3, 5, 8, 12, 16, 24, 32})
+    if (r <= d) out.push_back(r);
+  return out;
+}
+std::vector<int> default_sparsity_candidates(std::int64_t d) {
+  std::vector<int> out;
+  for (int k : {0, 1, 2, 3, 5})
+    if (k <= d) out.push_back(k);
+  return out;
+}
+
+template <typename T>
+Model fit(const TaskDataView<T>& data, const Options& requested, const IterationCallback& callback) {
+  validate(data, true);
+  validate(requested, data.d);
+  std::vector<std::string> notes;
+  Options options = resolved(requested, &notes);
+  const bool choose_rank = !options.rank_candidates.empty();
+  const bool choose_sparsity = !options.sparsity_candidates.empty();
+  // The b prior's scale and support threshold are chosen together, on the same passes.
+  const bool scale_auto = options.prior == Prior::automatic && (options.sparse_prior_scale < 0 || options.support_threshold < 0);
+  const std::vector<int> ranks = choose_rank ? options.rank_candidates : std::vector<int>{options.rank};
+  const std::vector<int> sparsities = choose_sparsity ? options.sparsity_candidates : std::vector<int>{options.sparsity};
+  const bool any_b = *std::max_element(sparsities.begin(), sparsities.end()) > 0;
+  // The b prior's settings where nothing is chosen on validation rows, and in the fits on the fit
+  // rows that the candidates are then evaluated from (values validation chose most often in
+  // bench/noisy_synthetic and the MovieLens benchmark).
+  constexpr double kDefaultSparseScale = 0.1, kDefaultThreshold = 2.0;
+  const bool choose_scale = options.sparse_prior_scale < 0, choose_threshold = options.support_threshold < 0;
+  auto set_b_defaults = [&](Options& o) {
+    if (choose_scale) o.sparse_prior_scale = kDefaultSparseScale;
+    if (choose_threshold) o.support_threshold = kDefaultThreshold;
+  };
+
+  SelectionReport selection;
+  if (choose_rank || choose_sparsity || (scale_auto && any_b)) {
+    auto [fit_part, held_out] = split_for_validation(data, options.validation_fraction, options.seed);
+    selection.performed = true;
+    selection.rank_auto = choose_rank;
+    selection.sparsity_auto = choose_sparsity;
+    selection.sparse_prior_scale_auto = scale_auto && choose_scale;
+    selection.support_threshold_auto = scale_auto && choose_threshold;
+    selection.fit_rows = fit_part.n();
+    selection.validation_rows = held_out.n();
+    if (held_out.n() == 0) {
+      notes.push_back("no task has 3 or more rows: nothing to validate on; r = " + std::to_string(ranks.front()) +
+                      ", k = " + std::to_string(sparsities.front()) + " and the b prior's default scale are used");
+      selection.performed = false;
+      options.rank = ranks.front();
+      options.sparsity = sparsities.front();
+      if (scale_auto) set_b_defaults(options);
+    } else {
+      const TaskDataView<T> fit_view = fit_part.view(), held_view = held_out.view();
+      // One candidate (r, k): a fit on the fit rows, then each tau2 scale on the held-out rows.
+      auto try_candidate = [&](int r, int k) {
+        Options o = options;
+        o.rank = r;
+        o.sparsity = k;
+        o.rank_candidates.clear();
+        o.sparsity_candidates.clear();
+        if (scale_auto) {
+          set_b_defaults(o);
+          o.sparse_prior_scale_candidates = choose_scale ? options.sparse_prior_scale_candidates : std::vector<double>{options.sparse_prior_scale};
+          o.support_threshold_candidates = choose_threshold ? options.support_threshold_candidates : std::vector<double>{options.support_threshold};
+        }
+        std::vector<double> mse;
+        fit_fixed(fit_view, o, {}, &held_view, &mse);
+        const bool pairs = o.prior == Prior::automatic && k > 0;
+        const std::size_t n_thresholds = pairs ? o.support_threshold_candidates.size() : 1;
+        SelectionCandidate best;
+        best.validation_mse = INFINITY;
+        // The fit's own setting (the defaults) is the incumbent: another must beat it clearly. On
+        // ties (noiseless data: every candidate at rounding level) a tiny tau2 would be chosen,
+        // and a refit from scratch with it can stall with b shrunk to nothing.
+        std::size_t incumbent = 0;
+        for (std::size_t c = 0; c < mse.size() && pairs; ++c)
+          if (o.sparse_prior_scale_candidates[c / n_thresholds] == o.sparse_prior_scale &&
+              o.support_threshold_candidates[c % n_thresholds] == o.support_threshold)
+            incumbent = c;
+        for (std::size_t step = 0; step < mse.size(); ++step) {
+          const std::size_t c = step == 0 ? incumbent : (step <= incumbent ? step - 1 : step);
+          SelectionCandidate cand;
+          cand.rank = r;
+          cand.sparsity = k;
+          cand.sparse_prior_scale = pairs ? o.sparse_prior_scale_candidates[c / n_thresholds] : 0.0;
+          cand.support_threshold = pairs ? o.support_threshold_candidates[c % n_thresholds] : 0.0;
+          cand.validation_mse = mse[c];
+          selection.candidates.push_back(cand);
+          if (cand.validation_mse < best.validation_mse * (1.0 - 1e-6)) best = cand;
+        }
+        return best;
+      };
+      // Coordinate search: r first (with the smallest k candidate when k is chosen too), then k;
+      // along each, stop after two candidates in a row that do not improve on the best.
+      auto search = [&](const std::vector<int>& values, auto&& candidate_at) {
+        std::vector<int> sorted = values;
+        std::sort(sorted.begin(), sorted.end());
+        sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+        SelectionCandidate best;
+        best.validation_mse = INFINITY;
+        int worse = 0;
+        for (int v : sorted) {
+          const SelectionCandidate c = candidate_at(v);
+          if (c.validation_mse < best.validation_mse) {
+            best = c;
+            worse = 0;
+          } else if (++worse >= 2) {
+            break;
+          }
+        }
+        return best;
+      };
+      const int k_first = *std::min_element(sparsities.begin(), sparsities.end());
+      SelectionCandidate best = search(ranks, [&](int r) { return try_candidate(r, choose_sparsity ? k_first : sparsities.front()); });
+      if (choose_sparsity) {
+        const int r_best = best.rank;
+        const SelectionCandidate by_k = search(sparsities, [&](int k) {
+          // (r_best, k_first) was tried already.
+          if (k == k_first) return best;
+          return try_candidate(r_best, k);
+        });
+        if (by_k.validation_mse < best.validation_mse) best = by_k;
+      }
+      selection.chosen = best;
+      options.rank = best.rank;
+      options.sparsity = best.sparsity;
+      if (scale_auto) {
+        set_b_defaults(options);
+        if (best.sparsity > 0) {
+          options.sparse_prior_scale = best.sparse_prior_scale;
+          options.support_threshold = best.support_threshold;
+        }
+      }
+    }
+  } else if (scale_auto) {
+    set_b_defaults(options);  // k = 0: no b to shrink
+  }
+  options.rank_candidates.clear();
+  options.sparsity_candidates.clear();
+  validate(options, data.d);
+  Model model = fit_fixed(data, options, callback);
+  model.selection = selection;
+  model.notes = notes;
   return model;
 }
 template Model fit(const TaskDataView<float>&, const Options&, const IterationCallback&);
@@ -299,9 +593,20 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
   Options o = options;
   o.rank = static_cast<int>(model.r);
   o.sparsity = static_cast<int>(model.k);
+  o.rank_candidates.clear();
+  o.sparsity_candidates.clear();
   validate(o, data.d);
   std::unique_ptr<core::Backend> backend = make_backend(data, o);
   backend->set_U(model.U);
+  core::PriorState prior;
+  if (model.has_prior()) {  // the new tasks' posterior modes under the trained model's prior
+    prior.beta = model.beta;
+    prior.Sigma = model.Sigma;
+    prior.noise_variance = model.noise_variance;
+    prior.support_threshold = model.support_threshold;
+    core::refresh_precisions(prior, model.sparse_prior_variance);
+    backend->set_prior(&prior);
+  }
   backend->task_step_all(static_cast<int>(model.k));
   Model out;
   out.d = model.d;
@@ -311,6 +616,11 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
   out.U = model.U;
   out.options = model.options;
   out.feature_names = model.feature_names;
+  out.beta = model.beta;
+  out.Sigma = model.Sigma;
+  out.noise_variance = model.noise_variance;
+  out.sparse_prior_variance = model.sparse_prior_variance;
+  out.support_threshold = model.support_threshold;
   backend->export_task_parameters(out);
   return out;
 }

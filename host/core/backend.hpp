@@ -17,6 +17,30 @@ namespace lrsmeta::core {
 struct TaskStepTotals {
   double sse = 0.0;         // sum of squared residuals over all rows
   std::int64_t rows = 0;
+  // With a prior only: sum over every task of E[w_i w_i^T] = w_i w_i^T + V_i (r x r, row-major; a task
+  // with no rows adds Sigma), and of the tasks' effective numbers of parameters.
+  std::vector<double> w_second_moment;
+  double effective_params = 0.0;
+  double effective_params_b = 0.0;  // the part of it on the b's
+};
+
+// The empirical-Bayes prior (DESIGN.md section 6) handed to the task steps; the core estimates it.
+struct PriorState {
+  std::vector<double> beta;         // d: the population model
+  std::vector<double> Sigma;        // r x r, row-major: covariance of w_i
+  std::vector<double> w_precision;  // r x r, row-major: s2 Sigma^-1
+  double b_precision = 0.0;         // s2 / tau2
+  double noise_variance = 0.0;      // s2
+  double support_threshold = 0.0;   // b_q kept where b_q^2 > c Var(b_q | data) (0: always)
+  double beta_variance = 0.0;       // prior variance of beta's entries (0: no prior on beta)
+  double beta_precision = 0.0;      // s2 / beta_variance: added to beta's block of the U step
+};
+
+// Sums over all rows: X^T X (d x d, row-major, full), X^T y (d), y^T y, sum of y, and the row count.
+struct DataMoments {
+  std::vector<double> XtX, Xty;
+  double yty = 0.0, y_sum = 0.0;
+  std::int64_t rows = 0;
 };
 
 class Backend {
@@ -42,6 +66,18 @@ class Backend {
 
   // Copy every task's (w, b) into model.W, model.B_index, model.B_value (sized by the caller).
   virtual void export_task_parameters(Model& model) const = 0;
+  // The reverse: every task's (w, b) from model.W, model.B_index, model.B_value.
+  virtual void import_task_parameters(const Model& model) = 0;
+
+  // The prior of the following task steps (null: none, the paper's AMHT-LRS). With a prior the task
+  // steps also return V_i and update_U solves for [beta, U~] jointly, with E[w w^T] = w w^T + V_i in
+  // G: G = sum_i E[w'_i w'_i^T] kron X_i^T X_i, w'_i = (1, w_i), v = sum_i w'_i kron X_i^T (y_i - X_i b_i).
+  virtual void set_prior(const PriorState* prior) = 0;
+  // After update_U with a prior: beta (d), and R (r x r, row-major) of U~ = U R (U~'s Q R).
+  virtual std::vector<double> beta() const = 0;
+  virtual std::vector<double> last_R() const = 0;
+
+  virtual DataMoments data_moments() = 0;
 };
 
 template <typename T>

@@ -44,7 +44,18 @@ void CpuBackend<T>::set_U(const std::vector<double>& U) {
 
 template <typename T>
 core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
-  const TaskStepSettings settings = task_step_settings(options_, k_in_effect);
+  TaskStepSettings settings = task_step_settings(options_, k_in_effect);
+  TaskPrior task_prior;
+  if (has_prior_) {
+    task_prior.beta = prior_.beta.data();
+    task_prior.w_precision = prior_.w_precision.data();
+    task_prior.w_covariance = prior_.Sigma.data();
+    task_prior.b_precision = prior_.b_precision;
+    task_prior.noise_variance = prior_.noise_variance;
+    task_prior.support_threshold = prior_.support_threshold;
+    settings.prior = &task_prior;
+  }
+  const std::int64_t P = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
   // Per-task sums, added in task order afterwards: the reported loss does not depend on how the
   // dynamic schedule spread the (ragged) tasks over the threads.
   task_sse_.resize(static_cast<std::size_t>(t_));
@@ -52,18 +63,106 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
 #pragma omp parallel num_threads(threads_)
   {
     TaskWorkspace ws(m_max_, d_, r_, k_);
+    std::vector<double> V(static_cast<std::size_t>(r_) * r_);
+    TaskPosterior posterior{V.data(), 0.0, 0.0};
 #pragma omp for schedule(dynamic, 16)
     for (std::int64_t i = 0; i < t_; ++i) {
       const std::int64_t row0 = data_.task_offsets[i];
       const int m = static_cast<int>(data_.task_offsets[i + 1] - row0);
       task_sse_[static_cast<std::size_t>(i)] =
           task_step(data_.X + row0 * d_, data_.y + row0, m, d_, U_data_.data(), r_, W_.data() + i * r_,
-                    B_index_.data() + i * k_, B_value_.data() + i * k_, k_, settings, ws);
+                    B_index_.data() + i * k_, B_value_.data() + i * k_, k_, settings, ws,
+                    has_prior_ ? &posterior : nullptr);
+      if (has_prior_) {
+        double* Vi = V_.data() + i * P;
+        for (int p = 0, pq = 0; p < r_; ++p)
+          for (int q = p; q < r_; ++q) Vi[pq++] = V[static_cast<std::size_t>(p) * r_ + q];
+        task_effective_params_[static_cast<std::size_t>(2 * i)] = posterior.effective_params;
+        task_effective_params_[static_cast<std::size_t>(2 * i + 1)] = posterior.effective_params_b;
+      }
     }
   }
-  double sse = 0.0;
-  for (double e : task_sse_) sse += e;
-  return {sse, data_.n};
+  core::TaskStepTotals totals;
+  for (double e : task_sse_) totals.sse += e;
+  totals.rows = data_.n;
+  if (has_prior_) {
+    totals.w_second_moment.assign(static_cast<std::size_t>(r_) * r_, 0.0);
+    double* S = totals.w_second_moment.data();
+    for (std::int64_t i = 0; i < t_; ++i) {
+      const double* w = W_.data() + i * r_;
+      const double* Vi = V_.data() + i * P;
+      for (int p = 0, pq = 0; p < r_; ++p)
+        for (int q = p; q < r_; ++q, ++pq) S[p * r_ + q] += w[p] * w[q] + Vi[pq];
+      totals.effective_params += task_effective_params_[static_cast<std::size_t>(2 * i)];
+      totals.effective_params_b += task_effective_params_[static_cast<std::size_t>(2 * i + 1)];
+    }
+    for (int p = 0; p < r_; ++p)
+      for (int q = 0; q < p; ++q) S[p * r_ + q] = S[q * r_ + p];
+  }
+  return totals;
+}
+
+template <typename T>
+void CpuBackend<T>::set_prior(const core::PriorState* prior) {
+  has_prior_ = prior != nullptr;
+  if (!prior) return;
+  if (prior->beta.size() != static_cast<std::size_t>(d_) || prior->Sigma.size() != static_cast<std::size_t>(r_) * r_ ||
+      prior->w_precision.size() != static_cast<std::size_t>(r_) * r_)
+    throw Error("CPU backend: the prior has the wrong size");
+  prior_ = *prior;
+  const std::size_t P = static_cast<std::size_t>(r_) * (r_ + 1) / 2;
+  V_.resize(static_cast<std::size_t>(t_) * P, 0.0);
+  task_effective_params_.resize(static_cast<std::size_t>(2 * t_), 0.0);
+  if (beta_.empty()) beta_ = prior_.beta;
+}
+
+template <typename T>
+core::DataMoments CpuBackend<T>::data_moments() {
+  const std::int64_t d = d_;
+  constexpr std::int64_t kRows = 256;
+  const int n_threads = threads_;
+  struct Partial {
+    std::vector<double> XtX, Xty;
+    double yty = 0, y_sum = 0;
+  };
+  std::vector<Partial> parts(static_cast<std::size_t>(n_threads));
+  const std::int64_t n_blocks = (data_.n + kRows - 1) / kRows;
+  BlasThreads single_threaded_blas(1);
+#pragma omp parallel num_threads(n_threads)
+  {
+    Partial& part = parts[static_cast<std::size_t>(omp_get_thread_num())];
+    part.XtX.assign(static_cast<std::size_t>(d * d), 0.0);
+    part.Xty.assign(static_cast<std::size_t>(d), 0.0);
+    std::vector<double> rows(static_cast<std::size_t>(kRows * d));
+#pragma omp for schedule(static)
+    for (std::int64_t block = 0; block < n_blocks; ++block) {
+      const std::int64_t start = block * kRows, count = std::min(kRows, data_.n - start);
+      for (std::int64_t j = 0; j < count; ++j) {
+        const double y = static_cast<double>(data_.y[start + j]);
+        part.yty += y * y;
+        part.y_sum += y;
+        for (std::int64_t a = 0; a < d; ++a) {
+          const double x = static_cast<double>(data_.X[(start + j) * d + a]);
+          rows[static_cast<std::size_t>(j * d + a)] = x;
+          part.Xty[static_cast<std::size_t>(a)] += x * y;
+        }
+      }
+      syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, part.XtX.data(), d_);
+    }
+  }
+  core::DataMoments out;
+  out.XtX.assign(static_cast<std::size_t>(d * d), 0.0);
+  out.Xty.assign(static_cast<std::size_t>(d), 0.0);
+  for (const Partial& part : parts) {
+    for (std::size_t e = 0; e < out.XtX.size(); ++e) out.XtX[e] += part.XtX[e];
+    for (std::size_t e = 0; e < out.Xty.size(); ++e) out.Xty[e] += part.Xty[e];
+    out.yty += part.yty;
+    out.y_sum += part.y_sum;
+  }
+  for (std::int64_t a = 0; a < d; ++a)  // syrk filled the upper triangle of the row-major matrix
+    for (std::int64_t b = a + 1; b < d; ++b) out.XtX[static_cast<std::size_t>(b * d + a)] = out.XtX[static_cast<std::size_t>(a * d + b)];
+  out.rows = data_.n;
+  return out;
 }
 
 namespace {
@@ -105,8 +204,12 @@ void add_packed_gram(const S* __restrict rows, std::int64_t m, std::int64_t d, S
 template <typename T>
 void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v,
                                                 const PrivacyOptions* bounds) {
-  const std::int64_t d = d_, r = r_, dr = d * r;
+  // With a prior, w'_i = (1, w_i) and the unknowns are [beta, U]: one more block, beta's first.
+  const bool augmented = has_prior_;
+  if (augmented && bounds) throw Error("CPU backend: the private U step takes no prior");
+  const std::int64_t d = d_, r = r_ + (augmented ? 1 : 0), dr = d * r;
   const std::int64_t P = r * (r + 1) / 2, Q = d * (d + 1) / 2;
+  const std::int64_t P_own = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
   const std::int64_t n_chunks = (t_ + kTasksPerChunk - 1) / kTasksPerChunk;
   const int n_threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads_, n_chunks)));
   // Per thread: M (P x Q) += Wp^T Sp over its chunks, where row i of Wp holds w_i w_i^T (packed) and
@@ -138,7 +241,7 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
         const T* rows = data_.X + row0 * d;
         std::int64_t m = row1 - row0;
         double* w = w_used.data();
-        const double* w_own = W_.data() + i * r;
+        const double* w_own = W_.data() + i * r_;
         double w_scale = 1.0;
         if (bounds) {
           m = std::min<std::int64_t>(m, bounds->max_samples);
@@ -158,10 +261,19 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
           const double wn = std::sqrt(wn2);
           w_scale = wn > bounds->clip_w ? bounds->clip_w / wn : 1.0;
         }
-        for (std::int64_t p = 0; p < r; ++p) w[p] = w_own[p] * w_scale;
         T* wp = sc.Wp.data() + l * P;
-        for (std::int64_t p = 0, pq = 0; p < r; ++p)
-          for (std::int64_t qq = p; qq < r; ++qq) wp[pq++] = static_cast<T>(w[p] * w[qq]);
+        if (augmented) {
+          // E[w' w'^T] = w' w'^T + blockdiag(0, V_i).
+          w[0] = 1.0;
+          for (std::int64_t p = 0; p < r_; ++p) w[p + 1] = w_own[p];
+          const double* Vi = V_.data() + i * P_own;
+          for (std::int64_t p = 0, pq = 0, pv = 0; p < r; ++p)
+            for (std::int64_t qq = p; qq < r; ++qq, ++pq) wp[pq] = static_cast<T>(w[p] * w[qq] + (p > 0 ? Vi[pv++] : 0.0));
+        } else {
+          for (std::int64_t p = 0; p < r; ++p) w[p] = w_own[p] * w_scale;
+          for (std::int64_t p = 0, pq = 0; p < r; ++p)
+            for (std::int64_t qq = p; qq < r; ++qq) wp[pq++] = static_cast<T>(w[p] * w[qq]);
+        }
         T* sp = sc.Sp.data() + l * Q;
         std::fill(sp, sp + Q, T(0));
         add_packed_gram(rows, m, d, sp);
@@ -223,7 +335,7 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
 template <typename T>
 std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G, std::vector<double> v,
                                                           double extra_ridge) const {
-  const int n = d_ * r_;
+  const int n = static_cast<int>(v.size());
   // Scale of G for the jitter: its largest diagonal magnitude (a noisy G, under privacy, can have
   // negative diagonal entries).
   double scale = 0;
@@ -248,7 +360,7 @@ std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G
 
 template <typename T>
 double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
-  if (r_ == 0) return 0.0;
+  if (r_ == 0 && !has_prior_) return 0.0;
   std::vector<double> G, v;
   accumulate_normal_equations(G, v, release ? &release->bounds : nullptr);
   double extra_ridge = 0.0;
@@ -258,11 +370,31 @@ double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
     core::add_noise(v.data(), n, release->sigma_v, *release->noise);
     extra_ridge = release->ridge;
   }
-  std::vector<double> U_tilde = solve_normal_equations(G, std::move(v), extra_ridge);  // d x r column-major
-  qr_q_factor(d_, r_, U_tilde.data());
+  if (has_prior_ && prior_.beta_precision > 0)  // beta's prior: its block comes first
+    for (int a = 0; a < d_; ++a) G[static_cast<std::size_t>(a) * v.size() + a] += prior_.beta_precision;
+  std::vector<double> solution = solve_normal_equations(G, std::move(v), extra_ridge);  // column-major
+  std::vector<double> U_tilde;
+  if (has_prior_) {
+    beta_.assign(solution.begin(), solution.begin() + d_);
+    U_tilde.assign(solution.begin() + d_, solution.end());
+  } else {
+    U_tilde = std::move(solution);
+  }
+  if (r_ == 0) return 0.0;
+  std::vector<double> Q = U_tilde;
+  qr_q_factor(d_, r_, Q.data());
+  if (has_prior_) {  // R = Q^T U~ (upper triangular up to rounding), row-major
+    last_R_.assign(static_cast<std::size_t>(r_) * r_, 0.0);
+    for (int p = 0; p < r_; ++p)
+      for (int q = 0; q < r_; ++q) {
+        double s = 0.0;
+        for (int a = 0; a < d_; ++a) s += Q[static_cast<std::size_t>(p) * d_ + a] * U_tilde[static_cast<std::size_t>(q) * d_ + a];
+        last_R_[static_cast<std::size_t>(p) * r_ + q] = s;
+      }
+  }
   std::vector<double> U_new(U_.size());
   for (int a = 0; a < d_; ++a)
-    for (int p = 0; p < r_; ++p) U_new[static_cast<std::size_t>(a) * r_ + p] = U_tilde[static_cast<std::size_t>(p) * d_ + a];
+    for (int p = 0; p < r_; ++p) U_new[static_cast<std::size_t>(a) * r_ + p] = Q[static_cast<std::size_t>(p) * d_ + a];
   // ||(I - U U^T) U_new||_F: how far the subspace moved.
   const double change = subspace_distance(U_, U_new, d_, r_);
   set_U(U_new);
@@ -335,6 +467,15 @@ void CpuBackend<T>::export_task_parameters(Model& model) const {
   model.W = W_;
   model.B_index = B_index_;
   model.B_value = B_value_;
+}
+
+template <typename T>
+void CpuBackend<T>::import_task_parameters(const Model& model) {
+  if (model.W.size() != W_.size() || model.B_index.size() != B_index_.size() || model.B_value.size() != B_value_.size())
+    throw Error("CPU backend: the task parameters have the wrong size");
+  W_ = model.W;
+  B_index_ = model.B_index;
+  B_value_ = model.B_value;
 }
 
 template class CpuBackend<float>;

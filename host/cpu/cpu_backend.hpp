@@ -25,15 +25,23 @@ class CpuBackend final : public core::Backend {
   double update_U(const core::PrivateRelease* release = nullptr) override;
   std::vector<double> spectral_moment(const core::PrivateRelease* release = nullptr) override;
   void export_task_parameters(Model& model) const override;
+  void import_task_parameters(const Model& model) override;
+  void set_prior(const core::PriorState* prior) override;
+  std::vector<double> beta() const override { return beta_; }
+  std::vector<double> last_R() const override { return last_R_; }
+  core::DataMoments data_moments() override;
 
   // The pieces of update_U, public for the tests and benchmarks.
   // G = sum_i (w_i w_i^T) kron (X_i^T X_i) (dr x dr, column-major, full) and
   // v = sum_i w_i kron X_i^T (y_i - X_i b_i) (dr), with vec(U)[a + d p] = U[a, p]. With `bounds`,
   // each task's contribution is bounded first (its first max_samples rows, each scaled to norm <=
-  // clip_x; residuals clipped to clip_y; w_i scaled to norm <= clip_w).
+  // clip_x; residuals clipped to clip_y; w_i scaled to norm <= clip_w). With a prior (set_prior),
+  // the system is the joint one for [beta, U] (d(r+1) unknowns, beta's block first) with
+  // E[w w^T] = w w^T + V_i.
   void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v,
                                    const PrivacyOptions* bounds = nullptr);
-  // Solve (G + (lambda + extra_ridge) I) x = v by Cholesky; returns U~ as d x r column-major.
+  // Solve (G + (lambda + extra_ridge) I) x = v by Cholesky; returns U~ as d x r column-major
+  // (with a prior: [beta, U~], d x (r + 1)).
   std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v,
                                              double extra_ridge = 0.0) const;
 
@@ -55,6 +63,11 @@ class CpuBackend final : public core::Backend {
   std::vector<double> W_, B_value_;
   std::vector<std::int32_t> B_index_;
   std::vector<double> task_sse_;
+  // The prior (set_prior) and what it adds: each task's V_i (packed upper triangle, r(r+1)/2) and
+  // effective numbers of parameters (all, and b's part), beta, and the R of the last U~ = Q R.
+  bool has_prior_ = false;
+  core::PriorState prior_;
+  std::vector<double> V_, task_effective_params_, beta_, last_R_;
   // Per-thread buffers of accumulate_normal_equations, kept between iterations (allocating a few
   // MiB per call costs page faults on every iteration).
   struct GramScratch {

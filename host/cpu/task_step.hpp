@@ -14,12 +14,35 @@
 
 namespace lrsmeta::cpu {
 
+// The empirical-Bayes prior of DESIGN.md section 6 as one task step sees it (all fixed during the
+// step): theta_i = beta + U w_i + b_i, w_i ~ N(0, Sigma), each non-zero of b_i ~ N(0, tau2), noise
+// variance s2. The task's system becomes (A^T A + s2 P) x = A^T (y - X beta), A = [X U, X_S],
+// P = blockdiag(Sigma^-1, I / tau2).
+struct TaskPrior {
+  const double* beta = nullptr;          // d: the population model
+  const double* w_precision = nullptr;   // r x r, row-major: s2 Sigma^-1
+  const double* w_covariance = nullptr;  // r x r, row-major: Sigma (the posterior of a task with no rows)
+  double b_precision = 0.0;              // s2 / tau2, on each entry of b_S
+  double noise_variance = 0.0;           // s2
+  // A non-zero of b is kept only where its posterior mean exceeds this many posterior variances
+  // (b_q^2 > c Var(b_q)): the support of a task too small to identify it is pruned (0: never).
+  double support_threshold = 0.0;
+};
+
+// What the task step returns of the posterior, for the prior's hyperparameters and the U step.
+struct TaskPosterior {
+  double* V = nullptr;           // r x r, row-major: posterior covariance of w_i, s2 [(A^T A + s2 P)^-1]_ww
+  double effective_params = 0;   // tr((A^T A + s2 P)^-1 A^T A): the fit's degrees of freedom
+  double effective_params_b = 0; // the part of that trace on b's block
+};
+
 struct TaskStepSettings {
   Variant variant = Variant::pursuit;
   int k = 0;               // sparsity in effect (0 during warm start)
   int inner_iterations = 3;
   double task_ridge = 1e-10;
   double step_size = 0.5;  // iht/htp: eta = step_size / m
+  const TaskPrior* prior = nullptr;  // null: the paper's task step (no prior)
 };
 
 // eta * m_i: the user's value, or the variant's default (iht 0.5: the paper's step, which at
@@ -59,8 +82,12 @@ struct TaskWorkspace {
   std::vector<double> A;       // one gathered row of X_S
   std::vector<double> gram, gram_sub, chol, rhs, rhs_saved;
   std::vector<double> resid, corr, dense;
+  std::vector<double> target;   // y - X beta under a prior
+  std::vector<double> inverse;  // (A^T A + s2 P)^-1 for the posterior
   std::vector<int> support, candidates, picked, previous;
   std::vector<double> support_values, candidate_values;
+  int last_n = 0;               // size of the last system solved, and whether it was factored
+  bool last_factored = false;
 
   TaskWorkspace(int m_max_, int d_, int r_, int k_)
       : m_max(m_max_), d(d_), r(r_), k(k_), cols(max_joint_columns(r_, k_, d_)) {
@@ -75,6 +102,8 @@ struct TaskWorkspace {
     rhs.resize(cols + 1);
     rhs_saved.resize(cols + 1);
     resid.resize(m);
+    target.resize(m);
+    inverse.resize(gram.size());
     corr.resize(static_cast<std::size_t>(d));
     dense.resize(static_cast<std::size_t>(d));
     support.resize(cols + 1);
@@ -95,9 +124,20 @@ inline void solve_system(const double* G, double* x, int n, double ridge, TaskWo
 // length m would spend their time in horizontal reductions). Its Z block, Z^T Z, is computed once
 // per task step (ws.ZtZ) and reused. Only the lower triangle is formed: that is what the Cholesky
 // reads.
+// Add the prior's precision s2 P to the lower triangle of the Gram of [Z, X_S] (n = r + n_S). P is
+// block diagonal with a diagonal b block, so the Gram of a subset of the columns (as
+// subsystem_least_squares extracts) carries exactly that subset's prior.
+inline void add_prior(double* G, int r, int n_S, const TaskPrior& prior) {
+  const int n = r + n_S;
+  for (int p = 0; p < r; ++p)
+    for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] += prior.w_precision[p * r + p2];
+  for (int q = 0; q < n_S; ++q) G[(r + q) * n + r + q] += prior.b_precision;
+}
+
 template <typename T>
 inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, const double* target,
-                                const int* S, int n_S, double ridge, double* w, double* b_S) {
+                                const int* S, int n_S, double ridge, double* w, double* b_S,
+                                const TaskPrior* prior = nullptr) {
   const int r = ws.r, n = r + n_S;
   if (n == 0) return;
   double* __restrict G = ws.gram.data();
@@ -124,6 +164,7 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
       for (int q2 = 0; q2 <= q; ++q2) g[r + q2] += xq * xs[q2];
     }
   }
+  if (prior) add_prior(G, r, n_S, *prior);
   std::copy(x, x + n, ws.rhs_saved.data());  // kept with G for subsystem_least_squares
   solve_system(G, x, n, ridge, ws, w, b_S);
 }
@@ -131,7 +172,9 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
 // Solve the ridged system G x = rhs (G: n x n, lower triangle) and split x into (w, b_S).
 inline void solve_system(const double* G, double* x, int n, double ridge, TaskWorkspace& ws, double* w, double* b_S) {
   const int r = ws.r;
-  if (detail::ridge_cholesky(G, n, ridge, ws.chol.data())) {
+  ws.last_n = n;
+  ws.last_factored = detail::ridge_cholesky(G, n, ridge, ws.chol.data());
+  if (ws.last_factored) {
     detail::cholesky_solve(ws.chol.data(), n, x);
   } else {
     std::fill(x, x + n, 0.0);  // every column is zero: nothing to fit
@@ -173,8 +216,8 @@ inline bool same_set(const int* a, int na, const int* b, int nb) {
 }
 
 // resid = y - Z w - X_S b_S.
-template <typename T>
-inline void residual(const T* X, const T* y, int m, int d, const TaskWorkspace& ws, const double* w,
+template <typename T, typename Y>
+inline void residual(const T* X, const Y* y, int m, int d, const TaskWorkspace& ws, const double* w,
                      const int* S, const double* b_S, int n_S, double* __restrict resid) {
   const int r = ws.r;
   for (int j = 0; j < m; ++j) {
@@ -204,18 +247,71 @@ inline void correlation(const T* X, int m, int d, const double* resid, double* _
 // Updates (w, b) of one task in place and returns its sum of squared residuals.
 // X: m x d row-major; U_data: U (d x r, row-major) in the data's precision T; w: r; b_index/b_value: k_slots slots (index -1 =
 // unused). settings.k <= k_slots is the sparsity in effect.
-template <typename T>
-double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, double* w,
-                 std::int32_t* b_index, double* b_value, int k_slots, const TaskStepSettings& settings,
-                 TaskWorkspace& ws) {
-  using namespace task_detail;
-  const int k = settings.k;
-  if (m == 0) {
-    std::fill(w, w + r, 0.0);
-    std::fill(b_index, b_index + k_slots, -1);
-    std::fill(b_value, b_value + k_slots, 0.0);
-    return 0.0;
+namespace task_detail {
+
+// The posterior of the last system solved: V = s2 [K^-1]_ww and tr(K^-1 A^T A) = n - tr(K^-1 s2 P),
+// with K = A^T A + s2 P factored in ws.chol (the relative task ridge on top is ignored here).
+inline void posterior_from_last_solve(TaskWorkspace& ws, const TaskPrior& prior, TaskPosterior& out) {
+  const int r = ws.r, n = ws.last_n;
+  if (!ws.last_factored || n == 0) {  // nothing was fitted: the posterior is the prior
+    if (out.V) std::copy(prior.w_covariance, prior.w_covariance + r * r, out.V);
+    out.effective_params = out.effective_params_b = 0.0;
+    return;
   }
+  double* M = ws.inverse.data();  // column c of K^-1 in row c (K^-1 is symmetric)
+  for (int c = 0; c < n; ++c) {
+    double* e = M + c * n;
+    std::fill(e, e + n, 0.0);
+    e[c] = 1.0;
+    detail::cholesky_solve(ws.chol.data(), n, e);
+  }
+  double trace_prior_w = 0.0, trace_prior_b = 0.0;
+  for (int p = 0; p < r; ++p)
+    for (int p2 = 0; p2 < r; ++p2) trace_prior_w += M[p * n + p2] * prior.w_precision[p2 * r + p];
+  for (int q = r; q < n; ++q) trace_prior_b += M[q * n + q] * prior.b_precision;
+  out.effective_params_b = static_cast<double>(n - r) - trace_prior_b;
+  out.effective_params = static_cast<double>(r) - trace_prior_w + out.effective_params_b;
+  if (out.V)
+    for (int p = 0; p < r; ++p)
+      for (int p2 = 0; p2 < r; ++p2) out.V[p * r + p2] = prior.noise_variance * M[p * n + p2];
+}
+
+// Drop the non-zeros of b whose posterior mean is within sqrt(c) posterior standard deviations of 0
+// (b_q^2 <= c s2 [K^-1]_qq, K the last system, factored in ws.chol), then refit (w, b) on what is
+// left from the last joint system's Gram: nothing is recomputed from X.
+inline void prune_support(TaskWorkspace& ws, const TaskPrior& prior, int n_joint, int* S, double* bS, int& n_S,
+                          double ridge, double* w) {
+  if (!ws.last_factored) return;
+  const int r = ws.r, n = r + n_S;
+  double* e = ws.inverse.data();
+  int* kept = ws.previous.data();
+  int n_kept = 0;
+  for (int q = 0; q < n_S; ++q) {
+    std::fill(e, e + n, 0.0);
+    e[r + q] = 1.0;
+    detail::cholesky_solve(ws.chol.data(), n, e);
+    const double variance = prior.noise_variance * e[r + q];
+    if (bS[q] * bS[q] > prior.support_threshold * variance) kept[n_kept++] = q;
+  }
+  if (n_kept == n_S) return;
+  int* P = ws.picked.data();
+  for (int q = 0; q < n_kept; ++q) {
+    P[q] = P[kept[q]];
+    S[q] = S[kept[q]];
+  }
+  n_S = n_kept;
+  subsystem_least_squares(ws, n_joint, P, n_S, ridge, w, bS);
+}
+
+// The task step proper; y is the data's targets (no prior) or y - X beta in double (prior).
+template <typename T, typename Y>
+double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r, double* w,
+                    std::int32_t* b_index, double* b_value, int k_slots, const TaskStepSettings& settings,
+                    TaskWorkspace& ws) {
+  const int k = settings.k;
+  const TaskPrior* prior = settings.prior;
+  ws.last_n = 0;
+  ws.last_factored = false;
   // Z = X U (m x r, row-major) by one small GEMM: the only full pass over X besides X^T resid.
   // In the data's precision (U_data is U in that precision), then widened to double.
   if (r > 0) {
@@ -251,6 +347,7 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
 
   double* resid = ws.resid.data();
   double* corr = ws.corr.data();
+  int n_joint = 0;  // htp, pursuit: columns of the last joint system; S[q] is its column ws.picked[q]
   const double eta = settings.step_size / m;
   const double ridge = settings.task_ridge;
 
@@ -267,7 +364,7 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
   if (k == 0 || settings.variant == Variant::iht) {
     // w-only start; for iht the w fit stays w-only throughout.
     y_minus_sparse(resid);
-    joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS);
+    joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS, prior);
   }
 
   if (k > 0) {
@@ -275,7 +372,7 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
       if (settings.variant == Variant::iht) {
         if (it > 0) {
           y_minus_sparse(resid);
-          joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS);
+          joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS, prior);
         }
         residual(X, y, m, d, ws, w, S, bS, n_S, resid);
         correlation(X, m, d, resid, corr);
@@ -289,7 +386,7 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
       // htp and pursuit refit (w, b_S) jointly; on the first pass, refit the incoming support.
       if (it == 0) {
         for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);
-        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS);
+        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS, prior);
       }
       residual(X, y, m, d, ws, w, S, bS, n_S, resid);
       correlation(X, m, d, resid, corr);
@@ -303,27 +400,31 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
         for (int q = 0; q < n_S; ++q) u[S[q]] += bS[q];
         n_S = detail::top_k_abs(u, d, k, static_cast<const int*>(nullptr), 0, S);
         std::sort(S, S + n_S);  // a canonical column order: the same support gives the same fit, bit for bit
-        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS);
+        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS, prior);
+        for (int q = 0; q < n_S; ++q) ws.picked[static_cast<std::size_t>(q)] = q;
+        n_joint = n_S;
       } else {  // pursuit
         int* C = ws.candidates.data();
         std::copy(S, S + n_S, C);
         const int cap = pursuit_candidate_cap(n_S, k, m, r, d);
         const int n_C = n_S + detail::top_k_abs(corr, d, cap - n_S, S, n_S, C + n_S);
         double* bC = ws.candidate_values.data();
-        joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC);
+        joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC, prior);
         int* P = ws.picked.data();
         n_S = detail::top_k_abs(bC, n_C, k, static_cast<const int*>(nullptr), 0, P);
         std::sort(P, P + n_S, [C](int a, int b) { return C[a] < C[b]; });  // canonical order, as for htp
         for (int q = 0; q < n_S; ++q) S[q] = C[P[q]];
         subsystem_least_squares(ws, n_C, P, n_S, ridge, w, bS);
+        n_joint = n_C;
       }
       // The same support again means the same fit again: every later iteration would repeat this
       // one exactly, so stop (iht, whose values move by gradient steps, has no such fixed point).
       if (same_set(S, n_S, previous, n_previous)) break;
     }
+    if (prior && prior->support_threshold > 0 && n_joint > 0 && n_S > 0) prune_support(ws, *prior, n_joint, S, bS, n_S, ridge, w);
     if (settings.variant == Variant::iht) {  // w optimal for the final support
       y_minus_sparse(resid);
-      joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS);
+      joint_least_squares(X, m, d, ws, resid, S, 0, ridge, w, bS, prior);
     }
   }
 
@@ -336,6 +437,42 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     b_index[s] = s < n_S ? static_cast<std::int32_t>(S[s]) : -1;
     b_value[s] = s < n_S ? bS[s] : 0.0;
   }
+  return sse;
+}
+
+}  // namespace task_detail
+
+// Updates (w, b) of one task in place and returns its sum of squared residuals.
+// X: m x d row-major; U_data: U (d x r, row-major) in the data's precision T; w: r; b_index/b_value: k_slots slots (index -1 =
+// unused). settings.k <= k_slots is the sparsity in effect. With settings.prior, the step solves the
+// posterior mode of the empirical-Bayes model and, where `posterior` is given, returns V_i and the
+// effective number of parameters; without it, the paper's step, unchanged.
+template <typename T>
+double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, double* w,
+                 std::int32_t* b_index, double* b_value, int k_slots, const TaskStepSettings& settings,
+                 TaskWorkspace& ws, TaskPosterior* posterior = nullptr) {
+  if (m == 0) {
+    std::fill(w, w + r, 0.0);
+    std::fill(b_index, b_index + k_slots, -1);
+    std::fill(b_value, b_value + k_slots, 0.0);
+    if (settings.prior && posterior) {
+      ws.last_n = 0;
+      task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
+    }
+    return 0.0;
+  }
+  if (!settings.prior) return task_detail::task_step_on(X, y, m, d, U_data, r, w, b_index, b_value, k_slots, settings, ws);
+  double* target = ws.target.data();
+  const double* beta = settings.prior->beta;
+  for (int j = 0; j < m; ++j) {
+    const T* row = X + static_cast<std::int64_t>(j) * d;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int a = 0; a < d; ++a) s += static_cast<double>(row[a]) * beta[a];
+    target[j] = static_cast<double>(y[j]) - s;
+  }
+  const double sse = task_detail::task_step_on(X, target, m, d, U_data, r, w, b_index, b_value, k_slots, settings, ws);
+  if (posterior) task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
   return sse;
 }
 

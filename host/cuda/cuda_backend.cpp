@@ -146,7 +146,10 @@ class CudaBackend final : public core::Backend {
     LRSMETA_CUDA_CHECK(cudaGetLastError());
     double sse = 0.0;  // every entry is >= 0: the sum is the absolute sum
     if (t_ > 0) LRSMETA_CUBLAS_CHECK(cublasDasum(cublas_.get(), static_cast<int>(t_), task_sse_.data(), 1, &sse));
-    return {sse, n_};
+    core::TaskStepTotals totals;
+    totals.sse = sse;
+    totals.rows = n_;
+    return totals;
   }
 
   double update_U(const core::PrivateRelease* release) override {
@@ -236,6 +239,26 @@ class CudaBackend final : public core::Backend {
         host[static_cast<std::size_t>(b) + static_cast<std::size_t>(d_) * a] = value;
       }
     return host;
+  }
+
+  void import_task_parameters(const Model& model) override {
+    if (model.W.size() != W_.size() || model.B_index.size() != B_index_.size() || model.B_value.size() != B_value_.size())
+      throw Error("CUDA backend: the task parameters have the wrong size");
+    copy_to_device(W_, model.W.data(), model.W.size(), stream_.get());
+    copy_to_device(B_index_, model.B_index.data(), model.B_index.size(), stream_.get());
+    copy_to_device(B_value_, model.B_value.data(), model.B_value.size(), stream_.get());
+    stream_.synchronize();
+  }
+
+  // The empirical-Bayes prior is not in the device kernels yet: fit() never asks for it here
+  // (make_backend refuses the combination with a message naming the way out).
+  void set_prior(const core::PriorState* prior) override {
+    if (prior) throw Error("the CUDA backend does not implement the empirical-Bayes prior yet (use --prior none or --device cpu)");
+  }
+  std::vector<double> beta() const override { return {}; }
+  std::vector<double> last_R() const override { return {}; }
+  core::DataMoments data_moments() override {
+    throw Error("the CUDA backend does not implement the empirical-Bayes prior yet (use --prior none or --device cpu)");
   }
 
   void export_task_parameters(Model& model) const override {

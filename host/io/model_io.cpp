@@ -14,7 +14,9 @@ using nlohmann::json;
 namespace lrsmeta {
 
 namespace {
-constexpr int kModelFormatVersion = 1;
+// 2: the empirical-Bayes prior (beta.npy, Sigma.npy, "prior" and "selection" in model.json). A
+// reader of version 1 would predict without beta, so it must refuse these models.
+constexpr int kModelFormatVersion = 2;
 
 json options_json(const Options& o) {
   return json{{"rank", o.rank},
@@ -31,6 +33,10 @@ json options_json(const Options& o) {
               {"threads", o.threads},
               {"tolerance", o.tolerance},
               {"device", to_string(o.device)},
+              {"prior", to_string(o.prior)},
+              {"sparse_prior_scale", o.sparse_prior_scale},
+              {"support_threshold", o.support_threshold},
+              {"validation_fraction", o.validation_fraction},
               {"privacy",
                {{"enabled", o.privacy.enabled},
                 {"epsilon", o.privacy.epsilon},
@@ -59,6 +65,11 @@ Options options_from_json(const json& j) {
   o.threads = j.value("threads", o.threads);
   o.tolerance = j.value("tolerance", o.tolerance);
   o.device = parse_device(j.value("device", std::string(to_string(o.device))));
+  // Models written before the prior existed were fitted without one.
+  o.prior = parse_prior(j.value("prior", std::string("none")));
+  o.sparse_prior_scale = j.value("sparse_prior_scale", o.sparse_prior_scale);
+  o.support_threshold = j.value("support_threshold", o.support_threshold);
+  o.validation_fraction = j.value("validation_fraction", o.validation_fraction);
   if (j.contains("privacy")) {
     const json& p = j.at("privacy");
     o.privacy.enabled = p.value("enabled", false);
@@ -104,7 +115,8 @@ std::string model_json(const Model& m) {
                        {"elapsed_seconds", h.elapsed_seconds},
                        {"task_step_seconds", h.task_step_seconds},
                        {"u_step_seconds", h.u_step_seconds},
-                       {"sparsity_in_effect", h.sparsity_in_effect}});
+                       {"sparsity_in_effect", h.sparsity_in_effect},
+                       {"noise_variance", h.noise_variance}});
   json j{{"format", "lrsmeta-model"},
          {"format_version", kModelFormatVersion},
          {"lrsmeta_version", version()},
@@ -116,6 +128,37 @@ std::string model_json(const Model& m) {
          {"history", history},
          {"files", {{"U", "U.npy"}, {"W", "W.npy"}, {"B_index", "B_index.npy"}, {"B_value", "B_value.npy"}}}};
   j["privacy"] = privacy_json(m.privacy);
+  if (m.has_prior()) {
+    j["files"]["beta"] = "beta.npy";
+    j["files"]["Sigma"] = "Sigma.npy";
+    j["prior"] = {{"model", "auto"},
+                  {"noise_variance", m.noise_variance},
+                  {"sparse_prior_variance", m.sparse_prior_variance},
+                  {"support_threshold", m.support_threshold},
+                  {"Sigma", m.Sigma}};
+  } else {
+    j["prior"] = {{"model", "none"}};
+  }
+  auto candidate_json = [](const SelectionCandidate& c) {
+    return json{{"rank", c.rank}, {"sparsity", c.sparsity}, {"sparse_prior_scale", c.sparse_prior_scale},
+                {"support_threshold", c.support_threshold},
+                {"validation_mse", finite_or_null(c.validation_mse)}};
+  };
+  json selection{{"performed", m.selection.performed}};
+  if (m.selection.performed) {
+    json tried = json::array();
+    for (const SelectionCandidate& c : m.selection.candidates) tried.push_back(candidate_json(c));
+    selection["rank_auto"] = m.selection.rank_auto;
+    selection["sparsity_auto"] = m.selection.sparsity_auto;
+    selection["sparse_prior_scale_auto"] = m.selection.sparse_prior_scale_auto;
+    selection["support_threshold_auto"] = m.selection.support_threshold_auto;
+    selection["fit_rows"] = m.selection.fit_rows;
+    selection["validation_rows"] = m.selection.validation_rows;
+    selection["chosen"] = candidate_json(m.selection.chosen);
+    selection["candidates"] = tried;
+  }
+  j["selection"] = selection;
+  if (!m.notes.empty()) j["notes"] = m.notes;
   if (!m.task_keys.empty()) j["task_keys"] = m.task_keys;
   if (!m.feature_names.empty()) j["feature_names"] = m.feature_names;
   return j.dump(2) + "\n";
@@ -133,6 +176,10 @@ void save_model(const Model& model, const std::string& path) {
     write_npy((dir / "W.npy").string(), model.W.data(), {model.t, model.r});
     write_npy((dir / "B_index.npy").string(), model.B_index.data(), {model.t, model.k});
     write_npy((dir / "B_value.npy").string(), model.B_value.data(), {model.t, model.k});
+    if (model.has_prior()) {
+      write_npy((dir / "beta.npy").string(), model.beta.data(), {model.d});
+      write_npy((dir / "Sigma.npy").string(), model.Sigma.data(), {model.r, model.r});
+    }
     write_text_file_atomically((dir / "model.json").string(), model_json(model));
   } catch (...) {
     fs::remove_all(staged, ec);
@@ -172,6 +219,7 @@ Model load_model(const std::string& path) {
       info.task_step_seconds = h.value("task_step_seconds", 0.0);
       info.u_step_seconds = h.value("u_step_seconds", 0.0);
       info.sparsity_in_effect = h.value("sparsity_in_effect", 0);
+      info.noise_variance = h.value("noise_variance", 0.0);
       m.history.push_back(info);
     }
     if (j.contains("privacy") && j.at("privacy").value("enabled", false)) {
@@ -192,6 +240,34 @@ Model load_model(const std::string& path) {
       m.privacy.ridge = p.value("ridge", 0.0);
       m.privacy.fixed_seed = p.value("fixed_seed", false);
     }
+    const bool has_prior = j.contains("prior") && j.at("prior").value("model", std::string("none")) == "auto";
+    if (has_prior) {
+      m.noise_variance = j.at("prior").at("noise_variance").get<double>();
+      m.sparse_prior_variance = j.at("prior").at("sparse_prior_variance").get<double>();
+      m.support_threshold = j.at("prior").value("support_threshold", 0.0);
+    }
+    if (j.contains("selection") && j.at("selection").value("performed", false)) {
+      const json& sj = j.at("selection");
+      auto candidate = [](const json& c) {
+        SelectionCandidate out;
+        out.rank = c.at("rank").get<int>();
+        out.sparsity = c.at("sparsity").get<int>();
+        out.sparse_prior_scale = c.at("sparse_prior_scale").get<double>();
+        out.support_threshold = c.value("support_threshold", 0.0);
+        out.validation_mse = c.at("validation_mse").is_number() ? c.at("validation_mse").get<double>() : INFINITY;
+        return out;
+      };
+      m.selection.performed = true;
+      m.selection.rank_auto = sj.value("rank_auto", false);
+      m.selection.sparsity_auto = sj.value("sparsity_auto", false);
+      m.selection.sparse_prior_scale_auto = sj.value("sparse_prior_scale_auto", false);
+      m.selection.support_threshold_auto = sj.value("support_threshold_auto", false);
+      m.selection.fit_rows = sj.value("fit_rows", std::int64_t{0});
+      m.selection.validation_rows = sj.value("validation_rows", std::int64_t{0});
+      m.selection.chosen = candidate(sj.at("chosen"));
+      for (const json& c : sj.at("candidates")) m.selection.candidates.push_back(candidate(c));
+    }
+    if (j.contains("notes")) m.notes = j.at("notes").get<std::vector<std::string>>();
     if (j.contains("task_keys")) m.task_keys = j.at("task_keys").get<std::vector<std::string>>();
     if (j.contains("feature_names")) m.feature_names = j.at("feature_names").get<std::vector<std::string>>();
   } catch (const json::exception& e) {
@@ -212,6 +288,13 @@ Model load_model(const std::string& path) {
   load("W.npy", m.W, m.t, m.r);
   load("B_index.npy", m.B_index, m.t, m.k);
   load("B_value.npy", m.B_value, m.t, m.k);
+  if (j.contains("prior") && j.at("prior").value("model", std::string("none")) == "auto") {
+    std::vector<std::int64_t> shape;
+    m.beta = read_npy_as<double>((dir / "beta.npy").string(), &shape);
+    if (shape.size() != 1 || shape[0] != m.d)
+      throw Error((dir / "beta.npy").string() + ": expected " + std::to_string(m.d) + " entries (d)");
+    load("Sigma.npy", m.Sigma, m.r, m.r);
+  }
   m.validate();
   return m;
 }

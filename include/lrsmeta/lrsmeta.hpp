@@ -43,14 +43,20 @@ struct TaskDataView {
 enum class Variant { pursuit, htp, iht };
 enum class Init { random, spectral };
 enum class Device { cpu, cuda, automatic };
+// The statistical model (DESIGN.md section 6). automatic ("auto"): the empirical-Bayes model
+// theta_i = beta + U w_i + b_i with w_i ~ N(0, Sigma), b_i's non-zeros ~ N(0, tau2) and noise
+// variance s2, beta, Sigma and s2 estimated from all tasks; none: the paper's AMHT-LRS exactly.
+enum class Prior { none, automatic };
 
 LRSMETA_API const char* to_string(Variant v);
 LRSMETA_API const char* to_string(Init v);
 LRSMETA_API const char* to_string(Device v);
+LRSMETA_API const char* to_string(Prior v);
 // Parse a name ("pursuit", "htp", "iht"; "random", "spectral"; "cpu", "cuda", "auto"); throws Error.
 LRSMETA_API Variant parse_variant(const std::string& name);
 LRSMETA_API Init parse_init(const std::string& name);
 LRSMETA_API Device parse_device(const std::string& name);
+LRSMETA_API Prior parse_prior(const std::string& name);  // "auto" or "none"
 
 // User-level differential privacy (DESIGN.md section 3, README "Differential privacy"). Only U is
 // released; each task's (w_i, b_i) stays with the task. Every task's contribution to G and v is
@@ -102,7 +108,33 @@ struct Options {
   double tolerance = 0.0;         // stop early when the change in U falls below this; 0: never
   Device device = Device::cpu;
   PrivacyOptions privacy;
+
+  // The statistical model. Private training always uses Prior::none: the prior's hyperparameters
+  // are statistics of all tasks that the privacy accountant does not pay for.
+  Prior prior = Prior::automatic;
+  // Prior variance tau2 of b_i's non-zeros, as a multiple of the data's coefficient scale (the
+  // variance one coefficient would need to explain the residual variance of the global linear fit
+  // alone). < 0 (the default): chosen on validation rows among sparse_prior_scale_candidates.
+  double sparse_prior_scale = -1.0;
+  std::vector<double> sparse_prior_scale_candidates{0.01, 0.03, 0.1, 0.3, 1.0, 3.0};
+  // A non-zero of b_i is kept only where its posterior mean exceeds c posterior variances
+  // (b_q^2 > c Var(b_q | data)): tasks too small to identify their support keep fewer non-zeros.
+  // < 0 (the default): chosen on validation rows among support_threshold_candidates, jointly with
+  // the scale above (every pair costs one task-step pass, no refit).
+  double support_threshold = -1.0;
+  std::vector<double> support_threshold_candidates{0.0, 2.0, 4.0, 8.0};
+  // Non-empty: choose r (k) among these on validation rows (`--rank auto`, `--sparsity auto`),
+  // then refit on all rows with the choice. rank and sparsity are then ignored.
+  std::vector<int> rank_candidates;
+  std::vector<int> sparsity_candidates;
+  // Share of each task's rows held out for validation when something is chosen on validation rows
+  // (tasks with fewer than 3 rows keep all their rows for fitting).
+  double validation_fraction = 0.2;
 };
+
+// The default candidates of `--rank auto` and `--sparsity auto` for data of dimension d.
+LRSMETA_API std::vector<int> default_rank_candidates(std::int64_t d);
+LRSMETA_API std::vector<int> default_sparsity_candidates(std::int64_t d);
 
 // What the per-iteration callback sees. training_loss is the mean squared training residual after
 // the task step of that iteration; u_change is ||(I - U_old U_old^T) U_new||_F.
@@ -114,9 +146,25 @@ struct IterationInfo {
   int sparsity_in_effect = 0;     // 0 during warm start
   double task_step_seconds = 0.0;
   double u_step_seconds = 0.0;
+  double noise_variance = 0.0;    // the prior's s2 after this iteration (0 without a prior)
 };
 // Return false to stop training after this iteration (a final task step still runs).
 using IterationCallback = std::function<bool(const IterationInfo&)>;
+
+// What was chosen on validation rows, and the validation error of every candidate tried.
+struct SelectionCandidate {
+  int rank = 0, sparsity = 0;
+  double sparse_prior_scale = 0.0;  // 0 where k = 0 (no b to shrink)
+  double support_threshold = 0.0;
+  double validation_mse = 0.0;
+};
+struct SelectionReport {
+  bool performed = false;
+  bool rank_auto = false, sparsity_auto = false, sparse_prior_scale_auto = false, support_threshold_auto = false;
+  std::int64_t fit_rows = 0, validation_rows = 0;
+  std::vector<SelectionCandidate> candidates;  // in the order they were tried
+  SelectionCandidate chosen;
+};
 
 // A trained model. Stored in double whatever the precision of the data it was trained on.
 struct Model {
@@ -130,8 +178,18 @@ struct Model {
   PrivacyReport privacy;                   // privacy spent (enabled = false for a plain fit)
   std::vector<std::string> task_keys;      // optional: names of the tasks (e.g. CSV task column)
   std::vector<std::string> feature_names;  // optional
+  // The empirical-Bayes prior (options.prior == auto; empty / 0 for the paper's model): theta_i =
+  // beta + U w_i + b_i. A task with no rows, or a new one, predicts with beta.
+  std::vector<double> beta;           // d
+  std::vector<double> Sigma;          // r x r, row-major: covariance of w_i
+  double noise_variance = 0.0;        // s2
+  double sparse_prior_variance = 0.0; // tau2 of b_i's non-zeros
+  double support_threshold = 0.0;     // c: b_q kept where b_q^2 > c Var(b_q | data)
+  SelectionReport selection;
+  std::vector<std::string> notes;     // what the fit decided that a user should know
 
-  // theta_i = U w_i + b_i as a dense d-vector.
+  bool has_prior() const { return !beta.empty(); }
+  // theta_i = beta + U w_i + b_i as a dense d-vector.
   LRSMETA_API std::vector<double> theta(std::int64_t task) const;
   // All theta as a t x d row-major matrix.
   LRSMETA_API std::vector<double> theta_matrix() const;

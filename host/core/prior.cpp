@@ -1,0 +1,145 @@
+#include "core/prior.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/small_dense.hpp"
+
+namespace lrsmeta::core {
+
+namespace {
+
+// Inverse of a symmetric positive (semi)definite n x n matrix (row-major) through a ridged
+// Cholesky; false when the matrix has no positive diagonal at all.
+bool symmetric_inverse(const std::vector<double>& A, int n, std::vector<double>& inverse) {
+  std::vector<double> L(static_cast<std::size_t>(n) * n);
+  if (!detail::ridge_cholesky(A.data(), n, 1e-12, L.data())) return false;
+  inverse.assign(static_cast<std::size_t>(n) * n, 0.0);
+  for (int c = 0; c < n; ++c) {
+    std::vector<double> e(static_cast<std::size_t>(n), 0.0);
+    e[static_cast<std::size_t>(c)] = 1.0;
+    detail::cholesky_solve(L.data(), n, e.data());
+    for (int a = 0; a < n; ++a) inverse[static_cast<std::size_t>(a) * n + c] = e[static_cast<std::size_t>(a)];
+  }
+  return true;
+}
+
+}  // namespace
+
+PriorState initial_prior(const DataMoments& m, int d, int r, double* coefficient_scale) {
+  PriorState p;
+  p.beta.assign(static_cast<std::size_t>(d), 0.0);
+  const double n = static_cast<double>(m.rows);
+  double trace = 0.0;
+  for (int a = 0; a < d; ++a) trace += m.XtX[static_cast<std::size_t>(a) * d + a];
+  const double mean_diagonal = n > 0 && trace > 0 ? trace / (n * d) : 1.0;
+  double residual_variance = n > 0 ? m.yty / n : 1.0;
+  if (n > 0 && trace > 0) {
+    // Global least squares, with a relative ridge of 1e-8 for collinear or constant columns.
+    std::vector<double> A = m.XtX, L(A.size());
+    for (int a = 0; a < d; ++a) A[static_cast<std::size_t>(a) * d + a] += 1e-8 * mean_diagonal * n;
+    if (detail::ridge_cholesky(A.data(), d, 1e-12, L.data())) {
+      p.beta = m.Xty;
+      detail::cholesky_solve(L.data(), d, p.beta.data());
+      // ||y - X beta||^2 = y^T y - 2 beta^T X^T y + beta^T X^T X beta
+      double quad = 0.0, lin = 0.0;
+      for (int a = 0; a < d; ++a) {
+        lin += p.beta[static_cast<std::size_t>(a)] * m.Xty[static_cast<std::size_t>(a)];
+        double s = 0.0;
+        for (int b = 0; b < d; ++b) s += m.XtX[static_cast<std::size_t>(a) * d + b] * p.beta[static_cast<std::size_t>(b)];
+        quad += p.beta[static_cast<std::size_t>(a)] * s;
+      }
+      residual_variance = (m.yty - 2.0 * lin + quad) / n;
+    }
+  }
+  // A floor relative to the target's scale: noiseless data that a global linear model fits exactly.
+  // beta's prior variance: from the ridge penalty that generalised cross-validation picks for the
+  // global fit (GCV(lambda) = n RSS / (n - df)^2, from the moments alone), as tau_beta^2 =
+  // s2_ridge / lambda. Rare binary features (a genre seen twice) otherwise get wild coefficients.
+  if (n > d && trace > 0) {
+    double best = INFINITY;
+    for (double relative : {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
+      const double lambda = relative * trace / d;
+      std::vector<double> A = m.XtX, L(A.size());
+      for (int a = 0; a < d; ++a) A[static_cast<std::size_t>(a) * d + a] += lambda;
+      if (!detail::ridge_cholesky(A.data(), d, 0.0, L.data())) continue;
+      std::vector<double> beta = m.Xty;
+      detail::cholesky_solve(L.data(), d, beta.data());
+      double trace_inverse = 0.0;
+      for (int c = 0; c < d; ++c) {
+        std::vector<double> e(static_cast<std::size_t>(d), 0.0);
+        e[static_cast<std::size_t>(c)] = 1.0;
+        detail::cholesky_solve(L.data(), d, e.data());
+        trace_inverse += e[static_cast<std::size_t>(c)];
+      }
+      const double df = d - lambda * trace_inverse;
+      double quad = 0.0, lin = 0.0;
+      for (int a = 0; a < d; ++a) {
+        lin += beta[static_cast<std::size_t>(a)] * m.Xty[static_cast<std::size_t>(a)];
+        double s = 0.0;
+        for (int b = 0; b < d; ++b) s += m.XtX[static_cast<std::size_t>(a) * d + b] * beta[static_cast<std::size_t>(b)];
+        quad += beta[static_cast<std::size_t>(a)] * s;
+      }
+      const double rss = std::max(m.yty - 2.0 * lin + quad, 0.0);
+      const double gcv = n * rss / ((n - df) * (n - df));
+      if (gcv < best) {
+        best = gcv;
+        p.beta_variance = rss / (n - df) / lambda;
+      }
+    }
+  }
+  const double floor = std::max(1e-12 * (n > 0 ? m.yty / n : 1.0), 1e-300);
+  residual_variance = std::max(residual_variance, floor);
+  *coefficient_scale = residual_variance / mean_diagonal;
+  p.noise_variance = 0.5 * residual_variance;
+  p.Sigma.assign(static_cast<std::size_t>(r) * r, 0.0);
+  for (int q = 0; q < r; ++q) p.Sigma[static_cast<std::size_t>(q) * r + q] = *coefficient_scale / r;
+  return p;
+}
+
+void refresh_precisions(PriorState& p, double tau2) {
+  const int r = static_cast<int>(std::lround(std::sqrt(static_cast<double>(p.Sigma.size()))));
+  std::vector<double> inverse;
+  if (r > 0 && p.noise_variance > 0 && symmetric_inverse(p.Sigma, r, inverse)) {
+    for (double& x : inverse) x *= p.noise_variance;
+    p.w_precision = std::move(inverse);
+  } else {
+    p.w_precision.assign(static_cast<std::size_t>(r) * r, 0.0);  // no information on w: a flat prior
+  }
+  p.b_precision = tau2 > 0 ? p.noise_variance / tau2 : 0.0;
+  p.beta_precision = p.beta_variance > 0 ? p.noise_variance / p.beta_variance : 0.0;
+}
+
+void update_hyperparameters(PriorState& p, const TaskStepTotals& totals, std::int64_t tasks) {
+  if (!totals.w_second_moment.empty() && tasks > 0) {
+    p.Sigma = totals.w_second_moment;
+    for (double& x : p.Sigma) x /= static_cast<double>(tasks);
+  }
+  // The b's are chosen per task (their support by the data), so they are counted as fitted
+  // parameters, as in an unbiased residual variance: without this, tasks with no more rows than
+  // r + k fit their rows exactly and EM drives s2 to 0 (then nothing is shrunk).
+  const double rows_left = static_cast<double>(totals.rows) - totals.effective_params_b;
+  if (totals.rows > 0 && rows_left >= 0.05 * static_cast<double>(totals.rows)) {
+    const double w_params = totals.effective_params - totals.effective_params_b;
+    p.noise_variance = std::max(0.0, (totals.sse + p.noise_variance * w_params) / rows_left);
+  }
+}
+
+void carry_to_new_basis(PriorState& p, const std::vector<double>& R, int r) {
+  if (r == 0 || R.size() != static_cast<std::size_t>(r) * r) return;
+  std::vector<double> RS(static_cast<std::size_t>(r) * r, 0.0), out(RS.size(), 0.0);
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b)
+      for (int c = 0; c < r; ++c) RS[static_cast<std::size_t>(a) * r + b] += R[static_cast<std::size_t>(a) * r + c] * p.Sigma[static_cast<std::size_t>(c) * r + b];
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b)
+      for (int c = 0; c < r; ++c) out[static_cast<std::size_t>(a) * r + b] += RS[static_cast<std::size_t>(a) * r + c] * R[static_cast<std::size_t>(b) * r + c];
+  for (int a = 0; a < r; ++a)  // exactly symmetric
+    for (int b = 0; b < a; ++b) {
+      const double s = 0.5 * (out[static_cast<std::size_t>(a) * r + b] + out[static_cast<std::size_t>(b) * r + a]);
+      out[static_cast<std::size_t>(a) * r + b] = out[static_cast<std::size_t>(b) * r + a] = s;
+    }
+  p.Sigma = std::move(out);
+}
+
+}  // namespace lrsmeta::core

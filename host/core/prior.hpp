@@ -1,0 +1,30 @@
+// The empirical-Bayes model of DESIGN.md section 6: its starting point and its hyperparameter
+// updates (the M-step of EM for Sigma and s2), from the sums the backends return. Backend-agnostic.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/backend.hpp"
+
+namespace lrsmeta::core {
+
+// The prior before the first task step, from the data's moments: beta by the global least-squares
+// fit, s2 = half its residual variance, Sigma isotropic at the scale of that residual variance per
+// coefficient spread over r directions (a weak prior that EM then adjusts). Returns the prior and,
+// in *coefficient_scale, the variance one coefficient would need to explain the residual variance
+// alone (the unit of the b prior's variance tau2).
+PriorState initial_prior(const DataMoments& moments, int d, int r, double* coefficient_scale);
+
+// w_precision = s2 Sigma^-1 (with a tiny relative ridge where Sigma is singular); b_precision =
+// s2 / tau2 (0 when tau2 <= 0: no b prior).
+void refresh_precisions(PriorState& prior, double tau2);
+
+// The M-step: Sigma = (1/t) sum_i E[w_i w_i^T], s2 = (1/n) sum_i E||y_i - A_i x_i||^2
+// = (sse + s2_old * sum of effective parameters) / n.
+void update_hyperparameters(PriorState& prior, const TaskStepTotals& totals, std::int64_t tasks);
+
+// After U~ = Q R: the tasks' coordinates become R w, so Sigma <- R Sigma R^T.
+void carry_to_new_basis(PriorState& prior, const std::vector<double>& R, int r);
+
+}  // namespace lrsmeta::core
