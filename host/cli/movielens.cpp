@@ -254,13 +254,48 @@ std::vector<Method> methods(int iterations, int threads) {
                    return per_task_predict(eval, theta);
                  },
                  [](const json&, std::int64_t d) { return static_cast<double>(d); }});
+  // Per-user ridge shrunk towards the global fit: theta_i = argmin ||y_i - X_i theta||^2 +
+  // lambda ||theta - theta_global||^2, theta_global the global least-squares fit (a tiny ridge).
+  out.push_back({"per-user ridge shrunk to global", user_lambdas,
+                 [](const Dataset<double>& train, const Dataset<double>& eval, const json& h, Model*) {
+                   const std::int64_t d = train.d;
+                   const double lambda = h.at("lambda").get<double>();
+                   auto gram = [&](std::int64_t row0, std::int64_t row1, std::vector<double>& A, std::vector<double>& b) {
+                     A.assign(static_cast<std::size_t>(d * d), 0.0);
+                     b.assign(static_cast<std::size_t>(d), 0.0);
+                     for (std::int64_t j = row0; j < row1; ++j) {
+                       const double* x = train.X.data() + j * d;
+                       for (std::int64_t a = 0; a < d; ++a) {
+                         b[static_cast<std::size_t>(a)] += x[a] * train.y[static_cast<std::size_t>(j)];
+                         for (std::int64_t c = 0; c < d; ++c) A[static_cast<std::size_t>(a * d + c)] += x[a] * x[c];
+                       }
+                     }
+                   };
+                   std::vector<double> A, b;
+                   gram(0, train.n(), A, b);
+                   const std::vector<double> global = ridge_solve(A, b, 1e-3);
+                   std::vector<std::vector<double>> theta;
+                   for (std::int64_t i = 0; i < train.t(); ++i) {
+                     gram(train.task_offsets[i], train.task_offsets[i + 1], A, b);
+                     for (std::int64_t a = 0; a < d; ++a) b[static_cast<std::size_t>(a)] += lambda * global[static_cast<std::size_t>(a)];
+                     theta.push_back(ridge_solve(A, b, lambda));
+                   }
+                   return per_task_predict(eval, theta);
+                 },
+                 [](const json&, std::int64_t d) { return static_cast<double>(d); }});
+  // lrsmeta's models. With prior auto (the default) only r and k are on the grid: the b prior's
+  // scale and support threshold are chosen by the library itself on validation rows carved from
+  // the training rows it is given.
   auto lrs = [iterations, threads](const Dataset<double>& train, const Dataset<double>& eval, const json& h, Model* keep) {
     Options o;
-    o.rank = h.at("r").get<int>();
-    o.sparsity = h.at("k").get<int>();
-    o.task_ridge = h.at("task_ridge").get<double>();
-    o.iterations = iterations;
-    o.warm_start_iterations = std::min(5, iterations / 3);
+    o.prior = parse_prior(h.value("prior", std::string("auto")));
+    if (h.contains("r")) o.rank = h.at("r").get<int>();
+    if (h.contains("k")) o.sparsity = h.at("k").get<int>();
+    if (h.value("rank_auto", false)) o.rank_candidates = default_rank_candidates(train.d);
+    if (h.value("sparsity_auto", false)) o.sparsity_candidates = default_sparsity_candidates(train.d);
+    if (h.contains("task_ridge")) o.task_ridge = h.at("task_ridge").get<double>();
+    o.iterations = h.value("iterations", iterations);
+    o.warm_start_iterations = std::min(5, o.iterations / 3);
     o.threads = threads;
     o.seed = 7;
     Model model = fit(train.view(), o);
@@ -271,16 +306,23 @@ std::vector<Method> methods(int iterations, int threads) {
   auto grid = [](std::vector<int> ranks, std::vector<int> sparsities) {
     std::vector<json> g;
     for (int r : ranks)
-      for (int k : sparsities)
-        for (double tr : {0.01, 0.1, 1.0, 10.0, 100.0}) g.push_back({{"r", r}, {"k", k}, {"task_ridge", tr}});
+      for (int k : sparsities) g.push_back({{"r", r}, {"k", k}});
     return g;
   };
-  out.push_back({"low-rank only (k = 0)", grid({1, 2, 3, 5, 8}, {0}), lrs,
-                 [](const json& h, std::int64_t) { return h.at("r").get<double>(); }});
-  out.push_back({"sparse only (r = 0)", grid({0}, {1, 2, 3, 5}), lrs,
-                 [](const json& h, std::int64_t) { return 2.0 * h.at("k").get<double>(); }});
-  out.push_back({"LRS", grid({1, 2, 3, 5, 8}, {1, 2, 3}), lrs,
-                 [](const json& h, std::int64_t) { return h.at("r").get<double>() + 2.0 * h.at("k").get<double>(); }});
+  auto stored = [](const json& h, std::int64_t) {
+    return h.at("r").get<double>() + 2.0 * h.at("k").get<double>();
+  };
+  out.push_back({"mixed effects (r = d and k = 0)", {json{{"r", 22}, {"k", 0}, {"iterations", 100}}}, lrs, stored});
+  out.push_back({"low-rank only (k = 0)", grid({1, 2, 3, 5, 8}, {0}), lrs, stored});
+  out.push_back({"sparse only (r = 0)", grid({0}, {1, 2, 3, 5}), lrs, stored});
+  out.push_back({"LRS", grid({1, 2, 3, 5, 8}, {1, 2, 3}), lrs, stored});
+  out.push_back({"LRS (r and k auto)", {json{{"rank_auto", true}, {"sparsity_auto", true}}}, lrs,
+                 [](const json&, std::int64_t) { return 0.0; }});
+  std::vector<json> paper;
+  for (int r : {1, 2, 3, 5, 8})
+    for (int k : {1, 2, 3})
+      for (double tr : {0.01, 0.1, 1.0, 10.0, 100.0}) paper.push_back({{"prior", "none"}, {"r", r}, {"k", k}, {"task_ridge", tr}});
+  out.push_back({"AMHT-LRS (prior none)", paper, lrs, stored});
   return out;
 }
 
@@ -361,7 +403,14 @@ void add_benchmark(CLI::App& app) {
         Model model;
         const double test = rmse(m.fit_predict(final_train, final_eval, best, &model), final_eval);
         if (m.name == "LRS") lrs_history[regime] = model.history;
-        const double storage = m.storage(best, final_train.d);
+        // lrsmeta's models store r + 2k numbers per user (what the fit chose, where it chose).
+        const double storage = model.d > 0 ? static_cast<double>(model.r + 2 * model.k) : m.storage(best, final_train.d);
+        if (model.d > 0 && model.has_prior()) {
+          best["fitted_r"] = model.r;
+          best["fitted_k"] = model.k;
+          if (model.k > 0) best["sparse_prior_scale"] = model.options.sparse_prior_scale;
+          if (model.k > 0) best["support_threshold"] = model.support_threshold;
+        }
         table[m.name][regime] = test;
         if (regime == 0) storage_all[m.name] = storage;
         rows.push_back({{"method", m.name},
