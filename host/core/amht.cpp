@@ -302,6 +302,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     prior = core::initial_prior(backend->data_moments(), static_cast<int>(d), static_cast<int>(r), &coefficient_scale);
     tau2 = options.sparse_prior_scale * coefficient_scale;
     prior.support_threshold = options.support_threshold;
+    if (!options.population_prior) prior.beta_variance = 0.0;
   }
   auto apply_prior = [&](int k_now) {
     if (!use_prior) return;

@@ -36,6 +36,7 @@ json options_json(const Options& o) {
               {"prior", to_string(o.prior)},
               {"sparse_prior_scale", o.sparse_prior_scale},
               {"support_threshold", o.support_threshold},
+              {"population_prior", o.population_prior},
               {"validation_fraction", o.validation_fraction},
               {"privacy",
                {{"enabled", o.privacy.enabled},
@@ -69,6 +70,7 @@ Options options_from_json(const json& j) {
   o.prior = parse_prior(j.value("prior", std::string("none")));
   o.sparse_prior_scale = j.value("sparse_prior_scale", o.sparse_prior_scale);
   o.support_threshold = j.value("support_threshold", o.support_threshold);
+  o.population_prior = j.value("population_prior", o.population_prior);
   o.validation_fraction = j.value("validation_fraction", o.validation_fraction);
   if (j.contains("privacy")) {
     const json& p = j.at("privacy");

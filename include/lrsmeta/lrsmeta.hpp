@@ -112,6 +112,10 @@ struct Options {
   // The statistical model. Private training always uses Prior::none: the prior's hyperparameters
   // are statistics of all tasks that the privacy accountant does not pay for.
   Prior prior = Prior::automatic;
+  // beta's own prior N(0, tau_beta^2 I), tau_beta^2 from the ridge penalty that generalised
+  // cross-validation picks for the global linear fit (it vanishes with the noise, like the other
+  // priors). false: beta unpenalised, as in the classical linear mixed model.
+  bool population_prior = true;
   // Prior variance tau2 of b_i's non-zeros, as a multiple of the data's coefficient scale (the
   // variance one coefficient would need to explain the residual variance of the global linear fit
   // alone). < 0 (the default): chosen on validation rows among sparse_prior_scale_candidates.

@@ -1,0 +1,428 @@
+// The empirical-Bayes model (DESIGN.md section 6): the task step's posterior against a dense
+// computation, the fit at r = d, k = 0 against an independent EM for the linear mixed model, prior
+// none against the paper's loop run by hand, tiny tasks, selection and the model file.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "core/backend.hpp"
+#include "core/random.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "cpu/task_step.hpp"
+#include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+#include "test_helpers.hpp"
+
+namespace lrsmeta {
+namespace {
+
+using Matrix = std::vector<double>;  // row-major
+
+Matrix inverse(const Matrix& A, int n) {
+  Matrix inv(static_cast<std::size_t>(n) * n);
+  for (int c = 0; c < n; ++c) {
+    std::vector<double> e(n, 0.0);
+    e[c] = 1.0;
+    const std::vector<double> col = testing::solve_dense(A, e);
+    for (int a = 0; a < n; ++a) inv[a * n + c] = col[a];
+  }
+  return inv;
+}
+
+// A random symmetric positive definite r x r matrix.
+Matrix random_spd(int r, std::uint64_t seed) {
+  const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(r) * r, seed);
+  Matrix S(static_cast<std::size_t>(r) * r, 0.0);
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) {
+      for (int c = 0; c < r; ++c) S[a * r + b] += B[a * r + c] * B[b * r + c];
+      if (a == b) S[a * r + b] += 0.5;
+    }
+  return S;
+}
+
+TEST(PriorTaskStep, PosteriorModeCovarianceAndDegreesOfFreedomMatchADenseComputation) {
+  const int m = 9, d = 7, r = 3;
+  const std::vector<double> X = testing::random_normal(static_cast<std::size_t>(m) * d, 21);
+  const std::vector<double> y = testing::random_normal(m, 22);
+  const std::vector<double> U = testing::random_orthonormal(d, r, 23);
+  const std::vector<double> beta = testing::random_normal(d, 24);
+  const Matrix Sigma = random_spd(r, 25);
+  const double s2 = 0.7;
+  Matrix precision = inverse(Sigma, r);
+  for (double& x : precision) x *= s2;
+  cpu::TaskPrior prior;
+  prior.beta = beta.data();
+  prior.w_precision = precision.data();
+  prior.w_covariance = Sigma.data();
+  prior.noise_variance = s2;
+  cpu::TaskStepSettings settings;
+  settings.k = 0;
+  settings.task_ridge = 0.0;
+  settings.prior = &prior;
+  cpu::TaskWorkspace ws(m, d, r, 0);
+  std::vector<double> w(r), V(static_cast<std::size_t>(r) * r);
+  cpu::TaskPosterior post{V.data(), 0.0, 0.0};
+  const double sse = cpu::task_step(X.data(), y.data(), m, d, U.data(), r, w.data(), nullptr, nullptr, 0, settings, ws, &post);
+
+  // Dense: Z = X U, K = Z^T Z + s2 Sigma^-1, w = K^-1 Z^T (y - X beta), V = s2 K^-1.
+  Matrix Z(static_cast<std::size_t>(m) * r, 0.0), K(static_cast<std::size_t>(r) * r, 0.0);
+  std::vector<double> target(m), rhs(r, 0.0);
+  for (int j = 0; j < m; ++j) {
+    target[j] = y[j];
+    for (int a = 0; a < d; ++a) target[j] -= X[j * d + a] * beta[a];
+    for (int p = 0; p < r; ++p)
+      for (int a = 0; a < d; ++a) Z[j * r + p] += X[j * d + a] * U[a * r + p];
+  }
+  for (int p = 0; p < r; ++p) {
+    for (int j = 0; j < m; ++j) rhs[p] += Z[j * r + p] * target[j];
+    for (int q = 0; q < r; ++q) {
+      for (int j = 0; j < m; ++j) K[p * r + q] += Z[j * r + p] * Z[j * r + q];
+      K[p * r + q] += precision[p * r + q];
+    }
+  }
+  const std::vector<double> w_ref = testing::solve_dense(K, rhs);
+  const Matrix K_inv = inverse(K, r);
+  double df_ref = 0.0, sse_ref = 0.0;
+  for (int p = 0; p < r; ++p)
+    for (int q = 0; q < r; ++q) {
+      double ztz = 0;
+      for (int j = 0; j < m; ++j) ztz += Z[j * r + p] * Z[j * r + q];
+      df_ref += K_inv[p * r + q] * ztz;  // tr(K^-1 Z^T Z)
+    }
+  for (int j = 0; j < m; ++j) {
+    double e = target[j];
+    for (int p = 0; p < r; ++p) e -= Z[j * r + p] * w_ref[p];
+    sse_ref += e * e;
+  }
+  constexpr double kTol = 1e-11;
+  for (int p = 0; p < r; ++p) EXPECT_NEAR(w[p], w_ref[p], kTol * (1 + std::fabs(w_ref[p])));
+  for (int e = 0; e < r * r; ++e) EXPECT_NEAR(V[e], s2 * K_inv[e], kTol * (1 + std::fabs(s2 * K_inv[e])));
+  EXPECT_NEAR(post.effective_params, df_ref, kTol * df_ref);
+  EXPECT_NEAR(post.effective_params_b, 0.0, kTol);
+  EXPECT_NEAR(sse, sse_ref, kTol * sse_ref);
+}
+
+TEST(PriorTaskStep, AnEmptyTaskGetsThePriorAsPosterior) {
+  const int d = 5, r = 2;
+  const std::vector<double> U = testing::random_orthonormal(d, r, 3), beta(d, 0.3);
+  const Matrix Sigma = random_spd(r, 4);
+  Matrix precision = inverse(Sigma, r);
+  cpu::TaskPrior prior{beta.data(), precision.data(), Sigma.data(), 0.0, 1.0, 0.0};
+  cpu::TaskStepSettings settings;
+  settings.prior = &prior;
+  cpu::TaskWorkspace ws(1, d, r, 1);
+  std::vector<double> w(r, 9.0), V(r * r), bv(1, 9.0);
+  std::vector<std::int32_t> bi(1, 3);
+  cpu::TaskPosterior post{V.data(), 0.0, 0.0};
+  cpu::task_step<double>(nullptr, nullptr, 0, d, U.data(), r, w.data(), bi.data(), bv.data(), 1, settings, ws, &post);
+  EXPECT_EQ(w, std::vector<double>(r, 0.0));
+  EXPECT_EQ(bi[0], -1);
+  EXPECT_EQ(V, Sigma);
+  EXPECT_EQ(post.effective_params, 0.0);
+}
+
+// Ragged tasks from a linear mixed model: y_ij = x_ij^T (beta + u_i) + e, u_i ~ N(0, Sigma).
+Dataset<double> mixed_model_data(int t, int d, std::uint64_t seed) {
+  core::NormalGenerator gen(seed);
+  const Matrix Sigma = random_spd(d, seed + 1);
+  std::vector<double> beta(d);
+  for (double& b : beta) b = gen();
+  Dataset<double> ds;
+  ds.d = d;
+  ds.task_offsets.assign(1, 0);
+  for (int i = 0; i < t; ++i) {
+    // u = L z with L L^T = Sigma (by Cholesky, in place on a copy).
+    Matrix L = Sigma;
+    for (int j = 0; j < d; ++j) {
+      for (int p = 0; p < j; ++p) L[j * d + j] -= L[j * d + p] * L[j * d + p];
+      L[j * d + j] = std::sqrt(L[j * d + j]);
+      for (int a = j + 1; a < d; ++a) {
+        for (int p = 0; p < j; ++p) L[a * d + j] -= L[a * d + p] * L[j * d + p];
+        L[a * d + j] /= L[j * d + j];
+      }
+    }
+    std::vector<double> z(d), theta(beta);
+    for (double& x : z) x = gen();
+    for (int a = 0; a < d; ++a)
+      for (int p = 0; p <= a; ++p) theta[a] += L[a * d + p] * z[p];
+    const int m = 2 + static_cast<int>(gen.below(11));
+    for (int j = 0; j < m; ++j) {
+      double yj = 0.5 * gen();
+      for (int a = 0; a < d; ++a) {
+        const double x = gen();
+        ds.X.push_back(x);
+        yj += x * theta[a];
+      }
+      ds.y.push_back(yj);
+    }
+    ds.task_offsets.push_back(ds.n());
+  }
+  return ds;
+}
+
+struct EmResult {
+  std::vector<double> beta;
+  Matrix Sigma;
+  double s2;
+  std::vector<std::vector<double>> theta;
+};
+
+// The textbook EM for the linear mixed model with random intercept and slopes (full Sigma).
+EmResult independent_em(const Dataset<double>& ds, int iterations) {
+  const int d = static_cast<int>(ds.d), t = static_cast<int>(ds.t());
+  const double n = static_cast<double>(ds.n());
+  std::vector<Matrix> XtX(t, Matrix(d * d, 0.0));
+  std::vector<std::vector<double>> Xty(t, std::vector<double>(d, 0.0));
+  Matrix XtX_all(d * d, 0.0);
+  for (int i = 0; i < t; ++i)
+    for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j)
+      for (int a = 0; a < d; ++a) {
+        Xty[i][a] += ds.X[j * d + a] * ds.y[j];
+        for (int b = 0; b < d; ++b) XtX[i][a * d + b] += ds.X[j * d + a] * ds.X[j * d + b];
+      }
+  for (int i = 0; i < t; ++i)
+    for (int e = 0; e < d * d; ++e) XtX_all[e] += XtX[i][e];
+  EmResult res{std::vector<double>(d, 0.0), Matrix(d * d, 0.0), 1.0, {}};
+  for (int a = 0; a < d; ++a) res.Sigma[a * d + a] = 1.0;
+  std::vector<std::vector<double>> mu(t);
+  std::vector<Matrix> C(t);
+  for (int it = 0; it < iterations; ++it) {
+    const Matrix Sigma_inv = inverse(res.Sigma, d);
+    for (int i = 0; i < t; ++i) {  // E-step
+      Matrix P(d * d);
+      for (int e = 0; e < d * d; ++e) P[e] = XtX[i][e] / res.s2 + Sigma_inv[e];
+      C[i] = inverse(P, d);
+      std::vector<double> rhs(d);
+      for (int a = 0; a < d; ++a) {
+        double s = Xty[i][a];
+        for (int b = 0; b < d; ++b) s -= XtX[i][a * d + b] * res.beta[b];
+        rhs[a] = s / res.s2;
+      }
+      mu[i].assign(d, 0.0);
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b) mu[i][a] += C[i][a * d + b] * rhs[b];
+    }
+    std::vector<double> rhs(d, 0.0);  // M-step
+    for (int i = 0; i < t; ++i)
+      for (int a = 0; a < d; ++a) {
+        rhs[a] += Xty[i][a];
+        for (int b = 0; b < d; ++b) rhs[a] -= XtX[i][a * d + b] * mu[i][b];
+      }
+    res.beta = testing::solve_dense(XtX_all, rhs);
+    Matrix S(d * d, 0.0);
+    double sse = 0.0;
+    for (int i = 0; i < t; ++i) {
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b) S[a * d + b] += (mu[i][a] * mu[i][b] + C[i][a * d + b]) / t;
+      for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j) {
+        double e = ds.y[j];
+        for (int a = 0; a < d; ++a) e -= ds.X[j * d + a] * (res.beta[a] + mu[i][a]);
+        sse += e * e;
+      }
+      for (int e = 0; e < d * d; ++e) sse += XtX[i][e] * C[i][e];  // tr(X^T X C), both symmetric
+    }
+    res.Sigma = S;
+    res.s2 = sse / n;
+  }
+  for (int i = 0; i < t; ++i) {
+    res.theta.push_back(res.beta);
+    for (int a = 0; a < d; ++a) res.theta.back()[a] += mu[i][a];
+  }
+  return res;
+}
+
+TEST(MixedModel, FullRankWithoutSparsityIsTheLinearMixedModelFittedByEm) {
+  const int d = 3;
+  const Dataset<double> ds = mixed_model_data(60, d, 5);
+  const EmResult em = independent_em(ds, 12000);
+  Options o;
+  o.rank = d;
+  o.sparsity = 0;
+  o.population_prior = false;  // the classical model: beta unpenalised
+  o.iterations = 4000;  // EM converges slowly: both run to their fixed point
+  o.warm_start_iterations = 0;
+  const Model model = fit(ds.view(), o);
+  ASSERT_TRUE(model.has_prior());
+  constexpr double kTol = 1e-6;
+  EXPECT_NEAR(model.noise_variance, em.s2, kTol * em.s2);
+  for (int a = 0; a < d; ++a) EXPECT_NEAR(model.beta[a], em.beta[a], kTol * (1 + std::fabs(em.beta[a])));
+  // Sigma in the data's coordinates: U Sigma_w U^T.
+  for (int a = 0; a < d; ++a)
+    for (int b = 0; b < d; ++b) {
+      double s = 0;
+      for (int p = 0; p < d; ++p)
+        for (int q = 0; q < d; ++q) s += model.U[a * d + p] * model.Sigma[p * d + q] * model.U[b * d + q];
+      EXPECT_NEAR(s, em.Sigma[a * d + b], kTol * (1 + std::fabs(em.Sigma[a * d + b])));
+    }
+  for (int i = 0; i < model.t; ++i) {
+    const std::vector<double> theta = model.theta(i);
+    for (int a = 0; a < d; ++a) EXPECT_NEAR(theta[a], em.theta[i][a], kTol * (1 + std::fabs(em.theta[i][a]))) << "task " << i;
+  }
+}
+
+TEST(PriorNone, IsThePapersLoopBitForBit) {
+  SyntheticSpec spec;
+  spec.tasks = 200;
+  spec.min_samples = 3;
+  spec.max_samples = 40;
+  spec.d = 12;
+  spec.r = 2;
+  spec.k = 2;
+  spec.noise = 0.2;
+  spec.seed = 9;
+  const SyntheticData syn = generate_synthetic(spec);
+  Options o;
+  o.prior = Prior::none;
+  o.rank = 2;
+  o.sparsity = 2;
+  o.iterations = 9;
+  o.warm_start_iterations = 3;
+  o.threads = 2;
+  const Model model = fit(syn.data.view(), o);
+  EXPECT_FALSE(model.has_prior());
+  EXPECT_FALSE(model.selection.performed);
+  // The same loop by hand through the backend, with no prior anywhere.
+  cpu::CpuBackend<double> backend(syn.data.view(), o);
+  backend.set_U(core::random_orthonormal_basis(12, 2, o.seed));
+  for (int it = 1; it <= o.iterations; ++it) {
+    backend.task_step_all(it <= o.warm_start_iterations ? 0 : 2);
+    backend.update_U();
+  }
+  backend.task_step_all(2);
+  EXPECT_EQ(model.U, backend.get_U());
+  EXPECT_EQ(model.W, backend.W());
+  EXPECT_EQ(model.B_index, backend.B_index());
+  EXPECT_EQ(model.B_value, backend.B_value());
+}
+
+TEST(Prior, TinyTasksGetFiniteShrunkParameters) {
+  // Noisy tasks, some with 1 row, some with 0, some whose rows all repeat one row.
+  SyntheticSpec spec;
+  spec.tasks = 300;
+  spec.min_samples = 20;
+  spec.max_samples = 20;
+  spec.d = 10;
+  spec.r = 2;
+  spec.k = 1;
+  spec.noise = 0.5;
+  spec.seed = 31;
+  const SyntheticData syn = generate_synthetic(spec);
+  Dataset<double> ds;
+  ds.d = spec.d;
+  ds.task_offsets.assign(1, 0);
+  for (std::int64_t i = 0; i < spec.tasks; ++i) {
+    const std::int64_t row0 = syn.data.task_offsets[i];
+    const int kind = static_cast<int>(i % 4);  // 0: all 20 rows, 1: one row, 2: none, 3: one row 6 times
+    const int rows = kind == 0 ? 20 : kind == 1 ? 1 : kind == 2 ? 0 : 6;
+    for (int j = 0; j < rows; ++j) {
+      const std::int64_t src = row0 + (kind == 3 ? 0 : j);
+      ds.X.insert(ds.X.end(), syn.data.X.begin() + src * spec.d, syn.data.X.begin() + (src + 1) * spec.d);
+      ds.y.push_back(syn.data.y[static_cast<std::size_t>(src)]);
+    }
+    ds.task_offsets.push_back(ds.n());
+  }
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  const Model model = fit(ds.view(), o);
+  const std::vector<double> truth = syn.theta();
+  double biggest_true = 0;
+  for (double x : truth) biggest_true = std::max(biggest_true, std::fabs(x));
+  double biggest = 0;
+  for (std::int64_t i = 0; i < spec.tasks; ++i) {
+    const std::vector<double> th = model.theta(i);
+    for (int a = 0; a < spec.d; ++a) {
+      ASSERT_TRUE(std::isfinite(th[a]));
+      biggest = std::max(biggest, std::fabs(th[a]));
+      if (i % 4 == 2) EXPECT_EQ(th[a], model.beta[a]) << "a task with no rows predicts with beta";
+    }
+  }
+  // Shrunk: no coefficient beyond the largest true one.
+  EXPECT_LT(biggest, biggest_true);
+}
+
+TEST(Prior, SelectionIsRecordedAndTheModelFileRoundTrips) {
+  SyntheticSpec spec;
+  spec.tasks = 200;
+  spec.min_samples = 8;
+  spec.max_samples = 30;
+  spec.d = 12;
+  spec.r = 2;
+  spec.k = 1;
+  spec.noise = 0.3;
+  spec.seed = 41;
+  const SyntheticData syn = generate_synthetic(spec);
+  Options o;
+  o.rank_candidates = {0, 1, 2, 3};
+  o.sparsity_candidates = {0, 1, 2};
+  o.iterations = 12;
+  const Model model = fit(syn.data.view(), o);
+  ASSERT_TRUE(model.selection.performed);
+  EXPECT_TRUE(model.selection.rank_auto && model.selection.sparsity_auto && model.selection.sparse_prior_scale_auto);
+  EXPECT_GT(model.selection.validation_rows, 0);
+  EXPECT_EQ(model.selection.fit_rows + model.selection.validation_rows, syn.data.n());
+  EXPECT_EQ(model.r, model.selection.chosen.rank);
+  EXPECT_EQ(model.k, model.selection.chosen.sparsity);
+  double best = INFINITY;
+  for (const SelectionCandidate& c : model.selection.candidates) {
+    EXPECT_TRUE(std::isfinite(c.validation_mse));
+    best = std::min(best, c.validation_mse);
+  }
+  EXPECT_EQ(model.selection.chosen.validation_mse, best);
+  // Never below the truth's rank here: a smaller U cannot fit these tasks.
+  EXPECT_GE(model.r, 2);
+
+  const std::string dir = ::testing::TempDir() + "/lrsmeta_prior_model";
+  std::filesystem::remove_all(dir);
+  save_model(model, dir);
+  const Model back = load_model(dir);
+  EXPECT_EQ(back.beta, model.beta);
+  EXPECT_EQ(back.Sigma, model.Sigma);
+  EXPECT_EQ(back.noise_variance, model.noise_variance);
+  EXPECT_EQ(back.sparse_prior_variance, model.sparse_prior_variance);
+  EXPECT_EQ(back.support_threshold, model.support_threshold);
+  EXPECT_EQ(back.options.prior, Prior::automatic);
+  EXPECT_EQ(back.selection.candidates.size(), model.selection.candidates.size());
+  EXPECT_EQ(back.selection.chosen.rank, model.selection.chosen.rank);
+  EXPECT_EQ(predict(back, syn.data.view()), predict(model, syn.data.view()));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Prior, AdaptUsesTheTrainedPrior) {
+  SyntheticSpec spec;
+  spec.tasks = 300;
+  spec.min_samples = spec.max_samples = 25;
+  spec.d = 10;
+  spec.r = 2;
+  spec.k = 1;
+  spec.noise = 0.3;
+  spec.seed = 51;
+  spec.basis_seed = 5;
+  const SyntheticData train = generate_synthetic(spec);
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  const Model model = fit(train.data.view(), o);
+  spec.tasks = 4;
+  spec.seed = 52;
+  SyntheticData fresh = generate_synthetic(spec);
+  // Task 3 has no rows: it gets beta.
+  fresh.data.X.resize(static_cast<std::size_t>(fresh.data.task_offsets[3] * spec.d));
+  fresh.data.y.resize(static_cast<std::size_t>(fresh.data.task_offsets[3]));
+  fresh.data.task_offsets[4] = fresh.data.task_offsets[3];
+  const Model adapted = adapt(model, fresh.data.view(), o);
+  EXPECT_EQ(adapted.beta, model.beta);
+  EXPECT_EQ(adapted.theta(3), model.beta);
+  const std::vector<double> truth = fresh.theta();
+  for (int i = 0; i < 3; ++i) {
+    const std::vector<double> th = adapted.theta(i);
+    std::vector<double> want(truth.begin() + i * spec.d, truth.begin() + (i + 1) * spec.d);
+    EXPECT_LT(relative_error(th, want), 0.4) << "task " << i;
+  }
+}
+
+}  // namespace
+}  // namespace lrsmeta
