@@ -323,11 +323,12 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     const core::TaskStepTotals totals = backend->task_step_all(k_now);
     const double task_seconds = seconds_since(t0);
     const auto t1 = Clock::now();
-    if (use_prior) core::update_hyperparameters(prior, totals, data.t);
+    std::vector<double> w_mean;
+    if (use_prior) w_mean = core::update_hyperparameters(prior, totals, data.t);
     const double change = backend->update_U(private_release);
     if (use_prior) {
       prior.beta = backend->beta();
-      core::carry_to_new_basis(prior, backend->last_R(), static_cast<int>(r));
+      core::carry_to_new_basis(prior, backend->last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));
     }
     if (private_release && r > 0) report.releases += 2;
     IterationInfo info;

@@ -20,6 +20,7 @@ struct TaskStepTotals {
   // With a prior only: sum over every task of E[w_i w_i^T] = w_i w_i^T + V_i (r x r, row-major; a task
   // with no rows adds Sigma), and of the tasks' effective numbers of parameters.
   std::vector<double> w_second_moment;
+  std::vector<double> w_sum;  // r: sum over every task of w_i
   double effective_params = 0.0;
   double effective_params_b = 0.0;  // the part of it on the b's
 };

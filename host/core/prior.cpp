@@ -110,10 +110,16 @@ void refresh_precisions(PriorState& p, double tau2) {
   p.beta_precision = p.beta_variance > 0 ? p.noise_variance / p.beta_variance : 0.0;
 }
 
-void update_hyperparameters(PriorState& p, const TaskStepTotals& totals, std::int64_t tasks) {
+std::vector<double> update_hyperparameters(PriorState& p, const TaskStepTotals& totals, std::int64_t tasks) {
+  std::vector<double> mu(totals.w_sum.size(), 0.0);
   if (!totals.w_second_moment.empty() && tasks > 0) {
+    const int r = static_cast<int>(mu.size());
+    for (int q = 0; q < r; ++q) mu[static_cast<std::size_t>(q)] = totals.w_sum[static_cast<std::size_t>(q)] / static_cast<double>(tasks);
     p.Sigma = totals.w_second_moment;
-    for (double& x : p.Sigma) x /= static_cast<double>(tasks);
+    for (int a = 0; a < r; ++a)
+      for (int b = 0; b < r; ++b)
+        p.Sigma[static_cast<std::size_t>(a) * r + b] =
+            p.Sigma[static_cast<std::size_t>(a) * r + b] / static_cast<double>(tasks) - mu[static_cast<std::size_t>(a)] * mu[static_cast<std::size_t>(b)];
   }
   // The b's are chosen per task (their support by the data), so they are counted as fitted
   // parameters, as in an unbiased residual variance: without this, tasks with no more rows than
@@ -123,10 +129,19 @@ void update_hyperparameters(PriorState& p, const TaskStepTotals& totals, std::in
     const double w_params = totals.effective_params - totals.effective_params_b;
     p.noise_variance = std::max(0.0, (totals.sse + p.noise_variance * w_params) / rows_left);
   }
+  return mu;
 }
 
-void carry_to_new_basis(PriorState& p, const std::vector<double>& R, int r) {
+void carry_to_new_basis(PriorState& p, const std::vector<double>& R, const std::vector<double>& U,
+                        const std::vector<double>& mu, int d, int r) {
   if (r == 0 || R.size() != static_cast<std::size_t>(r) * r) return;
+  if (mu.size() == static_cast<std::size_t>(r) && U.size() == static_cast<std::size_t>(d) * r) {
+    std::vector<double> Rmu(static_cast<std::size_t>(r), 0.0);
+    for (int a = 0; a < r; ++a)
+      for (int c = 0; c < r; ++c) Rmu[static_cast<std::size_t>(a)] += R[static_cast<std::size_t>(a) * r + c] * mu[static_cast<std::size_t>(c)];
+    for (int a = 0; a < d; ++a)
+      for (int q = 0; q < r; ++q) p.beta[static_cast<std::size_t>(a)] += U[static_cast<std::size_t>(a) * r + q] * Rmu[static_cast<std::size_t>(q)];
+  }
   std::vector<double> RS(static_cast<std::size_t>(r) * r, 0.0), out(RS.size(), 0.0);
   for (int a = 0; a < r; ++a)
     for (int b = 0; b < r; ++b)

@@ -20,11 +20,16 @@ PriorState initial_prior(const DataMoments& moments, int d, int r, double* coeff
 // s2 / tau2 (0 when tau2 <= 0: no b prior).
 void refresh_precisions(PriorState& prior, double tau2);
 
-// The M-step: Sigma = (1/t) sum_i E[w_i w_i^T], s2 = (1/n) sum_i E||y_i - A_i x_i||^2
-// = (sse + s2_old * sum of effective parameters) / n.
-void update_hyperparameters(PriorState& prior, const TaskStepTotals& totals, std::int64_t tasks);
+// The M-step, parameter-expanded for w's mean (w_i ~ N(mu, Sigma), mu then folded into beta):
+// mu = (1/t) sum_i w_i, Sigma = (1/t) sum_i E[w_i w_i^T] - mu mu^T, s2 = (1/n) sum_i E||y_i -
+// A_i x_i||^2 = (sse + s2_old * effective parameters) / n (the b's counted as fitted). Returns mu.
+// Without the expansion, beta moves by a sliver per iteration where tasks are large: each task's
+// w already explains its own mean, so the regression that updates beta sees almost nothing left.
+std::vector<double> update_hyperparameters(PriorState& prior, const TaskStepTotals& totals, std::int64_t tasks);
 
-// After U~ = Q R: the tasks' coordinates become R w, so Sigma <- R Sigma R^T.
-void carry_to_new_basis(PriorState& prior, const std::vector<double>& R, int r);
+// After U~ = Q R (the new U = Q): the tasks' coordinates become R w, so Sigma <- R Sigma R^T, and
+// w's mean mu moves into the population model: beta <- beta + U~ mu = beta + U (R mu).
+void carry_to_new_basis(PriorState& prior, const std::vector<double>& R, const std::vector<double>& U,
+                        const std::vector<double>& mu, int d, int r);
 
 }  // namespace lrsmeta::core

@@ -87,9 +87,11 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
   totals.rows = data_.n;
   if (has_prior_) {
     totals.w_second_moment.assign(static_cast<std::size_t>(r_) * r_, 0.0);
+    totals.w_sum.assign(static_cast<std::size_t>(r_), 0.0);
     double* S = totals.w_second_moment.data();
     for (std::int64_t i = 0; i < t_; ++i) {
       const double* w = W_.data() + i * r_;
+      for (int p = 0; p < r_; ++p) totals.w_sum[static_cast<std::size_t>(p)] += w[p];
       const double* Vi = V_.data() + i * P;
       for (int p = 0, pq = 0; p < r_; ++p)
         for (int q = p; q < r_; ++q, ++pq) S[p * r_ + q] += w[p] * w[q] + Vi[pq];
