@@ -29,7 +29,6 @@ struct TaskStepTotals {
 struct PriorState {
   std::vector<double> beta;         // d: the population model
   std::vector<double> Sigma;        // r x r, row-major: covariance of w_i
-  std::vector<double> w_precision;  // r x r, row-major: s2 Sigma^-1
   double b_precision = 0.0;         // s2 / tau2
   double noise_variance = 0.0;      // s2
   double support_threshold = 0.0;   // b_q kept where b_q^2 > c Var(b_q | data) (0: always)

@@ -7,24 +7,6 @@
 
 namespace lrsmeta::core {
 
-namespace {
-
-// Inverse of a symmetric positive (semi)definite n x n matrix (row-major) through a ridged
-// Cholesky; false when the matrix has no positive diagonal at all.
-bool symmetric_inverse(const std::vector<double>& A, int n, std::vector<double>& inverse) {
-  std::vector<double> L(static_cast<std::size_t>(n) * n);
-  if (!detail::ridge_cholesky(A.data(), n, 1e-12, L.data())) return false;
-  inverse.assign(static_cast<std::size_t>(n) * n, 0.0);
-  for (int c = 0; c < n; ++c) {
-    std::vector<double> e(static_cast<std::size_t>(n), 0.0);
-    e[static_cast<std::size_t>(c)] = 1.0;
-    detail::cholesky_solve(L.data(), n, e.data());
-    for (int a = 0; a < n; ++a) inverse[static_cast<std::size_t>(a) * n + c] = e[static_cast<std::size_t>(a)];
-  }
-  return true;
-}
-
-}  // namespace
 
 PriorState initial_prior(const DataMoments& m, int d, int r, double* coefficient_scale) {
   PriorState p;
@@ -98,14 +80,6 @@ PriorState initial_prior(const DataMoments& m, int d, int r, double* coefficient
 }
 
 void refresh_precisions(PriorState& p, double tau2) {
-  const int r = static_cast<int>(std::lround(std::sqrt(static_cast<double>(p.Sigma.size()))));
-  std::vector<double> inverse;
-  if (r > 0 && p.noise_variance > 0 && symmetric_inverse(p.Sigma, r, inverse)) {
-    for (double& x : inverse) x *= p.noise_variance;
-    p.w_precision = std::move(inverse);
-  } else {
-    p.w_precision.assign(static_cast<std::size_t>(r) * r, 0.0);  // no information on w: a flat prior
-  }
   p.b_precision = tau2 > 0 ? p.noise_variance / tau2 : 0.0;
   p.beta_precision = p.beta_variance > 0 ? p.noise_variance / p.beta_variance : 0.0;
 }

@@ -16,8 +16,7 @@ namespace lrsmeta::core {
 // alone (the unit of the b prior's variance tau2).
 PriorState initial_prior(const DataMoments& moments, int d, int r, double* coefficient_scale);
 
-// w_precision = s2 Sigma^-1 (with a tiny relative ridge where Sigma is singular); b_precision =
-// s2 / tau2 (0 when tau2 <= 0: no b prior).
+// b_precision = s2 / tau2 (0 when tau2 <= 0: no b prior); beta_precision = s2 / tau_beta^2.
 void refresh_precisions(PriorState& prior, double tau2);
 
 // The M-step, parameter-expanded for w's mean (w_i ~ N(mu, Sigma), mu then folded into beta):

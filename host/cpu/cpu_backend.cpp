@@ -46,10 +46,34 @@ template <typename T>
 core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
   TaskStepSettings settings = task_step_settings(options_, k_in_effect);
   TaskPrior task_prior;
+  // With a prior the task step runs in whitened coordinates w = L v, Sigma = L L^T (lower
+  // Cholesky factor): Z = X (U L), v's prior precision s2 I, so the task systems stay well
+  // conditioned however close Sigma comes to singular (as Sigma^-1 would not).
+  std::vector<double> L, identity, prior_precision;
+  const T* U_task = U_data_.data();
   if (has_prior_) {
+    L.assign(static_cast<std::size_t>(r_) * r_, 0.0);
+    if (r_ > 0 && !detail::ridge_cholesky(prior_.Sigma.data(), r_, 1e-14, L.data()))
+      std::fill(L.begin(), L.end(), 0.0);  // Sigma = 0: no w at all
+    for (int p = 0; p < r_; ++p)
+      for (int q = p + 1; q < r_; ++q) L[static_cast<std::size_t>(p) * r_ + q] = 0.0;  // the factor is lower triangular
+    U_whitened_.assign(static_cast<std::size_t>(d_) * r_, T(0));
+    for (int a = 0; a < d_; ++a)
+      for (int q = 0; q < r_; ++q) {
+        double s = 0.0;
+        for (int p = q; p < r_; ++p) s += U_[static_cast<std::size_t>(a) * r_ + p] * L[static_cast<std::size_t>(p) * r_ + q];
+        U_whitened_[static_cast<std::size_t>(a) * r_ + q] = static_cast<T>(s);
+      }
+    U_task = U_whitened_.data();
+    identity.assign(static_cast<std::size_t>(r_) * r_, 0.0);
+    prior_precision.assign(identity.size(), 0.0);
+    for (int p = 0; p < r_; ++p) {
+      identity[static_cast<std::size_t>(p) * r_ + p] = 1.0;
+      prior_precision[static_cast<std::size_t>(p) * r_ + p] = prior_.noise_variance;
+    }
     task_prior.beta = prior_.beta.data();
-    task_prior.w_precision = prior_.w_precision.data();
-    task_prior.w_covariance = prior_.Sigma.data();
+    task_prior.w_precision = prior_precision.data();
+    task_prior.w_covariance = identity.data();
     task_prior.b_precision = prior_.b_precision;
     task_prior.noise_variance = prior_.noise_variance;
     task_prior.support_threshold = prior_.support_threshold;
@@ -63,20 +87,38 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
 #pragma omp parallel num_threads(threads_)
   {
     TaskWorkspace ws(m_max_, d_, r_, k_);
-    std::vector<double> V(static_cast<std::size_t>(r_) * r_);
+    std::vector<double> V(static_cast<std::size_t>(r_) * r_), LV(V.size()), v(static_cast<std::size_t>(r_));
     TaskPosterior posterior{V.data(), 0.0, 0.0};
 #pragma omp for schedule(dynamic, 16)
     for (std::int64_t i = 0; i < t_; ++i) {
       const std::int64_t row0 = data_.task_offsets[i];
       const int m = static_cast<int>(data_.task_offsets[i + 1] - row0);
       task_sse_[static_cast<std::size_t>(i)] =
-          task_step(data_.X + row0 * d_, data_.y + row0, m, d_, U_data_.data(), r_, W_.data() + i * r_,
+          task_step(data_.X + row0 * d_, data_.y + row0, m, d_, U_task, r_, W_.data() + i * r_,
                     B_index_.data() + i * k_, B_value_.data() + i * k_, k_, settings, ws,
                     has_prior_ ? &posterior : nullptr);
       if (has_prior_) {
+        // Back from whitened coordinates: w = L v, V = L V_v L^T.
+        double* w = W_.data() + i * r_;
+        std::copy(w, w + r_, v.begin());
+        for (int p = 0; p < r_; ++p) {
+          double s = 0.0;
+          for (int q = 0; q <= p; ++q) s += L[static_cast<std::size_t>(p) * r_ + q] * v[static_cast<std::size_t>(q)];
+          w[p] = s;
+        }
+        for (int p = 0; p < r_; ++p)
+          for (int q = 0; q < r_; ++q) {
+            double s = 0.0;
+            for (int c = 0; c <= p; ++c) s += L[static_cast<std::size_t>(p) * r_ + c] * V[static_cast<std::size_t>(c) * r_ + q];
+            LV[static_cast<std::size_t>(p) * r_ + q] = s;
+          }
         double* Vi = V_.data() + i * P;
         for (int p = 0, pq = 0; p < r_; ++p)
-          for (int q = p; q < r_; ++q) Vi[pq++] = V[static_cast<std::size_t>(p) * r_ + q];
+          for (int q = p; q < r_; ++q) {
+            double s = 0.0;
+            for (int c = 0; c <= q; ++c) s += LV[static_cast<std::size_t>(p) * r_ + c] * L[static_cast<std::size_t>(q) * r_ + c];
+            Vi[pq++] = s;
+          }
         task_effective_params_[static_cast<std::size_t>(2 * i)] = posterior.effective_params;
         task_effective_params_[static_cast<std::size_t>(2 * i + 1)] = posterior.effective_params_b;
       }
@@ -108,8 +150,7 @@ template <typename T>
 void CpuBackend<T>::set_prior(const core::PriorState* prior) {
   has_prior_ = prior != nullptr;
   if (!prior) return;
-  if (prior->beta.size() != static_cast<std::size_t>(d_) || prior->Sigma.size() != static_cast<std::size_t>(r_) * r_ ||
-      prior->w_precision.size() != static_cast<std::size_t>(r_) * r_)
+  if (prior->beta.size() != static_cast<std::size_t>(d_) || prior->Sigma.size() != static_cast<std::size_t>(r_) * r_)
     throw Error("CPU backend: the prior has the wrong size");
   prior_ = *prior;
   const std::size_t P = static_cast<std::size_t>(r_) * (r_ + 1) / 2;
@@ -336,7 +377,7 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
 
 template <typename T>
 std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G, std::vector<double> v,
-                                                          double extra_ridge) const {
+                                                          double extra_ridge, const std::vector<double>* anchor) const {
   const int n = static_cast<int>(v.size());
   // Scale of G for the jitter: its largest diagonal magnitude (a noisy G, under privacy, can have
   // negative diagonal entries).
@@ -352,6 +393,8 @@ std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G
     const double shift = options_.ridge + extra_ridge + jitter;
     for (int i = 0; i < n; ++i) A[static_cast<std::size_t>(i) * n + i] += shift;
     if (potrf_lower(n, A.data()) == 0) {
+      if (anchor && jitter > 0)
+        for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] += jitter * (*anchor)[static_cast<std::size_t>(i)];
       potrs_lower(n, A.data(), v.data());
       return v;
     }
@@ -374,7 +417,16 @@ double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
   }
   if (has_prior_ && prior_.beta_precision > 0)  // beta's prior: its block comes first
     for (int a = 0; a < d_; ++a) G[static_cast<std::size_t>(a) * v.size() + a] += prior_.beta_precision;
-  std::vector<double> solution = solve_normal_equations(G, std::move(v), extra_ridge);  // column-major
+  // With the prior, the jitter (where G is singular) pulls towards the current [beta, U] rather
+  // than towards 0: a direction the data does not determine then keeps its column, where shrinking
+  // it would shrink R and with it Sigma, a little more every iteration.
+  std::vector<double> anchor;
+  if (has_prior_) {
+    anchor.assign(prior_.beta.begin(), prior_.beta.end());
+    for (int p = 0; p < r_; ++p)
+      for (int a = 0; a < d_; ++a) anchor.push_back(U_[static_cast<std::size_t>(a) * r_ + p]);
+  }
+  std::vector<double> solution = solve_normal_equations(G, std::move(v), extra_ridge, has_prior_ ? &anchor : nullptr);  // column-major
   std::vector<double> U_tilde;
   if (has_prior_) {
     beta_.assign(solution.begin(), solution.begin() + d_);

@@ -41,9 +41,10 @@ class CpuBackend final : public core::Backend {
   void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v,
                                    const PrivacyOptions* bounds = nullptr);
   // Solve (G + (lambda + extra_ridge) I) x = v by Cholesky; returns U~ as d x r column-major
-  // (with a prior: [beta, U~], d x (r + 1)).
+  // (with a prior: [beta, U~], d x (r + 1)). Where G is singular, the growing jitter pulls towards
+  // `anchor` (same layout) when given, towards 0 otherwise.
   std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v,
-                                             double extra_ridge = 0.0) const;
+                                             double extra_ridge = 0.0, const std::vector<double>* anchor = nullptr) const;
 
   // Task parameters, row-major t x r and t x k.
   std::vector<double>& W() { return W_; }
@@ -68,6 +69,7 @@ class CpuBackend final : public core::Backend {
   bool has_prior_ = false;
   core::PriorState prior_;
   std::vector<double> V_, task_effective_params_, beta_, last_R_;
+  std::vector<T> U_whitened_;  // U L, Sigma = L L^T: the task steps' basis under the prior
   // Per-thread buffers of accumulate_normal_equations, kept between iterations (allocating a few
   // MiB per call costs page faults on every iteration).
   struct GramScratch {
