@@ -6,6 +6,11 @@ work=$1
 bin=${LRSMETA:?set LRSMETA to the lrsmeta executable}
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_error() {  # expect_error "needle" command...
+  local needle=$1; shift
+  if "$@" > out.txt 2> err.txt; then fail "no error from: $*"; fi
+  grep -q -- "$needle" err.txt || fail "error for '$*' does not mention '$needle': $(cat err.txt)"
+}
 
 "$bin" --help | grep -q "generate" || fail "--help lists no subcommands"
 for sub in generate train adapt predict eval; do
@@ -45,8 +50,14 @@ cmp -s m4/U.npy m4b/U.npy || fail "same seed, different U"
     echo "u$u,item$i,$x1,$x2,$(( x1 * (u + 1) + 2 * x2 ))"
   done
 } > table.csv
-"$bin" train --data table.csv --target rating --task user -r 1 -k 1 --out csvmodel --iterations 10 > /dev/null
+"$bin" train --data table.csv --target rating --task user -r 1 -k 1 --out csvmodel --iterations 10 > csvtrain.txt
 grep -q '"u0"' csvmodel/model.json || fail "task keys not saved in model.json"
+grep -q "features: (intercept), x1, x2" csvtrain.txt || fail "train does not say which columns it used: $(cat csvtrain.txt)"
+grep -q "ignored column name: id-like" csvtrain.txt || fail "the id-like column is not reported as ignored"
+grep -q '"csv_encoding"' csvmodel/model.json || fail "model.json does not record the CSV encoding"
+"$bin" train --data table.csv --target rating --task user -r 1 -k 1 --out csvmodel2 --iterations 3 --no-intercept --ignore x2 > csvtrain2.txt
+grep -q "features: x1$" csvtrain2.txt || fail "--no-intercept --ignore x2 should leave x1 alone: $(cat csvtrain2.txt)"
+expect_error "lrsmeta eval: error" "$bin" eval --model csvmodel --data missing.csv --target rating --task user
 "$bin" eval --model csvmodel --data table.csv --target rating --task user > csveval.txt
 "$bin" predict --model csvmodel --data table.csv --target rating --task user --out pred.csv > /dev/null
 [[ $(wc -l < pred.csv) -eq 201 ]] || fail "pred.csv should have a header and 200 rows"
@@ -64,11 +75,6 @@ grep -q '"epsilon_spent"' private/model.json || fail "model.json lacks epsilon_s
 grep -q "NO privacy guarantee" seeded.txt || fail "a fixed noise seed is not flagged"
 
 # Errors: non-zero exit, one clear line, nothing half-written.
-expect_error() {  # expect_error "needle" command...
-  local needle=$1; shift
-  if "$@" > out.txt 2> err.txt; then fail "no error from: $*"; fi
-  grep -q -- "$needle" err.txt || fail "error for '$*' does not mention '$needle': $(cat err.txt)"
-}
 expect_error "exceeds the dimension" "$bin" train --data data -r 41 -k 2 --out bad
 expect_error "no such file" "$bin" train --data missing -r 3 -k 2 --out bad
 expect_error "no column 'score'" "$bin" train --data table.csv --target score --task user -r 1 -k 1 --out bad

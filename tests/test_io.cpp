@@ -182,7 +182,10 @@ TEST_F(IoTest, CsvGroupsTasksAndPicksNumericFeatures) {
               "\n"
               "c,Big,Comedy,0.25,5\n");
   std::vector<std::string> ignored;
-  const Dataset<double> ds = load_csv<double>(path("r.csv"), {"rating", "user"}, &ignored);
+  CsvOptions o{"rating", "user"};
+  o.intercept = false;
+  o.ignore = {"title, with comma", "genre"};
+  const Dataset<double> ds = load_csv<double>(path("r.csv"), o, &ignored);
   EXPECT_EQ(ds.task_keys, (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(ds.feature_names, (std::vector<std::string>{"x1"}));
   EXPECT_EQ(ignored, (std::vector<std::string>{"title, with comma", "genre"}));
@@ -214,9 +217,74 @@ TEST_F(IoTest, CsvErrorsNameTheProblem) {
   expect_error("u,x,y\n1,2,nan\n", {"y", "u"}, "not a finite number");
   expect_error("u,x,y\n", {"y", "u"}, "no rows");
   expect_error("", {"y", "u"}, "empty");
-  expect_error("u,name,y\n1,bob,2\n", {"y", "u"}, "no numeric feature");
+  CsvOptions nothing{"y", "u"};
+  nothing.intercept = false;
+  nothing.ignore = {"name"};
+  expect_error("u,name,y\n1,bob,2\n", nothing, "no feature columns");
+  CsvOptions few{"y", "u"};
+  few.max_levels = 2;
+  expect_error("u,city,y\n1,a,2\n1,b,2\n2,c,3\n", few, "text column 'city' has 3 distinct values, more than --max-levels 2");
+  CsvOptions unknown{"y", "u"};
+  unknown.features = {"x", "z"};
+  expect_error("u,x,y\n1,2,3\n", unknown, "no column 'z'");
+  CsvOptions target_as_feature{"y", "u"};
+  target_as_feature.features = {"y"};
+  expect_error("u,x,y\n1,2,3\n", target_as_feature, "is the target column");
   expect_error("u,x,y\n1,\"2,3\n", {"y", "u"}, "unterminated");
   expect_error("u,x,y\n1,2,3\n", {"y", ""}, "no task column");
+}
+
+TEST_F(IoTest, CsvEncodingInterceptOneHotIdColumnsAndReapplication) {
+  // A row id (all distinct integers), a text column, a numeric one; 12 rows of 3 tasks.
+  std::string text = "row,city,x,user,y\n";
+  const char* cities[] = {"Oslo", "Rome", "Lima"};
+  for (int i = 0; i < 12; ++i)
+    text += std::to_string(100 + i) + "," + cities[i % 3] + "," + std::to_string(0.5 * i) + ",u" + std::to_string(i % 3) + "," +
+            std::to_string(1.0 + (i % 3) + 0.25 * i) + "\n";
+  write_bytes("enc.csv", text);
+  const Dataset<double> ds = load_csv<double>(path("enc.csv"), {"y", "user"});
+  EXPECT_EQ(ds.feature_names, (std::vector<std::string>{"(intercept)", "city=Lima", "city=Oslo", "city=Rome", "x"}));
+  ASSERT_TRUE(ds.encoding.present);
+  ASSERT_EQ(ds.encoding.ignored.size(), 1u);
+  EXPECT_NE(ds.encoding.ignored[0].find("row: id-like"), std::string::npos) << ds.encoding.ignored[0];
+  // Row 0 (task u0, Oslo, x = 0): 1, 0, 1, 0, 0.
+  EXPECT_EQ(std::vector<double>(ds.X.begin(), ds.X.begin() + 5), (std::vector<double>{1, 0, 1, 0, 0}));
+  // Naming the id column in --features uses it.
+  CsvOptions with_id{"y", "user"};
+  with_id.features = {"row", "x"};
+  with_id.intercept = false;
+  EXPECT_EQ(load_csv<double>(path("enc.csv"), with_id).feature_names, (std::vector<std::string>{"row", "x"}));
+
+  // Train, save, and apply the model's encoding to another CSV whose columns are in another order,
+  // with a city never seen in training.
+  Options o;
+  o.rank = 1;
+  o.sparsity = 0;
+  o.iterations = 5;
+  Model m = fit(ds.view(), o);
+  m.task_keys = ds.task_keys;
+  m.feature_names = ds.feature_names;
+  m.encoding = ds.encoding;
+  save_model(m, path("enc_model"));
+  const Model back = load_model(path("enc_model"));
+  ASSERT_TRUE(back.encoding.present);
+  EXPECT_EQ(back.encoding.intercept, true);
+  ASSERT_EQ(back.encoding.columns.size(), 2u);
+  EXPECT_EQ(back.encoding.columns[0].levels, (std::vector<std::string>{"Lima", "Oslo", "Rome"}));
+  write_bytes("new.csv", "y,user,x,city\n2,u1,3,Rome\n2,u2,1,Paris\n");
+  CsvOptions apply{"y", "user"};
+  apply.encoding = &back.encoding;
+  const Dataset<double> fresh = load_csv<double>(path("new.csv"), apply);
+  EXPECT_EQ(fresh.feature_names, ds.feature_names);
+  EXPECT_EQ(fresh.X, (std::vector<double>{1, 0, 0, 1, 3, 1, 0, 0, 0, 1}));  // Paris: no city feature set
+  // A CSV lacking a column the model uses is refused, naming it.
+  write_bytes("short.csv", "y,user,x\n2,u1,3\n");
+  try {
+    load_csv<double>(path("short.csv"), apply);
+    FAIL() << "no error for a missing column";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no column 'city'"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(IoTest, ModelRoundTripIsExact) {

@@ -23,6 +23,11 @@ namespace {
 struct DataArgs {
   std::string path;
   std::string target, task;
+  // CSV features (train only; predict, eval and adapt apply the model's encoding).
+  std::vector<std::string> features, ignore;
+  bool no_intercept = false;
+  int max_levels = 50;
+  const FeatureEncoding* encoding = nullptr;
   std::string precision = "auto";  // float on the GPU, double on the CPU
   int threads = 0;
   bool gpu = false;                // set by train when it will run on the GPU
@@ -39,10 +44,39 @@ void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
 }
 
+void add_csv_feature_options(CLI::App* cmd, DataArgs& a) {
+  cmd->add_option("--features", a.features, "CSV: the columns to use as features (default: all but the target, task, "
+                  "--ignore'd and id-like columns)")->delimiter(',')->group("CSV features");
+  cmd->add_option("--ignore", a.ignore, "CSV: columns not to use")->delimiter(',')->group("CSV features");
+  cmd->add_flag("--no-intercept", a.no_intercept, "CSV: no constant feature (by default one comes first)")->group("CSV features");
+  cmd->add_option("--max-levels", a.max_levels, "CSV: most distinct values of a text column to one-hot encode")
+      ->capture_default_str()->group("CSV features");
+}
+
+// What a CSV's columns became, in one paragraph.
+void print_encoding(const FeatureEncoding& enc, std::ostream& out) {
+  if (!enc.present) return;
+  out << "features:" << (enc.intercept ? " (intercept)," : "");
+  for (std::size_t c = 0; c < enc.columns.size(); ++c) {
+    const FeatureColumn& col = enc.columns[c];
+    out << (c ? ", " : " ") << col.name;
+    if (!col.levels.empty()) out << " (one-hot, " << col.levels.size() << " levels)";
+  }
+  out << "\n";
+  for (const std::string& why : enc.ignored) out << "ignored column " << why << "\n";
+}
+
 // Call f with the data set loaded in the requested precision (float or double).
 template <typename F>
 void with_dataset(const DataArgs& a, F&& f) {
-  const CsvOptions csv{a.target, a.task};
+  CsvOptions csv;
+  csv.target = a.target;
+  csv.task = a.task;
+  csv.intercept = !a.no_intercept;
+  csv.features = a.features;
+  csv.ignore = a.ignore;
+  csv.max_levels = a.max_levels;
+  csv.encoding = a.encoding;
   if (a.precision == "float" || (a.precision == "auto" && a.gpu)) {
     f(load_dataset<float>(a.path, csv));
   } else {
@@ -100,6 +134,7 @@ void add_train(CLI::App& app) {
   auto device = std::make_shared<std::string>("cpu");
   CLI::App* cmd = app.add_subcommand("train", "fit an AMHT-LRS model");
   add_data_options(cmd, *data);
+  add_csv_feature_options(cmd, *data);
   auto rank = std::make_shared<std::string>("auto");
   auto sparsity = std::make_shared<std::string>("auto");
   auto prior = std::make_shared<std::string>("auto");
@@ -213,7 +248,9 @@ void add_train(CLI::App& app) {
       if (progress) std::fprintf(stderr, "\n");
       model.task_keys = ds.task_keys;
       model.feature_names = ds.feature_names;
+      model.encoding = ds.encoding;
       const Evaluation ev = evaluate(model, ds.view());
+      print_encoding(ds.encoding, std::cout);
       save_model(model, *out);
       for (const std::string& note : model.notes) std::cout << "note: " << note << "\n";
       if (model.selection.performed) {
@@ -273,6 +310,7 @@ void add_adapt(CLI::App& app) {
   cmd->add_option("--out,-o", *out, "model folder to write (the model's U, the new tasks' w and b)")->required();
   cmd->callback([=] {
     const Model model = load_model(*model_path);
+    data->encoding = model.encoding.present ? &model.encoding : nullptr;
     Options o = model.options;
     o.threads = data->threads;
     o.device = Device::cpu;
@@ -296,6 +334,7 @@ void add_predict(CLI::App& app) {
   cmd->add_option("--out,-o", *out, "predictions in the input's row order: .npy (n) or .csv (row,task,prediction)")->required();
   cmd->callback([=] {
     const Model model = load_model(*model_path);
+    data->encoding = model.encoding.present ? &model.encoding : nullptr;
     with_dataset(*data, [&](const auto& loaded) {
       const auto ds = aligned_to_model(loaded, model);
       const std::vector<double> grouped = predict(model, ds.view());
@@ -336,6 +375,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--json", *json_out, "also write the results as JSON");
   cmd->callback([=] {
     const Model model = load_model(*model_path);
+    data->encoding = model.encoding.present ? &model.encoding : nullptr;
     json result{{"model", *model_path}, {"data", data->path}};
     with_dataset(*data, [&](const auto& loaded) {
       const auto ds = aligned_to_model(loaded, model);

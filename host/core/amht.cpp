@@ -618,6 +618,7 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
   out.U = model.U;
   out.options = model.options;
   out.feature_names = model.feature_names;
+  out.encoding = model.encoding;
   out.beta = model.beta;
   out.Sigma = model.Sigma;
   out.noise_variance = model.noise_variance;

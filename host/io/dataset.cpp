@@ -1,5 +1,6 @@
 // Data sets: data folders of .npy files, CSV tables, task alignment, synthetic data.
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <set>
 #include <unordered_map>
 
 #include "core/random.hpp"
@@ -217,31 +219,122 @@ CsvTable read_csv_table(const std::string& path) {
   return table;
 }
 
+namespace {
+
+bool is_integer_text(const std::string& s) {
+  double v = 0;
+  return parse_number(s, &v) && v == std::floor(v);
+}
+
+// Names that say "row number": a pandas index written out, an id.
+bool id_like_name(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name == "id" || name == "index" || name == "row" || name == "rowid" || name == "row_id" || name == "unnamed: 0" ||
+         name.empty();
+}
+
+// Decide how each column becomes features (training: no encoding given).
+FeatureEncoding choose_encoding(const CsvTable& table, const CsvOptions& options, std::size_t target_col,
+                                std::size_t task_col) {
+  const std::string& path = table.path;
+  const std::vector<std::string>& header = table.header;
+  const std::size_t n = table.rows.size();
+  FeatureEncoding enc;
+  enc.present = true;
+  enc.intercept = options.intercept;
+  for (const std::string& name : options.features) table.column(name);  // each must exist
+  for (const std::string& name : options.ignore) table.column(name);
+  auto listed = [](const std::vector<std::string>& list, const std::string& name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    const std::string& name = header[c];
+    if (c == target_col || c == task_col) {
+      if (listed(options.features, name))
+        throw Error(path + ": column '" + name + "' is the " + (c == target_col ? "target" : "task") + " column; it cannot be a feature");
+      continue;
+    }
+    const bool asked = listed(options.features, name);
+    if (!options.features.empty() && !asked) {
+      enc.ignored.push_back(name + ": not in --features");
+      continue;
+    }
+    if (listed(options.ignore, name)) {
+      if (asked) throw Error(path + ": column '" + name + "' is both in --features and in --ignore");
+      enc.ignored.push_back(name + ": --ignore");
+      continue;
+    }
+    bool numeric = true, integers = true;
+    double v = 0;
+    for (std::size_t i = 0; i < n && numeric; ++i) {
+      numeric = parse_number(table.rows[i][c], &v);
+      integers = integers && numeric && is_integer_text(table.rows[i][c]);
+    }
+    std::set<std::string> distinct;
+    for (std::size_t i = 0; i < n; ++i) distinct.insert(table.rows[i][c]);
+    const bool all_distinct = n >= 10 && distinct.size() == n;
+    if (!asked && (id_like_name(name) || (all_distinct && (integers || !numeric)))) {
+      enc.ignored.push_back(name + ": id-like (" + (id_like_name(name) ? std::string("its name") : "every value distinct") +
+                            "); name it in --features to use it");
+      continue;
+    }
+    FeatureColumn col;
+    col.name = name;
+    if (!numeric) {
+      if (distinct.size() > static_cast<std::size_t>(options.max_levels))
+        throw Error(path + ": text column '" + name + "' has " + std::to_string(distinct.size()) +
+                    " distinct values, more than --max-levels " + std::to_string(options.max_levels) +
+                    " for one-hot encoding: raise --max-levels, or --ignore " + name);
+      col.levels.assign(distinct.begin(), distinct.end());
+    }
+    enc.columns.push_back(std::move(col));
+  }
+  if (enc.columns.empty() && !enc.intercept)
+    throw Error(path + ": no feature columns besides the target and task columns (and no intercept)");
+  return enc;
+}
+
+}  // namespace
+
+std::vector<std::string> encoded_feature_names(const FeatureEncoding& enc) {
+  std::vector<std::string> names;
+  if (enc.intercept) names.push_back("(intercept)");
+  for (const FeatureColumn& c : enc.columns) {
+    if (c.levels.empty()) names.push_back(c.name);
+    for (const std::string& level : c.levels) names.push_back(c.name + "=" + level);
+  }
+  return names;
+}
+
 template <typename T>
 Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vector<std::string>* ignored) {
   if (options.target.empty()) throw Error(path + ": no target column given (--target COLUMN)");
   if (options.task.empty()) throw Error(path + ": no task column given (--task COLUMN)");
   const CsvTable table = read_csv_table(path);
-  const std::vector<std::string>& header = table.header;
   const std::size_t target_col = table.column(options.target), task_col = table.column(options.task);
   if (target_col == task_col) throw Error(path + ": the target and task columns are the same");
-  const std::size_t n_cols = header.size();
   const std::size_t n = table.rows.size();
   if (n == 0) throw Error(path + ": the CSV has a header but no rows");
-  // A column is a feature when every value in it is a finite number.
-  std::vector<std::size_t> features;
-  for (std::size_t c = 0; c < n_cols; ++c) {
-    if (c == target_col || c == task_col) continue;
-    bool numeric = true;
-    double v;
-    for (std::size_t i = 0; i < n && numeric; ++i) numeric = parse_number(table.rows[i][c], &v);
-    if (numeric) features.push_back(c);
-    else if (ignored) ignored->push_back(header[c]);
+  const FeatureEncoding enc = options.encoding ? *options.encoding : choose_encoding(table, options, target_col, task_col);
+  // Where each used column is, and where its features start.
+  std::vector<std::size_t> source;
+  std::vector<std::unordered_map<std::string, std::int64_t>> level_index(enc.columns.size());
+  std::vector<std::int64_t> first_feature;
+  std::int64_t d = enc.intercept ? 1 : 0;
+  for (std::size_t c = 0; c < enc.columns.size(); ++c) {
+    const FeatureColumn& col = enc.columns[c];
+    source.push_back(table.column(col.name));  // a model's column missing here: an error naming it
+    first_feature.push_back(d);
+    for (std::size_t l = 0; l < col.levels.size(); ++l) level_index[c].emplace(col.levels[l], static_cast<std::int64_t>(l));
+    d += col.levels.empty() ? 1 : static_cast<std::int64_t>(col.levels.size());
   }
-  if (features.empty()) throw Error(path + ": no numeric feature columns besides the target and task columns");
+  if (d == 0) throw Error(path + ": no features");
   Dataset<T> ds;
-  ds.d = static_cast<std::int64_t>(features.size());
-  for (std::size_t c : features) ds.feature_names.push_back(header[c]);
+  ds.d = d;
+  ds.encoding = enc;
+  ds.feature_names = encoded_feature_names(enc);
+  if (ignored)
+    for (const std::string& why : enc.ignored) ignored->push_back(why.substr(0, why.find(':')));
   // Task of each row, numbered by first appearance; then a stable counting sort by task.
   std::unordered_map<std::string, std::int64_t> task_of_key;
   std::vector<std::int64_t> row_task(n);
@@ -256,7 +349,7 @@ Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vec
   for (std::int64_t task : row_task) ++ds.task_offsets[static_cast<std::size_t>(task + 1)];
   for (std::int64_t i = 0; i < t; ++i) ds.task_offsets[static_cast<std::size_t>(i + 1)] += ds.task_offsets[static_cast<std::size_t>(i)];
   std::vector<std::int64_t> next(ds.task_offsets.begin(), ds.task_offsets.end() - 1);
-  ds.X.resize(n * features.size());
+  ds.X.assign(n * static_cast<std::size_t>(d), T(0));
   ds.y.resize(n);
   ds.source_rows.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -268,9 +361,19 @@ Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vec
       throw Error(path + ": line " + std::to_string(table.lines[i]) + ": target '" + options.target +
                   "' is not a finite number: '" + fields[target_col] + "'");
     ds.y[static_cast<std::size_t>(row)] = static_cast<T>(v);
-    for (std::size_t f = 0; f < features.size(); ++f) {
-      parse_number(fields[features[f]], &v);
-      ds.X[static_cast<std::size_t>(row) * features.size() + f] = static_cast<T>(v);
+    T* x = ds.X.data() + static_cast<std::size_t>(row) * static_cast<std::size_t>(d);
+    if (enc.intercept) x[0] = T(1);
+    for (std::size_t c = 0; c < enc.columns.size(); ++c) {
+      const std::string& field = fields[source[c]];
+      if (enc.columns[c].levels.empty()) {
+        if (!parse_number(field, &v))
+          throw Error(path + ": line " + std::to_string(table.lines[i]) + ": column '" + enc.columns[c].name +
+                      "' is numeric in the model but holds '" + field + "'");
+        x[first_feature[c]] = static_cast<T>(v);
+      } else {
+        const auto it = level_index[c].find(field);
+        if (it != level_index[c].end()) x[first_feature[c] + it->second] = T(1);  // unseen level: all zeros
+      }
     }
   }
   validate(ds.view(), true);
@@ -304,6 +407,7 @@ Dataset<T> align_tasks(const Dataset<T>& data, const std::vector<std::string>& k
   out.d = data.d;
   out.task_keys = keys;
   out.feature_names = data.feature_names;
+  out.encoding = data.encoding;
   out.task_offsets.assign(1, 0);
   for (std::int64_t i = 0; i < t_out; ++i) {
     const std::int64_t s = source_of[static_cast<std::size_t>(i)];

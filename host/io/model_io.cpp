@@ -161,6 +161,15 @@ std::string model_json(const Model& m) {
   }
   j["selection"] = selection;
   if (!m.notes.empty()) j["notes"] = m.notes;
+  if (m.encoding.present) {
+    json columns = json::array();
+    for (const FeatureColumn& c : m.encoding.columns) {
+      json col{{"name", c.name}, {"type", c.levels.empty() ? "numeric" : "one-hot"}};
+      if (!c.levels.empty()) col["levels"] = c.levels;
+      columns.push_back(col);
+    }
+    j["csv_encoding"] = {{"intercept", m.encoding.intercept}, {"columns", columns}, {"ignored", m.encoding.ignored}};
+  }
   if (!m.task_keys.empty()) j["task_keys"] = m.task_keys;
   if (!m.feature_names.empty()) j["feature_names"] = m.feature_names;
   return j.dump(2) + "\n";
@@ -270,6 +279,21 @@ Model load_model(const std::string& path) {
       for (const json& c : sj.at("candidates")) m.selection.candidates.push_back(candidate(c));
     }
     if (j.contains("notes")) m.notes = j.at("notes").get<std::vector<std::string>>();
+    if (j.contains("csv_encoding")) {
+      const json& e = j.at("csv_encoding");
+      m.encoding.present = true;
+      m.encoding.intercept = e.at("intercept").get<bool>();
+      for (const json& c : e.at("columns")) {
+        FeatureColumn col;
+        col.name = c.at("name").get<std::string>();
+        if (c.contains("levels")) col.levels = c.at("levels").get<std::vector<std::string>>();
+        m.encoding.columns.push_back(std::move(col));
+      }
+      m.encoding.ignored = e.value("ignored", std::vector<std::string>{});
+      if (static_cast<std::int64_t>(encoded_feature_names(m.encoding).size()) != m.d)
+        throw Error((dir / "model.json").string() + ": csv_encoding gives " + std::to_string(encoded_feature_names(m.encoding).size()) +
+                    " features, the model has d = " + std::to_string(m.d));
+    }
     if (j.contains("task_keys")) m.task_keys = j.at("task_keys").get<std::vector<std::string>>();
     if (j.contains("feature_names")) m.feature_names = j.at("feature_names").get<std::vector<std::string>>();
   } catch (const json::exception& e) {

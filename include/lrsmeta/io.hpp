@@ -43,6 +43,7 @@ struct Dataset {
   std::int64_t d = 0;
   std::vector<std::string> task_keys;      // CSV: value of the task column for each task
   std::vector<std::string> feature_names;  // CSV: header names of the feature columns
+  FeatureEncoding encoding;                // CSV: how its columns became the features
   // Where each row came from in the input (its 0-based row there) when loading regrouped the rows
   // by task (CSV, task_ids.npy); empty when rows are in input order.
   std::vector<std::int64_t> source_rows;
@@ -60,13 +61,26 @@ LRSMETA_API Dataset<T> load_data_folder(const std::string& path);
 template <typename T>
 LRSMETA_API void save_data_folder(const std::string& path, const Dataset<T>& data);
 
-// CSV with a header row. `target` names the target column and `task` the task column; every other
-// column whose values all parse as numbers is a feature (the rest are listed in *ignored). Rows of
-// one task need not be contiguous: tasks are numbered in order of first appearance.
+// CSV with a header row. `target` names the target column and `task` the task column. The other
+// columns (or only `features`, less `ignore`) become features: a numeric column as it is, a text
+// column one-hot encoded (at most max_levels distinct values, else an error naming the column);
+// an id-like column (all values distinct integers or all distinct texts, or named id, index, row
+// or "Unnamed: 0") is left out unless named in `features`. With `intercept`, a constant feature
+// "(intercept)" comes first. Given `encoding` (a model's), exactly that encoding is applied instead
+// (a level unseen in training encodes as all zeros). Rows of one task need not be contiguous:
+// tasks are numbered in order of first appearance.
 struct CsvOptions {
   std::string target;
   std::string task;
+  bool intercept = true;
+  std::vector<std::string> features;  // empty: every column but the target, task and `ignore`
+  std::vector<std::string> ignore;
+  int max_levels = 50;
+  const FeatureEncoding* encoding = nullptr;
 };
+// The feature names an encoding produces: "(intercept)", numeric columns by name, one-hot ones as
+// "column=level".
+LRSMETA_API std::vector<std::string> encoded_feature_names(const FeatureEncoding& encoding);
 template <typename T>
 LRSMETA_API Dataset<T> load_csv(const std::string& path, const CsvOptions& options,
                                 std::vector<std::string>* ignored = nullptr);

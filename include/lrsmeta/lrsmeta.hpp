@@ -170,6 +170,20 @@ struct SelectionReport {
   SelectionCandidate chosen;
 };
 
+// How the columns of a CSV table became the feature vector: decided when training, recorded in the
+// model, and applied again to the CSV given to predict, eval and adapt.
+struct FeatureColumn {
+  std::string name;                 // the CSV column
+  std::vector<std::string> levels;  // empty: a numeric column, one feature; else a text column,
+                                    // one-hot: one feature "name=level" per level
+};
+struct FeatureEncoding {
+  bool present = false;             // false: the data came as arrays (nothing to re-apply)
+  bool intercept = false;           // a constant feature "(intercept)" comes first
+  std::vector<FeatureColumn> columns;
+  std::vector<std::string> ignored;  // "column: why" for each column not used
+};
+
 // A trained model. Stored in double whatever the precision of the data it was trained on.
 struct Model {
   std::int64_t d = 0, r = 0, k = 0, t = 0;
@@ -182,6 +196,7 @@ struct Model {
   PrivacyReport privacy;                   // privacy spent (enabled = false for a plain fit)
   std::vector<std::string> task_keys;      // optional: names of the tasks (e.g. CSV task column)
   std::vector<std::string> feature_names;  // optional
+  FeatureEncoding encoding;                // CSV input: how to build the features again
   // The empirical-Bayes prior (options.prior == auto; empty / 0 for the paper's model): theta_i =
   // beta + U w_i + b_i. A task with no rows, or a new one, predicts with beta.
   std::vector<double> beta;           // d
