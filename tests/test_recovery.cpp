@@ -40,8 +40,8 @@ TEST_P(ExactRecovery, NoiselessDoubleReachesRoundingLevel) {
   const double err = relative_error(model.theta_matrix(), truth.theta());
   EXPECT_LT(err, 1e-8) << "variant " << to_string(GetParam());
   EXPECT_LT(testing::subspace_distance(model.U, truth.U, 40, 3), 1e-8);
-  // The history is monotone enough to have converged: the last loss is at rounding level.
-  ASSERT_EQ(model.history.size(), 30u);
+  // Converged: the last loss is at rounding level (the relative tolerance may stop it there early).
+  ASSERT_LE(model.history.size(), 30u);
   EXPECT_LT(model.history.back().training_loss, 1e-16);
 }
 

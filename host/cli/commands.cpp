@@ -159,6 +159,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--step-size", o->step_size, "iht/htp: eta * m_i (0: variant default)")->capture_default_str();
   cmd->add_option("--init", *init, "initialisation of U")->check(CLI::IsMember({"random", "spectral"}))->capture_default_str();
   cmd->add_option("--tolerance", o->tolerance, "stop when the change in U falls below this (0: never)")->capture_default_str();
+  cmd->add_option("--relative-tolerance", o->relative_tolerance, "prior auto: stop once an iteration changes s2 and the "
+                  "training loss by less than this, relatively (0: never)")->capture_default_str();
   cmd->add_option("--device", *device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the random initialisation")->capture_default_str();
   cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");

@@ -104,6 +104,7 @@ void validate(const Options& o, std::int64_t d) {
   if (!(o.task_ridge >= 0) || !std::isfinite(o.task_ridge)) fail("task ridge must be finite and >= 0");
   if (!(o.step_size >= 0) || !std::isfinite(o.step_size)) fail("step size must be finite and >= 0 (0: the variant's default)");
   if (!(o.tolerance >= 0) || !std::isfinite(o.tolerance)) fail("tolerance must be finite and >= 0");
+  if (!(o.relative_tolerance >= 0) || !std::isfinite(o.relative_tolerance)) fail("relative tolerance must be finite and >= 0");
   if (o.threads < 0) fail("threads = " + std::to_string(o.threads) + " is negative");
   const PrivacyOptions& p = o.privacy;
   if (p.enabled) {
@@ -344,6 +345,13 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     const bool go_on = callback ? callback(info) : true;
     if (!go_on) break;
     if (options.tolerance > 0 && change < options.tolerance && it > options.warm_start_iterations) break;
+    if (use_prior && options.relative_tolerance > 0 && it > options.warm_start_iterations + 1) {
+      const IterationInfo& before = model.history[model.history.size() - 2];
+      auto relative = [](double now, double then) { return std::fabs(now - then) / std::max(std::fabs(then), 1e-300); };
+      if (relative(info.noise_variance, before.noise_variance) < options.relative_tolerance &&
+          relative(info.training_loss, before.training_loss) < options.relative_tolerance)
+        break;
+    }
   }
   // The final task step with the final U; full sparsity unless training never left the warm start.
   const bool warm_only = options.iterations <= options.warm_start_iterations && options.iterations > 0;

@@ -32,6 +32,7 @@ json options_json(const Options& o) {
               {"seed", o.seed},
               {"threads", o.threads},
               {"tolerance", o.tolerance},
+              {"relative_tolerance", o.relative_tolerance},
               {"device", to_string(o.device)},
               {"prior", to_string(o.prior)},
               {"sparse_prior_scale", o.sparse_prior_scale},
@@ -65,6 +66,7 @@ Options options_from_json(const json& j) {
   o.seed = j.value("seed", o.seed);
   o.threads = j.value("threads", o.threads);
   o.tolerance = j.value("tolerance", o.tolerance);
+  o.relative_tolerance = j.value("relative_tolerance", o.relative_tolerance);
   o.device = parse_device(j.value("device", std::string(to_string(o.device))));
   // Models written before the prior existed were fitted without one.
   o.prior = parse_prior(j.value("prior", std::string("none")));

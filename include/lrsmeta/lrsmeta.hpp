@@ -94,7 +94,7 @@ struct Options {
   int rank = 3;                   // r: columns of U; 0 = sparse only
   int sparsity = 2;               // k: non-zeros per b_i; 0 = low-rank only
   Variant variant = Variant::pursuit;
-  int iterations = 30;            // L: outer iterations (U updates)
+  int iterations = 100;           // L: outer iterations (U updates), at most: see relative_tolerance
   int inner_iterations = 3;       // task-step iterations per outer iteration (at most: htp and
                                   // pursuit stop once the support repeats)
   int warm_start_iterations = 5;  // first outer iterations run with k = 0 (b = 0)
@@ -106,6 +106,10 @@ struct Options {
   std::uint64_t seed = 42;
   int threads = 0;                // 0: all cores (OpenMP default)
   double tolerance = 0.0;         // stop early when the change in U falls below this; 0: never
+  // With the prior (auto): stop after the warm start once an iteration changes both the noise
+  // variance s2 and the training loss by less than this, relatively (EM has converged). 0: never.
+  // Noiseless data never stops this way (s2 keeps falling geometrically to rounding level).
+  double relative_tolerance = 1e-6;
   Device device = Device::cpu;
   PrivacyOptions privacy;
 
