@@ -191,6 +191,7 @@ int main(int argc, char** argv) {
     paper.prior = lrsmeta::Prior::none;
     paper.rank = 3;
     paper.sparsity = 2;
+    paper.iterations = 30;  // the old default
     run("AMHT-LRS, prior none, r = 3, k = 2 (the old defaults)", paper);
     paper.task_ridge = 1e-2;
     run("AMHT-LRS, prior none, r = 3, k = 2, task ridge 1e-2", paper);

@@ -302,11 +302,8 @@ std::vector<Method> methods(int iterations, int threads) {
     o.warm_start_iterations = std::min(5, o.iterations / 3);
     o.threads = threads;
     o.seed = 7;
-    if (std::getenv("LRS_NOPOP")) o.population_prior = false;
-    if (std::getenv("LRS_T")) o.threads = 1;
     Model model = fit(train.view(), o);
     const std::vector<double> pred = predict(model, eval.view());
-    if (std::getenv("LRS_DEBUG") && o.rank == 22) { for (auto& hh : model.history) if (hh.iteration % 20 == 1) { std::fprintf(stderr, "it %d loss %g s2 %g\n", hh.iteration, hh.training_loss, hh.noise_variance);} double tr=0; for (int p=0;p<22;++p) tr+=model.Sigma[p*22+p]; std::fprintf(stderr, "trSigma %g s2 %g rmse %g\n", tr, model.noise_variance, rmse(pred, eval)); }
     if (keep) *keep = std::move(model);
     return pred;
   };

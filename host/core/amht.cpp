@@ -125,6 +125,7 @@ void validate(const Options& o, std::int64_t d) {
   if (o.sparse_prior_scale_candidates.empty()) fail("no sparse prior scale candidates");
   for (double c : o.sparse_prior_scale_candidates)
     if (!(c > 0) || !std::isfinite(c)) fail("sparse prior scale candidates must be finite and > 0");
+  if (!(o.selection_tolerance >= 0) || !std::isfinite(o.selection_tolerance)) fail("selection tolerance must be finite and >= 0");
   if (!(o.validation_fraction > 0 && o.validation_fraction <= 0.5))
     fail("validation fraction must be in (0, 0.5]");
   for (int r : o.rank_candidates)
@@ -558,17 +559,28 @@ Model fit(const TaskDataView<T>& data, const Options& requested, const Iteration
         }
         return best;
       };
-      const int k_first = *std::min_element(sparsities.begin(), sparsities.end());
-      SelectionCandidate best = search(ranks, [&](int r) { return try_candidate(r, choose_sparsity ? k_first : sparsities.front()); });
+      // r is searched with a middle k (with k = 0, U's extra columns would stand in for b and r
+      // would come out large), then k with that r.
+      std::vector<int> k_sorted = sparsities;
+      std::sort(k_sorted.begin(), k_sorted.end());
+      const int k_middle = choose_sparsity ? k_sorted[k_sorted.size() / 2] : sparsities.front();
+      SelectionCandidate best = search(ranks, [&](int r) { return try_candidate(r, k_middle); });
       if (choose_sparsity) {
-        const int r_best = best.rank;
+        const SelectionCandidate first = best;
         const SelectionCandidate by_k = search(sparsities, [&](int k) {
-          // (r_best, k_first) was tried already.
-          if (k == k_first) return best;
-          return try_candidate(r_best, k);
+          if (k == first.sparsity) return first;  // tried already
+          return try_candidate(first.rank, k);
         });
         if (by_k.validation_mse < best.validation_mse) best = by_k;
       }
+      // Parsimony: the smallest model (r + 2k numbers per task) within selection_tolerance of the
+      // best validation error; differences that small are within the validation rows' noise.
+      if (choose_rank || choose_sparsity)
+        for (const SelectionCandidate& c : selection.candidates) {
+          const bool close = c.validation_mse <= best.validation_mse * (1.0 + options.selection_tolerance);
+          const int size = c.rank + 2 * c.sparsity, best_size = best.rank + 2 * best.sparsity;
+          if (close && (size < best_size || (size == best_size && c.validation_mse < best.validation_mse))) best = c;
+        }
       selection.chosen = best;
       options.rank = best.rank;
       options.sparsity = best.sparsity;

@@ -39,6 +39,7 @@ json options_json(const Options& o) {
               {"support_threshold", o.support_threshold},
               {"population_prior", o.population_prior},
               {"validation_fraction", o.validation_fraction},
+              {"selection_tolerance", o.selection_tolerance},
               {"privacy",
                {{"enabled", o.privacy.enabled},
                 {"epsilon", o.privacy.epsilon},
@@ -74,6 +75,7 @@ Options options_from_json(const json& j) {
   o.support_threshold = j.value("support_threshold", o.support_threshold);
   o.population_prior = j.value("population_prior", o.population_prior);
   o.validation_fraction = j.value("validation_fraction", o.validation_fraction);
+  o.selection_tolerance = j.value("selection_tolerance", o.selection_tolerance);
   if (j.contains("privacy")) {
     const json& p = j.at("privacy");
     o.privacy.enabled = p.value("enabled", false);

@@ -138,6 +138,9 @@ struct Options {
   // Share of each task's rows held out for validation when something is chosen on validation rows
   // (tasks with fewer than 3 rows keep all their rows for fitting).
   double validation_fraction = 0.2;
+  // When r or k is chosen: the smallest model (r + 2k) whose validation error is within this
+  // relative margin of the best one is taken.
+  double selection_tolerance = 0.005;
 };
 
 // The default candidates of `--rank auto` and `--sparsity auto` for data of dimension d.
