@@ -130,7 +130,7 @@ void add_train(CLI::App& app) {
   auto out = std::make_shared<std::string>();
   auto metrics = std::make_shared<std::string>();
   auto variant = std::make_shared<std::string>("pursuit");
-  auto init = std::make_shared<std::string>("random");
+  auto init = std::make_shared<std::string>("auto");
   auto device = std::make_shared<std::string>("cpu");
   CLI::App* cmd = app.add_subcommand("train", "fit an AMHT-LRS model");
   add_data_options(cmd, *data);
@@ -157,7 +157,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--ridge", o->ridge, "ridge lambda on the dr x dr system for U")->capture_default_str();
   cmd->add_option("--task-ridge", o->task_ridge, "relative ridge on each task's small system")->capture_default_str();
   cmd->add_option("--step-size", o->step_size, "iht/htp: eta * m_i (0: variant default)")->capture_default_str();
-  cmd->add_option("--init", *init, "initialisation of U")->check(CLI::IsMember({"random", "spectral"}))->capture_default_str();
+  cmd->add_option("--init", *init, "initialisation of U (auto: spectral with the prior, random otherwise)")
+      ->check(CLI::IsMember({"auto", "random", "spectral"}))->capture_default_str();
   cmd->add_option("--tolerance", o->tolerance, "stop when the change in U falls below this (0: never)")->capture_default_str();
   cmd->add_option("--relative-tolerance", o->relative_tolerance, "prior auto: stop once an iteration changes s2 and the "
                   "training loss by less than this, relatively (0: never)")->capture_default_str();

@@ -148,6 +148,7 @@ std::string model_json(const Model& m) {
   auto candidate_json = [](const SelectionCandidate& c) {
     return json{{"rank", c.rank}, {"sparsity", c.sparsity}, {"sparse_prior_scale", c.sparse_prior_scale},
                 {"support_threshold", c.support_threshold},
+                {"refitted", c.refitted},
                 {"validation_mse", finite_or_null(c.validation_mse)}};
   };
   json selection{{"performed", m.selection.performed}};
@@ -269,6 +270,7 @@ Model load_model(const std::string& path) {
         out.sparsity = c.at("sparsity").get<int>();
         out.sparse_prior_scale = c.at("sparse_prior_scale").get<double>();
         out.support_threshold = c.value("support_threshold", 0.0);
+        out.refitted = c.value("refitted", false);
         out.validation_mse = c.at("validation_mse").is_number() ? c.at("validation_mse").get<double>() : INFINITY;
         return out;
       };
