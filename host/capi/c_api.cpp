@@ -108,6 +108,12 @@ lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* nam
     o.privacy.noise_seed = static_cast<std::uint64_t>(value);
     return LRSMETA_OK;
   }
+  if (key == "population_prior") {
+    o.population_prior = value != 0;
+    return LRSMETA_OK;
+  }
+  if (key == "rank") o.rank_candidates.clear();  // a number replaces "auto"
+  if (key == "sparsity") o.sparsity_candidates.clear();
   if (key == "seed") {
     if (value < 0) return fail(LRSMETA_INVALID_ARGUMENT, "option seed must be >= 0");
     o.seed = static_cast<std::uint64_t>(value);
@@ -136,6 +142,11 @@ lrsmeta_status lrsmeta_options_set_double(lrsmeta_options* options, const char* 
                   : key == "task_ridge" ? &o.task_ridge
                   : key == "step_size" ? &o.step_size
                   : key == "tolerance" ? &o.tolerance
+                  : key == "relative_tolerance" ? &o.relative_tolerance
+                  : key == "sparse_prior_scale" ? &o.sparse_prior_scale
+                  : key == "support_threshold" ? &o.support_threshold
+                  : key == "validation_fraction" ? &o.validation_fraction
+                  : key == "selection_tolerance" ? &o.selection_tolerance
                   : key == "epsilon" ? &o.privacy.epsilon
                   : key == "delta" ? &o.privacy.delta
                   : key == "clip_x" ? &o.privacy.clip_x
@@ -157,6 +168,11 @@ lrsmeta_status lrsmeta_options_set_string(lrsmeta_options* options, const char* 
     if (key == "variant") options->value.variant = lrsmeta::parse_variant(value);
     else if (key == "init") options->value.init = lrsmeta::parse_init(value);
     else if (key == "device") options->value.device = lrsmeta::parse_device(value);
+    else if (key == "prior") options->value.prior = lrsmeta::parse_prior(value);
+    else if ((key == "rank" || key == "sparsity") && std::string(value) == "auto")
+      // Every default candidate; those above the data's d are left out at fit time.
+      (key == "rank" ? options->value.rank_candidates : options->value.sparsity_candidates) =
+          key == "rank" ? lrsmeta::default_rank_candidates(1 << 30) : lrsmeta::default_sparsity_candidates(1 << 30);
     else throw lrsmeta::Error("unknown string option '" + key + "'");
   });
 }

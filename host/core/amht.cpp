@@ -96,8 +96,11 @@ void validate(const Options& o, std::int64_t d) {
   auto fail = [](const std::string& what) { throw Error("options: " + what); };
   if (o.rank < 0) fail("rank r = " + std::to_string(o.rank) + " is negative");
   if (o.sparsity < 0) fail("sparsity k = " + std::to_string(o.sparsity) + " is negative");
-  if (o.rank > d) fail("rank r = " + std::to_string(o.rank) + " exceeds the dimension d = " + std::to_string(d));
-  if (o.sparsity > d) fail("sparsity k = " + std::to_string(o.sparsity) + " exceeds the dimension d = " + std::to_string(d));
+  // (With candidates, r or k itself is not used.)
+  if (o.rank > d && o.rank_candidates.empty())
+    fail("rank r = " + std::to_string(o.rank) + " exceeds the dimension d = " + std::to_string(d));
+  if (o.sparsity > d && o.sparsity_candidates.empty())
+    fail("sparsity k = " + std::to_string(o.sparsity) + " exceeds the dimension d = " + std::to_string(d));
   if (o.iterations < 0) fail("iterations = " + std::to_string(o.iterations) + " is negative");
   if (o.inner_iterations < 1) fail("inner iterations = " + std::to_string(o.inner_iterations) + " must be at least 1");
   if (o.warm_start_iterations < 0) fail("warm-start iterations = " + std::to_string(o.warm_start_iterations) + " is negative");
@@ -135,7 +138,7 @@ void validate(const Options& o, std::int64_t d) {
     if (k < 0 || k > d) fail("sparsity candidate " + std::to_string(k) + " is outside [0, d = " + std::to_string(d) + "]");
   if (p.enabled && (!o.rank_candidates.empty() || !o.sparsity_candidates.empty()))
     fail("privacy: rank and sparsity cannot be chosen on validation rows of private data (give them as numbers)");
-  int max_rank = o.rank;
+  int max_rank = o.rank_candidates.empty() ? o.rank : 0;
   for (int r : o.rank_candidates) max_rank = std::max(max_rank, r);
   // With the prior, beta is solved together with U: one more block of d unknowns.
   const std::int64_t unknowns = static_cast<std::int64_t>(max_rank + (o.prior == Prior::automatic && !p.enabled ? 1 : 0)) * d;
@@ -469,8 +472,18 @@ std::vector<int> default_sparsity_candidates(std::int64_t d) {
 }
 
 template <typename T>
-Model fit(const TaskDataView<T>& data, const Options& requested, const IterationCallback& callback) {
+Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCallback& callback) {
   validate(data, true);
+  // Candidates of r and k above d cannot be fitted: they are left out (an explicit r or k above d
+  // is still an error).
+  Options requested = asked;
+  auto at_most_d = [&](std::vector<int>& candidates) {
+    if (candidates.empty()) return;
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(), [&](int v) { return v > data.d; }), candidates.end());
+    if (candidates.empty()) candidates.push_back(0);
+  };
+  at_most_d(requested.rank_candidates);
+  at_most_d(requested.sparsity_candidates);
   validate(requested, data.d);
   std::vector<std::string> notes;
   Options options = resolved(requested, &notes);
