@@ -677,20 +677,15 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
     backend->set_prior(&prior);
   }
   backend->task_step_all(static_cast<int>(model.k));
-  Model out;
-  out.d = model.d;
-  out.r = model.r;
-  out.k = model.k;
+  // The trained model's shared parts (U, the prior, the features, the options) with the new
+  // tasks' own; what belongs to the training run (its tasks, history, choice) does not carry over.
+  Model out = model;
   out.t = data.t;
-  out.U = model.U;
-  out.options = model.options;
-  out.feature_names = model.feature_names;
-  out.encoding = model.encoding;
-  out.beta = model.beta;
-  out.Sigma = model.Sigma;
-  out.noise_variance = model.noise_variance;
-  out.sparse_prior_variance = model.sparse_prior_variance;
-  out.support_threshold = model.support_threshold;
+  out.task_keys.clear();
+  out.history.clear();
+  out.selection = SelectionReport{};
+  out.notes.clear();
+  out.privacy = PrivacyReport{};
   backend->export_task_parameters(out);
   return out;
 }
