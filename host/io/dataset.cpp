@@ -221,6 +221,11 @@ CsvTable read_csv_table(const std::string& path) {
 
 namespace {
 
+// How CSV files write a missing value.
+bool missing_marker(const std::string& s) {
+  return s.empty() || s == "NA" || s == "N/A" || s == "NaN" || s == "nan" || s == "null" || s == "NULL" || s == "None";
+}
+
 bool is_integer_text(const std::string& s) {
   double v = 0;
   return parse_number(s, &v) && v == std::floor(v);
@@ -264,12 +269,22 @@ FeatureEncoding choose_encoding(const CsvTable& table, const CsvOptions& options
       enc.ignored.push_back(name + ": --ignore");
       continue;
     }
-    bool numeric = true, integers = true;
+    bool numeric = true, integers = true, numbers_or_empty = true;
+    std::size_t empty = 0, first_empty = 0;
     double v = 0;
-    for (std::size_t i = 0; i < n && numeric; ++i) {
-      numeric = parse_number(table.rows[i][c], &v);
-      integers = integers && numeric && is_integer_text(table.rows[i][c]);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string& field = table.rows[i][c];
+      const bool is_number = parse_number(field, &v);
+      const bool missing = missing_marker(field);
+      if (missing && empty++ == 0) first_empty = i;
+      numbers_or_empty = numbers_or_empty && (is_number || missing);
+      numeric = numeric && is_number;
+      integers = integers && is_number && is_integer_text(field);
     }
+    // Numbers with gaps: a numeric column with missing values, not text to one-hot encode.
+    if (!numeric && numbers_or_empty && empty < n)
+      throw Error(path + ": column '" + name + "' is numeric but " + std::to_string(empty) + " of its values are missing ('" +
+                  table.rows[first_empty][c] + "' on line " + std::to_string(table.lines[first_empty]) + "); fill them in, or --ignore " + name);
     std::set<std::string> distinct;
     for (std::size_t i = 0; i < n; ++i) distinct.insert(table.rows[i][c]);
     const bool all_distinct = n >= 10 && distinct.size() == n;
