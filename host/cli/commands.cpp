@@ -132,7 +132,7 @@ void add_train(CLI::App& app) {
   auto variant = std::make_shared<std::string>("pursuit");
   auto init = std::make_shared<std::string>("auto");
   auto device = std::make_shared<std::string>("cpu");
-  CLI::App* cmd = app.add_subcommand("train", "fit an AMHT-LRS model");
+  CLI::App* cmd = app.add_subcommand("train", "fit a model: beta + U w_i + b_i with priors estimated from all tasks (AMHT-LRS inside)");
   add_data_options(cmd, *data);
   add_csv_feature_options(cmd, *data);
   auto rank = std::make_shared<std::string>("auto");
@@ -150,7 +150,7 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out,-o", *out, "model folder to write")->required();
   cmd->add_option("--variant", *variant, "task step")->check(CLI::IsMember({"pursuit", "htp", "iht"}))->capture_default_str();
-  cmd->add_option("--iterations,-L", o->iterations, "outer iterations (exactly this many unless --tolerance stops earlier)")
+  cmd->add_option("--iterations,-L", o->iterations, "most outer iterations (fewer once a tolerance stops training)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--inner-iterations", o->inner_iterations, "task-step iterations per outer iteration")->capture_default_str();
   cmd->add_option("--warm-start", o->warm_start_iterations, "first outer iterations with k = 0")->capture_default_str();
@@ -163,7 +163,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--relative-tolerance", o->relative_tolerance, "prior auto: stop once an iteration changes s2 and the "
                   "training loss by less than this, relatively (0: never)")->capture_default_str();
   cmd->add_option("--device", *device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
-  cmd->add_option("--seed", o->seed, "seed of the random initialisation")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of the random initialisation and of the validation split")->capture_default_str();
   cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");
   auto epsilon = std::make_shared<double>(0.0);
   auto delta = std::make_shared<double>(0.0);
