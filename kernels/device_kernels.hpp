@@ -33,6 +33,16 @@ struct TaskStepArgs {
   std::int32_t* B_index = nullptr;   // t x k_slots
   double* B_value = nullptr;         // t x k_slots
   double* task_sse = nullptr;        // t
+  // The empirical-Bayes prior (host/cpu/task_step.hpp's TaskPrior); beta == nullptr: none.
+  const double* beta = nullptr;          // d
+  const double* w_precision = nullptr;   // r x r, row-major: added to the w block
+  const double* w_covariance = nullptr;  // r x r: the posterior of a task with no rows
+  double b_precision = 0.0;
+  double noise_variance = 0.0;
+  double support_threshold = 0.0;
+  double* response = nullptr;            // n scratch: y - X beta
+  double* V = nullptr;                   // t x r x r: posterior covariance of w (null: not wanted)
+  double* effective_params = nullptr;    // t x 2: all, and b's part (with V)
 };
 
 // The settings part of TaskStepArgs (the rest are data pointers): `Settings` is

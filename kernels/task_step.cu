@@ -77,9 +77,14 @@ __device__ inline void unrank(int e, int* row, int* col) {
   *col = e - rr * (rr + 1) / 2;
 }
 
-// Thread 0: ridged Cholesky solve of the system with lower triangle Gm (n x n) and right-hand side x.
-__device__ void solve_small(const double* Gm, double* x, int n, double ridge, double* chol) {
-  if (detail::ridge_cholesky(Gm, n, ridge, chol)) {
+// Thread 0: ridged Cholesky solve of the system with lower triangle Gm (n x n) and right-hand side
+// x. counts[4] and counts[5] keep the size of the last system and whether it was factored (the
+// posterior and the support pruning read its factor).
+__device__ void solve_small(const double* Gm, double* x, int n, double ridge, double* chol, int* counts) {
+  const bool factored = detail::ridge_cholesky(Gm, n, ridge, chol);
+  counts[4] = n;
+  counts[5] = factored ? 1 : 0;
+  if (factored) {
     detail::cholesky_solve(chol, n, x);
   } else {
     for (int i = 0; i < n; ++i) x[i] = 0.0;
@@ -110,8 +115,13 @@ __device__ void joint_least_squares(const Task<T>& task, Shared& sh, const doubl
   }
   __syncthreads();
   if (threadIdx.x == 0) {
+    if (task.a.beta) {  // the prior's precision (block diagonal: a subset of columns keeps its own)
+      for (int p = 0; p < r; ++p)
+        for (int p2 = 0; p2 <= p; ++p2) sh.G[p * n + p2] += task.a.w_precision[p * r + p2];
+      for (int q = 0; q < n_S; ++q) sh.G[(r + q) * n + r + q] += task.a.b_precision;
+    }
     for (int c = 0; c < n; ++c) sh.rhs_saved[c] = sh.x[c];
-    solve_small(sh.G, sh.x, n, task.a.task_ridge, sh.chol);
+    solve_small(sh.G, sh.x, n, task.a.task_ridge, sh.chol, sh.counts);
     for (int p = 0; p < r; ++p) sh.w[p] = sh.x[p];
     for (int q = 0; q < n_S; ++q) b_out[q] = sh.x[r + q];
   }
@@ -129,9 +139,62 @@ __device__ void subsystem_least_squares(Shared& sh, int r, int n_C, int n_S, dou
     }
     sh.x[a] = sh.rhs_saved[ia];
   }
-  solve_small(sh.G_sub, sh.x, n, ridge, sh.chol);
+  solve_small(sh.G_sub, sh.x, n, ridge, sh.chol, sh.counts);
   for (int p = 0; p < r; ++p) sh.w[p] = sh.x[p];
   for (int q = 0; q < n_S; ++q) sh.bS[q] = sh.x[r + q];
+}
+
+// The target of task row j: y, or y - x_j^T beta under the prior.
+template <typename T>
+__device__ inline double response(const TaskStepArgs<T>& a, std::int64_t row) {
+  return a.beta ? a.response[row] : static_cast<double>(a.y[row]);
+}
+
+// Thread 0, with the prior: drop the non-zeros of b with b_q^2 <= c s2 [K^-1]_qq (K the last
+// system, factored in sh.chol), then refit from the joint system's Gram (n_joint columns; S[q] is
+// its column sh.P[q]).
+__device__ void prune_support(Shared& sh, int r, int n_joint, double ridge, double s2, double threshold) {
+  const int n_S = sh.counts[0], n = r + n_S;
+  if (!sh.counts[5] || sh.counts[4] != n) return;
+  int n_kept = 0;
+  for (int q = 0; q < n_S; ++q) {
+    for (int c = 0; c < n; ++c) sh.x[c] = c == r + q ? 1.0 : 0.0;
+    detail::cholesky_solve(sh.chol, n, sh.x);
+    if (sh.bS[q] * sh.bS[q] > threshold * s2 * sh.x[r + q]) sh.previous[n_kept++] = q;
+  }
+  if (n_kept == n_S) return;
+  for (int q = 0; q < n_kept; ++q) {
+    sh.P[q] = sh.P[sh.previous[q]];
+    sh.S[q] = sh.S[sh.previous[q]];
+  }
+  sh.counts[0] = n_kept;
+  subsystem_least_squares(sh, r, n_joint, n_kept, ridge);
+}
+
+// Thread 0, with the prior: V = s2 [K^-1]_ww and the effective numbers of parameters
+// tr(K^-1 A^T A) = n - tr(K^-1 s2 P) (all, and the b block's part), K the last system.
+template <typename T>
+__device__ void posterior(const TaskStepArgs<T>& a, Shared& sh, std::int64_t i) {
+  const int r = a.r, n = sh.counts[4];
+  double* V = a.V + i * r * r;
+  if (!sh.counts[5] || n == 0) {
+    for (int e = 0; e < r * r; ++e) V[e] = a.w_covariance[e];
+    a.effective_params[2 * i] = a.effective_params[2 * i + 1] = 0.0;
+    return;
+  }
+  double* M = sh.G_sub;  // K^-1, column c in row c
+  for (int c = 0; c < n; ++c) {
+    for (int e = 0; e < n; ++e) M[c * n + e] = e == c ? 1.0 : 0.0;
+    detail::cholesky_solve(sh.chol, n, M + c * n);
+  }
+  double trace_w = 0.0, trace_b = 0.0;
+  for (int p = 0; p < r; ++p)
+    for (int p2 = 0; p2 < r; ++p2) trace_w += M[p * n + p2] * a.w_precision[p2 * r + p];
+  for (int q = r; q < n; ++q) trace_b += M[q * n + q] * a.b_precision;
+  a.effective_params[2 * i + 1] = static_cast<double>(n - r) - trace_b;
+  a.effective_params[2 * i] = static_cast<double>(r) - trace_w + a.effective_params[2 * i + 1];
+  for (int p = 0; p < r; ++p)
+    for (int p2 = 0; p2 < r; ++p2) V[p * r + p2] = a.noise_variance * M[p * n + p2];
 }
 
 // Block-wide: resid = y - Z w - X_S b_S (global, per row), then corr = X^T resid (shared).
@@ -140,7 +203,7 @@ __device__ void residual_and_correlation(const Task<T>& task, Shared& sh, int n_
   const auto& a = task.a;
   double* resid = a.resid + task.row0;
   for (int j = threadIdx.x; j < task.m; j += blockDim.x) {
-    double s = static_cast<double>(a.y[task.row0 + j]);
+    double s = response(a, task.row0 + j);
     for (int p = 0; p < a.r; ++p) s -= a.Z[(task.row0 + j) * a.r + p] * sh.w[p];
     for (int q = 0; q < n_S; ++q) s -= static_cast<double>(a.X[(task.row0 + j) * a.d + sh.S[q]]) * sh.bS[q];
     resid[j] = s;
@@ -194,8 +257,21 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
       bi_out[s] = -1;
       bv_out[s] = 0.0;
     }
-    if (threadIdx.x == 0) a.task_sse[i] = 0.0;
+    if (threadIdx.x == 0) {
+      a.task_sse[i] = 0.0;
+      if (a.beta && a.V) {
+        sh.counts[5] = 0;
+        posterior(a, sh, i);
+      }
+    }
     return;
+  }
+  if (a.beta) {  // the prior's target y - X beta
+    for (int j = threadIdx.x; j < m; j += blockDim.x) {
+      double s = static_cast<double>(a.y[task.row0 + j]);
+      for (int c = 0; c < d; ++c) s -= static_cast<double>(a.X[(task.row0 + j) * d + c]) * a.beta[c];
+      a.response[task.row0 + j] = s;
+    }
   }
   // Z = X U.
   for (int e = threadIdx.x; e < m * r; e += blockDim.x) {
@@ -217,6 +293,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
         }
     sh.counts[0] = n_S;
     sh.counts[2] = 0;
+    sh.counts[4] = sh.counts[5] = sh.counts[6] = 0;  // last system; columns of the last joint one
   }
   __syncthreads();
   double* target = a.target + task.row0;
@@ -224,7 +301,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
   auto fill_target = [&](bool minus_sparse) {
     const int n_S = sh.counts[0];
     for (int j = threadIdx.x; j < m; j += blockDim.x) {
-      double s = static_cast<double>(a.y[task.row0 + j]);
+      double s = response(a, task.row0 + j);
       if (minus_sparse)
         for (int q = 0; q < n_S; ++q) s -= static_cast<double>(a.X[(task.row0 + j) * d + sh.S[q]]) * sh.bS[q];
       target[j] = s;
@@ -281,6 +358,10 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
       // target still holds y (htp and pursuit fit y itself).
       if (a.variant == 1) {
         joint_least_squares(task, sh, target, sh.S, sh.counts[0], sh.bS);
+        if (threadIdx.x == 0) {
+          for (int q = 0; q < sh.counts[0]; ++q) sh.P[q] = q;
+          sh.counts[6] = sh.counts[0];
+        }
       } else {
         joint_least_squares(task, sh, target, sh.C, sh.counts[1], sh.bC);
         if (threadIdx.x == 0) {
@@ -299,6 +380,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
           for (int q = 0; q < n_S; ++q) sh.S[q] = sh.C[sh.P[q]];
           sh.counts[0] = n_S;
           subsystem_least_squares(sh, r, n_C, n_S, a.task_ridge);
+          sh.counts[6] = n_C;
         }
         __syncthreads();
       }
@@ -306,6 +388,9 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
       __syncthreads();
       if (sh.counts[2]) break;
     }
+    if (a.beta && a.support_threshold > 0 && threadIdx.x == 0 && sh.counts[6] > 0 && sh.counts[0] > 0)
+      prune_support(sh, r, sh.counts[6], a.task_ridge, a.noise_variance, a.support_threshold);
+    __syncthreads();
     if (a.variant == 2) {
       fill_target(true);
       joint_least_squares(task, sh, target, sh.S, 0, sh.bS);
@@ -320,6 +405,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
   atomicAdd(sh.scalar, local);  // blockDim.x shared-memory atomics per task: negligible
   __syncthreads();
   if (threadIdx.x == 0) {
+    if (a.beta && a.V) posterior(a, sh, i);
     a.task_sse[i] = sh.scalar[0];
     const int n_S = sh.counts[0];
     detail::sort_by_index(sh.S, sh.bS, n_S);

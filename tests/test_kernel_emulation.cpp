@@ -114,6 +114,133 @@ TEST(KernelEmulation, TaskStepMatchesTheCpuForEveryVariant) {
   }
 }
 
+// The task step under the empirical-Bayes prior (a general Sigma, beta, the b prior and the support
+// threshold): the emulated kernel against cpu::task_step task by task, from the same state, with
+// the posterior covariance and the effective numbers of parameters.
+void compare_task_step_with_prior(Variant variant, int k_in_effect) {
+  const int d = 14, r = 3, k = 2;
+  const std::int64_t t = 50;
+  const SyntheticData syn = ragged(60 + static_cast<int>(variant), t, d, r, k);
+  const Dataset<double>& data = syn.data;
+  const std::vector<double> U = testing::random_orthonormal(d, r, 61);
+  const std::vector<double> beta = testing::random_normal(static_cast<std::size_t>(d), 62);
+  // Sigma = B B^T + 0.3 I, and the precision s2 Sigma^-1 by elimination.
+  const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(r) * r, 63);
+  std::vector<double> Sigma(static_cast<std::size_t>(r) * r, 0.0), precision(Sigma.size());
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) {
+      for (int c = 0; c < r; ++c) Sigma[a * r + b] += B[a * r + c] * B[b * r + c];
+      if (a == b) Sigma[a * r + b] += 0.3;
+    }
+  const double s2 = 0.05;
+  for (int c = 0; c < r; ++c) {
+    std::vector<double> e(r, 0.0);
+    e[c] = 1.0;
+    const std::vector<double> col = testing::solve_dense(Sigma, e);
+    for (int a = 0; a < r; ++a) precision[a * r + c] = s2 * col[a];
+  }
+  // A high threshold, so that the pruning runs on these clean tasks too.
+  cpu::TaskPrior prior{beta.data(), precision.data(), Sigma.data(), s2 / 0.8, s2, 400.0};
+  Options o;
+  o.rank = r;
+  o.sparsity = k;
+  o.variant = variant;
+  cpu::TaskStepSettings settings = cpu::task_step_settings(o, k);
+  settings.prior = &prior;
+  // A starting state with supports: one CPU step at full sparsity.
+  std::vector<double> W(static_cast<std::size_t>(t) * r, 0.0), Bv(static_cast<std::size_t>(t) * k, 0.0);
+  std::vector<std::int32_t> Bi(static_cast<std::size_t>(t) * k, -1);
+  cpu::TaskWorkspace ws(45, d, r, k);
+  for (std::int64_t i = 0; i < t; ++i) {
+    const std::int64_t row0 = data.task_offsets[i];
+    const int m = static_cast<int>(data.task_offsets[i + 1] - row0);
+    cpu::task_step(data.X.data() + row0 * d, data.y.data() + row0, m, d, U.data(), r, W.data() + i * r, Bi.data() + i * k,
+                   Bv.data() + i * k, k, settings, ws);
+  }
+  // The next step: the CPU task by task, the kernel on all tasks, from that state.
+  settings = cpu::task_step_settings(o, k_in_effect);
+  settings.prior = &prior;
+  std::vector<double> W_cpu = W, Bv_cpu = Bv, V_cpu(static_cast<std::size_t>(t) * r * r), df_cpu(static_cast<std::size_t>(2 * t)),
+                      sse_cpu(static_cast<std::size_t>(t));
+  std::vector<std::int32_t> Bi_cpu = Bi;
+  for (std::int64_t i = 0; i < t; ++i) {
+    const std::int64_t row0 = data.task_offsets[i];
+    const int m = static_cast<int>(data.task_offsets[i + 1] - row0);
+    cpu::TaskPosterior post{V_cpu.data() + i * r * r, 0.0, 0.0};
+    sse_cpu[static_cast<std::size_t>(i)] =
+        cpu::task_step(data.X.data() + row0 * d, data.y.data() + row0, m, d, U.data(), r, W_cpu.data() + i * r,
+                       Bi_cpu.data() + i * k, Bv_cpu.data() + i * k, k, settings, ws, &post);
+    df_cpu[static_cast<std::size_t>(2 * i)] = post.effective_params;
+    df_cpu[static_cast<std::size_t>(2 * i + 1)] = post.effective_params_b;
+  }
+  kernels::TaskStepArgs<double> a;
+  const std::size_t n = static_cast<std::size_t>(data.n());
+  std::vector<double> Z(n * r), target(n), resid(n), response(n), sse(static_cast<std::size_t>(t)),
+      V(static_cast<std::size_t>(t) * r * r, -1.0), df(static_cast<std::size_t>(2 * t), -1.0);
+  a.X = data.X.data();
+  a.y = data.y.data();
+  a.offsets = data.task_offsets.data();
+  a.t = t;
+  a.d = d;
+  a.r = r;
+  a.k_slots = k;
+  kernels::set_task_step_settings(a, settings);
+  a.U = U.data();
+  a.Z = Z.data();
+  a.target = target.data();
+  a.resid = resid.data();
+  a.W = W.data();
+  a.B_index = Bi.data();
+  a.B_value = Bv.data();
+  a.task_sse = sse.data();
+  a.beta = beta.data();
+  a.w_precision = precision.data();
+  a.w_covariance = Sigma.data();
+  a.b_precision = prior.b_precision;
+  a.noise_variance = s2;
+  a.support_threshold = prior.support_threshold;
+  a.response = response.data();
+  a.V = V.data();
+  a.effective_params = df.data();
+  const kernels::Layout L{kernels::joint_columns(r, k, d), d, r};
+  emulation::launch(static_cast<unsigned>(t), 32, L.bytes(), [&] { kernels::task_step_kernel<double>(a, L); });
+  int same_support = 0;
+  for (std::int64_t i = 0; i < t; ++i) {
+    const bool same = std::equal(Bi.begin() + i * k, Bi.begin() + (i + 1) * k, Bi_cpu.begin() + i * k);
+    same_support += same;
+    if (!same) continue;
+    // The prior keeps every system well conditioned, small tasks too.
+    constexpr double kTol = 1e-9;
+    const std::string where = std::string(to_string(variant)) + " task " + std::to_string(i);
+    for (int p = 0; p < r; ++p) EXPECT_NEAR(W[i * r + p], W_cpu[i * r + p], kTol) << where;
+    for (int s = 0; s < k; ++s) EXPECT_NEAR(Bv[i * k + s], Bv_cpu[i * k + s], kTol) << where;
+    for (int e = 0; e < r * r; ++e) EXPECT_NEAR(V[i * r * r + e], V_cpu[i * r * r + e], kTol) << where;
+    EXPECT_NEAR(df[2 * i], df_cpu[2 * i], kTol) << where;
+    EXPECT_NEAR(df[2 * i + 1], df_cpu[2 * i + 1], kTol) << where;
+    EXPECT_NEAR(sse[i], sse_cpu[i], kTol * (1 + sse_cpu[i])) << where;
+  }
+  EXPECT_GE(same_support, t - 2) << to_string(variant);
+  // Not vacuous: the threshold pruned some supports (htp, pursuit), and tasks with rows have a
+  // posterior narrower than the prior.
+  int pruned = 0, narrower = 0;
+  for (std::int64_t i = 0; i < t; ++i) {
+    if (data.task_offsets[i + 1] == data.task_offsets[i]) continue;
+    int nonzeros = 0;
+    for (int s = 0; s < k; ++s) nonzeros += Bi_cpu[i * k + s] >= 0;
+    pruned += nonzeros < k;
+    narrower += V_cpu[i * r * r] < Sigma[0];
+  }
+  if (variant != Variant::iht && k_in_effect > 0) EXPECT_GT(pruned, 0) << to_string(variant);
+  EXPECT_GT(narrower, t / 2) << to_string(variant);
+}
+
+TEST(KernelEmulation, TaskStepWithThePriorMatchesTheCpuForEveryVariant) {
+  for (Variant v : {Variant::pursuit, Variant::htp, Variant::iht}) {
+    compare_task_step_with_prior(v, 2);
+    compare_task_step_with_prior(v, 0);
+  }
+}
+
 // G and v from the emulated packing kernel (then the GEMMs done naively here and the emulated
 // unpack) against the CPU backend's accumulation, plain and with privacy bounds.
 void compare_normal_equations(bool bounded) {
