@@ -66,6 +66,8 @@ void launch_task_step(const TaskStepArgs<T>& args, cudaStream_t stream);
 // X_i^T (y_i - X_i b_i), row l of Wc the (possibly clipped) w_i. With bounds.enabled, each task's
 // first max_samples rows are scaled to norm <= clip_x, residuals clipped to clip_y and w to clip_w.
 // max_rows: the most rows any task of the chunk contributes (sizes the kernel's shared memory).
+// With V (t x r x r posterior covariances of w, the prior's), the packing is for the joint [beta, U]
+// system: w' = (1, w_i), row l of Wp the packed w' w'^T + blockdiag(0, V_i), Wp and Wc r + 1 wide.
 struct Bounds {
   bool enabled = false;
   double clip_x = 0, clip_y = 0, clip_w = 0;
@@ -74,7 +76,8 @@ struct Bounds {
 template <typename T>
 void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, std::int64_t count,
                        int d, int r, int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
-                       Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, int max_rows, cudaStream_t stream);
+                       Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, int max_rows, cudaStream_t stream,
+                       const double* V = nullptr);
 
 // M (double) += chunk (float), elementwise, `count` entries.
 void launch_add_float_to_double(const float* chunk, double* M, std::size_t count, cudaStream_t stream);

@@ -16,11 +16,13 @@ namespace {
 constexpr int kThreadsPerBlock = 256;
 
 // One block per task of the chunk. Under bounds, a task's rows are read through a per-row scale
-// (row norm clipped to clip_x) and only its first max_samples rows count.
+// (row norm clipped to clip_x) and only its first max_samples rows count. With V (the prior's
+// posterior covariances, t x r x r) the packing is for the joint [beta, U] system: w' = (1, w) and
+// E[w' w'^T] = w' w'^T + blockdiag(0, V_i), so Wp and Wc have r + 1 columns.
 template <typename T>
-__global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, int d, int r,
+__global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, int d, int r_own,
                                   int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
-                                  Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc) {
+                                  Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, const double* V = nullptr) {
   LRSMETA_DYNAMIC_SHARED(shared_raw);
   const int l = blockIdx.x;
   const std::int64_t i = first + l;
@@ -49,12 +51,15 @@ __global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* of
     if (bounds.enabled) e = fmin(fmax(e, -bounds.clip_y), bounds.clip_y);
     resid[j] = e;
   }
+  const int r = V ? r_own + 1 : r_own;  // columns of the packing
   if (threadIdx.x == 0) {
     double n2 = 0;
-    for (int p = 0; p < r; ++p) n2 += W[i * r + p] * W[i * r + p];
+    for (int p = 0; p < r_own; ++p) n2 += W[i * r_own + p] * W[i * r_own + p];
     const double norm = sqrt(n2);
     const double ws = bounds.enabled && norm > bounds.clip_w ? bounds.clip_w / norm : 1.0;
-    for (int p = 0; p < r; ++p) w[p] = W[i * r + p] * ws;
+    const int shift = V ? 1 : 0;
+    if (V) w[0] = 1.0;
+    for (int p = 0; p < r_own; ++p) w[p + shift] = W[i * r_own + p] * ws;
   }
   __syncthreads();
   for (int p = threadIdx.x; p < r; p += blockDim.x) Wc[static_cast<std::int64_t>(l) * r + p] = w[p];
@@ -65,7 +70,9 @@ __global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* of
       rem -= r - p;
       ++p;
     }
-    Wp[static_cast<std::int64_t>(l) * P + e] = static_cast<T>(w[p] * w[p + rem]);
+    const int q = p + rem;
+    const double covariance = V && p > 0 ? V[(i * r_own + (p - 1)) * r_own + (q - 1)] : 0.0;
+    Wp[static_cast<std::int64_t>(l) * P + e] = static_cast<T>(w[p] * w[q] + covariance);
   }
   // Packed upper triangle of X_i^T X_i: entry (a, b), a <= b, at a d - a (a - 1) / 2 + (b - a).
   const std::int64_t Qn = static_cast<std::int64_t>(d) * (d + 1) / 2;
@@ -179,19 +186,20 @@ __global__ void scaled_rows_kernel(const T* X, const T* y, const std::int64_t* o
 template <typename T>
 void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d,
                        int r, int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
-                       Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, int max_rows, cudaStream_t stream) {
+                       Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, int max_rows, cudaStream_t stream,
+                       const double* V) {
   if (count == 0) return;
-  const std::size_t bytes = (2 * static_cast<std::size_t>(max_rows) + r + 1) * sizeof(double);
+  const std::size_t bytes = (2 * static_cast<std::size_t>(max_rows) + r + 2) * sizeof(double);
   cudaFuncSetAttribute(pack_chunk_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   pack_chunk_kernel<T><<<static_cast<unsigned>(count), kThreadsPerBlock, bytes, stream>>>(X, y, offsets, first, d, r, k_slots, W,
-                                                                                 B_index, B_value, bounds, Wp, Sp, Q, Wc);
+                                                                                 B_index, B_value, bounds, Wp, Sp, Q, Wc, V);
 }
 template void launch_pack_chunk<float>(const float*, const float*, const std::int64_t*, std::int64_t, std::int64_t, int,
                                        int, int, const double*, const std::int32_t*, const double*, Bounds, float*,
-                                       float*, double*, double*, int, cudaStream_t);
+                                       float*, double*, double*, int, cudaStream_t, const double*);
 template void launch_pack_chunk<double>(const double*, const double*, const std::int64_t*, std::int64_t, std::int64_t,
                                         int, int, int, const double*, const std::int32_t*, const double*, Bounds,
-                                        double*, double*, double*, double*, int, cudaStream_t);
+                                        double*, double*, double*, double*, int, cudaStream_t, const double*);
 
 void launch_add_float_to_double(const float* chunk, double* M, std::size_t count, cudaStream_t stream) {
   if (count == 0) return;

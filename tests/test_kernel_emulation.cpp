@@ -298,6 +298,61 @@ void compare_normal_equations(bool bounded) {
 }
 
 TEST(KernelEmulation, PackedGramsGiveTheCpusGAndV) { compare_normal_equations(false); }
+
+// Under the prior: the joint [beta, U] system, w' = (1, w) and E[w w^T] = w w^T + V_i, packed by the
+// emulated kernel against the CPU backend's accumulation.
+TEST(KernelEmulation, PackedGramsUnderThePriorGiveTheCpusJointSystem) {
+  const int d = 8, r = 3, k = 2;
+  const std::int64_t t = 60;
+  const SyntheticData syn = ragged(55, t, d, r, k);
+  const Dataset<double>& data = syn.data;
+  Options o;
+  o.rank = r;
+  o.sparsity = k;
+  cpu::CpuBackend<double> cpu(data.view(), o);
+  cpu.set_U(testing::random_orthonormal(d, r, 56));
+  core::PriorState prior;
+  prior.beta = testing::random_normal(static_cast<std::size_t>(d), 57);
+  prior.Sigma = {1.5, 0.2, -0.1, 0.2, 0.9, 0.3, -0.1, 0.3, 0.6};
+  prior.noise_variance = 0.05;
+  prior.b_precision = 0.1;
+  cpu.set_prior(&prior);
+  cpu.task_step_all(k);
+  std::vector<double> G_cpu, v_cpu;
+  cpu.accumulate_normal_equations(G_cpu, v_cpu);
+  // V per task, full r x r, from the CPU's packed copy.
+  std::vector<double> V(static_cast<std::size_t>(t) * r * r);
+  const int Pown = r * (r + 1) / 2;
+  for (std::int64_t i = 0; i < t; ++i)
+    for (int p = 0, pq = 0; p < r; ++p)
+      for (int q = p; q < r; ++q, ++pq)
+        V[static_cast<std::size_t>((i * r + p) * r + q)] = V[static_cast<std::size_t>((i * r + q) * r + p)] =
+            cpu.V_packed()[static_cast<std::size_t>(i * Pown + pq)];
+  const int ra = r + 1, P = ra * (ra + 1) / 2, Q = d * (d + 1) / 2;
+  std::vector<double> Wp(static_cast<std::size_t>(t) * P), Sp(static_cast<std::size_t>(t) * Q), Qv(static_cast<std::size_t>(t) * d),
+      Wc(static_cast<std::size_t>(t) * ra);
+  std::int64_t max_rows = 0;
+  for (std::int64_t i = 0; i < t; ++i) max_rows = std::max(max_rows, data.task_offsets[i + 1] - data.task_offsets[i]);
+  const std::size_t bytes = (2 * static_cast<std::size_t>(max_rows) + r + 2) * sizeof(double);
+  emulation::launch(static_cast<unsigned>(t), 32, bytes, [&] {
+    kernels::pack_chunk_kernel<double>(data.X.data(), data.y.data(), data.task_offsets.data(), 0, d, r, k, cpu.W().data(),
+                                       cpu.B_index().data(), cpu.B_value().data(), kernels::Bounds{}, Wp.data(), Sp.data(),
+                                       Qv.data(), Wc.data(), V.data());
+  });
+  std::vector<double> M(static_cast<std::size_t>(P) * Q, 0.0), v(static_cast<std::size_t>(d) * ra, 0.0);
+  for (std::int64_t l = 0; l < t; ++l) {
+    for (int pq = 0; pq < P; ++pq)
+      for (int ab = 0; ab < Q; ++ab) M[static_cast<std::size_t>(pq) * Q + ab] += Wp[static_cast<std::size_t>(l * P + pq)] * Sp[static_cast<std::size_t>(l * Q + ab)];
+    for (int p = 0; p < ra; ++p)
+      for (int a = 0; a < d; ++a) v[static_cast<std::size_t>(a + d * p)] += Qv[static_cast<std::size_t>(l * d + a)] * Wc[static_cast<std::size_t>(l * ra + p)];
+  }
+  std::vector<double> G(static_cast<std::size_t>(d * ra) * d * ra, -1.0);
+  emulation::launch(4, 32, 0, [&] { kernels::unpack_gram_kernel(M.data(), d, ra, G.data()); });
+  ASSERT_EQ(G.size(), G_cpu.size());
+  ASSERT_EQ(v.size(), v_cpu.size());
+  for (std::size_t e = 0; e < G.size(); ++e) ASSERT_NEAR(G[e], G_cpu[e], 1e-10 * (1 + std::fabs(G_cpu[e]))) << "G entry " << e;
+  for (std::size_t e = 0; e < v.size(); ++e) ASSERT_NEAR(v[e], v_cpu[e], 1e-10 * (1 + std::fabs(v_cpu[e]))) << "v entry " << e;
+}
 TEST(KernelEmulation, BoundedContributionsGiveTheCpusGAndV) { compare_normal_equations(true); }
 
 // The rows of the spectral moment: sum_j rows_j rows_j^T must equal the CPU backend's moment

@@ -51,6 +51,8 @@ class CpuBackend final : public core::Backend {
   std::vector<std::int32_t>& B_index() { return B_index_; }
   std::vector<double>& B_value() { return B_value_; }
   int threads() const { return threads_; }
+  // With a prior: each task's V_i, packed upper triangle (r(r+1)/2 per task), after a task step.
+  const std::vector<double>& V_packed() const { return V_; }
 
  private:
   TaskDataView<T> data_;
