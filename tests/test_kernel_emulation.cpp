@@ -241,6 +241,31 @@ TEST(KernelEmulation, TaskStepWithThePriorMatchesTheCpuForEveryVariant) {
   }
 }
 
+// The host side of the U step done naively on what the emulated packing kernel wrote: M (P x Q) =
+// Wp^T Sp, v (d x cols, column-major) = Q^T Wc, then the emulated unpack of M into G.
+void gram_and_rhs(const std::vector<double>& Wp, const std::vector<double>& Sp, const std::vector<double>& Qv,
+                  const std::vector<double>& Wc, std::int64_t t, int d, int cols, std::vector<double>& G, std::vector<double>& v) {
+  const int P = cols * (cols + 1) / 2, Q = d * (d + 1) / 2;
+  std::vector<double> M(static_cast<std::size_t>(P) * Q, 0.0);
+  v.assign(static_cast<std::size_t>(d) * cols, 0.0);
+  for (std::int64_t l = 0; l < t; ++l) {
+    for (int pq = 0; pq < P; ++pq)
+      for (int ab = 0; ab < Q; ++ab) M[static_cast<std::size_t>(pq) * Q + ab] += Wp[static_cast<std::size_t>(l * P + pq)] * Sp[static_cast<std::size_t>(l * Q + ab)];
+    for (int p = 0; p < cols; ++p)
+      for (int a = 0; a < d; ++a) v[static_cast<std::size_t>(a + d * p)] += Qv[static_cast<std::size_t>(l * d + a)] * Wc[static_cast<std::size_t>(l * cols + p)];
+  }
+  G.assign(static_cast<std::size_t>(d * cols) * d * cols, -1.0);
+  emulation::launch(4, 32, 0, [&] { kernels::unpack_gram_kernel(M.data(), d, cols, G.data()); });
+}
+
+void expect_same_system(const std::vector<double>& G, const std::vector<double>& v, const std::vector<double>& G_cpu,
+                        const std::vector<double>& v_cpu) {
+  ASSERT_EQ(G.size(), G_cpu.size());
+  ASSERT_EQ(v.size(), v_cpu.size());
+  for (std::size_t e = 0; e < G.size(); ++e) ASSERT_NEAR(G[e], G_cpu[e], 1e-10 * (1 + std::fabs(G_cpu[e]))) << "G entry " << e;
+  for (std::size_t e = 0; e < v.size(); ++e) ASSERT_NEAR(v[e], v_cpu[e], 1e-10 * (1 + std::fabs(v_cpu[e]))) << "v entry " << e;
+}
+
 // G and v from the emulated packing kernel (then the GEMMs done naively here and the emulated
 // unpack) against the CPU backend's accumulation, plain and with privacy bounds.
 void compare_normal_equations(bool bounded) {
@@ -282,19 +307,9 @@ void compare_normal_equations(bool bounded) {
                                        cpu.B_index().data(), cpu.B_value().data(), kb, Wp.data(), Sp.data(), Qv.data(),
                                        Wc.data());
   });
-  // The GEMMs, naively: M (P x Q) = Wp^T Sp, v (d x r, column-major) = Q^T Wc.
-  std::vector<double> M(static_cast<std::size_t>(P) * Q, 0.0), v(static_cast<std::size_t>(d) * r, 0.0);
-  for (std::int64_t l = 0; l < t; ++l) {
-    for (int pq = 0; pq < P; ++pq)
-      for (int ab = 0; ab < Q; ++ab) M[static_cast<std::size_t>(pq) * Q + ab] += Wp[static_cast<std::size_t>(l * P + pq)] * Sp[static_cast<std::size_t>(l * Q + ab)];
-    for (int p = 0; p < r; ++p)
-      for (int a = 0; a < d; ++a) v[static_cast<std::size_t>(a + d * p)] += Qv[static_cast<std::size_t>(l * d + a)] * Wc[static_cast<std::size_t>(l * r + p)];
-  }
-  std::vector<double> G(static_cast<std::size_t>(d * r) * d * r, -1.0);
-  emulation::launch(4, 32, 0, [&] { kernels::unpack_gram_kernel(M.data(), d, r, G.data()); });
-  ASSERT_EQ(G.size(), G_cpu.size());
-  for (std::size_t e = 0; e < G.size(); ++e) ASSERT_NEAR(G[e], G_cpu[e], 1e-10 * (1 + std::fabs(G_cpu[e]))) << "G entry " << e;
-  for (std::size_t e = 0; e < v.size(); ++e) ASSERT_NEAR(v[e], v_cpu[e], 1e-10 * (1 + std::fabs(v_cpu[e]))) << "v entry " << e;
+  std::vector<double> G, v;
+  gram_and_rhs(Wp, Sp, Qv, Wc, t, d, r, G, v);
+  expect_same_system(G, v, G_cpu, v_cpu);
 }
 
 TEST(KernelEmulation, PackedGramsGiveTheCpusGAndV) { compare_normal_equations(false); }
@@ -339,19 +354,9 @@ TEST(KernelEmulation, PackedGramsUnderThePriorGiveTheCpusJointSystem) {
                                        cpu.B_index().data(), cpu.B_value().data(), kernels::Bounds{}, Wp.data(), Sp.data(),
                                        Qv.data(), Wc.data(), V.data());
   });
-  std::vector<double> M(static_cast<std::size_t>(P) * Q, 0.0), v(static_cast<std::size_t>(d) * ra, 0.0);
-  for (std::int64_t l = 0; l < t; ++l) {
-    for (int pq = 0; pq < P; ++pq)
-      for (int ab = 0; ab < Q; ++ab) M[static_cast<std::size_t>(pq) * Q + ab] += Wp[static_cast<std::size_t>(l * P + pq)] * Sp[static_cast<std::size_t>(l * Q + ab)];
-    for (int p = 0; p < ra; ++p)
-      for (int a = 0; a < d; ++a) v[static_cast<std::size_t>(a + d * p)] += Qv[static_cast<std::size_t>(l * d + a)] * Wc[static_cast<std::size_t>(l * ra + p)];
-  }
-  std::vector<double> G(static_cast<std::size_t>(d * ra) * d * ra, -1.0);
-  emulation::launch(4, 32, 0, [&] { kernels::unpack_gram_kernel(M.data(), d, ra, G.data()); });
-  ASSERT_EQ(G.size(), G_cpu.size());
-  ASSERT_EQ(v.size(), v_cpu.size());
-  for (std::size_t e = 0; e < G.size(); ++e) ASSERT_NEAR(G[e], G_cpu[e], 1e-10 * (1 + std::fabs(G_cpu[e]))) << "G entry " << e;
-  for (std::size_t e = 0; e < v.size(); ++e) ASSERT_NEAR(v[e], v_cpu[e], 1e-10 * (1 + std::fabs(v_cpu[e]))) << "v entry " << e;
+  std::vector<double> G, v;
+  gram_and_rhs(Wp, Sp, Qv, Wc, t, d, ra, G, v);
+  expect_same_system(G, v, G_cpu, v_cpu);
 }
 TEST(KernelEmulation, BoundedContributionsGiveTheCpusGAndV) { compare_normal_equations(true); }
 

@@ -94,7 +94,6 @@ bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
 void write_json_file(const std::string& path, const json& j) { write_text_file_atomically(path, j.dump(2) + "\n"); }
 
-json history_json(const Model& m) { return json::parse(model_json(m)).at("history"); }
 
 }  // namespace
 
@@ -279,6 +278,7 @@ void add_train(CLI::App& app) {
           task_s += h.task_step_seconds;
           u_s += h.u_step_seconds;
         }
+        const json described = json::parse(model_json(model));  // the parts model.json has too
         write_json_file(*metrics, json{{"data", data->path},
                                        {"model", *out},
                                        {"precision", data->precision == "auto" ? (data->gpu ? "float" : "double") : data->precision},
@@ -294,10 +294,10 @@ void add_train(CLI::App& app) {
                                        {"task_step_seconds", task_s},
                                        {"u_step_seconds", u_s},
                                        {"total_seconds", model.history.empty() ? 0.0 : model.history.back().elapsed_seconds},
-                                       {"privacy", json::parse(model_json(model)).at("privacy")},
-                                       {"prior", json::parse(model_json(model)).at("prior")},
-                                       {"selection", json::parse(model_json(model)).at("selection")},
-                                       {"history", history_json(model)}});
+                                       {"privacy", described.at("privacy")},
+                                       {"prior", described.at("prior")},
+                                       {"selection", described.at("selection")},
+                                       {"history", described.at("history")}});
       }
     });
   });

@@ -195,6 +195,21 @@ std::vector<double> ridge_solve(std::vector<double> A, std::vector<double> b, do
   return b;
 }
 
+// A = X^T X and b = X^T y over rows row0 .. row1 - 1 (the ridge baselines' normal equations).
+void normal_equations(const Dataset<double>& data, std::int64_t row0, std::int64_t row1, std::vector<double>& A,
+                      std::vector<double>& b) {
+  const std::int64_t d = data.d;
+  A.assign(static_cast<std::size_t>(d * d), 0.0);
+  b.assign(static_cast<std::size_t>(d), 0.0);
+  for (std::int64_t j = row0; j < row1; ++j) {
+    const double* x = data.X.data() + j * d;
+    for (std::int64_t a = 0; a < d; ++a) {
+      b[static_cast<std::size_t>(a)] += x[a] * data.y[static_cast<std::size_t>(j)];
+      for (std::int64_t c = 0; c < d; ++c) A[static_cast<std::size_t>(a * d + c)] += x[a] * x[c];
+    }
+  }
+}
+
 // A method: fit on training data, predict the rows of evaluation data (same users, same order).
 struct Method {
   std::string name;
@@ -225,15 +240,8 @@ std::vector<Method> methods(int iterations, int threads) {
   for (double l : {0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5}) lambdas.push_back({{"lambda", l}});
   out.push_back({"global ridge", lambdas,
                  [](const Dataset<double>& train, const Dataset<double>& eval, const json& h, Model*) {
-                   const std::int64_t d = train.d;
-                   std::vector<double> A(static_cast<std::size_t>(d * d), 0.0), b(static_cast<std::size_t>(d), 0.0);
-                   for (std::int64_t j = 0; j < train.n(); ++j) {
-                     const double* x = train.X.data() + j * d;
-                     for (std::int64_t a = 0; a < d; ++a) {
-                       b[static_cast<std::size_t>(a)] += x[a] * train.y[static_cast<std::size_t>(j)];
-                       for (std::int64_t c = 0; c < d; ++c) A[static_cast<std::size_t>(a * d + c)] += x[a] * x[c];
-                     }
-                   }
+                   std::vector<double> A, b;
+                   normal_equations(train, 0, train.n(), A, b);
                    const std::vector<double> theta = ridge_solve(A, b, h.at("lambda").get<double>());
                    return per_task_predict(eval, std::vector<std::vector<double>>(static_cast<std::size_t>(eval.t()), theta));
                  },
@@ -242,17 +250,10 @@ std::vector<Method> methods(int iterations, int threads) {
   for (double l : {0.3, 1.0, 3.0, 10.0, 30.0, 100.0}) user_lambdas.push_back({{"lambda", l}});
   out.push_back({"per-user ridge", user_lambdas,
                  [](const Dataset<double>& train, const Dataset<double>& eval, const json& h, Model*) {
-                   const std::int64_t d = train.d;
                    std::vector<std::vector<double>> theta;
+                   std::vector<double> A, b;
                    for (std::int64_t i = 0; i < train.t(); ++i) {
-                     std::vector<double> A(static_cast<std::size_t>(d * d), 0.0), b(static_cast<std::size_t>(d), 0.0);
-                     for (std::int64_t j = train.task_offsets[i]; j < train.task_offsets[i + 1]; ++j) {
-                       const double* x = train.X.data() + j * d;
-                       for (std::int64_t a = 0; a < d; ++a) {
-                         b[static_cast<std::size_t>(a)] += x[a] * train.y[static_cast<std::size_t>(j)];
-                         for (std::int64_t c = 0; c < d; ++c) A[static_cast<std::size_t>(a * d + c)] += x[a] * x[c];
-                       }
-                     }
+                     normal_equations(train, train.task_offsets[i], train.task_offsets[i + 1], A, b);
                      theta.push_back(ridge_solve(A, b, h.at("lambda").get<double>()));
                    }
                    return per_task_predict(eval, theta);
@@ -264,23 +265,12 @@ std::vector<Method> methods(int iterations, int threads) {
                  [](const Dataset<double>& train, const Dataset<double>& eval, const json& h, Model*) {
                    const std::int64_t d = train.d;
                    const double lambda = h.at("lambda").get<double>();
-                   auto gram = [&](std::int64_t row0, std::int64_t row1, std::vector<double>& A, std::vector<double>& b) {
-                     A.assign(static_cast<std::size_t>(d * d), 0.0);
-                     b.assign(static_cast<std::size_t>(d), 0.0);
-                     for (std::int64_t j = row0; j < row1; ++j) {
-                       const double* x = train.X.data() + j * d;
-                       for (std::int64_t a = 0; a < d; ++a) {
-                         b[static_cast<std::size_t>(a)] += x[a] * train.y[static_cast<std::size_t>(j)];
-                         for (std::int64_t c = 0; c < d; ++c) A[static_cast<std::size_t>(a * d + c)] += x[a] * x[c];
-                       }
-                     }
-                   };
                    std::vector<double> A, b;
-                   gram(0, train.n(), A, b);
+                   normal_equations(train, 0, train.n(), A, b);
                    const std::vector<double> global = ridge_solve(A, b, 1e-3);
                    std::vector<std::vector<double>> theta;
                    for (std::int64_t i = 0; i < train.t(); ++i) {
-                     gram(train.task_offsets[i], train.task_offsets[i + 1], A, b);
+                     normal_equations(train, train.task_offsets[i], train.task_offsets[i + 1], A, b);
                      for (std::int64_t a = 0; a < d; ++a) b[static_cast<std::size_t>(a)] += lambda * global[static_cast<std::size_t>(a)];
                      theta.push_back(ridge_solve(A, b, lambda));
                    }

@@ -7,6 +7,43 @@
 
 namespace lrsmeta::core {
 
+namespace {
+
+// The global ridge fit from the moments alone: beta = (X^T X + lambda I)^-1 X^T y (the Cholesky
+// with relative_ridge on top, as detail::ridge_cholesky takes it), its residual sum of squares
+// y^T y - 2 beta^T X^T y + beta^T X^T X beta, and, where asked, tr((X^T X + lambda I)^-1).
+struct RidgeFit {
+  bool ok = false;
+  std::vector<double> beta;
+  double rss = 0.0, trace_inverse = 0.0;
+};
+RidgeFit ridge_fit(const DataMoments& m, int d, double lambda, double relative_ridge, bool with_trace) {
+  RidgeFit f;
+  std::vector<double> A = m.XtX, L(A.size());
+  for (int a = 0; a < d; ++a) A[static_cast<std::size_t>(a) * d + a] += lambda;
+  if (!detail::ridge_cholesky(A.data(), d, relative_ridge, L.data())) return f;
+  f.ok = true;
+  f.beta = m.Xty;
+  detail::cholesky_solve(L.data(), d, f.beta.data());
+  double quad = 0.0, lin = 0.0;
+  for (int a = 0; a < d; ++a) {
+    lin += f.beta[static_cast<std::size_t>(a)] * m.Xty[static_cast<std::size_t>(a)];
+    double s = 0.0;
+    for (int b = 0; b < d; ++b) s += m.XtX[static_cast<std::size_t>(a) * d + b] * f.beta[static_cast<std::size_t>(b)];
+    quad += f.beta[static_cast<std::size_t>(a)] * s;
+  }
+  f.rss = m.yty - 2.0 * lin + quad;
+  if (with_trace)
+    for (int c = 0; c < d; ++c) {
+      std::vector<double> e(static_cast<std::size_t>(d), 0.0);
+      e[static_cast<std::size_t>(c)] = 1.0;
+      detail::cholesky_solve(L.data(), d, e.data());
+      f.trace_inverse += e[static_cast<std::size_t>(c)];
+    }
+  return f;
+}
+
+}  // namespace
 
 PriorState initial_prior(const DataMoments& m, int d, int r, double* coefficient_scale) {
   PriorState p;
@@ -18,23 +55,12 @@ PriorState initial_prior(const DataMoments& m, int d, int r, double* coefficient
   double residual_variance = n > 0 ? m.yty / n : 1.0;
   if (n > 0 && trace > 0) {
     // Global least squares, with a relative ridge of 1e-8 for collinear or constant columns.
-    std::vector<double> A = m.XtX, L(A.size());
-    for (int a = 0; a < d; ++a) A[static_cast<std::size_t>(a) * d + a] += 1e-8 * mean_diagonal * n;
-    if (detail::ridge_cholesky(A.data(), d, 1e-12, L.data())) {
-      p.beta = m.Xty;
-      detail::cholesky_solve(L.data(), d, p.beta.data());
-      // ||y - X beta||^2 = y^T y - 2 beta^T X^T y + beta^T X^T X beta
-      double quad = 0.0, lin = 0.0;
-      for (int a = 0; a < d; ++a) {
-        lin += p.beta[static_cast<std::size_t>(a)] * m.Xty[static_cast<std::size_t>(a)];
-        double s = 0.0;
-        for (int b = 0; b < d; ++b) s += m.XtX[static_cast<std::size_t>(a) * d + b] * p.beta[static_cast<std::size_t>(b)];
-        quad += p.beta[static_cast<std::size_t>(a)] * s;
-      }
-      residual_variance = (m.yty - 2.0 * lin + quad) / n;
+    RidgeFit global = ridge_fit(m, d, 1e-8 * mean_diagonal * n, 1e-12, false);
+    if (global.ok) {
+      p.beta = std::move(global.beta);
+      residual_variance = global.rss / n;
     }
   }
-  // A floor relative to the target's scale: noiseless data that a global linear model fits exactly.
   // beta's prior variance: from the ridge penalty that generalised cross-validation picks for the
   // global fit (GCV(lambda) = n RSS / (n - df)^2, from the moments alone), as tau_beta^2 =
   // s2_ridge / lambda. Rare binary features (a genre seen twice) otherwise get wild coefficients.
@@ -42,27 +68,10 @@ PriorState initial_prior(const DataMoments& m, int d, int r, double* coefficient
     double best = INFINITY;
     for (double relative : {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0}) {
       const double lambda = relative * trace / d;
-      std::vector<double> A = m.XtX, L(A.size());
-      for (int a = 0; a < d; ++a) A[static_cast<std::size_t>(a) * d + a] += lambda;
-      if (!detail::ridge_cholesky(A.data(), d, 0.0, L.data())) continue;
-      std::vector<double> beta = m.Xty;
-      detail::cholesky_solve(L.data(), d, beta.data());
-      double trace_inverse = 0.0;
-      for (int c = 0; c < d; ++c) {
-        std::vector<double> e(static_cast<std::size_t>(d), 0.0);
-        e[static_cast<std::size_t>(c)] = 1.0;
-        detail::cholesky_solve(L.data(), d, e.data());
-        trace_inverse += e[static_cast<std::size_t>(c)];
-      }
-      const double df = d - lambda * trace_inverse;
-      double quad = 0.0, lin = 0.0;
-      for (int a = 0; a < d; ++a) {
-        lin += beta[static_cast<std::size_t>(a)] * m.Xty[static_cast<std::size_t>(a)];
-        double s = 0.0;
-        for (int b = 0; b < d; ++b) s += m.XtX[static_cast<std::size_t>(a) * d + b] * beta[static_cast<std::size_t>(b)];
-        quad += beta[static_cast<std::size_t>(a)] * s;
-      }
-      const double rss = std::max(m.yty - 2.0 * lin + quad, 0.0);
+      const RidgeFit f = ridge_fit(m, d, lambda, 0.0, true);
+      if (!f.ok) continue;
+      const double df = d - lambda * f.trace_inverse;
+      const double rss = std::max(f.rss, 0.0);
       const double gcv = n * rss / ((n - df) * (n - df));
       if (gcv < best) {
         best = gcv;
@@ -70,6 +79,7 @@ PriorState initial_prior(const DataMoments& m, int d, int r, double* coefficient
       }
     }
   }
+  // A floor relative to the target's scale: noiseless data that a global linear model fits exactly.
   const double floor = std::max(1e-12 * (n > 0 ? m.yty / n : 1.0), 1e-300);
   residual_variance = std::max(residual_variance, floor);
   *coefficient_scale = residual_variance / mean_diagonal;
