@@ -121,6 +121,8 @@ int c_api_train_predict_save_load(const char* folder, char* message, size_t size
     CHECK(lrsmeta_options_set_double(opts, "sparse_prior_scale", 0.1) == LRSMETA_OK, "set sparse_prior_scale");
     CHECK(lrsmeta_options_set_double(opts, "relative_tolerance", 1e-5) == LRSMETA_OK, "set relative_tolerance");
     CHECK(lrsmeta_options_set_string(opts, "rank", "auto") == LRSMETA_OK, "set rank auto");
+    CHECK(lrsmeta_options_set_string(opts, "rank", "three") == LRSMETA_INVALID_ARGUMENT, "rank 'three' accepted");
+    CHECK(strstr(lrsmeta_last_error(), "three") != NULL, "message lacks the bad value: %s", lrsmeta_last_error());
     CHECK(lrsmeta_options_set_int(opts, "iterations", 10) == LRSMETA_OK, "set iterations");
     CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &chosen) == LRSMETA_OK, "fit with rank auto: %s", lrsmeta_last_error());
     CHECK(lrsmeta_model_dims(chosen, &d, &r, &k, &t) == LRSMETA_OK && r >= 0 && r <= D && k == 1, "dims of the chosen model");

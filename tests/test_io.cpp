@@ -228,6 +228,8 @@ TEST_F(IoTest, CsvErrorsNameTheProblem) {
   unknown.features = {"x", "z"};
   expect_error("u,x,y\n1,2,3\n", unknown, "no column 'z'");
   expect_error("u,x,y\n1,2,3\n1,NA,3\n2,4,1\n", {"y", "u"}, "column 'x' is numeric but 1 of its values are missing ('NA' on line 3)");
+  expect_error("u,x,y\n1,2,3\n1,inf,3\n2,4,1\n", {"y", "u"}, "column 'x' has a value that is not a finite number ('inf' on line 3)");
+  expect_error("u,x,y\n1,2,3\n1,1e999,3\n2,4,1\n", {"y", "u"}, "not a finite number ('1e999'");
   CsvOptions target_as_feature{"y", "u"};
   target_as_feature.features = {"y"};
   expect_error("u,x,y\n1,2,3\n", target_as_feature, "is the target column");

@@ -169,7 +169,10 @@ lrsmeta_status lrsmeta_options_set_string(lrsmeta_options* options, const char* 
     else if (key == "init") options->value.init = lrsmeta::parse_init(value);
     else if (key == "device") options->value.device = lrsmeta::parse_device(value);
     else if (key == "prior") options->value.prior = lrsmeta::parse_prior(value);
-    else if ((key == "rank" || key == "sparsity") && std::string(value) == "auto")
+    else if ((key == "rank" || key == "sparsity") && std::string(value) != "auto")
+      throw lrsmeta::Error("option " + key + ": the only string value is \"auto\" (a number goes through "
+                           "lrsmeta_options_set_int), not '" + value + "'");
+    else if (key == "rank" || key == "sparsity")
       // Every default candidate; those above the data's d are left out at fit time.
       (key == "rank" ? options->value.rank_candidates : options->value.sparsity_candidates) =
           key == "rank" ? lrsmeta::default_rank_candidates(1 << 30) : lrsmeta::default_sparsity_candidates(1 << 30);

@@ -221,6 +221,18 @@ CsvTable read_csv_table(const std::string& path) {
 
 namespace {
 
+// A number that is not finite or not representable ("inf", "-Infinity", "1e999").
+bool non_finite_number(const std::string& s) {
+  const char* begin = s.c_str();
+  while (*begin == ' ' || *begin == '\t') ++begin;
+  if (*begin == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(begin, &end);
+  while (*end == ' ' || *end == '\t') ++end;
+  return *end == '\0' && end != begin && (errno == ERANGE || !std::isfinite(v));
+}
+
 // How CSV files write a missing value.
 bool missing_marker(const std::string& s) {
   return s.empty() || s == "NA" || s == "N/A" || s == "NaN" || s == "nan" || s == "null" || s == "NULL" || s == "None";
@@ -270,18 +282,22 @@ FeatureEncoding choose_encoding(const CsvTable& table, const CsvOptions& options
       continue;
     }
     bool numeric = true, integers = true, numbers_or_empty = true;
-    std::size_t empty = 0, first_empty = 0;
+    std::size_t empty = 0, first_empty = 0, non_finite = 0, first_non_finite = 0;
     double v = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const std::string& field = table.rows[i][c];
       const bool is_number = parse_number(field, &v);
-      const bool missing = missing_marker(field);
+      const bool missing = missing_marker(field), infinite = !is_number && !missing && non_finite_number(field);
       if (missing && empty++ == 0) first_empty = i;
-      numbers_or_empty = numbers_or_empty && (is_number || missing);
+      if (infinite && non_finite++ == 0) first_non_finite = i;
+      numbers_or_empty = numbers_or_empty && (is_number || missing || infinite);
       numeric = numeric && is_number;
       integers = integers && is_number && is_integer_text(field);
     }
-    // Numbers with gaps: a numeric column with missing values, not text to one-hot encode.
+    // Numbers with gaps or infinities: a numeric column with bad values, not text to one-hot encode.
+    if (!numeric && numbers_or_empty && non_finite > 0)
+      throw Error(path + ": column '" + name + "' has a value that is not a finite number ('" + table.rows[first_non_finite][c] +
+                  "' on line " + std::to_string(table.lines[first_non_finite]) + "); fix it, or --ignore " + name);
     if (!numeric && numbers_or_empty && empty < n)
       throw Error(path + ": column '" + name + "' is numeric but " + std::to_string(empty) + " of its values are missing ('" +
                   table.rows[first_empty][c] + "' on line " + std::to_string(table.lines[first_empty]) + "); fill them in, or --ignore " + name);
