@@ -105,6 +105,38 @@ TEST(PriorTaskStep, PosteriorModeCovarianceAndDegreesOfFreedomMatchADenseComputa
   EXPECT_NEAR(sse, sse_ref, kTol * sse_ref);
 }
 
+TEST(PriorBackend, DataMomentsMatchPlainSums) {
+  SyntheticSpec spec;
+  spec.tasks = 40;
+  spec.min_samples = 0;
+  spec.max_samples = 30;
+  spec.d = 6;
+  spec.noise = 0.5;
+  spec.seed = 17;
+  const SyntheticData syn = generate_synthetic(spec);
+  Options o;
+  o.rank = 2;
+  o.threads = 2;
+  cpu::CpuBackend<double> backend(syn.data.view(), o);
+  const core::DataMoments m = backend.data_moments();
+  const int d = 6;
+  Matrix XtX(d * d, 0.0);
+  std::vector<double> Xty(d, 0.0);
+  double yty = 0.0;
+  for (std::int64_t j = 0; j < syn.data.n(); ++j) {
+    const double yj = syn.data.y[static_cast<std::size_t>(j)];
+    yty += yj * yj;
+    for (int a = 0; a < d; ++a) {
+      Xty[a] += syn.data.X[j * d + a] * yj;
+      for (int b = 0; b < d; ++b) XtX[a * d + b] += syn.data.X[j * d + a] * syn.data.X[j * d + b];
+    }
+  }
+  EXPECT_EQ(m.rows, syn.data.n());
+  EXPECT_NEAR(m.yty, yty, 1e-12 * yty);
+  for (int e = 0; e < d * d; ++e) EXPECT_NEAR(m.XtX[e], XtX[e], 1e-12 * (1 + std::fabs(XtX[e])));
+  for (int a = 0; a < d; ++a) EXPECT_NEAR(m.Xty[a], Xty[a], 1e-12 * (1 + std::fabs(Xty[a])));
+}
+
 TEST(PriorTaskStep, AnEmptyTaskGetsThePriorAsPosterior) {
   const int d = 5, r = 2;
   const std::vector<double> U = testing::random_orthonormal(d, r, 3), beta(d, 0.3);

@@ -36,10 +36,10 @@ struct PriorState {
   double beta_precision = 0.0;      // s2 / beta_variance: added to beta's block of the U step
 };
 
-// Sums over all rows: X^T X (d x d, row-major, full), X^T y (d), y^T y, sum of y, and the row count.
+// Sums over all rows: X^T X (d x d, row-major, full), X^T y (d), y^T y, and the row count.
 struct DataMoments {
   std::vector<double> XtX, Xty;
-  double yty = 0.0, y_sum = 0.0;
+  double yty = 0.0;
   std::int64_t rows = 0;
 };
 

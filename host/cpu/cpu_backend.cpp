@@ -156,7 +156,6 @@ void CpuBackend<T>::set_prior(const core::PriorState* prior) {
   const std::size_t P = static_cast<std::size_t>(r_) * (r_ + 1) / 2;
   V_.resize(static_cast<std::size_t>(t_) * P, 0.0);
   task_effective_params_.resize(static_cast<std::size_t>(2 * t_), 0.0);
-  if (beta_.empty()) beta_ = prior_.beta;
 }
 
 template <typename T>
@@ -166,7 +165,7 @@ core::DataMoments CpuBackend<T>::data_moments() {
   const int n_threads = threads_;
   struct Partial {
     std::vector<double> XtX, Xty;
-    double yty = 0, y_sum = 0;
+    double yty = 0;
   };
   std::vector<Partial> parts(static_cast<std::size_t>(n_threads));
   const std::int64_t n_blocks = (data_.n + kRows - 1) / kRows;
@@ -183,7 +182,6 @@ core::DataMoments CpuBackend<T>::data_moments() {
       for (std::int64_t j = 0; j < count; ++j) {
         const double y = static_cast<double>(data_.y[start + j]);
         part.yty += y * y;
-        part.y_sum += y;
         for (std::int64_t a = 0; a < d; ++a) {
           const double x = static_cast<double>(data_.X[(start + j) * d + a]);
           rows[static_cast<std::size_t>(j * d + a)] = x;
@@ -200,7 +198,6 @@ core::DataMoments CpuBackend<T>::data_moments() {
     for (std::size_t e = 0; e < out.XtX.size(); ++e) out.XtX[e] += part.XtX[e];
     for (std::size_t e = 0; e < out.Xty.size(); ++e) out.Xty[e] += part.Xty[e];
     out.yty += part.yty;
-    out.y_sum += part.y_sum;
   }
   for (std::int64_t a = 0; a < d; ++a)  // syrk filled the upper triangle of the row-major matrix
     for (std::int64_t b = a + 1; b < d; ++b) out.XtX[static_cast<std::size_t>(b * d + a)] = out.XtX[static_cast<std::size_t>(a * d + b)];
