@@ -57,7 +57,7 @@ void set_task_step_settings(TaskStepArgs<T>& args, const Settings& s) {
 }
 
 // Shared memory one block needs for the task step; 0 when the sizes exceed what a block can hold.
-std::size_t task_step_shared_bytes(int d, int r, int k_slots);
+std::size_t task_step_shared_bytes(int d, int r, int k_slots, bool with_prior = false);
 template <typename T>
 void launch_task_step(const TaskStepArgs<T>& args, cudaStream_t stream);
 

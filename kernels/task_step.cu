@@ -16,21 +16,39 @@ namespace {
 
 constexpr int kTaskStepThreads = 128;
 
-__host__ __device__ inline int joint_columns(int r, int k, int d) { return r + (3 * k < d ? 3 * k : d); }
+// Columns of the largest joint system: r + pursuit's candidates (under the prior, as many as the
+// evidence search weighs; see cpu::evidence_candidate_cap, which this mirrors).
+__host__ __device__ inline int evidence_candidates(int k, int d) {
+  const int enumerable = detail::evidence_enumeration_candidates(d, k);
+  return enumerable > 0 ? enumerable : (3 * k < d ? 3 * k : d);
+}
+__host__ __device__ inline int joint_columns(int r, int k, int d, bool with_prior = false) {
+  const int paper = 3 * k < d ? 3 * k : d;
+  const int evidence = with_prior && k > 0 ? evidence_candidates(k, d) : 0;
+  return r + (evidence > paper ? evidence : paper);
+}
 
 // Shared-memory layout of one block (doubles first, then ints).
 struct Layout {
   int cols, d, r;
-  __host__ __device__ std::size_t doubles() const {
-    return 3 * static_cast<std::size_t>(cols) * cols + 4 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1;
+  int k = 0;                // with the prior: the evidence search's scratch for sparsity k
+  bool with_prior = false;
+  __host__ __device__ std::size_t evidence_doubles() const {
+    return with_prior ? static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)) : 0;
   }
-  __host__ __device__ std::size_t ints() const { return 4 * static_cast<std::size_t>(cols) + 8; }
+  __host__ __device__ std::size_t doubles() const {
+    return 3 * static_cast<std::size_t>(cols) * cols + 4 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1 +
+           evidence_doubles();
+  }
+  __host__ __device__ std::size_t ints() const {
+    return 4 * static_cast<std::size_t>(cols) + 8 + (with_prior ? 2 * static_cast<std::size_t>(k + 1) : 0);
+  }
   __host__ __device__ std::size_t bytes() const { return doubles() * sizeof(double) + ints() * sizeof(int); }
 };
 
 struct Shared {
-  double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar;
-  int *S, *C, *P, *previous, *counts;  // counts[0] = n_S, [1] = n_C, [2] = stop flag
+  double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar, *evidence;
+  int *S, *C, *P, *previous, *counts, *evidence_picks;  // counts[0] = n_S, [1] = n_C, [2] = stop flag
 };
 
 __device__ Shared carve(void* base, const Layout& L) {
@@ -48,12 +66,14 @@ __device__ Shared carve(void* base, const Layout& L) {
   s.dense = dp; dp += L.d;
   s.w = dp; dp += L.r;
   s.scalar = dp; dp += 1;
+  s.evidence = dp; dp += L.evidence_doubles();
   int* ip = reinterpret_cast<int*>(dp);
   s.S = ip; ip += L.cols;
   s.C = ip; ip += L.cols;
   s.P = ip; ip += L.cols;
   s.previous = ip; ip += L.cols;
-  s.counts = ip;
+  s.counts = ip; ip += 8;
+  s.evidence_picks = ip;
   return s;
 }
 
@@ -93,9 +113,10 @@ __device__ void solve_small(const double* Gm, double* x, int n, double ridge, do
 
 // Block-wide: least squares of target on [Z, X_S]; writes w (sh.w) and b_S (out), keeps the Gram
 // (sh.G) and right-hand side (sh.rhs_saved) for a later subsystem solve.
+// With solve false only the Gram and right-hand side are formed (the evidence search reads them).
 template <typename T>
 __device__ void joint_least_squares(const Task<T>& task, Shared& sh, const double* target, const int* S, int n_S,
-                                    double* b_out) {
+                                    double* b_out, bool solve = true) {
   const int r = task.a.r, n = r + n_S;
   if (n == 0) return;
   const int entries = n * (n + 1) / 2;
@@ -121,9 +142,11 @@ __device__ void joint_least_squares(const Task<T>& task, Shared& sh, const doubl
       for (int q = 0; q < n_S; ++q) sh.G[(r + q) * n + r + q] += task.a.b_precision;
     }
     for (int c = 0; c < n; ++c) sh.rhs_saved[c] = sh.x[c];
-    solve_small(sh.G, sh.x, n, task.a.task_ridge, sh.chol, sh.counts);
-    for (int p = 0; p < r; ++p) sh.w[p] = sh.x[p];
-    for (int q = 0; q < n_S; ++q) b_out[q] = sh.x[r + q];
+    if (solve) {
+      solve_small(sh.G, sh.x, n, task.a.task_ridge, sh.chol, sh.counts);
+      for (int p = 0; p < r; ++p) sh.w[p] = sh.x[p];
+      for (int q = 0; q < n_S; ++q) b_out[q] = sh.x[r + q];
+    }
   }
   __syncthreads();
 }
@@ -248,6 +271,8 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
   if (i >= a.t) return;
   const Task<T> task{a, a.offsets[i], static_cast<int>(a.offsets[i + 1] - a.offsets[i])};
   const int r = a.r, d = a.d, k = a.k, m = task.m;
+  // Under the prior, pursuit picks the support by the marginal likelihood (as on the CPU).
+  const bool by_evidence = a.beta && a.b_precision > 0 && a.noise_variance > 0 && L.with_prior;
   double* w_out = a.W + i * r;
   std::int32_t* bi_out = a.B_index + i * a.k_slots;
   double* bv_out = a.B_value + i * a.k_slots;
@@ -351,6 +376,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
           const int overdetermined = (m - r) > (k + 1) ? (m - r) : (k + 1);
           if (overdetermined < cap) cap = overdetermined;
           if (d < cap) cap = d;
+          if (by_evidence) cap = evidence_candidates(k, d) < L.cols - r ? evidence_candidates(k, d) : L.cols - r;
           sh.counts[1] = n_S + detail::top_k_abs(sh.corr, d, cap - n_S, sh.S, n_S, sh.C + n_S);
         }
       }
@@ -363,10 +389,21 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
           sh.counts[6] = sh.counts[0];
         }
       } else {
-        joint_least_squares(task, sh, target, sh.C, sh.counts[1], sh.bC);
+        joint_least_squares(task, sh, target, sh.C, sh.counts[1], sh.bC, !by_evidence);
         if (threadIdx.x == 0) {
           const int n_C = sh.counts[1];
-          const int n_S = detail::top_k_abs(sh.bC, n_C, k, static_cast<const int*>(nullptr), 0, sh.P);
+          int n_S = -1;
+          if (by_evidence) {
+            n_S = detail::evidence_subset(sh.G, sh.rhs_saved, r, n_C, k, -log(a.b_precision), a.noise_variance,
+                                          detail::evidence_enumeration_candidates(d, k) > 0, sh.evidence,
+                                          sh.evidence_picks);
+            for (int q = 0; q < n_S; ++q) sh.P[q] = sh.evidence_picks[q];
+            if (n_S < 0) {  // the w block could not be factored: rank the candidates' fitted values
+              solve_small(sh.G, sh.x, r + n_C, a.task_ridge, sh.chol, sh.counts);
+              for (int q = 0; q < n_C; ++q) sh.bC[q] = sh.x[r + q];
+            }
+          }
+          if (n_S < 0) n_S = detail::top_k_abs(sh.bC, n_C, k, static_cast<const int*>(nullptr), 0, sh.P);
           // Canonical (ascending feature) order, as on the CPU.
           for (int x = 1; x < n_S; ++x) {
             const int key = sh.P[x];
@@ -440,8 +477,8 @@ __global__ void batched_ridge_solve_kernel(const double* A, double* b, int batch
 }  // namespace
 
 #ifndef LRSMETA_EMULATE_KERNELS
-std::size_t task_step_shared_bytes(int d, int r, int k_slots) {
-  const Layout L{joint_columns(r, k_slots, d), d, r};
+std::size_t task_step_shared_bytes(int d, int r, int k_slots, bool with_prior) {
+  const Layout L{joint_columns(r, k_slots, d, with_prior), d, r, k_slots, with_prior};
   const std::size_t bytes = L.bytes();
   return bytes <= 200 * 1024 ? bytes : 0;  // Hopper: up to 227 KiB of shared memory per block
 }
@@ -449,7 +486,8 @@ std::size_t task_step_shared_bytes(int d, int r, int k_slots) {
 template <typename T>
 void launch_task_step(const TaskStepArgs<T>& args, cudaStream_t stream) {
   if (args.t == 0) return;
-  const Layout L{joint_columns(args.r, args.k_slots, args.d), args.d, args.r};
+  const bool with_prior = args.beta != nullptr;
+  const Layout L{joint_columns(args.r, args.k_slots, args.d, with_prior), args.d, args.r, args.k_slots, with_prior};
   const std::size_t bytes = L.bytes();
   cudaFuncSetAttribute(task_step_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   task_step_kernel<T><<<static_cast<unsigned>(args.t), kTaskStepThreads, bytes, stream>>>(args, L);

@@ -202,7 +202,7 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect) {
   a.response = response.data();
   a.V = V.data();
   a.effective_params = df.data();
-  const kernels::Layout L{kernels::joint_columns(r, k, d), d, r};
+  const kernels::Layout L{kernels::joint_columns(r, k, d, true), d, r, k, true};
   emulation::launch(static_cast<unsigned>(t), 32, L.bytes(), [&] { kernels::task_step_kernel<double>(a, L); });
   int same_support = 0;
   for (std::int64_t i = 0; i < t; ++i) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -63,8 +64,15 @@ inline TaskStepSettings task_step_settings(const Options& o, int k_in_effect) {
   return s;
 }
 
+// How many candidate columns pursuit weighs under the prior: as many as the enumeration of every
+// support within the budget allows, else 3k searched locally (see detail::evidence_subset).
+inline int evidence_candidate_cap(int k, int d) {
+  const int enumerable = detail::evidence_enumeration_candidates(d, k);
+  return enumerable > 0 ? enumerable : std::min(d, 3 * k);
+}
+
 // Largest number of columns a joint least-squares system can have: r + candidates.
-inline int max_joint_columns(int r, int k, int d) { return r + std::min(d, 3 * k); }
+inline int max_joint_columns(int r, int k, int d) { return r + std::max(std::min(d, 3 * k), k > 0 ? evidence_candidate_cap(k, d) : 0); }
 
 // Pursuit's candidate count: the current support plus up to 2k new entries, capped so that
 // [X U, X_cand] keeps more rows than columns where the task allows it (at least k + 1 so the
@@ -86,6 +94,8 @@ struct TaskWorkspace {
   std::vector<double> inverse;  // (A^T A + s2 P)^-1 for the posterior
   std::vector<int> support, candidates, picked, previous;
   std::vector<double> support_values, candidate_values;
+  std::vector<double> evidence_scratch;  // detail::evidence_subset's scratch
+  std::vector<int> evidence_picks;
   int last_n = 0;               // size of the last system solved, and whether it was factored
   bool last_factored = false;
 
@@ -112,6 +122,8 @@ struct TaskWorkspace {
     previous.resize(cols + 1);
     support_values.resize(cols + 1);
     candidate_values.resize(cols + 1);
+    evidence_scratch.resize(static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)) + 1);
+    evidence_picks.resize(static_cast<std::size_t>(2 * (k + 1)));
   }
 };
 
@@ -134,10 +146,12 @@ inline void add_prior(double* G, int r, int n_S, const TaskPrior& prior) {
   for (int q = 0; q < n_S; ++q) G[(r + q) * n + r + q] += prior.b_precision;
 }
 
+// With solve false, only the Gram (ws.gram) and right-hand side (ws.rhs_saved) are formed: the
+// evidence search reads them and solves only the subsystem it picks.
 template <typename T>
 inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, const double* target,
                                 const int* S, int n_S, double ridge, double* w, double* b_S,
-                                const TaskPrior* prior = nullptr) {
+                                const TaskPrior* prior = nullptr, bool solve = true) {
   const int r = ws.r, n = r + n_S;
   if (n == 0) return;
   double* __restrict G = ws.gram.data();
@@ -166,7 +180,7 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
   }
   if (prior) add_prior(G, r, n_S, *prior);
   std::copy(x, x + n, ws.rhs_saved.data());  // kept with G for subsystem_least_squares
-  solve_system(G, x, n, ridge, ws, w, b_S);
+  if (solve) solve_system(G, x, n, ridge, ws, w, b_S);
 }
 
 // Solve the ridged system G x = rhs (G: n x n, lower triangle) and split x into (w, b_S).
@@ -406,12 +420,25 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
       } else {  // pursuit
         int* C = ws.candidates.data();
         std::copy(S, S + n_S, C);
-        const int cap = pursuit_candidate_cap(n_S, k, m, r, d);
+        // Under the prior the system stays well-posed however few rows the task has, so the
+        // candidates need not be capped by m.
+        const bool by_evidence = prior && prior->b_precision > 0 && prior->noise_variance > 0;
+        const int cap = by_evidence ? std::min(evidence_candidate_cap(k, d), ws.cols - r) : pursuit_candidate_cap(n_S, k, m, r, d);
         const int n_C = n_S + detail::top_k_abs(corr, d, cap - n_S, S, n_S, C + n_S);
         double* bC = ws.candidate_values.data();
-        joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC, prior);
+        joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC, prior, !by_evidence);
         int* P = ws.picked.data();
-        n_S = detail::top_k_abs(bC, n_C, k, static_cast<const int*>(nullptr), 0, P);
+        n_S = -1;
+        if (by_evidence) {
+          n_S = detail::evidence_subset(ws.gram.data(), ws.rhs_saved.data(), r, n_C, k, -std::log(prior->b_precision),
+                                        prior->noise_variance, detail::evidence_enumeration_candidates(d, k) > 0,
+                                        ws.evidence_scratch.data(), ws.evidence_picks.data());
+          if (n_S >= 0) std::copy(ws.evidence_picks.begin(), ws.evidence_picks.begin() + n_S, P);
+        }
+        if (n_S < 0) {  // the w block could not be factored: rank the candidates' fitted values
+          if (by_evidence) solve_system(ws.gram.data(), ws.rhs.data(), r + n_C, ridge, ws, w, bC);
+          n_S = detail::top_k_abs(bC, n_C, k, static_cast<const int*>(nullptr), 0, P);
+        }
         std::sort(P, P + n_S, [C](int a, int b) { return C[a] < C[b]; });  // canonical order, as for htp
         for (int q = 0; q < n_S; ++q) S[q] = C[P[q]];
         subsystem_least_squares(ws, n_C, P, n_S, ridge, w, bS);
