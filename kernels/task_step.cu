@@ -376,7 +376,12 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
           const int overdetermined = (m - r) > (k + 1) ? (m - r) : (k + 1);
           if (overdetermined < cap) cap = overdetermined;
           if (d < cap) cap = d;
-          if (by_evidence) cap = evidence_candidates(k, d) < L.cols - r ? evidence_candidates(k, d) : L.cols - r;
+          if (by_evidence) {
+            bool enumerate = false;
+            const int wanted = detail::evidence_candidates(m, d, r, k, &enumerate);
+            cap = wanted < L.cols - r ? wanted : L.cols - r;
+            sh.counts[7] = enumerate ? 1 : 0;
+          }
           sh.counts[1] = n_S + detail::top_k_abs(sh.corr, d, cap - n_S, sh.S, n_S, sh.C + n_S);
         }
       }
@@ -395,7 +400,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
           int n_S = -1;
           if (by_evidence) {
             n_S = detail::evidence_subset(sh.G, sh.rhs_saved, r, n_C, k, -log(a.b_precision), a.noise_variance,
-                                          detail::evidence_enumeration_candidates(d, k) > 0, sh.evidence,
+                                          sh.counts[7] != 0, sh.counts[3], sh.evidence,
                                           sh.evidence_picks);
             for (int q = 0; q < n_S; ++q) sh.P[q] = sh.evidence_picks[q];
             if (n_S < 0) {  // the w block could not be factored: rank the candidates' fitted values

@@ -100,8 +100,12 @@ LRSMETA_HD inline int top_k_abs(const S* v, int n, int k, const int* excluded, i
 
 // Supports evidence_subset enumerates at most (each costs O(k^2) flop on the incremental factor),
 // and candidates it weighs at most (their Gram is formed from the task's rows).
-constexpr long long kEvidenceEnumerationBudget = 4096;
+constexpr long long kEvidenceEnumerationBudget = 512;
 constexpr int kEvidenceMaxCandidates = 48;
+// Tasks with fewer rows than this many per unknown (r + k) enumerate; the support of a larger task
+// is well determined by its data, and a local search from its current support finds it (measured
+// on bench/noisy_synthetic: no difference above about 5 rows per unknown).
+constexpr int kEvidenceEnumerationRowsPerUnknown = 4;
 
 // The largest candidate count n_C <= min(d, kEvidenceMaxCandidates) whose supports of size at most
 // k (sum over s <= k of C(n_C, s)) fit the enumeration budget, or 0 if fewer than k + 2 candidates
@@ -121,10 +125,18 @@ LRSMETA_HD inline int evidence_enumeration_candidates(int d, int k) {
   return best >= (k + 2 < d ? k + 2 : d) ? best : 0;
 }
 
+// The candidates pursuit weighs under the prior for a task of m rows, and whether it enumerates
+// them (else searches locally among 3k).
+LRSMETA_HD inline int evidence_candidates(int m, int d, int r, int k, bool* enumerate) {
+  const int enumerable = evidence_enumeration_candidates(d, k);
+  *enumerate = enumerable > 0 && m < kEvidenceEnumerationRowsPerUnknown * (r + k);
+  return *enumerate ? enumerable : (3 * k < d ? 3 * k : d);
+}
+
 // Scratch (in elements of S) that evidence_subset needs for r w-columns, n_C candidates and
 // sparsity k.
 LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k) {
-  return r * r + r + n_C * r + n_C * n_C + n_C + 2 * (k + 1) * (k + 1) + 3 * (k + 2);
+  return r * r + r + n_C * r + n_C * n_C + n_C + (k + 1) * (k + 1) + 2 * (k + 2);
 }
 
 // The support of b among n_C candidate columns chosen by the marginal likelihood of the task's
@@ -132,9 +144,10 @@ LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k) {
 // where a task has too few rows to identify its support, the size of a fitted value says little,
 // and the likelihood's Occam factor is what keeps a spurious column out. With `enumerate`, every
 // support of at most k candidates is scored (the global optimum: greedy and swap searches were
-// measured to stop in poorer local optima on tasks of 5 to 15 rows); otherwise greedy forward
-// inclusion while the evidence improves, then the best improving swap, addition or removal until
-// none is left.
+// measured to stop in poorer local optima on tasks of 5 to 15 rows); otherwise a local search:
+// from the incoming support (the first n_start candidates; greedy forward inclusion while the
+// evidence improves when there is none), the best improving swap, addition or removal until none
+// is left.
 //
 // K (n x n, n = r + n_C, row-major, lower triangle read) is the posterior precision times s2,
 // A^T A + s2 P, of [X U, X_C] with the prior added; rhs = A^T y. Up to terms that do not depend on
@@ -144,7 +157,7 @@ LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k) {
 // to P and returns their count; returns -1 if the w block cannot be factored.
 template <typename S>
 LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, int k, S log_tau2_over_s2,
-                                      S s2, bool enumerate, S* scratch, int* P) {
+                                      S s2, bool enumerate, int n_start, S* scratch, int* P) {
   const int n = r + n_C;
   S* Lw = scratch;             // r x r factor of the w block
   S* cw = Lw + r * r;          // Lw^-1 rhs_w
@@ -152,7 +165,7 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
   S* M = Lc + n_C * r;         // n_C x n_C Schur complement of the w block (lower triangle)
   S* h = M + n_C * n_C;        // n_C: rhs_C - Lc cw
   S* F = h + n_C;              // (k+1) x (k+1) factor of one trial
-  S* v = F + (k + 1) * (k + 1);  // k+1, then k+2 for the enumeration's running scores
+  S* v = F + (k + 1) * (k + 1);  // k + 1, then k + 2 for the enumeration's running scores
   int* trial = P;              // callers pass P with room for 2 (k + 1) entries
   int* best = P + (k + 1);
   for (int a = 0; a < r; ++a)
@@ -207,8 +220,9 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
   if (enumerate) {
     // Every support of size <= k in lexicographic order, depth first: appending column c to the
     // support S extends the factor of M_SS by one row and the score by one term, O(|S|^2) flop.
+    // (A branch and bound on h^T M^-1 h was tried: its bound was too loose to pay for itself.)
     int* idx = trial;
-    S* acc = v + (k + 1);  // score of idx[0..s)
+    S* acc = v + (k + 1);  // k + 2: score of idx[0..depth)
     acc[0] = S(0);
     S best_score = S(0);
     int n_best = 0, depth = 0, next = 0;
@@ -218,21 +232,18 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
         S* row = F + depth * (k + 1);
         S diag = M[c * n_C + c];
         for (int a = 0; a < depth; ++a) {
-          const int ca = idx[a];
-          S t = ca >= c ? M[ca * n_C + c] : M[c * n_C + ca];
+          S t = M[c * n_C + idx[a]];  // idx[a] < c: the lower triangle
           for (int b = 0; b < a; ++b) t -= row[b] * F[a * (k + 1) + b];
           row[a] = t / F[a * (k + 1) + a];
           diag -= row[a] * row[a];
         }
-        if (!(diag > S(0))) {  // c adds nothing independent of S: skip it
-          ++next;
-          continue;
-        }
+        next = c + 1;
+        if (!(diag > S(0))) continue;  // c adds nothing independent of S: skip it
         row[depth] = sqrt(diag);
         S t = h[c];
         for (int a = 0; a < depth; ++a) t -= row[a] * v[a];
         v[depth] = t / row[depth];
-        acc[depth + 1] = acc[depth] + log_tau2_over_s2 + S(2) * log(row[depth]) - v[depth] * v[depth] / s2;
+        acc[depth + 1] = acc[depth] + log_tau2_over_s2 + log(diag) - v[depth] * v[depth] / s2;
         idx[depth] = c;
         if (acc[depth + 1] < best_score) {
           best_score = acc[depth + 1];
@@ -240,7 +251,6 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
           for (int a = 0; a < n_best; ++a) best[a] = idx[a];
         }
         ++depth;
-        next = c + 1;
       } else {
         if (depth == 0) break;
         --depth;
@@ -250,22 +260,28 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
     for (int a = 0; a < n_best; ++a) P[a] = best[a];
     return n_best;
   }
-  int n_S = 0;
-  S current = S(0);  // the empty support
-  // Greedy inclusion.
-  while (n_S < k) {
-    S best_score = current;
-    int best_c = -1;
-    for (int a = 0; a < n_S; ++a) trial[a] = best[a];
-    for (int c = 0; c < n_C; ++c) {
-      if (chosen(best, n_S, c)) continue;
-      trial[n_S] = c;
-      const S sc = score(trial, n_S + 1);
-      if (sc < best_score) best_score = sc, best_c = c;
+  // Local search from the incoming support (candidates 0 .. n_start - 1), or else from greedy
+  // inclusion while the evidence improves.
+  int n_S = n_start < k ? n_start : k;
+  for (int a = 0; a < n_S; ++a) best[a] = a;
+  S current = score(best, n_S);
+  if (n_S == 0 || !(current < S(INFINITY))) {
+    n_S = 0;
+    current = S(0);
+    while (n_S < k) {
+      S best_score = current;
+      int best_c = -1;
+      for (int a = 0; a < n_S; ++a) trial[a] = best[a];
+      for (int c = 0; c < n_C; ++c) {
+        if (chosen(best, n_S, c)) continue;
+        trial[n_S] = c;
+        const S sc = score(trial, n_S + 1);
+        if (sc < best_score) best_score = sc, best_c = c;
+      }
+      if (best_c < 0) break;
+      best[n_S++] = best_c;
+      current = best_score;
     }
-    if (best_c < 0) break;
-    best[n_S++] = best_c;
-    current = best_score;
   }
   // Swaps and removals, best improvement first; each accepted move lowers the score strictly, so
   // this ends; the cap on moves only bounds the work on pathological ties in rounding.

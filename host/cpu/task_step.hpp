@@ -423,7 +423,10 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         // Under the prior the system stays well-posed however few rows the task has, so the
         // candidates need not be capped by m.
         const bool by_evidence = prior && prior->b_precision > 0 && prior->noise_variance > 0;
-        const int cap = by_evidence ? std::min(evidence_candidate_cap(k, d), ws.cols - r) : pursuit_candidate_cap(n_S, k, m, r, d);
+        bool enumerate = false;
+        const int cap = by_evidence ? std::min(detail::evidence_candidates(m, d, r, k, &enumerate), ws.cols - r)
+                                    : pursuit_candidate_cap(n_S, k, m, r, d);
+        const int n_incoming = n_S;  // C starts with the incoming support
         const int n_C = n_S + detail::top_k_abs(corr, d, cap - n_S, S, n_S, C + n_S);
         double* bC = ws.candidate_values.data();
         joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC, prior, !by_evidence);
@@ -431,8 +434,8 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         n_S = -1;
         if (by_evidence) {
           n_S = detail::evidence_subset(ws.gram.data(), ws.rhs_saved.data(), r, n_C, k, -std::log(prior->b_precision),
-                                        prior->noise_variance, detail::evidence_enumeration_candidates(d, k) > 0,
-                                        ws.evidence_scratch.data(), ws.evidence_picks.data());
+                                        prior->noise_variance, enumerate, n_incoming, ws.evidence_scratch.data(),
+                                        ws.evidence_picks.data());
           if (n_S >= 0) std::copy(ws.evidence_picks.begin(), ws.evidence_picks.begin() + n_S, P);
         }
         if (n_S < 0) {  // the w block could not be factored: rank the candidates' fitted values
