@@ -185,6 +185,7 @@ int main(int argc, char** argv) {
     lrsmeta::Options mixed = o;
     mixed.rank = 30;
     mixed.sparsity = 0;
+    mixed.covariance_shrinkage = 0.0;  // the classical model: Sigma by maximum likelihood
     mixed.iterations = 100;
     run("mixed effects (lrsmeta prior auto, r = d, k = 0)", mixed);
     lrsmeta::Options paper = o;

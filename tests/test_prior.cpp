@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/backend.hpp"
+#include "core/prior.hpp"
 #include "core/random.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/task_step.hpp"
@@ -283,6 +284,7 @@ TEST(MixedModel, FullRankWithoutSparsityIsTheLinearMixedModelFittedByEm) {
   const EmResult em = independent_em(ds, 1000);
   Options o;
   o.rank = d;
+  o.covariance_shrinkage = 0.0;  // the plain mixed model (maximum likelihood)
   o.sparsity = 0;
   o.population_prior = false;  // the classical model: beta unpenalised
   o.iterations = 400;  // both run to their fixed point
@@ -359,6 +361,7 @@ TEST(MixedModel, BinaryFeaturesAndAConstantReachTheMaximumLikelihood) {
   const EmResult em = independent_em(ds, 400);
   Options o;
   o.rank = d;
+  o.covariance_shrinkage = 0.0;  // the plain mixed model (maximum likelihood)
   o.sparsity = 0;
   o.population_prior = false;
   o.iterations = 200;
@@ -381,6 +384,7 @@ TEST(MixedModel, LargeTasksToo) {
   const EmResult em = independent_em(ds, 500);
   Options o;
   o.rank = d;
+  o.covariance_shrinkage = 0.0;  // the plain mixed model (maximum likelihood)
   o.sparsity = 0;
   o.population_prior = false;
   o.iterations = 300;
@@ -491,7 +495,8 @@ TEST(Prior, SelectionIsRecordedAndTheModelFileRoundTrips) {
   o.iterations = 12;
   const Model model = fit(syn.data.view(), o);
   ASSERT_TRUE(model.selection.performed);
-  EXPECT_TRUE(model.selection.rank_auto && model.selection.sparsity_auto && model.selection.sparse_prior_scale_auto);
+  EXPECT_TRUE(model.selection.rank_auto && model.selection.sparsity_auto && model.selection.sparse_prior_scale_auto &&
+              model.selection.covariance_shrinkage_auto);
   EXPECT_GT(model.selection.validation_rows, 0);
   EXPECT_EQ(model.selection.fit_rows + model.selection.validation_rows, syn.data.n());
   EXPECT_EQ(model.r, model.selection.chosen.rank);
@@ -503,9 +508,11 @@ TEST(Prior, SelectionIsRecordedAndTheModelFileRoundTrips) {
     EXPECT_TRUE(std::isfinite(c.validation_mse));
     const SelectionCandidate& ch = model.selection.chosen;
     listed = listed || (c.rank == ch.rank && c.sparsity == ch.sparsity && c.sparse_prior_scale == ch.sparse_prior_scale &&
-                        c.support_threshold == ch.support_threshold && c.validation_mse == ch.validation_mse);
+                        c.support_threshold == ch.support_threshold && c.covariance_shrinkage == ch.covariance_shrinkage &&
+                        c.validation_mse == ch.validation_mse);
   }
   EXPECT_TRUE(listed);
+  if (model.r > 0) EXPECT_EQ(model.covariance_shrinkage, model.selection.chosen.covariance_shrinkage);
   if (model.k > 0) EXPECT_EQ(model.support_threshold, model.selection.chosen.support_threshold);
   // Never below the truth's rank here: a smaller U cannot fit these tasks.
   EXPECT_GE(model.r, 2);
@@ -519,6 +526,8 @@ TEST(Prior, SelectionIsRecordedAndTheModelFileRoundTrips) {
   EXPECT_EQ(back.noise_variance, model.noise_variance);
   EXPECT_EQ(back.sparse_prior_variance, model.sparse_prior_variance);
   EXPECT_EQ(back.support_threshold, model.support_threshold);
+  EXPECT_EQ(back.covariance_shrinkage, model.covariance_shrinkage);
+  EXPECT_EQ(back.selection.chosen.covariance_shrinkage, model.selection.chosen.covariance_shrinkage);
   EXPECT_EQ(back.options.prior, Prior::automatic);
   EXPECT_EQ(back.selection.candidates.size(), model.selection.candidates.size());
   EXPECT_EQ(back.selection.chosen.rank, model.selection.chosen.rank);
@@ -556,6 +565,68 @@ TEST(Prior, AdaptUsesTheTrainedPrior) {
     const std::vector<double> th = adapted.theta(i);
     std::vector<double> want(truth.begin() + i * spec.d, truth.begin() + (i + 1) * spec.d);
     EXPECT_LT(relative_error(th, want), 0.4) << "task " << i;
+  }
+}
+
+TEST(CovarianceShrinkage, ShrinkingKeepsTheTraceAndUnshrinkingUndoesIt) {
+  const int r = 4;
+  const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(r) * r, 71);
+  std::vector<double> Sigma(static_cast<std::size_t>(r) * r, 0.0);
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b)
+      for (int c = 0; c < r; ++c) Sigma[a * r + b] += B[a * r + c] * B[b * r + c];
+  double trace = 0;
+  for (int a = 0; a < r; ++a) trace += Sigma[a * r + a];
+  for (double f : {0.0, 0.5, 3.0}) {
+    std::vector<double> S = Sigma;
+    core::shrink_covariance(S, r, f);
+    double t2 = 0;
+    for (int a = 0; a < r; ++a) t2 += S[a * r + a];
+    EXPECT_NEAR(t2, trace, 1e-12 * trace);
+    // Off-diagonal entries scale by 1 / (1 + f); diagonal ones move towards the mean variance.
+    for (int a = 0; a < r; ++a)
+      for (int b = 0; b < r; ++b)
+        EXPECT_NEAR(S[a * r + b], a == b ? (Sigma[a * r + a] + f * trace / r) / (1 + f) : Sigma[a * r + b] / (1 + f), 1e-12 * trace);
+    core::unshrink_covariance(S, r, f);
+    for (std::size_t e = 0; e < S.size(); ++e) EXPECT_NEAR(S[e], Sigma[e], 1e-12 * trace);
+  }
+}
+
+// With Sigma shrunk all the way to isotropic, the full-rank model is per-task ridge towards the
+// population model, theta_i = argmin ||y_i - X_i theta||^2 + (s2 / sigma^2) ||theta - beta||^2,
+// computed here independently from the model's beta, s2 and sigma^2.
+TEST(CovarianceShrinkage, LargeShrinkageAtFullRankIsRidgeTowardsThePopulationModel) {
+  const int d = 4;
+  const Dataset<double> ds = mixed_model_data(80, d, 17);
+  Options o;
+  o.rank = d;
+  o.sparsity = 0;
+  o.covariance_shrinkage = 1e9;
+  o.iterations = 60;
+  const Model model = fit(ds.view(), o);
+  ASSERT_TRUE(model.has_prior());
+  EXPECT_EQ(model.covariance_shrinkage, 1e9);
+  double variance = 0;
+  for (int a = 0; a < d; ++a) variance += model.Sigma[a * d + a] / d;
+  for (int a = 0; a < d; ++a)
+    for (int b = 0; b < d; ++b) EXPECT_NEAR(model.Sigma[a * d + b], a == b ? variance : 0.0, 1e-7 * variance);
+  const double lambda = model.noise_variance / variance;
+  ASSERT_GT(lambda, 0.0);
+  for (std::int64_t i = 0; i < ds.t(); ++i) {
+    std::vector<double> A(static_cast<std::size_t>(d) * d, 0.0), rhs(static_cast<std::size_t>(d), 0.0);
+    for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j) {
+      double resid = ds.y[j];
+      for (int a = 0; a < d; ++a) resid -= ds.X[j * d + a] * model.beta[a];
+      for (int a = 0; a < d; ++a) {
+        rhs[a] += ds.X[j * d + a] * resid;
+        for (int b = 0; b < d; ++b) A[a * d + b] += ds.X[j * d + a] * ds.X[j * d + b];
+      }
+    }
+    for (int a = 0; a < d; ++a) A[a * d + a] += lambda;
+    const std::vector<double> delta = testing::solve_dense(A, rhs);
+    const std::vector<double> theta = model.theta(i);
+    for (int a = 0; a < d; ++a)
+      EXPECT_NEAR(theta[a], model.beta[a] + delta[a], 1e-6 * (1 + std::fabs(theta[a]))) << "task " << i << ", coefficient " << a;
   }
 }
 

@@ -145,6 +145,7 @@ lrsmeta_status lrsmeta_options_set_double(lrsmeta_options* options, const char* 
                   : key == "relative_tolerance" ? &o.relative_tolerance
                   : key == "sparse_prior_scale" ? &o.sparse_prior_scale
                   : key == "support_threshold" ? &o.support_threshold
+                  : key == "covariance_shrinkage" ? &o.covariance_shrinkage
                   : key == "validation_fraction" ? &o.validation_fraction
                   : key == "selection_tolerance" ? &o.selection_tolerance
                   : key == "epsilon" ? &o.privacy.epsilon

@@ -138,6 +138,7 @@ void add_train(CLI::App& app) {
   auto sparsity = std::make_shared<std::string>("auto");
   auto prior = std::make_shared<std::string>("auto");
   auto sparse_scale = std::make_shared<std::string>("auto");
+  auto shrinkage = std::make_shared<std::string>("auto");
   cmd->add_option("--rank,-r", *rank, "rank r of the shared U (0: sparse only; auto: chosen on validation rows)")->capture_default_str();
   cmd->add_option("--sparsity,-k", *sparsity, "non-zeros k of each b_i (0: low-rank only; auto: chosen on validation rows)")
       ->capture_default_str();
@@ -145,6 +146,8 @@ void add_train(CLI::App& app) {
                   "none: the paper's AMHT-LRS")->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
   cmd->add_option("--sparse-prior-scale", *sparse_scale, "prior variance of b's non-zeros in units of the data's coefficient "
                   "scale (auto: chosen on validation rows)")->capture_default_str();
+  cmd->add_option("--covariance-shrinkage", *shrinkage, "f: shrink Sigma towards isotropic, (S + f (tr S / r) I) / (1 + f) "
+                  "(0: the plain mixed model; auto: chosen on validation rows)")->capture_default_str();
   cmd->add_option("--validation-fraction", o->validation_fraction, "share of each task's rows held out when choosing on validation rows")
       ->capture_default_str();
   cmd->add_option("--out,-o", *out, "model folder to write")->required();
@@ -218,6 +221,16 @@ void add_train(CLI::App& app) {
         throw Error("--sparse-prior-scale must be a positive number or auto, not '" + *sparse_scale + "'");
       }
     }
+    if (*shrinkage != "auto") {
+      try {
+        std::size_t used = 0;
+        opts.covariance_shrinkage = std::stod(*shrinkage, &used);
+        if (used != shrinkage->size() || !(opts.covariance_shrinkage >= 0) || !std::isfinite(opts.covariance_shrinkage))
+          throw std::invalid_argument(*shrinkage);
+      } catch (const std::exception&) {
+        throw Error("--covariance-shrinkage must be a number >= 0 or auto, not '" + *shrinkage + "'");
+      }
+    }
     opts.variant = parse_variant(*variant);
     opts.init = parse_init(*init);
     opts.device = parse_device(*device);
@@ -240,6 +253,8 @@ void add_train(CLI::App& app) {
       if (sparsity_auto) chosen.push_back("k");
       if (opts.prior == Prior::automatic && !opts.privacy.enabled && (sparsity_auto || opts.sparsity > 0) && opts.sparse_prior_scale < 0)
         chosen.push_back("the b prior's scale and support threshold");
+      if (opts.prior == Prior::automatic && !opts.privacy.enabled && (rank_auto || opts.rank > 0) && opts.covariance_shrinkage < 0)
+        chosen.push_back("Sigma's shrinkage");
       if (!chosen.empty()) {
         std::string what;
         for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
@@ -261,6 +276,7 @@ void add_train(CLI::App& app) {
                   << " candidates): r = " << c.rank << ", k = " << c.sparsity;
         if (c.sparsity > 0 && model.has_prior())
           std::cout << ", sparse prior scale " << c.sparse_prior_scale << ", support threshold " << c.support_threshold;
+        if (c.rank > 0 && model.has_prior()) std::cout << ", covariance shrinkage " << c.covariance_shrinkage;
         std::cout << " (validation MSE " << c.validation_mse << ")\n";
       }
       std::cout << "trained " << to_string(opts.variant) << " model (prior " << to_string(model.options.prior) << ", d = " << model.d

@@ -288,6 +288,7 @@ std::vector<Method> methods(int iterations, int threads) {
     if (h.value("rank_auto", false)) o.rank_candidates = default_rank_candidates(train.d);
     if (h.value("sparsity_auto", false)) o.sparsity_candidates = default_sparsity_candidates(train.d);
     if (h.contains("task_ridge")) o.task_ridge = h.at("task_ridge").get<double>();
+    if (h.contains("covariance_shrinkage")) o.covariance_shrinkage = h.at("covariance_shrinkage").get<double>();
     o.iterations = h.value("iterations", iterations);
     o.warm_start_iterations = std::min(5, o.iterations / 3);
     o.threads = threads;
@@ -306,7 +307,8 @@ std::vector<Method> methods(int iterations, int threads) {
   auto stored = [](const json& h, std::int64_t) {
     return h.at("r").get<double>() + 2.0 * h.at("k").get<double>();
   };
-  out.push_back({"mixed effects (r = d and k = 0)", {json{{"r", 22}, {"k", 0}, {"iterations", 400}}}, lrs, stored});
+  // The classical mixed model: Sigma by maximum likelihood (no shrinkage).
+  out.push_back({"mixed effects (r = d and k = 0)", {json{{"r", 22}, {"k", 0}, {"covariance_shrinkage", 0.0}, {"iterations", 400}}}, lrs, stored});
   out.push_back({"low-rank only (k = 0)", grid({1, 2, 3, 5, 8}, {0}), lrs, stored});
   out.push_back({"sparse only (r = 0)", grid({0}, {1, 2, 3, 5}), lrs, stored});
   out.push_back({"LRS", grid({1, 2, 3, 5, 8}, {1, 2, 3}), lrs, stored});

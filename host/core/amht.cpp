@@ -129,6 +129,10 @@ void validate(const Options& o, std::int64_t d) {
   if (o.sparse_prior_scale_candidates.empty()) fail("no sparse prior scale candidates");
   for (double c : o.sparse_prior_scale_candidates)
     if (!(c > 0) || !std::isfinite(c)) fail("sparse prior scale candidates must be finite and > 0");
+  if (!std::isfinite(o.covariance_shrinkage)) fail("covariance shrinkage must be finite (>= 0, or < 0 for auto)");
+  if (o.covariance_shrinkage_candidates.empty()) fail("no covariance shrinkage candidates");
+  for (double c : o.covariance_shrinkage_candidates)
+    if (!(c >= 0) || !std::isfinite(c)) fail("covariance shrinkage candidates must be finite and >= 0");
   if (!(o.selection_tolerance >= 0) || !std::isfinite(o.selection_tolerance)) fail("selection tolerance must be finite and >= 0");
   if (!(o.validation_fraction > 0 && o.validation_fraction <= 0.5))
     fail("validation fraction must be in (0, 0.5]");
@@ -308,6 +312,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     prior = core::initial_prior(backend->data_moments(), static_cast<int>(d), static_cast<int>(r), &coefficient_scale);
     tau2 = options.sparse_prior_scale * coefficient_scale;
     prior.support_threshold = options.support_threshold;
+    prior.covariance_shrinkage = std::max(0.0, options.covariance_shrinkage);
     if (!options.population_prior) prior.beta_variance = 0.0;
   }
   auto apply_prior = [&](int k_now) {
@@ -335,6 +340,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     if (use_prior) {
       prior.beta = backend->beta();
       core::carry_to_new_basis(prior, backend->last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));
+      core::shrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
     }
     if (private_release && r > 0) report.releases += 2;
     IterationInfo info;
@@ -378,6 +384,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     model.noise_variance = prior.noise_variance;
     model.sparse_prior_variance = k_final > 0 ? tau2 : 0.0;
     model.support_threshold = k_final > 0 ? options.support_threshold : 0.0;
+    model.covariance_shrinkage = r > 0 ? prior.covariance_shrinkage : 0.0;
   }
   if (report.enabled) {
     // Spent: the releases actually made (an early stop spends less than planned).
@@ -410,6 +417,28 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
         }
         candidate_mse->push_back(evaluate(candidate, *validation).mse);
       }
+    // Then each other shrinkage f of Sigma with the fit's b prior: Sigma before its shrinkage,
+    // shrunk by f, one task-step pass.
+    if (use_prior && r > 0) {
+      const std::vector<double> fitted_Sigma = prior.Sigma;
+      for (double f : options.covariance_shrinkage_candidates) {
+        if (f == prior.covariance_shrinkage) continue;
+        prior.Sigma = fitted_Sigma;
+        core::unshrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
+        core::shrink_covariance(prior.Sigma, static_cast<int>(r), f);
+        Model candidate = model;
+        backend->import_task_parameters(model);
+        prior.support_threshold = options.support_threshold;
+        core::refresh_precisions(prior, k_final > 0 ? tau2 : 0.0);
+        backend->set_prior(&prior);
+        backend->task_step_all(k_final);
+        backend->export_task_parameters(candidate);
+        candidate.Sigma = prior.Sigma;
+        candidate.covariance_shrinkage = f;
+        candidate_mse->push_back(evaluate(candidate, *validation).mse);
+      }
+      prior.Sigma = fitted_Sigma;
+    }
   }
   return model;
 }
@@ -462,6 +491,7 @@ std::vector<int> default_rank_candidates(std::int64_t d) {
   std::vector<int> out;
   for (int r : {0, 1, 2, 3, 5, 8, 12, 16, 24, 32})
     if (r <= d) out.push_back(r);
+  if (d <= 32 && out.back() != d) out.push_back(static_cast<int>(d));  // the full-rank model (see fit)
   return out;
 }
 std::vector<int> default_sparsity_candidates(std::int64_t d) {
@@ -491,13 +521,14 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
   const bool choose_sparsity = !options.sparsity_candidates.empty();
   // The b prior's scale and support threshold are chosen together, on the same passes.
   const bool scale_auto = options.prior == Prior::automatic && (options.sparse_prior_scale < 0 || options.support_threshold < 0);
+  const bool choose_shrinkage = options.prior == Prior::automatic && options.covariance_shrinkage < 0;
   const std::vector<int> ranks = choose_rank ? options.rank_candidates : std::vector<int>{options.rank};
   const std::vector<int> sparsities = choose_sparsity ? options.sparsity_candidates : std::vector<int>{options.sparsity};
   const bool any_b = *std::max_element(sparsities.begin(), sparsities.end()) > 0;
   // The b prior's settings where nothing is chosen on validation rows, and in the fits on the fit
   // rows that the candidates are then evaluated from (values validation chose most often in
   // bench/noisy_synthetic and the MovieLens benchmark).
-  constexpr double kDefaultSparseScale = 0.1, kDefaultThreshold = 2.0;
+  constexpr double kDefaultSparseScale = 0.1, kDefaultThreshold = 2.0, kDefaultShrinkage = 10.0;
   const bool choose_scale = options.sparse_prior_scale < 0, choose_threshold = options.support_threshold < 0;
   auto set_b_defaults = [&](Options& o) {
     if (choose_scale) o.sparse_prior_scale = kDefaultSparseScale;
@@ -505,13 +536,15 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
   };
 
   SelectionReport selection;
-  if (choose_rank || choose_sparsity || (scale_auto && any_b)) {
+  const bool any_w = *std::max_element(ranks.begin(), ranks.end()) > 0;
+  if (choose_rank || choose_sparsity || (scale_auto && any_b) || (choose_shrinkage && any_w)) {
     auto [fit_part, held_out] = split_for_validation(data, options.validation_fraction, options.seed);
     selection.performed = true;
     selection.rank_auto = choose_rank;
     selection.sparsity_auto = choose_sparsity;
     selection.sparse_prior_scale_auto = scale_auto && choose_scale;
     selection.support_threshold_auto = scale_auto && choose_threshold;
+    selection.covariance_shrinkage_auto = choose_shrinkage;
     selection.fit_rows = fit_part.n();
     selection.validation_rows = held_out.n();
     if (held_out.n() == 0) {
@@ -521,6 +554,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
       options.rank = ranks.front();
       options.sparsity = sparsities.front();
       if (scale_auto) set_b_defaults(options);
+      if (choose_shrinkage) options.covariance_shrinkage = kDefaultShrinkage;
     } else {
       const TaskDataView<T> fit_view = fit_part.view(), held_view = held_out.view();
       // One candidate (r, k): a fit on the fit rows, then each tau2 scale on the held-out rows.
@@ -536,6 +570,13 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
           o.sparse_prior_scale_candidates = choose_scale ? options.sparse_prior_scale_candidates : std::vector<double>{options.sparse_prior_scale};
           o.support_threshold_candidates = choose_threshold ? options.support_threshold_candidates : std::vector<double>{options.support_threshold};
         }
+        if (choose_shrinkage) o.covariance_shrinkage = kDefaultShrinkage;
+        else o.covariance_shrinkage_candidates.clear();
+        // The shrinkages screened after the b prior's pairs: those other than the fit's own.
+        std::vector<double> other_shrinkages;
+        if (o.prior == Prior::automatic && r > 0)
+          for (double f : o.covariance_shrinkage_candidates)
+            if (f != o.covariance_shrinkage) other_shrinkages.push_back(f);
         std::vector<double> mse;
         fit_fixed(fit_view, o, {}, &held_view, &mse);
         const bool pairs = o.prior == Prior::automatic && k > 0;
@@ -545,8 +586,9 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
         // The fit's own setting (the defaults) is the incumbent: another must beat it clearly. On
         // ties (noiseless data: every candidate at rounding level) a tiny tau2 would be chosen,
         // and a refit from scratch with it can stall with b shrunk to nothing.
+        const std::size_t n_pairs = mse.size() - other_shrinkages.size();
         std::size_t incumbent = 0;
-        for (std::size_t c = 0; c < mse.size() && pairs; ++c)
+        for (std::size_t c = 0; c < n_pairs && pairs; ++c)
           if (o.sparse_prior_scale_candidates[c / n_thresholds] == o.sparse_prior_scale &&
               o.support_threshold_candidates[c % n_thresholds] == o.support_threshold)
             incumbent = c;
@@ -556,8 +598,11 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
           SelectionCandidate cand;
           cand.rank = r;
           cand.sparsity = k;
-          cand.sparse_prior_scale = pairs ? o.sparse_prior_scale_candidates[c / n_thresholds] : 0.0;
-          cand.support_threshold = pairs ? o.support_threshold_candidates[c % n_thresholds] : 0.0;
+          const bool shrinkage_screen = c >= n_pairs;  // the fit's b prior, another shrinkage
+          const std::size_t pair = shrinkage_screen ? incumbent : c;
+          cand.sparse_prior_scale = pairs ? o.sparse_prior_scale_candidates[pair / n_thresholds] : 0.0;
+          cand.support_threshold = pairs ? o.support_threshold_candidates[pair % n_thresholds] : 0.0;
+          cand.covariance_shrinkage = shrinkage_screen ? other_shrinkages[c - n_pairs] : (r > 0 ? o.covariance_shrinkage : 0.0);
           cand.validation_mse = mse[c];
           selection.candidates.push_back(cand);
           if (step == 0) best = cand;
@@ -576,6 +621,8 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
           f.support_threshold = cand.support_threshold;
           f.sparse_prior_scale_candidates = {cand.sparse_prior_scale};
           f.support_threshold_candidates = {cand.support_threshold};
+          f.covariance_shrinkage = cand.covariance_shrinkage;
+          f.covariance_shrinkage_candidates.clear();
           std::vector<double> refit_mse;
           fit_fixed(fit_view, f, {}, &held_view, &refit_mse);
           cand.validation_mse = refit_mse.at(0);
@@ -612,6 +659,19 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
       std::sort(k_sorted.begin(), k_sorted.end());
       const int k_middle = choose_sparsity ? k_sorted[k_sorted.size() / 2] : sparsities.front();
       SelectionCandidate best = search(ranks, [&](int r) { return try_candidate(r, k_middle); });
+      // The full-rank model with the smallest k (at k = 0 the mixed model; shrunk, per-task ridge
+      // towards the population model: the classical baselines) is always tried when it is a
+      // candidate: the searches along r and k can stop before it.
+      const int k_smallest = k_sorted.front();
+      const bool full_rank_tried = [&] {
+        for (const SelectionCandidate& c : finalists)
+          if (c.rank == data.d && c.sparsity == k_smallest) return true;
+        return false;
+      }();
+      if (choose_rank && std::find(ranks.begin(), ranks.end(), static_cast<int>(data.d)) != ranks.end() && !full_rank_tried) {
+        const SelectionCandidate full = try_candidate(static_cast<int>(data.d), k_smallest);
+        if (full.validation_mse < best.validation_mse) best = full;
+      }
       if (choose_sparsity) {
         const SelectionCandidate first = best;
         const SelectionCandidate by_k = search(sparsities, [&](int k) {
@@ -638,6 +698,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
           options.support_threshold = best.support_threshold;
         }
       }
+      if (choose_shrinkage) options.covariance_shrinkage = best.covariance_shrinkage;
     }
   } else if (scale_auto) {
     set_b_defaults(options);  // k = 0: no b to shrink

@@ -34,6 +34,7 @@ struct PriorState {
   double support_threshold = 0.0;   // b_q kept where b_q^2 > c Var(b_q | data) (0: always)
   double beta_variance = 0.0;       // prior variance of beta's entries (0: no prior on beta)
   double beta_precision = 0.0;      // s2 / beta_variance: added to beta's block of the U step
+  double covariance_shrinkage = 0.0;  // f: each M-step shrinks Sigma towards isotropic
 };
 
 // Sums over all rows: X^T X (d x d, row-major, full), X^T y (d), y^T y, and the row count.

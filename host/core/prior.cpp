@@ -89,6 +89,30 @@ PriorState initial_prior(const DataMoments& m, int d, int r, double* coefficient
   return p;
 }
 
+void shrink_covariance(std::vector<double>& Sigma, int r, double f) {
+  if (!(f > 0) || r == 0) return;
+  double mean_variance = 0.0;
+  for (int a = 0; a < r; ++a) mean_variance += Sigma[static_cast<std::size_t>(a) * r + a];
+  mean_variance /= r;
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) {
+      double& s = Sigma[static_cast<std::size_t>(a) * r + b];
+      s = (s + (a == b ? f * mean_variance : 0.0)) / (1.0 + f);
+    }
+}
+
+void unshrink_covariance(std::vector<double>& Sigma, int r, double f) {
+  if (!(f > 0) || r == 0) return;
+  double mean_variance = 0.0;  // shrinking keeps the trace
+  for (int a = 0; a < r; ++a) mean_variance += Sigma[static_cast<std::size_t>(a) * r + a];
+  mean_variance /= r;
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) {
+      double& s = Sigma[static_cast<std::size_t>(a) * r + b];
+      s = s * (1.0 + f) - (a == b ? f * mean_variance : 0.0);
+    }
+}
+
 void refresh_precisions(PriorState& p, double tau2) {
   p.b_precision = tau2 > 0 ? p.noise_variance / tau2 : 0.0;
   p.beta_precision = p.beta_variance > 0 ? p.noise_variance / p.beta_variance : 0.0;

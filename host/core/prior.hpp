@@ -16,6 +16,13 @@ namespace lrsmeta::core {
 // alone (the unit of the b prior's variance tau2).
 PriorState initial_prior(const DataMoments& moments, int d, int r, double* coefficient_scale);
 
+// Sigma <- (Sigma + f (tr Sigma / r) I) / (1 + f): towards isotropic, trace kept (f <= 0: as is).
+// The fit applies it once Sigma is in the new basis (after carry_to_new_basis), so that the task
+// steps use the shrunk Sigma.
+void shrink_covariance(std::vector<double>& Sigma, int r, double f);
+// The inverse of shrink_covariance: the estimate before shrinking by f.
+void unshrink_covariance(std::vector<double>& Sigma, int r, double f);
+
 // b_precision = s2 / tau2 (0 when tau2 <= 0: no b prior); beta_precision = s2 / tau_beta^2.
 void refresh_precisions(PriorState& prior, double tau2);
 

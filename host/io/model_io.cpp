@@ -37,6 +37,7 @@ json options_json(const Options& o) {
               {"prior", to_string(o.prior)},
               {"sparse_prior_scale", o.sparse_prior_scale},
               {"support_threshold", o.support_threshold},
+              {"covariance_shrinkage", o.covariance_shrinkage},
               {"population_prior", o.population_prior},
               {"validation_fraction", o.validation_fraction},
               {"selection_tolerance", o.selection_tolerance},
@@ -73,6 +74,7 @@ Options options_from_json(const json& j) {
   o.prior = parse_prior(j.value("prior", std::string("none")));
   o.sparse_prior_scale = j.value("sparse_prior_scale", o.sparse_prior_scale);
   o.support_threshold = j.value("support_threshold", o.support_threshold);
+  o.covariance_shrinkage = j.value("covariance_shrinkage", o.covariance_shrinkage);
   o.population_prior = j.value("population_prior", o.population_prior);
   o.validation_fraction = j.value("validation_fraction", o.validation_fraction);
   o.selection_tolerance = j.value("selection_tolerance", o.selection_tolerance);
@@ -141,6 +143,7 @@ std::string model_json(const Model& m) {
                   {"noise_variance", m.noise_variance},
                   {"sparse_prior_variance", m.sparse_prior_variance},
                   {"support_threshold", m.support_threshold},
+                  {"covariance_shrinkage", m.covariance_shrinkage},
                   {"Sigma", m.Sigma}};
   } else {
     j["prior"] = {{"model", "none"}};
@@ -148,6 +151,7 @@ std::string model_json(const Model& m) {
   auto candidate_json = [](const SelectionCandidate& c) {
     return json{{"rank", c.rank}, {"sparsity", c.sparsity}, {"sparse_prior_scale", c.sparse_prior_scale},
                 {"support_threshold", c.support_threshold},
+                {"covariance_shrinkage", c.covariance_shrinkage},
                 {"refitted", c.refitted},
                 {"validation_mse", finite_or_null(c.validation_mse)}};
   };
@@ -159,6 +163,7 @@ std::string model_json(const Model& m) {
     selection["sparsity_auto"] = m.selection.sparsity_auto;
     selection["sparse_prior_scale_auto"] = m.selection.sparse_prior_scale_auto;
     selection["support_threshold_auto"] = m.selection.support_threshold_auto;
+    selection["covariance_shrinkage_auto"] = m.selection.covariance_shrinkage_auto;
     selection["fit_rows"] = m.selection.fit_rows;
     selection["validation_rows"] = m.selection.validation_rows;
     selection["chosen"] = candidate_json(m.selection.chosen);
@@ -261,6 +266,7 @@ Model load_model(const std::string& path) {
       m.noise_variance = j.at("prior").at("noise_variance").get<double>();
       m.sparse_prior_variance = j.at("prior").at("sparse_prior_variance").get<double>();
       m.support_threshold = j.at("prior").value("support_threshold", 0.0);
+      m.covariance_shrinkage = j.at("prior").value("covariance_shrinkage", 0.0);
     }
     if (j.contains("selection") && j.at("selection").value("performed", false)) {
       const json& sj = j.at("selection");
@@ -270,6 +276,7 @@ Model load_model(const std::string& path) {
         out.sparsity = c.at("sparsity").get<int>();
         out.sparse_prior_scale = c.at("sparse_prior_scale").get<double>();
         out.support_threshold = c.value("support_threshold", 0.0);
+        out.covariance_shrinkage = c.value("covariance_shrinkage", 0.0);
         out.refitted = c.value("refitted", false);
         out.validation_mse = c.at("validation_mse").is_number() ? c.at("validation_mse").get<double>() : INFINITY;
         return out;
@@ -279,6 +286,7 @@ Model load_model(const std::string& path) {
       m.selection.sparsity_auto = sj.value("sparsity_auto", false);
       m.selection.sparse_prior_scale_auto = sj.value("sparse_prior_scale_auto", false);
       m.selection.support_threshold_auto = sj.value("support_threshold_auto", false);
+      m.selection.covariance_shrinkage_auto = sj.value("covariance_shrinkage_auto", false);
       m.selection.fit_rows = sj.value("fit_rows", std::int64_t{0});
       m.selection.validation_rows = sj.value("validation_rows", std::int64_t{0});
       m.selection.chosen = candidate(sj.at("chosen"));

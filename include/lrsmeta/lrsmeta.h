@@ -37,7 +37,8 @@ LRSMETA_C_API const char* lrsmeta_version(void);
 /* Options start at the library defaults. Names: "rank", "sparsity", "iterations",
  * "inner_iterations", "warm_start_iterations", "threads", "seed", "population_prior" (integers);
  * "ridge", "task_ridge", "step_size", "tolerance", "relative_tolerance", "sparse_prior_scale" (< 0:
- * auto), "support_threshold" (< 0: auto), "validation_fraction", "selection_tolerance" (numbers);
+ * auto), "support_threshold" (< 0: auto), "covariance_shrinkage" (< 0: auto), "validation_fraction",
+ * "selection_tolerance" (numbers);
  * "variant" (pursuit|htp|iht), "init" (auto|random|spectral), "device" (cpu|cuda|auto), "prior"
  * (auto|none), "rank" and "sparsity" ("auto": chosen on validation rows) (strings). Differential privacy: "private" (1 to enable),
  * "max_samples", "noise_seed" (integers; a noise seed makes the noise reproducible and voids the

@@ -134,6 +134,14 @@ struct Options {
   // the scale above (every pair costs one task-step pass, no refit).
   double support_threshold = -1.0;
   std::vector<double> support_threshold_candidates{0.0, 2.0, 4.0, 8.0};
+  // Shrinkage f of Sigma towards isotropic: each EM update takes Sigma = (S + f (tr S / r) I) /
+  // (1 + f), S the maximum-likelihood estimate (an inverse-Wishart-like prior worth f tasks per
+  // task). 0 is the plain mixed model; large f approaches per-task ridge shrunk to the population
+  // model, which tasks of a handful of rows can need (MovieLens with 5 ratings per user). < 0 (the
+  // default): chosen on validation rows among covariance_shrinkage_candidates (one task-step pass
+  // each, like the b prior's candidates).
+  double covariance_shrinkage = -1.0;
+  std::vector<double> covariance_shrinkage_candidates{0.0, 1.0, 10.0, 100.0};
   // Non-empty: choose r (k) among these on validation rows (`--rank auto`, `--sparsity auto`),
   // then refit on all rows with the choice. rank and sparsity are then ignored.
   std::vector<int> rank_candidates;
@@ -146,7 +154,8 @@ struct Options {
   double selection_tolerance = 0.005;
 };
 
-// The default candidates of `--rank auto` and `--sparsity auto` for data of dimension d.
+// The default candidates of `--rank auto` and `--sparsity auto` for data of dimension d (ranks:
+// 0, 1, 2, 3, 5, 8, ... up to d, and d itself where d <= 32: the full-rank model).
 LRSMETA_API std::vector<int> default_rank_candidates(std::int64_t d);
 LRSMETA_API std::vector<int> default_sparsity_candidates(std::int64_t d);
 
@@ -170,6 +179,7 @@ struct SelectionCandidate {
   int rank = 0, sparsity = 0;
   double sparse_prior_scale = 0.0;  // 0 where k = 0 (no b to shrink)
   double support_threshold = 0.0;
+  double covariance_shrinkage = 0.0;
   double validation_mse = 0.0;
   bool refitted = false;  // scored after its own fit on the fit rows (else: one task-step pass
                           // from the fit of the defaults, a screen)
@@ -177,6 +187,7 @@ struct SelectionCandidate {
 struct SelectionReport {
   bool performed = false;
   bool rank_auto = false, sparsity_auto = false, sparse_prior_scale_auto = false, support_threshold_auto = false;
+  bool covariance_shrinkage_auto = false;
   std::int64_t fit_rows = 0, validation_rows = 0;
   std::vector<SelectionCandidate> candidates;  // in the order they were tried
   SelectionCandidate chosen;
@@ -216,6 +227,7 @@ struct Model {
   double noise_variance = 0.0;        // s2
   double sparse_prior_variance = 0.0; // tau2 of b_i's non-zeros
   double support_threshold = 0.0;     // c: b_q kept where b_q^2 > c Var(b_q | data)
+  double covariance_shrinkage = 0.0;  // f: Sigma shrunk towards isotropic (see Options)
   SelectionReport selection;
   std::vector<std::string> notes;     // what the fit decided that a user should know
 
