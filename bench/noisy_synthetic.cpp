@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
     mixed.sparsity = 0;
     mixed.covariance_shrinkage = 0.0;  // the classical model: Sigma by maximum likelihood
     mixed.iterations = 100;
-    run("mixed effects (lrsmeta prior auto, r = d, k = 0)", mixed);
+    run("mixed effects (lrsmeta prior auto, r = d, k = 0, no shrinkage of Sigma)", mixed);
     lrsmeta::Options paper = o;
     paper.prior = lrsmeta::Prior::none;
     paper.rank = 3;
