@@ -30,6 +30,18 @@ grep -q '"history"' metrics.json || fail "metrics.json has no history"
 err=$(sed -n 's/.*"relative_parameter_error": \([^,]*\),*/\1/p' eval.json)
 awk -v e="$err" 'BEGIN { exit !(e < 1e-8) }' || fail "relative parameter error $err is not below 1e-8"
 
+# generate streams X (float32 on request) and, stopped by SIGINT, exits 130 leaving nothing behind.
+"$bin" generate --out data32 --tasks 50 --samples 10 -d 8 --dtype float32 > gen32.txt
+grep -q "X float32" gen32.txt || fail "generate --dtype float32 does not say so: $(cat gen32.txt)"
+head -c 128 data32/X.npy | grep -a -q "'descr': '<f4'" || fail "generate --dtype float32 wrote no float32 X"
+set +e
+timeout --preserve-status -s INT 1 "$bin" generate --out stopped --tasks 100000 --samples 20 -d 100 --dtype float32 > stop.txt 2> stop.err
+status=$?
+set -e
+[[ $status -eq 130 ]] || fail "generate stopped by SIGINT exited $status, not 130: $(cat stop.err)"
+grep -q "stopped by SIGINT; nothing was written" stop.err || fail "no line saying generate was stopped: $(cat stop.err)"
+if ls -a | grep -q "stopped"; then fail "an interrupted generate left $(ls -a | grep stopped)"; fi
+
 # --iterations 4 runs exactly 4; the same seed gives the same model.
 "$bin" train --data data -r 3 -k 2 --out m4 --iterations 4 --metrics-out m4.json --variant htp --precision float > /dev/null
 grep -q '"iterations_run": 4' m4.json || fail "--iterations 4 did not run 4 iterations"

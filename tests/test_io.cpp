@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
@@ -390,6 +391,45 @@ TEST_F(IoTest, SyntheticTruthRoundTrip) {
     EXPECT_EQ(nz, 1);
   }
   EXPECT_LT(testing::subspace_distance(syn.U, syn.U, 6, 2), 1e-15);
+}
+
+// The streaming writer draws exactly generate_synthetic's data and writes exactly save_synthetic's
+// files; float32 X holds the rounded values; a stop mid-way leaves nothing behind.
+TEST_F(IoTest, StreamingGenerationWritesTheSameFilesAndStopsCleanly) {
+  SyntheticSpec s;
+  s.tasks = 2500;  // more than one poll interval (1024 tasks)
+  s.d = 9;
+  s.r = 2;
+  s.k = 2;
+  s.min_samples = 0;
+  s.max_samples = 6;
+  s.noise = 0.1;
+  s.seed = 12;
+  save_synthetic(path("in_memory"), generate_synthetic(s));
+  write_synthetic(path("streamed"), s);
+  auto bytes = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  for (const char* f : {"X.npy", "y.npy", "task_offsets.npy", "truth/U.npy", "truth/W.npy", "truth/B.npy"}) {
+    const std::string a = bytes(dir_ / "in_memory" / f), b = bytes(dir_ / "streamed" / f);
+    EXPECT_FALSE(a.empty()) << f;
+    EXPECT_EQ(a, b) << f;
+  }
+  write_synthetic(path("streamed32"), s, DType::f32);
+  std::vector<std::int64_t> shape;
+  const std::vector<double> X64 = read_npy_as<double>(path("streamed/X.npy"), &shape);
+  EXPECT_EQ(read_npy(path("streamed32/X.npy")).dtype, DType::f32);
+  const std::vector<float> X32 = read_npy_as<float>(path("streamed32/X.npy"), nullptr);
+  ASSERT_EQ(X32.size(), X64.size());
+  for (std::size_t e = 0; e < X64.size(); ++e) ASSERT_EQ(X32[e], static_cast<float>(X64[e])) << e;
+  EXPECT_EQ(bytes(dir_ / "streamed32" / "y.npy"), bytes(dir_ / "streamed" / "y.npy"));
+
+  const std::vector<std::string> before = listing();
+  int polls = 0;
+  EXPECT_THROW(write_synthetic(path("stopped"), s, DType::f64, [&] { return ++polls < 2; }), Error);
+  EXPECT_EQ(polls, 2);
+  EXPECT_EQ(listing(), before);  // no folder, no staged sibling
 }
 
 }  // namespace

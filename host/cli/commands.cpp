@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/interrupt.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
@@ -113,12 +114,25 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--noise", spec->noise, "standard deviation of the noise on y")->capture_default_str();
   cmd->add_option("--seed", spec->seed, "random seed")->capture_default_str();
   cmd->add_option("--basis-seed", spec->basis_seed, "seed of U alone (0: from --seed); equal values share U");
+  auto dtype = std::make_shared<std::string>("float64");
+  cmd->add_option("--dtype", *dtype, "element type of X.npy (y.npy is float64)")
+      ->check(CLI::IsMember({"float64", "float32"}))
+      ->capture_default_str();
   cmd->callback([=] {
     SyntheticSpec s = *spec;
     if (*samples >= 0) s.min_samples = s.max_samples = *samples;
-    const SyntheticData syn = generate_synthetic(s);
-    save_synthetic(*out, syn);
-    std::cout << "wrote " << *out << ": " << syn.data.t() << " tasks, " << syn.data.n() << " rows, d = " << s.d
+    // Written task by task (memory O(t (r + k)), not O(size of X)); SIGINT or SIGTERM stops it
+    // with nothing left behind.
+    const InterruptGuard guard;
+    try {
+      write_synthetic(*out, s, *dtype == "float32" ? DType::f32 : DType::f64, [] { return !interrupt_requested(); });
+    } catch (const Error&) {
+      if (interrupt_requested())
+        throw Interrupted(std::string("generate: stopped by ") + signal_name(interrupt_signal()) + "; nothing was written", interrupt_signal());
+      throw;
+    }
+    const std::vector<std::int64_t> offsets = read_npy_as<std::int64_t>((fs::path(*out) / "task_offsets.npy").string(), nullptr);
+    std::cout << "wrote " << *out << ": " << s.tasks << " tasks, " << offsets.back() << " rows, d = " << s.d << ", X " << *dtype
               << " (truth: r = " << s.r << ", k = " << s.k << ")\n";
   });
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/interrupt.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 int main(int argc, char** argv) {
@@ -23,6 +24,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const lrsmeta::cli::Interrupted& e) {
+    std::cerr << "lrsmeta: " << e.what() << "\n";
+    return 128 + e.signal();
   } catch (const std::exception& e) {
     // Name the subcommand that failed ("lrsmeta eval: error: ...").
     std::string where = "lrsmeta";

@@ -1,5 +1,6 @@
 // Data sets: data folders of .npy files, CSV tables, task alignment, synthetic data.
 #include <algorithm>
+#include <functional>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -13,6 +14,7 @@
 
 #include "core/random.hpp"
 #include "io/files.hpp"
+#include "io/npy_stream.hpp"
 #include "lrsmeta/io.hpp"
 
 namespace fs = std::filesystem;
@@ -465,7 +467,19 @@ std::vector<double> SyntheticData::theta() const {
   return th;
 }
 
-SyntheticData generate_synthetic(const SyntheticSpec& s) {
+namespace {
+
+// The truth of a synthetic data set and its rows, drawn in one fixed order (U; every w_i; every
+// b_i's positions and values; every m_i; then row by row x_ij and the noise) so that the in-memory
+// generator and the streaming writer give the same data bit for bit.
+struct SyntheticTruth {
+  std::vector<double> U, W;             // d x r, t x r
+  std::vector<std::int32_t> B_index;    // t x k
+  std::vector<double> B_value;          // t x k
+  std::vector<std::int64_t> offsets;    // t + 1
+};
+
+void check_spec(const SyntheticSpec& s) {
   if (s.tasks <= 0) throw Error("generate: tasks must be positive");
   if (s.d <= 0) throw Error("generate: d must be positive");
   if (s.r < 0 || s.r > s.d) throw Error("generate: rank r = " + std::to_string(s.r) + " must be in [0, d = " + std::to_string(s.d) + "]");
@@ -473,44 +487,139 @@ SyntheticData generate_synthetic(const SyntheticSpec& s) {
   if (s.min_samples < 0 || s.max_samples < s.min_samples)
     throw Error("generate: need 0 <= min samples <= max samples (got " + std::to_string(s.min_samples) + ", " + std::to_string(s.max_samples) + ")");
   if (!(s.noise >= 0) || !std::isfinite(s.noise)) throw Error("generate: noise must be finite and >= 0");
+}
+
+SyntheticTruth draw_truth(const SyntheticSpec& s, core::NormalGenerator& gen) {
   const std::int64_t t = s.tasks, d = s.d, r = s.r, k = s.k;
-  SyntheticData out;
-  out.U = core::random_orthonormal_basis(d, r, s.basis_seed != 0 ? s.basis_seed : s.seed ^ 0x9e3779b97f4a7c15ULL);
-  core::NormalGenerator gen(s.seed);
-  out.W.resize(static_cast<std::size_t>(t * r));
-  for (double& w : out.W) w = gen();
-  out.B.assign(static_cast<std::size_t>(t * d), 0.0);
+  SyntheticTruth truth;
+  truth.U = core::random_orthonormal_basis(d, r, s.basis_seed != 0 ? s.basis_seed : s.seed ^ 0x9e3779b97f4a7c15ULL);
+  truth.W.resize(static_cast<std::size_t>(t * r));
+  for (double& w : truth.W) w = gen();
+  truth.B_index.resize(static_cast<std::size_t>(t * k));
+  truth.B_value.resize(static_cast<std::size_t>(t * k));
   std::vector<std::int64_t> perm(static_cast<std::size_t>(d));
   for (std::int64_t i = 0; i < t; ++i) {
     for (std::int64_t a = 0; a < d; ++a) perm[static_cast<std::size_t>(a)] = a;
     for (std::int64_t s2 = 0; s2 < k; ++s2) {  // partial Fisher-Yates: k distinct positions
       const std::int64_t j = s2 + static_cast<std::int64_t>(gen.below(static_cast<std::uint64_t>(d - s2)));
       std::swap(perm[static_cast<std::size_t>(s2)], perm[static_cast<std::size_t>(j)]);
-      out.B[static_cast<std::size_t>(i * d + perm[static_cast<std::size_t>(s2)])] = gen();
+      truth.B_index[static_cast<std::size_t>(i * k + s2)] = static_cast<std::int32_t>(perm[static_cast<std::size_t>(s2)]);
+      truth.B_value[static_cast<std::size_t>(i * k + s2)] = gen();
     }
   }
-  Dataset<double>& ds = out.data;
-  ds.d = d;
-  ds.task_offsets.assign(1, 0);
+  truth.offsets.assign(1, 0);
   for (std::int64_t i = 0; i < t; ++i) {
     const std::int64_t m = s.min_samples + static_cast<std::int64_t>(gen.below(static_cast<std::uint64_t>(s.max_samples - s.min_samples + 1)));
-    ds.task_offsets.push_back(ds.task_offsets.back() + m);
+    truth.offsets.push_back(truth.offsets.back() + m);
   }
-  const std::vector<double> theta = out.theta();  // needs d and t set above
+  return truth;
+}
+
+// theta_i = b_i + U w_i (d), summed in that order (as SyntheticData::theta does).
+void task_theta(const SyntheticTruth& truth, std::int64_t i, std::int64_t d, std::int64_t r, std::int64_t k, double* theta) {
+  std::fill(theta, theta + d, 0.0);
+  for (std::int64_t s = 0; s < k; ++s)
+    theta[truth.B_index[static_cast<std::size_t>(i * k + s)]] = truth.B_value[static_cast<std::size_t>(i * k + s)];
+  for (std::int64_t a = 0; a < d; ++a)
+    for (std::int64_t p = 0; p < r; ++p) theta[a] += truth.U[static_cast<std::size_t>(a * r + p)] * truth.W[static_cast<std::size_t>(i * r + p)];
+}
+
+// Task i's rows into X (m x d) and y (m), continuing the generator after draw_truth.
+void draw_task_rows(const SyntheticSpec& s, const double* theta, std::int64_t m, core::NormalGenerator& gen, double* X, double* y) {
+  const std::int64_t d = s.d;
+  for (std::int64_t j = 0; j < m; ++j) {
+    double yv = 0;
+    for (std::int64_t a = 0; a < d; ++a) {
+      const double x = gen();
+      X[j * d + a] = x;
+      yv += x * theta[a];
+    }
+    y[j] = yv + (s.noise > 0 ? s.noise * gen() : 0.0);
+  }
+}
+
+}  // namespace
+
+SyntheticData generate_synthetic(const SyntheticSpec& s) {
+  check_spec(s);
+  const std::int64_t t = s.tasks, d = s.d, r = s.r, k = s.k;
+  core::NormalGenerator gen(s.seed);
+  SyntheticTruth truth = draw_truth(s, gen);
+  SyntheticData out;
+  out.U = truth.U;
+  out.W = truth.W;
+  out.B.assign(static_cast<std::size_t>(t * d), 0.0);
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t q = 0; q < k; ++q)
+      out.B[static_cast<std::size_t>(i * d + truth.B_index[static_cast<std::size_t>(i * k + q)])] = truth.B_value[static_cast<std::size_t>(i * k + q)];
+  Dataset<double>& ds = out.data;
+  ds.d = d;
+  ds.task_offsets = truth.offsets;
   const std::int64_t n = ds.task_offsets.back();
   ds.X.resize(static_cast<std::size_t>(n * d));
   ds.y.resize(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < t; ++i)
-    for (std::int64_t j = ds.task_offsets[static_cast<std::size_t>(i)]; j < ds.task_offsets[static_cast<std::size_t>(i + 1)]; ++j) {
-      double yv = 0;
-      for (std::int64_t a = 0; a < d; ++a) {
-        const double x = gen();
-        ds.X[static_cast<std::size_t>(j * d + a)] = x;
-        yv += x * theta[static_cast<std::size_t>(i * d + a)];
-      }
-      ds.y[static_cast<std::size_t>(j)] = yv + (s.noise > 0 ? s.noise * gen() : 0.0);
-    }
+  std::vector<double> theta(static_cast<std::size_t>(d));
+  for (std::int64_t i = 0; i < t; ++i) {
+    const std::int64_t row0 = ds.task_offsets[static_cast<std::size_t>(i)];
+    task_theta(truth, i, d, r, k, theta.data());
+    draw_task_rows(s, theta.data(), ds.task_offsets[static_cast<std::size_t>(i + 1)] - row0, gen, ds.X.data() + row0 * d,
+                   ds.y.data() + row0);
+  }
   return out;
+}
+
+void write_synthetic(const std::string& path, const SyntheticSpec& s, DType x_dtype, const std::function<bool()>& keep_going) {
+  check_spec(s);
+  if (x_dtype != DType::f32 && x_dtype != DType::f64) throw Error("generate: X must be float32 or float64");
+  const std::int64_t t = s.tasks, d = s.d, r = s.r, k = s.k;
+  core::NormalGenerator gen(s.seed);
+  const SyntheticTruth truth = draw_truth(s, gen);
+  const std::int64_t n = truth.offsets.back();
+  const std::string staged = io::temporary_sibling(path);
+  try {
+    fs::create_directories(fs::path(staged) / "truth");
+    const fs::path dir(staged);
+    write_npy((dir / "task_offsets.npy").string(), truth.offsets.data(), {t + 1});
+    write_npy((dir / "truth" / "U.npy").string(), truth.U.data(), {d, r});
+    write_npy((dir / "truth" / "W.npy").string(), truth.W.data(), {t, r});
+    {
+      io::NpyStreamWriter B((dir / "truth" / "B.npy").string(), DType::f64, {t, d});
+      std::vector<double> row(static_cast<std::size_t>(d));
+      for (std::int64_t i = 0; i < t; ++i) {
+        std::fill(row.begin(), row.end(), 0.0);
+        for (std::int64_t q = 0; q < k; ++q)
+          row[static_cast<std::size_t>(truth.B_index[static_cast<std::size_t>(i * k + q)])] = truth.B_value[static_cast<std::size_t>(i * k + q)];
+        B.append(row.data(), d);
+      }
+      B.finish();
+    }
+    io::NpyStreamWriter X((dir / "X.npy").string(), x_dtype, {n, d});
+    io::NpyStreamWriter Y((dir / "y.npy").string(), DType::f64, {n});
+    std::vector<double> theta(static_cast<std::size_t>(d)), Xi, yi;
+    std::vector<float> Xf;
+    for (std::int64_t i = 0; i < t; ++i) {
+      if (keep_going && i % 1024 == 0 && !keep_going()) throw Error("generate: interrupted; nothing was written");
+      const std::int64_t m = truth.offsets[static_cast<std::size_t>(i + 1)] - truth.offsets[static_cast<std::size_t>(i)];
+      Xi.resize(static_cast<std::size_t>(m * d));
+      yi.resize(static_cast<std::size_t>(m));
+      task_theta(truth, i, d, r, k, theta.data());
+      draw_task_rows(s, theta.data(), m, gen, Xi.data(), yi.data());
+      if (x_dtype == DType::f32) {
+        Xf.assign(Xi.begin(), Xi.end());
+        X.append(Xf.data(), m * d);
+      } else {
+        X.append(Xi.data(), m * d);
+      }
+      Y.append(yi.data(), m);
+    }
+    X.finish();
+    Y.finish();
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staged, ec);
+    throw;
+  }
+  io::install_folder(staged, path, "task_offsets.npy");
 }
 
 void save_synthetic(const std::string& path, const SyntheticData& syn) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "io/files.hpp"
+#include "io/npy_stream.hpp"
 #include "lrsmeta/io.hpp"
 
 namespace lrsmeta {
@@ -186,19 +187,16 @@ template std::vector<double> read_npy_as(const std::string&, std::vector<std::in
 template std::vector<std::int32_t> read_npy_as(const std::string&, std::vector<std::int64_t>*);
 template std::vector<std::int64_t> read_npy_as(const std::string&, std::vector<std::int64_t>*);
 
-template <typename T>
-void write_npy(const std::string& path, const T* data, const std::vector<std::int64_t>& shape) {
-  const DType dtype = std::is_same_v<T, float> ? DType::f32
-                      : std::is_same_v<T, double> ? DType::f64
-                      : sizeof(T) == 4 ? DType::i32 : DType::i64;
+
+namespace io {
+
+std::string npy_header(DType dtype, const std::vector<std::int64_t>& shape, const std::string& path) {
   std::string shape_text = "(";
-  std::int64_t count = 1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] < 0) throw Error(path + ": negative dimension in shape");
     shape_text += std::to_string(shape[i]);
     if (shape.size() == 1 || i + 1 < shape.size()) shape_text += ",";
     if (i + 1 < shape.size()) shape_text += " ";
-    count *= shape[i];
   }
   shape_text += ")";
   std::string header = std::string("{'descr': '") + dtype_descr(dtype) + "', 'fortran_order': False, 'shape': " + shape_text + ", }";
@@ -212,7 +210,63 @@ void write_npy(const std::string& path, const T* data, const std::vector<std::in
   bytes.push_back('\x00');
   bytes.push_back(static_cast<char>(header.size() & 0xff));
   bytes.push_back(static_cast<char>((header.size() >> 8) & 0xff));
-  bytes += header;
+  return bytes + header;
+}
+
+NpyStreamWriter::NpyStreamWriter(const std::string& path, DType dtype, const std::vector<std::int64_t>& shape)
+    : path_(path), dtype_(dtype), expected_(1), buffer_(std::make_unique<char[]>(kBufferBytes)) {
+  for (std::int64_t e : shape) expected_ *= e;
+  out_.rdbuf()->pubsetbuf(buffer_.get(), kBufferBytes);
+  out_.open(path, std::ios::binary | std::ios::trunc);
+  if (!out_) throw Error(path + ": cannot open for writing (" + std::strerror(errno) + ")");
+  const std::string header = npy_header(dtype, shape, path);
+  out_.write(header.data(), static_cast<std::streamsize>(header.size()));
+}
+
+template <typename T>
+void NpyStreamWriter::append(const T* data, std::int64_t count) {
+  if (sizeof(T) != static_cast<std::size_t>(dtype_size(dtype_))) throw Error(path_ + ": element size does not match the dtype");
+  if (written_ + count > expected_) throw Error(path_ + ": more elements than its shape holds");
+  if (host_is_little_endian()) {
+    out_.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(count * static_cast<std::int64_t>(sizeof(T))));
+  } else {
+    for (std::int64_t i = 0; i < count; ++i) {
+      char bytes[sizeof(T)];
+      std::memcpy(bytes, data + i, sizeof(T));
+      std::reverse(bytes, bytes + sizeof(T));
+      out_.write(bytes, sizeof(T));
+    }
+  }
+  if (!out_) throw Error(path_ + ": write failed (disk full?)");
+  written_ += count;
+}
+template void NpyStreamWriter::append(const float*, std::int64_t);
+template void NpyStreamWriter::append(const double*, std::int64_t);
+template void NpyStreamWriter::append(const std::int32_t*, std::int64_t);
+template void NpyStreamWriter::append(const std::int64_t*, std::int64_t);
+
+void NpyStreamWriter::finish() {
+  if (written_ != expected_)
+    throw Error(path_ + ": " + std::to_string(written_) + " elements written, its shape holds " + std::to_string(expected_));
+  out_.flush();
+  if (!out_) throw Error(path_ + ": write failed (disk full?)");
+  out_.close();
+}
+
+}  // namespace io
+
+namespace {
+DType dtype_of_element(std::size_t size, bool floating) {
+  return floating ? (size == 4 ? DType::f32 : DType::f64) : (size == 4 ? DType::i32 : DType::i64);
+}
+}  // namespace
+
+template <typename T>
+void write_npy(const std::string& path, const T* data, const std::vector<std::int64_t>& shape) {
+  const DType dtype = dtype_of_element(sizeof(T), std::is_floating_point_v<T>);
+  std::int64_t count = 1;
+  for (std::int64_t e : shape) count *= e;
+  std::string bytes = io::npy_header(dtype, shape, path);
   const std::size_t payload = static_cast<std::size_t>(count) * sizeof(T);
   const std::size_t offset = bytes.size();
   bytes.resize(offset + payload);

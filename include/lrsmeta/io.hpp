@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,13 @@ struct SyntheticData {
 // X and w_i standard Gaussian, U a random orthonormal basis, b_i with k random positions and
 // standard Gaussian values, y = X theta + noise.
 LRSMETA_API SyntheticData generate_synthetic(const SyntheticSpec& spec);
+
+// Draws the data of generate_synthetic(spec) (the same values, bit for bit) and writes it as
+// save_synthetic would, task by task: memory stays O(t (r + k)) whatever the size of X, which may be
+// written as float32 (x_dtype f32; y stays float64). keep_going, when given, is asked every 1024
+// tasks; false stops the write with an error. Atomic: on any error or stop nothing is left behind.
+LRSMETA_API void write_synthetic(const std::string& path, const SyntheticSpec& spec, DType x_dtype = DType::f64,
+                                 const std::function<bool()>& keep_going = {});
 
 // Writes the data folder at `path` with the truth in `path`/truth: U.npy (d x r), W.npy (t x r),
 // B.npy (t x d, dense). Atomic like save_data_folder.

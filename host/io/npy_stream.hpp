@@ -1,0 +1,36 @@
+// Writing a .npy file element by element, for arrays too large to hold in memory (lrsmeta generate).
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lrsmeta/io.hpp"
+
+namespace lrsmeta::io {
+
+// The .npy header (magic, version 1.0, padded dict) of a C-order array.
+std::string npy_header(DType dtype, const std::vector<std::int64_t>& shape, const std::string& path);
+
+// Writes the header, then whatever append() is given, in order; finish() checks that the shape is
+// filled. The caller writes into a staged folder and owns the atomic install (a half-written file
+// is removed with its folder).
+class NpyStreamWriter {
+ public:
+  NpyStreamWriter(const std::string& path, DType dtype, const std::vector<std::int64_t>& shape);
+  template <typename T>
+  void append(const T* data, std::int64_t count);
+  void finish();
+
+ private:
+  static constexpr std::size_t kBufferBytes = 1 << 20;
+  std::string path_;
+  DType dtype_;
+  std::int64_t expected_ = 0, written_ = 0;
+  std::unique_ptr<char[]> buffer_;  // the stream's buffer: large writes without a syscall per row
+  std::ofstream out_;
+};
+
+}  // namespace lrsmeta::io
