@@ -432,5 +432,62 @@ TEST_F(IoTest, StreamingGenerationWritesTheSameFilesAndStopsCleanly) {
   EXPECT_EQ(listing(), before);  // no folder, no staged sibling
 }
 
+// A data folder mapped in place trains exactly the model of the folder loaded into memory; X is
+// used in place only when its type is the one computed in; damaged files are refused.
+TEST_F(IoTest, MappedDataFolderIsUsedInPlaceAndTrainsTheSameModel) {
+  SyntheticSpec s;
+  s.tasks = 60;
+  s.d = 7;
+  s.r = 2;
+  s.k = 1;
+  s.min_samples = 0;
+  s.max_samples = 12;
+  s.noise = 0.05;
+  write_synthetic(path("f64"), s);
+  write_synthetic(path("f32"), s, DType::f32);
+  EXPECT_EQ(data_folder_dtype(path("f64")), DType::f64);
+  EXPECT_EQ(data_folder_dtype(path("f32")), DType::f32);
+  const MappedDataset<double> m64 = map_data_folder<double>(path("f64"));
+  const MappedDataset<float> m32 = map_data_folder<float>(path("f32"));
+  const MappedDataset<float> converted = map_data_folder<float>(path("f64"));
+  EXPECT_TRUE(m64.X_in_place());
+  EXPECT_TRUE(m32.X_in_place());
+  EXPECT_FALSE(converted.X_in_place());
+  const Dataset<double> loaded = load_data_folder<double>(path("f64"));
+  ASSERT_EQ(m64.n(), loaded.n());
+  ASSERT_EQ(m64.task_offsets, loaded.task_offsets);
+  for (std::size_t e = 0; e < loaded.X.size(); ++e) ASSERT_EQ(m64.view().X[e], loaded.X[e]);
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  o.iterations = 8;
+  o.threads = 1;
+  const Model a = fit(m64.view(), o), b = fit(loaded.view(), o);
+  EXPECT_EQ(a.U, b.U);
+  EXPECT_EQ(a.W, b.W);
+  EXPECT_EQ(a.B_value, b.B_value);
+  // Copies share the mapping: the view stays valid after the original goes.
+  TaskDataView<float> v;
+  {
+    const MappedDataset<float> copy = m32;
+    v = copy.view();
+  }
+  EXPECT_EQ(v.X, m32.view().X);
+  EXPECT_EQ(map_data_folder<float>(path("f32")).view().X[3], m32.view().X[3]);
+  // A truncated X.npy is refused with its name.
+  {
+    std::ifstream in(path("f32/X.npy"), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    bytes.resize(bytes.size() - 8);
+    write_bytes("f32/X.npy", bytes);
+  }
+  try {
+    map_data_folder<float>(path("f32"));
+    ADD_FAILURE() << "a truncated X.npy was mapped";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("X.npy: truncated"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace lrsmeta

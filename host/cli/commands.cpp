@@ -29,7 +29,7 @@ struct DataArgs {
   bool no_intercept = false;
   int max_levels = 50;
   const FeatureEncoding* encoding = nullptr;
-  std::string precision = "auto";  // float on the GPU, double on the CPU
+  std::string precision = "auto";  // a data folder: X.npy's type; CSV: float on the GPU, double on the CPU
   int threads = 0;
   bool gpu = false;                // set by train when it will run on the GPU
 };
@@ -39,7 +39,7 @@ void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
       ->required(required);
   cmd->add_option("--target", a.target, "CSV: name of the target column");
   cmd->add_option("--task", a.task, "CSV: name of the task column");
-  cmd->add_option("--precision", a.precision, "precision of the data in memory (auto: float on the GPU, double on the CPU)")
+  cmd->add_option("--precision", a.precision, "precision computed in (auto: a data folder's X.npy type, used in place without a copy; CSV: float on the GPU, double on the CPU)")
       ->check(CLI::IsMember({"auto", "float", "double"}))
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
@@ -78,10 +78,26 @@ void with_dataset(const DataArgs& a, F&& f) {
   csv.ignore = a.ignore;
   csv.max_levels = a.max_levels;
   csv.encoding = a.encoding;
-  if (a.precision == "float" || (a.precision == "auto" && a.gpu)) {
+  const bool folder = fs::is_directory(a.path);
+  const bool single = a.precision == "float" ||
+                      (a.precision == "auto" && (folder ? data_folder_dtype(a.path) == DType::f32 : a.gpu));
+  if (single) {
     f(load_dataset<float>(a.path, csv));
   } else {
     f(load_dataset<double>(a.path, csv));
+  }
+}
+
+// As with_dataset, but a data folder's X is used in place (memory-mapped) when it already has the
+// precision computed in: training holds no second copy of the data.
+template <typename F>
+void with_mapped_dataset(const DataArgs& a, F&& f) {
+  if (!fs::is_directory(a.path)) return with_dataset(a, std::forward<F>(f));
+  const bool single = a.precision == "float" || (a.precision == "auto" && data_folder_dtype(a.path) == DType::f32);
+  if (single) {
+    f(map_data_folder<float>(a.path));
+  } else {
+    f(map_data_folder<double>(a.path));
   }
 }
 
@@ -259,7 +275,7 @@ void add_train(CLI::App& app) {
                      info.training_loss, info.u_change, info.sparsity_in_effect, info.elapsed_seconds);
       return true;
     };
-    with_dataset(*data, [&](const auto& ds) {
+    with_mapped_dataset(*data, [&](const auto& ds) {
       if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
       if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
       std::vector<std::string> chosen;
@@ -311,7 +327,7 @@ void add_train(CLI::App& app) {
         const json described = json::parse(model_json(model));  // the parts model.json has too
         write_json_file(*metrics, json{{"data", data->path},
                                        {"model", *out},
-                                       {"precision", data->precision == "auto" ? (data->gpu ? "float" : "double") : data->precision},
+                                       {"precision", sizeof(*ds.view().X) == sizeof(float) ? "float" : "double"},
                                        {"n", ds.n()},
                                        {"d", model.d},
                                        {"t", model.t},
@@ -347,7 +363,7 @@ void add_adapt(CLI::App& app) {
     Options o = model.options;
     o.threads = data->threads;
     o.device = Device::cpu;
-    with_dataset(*data, [&](const auto& ds) {
+    with_mapped_dataset(*data, [&](const auto& ds) {
       Model adapted = adapt(model, ds.view(), o);
       adapted.task_keys = ds.task_keys;
       const Evaluation ev = evaluate(adapted, ds.view());

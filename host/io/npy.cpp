@@ -93,22 +93,25 @@ T convert_element(const NpyArray& a, std::int64_t i, const std::string& path) {
 
 }  // namespace
 
-NpyArray read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
+namespace io {
+
+NpyHeader read_npy_header(std::istream& in, const std::string& path) {
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     throw Error(path + ": not a .npy file (bad magic)");
   const int major = static_cast<unsigned char>(magic[6]);
   std::uint32_t header_len = 0;
+  std::int64_t prefix = 8;
   if (major == 1) {
     unsigned char b[2];
     if (!in.read(reinterpret_cast<char*>(b), 2)) throw Error(path + ": truncated .npy header");
     header_len = b[0] | (b[1] << 8);
+    prefix += 2;
   } else if (major == 2 || major == 3) {
     unsigned char b[4];
     if (!in.read(reinterpret_cast<char*>(b), 4)) throw Error(path + ": truncated .npy header");
     header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<std::uint32_t>(b[3]) << 24);
+    prefix += 4;
   } else {
     throw Error(path + ": unsupported .npy format version " + std::to_string(major));
   }
@@ -116,22 +119,22 @@ NpyArray read_npy(const std::string& path) {
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len)) throw Error(path + ": truncated .npy header");
 
-  NpyArray a;
+  NpyHeader h;
+  h.data_offset = prefix + header_len;
   std::string descr = header_field(header, "descr", path);
   if (descr.size() < 2) throw Error(path + ": bad dtype " + descr);
   descr = descr.substr(1, descr.size() - 2);  // strip quotes
   const std::string fortran = header_field(header, "fortran_order", path);
   if (fortran == "True") throw Error(path + ": Fortran-order arrays are not supported (save with C order)");
   if (fortran != "False") throw Error(path + ": bad fortran_order '" + fortran + "'");
-  bool swap = false;
   if (descr.size() == 3 && (descr[0] == '<' || descr[0] == '>' || descr[0] == '=' || descr[0] == '|')) {
     const bool file_little = descr[0] == '<' || ((descr[0] == '=' || descr[0] == '|') && host_is_little_endian());
-    swap = file_little != host_is_little_endian();
+    h.swap = file_little != host_is_little_endian();
     const std::string kind = descr.substr(1);
-    if (kind == "f4") a.dtype = DType::f32;
-    else if (kind == "f8") a.dtype = DType::f64;
-    else if (kind == "i4") a.dtype = DType::i32;
-    else if (kind == "i8") a.dtype = DType::i64;
+    if (kind == "f4") h.dtype = DType::f32;
+    else if (kind == "f8") h.dtype = DType::f64;
+    else if (kind == "i4") h.dtype = DType::i32;
+    else if (kind == "i8") h.dtype = DType::i64;
     else throw Error(path + ": unsupported dtype '" + descr + "' (expected float32, float64, int32 or int64)");
   } else {
     throw Error(path + ": unsupported dtype '" + descr + "' (expected float32, float64, int32 or int64)");
@@ -153,12 +156,31 @@ NpyArray read_npy(const std::string& path) {
         used = 0;
       }
       if (used != item.size() || v < 0) throw Error(path + ": bad shape " + shape);
-      a.shape.push_back(v);
+      h.shape.push_back(v);
     }
   }
+  std::int64_t count = 1;
+  for (std::int64_t e : h.shape) count *= e;
+  if (count < 0 || count > (std::int64_t{1} << 40)) throw Error(path + ": shape " + shape + " too large");
+  h.element_bytes = dtype_size(h.dtype);
+  return h;
+}
+
+}  // namespace io
+
+NpyArray read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
+  const io::NpyHeader h = io::read_npy_header(in, path);
+  NpyArray a;
+  a.dtype = h.dtype;
+  a.shape = h.shape;
+  const bool swap = h.swap;
+  std::string shape = "(";
+  for (std::size_t i = 0; i < h.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(h.shape[i]);
+  shape += ")";
   const int es = dtype_size(a.dtype);
   const std::int64_t count = a.size();
-  if (count < 0 || count > (std::int64_t{1} << 40)) throw Error(path + ": shape " + shape + " too large");
   a.bytes.resize(static_cast<std::size_t>(count * es));
   if (!in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(a.bytes.size())))
     throw Error(path + ": truncated: expected " + std::to_string(count) + " elements of shape " + shape);

@@ -1,4 +1,5 @@
-// Writing a .npy file element by element, for arrays too large to hold in memory (lrsmeta generate).
+// .npy internals shared by the readers and writers: the header, and writing a file element by
+// element for arrays too large to hold in memory (lrsmeta generate).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,18 @@
 #include "lrsmeta/io.hpp"
 
 namespace lrsmeta::io {
+
+// What a .npy header says: the element type, shape, whether the bytes need swapping to the host's
+// order, and where the data starts.
+struct NpyHeader {
+  DType dtype = DType::f64;
+  std::vector<std::int64_t> shape;
+  bool swap = false;
+  int element_bytes = 8;
+  std::int64_t data_offset = 0;
+};
+// Reads the header from the start of `in` (C order only, else an error naming `path`).
+NpyHeader read_npy_header(std::istream& in, const std::string& path);
 
 // The .npy header (magic, version 1.0, padded dict) of a C-order array.
 std::string npy_header(DType dtype, const std::vector<std::int64_t>& shape, const std::string& path);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,41 @@ template <typename T>
 LRSMETA_API Dataset<T> load_data_folder(const std::string& path);
 template <typename T>
 LRSMETA_API void save_data_folder(const std::string& path, const Dataset<T>& data);
+
+// A data folder used in place: X.npy is memory-mapped read-only and used without a copy when its
+// element type is T (little-endian on a little-endian host, C order), else converted once into
+// memory; y.npy is converted when its type differs (n values); task_offsets.npy is read. A folder
+// with task_ids.npy instead (rows of a task anywhere) is loaded and regrouped, not mapped. The
+// mapping lives as long as the object (copies share it). Members as in Dataset, for code that
+// takes either.
+template <typename T>
+class LRSMETA_API MappedDataset {
+ public:
+  TaskDataView<T> view() const;
+  std::int64_t t() const { return static_cast<std::int64_t>(task_offsets.size()) - 1; }
+  std::int64_t n() const { return n_; }
+  bool X_in_place() const { return X_in_place_; }  // false: X was converted into memory
+
+  std::int64_t d = 0;
+  std::vector<std::int64_t> task_offsets;
+  std::vector<std::string> task_keys;      // task_ids.npy: the ids
+  std::vector<std::string> feature_names;  // always empty (no header in .npy)
+  FeatureEncoding encoding;                // always empty
+
+ private:
+  template <typename U>
+  friend MappedDataset<U> map_data_folder(const std::string& path);
+  struct Mapping;
+  std::shared_ptr<const Mapping> mapping_;  // the mapped X.npy, unmapped with the last copy
+  const T* X_ = nullptr;
+  std::vector<T> X_copy_, y_;
+  std::int64_t n_ = 0;
+  bool X_in_place_ = false;
+};
+template <typename T>
+LRSMETA_API MappedDataset<T> map_data_folder(const std::string& path);
+// The element type of a data folder's X.npy (what `--precision auto` follows).
+LRSMETA_API DType data_folder_dtype(const std::string& path);
 
 // CSV with a header row. `target` names the target column and `task` the task column. The other
 // columns (or only `features`, less `ignore`) become features: a numeric column as it is, a text
