@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -487,6 +488,50 @@ TEST_F(IoTest, MappedDataFolderIsUsedInPlaceAndTrainsTheSameModel) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("X.npy: truncated"), std::string::npos) << e.what();
   }
+}
+
+// The CPU fit plans its memory before any work and refuses, with the numbers, what cannot fit
+// (the limit simulated with LRSMETA_MEMORY_LIMIT).
+TEST_F(IoTest, AFitThatCannotFitInMemoryIsRefusedBeforeItStarts) {
+  SyntheticSpec s;
+  s.tasks = 300;
+  s.d = 20;
+  s.r = 2;
+  s.k = 1;
+  s.min_samples = s.max_samples = 10;
+  s.noise = 0.1;
+  const SyntheticData syn = generate_synthetic(s);
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  o.iterations = 3;
+  o.threads = 1;
+  o.prior = Prior::none;
+  const double data_bytes = 3000.0 * 21 * 8 + 301 * 8;  // X, y and the offsets in double
+  ::setenv("LRSMETA_MEMORY_LIMIT", std::to_string(data_bytes * 0.9).c_str(), 1);
+  try {
+    fit(syn.data.view(), o);
+    ADD_FAILURE() << "a fit larger than the limit started";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("memory: this fit needs about"), std::string::npos) << what;
+    EXPECT_NE(what.find("LRSMETA_MEMORY_LIMIT"), std::string::npos) << what;
+    EXPECT_NE(what.find("--precision float"), std::string::npos) << what;
+  }
+  // With r and k chosen on validation rows the rows are copied: the plan counts them twice.
+  Options choose = o;
+  choose.prior = Prior::automatic;
+  choose.rank_candidates = {1, 2};
+  ::setenv("LRSMETA_MEMORY_LIMIT", std::to_string(data_bytes * 1.5).c_str(), 1);
+  try {
+    fit(syn.data.view(), choose);
+    ADD_FAILURE() << "the validation copy was not counted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("validation split"), std::string::npos) << e.what();
+  }
+  ::setenv("LRSMETA_MEMORY_LIMIT", "1e12", 1);
+  EXPECT_NO_THROW(fit(syn.data.view(), o));
+  ::unsetenv("LRSMETA_MEMORY_LIMIT");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
 #include "core/backend.hpp"
 #include "core/noise.hpp"
@@ -537,7 +538,29 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
 
   SelectionReport selection;
   const bool any_w = *std::max_element(ranks.begin(), ranks.end()) > 0;
-  if (choose_rank || choose_sparsity || (scale_auto && any_b) || (choose_shrinkage && any_w)) {
+  const bool selecting = choose_rank || choose_sparsity || (scale_auto && any_b) || (choose_shrinkage && any_w);
+  // Refuse before any work a CPU fit that cannot fit in memory, with the numbers and the way out.
+  const bool on_cpu = options.device == Device::cpu || (options.device == Device::automatic && !(cuda_available() && options.prior == Prior::none));
+  if (on_cpu) {
+    const core::MemoryPlan plan = core::plan_cpu_memory(data, options, selecting);
+    std::string source;
+    const double available = core::available_memory_bytes(&source);
+    if (plan.total() > available) {
+      const std::string numbers = "about " + core::format_bytes(plan.total()) + ", but " + source + " is " + core::format_bytes(available);
+      std::vector<std::string> ways;
+      if (std::is_same_v<T, double>) ways.push_back("float data (--precision float, or a float32 X.npy)");
+      if (options.threads != 1) ways.push_back("fewer threads (--threads)");
+      if (selecting)
+        ways.push_back("no choice on validation rows, which copies the rows (r and k as numbers, --sparse-prior-scale and "
+                       "--covariance-shrinkage given)");
+      ways.push_back("a machine or a cgroup with more memory");
+      std::string way_text;
+      for (std::size_t w = 0; w < ways.size(); ++w) way_text += (w == 0 ? "" : w + 1 == ways.size() ? " or " : ", ") + ways[w];
+      throw Error(std::string("memory: this fit needs ") + numbers + " (" + plan.describe() + "); it would need less with " +
+                  way_text);
+    }
+  }
+  if (selecting) {
     auto [fit_part, held_out] = split_for_validation(data, options.validation_fraction, options.seed);
     selection.performed = true;
     selection.rank_auto = choose_rank;

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/noise.hpp"
@@ -83,6 +85,25 @@ class Backend {
 
 template <typename T>
 std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<T>& data, const Options& options);
+
+// What a CPU fit will hold in memory, by part, in bytes, estimated before any work: the data, the
+// per-task state, G and its factor, the threads' scratch, and (where r, k or the priors are chosen
+// on validation rows) the copy of the rows split for validation.
+struct MemoryPlan {
+  std::vector<std::pair<std::string, double>> parts;
+  double total() const;
+  std::string describe() const;  // "data 1.6 GB, per-task state 0.2 GB, ..."
+};
+template <typename T>
+MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& options, bool validation_copy);
+
+// The memory this process may use, in bytes: the cgroup's limit where there is one (v2 memory.max,
+// v1 memory.limit_in_bytes), else physical memory; the environment variable LRSMETA_MEMORY_LIMIT
+// (bytes) overrides both (for tests and for users who share a machine). Sets *source to where the
+// number came from.
+double available_memory_bytes(std::string* source);
+// "1.62 GB", "35.0 MB", "12 kB".
+std::string format_bytes(double bytes);
 
 // Defined by the CUDA backend when the library is built with it; otherwise by a stub that throws.
 template <typename T>

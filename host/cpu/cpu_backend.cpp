@@ -2,8 +2,12 @@
 
 #include <omp.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 
@@ -541,4 +545,89 @@ std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<T>& data, const Opt
 }
 template std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<float>&, const Options&);
 template std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<double>&, const Options&);
+
+double MemoryPlan::total() const {
+  double sum = 0.0;
+  for (const auto& part : parts) sum += part.second;
+  return sum;
+}
+
+std::string format_bytes(double bytes) {
+  char buf[32];
+  if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.0f kB", bytes / 1e3);
+  return buf;
+}
+
+std::string MemoryPlan::describe() const {
+  std::string out;
+  const double all = total();
+  for (const auto& part : parts) {
+    if (part.second < 0.01 * all) continue;  // under 1% of the total: not worth a mention
+    out += (out.empty() ? "" : ", ") + part.first + " " + format_bytes(part.second);
+  }
+  return out;
+}
+
+template <typename T>
+MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool validation_copy) {
+  const double n = static_cast<double>(data.n), d = static_cast<double>(data.d), t = static_cast<double>(data.t);
+  const double r = o.rank_candidates.empty() ? o.rank : *std::max_element(o.rank_candidates.begin(), o.rank_candidates.end());
+  const double k = o.sparsity_candidates.empty() ? o.sparsity : *std::max_element(o.sparsity_candidates.begin(), o.sparsity_candidates.end());
+  const bool prior = o.prior == Prior::automatic;
+  const double r_aug = r + (prior ? 1 : 0);  // [beta, U] under the prior
+  const double threads = o.threads > 0 ? o.threads : std::max(1, omp_get_max_threads());
+  std::int64_t m_max = 0;
+  for (std::int64_t i = 0; i < data.t; ++i) m_max = std::max(m_max, data.task_offsets[i + 1] - data.task_offsets[i]);
+  const double elem = sizeof(T);
+  MemoryPlan plan;
+  plan.parts.push_back({"data", n * (d + 1) * elem + (t + 1) * 8});
+  if (validation_copy) plan.parts.push_back({"validation split (a copy of the rows)", n * (d + 1) * elem + 2 * (t + 1) * 8});
+  plan.parts.push_back({"per-task state", t * (r * 8 + k * 12 + 8 + (prior ? r * (r + 1) / 2 * 8 + 16 : 0))});
+  const double dr = d * r_aug;
+  plan.parts.push_back({"G and its factor", 2 * dr * dr * 8});
+  const double P = r_aug * (r_aug + 1) / 2, Q = d * (d + 1) / 2;
+  plan.parts.push_back({"per-thread Gram scratch", threads * (P * Q * (8 + (sizeof(T) == 4 ? 4 : 0)) + cpu::kTasksPerChunk * (P + Q) * elem + dr * 8)});
+  const double cols = r + std::max(std::min(d, 3 * k), k > 0 ? static_cast<double>(cpu::evidence_candidate_cap(static_cast<int>(k), static_cast<int>(d))) : 0.0);
+  plan.parts.push_back({"per-thread task-step scratch", threads * (static_cast<double>(m_max) * (2 * r + cols + 4) * 8 + 6 * cols * cols * 8 + 4 * d * 8)});
+  return plan;
+}
+template MemoryPlan plan_cpu_memory(const TaskDataView<float>&, const Options&, bool);
+template MemoryPlan plan_cpu_memory(const TaskDataView<double>&, const Options&, bool);
+
+double available_memory_bytes(std::string* source) {
+  if (const char* e = std::getenv("LRSMETA_MEMORY_LIMIT")) {
+    char* end = nullptr;
+    const double v = std::strtod(e, &end);
+    if (end != e && *end == '\0' && v > 0) {
+      if (source) *source = "LRSMETA_MEMORY_LIMIT";
+      return v;
+    }
+  }
+  auto read_number = [](const char* path, double* out) {
+    std::FILE* f = std::fopen(path, "r");
+    if (!f) return false;
+    char buf[64] = {0};
+    const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
+    std::fclose(f);
+    if (!ok) return false;
+    char* end = nullptr;
+    const double v = std::strtod(buf, &end);
+    if (end == buf) return false;  // "max": no limit
+    *out = v;
+    return true;
+  };
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  const double physical = pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : INFINITY;
+  double limit = 0;
+  // cgroup v2, then v1 (whose "no limit" is a huge number: keep the smaller of it and physical).
+  if ((read_number("/sys/fs/cgroup/memory.max", &limit) || read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes", &limit)) &&
+      limit > 0 && limit < physical) {
+    if (source) *source = "the cgroup's memory limit";
+    return limit;
+  }
+  if (source) *source = "physical memory";
+  return physical;
+}
 }  // namespace lrsmeta::core
