@@ -42,6 +42,18 @@ set -e
 grep -q "stopped by SIGINT; nothing was written" stop.err || fail "no line saying generate was stopped: $(cat stop.err)"
 if ls -a | grep -q "stopped"; then fail "an interrupted generate left $(ls -a | grep stopped)"; fi
 
+# train stopped by SIGINT ends its iteration, writes no model and exits 130 with one line.
+"$bin" generate --out data_int --tasks 20000 --samples 20 -d 50 --dtype float32 > /dev/null
+set +e
+timeout --preserve-status -s INT 2 "$bin" train --data data_int --out model_int -r 5 -k 2 --prior none --iterations 1000000 \
+  > int.txt 2> int.err
+status=$?
+set -e
+[[ $status -eq 130 ]] || fail "train stopped by SIGINT exited $status, not 130: $(cat int.err)"
+grep -q "train: stopped by SIGINT after iteration" int.err || fail "no line saying train was stopped: $(cat int.err)"
+if ls -a | grep -q "model_int"; then fail "an interrupted train left $(ls -a | grep model_int)"; fi
+rm -rf data_int
+
 # --iterations 4 runs exactly 4; the same seed gives the same model.
 "$bin" train --data data -r 3 -k 2 --out m4 --iterations 4 --metrics-out m4.json --variant htp --precision float > /dev/null
 grep -q '"iterations_run": 4' m4.json || fail "--iterations 4 did not run 4 iterations"

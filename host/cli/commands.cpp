@@ -169,6 +169,7 @@ void add_train(CLI::App& app) {
   auto prior = std::make_shared<std::string>("auto");
   auto sparse_scale = std::make_shared<std::string>("auto");
   auto shrinkage = std::make_shared<std::string>("auto");
+  auto threshold = std::make_shared<std::string>("auto");
   cmd->add_option("--rank,-r", *rank, "rank r of the shared U (0: sparse only; auto: chosen on validation rows)")->capture_default_str();
   cmd->add_option("--sparsity,-k", *sparsity, "non-zeros k of each b_i (0: low-rank only; auto: chosen on validation rows)")
       ->capture_default_str();
@@ -176,6 +177,8 @@ void add_train(CLI::App& app) {
                   "none: the paper's AMHT-LRS")->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
   cmd->add_option("--sparse-prior-scale", *sparse_scale, "prior variance of b's non-zeros in units of the data's coefficient "
                   "scale (auto: chosen on validation rows)")->capture_default_str();
+  cmd->add_option("--support-threshold", *threshold, "c: a non-zero of b is kept only where b_q^2 > c Var(b_q | data) "
+                  "(auto: chosen on validation rows with the b prior's scale)")->capture_default_str();
   cmd->add_option("--covariance-shrinkage", *shrinkage, "f: shrink Sigma towards isotropic, (S + f (tr S / r) I) / (1 + f) "
                   "(0: the plain mixed model; auto: chosen on validation rows)")->capture_default_str();
   cmd->add_option("--validation-fraction", o->validation_fraction, "share of each task's rows held out when choosing on validation rows")
@@ -251,6 +254,16 @@ void add_train(CLI::App& app) {
         throw Error("--sparse-prior-scale must be a positive number or auto, not '" + *sparse_scale + "'");
       }
     }
+    if (*threshold != "auto") {
+      try {
+        std::size_t used = 0;
+        opts.support_threshold = std::stod(*threshold, &used);
+        if (used != threshold->size() || !(opts.support_threshold >= 0) || !std::isfinite(opts.support_threshold))
+          throw std::invalid_argument(*threshold);
+      } catch (const std::exception&) {
+        throw Error("--support-threshold must be a number >= 0 or auto, not '" + *threshold + "'");
+      }
+    }
     if (*shrinkage != "auto") {
       try {
         std::size_t used = 0;
@@ -273,15 +286,19 @@ void add_train(CLI::App& app) {
       if (progress)
         std::fprintf(stderr, "\riteration %d/%d  loss %.4e  U change %.3e  k %d  %.1f s   ", info.iteration, opts.iterations,
                      info.training_loss, info.u_change, info.sparsity_in_effect, info.elapsed_seconds);
-      return true;
+      return !interrupt_requested();  // SIGINT or SIGTERM: end after this iteration
     };
+    // A signal ends training after the current iteration of the final fit (the choice on
+    // validation rows runs to its end first) and no model is written.
+    const InterruptGuard guard;
     with_mapped_dataset(*data, [&](const auto& ds) {
       if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
       if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
       std::vector<std::string> chosen;
       if (rank_auto) chosen.push_back("r");
       if (sparsity_auto) chosen.push_back("k");
-      if (opts.prior == Prior::automatic && !opts.privacy.enabled && (sparsity_auto || opts.sparsity > 0) && opts.sparse_prior_scale < 0)
+      if (opts.prior == Prior::automatic && !opts.privacy.enabled && (sparsity_auto || opts.sparsity > 0) &&
+          (opts.sparse_prior_scale < 0 || opts.support_threshold < 0))
         chosen.push_back("the b prior's scale and support threshold");
       if (opts.prior == Prior::automatic && !opts.privacy.enabled && (rank_auto || opts.rank > 0) && opts.covariance_shrinkage < 0)
         chosen.push_back("Sigma's shrinkage");
@@ -293,6 +310,11 @@ void add_train(CLI::App& app) {
       }
       Model model = fit(ds.view(), opts, show);
       if (progress) std::fprintf(stderr, "\n");
+      if (interrupt_requested())
+        throw Interrupted(std::string("train: stopped by ") + signal_name(interrupt_signal()) + " after iteration " +
+                              std::to_string(model.history.size()) + "; no model was written (checkpoints and --resume are "
+                              "not implemented yet: train again)",
+                          interrupt_signal());
       model.task_keys = ds.task_keys;
       model.feature_names = ds.feature_names;
       model.encoding = ds.encoding;
