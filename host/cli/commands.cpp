@@ -245,35 +245,22 @@ void add_train(CLI::App& app) {
     };
     const bool rank_auto = count_or_auto(*rank, "rank", &opts.rank);
     const bool sparsity_auto = count_or_auto(*sparsity, "sparsity", &opts.sparsity);
-    if (*sparse_scale != "auto") {
+    // A finite number (above 0, or at least 0) or "auto" (the value stays < 0: chosen by the fit).
+    auto number_or_auto = [](const std::string& text, const char* name, bool positive, double* value) {
+      if (text == "auto") return;
       try {
         std::size_t used = 0;
-        opts.sparse_prior_scale = std::stod(*sparse_scale, &used);
-        if (used != sparse_scale->size() || !(opts.sparse_prior_scale > 0)) throw std::invalid_argument(*sparse_scale);
+        const double v = std::stod(text, &used);
+        if (used != text.size() || !std::isfinite(v) || !(positive ? v > 0 : v >= 0)) throw std::invalid_argument(text);
+        *value = v;
       } catch (const std::exception&) {
-        throw Error("--sparse-prior-scale must be a positive number or auto, not '" + *sparse_scale + "'");
+        throw Error(std::string("--") + name + " must be a " + (positive ? "positive number" : "number >= 0") + " or auto, not '" +
+                    text + "'");
       }
-    }
-    if (*threshold != "auto") {
-      try {
-        std::size_t used = 0;
-        opts.support_threshold = std::stod(*threshold, &used);
-        if (used != threshold->size() || !(opts.support_threshold >= 0) || !std::isfinite(opts.support_threshold))
-          throw std::invalid_argument(*threshold);
-      } catch (const std::exception&) {
-        throw Error("--support-threshold must be a number >= 0 or auto, not '" + *threshold + "'");
-      }
-    }
-    if (*shrinkage != "auto") {
-      try {
-        std::size_t used = 0;
-        opts.covariance_shrinkage = std::stod(*shrinkage, &used);
-        if (used != shrinkage->size() || !(opts.covariance_shrinkage >= 0) || !std::isfinite(opts.covariance_shrinkage))
-          throw std::invalid_argument(*shrinkage);
-      } catch (const std::exception&) {
-        throw Error("--covariance-shrinkage must be a number >= 0 or auto, not '" + *shrinkage + "'");
-      }
-    }
+    };
+    number_or_auto(*sparse_scale, "sparse-prior-scale", true, &opts.sparse_prior_scale);
+    number_or_auto(*threshold, "support-threshold", false, &opts.support_threshold);
+    number_or_auto(*shrinkage, "covariance-shrinkage", false, &opts.covariance_shrinkage);
     opts.variant = parse_variant(*variant);
     opts.init = parse_init(*init);
     opts.device = parse_device(*device);
