@@ -57,8 +57,13 @@ rm -rf data_int
 # --iterations 4 runs exactly 4; the same seed gives the same model.
 "$bin" train --data data -r 3 -k 2 --out m4 --iterations 4 --metrics-out m4.json --variant htp --precision float > /dev/null
 grep -q '"iterations_run": 4' m4.json || fail "--iterations 4 did not run 4 iterations"
-"$bin" train --data data -r 3 -k 2 --out m4b --iterations 4 --variant htp --precision float > /dev/null
+"$bin" train --data data -r 3 -k 2 --out m4b --iterations 4 --variant htp --precision float --verbose > /dev/null 2> m4b.err
 cmp -s m4/U.npy m4b/U.npy || fail "same seed, different U"
+[[ $(grep -c "^iteration [1-4]/4 .* s/iteration  at most .* left" m4b.err) -eq 4 ]] ||
+  fail "train --verbose did not print one progress line per iteration: $(cat m4b.err)"
+"$bin" generate --out data_q --tasks 3000 --samples 2 -d 3 --quiet --verbose > /dev/null 2> q.err
+grep -q "generate: 2048/3000 tasks, .* tasks/s, .* left" q.err || fail "generate --verbose printed no progress: $(cat q.err)"
+rm -rf data_q
 
 # New tasks from the same U: adapt, then predict.
 "$bin" generate --out fresh --tasks 20 --samples 40 -d 40 -r 3 -k 2 --seed 77 --basis-seed 0 > /dev/null

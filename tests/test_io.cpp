@@ -428,7 +428,7 @@ TEST_F(IoTest, StreamingGenerationWritesTheSameFilesAndStopsCleanly) {
 
   const std::vector<std::string> before = listing();
   int polls = 0;
-  EXPECT_THROW(write_synthetic(path("stopped"), s, DType::f64, [&] { return ++polls < 2; }), Error);
+  EXPECT_THROW(write_synthetic(path("stopped"), s, DType::f64, [&](std::int64_t) { return ++polls < 2; }), Error);
   EXPECT_EQ(polls, 2);
   EXPECT_EQ(listing(), before);  // no folder, no staged sibling
 }

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -109,6 +111,34 @@ Dataset<T> aligned_to_model(Dataset<T> data, const Model& model) {
 
 bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
+// Progress on stderr: rewritten in place on a terminal (unless --quiet), one line each with
+// --verbose (also when stderr is not a terminal), nothing otherwise.
+struct Progress {
+  bool live = false, lines = false;
+  Progress(bool quiet, bool verbose) : live(!quiet && !verbose && stderr_is_terminal()), lines(verbose) {}
+  void show(const std::string& text) const {
+    if (lines) std::fprintf(stderr, "%s\n", text.c_str());
+    else if (live) std::fprintf(stderr, "\r%s\033[K", text.c_str());
+  }
+  void done() const {
+    if (live) std::fprintf(stderr, "\n");
+  }
+};
+
+// "12.3 s" or "4 min 05 s": an estimate of the time left.
+std::string eta_text(double seconds) {
+  char buf[48];
+  if (!(seconds >= 0) || !std::isfinite(seconds)) return "?";
+  if (seconds < 60) std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+  else std::snprintf(buf, sizeof buf, "%d min %02d s", static_cast<int>(seconds / 60), static_cast<int>(seconds) % 60);
+  return buf;
+}
+
+void add_progress_options(CLI::App* cmd, bool* quiet, bool* verbose) {
+  cmd->add_flag("--quiet,-q", *quiet, "no progress on stderr");
+  cmd->add_flag("--verbose,-v", *verbose, "progress as one line per step on stderr, terminal or not");
+}
+
 void write_json_file(const std::string& path, const json& j) { write_text_file_atomically(path, j.dump(2) + "\n"); }
 
 
@@ -131,6 +161,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--seed", spec->seed, "random seed")->capture_default_str();
   cmd->add_option("--basis-seed", spec->basis_seed, "seed of U alone (0: from --seed); equal values share U");
   auto dtype = std::make_shared<std::string>("float64");
+  auto quiet = std::make_shared<bool>(false), verbose = std::make_shared<bool>(false);
+  add_progress_options(cmd, quiet.get(), verbose.get());
   cmd->add_option("--dtype", *dtype, "element type of X.npy (y.npy is float64)")
       ->check(CLI::IsMember({"float64", "float32"}))
       ->capture_default_str();
@@ -140,9 +172,24 @@ void add_generate(CLI::App& app) {
     // Written task by task (memory O(t (r + k)), not O(size of X)); SIGINT or SIGTERM stops it
     // with nothing left behind.
     const InterruptGuard guard;
+    const Progress progress(*quiet, *verbose);
+    const auto start = std::chrono::steady_clock::now();
+    auto keep_going = [&](std::int64_t written) {
+      if (written > 0) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double rate = static_cast<double>(written) / std::max(elapsed, 1e-9);
+        char text[160];
+        std::snprintf(text, sizeof text, "generate: %lld/%lld tasks, %.0f tasks/s, %s left", static_cast<long long>(written),
+                      static_cast<long long>(s.tasks), rate, eta_text(static_cast<double>(s.tasks - written) / rate).c_str());
+        progress.show(text);
+      }
+      return !interrupt_requested();
+    };
     try {
-      write_synthetic(*out, s, *dtype == "float32" ? DType::f32 : DType::f64, [] { return !interrupt_requested(); });
+      write_synthetic(*out, s, *dtype == "float32" ? DType::f32 : DType::f64, keep_going);
+      progress.done();
     } catch (const Error&) {
+      progress.done();
       if (interrupt_requested())
         throw Interrupted(std::string("generate: stopped by ") + signal_name(interrupt_signal()) + "; nothing was written", interrupt_signal());
       throw;
@@ -161,8 +208,10 @@ void add_train(CLI::App& app) {
   auto variant = std::make_shared<std::string>("pursuit");
   auto init = std::make_shared<std::string>("auto");
   auto device = std::make_shared<std::string>("cpu");
+  auto quiet = std::make_shared<bool>(false), verbose = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("train", "fit a model: beta + U w_i + b_i with priors estimated from all tasks (AMHT-LRS inside)");
   add_data_options(cmd, *data);
+  add_progress_options(cmd, quiet.get(), verbose.get());
   add_csv_feature_options(cmd, *data);
   auto rank = std::make_shared<std::string>("auto");
   auto sparsity = std::make_shared<std::string>("auto");
@@ -268,11 +317,15 @@ void add_train(CLI::App& app) {
     data->gpu = opts.device == Device::cuda || (opts.device == Device::automatic && cuda_available() && opts.prior == Prior::none);
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
       throw Error(*out + ": exists and is not a model folder; refusing to overwrite it");
-    const bool progress = stderr_is_terminal();
+    const Progress progress(*quiet, *verbose);
     auto show = [&](const IterationInfo& info) {
-      if (progress)
-        std::fprintf(stderr, "\riteration %d/%d  loss %.4e  U change %.3e  k %d  %.1f s   ", info.iteration, opts.iterations,
-                     info.training_loss, info.u_change, info.sparsity_in_effect, info.elapsed_seconds);
+      char text[200];
+      // At most this much left: a tolerance may stop training sooner.
+      const double left = info.elapsed_seconds / info.iteration * (opts.iterations - info.iteration);
+      std::snprintf(text, sizeof text, "iteration %d/%d  loss %.4e  U change %.3e  k %d  %.2f s/iteration  at most %s left",
+                    info.iteration, opts.iterations, info.training_loss, info.u_change, info.sparsity_in_effect,
+                    info.elapsed_seconds / info.iteration, eta_text(left).c_str());
+      progress.show(text);
       return !interrupt_requested();  // SIGINT or SIGTERM: end after this iteration
     };
     // A signal ends training after the current iteration of the final fit (the choice on
@@ -296,7 +349,7 @@ void add_train(CLI::App& app) {
                   << "% of each task's rows), then refitting on all rows" << std::endl;
       }
       Model model = fit(ds.view(), opts, show);
-      if (progress) std::fprintf(stderr, "\n");
+      progress.done();
       if (interrupt_requested())
         throw Interrupted(std::string("train: stopped by ") + signal_name(interrupt_signal()) + " after iteration " +
                               std::to_string(model.history.size()) + "; no model was written (checkpoints and --resume are "

@@ -568,7 +568,8 @@ SyntheticData generate_synthetic(const SyntheticSpec& s) {
   return out;
 }
 
-void write_synthetic(const std::string& path, const SyntheticSpec& s, DType x_dtype, const std::function<bool()>& keep_going) {
+void write_synthetic(const std::string& path, const SyntheticSpec& s, DType x_dtype,
+                     const std::function<bool(std::int64_t)>& keep_going) {
   check_spec(s);
   if (x_dtype != DType::f32 && x_dtype != DType::f64) throw Error("generate: X must be float32 or float64");
   const std::int64_t t = s.tasks, d = s.d, r = s.r, k = s.k;
@@ -598,7 +599,7 @@ void write_synthetic(const std::string& path, const SyntheticSpec& s, DType x_dt
     std::vector<double> theta(static_cast<std::size_t>(d)), Xi, yi;
     std::vector<float> Xf;
     for (std::int64_t i = 0; i < t; ++i) {
-      if (keep_going && i % 1024 == 0 && !keep_going()) throw Error("generate: interrupted; nothing was written");
+      if (keep_going && i % 1024 == 0 && !keep_going(i)) throw Error("generate: interrupted; nothing was written");
       const std::int64_t m = truth.offsets[static_cast<std::size_t>(i + 1)] - truth.offsets[static_cast<std::size_t>(i)];
       Xi.resize(static_cast<std::size_t>(m * d));
       yi.resize(static_cast<std::size_t>(m));

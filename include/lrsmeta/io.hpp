@@ -182,10 +182,11 @@ LRSMETA_API SyntheticData generate_synthetic(const SyntheticSpec& spec);
 
 // Draws the data of generate_synthetic(spec) (the same values, bit for bit) and writes it as
 // save_synthetic would, task by task: memory stays O(t (r + k)) whatever the size of X, which may be
-// written as float32 (x_dtype f32; y stays float64). keep_going, when given, is asked every 1024
-// tasks; false stops the write with an error. Atomic: on any error or stop nothing is left behind.
+// written as float32 (x_dtype f32; y stays float64). keep_going, when given, is called every 1024
+// tasks with the number of tasks written (for progress); false stops the write with an error.
+// Atomic: on any error or stop nothing is left behind.
 LRSMETA_API void write_synthetic(const std::string& path, const SyntheticSpec& spec, DType x_dtype = DType::f64,
-                                 const std::function<bool()>& keep_going = {});
+                                 const std::function<bool(std::int64_t tasks_written)>& keep_going = {});
 
 // Writes the data folder at `path` with the truth in `path`/truth: U.npy (d x r), W.npy (t x r),
 // B.npy (t x d, dense). Atomic like save_data_folder.
