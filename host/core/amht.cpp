@@ -80,11 +80,15 @@ void validate(const TaskDataView<T>& data, bool require_y) {
   for (std::int64_t i = 0; i < data.t; ++i)
     if (data.task_size(i) > (std::int64_t{1} << 31) - 1)
       throw Error("data: task " + std::to_string(i) + " has more than 2^31 rows");
+  // One parallel pass over X (it can be many GB, mapped from disk), reporting the first bad entry.
   const std::int64_t entries = data.n * data.d;
+  std::int64_t first_bad = entries;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
   for (std::int64_t e = 0; e < entries; ++e)
-    if (!std::isfinite(static_cast<double>(data.X[e])))
-      throw Error("data: X has a non-finite value (NaN or Inf) at row " + std::to_string(e / data.d) +
-                  ", column " + std::to_string(e % data.d));
+    if (!std::isfinite(static_cast<double>(data.X[e])) && e < first_bad) first_bad = e;
+  if (first_bad < entries)
+    throw Error("data: X has a non-finite value (NaN or Inf) at row " + std::to_string(first_bad / data.d) +
+                ", column " + std::to_string(first_bad % data.d));
   if (data.y != nullptr)
     for (std::int64_t j = 0; j < data.n; ++j)
       if (!std::isfinite(static_cast<double>(data.y[j])))
