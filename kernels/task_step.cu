@@ -17,14 +17,10 @@ namespace {
 constexpr int kTaskStepThreads = 128;
 
 // Columns of the largest joint system: r + pursuit's candidates (under the prior, as many as the
-// evidence search weighs; see cpu::evidence_candidate_cap, which this mirrors).
-__host__ __device__ inline int evidence_candidates(int k, int d) {
-  const int enumerable = detail::evidence_enumeration_candidates(d, k);
-  return enumerable > 0 ? enumerable : (3 * k < d ? 3 * k : d);
-}
+// evidence search weighs).
 __host__ __device__ inline int joint_columns(int r, int k, int d, bool with_prior = false) {
   const int paper = 3 * k < d ? 3 * k : d;
-  const int evidence = with_prior && k > 0 ? evidence_candidates(k, d) : 0;
+  const int evidence = with_prior ? detail::evidence_candidate_capacity(d, k) : 0;
   return r + (evidence > paper ? evidence : paper);
 }
 

@@ -64,6 +64,14 @@ cmp -s m4/U.npy m4b/U.npy || fail "same seed, different U"
 "$bin" generate --out data_q --tasks 3000 --samples 2 -d 3 --quiet --verbose > /dev/null 2> q.err
 grep -q "generate: 2048/3000 tasks, .* tasks/s, .* left" q.err || fail "generate --verbose printed no progress: $(cat q.err)"
 rm -rf data_q
+expect_error "train: error: --covariance-shrinkage must be a number >= 0 or auto, not '-1'" \
+  "$bin" train --data data --out bad_model --covariance-shrinkage -1
+expect_error "train: error: --support-threshold must be a number >= 0 or auto, not 'x'" \
+  "$bin" train --data data --out bad_model --support-threshold x
+expect_error "train: error: --sparse-prior-scale must be a positive number or auto, not '0'" \
+  "$bin" train --data data --out bad_model --sparse-prior-scale 0
+expect_error "--dtype" "$bin" generate --out bad_data --dtype int8
+[[ ! -e bad_model && ! -e bad_data ]] || fail "a refused command wrote something"
 
 # New tasks from the same U: adapt, then predict.
 "$bin" generate --out fresh --tasks 20 --samples 40 -d 40 -r 3 -k 2 --seed 77 --basis-seed 0 > /dev/null

@@ -529,6 +529,14 @@ TEST_F(IoTest, AFitThatCannotFitInMemoryIsRefusedBeforeItStarts) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("validation split"), std::string::npos) << e.what();
   }
+  ::setenv("LRSMETA_MEMORY_LIMIT", "12GB", 1);
+  try {
+    fit(syn.data.view(), o);
+    ADD_FAILURE() << "a malformed LRSMETA_MEMORY_LIMIT was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("LRSMETA_MEMORY_LIMIT must be a positive number of bytes, not '12GB'"), std::string::npos)
+        << e.what();
+  }
   ::setenv("LRSMETA_MEMORY_LIMIT", "1e12", 1);
   EXPECT_NO_THROW(fit(syn.data.view(), o));
   ::unsetenv("LRSMETA_MEMORY_LIMIT");

@@ -69,6 +69,13 @@ void print_encoding(const FeatureEncoding& enc, std::ostream& out) {
   for (const std::string& why : enc.ignored) out << "ignored column " << why << "\n";
 }
 
+// Whether the data is computed in float: asked for, or (auto) a data folder's X.npy is float32, or
+// a CSV table goes to the GPU.
+bool single_precision(const DataArgs& a) {
+  if (a.precision != "auto") return a.precision == "float";
+  return fs::is_directory(a.path) ? data_folder_dtype(a.path) == DType::f32 : a.gpu;
+}
+
 // Call f with the data set loaded in the requested precision (float or double).
 template <typename F>
 void with_dataset(const DataArgs& a, F&& f) {
@@ -80,10 +87,7 @@ void with_dataset(const DataArgs& a, F&& f) {
   csv.ignore = a.ignore;
   csv.max_levels = a.max_levels;
   csv.encoding = a.encoding;
-  const bool folder = fs::is_directory(a.path);
-  const bool single = a.precision == "float" ||
-                      (a.precision == "auto" && (folder ? data_folder_dtype(a.path) == DType::f32 : a.gpu));
-  if (single) {
+  if (single_precision(a)) {
     f(load_dataset<float>(a.path, csv));
   } else {
     f(load_dataset<double>(a.path, csv));
@@ -95,8 +99,7 @@ void with_dataset(const DataArgs& a, F&& f) {
 template <typename F>
 void with_mapped_dataset(const DataArgs& a, F&& f) {
   if (!fs::is_directory(a.path)) return with_dataset(a, std::forward<F>(f));
-  const bool single = a.precision == "float" || (a.precision == "auto" && data_folder_dtype(a.path) == DType::f32);
-  if (single) {
+  if (single_precision(a)) {
     f(map_data_folder<float>(a.path));
   } else {
     f(map_data_folder<double>(a.path));
@@ -173,6 +176,7 @@ void add_generate(CLI::App& app) {
     // with nothing left behind.
     const InterruptGuard guard;
     const Progress progress(*quiet, *verbose);
+    std::int64_t rows = 0;
     const auto start = std::chrono::steady_clock::now();
     auto keep_going = [&](std::int64_t written) {
       if (written > 0) {
@@ -186,7 +190,7 @@ void add_generate(CLI::App& app) {
       return !interrupt_requested();
     };
     try {
-      write_synthetic(*out, s, *dtype == "float32" ? DType::f32 : DType::f64, keep_going);
+      rows = write_synthetic(*out, s, *dtype == "float32" ? DType::f32 : DType::f64, keep_going);
       progress.done();
     } catch (const Error&) {
       progress.done();
@@ -194,8 +198,7 @@ void add_generate(CLI::App& app) {
         throw Interrupted(std::string("generate: stopped by ") + signal_name(interrupt_signal()) + "; nothing was written", interrupt_signal());
       throw;
     }
-    const std::vector<std::int64_t> offsets = read_npy_as<std::int64_t>((fs::path(*out) / "task_offsets.npy").string(), nullptr);
-    std::cout << "wrote " << *out << ": " << s.tasks << " tasks, " << offsets.back() << " rows, d = " << s.d << ", X " << *dtype
+    std::cout << "wrote " << *out << ": " << s.tasks << " tasks, " << rows << " rows, d = " << s.d << ", X " << *dtype
               << " (truth: r = " << s.r << ", k = " << s.k << ")\n";
   });
 }

@@ -404,46 +404,42 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     // Each candidate (tau2 scale, support threshold) from the same state: one task-step pass,
     // then the held-out rows. In the order scale-major, threshold-minor.
     candidate_mse->clear();
+    // One screen: the fit's tasks stepped once more under `screened` (the fit's prior with one
+    // setting changed), scored on the held-out rows.
+    auto screen = [&](const core::PriorState& screened) {
+      Model candidate = model;
+      backend->import_task_parameters(model);
+      backend->set_prior(&screened);
+      backend->task_step_all(k_final);
+      backend->export_task_parameters(candidate);
+      return evaluate(candidate, *validation).mse;
+    };
     const bool shrink_b = use_prior && k_final > 0;
     const std::vector<double> scales = shrink_b ? options.sparse_prior_scale_candidates : std::vector<double>{options.sparse_prior_scale};
     const std::vector<double> thresholds = shrink_b ? options.support_threshold_candidates : std::vector<double>{options.support_threshold};
     for (double scale : scales)
       for (double threshold : thresholds) {
-        Model candidate = model;
-        if (shrink_b) {
-          backend->import_task_parameters(model);
-          prior.support_threshold = threshold;
-          core::refresh_precisions(prior, scale * coefficient_scale);
-          backend->set_prior(&prior);
-          backend->task_step_all(k_final);
-          backend->export_task_parameters(candidate);
-          candidate.sparse_prior_variance = scale * coefficient_scale;
-          candidate.support_threshold = threshold;
+        if (!shrink_b) {
+          candidate_mse->push_back(evaluate(model, *validation).mse);
+          continue;
         }
-        candidate_mse->push_back(evaluate(candidate, *validation).mse);
+        core::PriorState screened = prior;
+        screened.support_threshold = threshold;
+        core::refresh_precisions(screened, scale * coefficient_scale);
+        candidate_mse->push_back(screen(screened));
       }
     // Then each other shrinkage f of Sigma with the fit's b prior: Sigma before its shrinkage,
-    // shrunk by f, one task-step pass.
-    if (use_prior && r > 0) {
-      const std::vector<double> fitted_Sigma = prior.Sigma;
+    // shrunk by f.
+    if (use_prior && r > 0)
       for (double f : options.covariance_shrinkage_candidates) {
         if (f == prior.covariance_shrinkage) continue;
-        prior.Sigma = fitted_Sigma;
-        core::unshrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
-        core::shrink_covariance(prior.Sigma, static_cast<int>(r), f);
-        Model candidate = model;
-        backend->import_task_parameters(model);
-        prior.support_threshold = options.support_threshold;
-        core::refresh_precisions(prior, k_final > 0 ? tau2 : 0.0);
-        backend->set_prior(&prior);
-        backend->task_step_all(k_final);
-        backend->export_task_parameters(candidate);
-        candidate.Sigma = prior.Sigma;
-        candidate.covariance_shrinkage = f;
-        candidate_mse->push_back(evaluate(candidate, *validation).mse);
+        core::PriorState screened = prior;
+        core::unshrink_covariance(screened.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
+        core::shrink_covariance(screened.Sigma, static_cast<int>(r), f);
+        screened.support_threshold = options.support_threshold;
+        core::refresh_precisions(screened, k_final > 0 ? tau2 : 0.0);
+        candidate_mse->push_back(screen(screened));
       }
-      prior.Sigma = fitted_Sigma;
-    }
   }
   return model;
 }

@@ -99,8 +99,8 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& options, 
 
 // The memory this process may use, in bytes: the cgroup's limit where there is one (v2 memory.max,
 // v1 memory.limit_in_bytes), else physical memory; the environment variable LRSMETA_MEMORY_LIMIT
-// (bytes) overrides both (for tests and for users who share a machine). Sets *source to where the
-// number came from.
+// (bytes) overrides both (for tests and for users who share a machine; anything but a positive
+// number there is an error). Sets *source to where the number came from.
 double available_memory_bytes(std::string* source);
 // "1.62 GB", "35.0 MB", "12 kB".
 std::string format_bytes(double bytes);

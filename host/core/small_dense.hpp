@@ -133,6 +133,13 @@ LRSMETA_HD inline int evidence_candidates(int m, int d, int r, int k, bool* enum
   return *enumerate ? enumerable : (3 * k < d ? 3 * k : d);
 }
 
+// The most candidates evidence_candidates returns for any task: what workspaces are sized for.
+LRSMETA_HD inline int evidence_candidate_capacity(int d, int k) {
+  if (k <= 0) return 0;
+  const int enumerable = evidence_enumeration_candidates(d, k), local = 3 * k < d ? 3 * k : d;
+  return enumerable > local ? enumerable : local;
+}
+
 // Scratch (in elements of S) that evidence_subset needs for r w-columns, n_C candidates and
 // sparsity k.
 LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k) {

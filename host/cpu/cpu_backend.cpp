@@ -589,7 +589,7 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
   plan.parts.push_back({"G and its factor", 2 * dr * dr * 8});
   const double P = r_aug * (r_aug + 1) / 2, Q = d * (d + 1) / 2;
   plan.parts.push_back({"per-thread Gram scratch", threads * (P * Q * (8 + (sizeof(T) == 4 ? 4 : 0)) + cpu::kTasksPerChunk * (P + Q) * elem + dr * 8)});
-  const double cols = r + std::max(std::min(d, 3 * k), k > 0 ? static_cast<double>(cpu::evidence_candidate_cap(static_cast<int>(k), static_cast<int>(d))) : 0.0);
+  const double cols = cpu::max_joint_columns(static_cast<int>(r), static_cast<int>(k), static_cast<int>(d));
   plan.parts.push_back({"per-thread task-step scratch", threads * (static_cast<double>(m_max) * (2 * r + cols + 4) * 8 + 6 * cols * cols * 8 + 4 * d * 8)});
   return plan;
 }
@@ -600,10 +600,10 @@ double available_memory_bytes(std::string* source) {
   if (const char* e = std::getenv("LRSMETA_MEMORY_LIMIT")) {
     char* end = nullptr;
     const double v = std::strtod(e, &end);
-    if (end != e && *end == '\0' && v > 0) {
-      if (source) *source = "LRSMETA_MEMORY_LIMIT";
-      return v;
-    }
+    if (end == e || *end != '\0' || !(v > 0) || !std::isfinite(v))
+      throw Error(std::string("LRSMETA_MEMORY_LIMIT must be a positive number of bytes, not '") + e + "'");
+    if (source) *source = "LRSMETA_MEMORY_LIMIT";
+    return v;
   }
   auto read_number = [](const char* path, double* out) {
     std::FILE* f = std::fopen(path, "r");

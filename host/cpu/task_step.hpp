@@ -64,15 +64,9 @@ inline TaskStepSettings task_step_settings(const Options& o, int k_in_effect) {
   return s;
 }
 
-// How many candidate columns pursuit weighs under the prior: as many as the enumeration of every
-// support within the budget allows, else 3k searched locally (see detail::evidence_subset).
-inline int evidence_candidate_cap(int k, int d) {
-  const int enumerable = detail::evidence_enumeration_candidates(d, k);
-  return enumerable > 0 ? enumerable : std::min(d, 3 * k);
-}
-
-// Largest number of columns a joint least-squares system can have: r + candidates.
-inline int max_joint_columns(int r, int k, int d) { return r + std::max(std::min(d, 3 * k), k > 0 ? evidence_candidate_cap(k, d) : 0); }
+// Largest number of columns a joint least-squares system can have: r + candidates (pursuit's 3k,
+// or under the prior as many as the evidence search weighs).
+inline int max_joint_columns(int r, int k, int d) { return r + std::max(std::min(d, 3 * k), detail::evidence_candidate_capacity(d, k)); }
 
 // Pursuit's candidate count: the current support plus up to 2k new entries, capped so that
 // [X U, X_cand] keeps more rows than columns where the task allows it (at least k + 1 so the

@@ -170,15 +170,25 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& pat
   return records;
 }
 
-bool parse_number(const std::string& s, double* out) {
+// Whether the whole of s (spaces and tabs around it allowed) is a number for strtod; its value in
+// *value and whether it overflowed in *out_of_range.
+bool whole_number(const std::string& s, double* value, bool* out_of_range) {
   const char* begin = s.c_str();
   while (*begin == ' ' || *begin == '\t') ++begin;
   if (*begin == '\0') return false;
   char* end = nullptr;
   errno = 0;
-  const double v = std::strtod(begin, &end);
+  *value = std::strtod(begin, &end);
+  *out_of_range = errno == ERANGE;
+  if (end == begin) return false;
   while (*end == ' ' || *end == '\t') ++end;
-  if (*end != '\0' || errno == ERANGE || !std::isfinite(v)) return false;
+  return *end == '\0';
+}
+
+bool parse_number(const std::string& s, double* out) {
+  double v = 0;
+  bool out_of_range = false;
+  if (!whole_number(s, &v, &out_of_range) || out_of_range || !std::isfinite(v)) return false;
   *out = v;
   return true;
 }
@@ -225,14 +235,9 @@ namespace {
 
 // A number that is not finite or not representable ("inf", "-Infinity", "1e999").
 bool non_finite_number(const std::string& s) {
-  const char* begin = s.c_str();
-  while (*begin == ' ' || *begin == '\t') ++begin;
-  if (*begin == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(begin, &end);
-  while (*end == ' ' || *end == '\t') ++end;
-  return *end == '\0' && end != begin && (errno == ERANGE || !std::isfinite(v));
+  double v = 0;
+  bool out_of_range = false;
+  return whole_number(s, &v, &out_of_range) && (out_of_range || !std::isfinite(v));
 }
 
 // How CSV files write a missing value.
@@ -568,8 +573,8 @@ SyntheticData generate_synthetic(const SyntheticSpec& s) {
   return out;
 }
 
-void write_synthetic(const std::string& path, const SyntheticSpec& s, DType x_dtype,
-                     const std::function<bool(std::int64_t)>& keep_going) {
+std::int64_t write_synthetic(const std::string& path, const SyntheticSpec& s, DType x_dtype,
+                             const std::function<bool(std::int64_t)>& keep_going) {
   check_spec(s);
   if (x_dtype != DType::f32 && x_dtype != DType::f64) throw Error("generate: X must be float32 or float64");
   const std::int64_t t = s.tasks, d = s.d, r = s.r, k = s.k;
@@ -621,6 +626,7 @@ void write_synthetic(const std::string& path, const SyntheticSpec& s, DType x_dt
     throw;
   }
   io::install_folder(staged, path, "task_offsets.npy");
+  return n;
 }
 
 void save_synthetic(const std::string& path, const SyntheticData& syn) {

@@ -184,8 +184,8 @@ LRSMETA_API SyntheticData generate_synthetic(const SyntheticSpec& spec);
 // save_synthetic would, task by task: memory stays O(t (r + k)) whatever the size of X, which may be
 // written as float32 (x_dtype f32; y stays float64). keep_going, when given, is called every 1024
 // tasks with the number of tasks written (for progress); false stops the write with an error.
-// Atomic: on any error or stop nothing is left behind.
-LRSMETA_API void write_synthetic(const std::string& path, const SyntheticSpec& spec, DType x_dtype = DType::f64,
+// Atomic: on any error or stop nothing is left behind. Returns the number of rows written.
+LRSMETA_API std::int64_t write_synthetic(const std::string& path, const SyntheticSpec& spec, DType x_dtype = DType::f64,
                                  const std::function<bool(std::int64_t tasks_written)>& keep_going = {});
 
 // Writes the data folder at `path` with the truth in `path`/truth: U.npy (d x r), W.npy (t x r),
