@@ -481,8 +481,10 @@ std::vector<double> CpuBackend<T>::spectral_moment(const core::PrivateRelease* r
       }
     } else {
       // Bounded contributions: each task's first m_max rows, x scaled to norm <= C_x, y clipped to C_y.
+      // A static schedule: which thread sums which task must not vary from run to run, or a fit
+      // with a fixed noise seed would not repeat.
       const PrivacyOptions& b = release->bounds;
-#pragma omp for schedule(dynamic, 64)
+#pragma omp for schedule(static)
       for (std::int64_t i = 0; i < t_; ++i) {
         const std::int64_t row0 = data_.task_offsets[i];
         const std::int64_t m = std::min<std::int64_t>(data_.task_offsets[i + 1] - row0, b.max_samples);
