@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/backend.hpp"
+#include "core/fingerprint.hpp"
 #include "core/noise.hpp"
 #include "core/prior.hpp"
 #include "core/random.hpp"
@@ -243,13 +244,26 @@ std::vector<double> random_orthonormal_basis(std::int64_t d, std::int64_t r, std
 
 namespace {
 
+// How one fit_fixed runs: the caller's hooks, and for the final fit its checkpoints.
+struct FitRun {
+  IterationCallback on_iteration;
+  std::function<bool()> stop;
+  bool final_fit = false;  // false: a fit of the choice on validation rows (Stopped says so)
+  std::function<void(const Checkpoint&)> checkpoint;
+  int checkpoint_every = 1;
+  bool checkpoint_at_start = false;
+  const Checkpoint* resume = nullptr;
+  const Checkpoint* header = nullptr;  // what every checkpoint records besides the fit's state (data, asked options, choice)
+};
+
 // The fit with r, k and tau2 fixed. With `validation` (the held-out rows of the same tasks), the
 // validation MSE of every b-prior scale candidate is returned in *candidate_mse, each from one more
 // task-step pass with the fitted U, beta, Sigma and s2.
 template <typename T>
-Model fit_fixed(const TaskDataView<T>& data, const Options& options, const IterationCallback& callback,
+Model fit_fixed(const TaskDataView<T>& data, const Options& options, const FitRun& run,
                 const TaskDataView<T>* validation = nullptr, std::vector<double>* candidate_mse = nullptr) {
   const auto start = Clock::now();
+  const Checkpoint* resume = run.resume;
   const std::int64_t d = data.d, r = options.rank, k = options.sparsity;
   std::unique_ptr<core::Backend> backend = make_backend(data, options);
 
@@ -294,7 +308,15 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     report.fixed_seed = po.fixed_seed;
   }
 
-  if (options.init == Init::spectral && r > 0) {
+  if (resume) {
+    if (resume->model.r != r || resume->model.k != k || resume->model.d != d || resume->model.t != data.t)
+      throw Error("resume: the checkpoint's model (d = " + std::to_string(resume->model.d) + ", r = " + std::to_string(resume->model.r) +
+                  ", k = " + std::to_string(resume->model.k) + ", t = " + std::to_string(resume->model.t) + ") does not match this fit");
+    backend->set_U(resume->model.U);
+    backend->import_task_parameters(resume->model);
+    if (noise) noise->restore(resume->noise_state);
+    report.releases = resume->model.privacy.releases;
+  } else if (options.init == Init::spectral && r > 0) {
     std::vector<double> M = backend->spectral_moment(private_release);  // symmetric: row- and column-major agree
     if (private_release) {
       core::add_symmetric_noise(M.data(), static_cast<int>(d), release.sigma_spectral, *noise);
@@ -313,7 +335,19 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
   const bool use_prior = options.prior == Prior::automatic;
   core::PriorState prior;
   double coefficient_scale = 1.0, tau2 = 0.0;
-  if (use_prior) {
+  if (use_prior && resume) {
+    if (!resume->model.has_prior()) throw Error("resume: the checkpoint has no prior, this fit uses one");
+    prior.beta = resume->model.beta;
+    prior.Sigma = resume->model.Sigma;
+    prior.noise_variance = resume->noise_variance;
+    prior.b_precision = resume->b_precision;
+    prior.beta_variance = resume->beta_variance;
+    prior.beta_precision = resume->beta_precision;
+    prior.support_threshold = resume->support_threshold;
+    prior.covariance_shrinkage = resume->covariance_shrinkage;
+    coefficient_scale = resume->coefficient_scale;
+    tau2 = resume->sparse_prior_variance;
+  } else if (use_prior) {
     prior = core::initial_prior(backend->data_moments(), static_cast<int>(d), static_cast<int>(r), &coefficient_scale);
     tau2 = options.sparse_prior_scale * coefficient_scale;
     prior.support_threshold = options.support_threshold;
@@ -332,7 +366,71 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
   model.k = k;
   model.t = data.t;
   model.options = options;
-  for (int it = 1; it <= options.iterations; ++it) {
+  const double elapsed_before = resume ? resume->elapsed_seconds : 0.0;
+
+  // The state after `it` outer iterations, handed to the caller.
+  auto write_checkpoint = [&](int it) {
+    Checkpoint c = *run.header;
+    c.model.d = d;
+    c.model.r = r;
+    c.model.k = k;
+    c.model.t = data.t;
+    c.model.options = options;
+    c.model.history = model.history;
+    c.model.U = backend->get_U();
+    c.model.W.resize(static_cast<std::size_t>(data.t * r));
+    c.model.B_index.resize(static_cast<std::size_t>(data.t * k));
+    c.model.B_value.resize(static_cast<std::size_t>(data.t * k));
+    backend->export_task_parameters(c.model);
+    if (use_prior) {
+      c.model.beta = prior.beta;
+      c.model.Sigma = prior.Sigma;
+      c.model.noise_variance = c.noise_variance = prior.noise_variance;
+      c.model.sparse_prior_variance = c.sparse_prior_variance = tau2;
+      c.model.support_threshold = c.support_threshold = prior.support_threshold;
+      c.model.covariance_shrinkage = c.covariance_shrinkage = prior.covariance_shrinkage;
+      c.b_precision = prior.b_precision;
+      c.beta_variance = prior.beta_variance;
+      c.beta_precision = prior.beta_precision;
+      c.coefficient_scale = coefficient_scale;
+    }
+    c.model.privacy = report;
+    c.noise_state = noise ? noise->state() : std::string();
+    c.iteration = it;
+    c.elapsed_seconds = elapsed_before + seconds_since(start);
+    run.checkpoint(c);
+  };
+  // Whether the history says training is over (a tolerance met): checked after every iteration, and
+  // on a resume before the first, so that a resumed fit stops where the uninterrupted one did.
+  auto converged = [&]() {
+    if (model.history.empty()) return false;
+    const IterationInfo& info = model.history.back();
+    const int it = info.iteration;
+    if (options.tolerance > 0 && info.u_change < options.tolerance && it > options.warm_start_iterations) return true;
+    if (use_prior && options.relative_tolerance > 0 && it > options.warm_start_iterations + 1 && model.history.size() >= 2) {
+      const IterationInfo& before = model.history[model.history.size() - 2];
+      auto relative = [](double now, double then) { return std::fabs(now - then) / std::max(std::fabs(then), 1e-300); };
+      if (relative(info.noise_variance, before.noise_variance) < options.relative_tolerance &&
+          relative(info.training_loss, before.training_loss) < options.relative_tolerance)
+        return true;
+      // A cycle of two states (a task's support flipping back and forth) is as converged as it gets.
+      if (model.history.size() >= 3) {
+        const IterationInfo& two_before = model.history[model.history.size() - 3];
+        if (relative(info.noise_variance, two_before.noise_variance) < options.relative_tolerance &&
+            relative(info.training_loss, two_before.training_loss) < options.relative_tolerance)
+          return true;
+      }
+    }
+    return false;
+  };
+  int first_iteration = 1;
+  if (resume) {
+    model.history = resume->model.history;
+    first_iteration = converged() ? options.iterations + 1 : resume->iteration + 1;
+  } else if (run.checkpoint && run.checkpoint_at_start) {
+    write_checkpoint(0);
+  }
+  for (int it = first_iteration; it <= options.iterations; ++it) {
     const int k_now = it <= options.warm_start_iterations ? 0 : static_cast<int>(k);
     const auto t0 = Clock::now();
     apply_prior(k_now);
@@ -354,27 +452,17 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const Itera
     info.u_change = change;
     info.u_step_seconds = seconds_since(t1);
     info.task_step_seconds = task_seconds;
-    info.elapsed_seconds = seconds_since(start);
+    info.elapsed_seconds = elapsed_before + seconds_since(start);
     info.sparsity_in_effect = k_now;
     info.noise_variance = use_prior ? prior.noise_variance : 0.0;
     model.history.push_back(info);
-    const bool go_on = callback ? callback(info) : true;
-    if (!go_on) break;
-    if (options.tolerance > 0 && change < options.tolerance && it > options.warm_start_iterations) break;
-    if (use_prior && options.relative_tolerance > 0 && it > options.warm_start_iterations + 1) {
-      const IterationInfo& before = model.history[model.history.size() - 2];
-      auto relative = [](double now, double then) { return std::fabs(now - then) / std::max(std::fabs(then), 1e-300); };
-      if (relative(info.noise_variance, before.noise_variance) < options.relative_tolerance &&
-          relative(info.training_loss, before.training_loss) < options.relative_tolerance)
-        break;
-      // A cycle of two states (a task's support flipping back and forth) is as converged as it gets.
-      if (model.history.size() >= 3) {
-        const IterationInfo& two_before = model.history[model.history.size() - 3];
-        if (relative(info.noise_variance, two_before.noise_variance) < options.relative_tolerance &&
-            relative(info.training_loss, two_before.training_loss) < options.relative_tolerance)
-          break;
-      }
-    }
+    const bool go_on = run.on_iteration ? run.on_iteration(info) : true;
+    const bool stop = run.stop && run.stop();
+    if (run.checkpoint && (it % run.checkpoint_every == 0 || !go_on || stop)) write_checkpoint(it);
+    if (stop)
+      throw Stopped(run.final_fit ? "fit: stopped after outer iteration " + std::to_string(it)
+                                  : std::string("fit: stopped during the choice on validation rows"));
+    if (!go_on || converged()) break;
   }
   // The final task step with the final U; full sparsity unless training never left the warm start.
   const bool warm_only = options.iterations <= options.warm_start_iterations && options.iterations > 0;
@@ -486,6 +574,31 @@ Options resolved(const Options& options, std::vector<std::string>* notes) {
   return o;
 }
 
+// Refuse before any work a CPU fit that cannot fit in memory, with the numbers and the way out.
+template <typename T>
+void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool selecting) {
+  const bool on_cpu = options.device == Device::cpu || (options.device == Device::automatic && !(cuda_available() && options.prior == Prior::none));
+  if (on_cpu) {
+    const core::MemoryPlan plan = core::plan_cpu_memory(data, options, selecting);
+    std::string source;
+    const double available = core::available_memory_bytes(&source);
+    if (plan.total() > available) {
+      const std::string numbers = "about " + core::format_bytes(plan.total()) + ", but " + source + " is " + core::format_bytes(available);
+      std::vector<std::string> ways;
+      if (std::is_same_v<T, double>) ways.push_back("float data (--precision float, or a float32 X.npy)");
+      if (options.threads != 1) ways.push_back("fewer threads (--threads)");
+      if (selecting)
+        ways.push_back("no choice on validation rows, which copies the rows (r and k as numbers, --sparse-prior-scale and "
+                       "--covariance-shrinkage given)");
+      ways.push_back("a machine or a cgroup with more memory");
+      std::string way_text;
+      for (std::size_t w = 0; w < ways.size(); ++w) way_text += (w == 0 ? "" : w + 1 == ways.size() ? " or " : ", ") + ways[w];
+      throw Error(std::string("memory: this fit needs ") + numbers + " (" + plan.describe() + "); it would need less with " +
+                  way_text);
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<int> default_rank_candidates(std::int64_t d) {
@@ -503,8 +616,56 @@ std::vector<int> default_sparsity_candidates(std::int64_t d) {
 }
 
 template <typename T>
-Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCallback& callback) {
+Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& control) {
   validate(data, true);
+  if (control.checkpoint && control.checkpoint_every < 1)
+    throw Error("options: checkpoints every " + std::to_string(control.checkpoint_every) + " iterations: must be at least 1");
+  // What every checkpoint says about the data and the options asked, and what a resume checks.
+  FitRun final_run;
+  final_run.on_iteration = control.on_iteration;
+  final_run.stop = control.stop;
+  final_run.final_fit = true;
+  final_run.checkpoint = control.checkpoint;
+  final_run.checkpoint_every = control.checkpoint_every;
+  final_run.resume = control.resume;
+  Checkpoint header;
+  final_run.header = &header;
+  if (control.checkpoint || control.resume) {
+    Checkpoint& h = header;
+    h.asked = asked;
+    h.n = data.n;
+    h.d = data.d;
+    h.t = data.t;
+    h.value_bytes = static_cast<int>(sizeof(T));
+    h.data_fingerprint = core::data_fingerprint(data);
+  }
+  if (const Checkpoint* c = control.resume) {
+    const Checkpoint& h = header;
+    auto dims = [](const Checkpoint& x) {
+      return "n = " + std::to_string(x.n) + ", d = " + std::to_string(x.d) + ", t = " + std::to_string(x.t) + ", " +
+             (x.value_bytes == 4 ? "float" : "double");
+    };
+    if (c->n != h.n || c->d != h.d || c->t != h.t || c->value_bytes != h.value_bytes)
+      throw Error("resume: the checkpoint was made on other data (" + dims(*c) + "); this data has " + dims(h));
+    if (c->data_fingerprint != h.data_fingerprint)
+      throw Error("resume: the checkpoint was made on other data (same sizes, different contents: its fingerprint differs)");
+    Options theirs = c->asked, ours = asked;
+    theirs.threads = ours.threads = 0;  // threads may differ (the result then differs by rounding)
+    const std::vector<std::string> differences = option_differences(theirs, ours);
+    if (!differences.empty()) {
+      std::string text;
+      for (const std::string& x : differences) text += (text.empty() ? "" : "; ") + x;
+      throw Error("resume: the checkpoint was made with other options (" + text + ")");
+    }
+    Options options = c->model.options;
+    options.threads = asked.threads;
+    validate(options, data.d);
+    refuse_if_too_big(data, options, false);
+    Model model = fit_fixed(data, options, final_run);
+    model.selection = c->model.selection;
+    model.notes = c->model.notes;
+    return model;
+  }
   // Candidates of r and k above d cannot be fitted: they are left out (an explicit r or k above d
   // is still an error).
   Options requested = asked;
@@ -539,27 +700,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
   SelectionReport selection;
   const bool any_w = *std::max_element(ranks.begin(), ranks.end()) > 0;
   const bool selecting = choose_rank || choose_sparsity || (scale_auto && any_b) || (choose_shrinkage && any_w);
-  // Refuse before any work a CPU fit that cannot fit in memory, with the numbers and the way out.
-  const bool on_cpu = options.device == Device::cpu || (options.device == Device::automatic && !(cuda_available() && options.prior == Prior::none));
-  if (on_cpu) {
-    const core::MemoryPlan plan = core::plan_cpu_memory(data, options, selecting);
-    std::string source;
-    const double available = core::available_memory_bytes(&source);
-    if (plan.total() > available) {
-      const std::string numbers = "about " + core::format_bytes(plan.total()) + ", but " + source + " is " + core::format_bytes(available);
-      std::vector<std::string> ways;
-      if (std::is_same_v<T, double>) ways.push_back("float data (--precision float, or a float32 X.npy)");
-      if (options.threads != 1) ways.push_back("fewer threads (--threads)");
-      if (selecting)
-        ways.push_back("no choice on validation rows, which copies the rows (r and k as numbers, --sparse-prior-scale and "
-                       "--covariance-shrinkage given)");
-      ways.push_back("a machine or a cgroup with more memory");
-      std::string way_text;
-      for (std::size_t w = 0; w < ways.size(); ++w) way_text += (w == 0 ? "" : w + 1 == ways.size() ? " or " : ", ") + ways[w];
-      throw Error(std::string("memory: this fit needs ") + numbers + " (" + plan.describe() + "); it would need less with " +
-                  way_text);
-    }
-  }
+  refuse_if_too_big(data, options, selecting);
   if (selecting) {
     auto [fit_part, held_out] = split_for_validation(data, options.validation_fraction, options.seed);
     selection.performed = true;
@@ -580,6 +721,8 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
       if (choose_shrinkage) options.covariance_shrinkage = kDefaultShrinkage;
     } else {
       const TaskDataView<T> fit_view = fit_part.view(), held_view = held_out.view();
+      FitRun selection_run;
+      selection_run.stop = control.stop;
       // One candidate (r, k): a fit on the fit rows, then each tau2 scale on the held-out rows.
       std::vector<SelectionCandidate> finalists;  // the best of each (r, k) tried
       auto try_candidate = [&](int r, int k) {
@@ -601,7 +744,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
           for (double f : o.covariance_shrinkage_candidates)
             if (f != o.covariance_shrinkage) other_shrinkages.push_back(f);
         std::vector<double> mse;
-        fit_fixed(fit_view, o, {}, &held_view, &mse);
+        fit_fixed(fit_view, o, selection_run, &held_view, &mse);
         const bool pairs = o.prior == Prior::automatic && k > 0;
         const std::size_t n_thresholds = pairs ? o.support_threshold_candidates.size() : 1;
         SelectionCandidate best;
@@ -647,7 +790,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
           f.covariance_shrinkage = cand.covariance_shrinkage;
           f.covariance_shrinkage_candidates.clear();
           std::vector<double> refit_mse;
-          fit_fixed(fit_view, f, {}, &held_view, &refit_mse);
+          fit_fixed(fit_view, f, selection_run, &held_view, &refit_mse);
           cand.validation_mse = refit_mse.at(0);
           cand.refitted = true;
           selection.candidates.push_back(cand);
@@ -729,10 +872,22 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const IterationCall
   options.rank_candidates.clear();
   options.sparsity_candidates.clear();
   validate(options, data.d);
-  Model model = fit_fixed(data, options, callback);
+  header.model.selection = selection;
+  header.model.notes = notes;
+  final_run.checkpoint_at_start = selection.performed;
+  Model model = fit_fixed(data, options, final_run);
   model.selection = selection;
   model.notes = notes;
   return model;
+}
+template Model fit(const TaskDataView<float>&, const Options&, const FitControl&);
+template Model fit(const TaskDataView<double>&, const Options&, const FitControl&);
+
+template <typename T>
+Model fit(const TaskDataView<T>& data, const Options& options, const IterationCallback& callback) {
+  FitControl control;
+  control.on_iteration = callback;
+  return fit(data, options, control);
 }
 template Model fit(const TaskDataView<float>&, const Options&, const IterationCallback&);
 template Model fit(const TaskDataView<double>&, const Options&, const IterationCallback&);

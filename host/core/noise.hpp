@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "lrsmeta/lrsmeta.hpp"
@@ -15,6 +16,10 @@ class GaussianNoise {
  public:
   explicit GaussianNoise(const PrivacyOptions& options);
   double operator()();  // standard normal
+  // A checkpoint of the generator: with a fixed seed, its whole state (a resume continues the same
+  // sequence); from the kernel, empty (a resume draws fresh noise, as it must).
+  std::string state() const;
+  void restore(const std::string& state);  // throws Error on a malformed state
 
  private:
   std::uint64_t next_bits();

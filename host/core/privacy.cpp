@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
+#include <sstream>
 #include <string>
 
 #include "core/noise.hpp"
@@ -91,6 +93,25 @@ double GaussianNoise::operator()() {
   spare_ = radius * std::sin(angle);
   has_spare_ = true;
   return radius * std::cos(angle);
+}
+
+std::string GaussianNoise::state() const {
+  if (from_kernel_) return {};
+  std::ostringstream out;
+  out.precision(17);
+  out << engine_ << ' ' << (has_spare_ ? 1 : 0) << ' ' << std::hexfloat << spare_;
+  return out.str();
+}
+
+void GaussianNoise::restore(const std::string& state) {
+  if (from_kernel_) return;
+  std::istringstream in(state);
+  int spare_flag = 0;
+  std::string spare_text;
+  in >> engine_ >> spare_flag >> spare_text;
+  if (!in || (spare_flag != 0 && spare_flag != 1)) throw Error("privacy: the noise generator's saved state is malformed");
+  has_spare_ = spare_flag == 1;
+  spare_ = std::strtod(spare_text.c_str(), nullptr);
 }
 
 void add_symmetric_noise(double* G, int n, double sigma, GaussianNoise& noise) {

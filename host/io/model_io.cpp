@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "io/files.hpp"
+#include "io/model_files.hpp"
 #include "lrsmeta/io.hpp"
 
 namespace fs = std::filesystem;
@@ -17,7 +18,9 @@ namespace {
 // 2: the empirical-Bayes prior (beta.npy, Sigma.npy, "prior" and "selection" in model.json). A
 // reader of version 1 would predict without beta, so it must refuse these models.
 constexpr int kModelFormatVersion = 2;
+}  // namespace
 
+namespace io {
 json options_json(const Options& o) {
   return json{{"rank", o.rank},
               {"sparsity", o.sparsity},
@@ -92,6 +95,11 @@ Options options_from_json(const json& j) {
   }
   return o;
 }
+}  // namespace io
+
+namespace {
+using io::options_from_json;
+using io::options_json;
 // Infinite values (a private fit with no noise spends infinite epsilon) are written as null.
 json finite_or_null(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
 
@@ -185,6 +193,26 @@ std::string model_json(const Model& m) {
   return j.dump(2) + "\n";
 }
 
+namespace io {
+std::vector<std::string> write_model_files(const Model& model, const std::string& folder) {
+  const fs::path dir(folder);
+  std::vector<std::string> names{"U.npy", "W.npy", "B_index.npy", "B_value.npy"};
+  write_npy((dir / "U.npy").string(), model.U.data(), {model.d, model.r});
+  write_npy((dir / "W.npy").string(), model.W.data(), {model.t, model.r});
+  write_npy((dir / "B_index.npy").string(), model.B_index.data(), {model.t, model.k});
+  write_npy((dir / "B_value.npy").string(), model.B_value.data(), {model.t, model.k});
+  if (model.has_prior()) {
+    write_npy((dir / "beta.npy").string(), model.beta.data(), {model.d});
+    write_npy((dir / "Sigma.npy").string(), model.Sigma.data(), {model.r, model.r});
+    names.push_back("beta.npy");
+    names.push_back("Sigma.npy");
+  }
+  write_text_file_atomically((dir / "model.json").string(), model_json(model));
+  names.push_back("model.json");
+  return names;
+}
+}  // namespace io
+
 void save_model(const Model& model, const std::string& path) {
   model.validate();
   const std::string staged = io::temporary_sibling(path);
@@ -192,16 +220,7 @@ void save_model(const Model& model, const std::string& path) {
   fs::create_directories(staged, ec);
   if (ec) throw Error(path + ": cannot create a folder beside it (" + ec.message() + ")");
   try {
-    const fs::path dir(staged);
-    write_npy((dir / "U.npy").string(), model.U.data(), {model.d, model.r});
-    write_npy((dir / "W.npy").string(), model.W.data(), {model.t, model.r});
-    write_npy((dir / "B_index.npy").string(), model.B_index.data(), {model.t, model.k});
-    write_npy((dir / "B_value.npy").string(), model.B_value.data(), {model.t, model.k});
-    if (model.has_prior()) {
-      write_npy((dir / "beta.npy").string(), model.beta.data(), {model.d});
-      write_npy((dir / "Sigma.npy").string(), model.Sigma.data(), {model.r, model.r});
-    }
-    write_text_file_atomically((dir / "model.json").string(), model_json(model));
+    io::write_model_files(model, staged);
   } catch (...) {
     fs::remove_all(staged, ec);
     throw;

@@ -152,6 +152,18 @@ LRSMETA_API Model load_model(const std::string& path);
 // The settings of a model as JSON text (also what model.json holds).
 LRSMETA_API std::string model_json(const Model& model);
 
+// ---- checkpoints ---------------------------------------------------------------------------------
+// A checkpoint folder (see FitControl in lrsmeta.hpp): DIR/latest names the newest complete
+// checkpoint DIR/iteration-NNNNNN/, a model folder's files plus checkpoint.json. save_checkpoint
+// writes a new one beside the old, flushes it to disk, then switches `latest` to it and removes the
+// old: a crash at any moment leaves one whole checkpoint. load_checkpoint refuses a damaged one
+// (every file's hash is checked) and one from another checkpoint format version.
+LRSMETA_API void save_checkpoint(const Checkpoint& checkpoint, const std::string& dir);
+LRSMETA_API Checkpoint load_checkpoint(const std::string& dir);
+LRSMETA_API bool has_checkpoint(const std::string& dir);
+// The options in which a and b differ, as "name a-value against b-value" (empty: the same).
+LRSMETA_API std::vector<std::string> option_differences(const Options& a, const Options& b);
+
 // Write `text` to `path` through a temporary file in the same folder, renamed into place.
 LRSMETA_API void write_text_file_atomically(const std::string& path, const std::string& text);
 

@@ -240,10 +240,57 @@ struct Model {
   LRSMETA_API void validate() const;
 };
 
+// Thrown by fit when FitControl::stop asked it to stop (the fit is abandoned; a checkpoint was
+// written first where one was configured and the final fit had started).
+class LRSMETA_API Stopped : public Error {
+ public:
+  using Error::Error;
+};
+
+// The state of a fit between two outer iterations of its final fit (after any choice on validation
+// rows): everything it needs to go on. Resuming from it gives the model the uninterrupted fit would
+// have given, bit for bit with the same thread count (private training without a fixed noise seed
+// draws fresh noise after the resume: its noise is never replayable).
+struct Checkpoint {
+  // U, every task's (w, b), and with the prior beta and Sigma, as they are after `iteration` outer
+  // iterations; the options in effect (r, k and the priors' settings as chosen); the history so
+  // far; the selection report and notes; the privacy releases made so far.
+  Model model;
+  Options asked;                  // the options fit was called with (a resume must ask the same)
+  int iteration = 0;              // outer iterations done (0: the choice is made, none run yet)
+  double elapsed_seconds = 0.0;   // of the final fit, up to this point
+  // The data it was made on: a resume on other data is refused.
+  std::int64_t n = 0, d = 0, t = 0;
+  int value_bytes = 0;            // 4: float, 8: double
+  std::uint64_t data_fingerprint = 0;
+  // The prior's working state beyond model.beta and model.Sigma.
+  double noise_variance = 0.0, b_precision = 0.0, beta_variance = 0.0, beta_precision = 0.0;
+  double support_threshold = 0.0, covariance_shrinkage = 0.0, coefficient_scale = 0.0, sparse_prior_variance = 0.0;
+  std::string noise_state;        // private training with a fixed noise seed: its generator's state
+};
+
+// How a caller follows and steers a fit beyond the per-iteration callback.
+struct FitControl {
+  IterationCallback on_iteration;  // after each outer iteration of the final fit
+  // Called with the state after every `checkpoint_every` outer iterations of the final fit, when
+  // on_iteration or stop ends it early, and once before the first iteration when r, k or the
+  // priors were chosen on validation rows (so that a resume skips the choice). Null: no checkpoints.
+  std::function<void(const Checkpoint&)> checkpoint;
+  int checkpoint_every = 1;
+  // Non-null: continue this checkpoint instead of starting (the data and options must be the ones
+  // it was made with; threads may differ, at the cost of bit-for-bit equality).
+  const Checkpoint* resume = nullptr;
+  // Polled after every outer iteration of every fit (the choice on validation rows included):
+  // returning true abandons the fit with Stopped, after writing a checkpoint where one is due.
+  std::function<bool()> stop;
+};
+
 // Train. Validates the data (shapes, offsets, NaN/Inf) and options first; throws Error on bad input.
 template <typename T>
 LRSMETA_API Model fit(const TaskDataView<T>& data, const Options& options,
                       const IterationCallback& callback = {});
+template <typename T>
+LRSMETA_API Model fit(const TaskDataView<T>& data, const Options& options, const FitControl& control);
 
 // New tasks at deployment: U fixed, one task step per task on its samples. The result shares
 // the model's U and has one (w, b) per task of `data`. options: variant, inner iterations, ridges,

@@ -1,0 +1,20 @@
+// The pieces of a model folder that the checkpoint writer shares with save_model and load_model.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "lrsmeta/lrsmeta.hpp"
+
+namespace lrsmeta::io {
+
+// Options as model.json records them (the settings a fit ran with), and back.
+nlohmann::json options_json(const Options& options);
+Options options_from_json(const nlohmann::json& j);
+
+// Write U.npy, W.npy, B_index.npy, B_value.npy (beta.npy, Sigma.npy with a prior) and model.json
+// into the existing folder `folder`; returns the names written.
+std::vector<std::string> write_model_files(const Model& model, const std::string& folder);
+
+}  // namespace lrsmeta::io

@@ -1,0 +1,333 @@
+// Checkpoints and resume: a fit stopped after 3 of 6 outer iterations and resumed from its
+// checkpoint on disk gives the model of 6 straight iterations, bit for bit (same thread count);
+// damaged checkpoints and resumes on other data or options are refused.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <omp.h>
+
+#include "core/fingerprint.hpp"
+#include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lrsmeta {
+namespace {
+
+SyntheticData noisy_data(std::uint64_t seed) {
+  SyntheticSpec spec;
+  spec.tasks = 300;
+  spec.min_samples = 6;
+  spec.max_samples = 14;
+  spec.d = 12;
+  spec.r = 2;
+  spec.k = 1;
+  spec.noise = 0.3;
+  spec.seed = seed;
+  return generate_synthetic(spec);
+}
+
+Options six_iterations(Prior prior) {
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  o.prior = prior;
+  o.iterations = 6;
+  o.warm_start_iterations = 2;
+  o.relative_tolerance = 0.0;  // all six run
+  o.sparse_prior_scale = 0.3;
+  o.support_threshold = 2.0;
+  o.covariance_shrinkage = 1.0;
+  o.threads = 2;
+  o.seed = 5;
+  return o;
+}
+
+// A fresh folder per test, removed afterwards.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("lrsmeta_ckpt_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string str() const { return path.string(); }
+};
+
+void expect_same_model(const Model& a, const Model& b) {
+  EXPECT_EQ(a.U, b.U);
+  EXPECT_EQ(a.W, b.W);
+  EXPECT_EQ(a.B_index, b.B_index);
+  EXPECT_EQ(a.B_value, b.B_value);
+  EXPECT_EQ(a.beta, b.beta);
+  EXPECT_EQ(a.Sigma, b.Sigma);
+  EXPECT_EQ(a.noise_variance, b.noise_variance);
+  EXPECT_EQ(a.sparse_prior_variance, b.sparse_prior_variance);
+  EXPECT_EQ(a.privacy.releases, b.privacy.releases);
+  EXPECT_EQ(a.privacy.epsilon, b.privacy.epsilon);
+  ASSERT_EQ(a.history.size(), b.history.size());
+  for (std::size_t i = 0; i < a.history.size(); ++i) {
+    EXPECT_EQ(a.history[i].iteration, b.history[i].iteration);
+    EXPECT_EQ(a.history[i].training_loss, b.history[i].training_loss) << "iteration " << i + 1;
+    EXPECT_EQ(a.history[i].u_change, b.history[i].u_change) << "iteration " << i + 1;
+    EXPECT_EQ(a.history[i].noise_variance, b.history[i].noise_variance);
+  }
+}
+
+// Fit, stopped (as by a signal) after `stop_after` iterations with a checkpoint every iteration;
+// then resumed from what is on disk. Returns the resumed model.
+Model stop_and_resume(const TaskDataView<double>& data, const Options& o, int stop_after, const std::string& dir) {
+  FitControl control;
+  int seen = 0;
+  control.on_iteration = [&](const IterationInfo&) {
+    ++seen;
+    return true;
+  };
+  control.stop = [&] { return seen >= stop_after; };
+  control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir); };
+  EXPECT_THROW(fit(data, o, control), Stopped);
+  const Checkpoint saved = load_checkpoint(dir);
+  EXPECT_EQ(saved.iteration, stop_after);
+  FitControl resume;
+  resume.resume = &saved;
+  resume.checkpoint = control.checkpoint;
+  return fit(data, o, resume);
+}
+
+TEST(Checkpoint, ResumeAfterThreeOfSixEqualsSixStraightWithThePrior) {
+  const SyntheticData s = noisy_data(1);
+  const Options o = six_iterations(Prior::automatic);
+  const Model straight = fit(s.data.view(), o);
+  ASSERT_EQ(straight.history.size(), 6u);
+  TempDir dir("prior");
+  const Model resumed = stop_and_resume(s.data.view(), o, 3, dir.str());
+  expect_same_model(straight, resumed);
+  // After the resumed fit, its checkpoints went on: the newest is of iteration 6, and only it is kept.
+  EXPECT_EQ(load_checkpoint(dir.str()).iteration, 6);
+  int folders = 0;
+  for (const auto& e : fs::directory_iterator(dir.path)) folders += e.is_directory();
+  EXPECT_EQ(folders, 1);
+}
+
+TEST(Checkpoint, ResumeEqualsStraightWithoutThePriorAndInFloat) {
+  const SyntheticData s = noisy_data(2);
+  Dataset<float> f;
+  f.d = s.data.d;
+  f.task_offsets = s.data.task_offsets;
+  f.X.assign(s.data.X.begin(), s.data.X.end());
+  f.y.assign(s.data.y.begin(), s.data.y.end());
+  Options o = six_iterations(Prior::none);
+  o.variant = Variant::htp;
+  const Model straight = fit(f.view(), o);
+  TempDir dir("none");
+  FitControl control;
+  int seen = 0;
+  control.on_iteration = [&](const IterationInfo&) { return ++seen < 4; };  // the caller's own early stop
+  control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+  control.checkpoint_every = 100;  // only the stop writes one
+  const Model stopped = fit(f.view(), o, control);
+  EXPECT_EQ(stopped.history.size(), 4u);
+  const Checkpoint saved = load_checkpoint(dir.str());
+  ASSERT_EQ(saved.iteration, 4);
+  EXPECT_EQ(saved.value_bytes, 4);
+  FitControl resume;
+  resume.resume = &saved;
+  expect_same_model(straight, fit(f.view(), o, resume));
+}
+
+TEST(Checkpoint, PrivateTrainingWithAFixedSeedResumesTheSameNoise) {
+  const SyntheticData s = noisy_data(3);
+  Options o = six_iterations(Prior::none);
+  o.privacy.enabled = true;
+  o.privacy.epsilon = 50.0;
+  o.privacy.delta = 1e-5;
+  o.privacy.fixed_seed = true;
+  o.privacy.noise_seed = 99;
+  o.init = Init::spectral;  // one more release, before the loop
+  const Model straight = fit(s.data.view(), o);
+  TempDir dir("private");
+  const Model resumed = stop_and_resume(s.data.view(), o, 3, dir.str());
+  expect_same_model(straight, resumed);
+  EXPECT_EQ(resumed.privacy.releases, 1 + 2 * 6);
+}
+
+TEST(Checkpoint, AResumeStopsWhereTheStraightFitConverged) {
+  const SyntheticData s = noisy_data(4);
+  Options o = six_iterations(Prior::automatic);
+  o.iterations = 60;
+  o.relative_tolerance = 1e-3;
+  const Model straight = fit(s.data.view(), o);
+  ASSERT_LT(straight.history.size(), 60u) << "the tolerance should end this fit early";
+  TempDir dir("converged");
+  FitControl control;
+  control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+  fit(s.data.view(), o, control);
+  const Checkpoint last = load_checkpoint(dir.str());
+  EXPECT_EQ(static_cast<std::size_t>(last.iteration), straight.history.size());
+  FitControl resume;
+  resume.resume = &last;
+  expect_same_model(straight, fit(s.data.view(), o, resume));
+}
+
+TEST(Checkpoint, TheChoiceOnValidationRowsIsCheckpointedBeforeTheFinalFit) {
+  const SyntheticData s = noisy_data(5);
+  Options o = six_iterations(Prior::automatic);
+  o.rank_candidates = {1, 2};
+  o.sparsity_candidates = {0, 1};
+  o.sparse_prior_scale = -1.0;
+  o.covariance_shrinkage = -1.0;
+  const Model straight = fit(s.data.view(), o);
+  ASSERT_TRUE(straight.selection.performed);
+  TempDir dir("selection");
+  const Model resumed = stop_and_resume(s.data.view(), o, 0 + 1, dir.str());
+  expect_same_model(straight, resumed);
+  EXPECT_EQ(resumed.selection.candidates.size(), straight.selection.candidates.size());
+  EXPECT_EQ(resumed.selection.chosen.rank, straight.selection.chosen.rank);
+  EXPECT_EQ(resumed.options.sparse_prior_scale, straight.options.sparse_prior_scale);
+  // The checkpoint of iteration 0: the choice made, nothing fitted yet; a resume from it skips the
+  // choice and still ends with the same model.
+  FitControl first;
+  std::unique_ptr<Checkpoint> at_start;
+  first.checkpoint = [&](const Checkpoint& c) {
+    if (c.iteration == 0) at_start = std::make_unique<Checkpoint>(c);
+  };
+  fit(s.data.view(), o, first);
+  ASSERT_TRUE(at_start);
+  save_checkpoint(*at_start, dir.str());
+  const Checkpoint loaded = load_checkpoint(dir.str());
+  EXPECT_EQ(loaded.iteration, 0);
+  FitControl resume;
+  resume.resume = &loaded;
+  expect_same_model(straight, fit(s.data.view(), o, resume));
+}
+
+TEST(Checkpoint, AStopDuringTheChoiceOnValidationRowsSaysSo) {
+  const SyntheticData s = noisy_data(6);
+  Options o = six_iterations(Prior::automatic);
+  o.rank_candidates = {1, 2};
+  FitControl control;
+  control.stop = [] { return true; };
+  bool wrote = false;
+  control.checkpoint = [&](const Checkpoint&) { wrote = true; };
+  try {
+    fit(s.data.view(), o, control);
+    FAIL() << "no Stopped";
+  } catch (const Stopped& e) {
+    EXPECT_NE(std::string(e.what()).find("choice on validation rows"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(wrote);
+}
+
+TEST(Checkpoint, ContentHashIsIndependentOfThreadsAndSeesEveryByte) {
+  // Sizes around the 1 MiB block and the 32-byte stride.
+  for (std::size_t bytes : {std::size_t{0}, std::size_t{31}, std::size_t{33}, std::size_t{1} << 20, (std::size_t{3} << 20) + 5}) {
+    std::vector<unsigned char> v(bytes);
+    for (std::size_t i = 0; i < bytes; ++i) v[i] = static_cast<unsigned char>((i * 2654435761u) >> 13);
+    omp_set_num_threads(1);
+    const std::uint64_t one = core::content_hash(v.data(), bytes);
+    omp_set_num_threads(2);
+    EXPECT_EQ(one, core::content_hash(v.data(), bytes)) << bytes << " bytes";
+    for (std::size_t at : {std::size_t{0}, bytes / 2, bytes - 1}) {
+      if (bytes == 0) break;
+      v[at] ^= 1;
+      EXPECT_NE(one, core::content_hash(v.data(), bytes)) << "flip at " << at << " of " << bytes;
+      v[at] ^= 1;
+    }
+  }
+  // A zero-padded tail is not the same content as a shorter one.
+  const std::vector<unsigned char> zeros(40, 0);
+  EXPECT_NE(core::content_hash(zeros.data(), 39), core::content_hash(zeros.data(), 40));
+}
+
+class CheckpointRefusals : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data = noisy_data(7);
+    options = six_iterations(Prior::automatic);
+    FitControl control;
+    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+    control.checkpoint_every = 3;
+    options.iterations = 3;
+    fit(data.data.view(), options, control);
+  }
+  std::string resume_error(const Dataset<double>& d, const Options& o) {
+    const Checkpoint c = load_checkpoint(dir.str());
+    FitControl resume;
+    resume.resume = &c;
+    try {
+      fit(d.view(), o, resume);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+  void corrupt(const std::string& file, std::size_t at) {
+    const fs::path p = dir.path / "iteration-000003" / file;
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(at));
+    char ch = 0;
+    f.get(ch);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put(static_cast<char>(ch ^ 0x10));
+  }
+  SyntheticData data;
+  Options options;
+  TempDir dir{"refusals"};
+};
+
+TEST_F(CheckpointRefusals, OtherDataIsRefused) {
+  Dataset<double> other = data.data;
+  other.y[17] += 1e-9;  // same sizes, one target changed
+  EXPECT_NE(resume_error(other, options).find("other data (same sizes, different contents"), std::string::npos);
+  Dataset<double> fewer = data.data;
+  fewer.task_offsets.pop_back();
+  fewer.task_offsets.back() = static_cast<std::int64_t>(fewer.y.size());
+  EXPECT_NE(resume_error(fewer, options).find("other data (n = "), std::string::npos);
+}
+
+TEST_F(CheckpointRefusals, OtherOptionsAreRefusedByName) {
+  Options o = options;
+  o.rank = 3;
+  const std::string e = resume_error(data.data, o);
+  EXPECT_NE(e.find("other options (rank 2 against 3)"), std::string::npos) << e;
+  o = options;
+  o.sparse_prior_scale_candidates = {1.0};
+  EXPECT_NE(resume_error(data.data, o).find("sparse_prior_scale_candidates"), std::string::npos);
+  // The thread count may differ.
+  o = options;
+  o.threads = 1;
+  EXPECT_EQ(resume_error(data.data, o), "");
+}
+
+TEST_F(CheckpointRefusals, DamagedFilesAreRefused) {
+  corrupt("W.npy", 200);
+  try {
+    load_checkpoint(dir.str());
+    FAIL() << "a damaged W.npy was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("W.npy: damaged"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CheckpointRefusals, ABrokenLatestOrStateFileIsRefused) {
+  fs::resize_file(dir.path / "iteration-000003" / "checkpoint.json", 40);
+  EXPECT_THROW(load_checkpoint(dir.str()), Error);
+  write_text_file_atomically((dir.path / "latest").string(), "iteration-000009\n");
+  try {
+    load_checkpoint(dir.str());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("names iteration-000009, which is missing"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_checkpoint((dir.path / "nowhere").string()), Error);
+  EXPECT_FALSE(has_checkpoint((dir.path / "nowhere").string()));
+}
+
+}  // namespace
+}  // namespace lrsmeta
