@@ -50,9 +50,49 @@ timeout --preserve-status -s INT 2 "$bin" train --data data_int --out model_int 
 status=$?
 set -e
 [[ $status -eq 130 ]] || fail "train stopped by SIGINT exited $status, not 130: $(cat int.err)"
-grep -q "train: stopped by SIGINT after iteration" int.err || fail "no line saying train was stopped: $(cat int.err)"
+grep -q "train: stopped by SIGINT after outer iteration .*; no model was written (give --checkpoint" int.err ||
+  fail "no line saying train was stopped: $(cat int.err)"
 if ls -a | grep -q "model_int"; then fail "an interrupted train left $(ls -a | grep model_int)"; fi
 rm -rf data_int
+
+# train --checkpoint stopped by SIGTERM writes a checkpoint (between the every-5 ones too), prints
+# the command that resumes it, and that command ends with the model of an uninterrupted run, bit
+# for bit.
+"$bin" generate --out data_ck --tasks 4000 --samples 20 -d 20 -r 3 -k 2 --noise 0.5 --dtype float32 > /dev/null
+ck_opts=(--data data_ck -r 3 -k 2 --iterations 40 --relative-tolerance 0 --threads 2 --sparse-prior-scale 0.1
+         --support-threshold 2 --covariance-shrinkage 10)
+"$bin" train "${ck_opts[@]}" --out straight > /dev/null
+"$bin" train "${ck_opts[@]}" --out resumed --checkpoint ck --checkpoint-every 5 --verbose > ck.txt 2> ck.err &
+pid=$!
+for _ in $(seq 1 2000); do grep -q "iteration 2/" ck.err 2> /dev/null && break; sleep 0.005; done
+kill -TERM $pid
+set +e
+wait $pid
+status=$?
+set -e
+[[ $status -eq 143 ]] || fail "train stopped by SIGTERM exited $status, not 143: $(cat ck.err)"
+[[ ! -e resumed ]] || fail "a stopped train wrote its model"
+grep -q "train: stopped by SIGTERM after outer iteration [0-9]*; the checkpoint is in ck; to continue:" ck.err ||
+  fail "no line saying how to resume: $(cat ck.err)"
+stopped_at=$(sed -n 's/.*after outer iteration \([0-9]*\);.*/\1/p' ck.err)
+[[ $(cat ck/latest) == "iteration-$(printf %06d "$stopped_at")" ]] || fail "the checkpoint is not of iteration $stopped_at: $(cat ck/latest)"
+resume_line=$(tail -n 1 ck.err)
+[[ $resume_line == *"--resume ck" && $resume_line != *"--checkpoint "* ]] || fail "odd resume command: $resume_line"
+eval "$resume_line" > resume.txt 2> resume.err || fail "the printed resume command failed: $(cat resume.err)"
+grep -q "resuming from ck after iteration $stopped_at of 40" resume.txt || fail "resume does not say where it starts: $(cat resume.txt)"
+for f in U W B_index B_value beta Sigma; do
+  cmp -s straight/$f.npy resumed/$f.npy || fail "the resumed model's $f.npy differs from the uninterrupted run's"
+done
+[[ $(cat ck/latest) == "iteration-000040" ]] || fail "the resumed run did not go on checkpointing into ck: $(cat ck/latest)"
+expect_error "ck holds a checkpoint already (iteration 40): continue it with --resume ck" \
+  "$bin" train "${ck_opts[@]}" --out again --checkpoint ck
+expect_error "lrsmeta train: error: resume: the checkpoint was made with other options (checkpoint against this run: rank: 3 against 2)" \
+  "$bin" train "${ck_opts[@]:0:2}" -r 2 "${ck_opts[@]:4}" --out again --resume ck
+printf 'x' | dd of=ck/iteration-000040/U.npy bs=1 seek=140 conv=notrunc 2> /dev/null
+expect_error "U.npy: damaged" "$bin" train "${ck_opts[@]}" --out again --resume ck
+expect_error "nowhere: not a checkpoint folder" "$bin" train "${ck_opts[@]}" --out again --resume nowhere
+[[ ! -e again ]] || fail "a refused train wrote a model"
+rm -rf data_ck ck straight resumed
 
 # --iterations 4 runs exactly 4; the same seed gives the same model.
 "$bin" train --data data -r 3 -k 2 --out m4 --iterations 4 --metrics-out m4.json --variant htp --precision float > /dev/null

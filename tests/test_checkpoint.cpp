@@ -295,7 +295,7 @@ TEST_F(CheckpointRefusals, OtherOptionsAreRefusedByName) {
   Options o = options;
   o.rank = 3;
   const std::string e = resume_error(data.data, o);
-  EXPECT_NE(e.find("other options (rank 2 against 3)"), std::string::npos) << e;
+  EXPECT_NE(e.find("other options (checkpoint against this run: rank: 2 against 3)"), std::string::npos) << e;
   o = options;
   o.sparse_prior_scale_candidates = {1.0};
   EXPECT_NE(resume_error(data.data, o).find("sparse_prior_scale_candidates"), std::string::npos);

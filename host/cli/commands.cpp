@@ -144,6 +144,31 @@ void add_progress_options(CLI::App* cmd, bool* quiet, bool* verbose) {
 
 void write_json_file(const std::string& path, const json& j) { write_text_file_atomically(path, j.dump(2) + "\n"); }
 
+// An argument as a POSIX shell reads it back.
+std::string shell_quoted(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,/:@%") == std::string::npos)
+    return arg;
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The command line that continues a stopped train from the checkpoint folder `dir`: the same
+// arguments, with --checkpoint and --resume replaced by --resume dir.
+std::string resume_command(const std::vector<std::string>& argv, const std::string& dir) {
+  std::string out;
+  for (std::size_t a = 0; a < argv.size(); ++a) {
+    const std::string& arg = argv[a];
+    if (arg == "--checkpoint" || arg == "--resume") {
+      ++a;  // and its value
+      continue;
+    }
+    if (arg.rfind("--checkpoint=", 0) == 0 || arg.rfind("--resume=", 0) == 0) continue;
+    out += (out.empty() ? "" : " ") + shell_quoted(arg);
+  }
+  return out + " --resume " + shell_quoted(dir);
+}
+
 
 }  // namespace
 
@@ -203,7 +228,7 @@ void add_generate(CLI::App& app) {
   });
 }
 
-void add_train(CLI::App& app) {
+void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
   auto data = std::make_shared<DataArgs>();
   auto o = std::make_shared<Options>();
   auto out = std::make_shared<std::string>();
@@ -252,6 +277,15 @@ void add_train(CLI::App& app) {
   cmd->add_option("--device", *device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the random initialisation and of the validation split")->capture_default_str();
   cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");
+  auto checkpoint_dir = std::make_shared<std::string>();
+  auto resume_dir = std::make_shared<std::string>();
+  auto checkpoint_every = std::make_shared<int>(1);
+  cmd->add_option("--checkpoint", *checkpoint_dir, "write the training state to this folder (every --checkpoint-every "
+                  "iterations, and when stopped by SIGINT or SIGTERM) so that --resume can continue it")->group("Checkpoints");
+  cmd->add_option("--checkpoint-every", *checkpoint_every, "outer iterations between checkpoints")
+      ->capture_default_str()->check(CLI::PositiveNumber)->group("Checkpoints");
+  cmd->add_option("--resume", *resume_dir, "continue the training whose checkpoint is in this folder (give the same data "
+                  "and options; checkpoints go on into it)")->group("Checkpoints");
   auto epsilon = std::make_shared<double>(0.0);
   auto delta = std::make_shared<double>(0.0);
   auto noise_seed = std::make_shared<std::uint64_t>(0);
@@ -320,6 +354,18 @@ void add_train(CLI::App& app) {
     data->gpu = opts.device == Device::cuda || (opts.device == Device::automatic && cuda_available() && opts.prior == Prior::none);
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
       throw Error(*out + ": exists and is not a model folder; refusing to overwrite it");
+    // Checkpoints: into --checkpoint, else on into the folder resumed from.
+    const std::string checkpoint_to = !checkpoint_dir->empty() ? *checkpoint_dir : *resume_dir;
+    std::unique_ptr<Checkpoint> resume_from;
+    if (!resume_dir->empty()) {
+      resume_from = std::make_unique<Checkpoint>(load_checkpoint(*resume_dir));
+    } else if (!checkpoint_dir->empty() && has_checkpoint(*checkpoint_dir)) {
+      throw Error(*checkpoint_dir + " holds a checkpoint already (iteration " + std::to_string(load_checkpoint(*checkpoint_dir).iteration) +
+                  "): continue it with --resume " + *checkpoint_dir + ", or remove the folder to start again");
+    } else if (!checkpoint_dir->empty() && fs::exists(*checkpoint_dir) &&
+               (!fs::is_directory(*checkpoint_dir) || !fs::is_empty(*checkpoint_dir))) {
+      throw Error(*checkpoint_dir + ": exists and is not an empty folder or a checkpoint folder; refusing to write checkpoints into it");
+    }
     const Progress progress(*quiet, *verbose);
     auto show = [&](const IterationInfo& info) {
       char text[200];
@@ -329,11 +375,20 @@ void add_train(CLI::App& app) {
                     info.iteration, opts.iterations, info.training_loss, info.u_change, info.sparsity_in_effect,
                     info.elapsed_seconds / info.iteration, eta_text(left).c_str());
       progress.show(text);
-      return !interrupt_requested();  // SIGINT or SIGTERM: end after this iteration
+      return true;
     };
-    // A signal ends training after the current iteration of the final fit (the choice on
-    // validation rows runs to its end first) and no model is written.
+    // SIGINT or SIGTERM: training ends after the current outer iteration (of the final fit, or of
+    // a fit of the choice on validation rows), a checkpoint is written where one was asked for,
+    // and no model is written.
     const InterruptGuard guard;
+    FitControl control;
+    control.on_iteration = show;
+    control.stop = [] { return interrupt_requested(); };
+    control.resume = resume_from.get();
+    if (!checkpoint_to.empty()) {
+      control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, checkpoint_to); };
+      control.checkpoint_every = *checkpoint_every;
+    }
     with_mapped_dataset(*data, [&](const auto& ds) {
       if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
       if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
@@ -345,19 +400,35 @@ void add_train(CLI::App& app) {
         chosen.push_back("the b prior's scale and support threshold");
       if (opts.prior == Prior::automatic && !opts.privacy.enabled && (rank_auto || opts.rank > 0) && opts.covariance_shrinkage < 0)
         chosen.push_back("Sigma's shrinkage");
-      if (!chosen.empty()) {
+      if (resume_from) {
+        const Options& o = resume_from->model.options;
+        std::cout << "resuming from " << *resume_dir << " after iteration " << resume_from->iteration << " of " << o.iterations
+                  << " (r = " << o.rank << ", k = " << o.sparsity
+                  << (resume_from->model.selection.performed ? ", as chosen on validation rows before" : "") << ")" << std::endl;
+      } else if (!chosen.empty()) {
         std::string what;
         for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
         std::cout << "choosing " << what << " on validation rows (" << opts.validation_fraction * 100
                   << "% of each task's rows), then refitting on all rows" << std::endl;
       }
-      Model model = fit(ds.view(), opts, show);
+      Model model;
+      try {
+        model = fit(ds.view(), opts, control);
+      } catch (const Stopped& e) {
+        progress.done();
+        const std::string by = std::string("train: stopped by ") + signal_name(interrupt_signal());
+        const std::string what = e.what();
+        if (what.find("choice on validation rows") != std::string::npos)
+          throw Interrupted(by + " while choosing on validation rows; no model was written and there is no checkpoint yet "
+                                 "(one is written once the final fit starts)", interrupt_signal());
+        const std::string after = what.substr(what.find("after"));
+        if (checkpoint_to.empty())
+          throw Interrupted(by + " " + after + "; no model was written (give --checkpoint DIR to be able to resume)",
+                            interrupt_signal());
+        throw Interrupted(by + " " + after + "; the checkpoint is in " + checkpoint_to + "; to continue:\n  " +
+                              resume_command(command_line, checkpoint_to), interrupt_signal());
+      }
       progress.done();
-      if (interrupt_requested())
-        throw Interrupted(std::string("train: stopped by ") + signal_name(interrupt_signal()) + " after iteration " +
-                              std::to_string(model.history.size()) + "; no model was written (checkpoints and --resume are "
-                              "not implemented yet: train again)",
-                          interrupt_signal());
       model.task_keys = ds.task_keys;
       model.feature_names = ds.feature_names;
       model.encoding = ds.encoding;

@@ -655,7 +655,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     if (!differences.empty()) {
       std::string text;
       for (const std::string& x : differences) text += (text.empty() ? "" : "; ") + x;
-      throw Error("resume: the checkpoint was made with other options (" + text + ")");
+      throw Error("resume: the checkpoint was made with other options (checkpoint against this run: " + text + ")");
     }
     Options options = c->model.options;
     options.threads = asked.threads;

@@ -98,7 +98,7 @@ std::vector<std::string> option_differences(const Options& a, const Options& b) 
     for (auto it = x.begin(); it != x.end(); ++it) {
       if (prefix.empty() && it.key() == "privacy") continue;
       const json other = y.contains(it.key()) ? y.at(it.key()) : json();
-      if (*it != other) out.push_back(prefix + it.key() + " " + it->dump() + " against " + other.dump());
+      if (*it != other) out.push_back(prefix + it.key() + ": " + it->dump() + " against " + other.dump());
     }
   };
   compare(ja, jb, "");

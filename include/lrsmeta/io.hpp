@@ -161,7 +161,7 @@ LRSMETA_API std::string model_json(const Model& model);
 LRSMETA_API void save_checkpoint(const Checkpoint& checkpoint, const std::string& dir);
 LRSMETA_API Checkpoint load_checkpoint(const std::string& dir);
 LRSMETA_API bool has_checkpoint(const std::string& dir);
-// The options in which a and b differ, as "name a-value against b-value" (empty: the same).
+// The options in which a and b differ, as "name: a's value against b's" (empty: the same).
 LRSMETA_API std::vector<std::string> option_differences(const Options& a, const Options& b);
 
 // Write `text` to `path` through a temporary file in the same folder, renamed into place.
