@@ -499,6 +499,7 @@ TEST(Prior, SelectionIsRecordedAndTheModelFileRoundTrips) {
               model.selection.covariance_shrinkage_auto);
   EXPECT_GT(model.selection.validation_rows, 0);
   EXPECT_EQ(model.selection.fit_rows + model.selection.validation_rows, syn.data.n());
+  EXPECT_EQ(model.selection.tasks, 200);
   EXPECT_EQ(model.r, model.selection.chosen.rank);
   EXPECT_EQ(model.k, model.selection.chosen.sparsity);
   // The choice is one of the candidates scored (screens are then refitted: the choice is a fit's
@@ -531,8 +532,48 @@ TEST(Prior, SelectionIsRecordedAndTheModelFileRoundTrips) {
   EXPECT_EQ(back.options.prior, Prior::automatic);
   EXPECT_EQ(back.selection.candidates.size(), model.selection.candidates.size());
   EXPECT_EQ(back.selection.chosen.rank, model.selection.chosen.rank);
+  EXPECT_EQ(back.selection.tasks, model.selection.tasks);
   EXPECT_EQ(predict(back, syn.data.view()), predict(model, syn.data.view()));
   std::filesystem::remove_all(dir);
+}
+
+TEST(Prior, TheChoiceOnManyTasksIsMadeOnARandomSubsetOfThem) {
+  SyntheticSpec spec;
+  spec.tasks = 300;
+  spec.min_samples = 5;
+  spec.max_samples = 25;  // ragged: the subset's rows are not a fixed share of all rows
+  spec.d = 10;
+  spec.r = 2;
+  spec.k = 1;
+  spec.noise = 0.3;
+  spec.seed = 43;
+  const SyntheticData syn = generate_synthetic(spec);
+  Options o;
+  o.rank_candidates = {1, 2};
+  o.sparsity = 1;
+  o.iterations = 8;
+  o.selection_tasks = 100;
+  const Model model = fit(syn.data.view(), o);
+  ASSERT_TRUE(model.selection.performed);
+  EXPECT_EQ(model.selection.tasks, 100);
+  EXPECT_EQ(model.t, 300);  // the final fit has every task
+  const std::int64_t rows = model.selection.fit_rows + model.selection.validation_rows;
+  EXPECT_GT(rows, 100 * 5);
+  EXPECT_LT(rows, 100 * 25);
+  EXPECT_NE(rows, syn.data.task_offsets[100]);  // a draw, not the first 100 tasks
+  // Seeded: the same draw again; another seed, another draw.
+  EXPECT_EQ(fit(syn.data.view(), o).selection.fit_rows, model.selection.fit_rows);
+  Options other = o;
+  other.seed = o.seed + 1;
+  const Model reseeded = fit(syn.data.view(), other);
+  EXPECT_NE(reseeded.selection.fit_rows + reseeded.selection.validation_rows, rows);
+  // 0: every task.
+  o.selection_tasks = 0;
+  const Model all = fit(syn.data.view(), o);
+  EXPECT_EQ(all.selection.tasks, 300);
+  EXPECT_EQ(all.selection.fit_rows + all.selection.validation_rows, syn.data.n());
+  o.selection_tasks = -1;
+  EXPECT_THROW(fit(syn.data.view(), o), Error);
 }
 
 TEST(Prior, AdaptUsesTheTrainedPrior) {

@@ -260,6 +260,8 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                   "(0: the plain mixed model; auto: chosen on validation rows)")->capture_default_str();
   cmd->add_option("--validation-fraction", o->validation_fraction, "share of each task's rows held out when choosing on validation rows")
       ->capture_default_str();
+  cmd->add_option("--selection-tasks", o->selection_tasks, "with more tasks than this, choose on validation rows of this many "
+                  "tasks drawn at random (the final fit uses all; 0: every task)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--out,-o", *out, "model folder to write")->required();
   cmd->add_option("--variant", *variant, "task step")->check(CLI::IsMember({"pursuit", "htp", "iht"}))->capture_default_str();
   cmd->add_option("--iterations,-L", o->iterations, "most outer iterations (fewer once a tolerance stops training)")
@@ -408,8 +410,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       } else if (!chosen.empty()) {
         std::string what;
         for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
-        std::cout << "choosing " << what << " on validation rows (" << opts.validation_fraction * 100
-                  << "% of each task's rows), then refitting on all rows" << std::endl;
+        std::cout << "choosing " << what << " on validation rows (" << opts.validation_fraction * 100 << "% of each task's rows";
+        if (opts.selection_tasks > 0 && ds.t() > opts.selection_tasks)
+          std::cout << ", of " << opts.selection_tasks << " of the " << ds.t() << " tasks drawn at random";
+        std::cout << "), then refitting on all rows" << std::endl;
       }
       Model model;
       try {

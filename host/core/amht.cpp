@@ -142,6 +142,7 @@ void validate(const Options& o, std::int64_t d) {
   if (!(o.selection_tolerance >= 0) || !std::isfinite(o.selection_tolerance)) fail("selection tolerance must be finite and >= 0");
   if (!(o.validation_fraction > 0 && o.validation_fraction <= 0.5))
     fail("validation fraction must be in (0, 0.5]");
+  if (o.selection_tasks < 0) fail("selection tasks = " + std::to_string(o.selection_tasks) + " is negative (0: every task)");
   for (int r : o.rank_candidates)
     if (r < 0 || r > d) fail("rank candidate " + std::to_string(r) + " is outside [0, d = " + std::to_string(d) + "]");
   for (int k : o.sparsity_candidates)
@@ -532,16 +533,31 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const FitRu
   return model;
 }
 
-// Each task's rows split into rows to fit and rows to validate on: a seeded shuffle per task, the
-// last round(fraction m_i) rows (at least 1) held out from tasks with 3 rows or more.
+// The tasks the choice on validation rows is made on: all, or `most` drawn at random (seeded), in
+// their order in the data.
+std::vector<std::int64_t> selection_task_subset(std::int64_t t, std::int64_t most, std::uint64_t seed) {
+  std::vector<std::int64_t> tasks(static_cast<std::size_t>(t));
+  for (std::int64_t i = 0; i < t; ++i) tasks[static_cast<std::size_t>(i)] = i;
+  if (most <= 0 || t <= most) return tasks;
+  core::NormalGenerator gen(seed * 0xd1b54a32d192ed03ULL + 0x2545f4914f6cdd1dULL);
+  for (std::int64_t j = 0; j < most; ++j)  // a partial Fisher-Yates shuffle: the first `most` are the draw
+    std::swap(tasks[static_cast<std::size_t>(j)], tasks[static_cast<std::size_t>(j) + gen.below(static_cast<std::uint64_t>(t - j))]);
+  tasks.resize(static_cast<std::size_t>(most));
+  std::sort(tasks.begin(), tasks.end());
+  return tasks;
+}
+
+// The rows of `tasks` split into rows to fit and rows to validate on: a seeded shuffle per task,
+// the last round(fraction m_i) rows (at least 1) held out from tasks with 3 rows or more.
 template <typename T>
-std::pair<Dataset<T>, Dataset<T>> split_for_validation(const TaskDataView<T>& data, double fraction, std::uint64_t seed) {
+std::pair<Dataset<T>, Dataset<T>> split_for_validation(const TaskDataView<T>& data, const std::vector<std::int64_t>& tasks,
+                                                       double fraction, std::uint64_t seed) {
   Dataset<T> fit_part, held_out;
   fit_part.d = held_out.d = data.d;
   fit_part.task_offsets.assign(1, 0);
   held_out.task_offsets.assign(1, 0);
   std::vector<std::int64_t> order;
-  for (std::int64_t i = 0; i < data.t; ++i) {
+  for (const std::int64_t i : tasks) {
     const std::int64_t m = data.task_size(i), row0 = data.task_offsets[i];
     order.resize(static_cast<std::size_t>(m));
     for (std::int64_t j = 0; j < m; ++j) order[static_cast<std::size_t>(j)] = row0 + j;
@@ -702,8 +718,10 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
   const bool selecting = choose_rank || choose_sparsity || (scale_auto && any_b) || (choose_shrinkage && any_w);
   refuse_if_too_big(data, options, selecting);
   if (selecting) {
-    auto [fit_part, held_out] = split_for_validation(data, options.validation_fraction, options.seed);
+    const std::vector<std::int64_t> tasks = selection_task_subset(data.t, options.selection_tasks, options.seed);
+    auto [fit_part, held_out] = split_for_validation(data, tasks, options.validation_fraction, options.seed);
     selection.performed = true;
+    selection.tasks = static_cast<std::int64_t>(tasks.size());
     selection.rank_auto = choose_rank;
     selection.sparsity_auto = choose_sparsity;
     selection.sparse_prior_scale_auto = scale_auto && choose_scale;

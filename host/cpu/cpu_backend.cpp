@@ -585,7 +585,12 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
   const double elem = sizeof(T);
   MemoryPlan plan;
   plan.parts.push_back({"data", n * (d + 1) * elem + (t + 1) * 8});
-  if (validation_copy) plan.parts.push_back({"validation split (a copy of the rows)", n * (d + 1) * elem + 2 * (t + 1) * 8});
+  if (validation_copy) {
+    // The rows of the tasks the choice is made on (all, or o.selection_tasks of them: their share
+    // of the rows taken as their share of the tasks).
+    const double share = o.selection_tasks > 0 && t > static_cast<double>(o.selection_tasks) ? static_cast<double>(o.selection_tasks) / t : 1.0;
+    plan.parts.push_back({"validation split (a copy of the rows)", share * n * (d + 1) * elem + 2 * (share * t + 1) * 8});
+  }
   plan.parts.push_back({"per-task state", t * (r * 8 + k * 12 + 8 + (prior ? r * (r + 1) / 2 * 8 + 16 : 0))});
   const double dr = d * r_aug;
   plan.parts.push_back({"G and its factor", 2 * dr * dr * 8});

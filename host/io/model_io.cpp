@@ -43,6 +43,7 @@ json options_json(const Options& o) {
               {"covariance_shrinkage", o.covariance_shrinkage},
               {"population_prior", o.population_prior},
               {"validation_fraction", o.validation_fraction},
+              {"selection_tasks", o.selection_tasks},
               {"selection_tolerance", o.selection_tolerance},
               {"privacy",
                {{"enabled", o.privacy.enabled},
@@ -80,6 +81,7 @@ Options options_from_json(const json& j) {
   o.covariance_shrinkage = j.value("covariance_shrinkage", o.covariance_shrinkage);
   o.population_prior = j.value("population_prior", o.population_prior);
   o.validation_fraction = j.value("validation_fraction", o.validation_fraction);
+  o.selection_tasks = j.value("selection_tasks", o.selection_tasks);
   o.selection_tolerance = j.value("selection_tolerance", o.selection_tolerance);
   if (j.contains("privacy")) {
     const json& p = j.at("privacy");
@@ -172,6 +174,7 @@ std::string model_json(const Model& m) {
     selection["sparse_prior_scale_auto"] = m.selection.sparse_prior_scale_auto;
     selection["support_threshold_auto"] = m.selection.support_threshold_auto;
     selection["covariance_shrinkage_auto"] = m.selection.covariance_shrinkage_auto;
+    selection["tasks"] = m.selection.tasks;
     selection["fit_rows"] = m.selection.fit_rows;
     selection["validation_rows"] = m.selection.validation_rows;
     selection["chosen"] = candidate_json(m.selection.chosen);
@@ -306,6 +309,7 @@ Model load_model(const std::string& path) {
       m.selection.sparse_prior_scale_auto = sj.value("sparse_prior_scale_auto", false);
       m.selection.support_threshold_auto = sj.value("support_threshold_auto", false);
       m.selection.covariance_shrinkage_auto = sj.value("covariance_shrinkage_auto", false);
+      m.selection.tasks = sj.value("tasks", std::int64_t{0});
       m.selection.fit_rows = sj.value("fit_rows", std::int64_t{0});
       m.selection.validation_rows = sj.value("validation_rows", std::int64_t{0});
       m.selection.chosen = candidate(sj.at("chosen"));

@@ -149,6 +149,10 @@ struct Options {
   // Share of each task's rows held out for validation when something is chosen on validation rows
   // (tasks with fewer than 3 rows keep all their rows for fitting).
   double validation_fraction = 0.2;
+  // With more tasks than this, the choice on validation rows is made on this many tasks drawn at
+  // random (seeded), and only the final fit sees every task: the split's copy of the rows and the
+  // candidates' fits stay bounded. 0: every task.
+  std::int64_t selection_tasks = 50000;
   // When r or k is chosen: the smallest model (r + 2k) whose validation error is within this
   // relative margin of the best one is taken.
   double selection_tolerance = 0.005;
@@ -188,6 +192,7 @@ struct SelectionReport {
   bool performed = false;
   bool rank_auto = false, sparsity_auto = false, sparse_prior_scale_auto = false, support_threshold_auto = false;
   bool covariance_shrinkage_auto = false;
+  std::int64_t tasks = 0;  // the tasks the choice was made on (all, or Options::selection_tasks of them)
   std::int64_t fit_rows = 0, validation_rows = 0;
   std::vector<SelectionCandidate> candidates;  // in the order they were tried
   SelectionCandidate chosen;
