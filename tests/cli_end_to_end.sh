@@ -141,6 +141,20 @@ expect_error "lrsmeta eval: error" "$bin" eval --model csvmodel --data missing.c
 # Input order: row i of the table is row i of the predictions, with its own task.
 awk -F, 'NR > 1 && ($1 != NR - 2 || $2 != "u" ((NR - 2) % 7)) { bad = 1 } END { exit bad }' pred.csv ||
   fail "pred.csv is not in the input's row order"
+# convert: the table once into a data folder; the model trained on it is the model trained on the
+# CSV, and it still takes CSV to predict.
+"$bin" convert --data table.csv --target rating --task user --out table_data > convert.txt
+grep -q "features: (intercept), x1, x2" convert.txt || fail "convert does not say which columns it used: $(cat convert.txt)"
+grep -q "wrote table_data: 7 tasks, 200 rows, d = 3, X float64" convert.txt || fail "convert summary: $(cat convert.txt)"
+"$bin" train --data table_data -r 1 -k 1 --out convmodel --iterations 10 > /dev/null
+for f in U W B_index B_value beta Sigma; do
+  cmp -s csvmodel/$f.npy convmodel/$f.npy || fail "the model trained on the converted folder differs in $f.npy"
+done
+grep -q '"u0"' convmodel/model.json || fail "the converted folder's task keys did not reach the model"
+"$bin" predict --model convmodel --data table.csv --target rating --task user --out pred2.csv > /dev/null
+cmp -s pred.csv pred2.csv || fail "predictions from the converted folder's model differ"
+expect_error "lrsmeta convert: error: table.csv: no column 'score'" "$bin" convert --data table.csv --target score --task user --out bad
+[[ ! -e bad ]] || fail "a failed convert left its output"
 
 # Private training reports what it spent.
 "$bin" train --data data -r 3 -k 2 --out private --iterations 4 --epsilon 2 --delta 1e-6 \

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <iterator>
 
 #include "lrsmeta/io.hpp"
@@ -201,6 +202,92 @@ TEST_F(IoTest, CsvGroupsTasksAndPicksNumericFeatures) {
   EXPECT_EQ(al.y, (std::vector<double>{5, 4, 2, 3.5}));
   EXPECT_EQ(al.source_rows, (std::vector<std::int64_t>{3, 0, 2, 1}));
   EXPECT_THROW(align_tasks(ds, {"a", "b"}), Error);
+}
+
+// A table of more than one read buffer (1 MiB), with quoted fields (commas, doubled quotes, line
+// breaks) anywhere, CR LF and blank lines, and tasks' rows interleaved: every value read back is
+// the one written, computed here from the row number.
+TEST_F(IoTest, CsvStreamsTablesLargerThanItsBufferAndConvertsToTheSameData) {
+  const char* texts[] = {"plain", "with, comma", "say \"hi\"", "two\nlines"};
+  const int rows = 40000;
+  std::string csv = "task,note,x,y\n";
+  for (int i = 0; i < rows; ++i) {
+    const std::string note = texts[i % 4];
+    std::string quoted = "\"";
+    for (char c : note) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    quoted += "\"";
+    csv += "t" + std::to_string((i * 7) % 53) + "," + (i % 4 == 0 ? note : quoted) + "," + std::to_string(0.25 * i) + "," +
+           std::to_string(i % 11) + (i % 5 == 0 ? "\r\n" : "\n");
+    if (i % 997 == 0) csv += "\n";
+  }
+  ASSERT_GT(csv.size(), std::size_t{1} << 20);
+  write_bytes("big.csv", csv);
+  CsvOptions o{"y", "task"};
+  const Dataset<double> ds = load_csv<double>(path("big.csv"), o);
+  ASSERT_EQ(ds.n(), rows);
+  EXPECT_EQ(ds.t(), 53);
+  EXPECT_EQ(ds.feature_names, (std::vector<std::string>{"(intercept)", "note=plain", "note=say \"hi\"", "note=two\nlines",
+                                                        "note=with, comma", "x"}));
+  const int level_of[] = {0, 3, 1, 2};  // texts[] in sorted level order
+  for (std::int64_t row = 0; row < ds.n(); ++row) {
+    const std::int64_t i = ds.source_rows[static_cast<std::size_t>(row)];
+    const double* x = ds.X.data() + row * ds.d;
+    ASSERT_EQ(ds.task_keys[static_cast<std::size_t>(std::upper_bound(ds.task_offsets.begin(), ds.task_offsets.end(), row) -
+                                                    ds.task_offsets.begin() - 1)],
+              "t" + std::to_string((i * 7) % 53));
+    EXPECT_EQ(x[0], 1.0);
+    for (int l = 0; l < 4; ++l) EXPECT_EQ(x[1 + l], l == level_of[i % 4] ? 1.0 : 0.0) << "row " << i;
+    EXPECT_EQ(x[5], 0.25 * static_cast<double>(i));
+    EXPECT_EQ(ds.y[static_cast<std::size_t>(row)], static_cast<double>(i % 11));
+  }
+  // Converted once: the folder holds the same data, and its keys, names and encoding come back
+  // with it, mapped or loaded; float32 on request.
+  EXPECT_EQ(convert_csv(path("big.csv"), o, path("big_data")), rows);
+  const Dataset<double> back = load_data_folder<double>(path("big_data"));
+  EXPECT_EQ(back.X, ds.X);
+  EXPECT_EQ(back.y, ds.y);
+  EXPECT_EQ(back.task_offsets, ds.task_offsets);
+  EXPECT_EQ(back.task_keys, ds.task_keys);
+  EXPECT_EQ(back.feature_names, ds.feature_names);
+  EXPECT_EQ(back.encoding.columns.size(), ds.encoding.columns.size());
+  const MappedDataset<double> mapped = map_data_folder<double>(path("big_data"));
+  EXPECT_TRUE(mapped.X_in_place());
+  EXPECT_EQ(mapped.task_keys, ds.task_keys);
+  EXPECT_EQ(mapped.encoding.intercept, true);
+  EXPECT_EQ(std::vector<double>(mapped.view().X, mapped.view().X + ds.X.size()), ds.X);
+  std::uint64_t last_read = 0;
+  int calls = 0;
+  convert_csv(path("big.csv"), o, path("big32"), DType::f32, [&](const char*, std::uint64_t done, std::uint64_t total) {
+    EXPECT_LE(done, total);
+    last_read = done;
+    ++calls;
+  });
+  EXPECT_GT(calls, 0);
+  EXPECT_GT(last_read, 0u);
+  EXPECT_EQ(data_folder_dtype(path("big32")), DType::f32);
+  const Dataset<float> f = load_data_folder<float>(path("big32"));
+  EXPECT_EQ(std::vector<double>(f.X.begin(), f.X.end()), ds.X);  // these values are exact in float
+  // A bad table converts to nothing; a description that does not match its folder is refused.
+  write_bytes("bad.csv", "task,x,y\na,1,2\nb,2,oops\n");
+  EXPECT_THROW(convert_csv(path("bad.csv"), o, path("bad_data")), Error);
+  EXPECT_FALSE(fs::exists(path("bad_data")));
+  for (const auto& e : fs::directory_iterator(dir_)) EXPECT_EQ(e.path().filename().string().find(".bad_data"), std::string::npos);
+  std::string description;
+  {
+    std::ifstream in(path("big_data/dataset.json"));
+    description.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::size_t at = description.find("\"t0\"");
+  ASSERT_NE(at, std::string::npos);
+  description.replace(at, 4, "\"t0\",\"extra\"");
+  write_bytes("big_data/dataset.json", description);
+  try {
+    load_data_folder<double>(path("big_data"));
+    FAIL() << "a dataset.json with an extra task key was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has 54 task keys, the folder 53 tasks"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(map_data_folder<double>(path("big_data")), Error);
 }
 
 TEST_F(IoTest, CsvErrorsNameTheProblem) {

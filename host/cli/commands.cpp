@@ -112,6 +112,15 @@ Dataset<T> aligned_to_model(Dataset<T> data, const Model& model) {
   return data;
 }
 
+// "8.00 GB", "35.0 MB", "812 kB".
+std::string format_size(double bytes) {
+  char buf[32];
+  if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.0f kB", bytes / 1e3);
+  return buf;
+}
+
 bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
 // Progress on stderr: rewritten in place on a terminal (unless --quiet), one line each with
@@ -486,6 +495,66 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                                        {"history", described.at("history")}});
       }
     });
+  });
+}
+
+void add_convert(CLI::App& app) {
+  auto data = std::make_shared<DataArgs>();
+  auto out = std::make_shared<std::string>();
+  auto dtype = std::make_shared<std::string>("float64");
+  auto quiet = std::make_shared<bool>(false), verbose = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("convert", "convert a CSV table once into a data folder (X.npy, y.npy, task_offsets.npy, "
+                                     "dataset.json) that train, adapt, predict and eval use without parsing it again");
+  cmd->add_option("--data", data->path, "CSV file")->required();
+  cmd->add_option("--target", data->target, "name of the target column")->required();
+  cmd->add_option("--task", data->task, "name of the task column")->required();
+  add_csv_feature_options(cmd, *data);
+  cmd->add_option("--out,-o", *out, "data folder to write")->required();
+  cmd->add_option("--dtype", *dtype, "element type of X.npy (float32 halves its size; y.npy is float64)")
+      ->check(CLI::IsMember({"float64", "float32"}))->capture_default_str();
+  add_progress_options(cmd, quiet.get(), verbose.get());
+  cmd->callback([=] {
+    CsvOptions csv;
+    csv.target = data->target;
+    csv.task = data->task;
+    csv.intercept = !data->no_intercept;
+    csv.features = data->features;
+    csv.ignore = data->ignore;
+    csv.max_levels = data->max_levels;
+    const InterruptGuard guard;
+    const Progress progress(*quiet, *verbose);
+    const auto start = std::chrono::steady_clock::now();
+    std::string last_pass;
+    auto report = [&](const char* pass, std::uint64_t done, std::uint64_t total) {
+      if (interrupt_requested())
+        throw Interrupted(std::string("convert: stopped by ") + signal_name(interrupt_signal()) + "; nothing was written",
+                          interrupt_signal());
+      // The two passes each read the whole file: the second half of the work is the second pass.
+      const bool second = std::string(pass) == "encoding";
+      const double fraction = (static_cast<double>(done) / std::max<double>(static_cast<double>(total), 1.0) + (second ? 1.0 : 0.0)) / 2.0;
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      char text[160];
+      std::snprintf(text, sizeof text, "convert: %s %.0f%% of %s, %.1f MB/s, %s left", pass, 100.0 * static_cast<double>(done) /
+                    std::max<double>(static_cast<double>(total), 1.0), format_size(static_cast<double>(total)).c_str(),
+                    static_cast<double>(done + (second ? total : 0)) / 1e6 / std::max(elapsed, 1e-9),
+                    eta_text(elapsed / std::max(fraction, 1e-9) * (1.0 - fraction)).c_str());
+      progress.show(text);
+    };
+    std::int64_t rows = 0;
+    try {
+      rows = convert_csv(data->path, csv, *out, *dtype == "float32" ? DType::f32 : DType::f64, report);
+    } catch (...) {
+      progress.done();
+      throw;
+    }
+    progress.done();
+    auto summary = [&](const auto& written) {  // mapped in its own type: X is not read
+      print_encoding(written.encoding, std::cout);
+      std::cout << "wrote " << *out << ": " << written.t() << " tasks, " << rows << " rows, d = " << written.d << ", X " << *dtype
+                << "\n";
+    };
+    if (*dtype == "float32") summary(map_data_folder<float>(*out));
+    else summary(map_data_folder<double>(*out));
   });
 }
 

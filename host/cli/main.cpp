@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", LRSMETA_VERSION_STRING);
   lrsmeta::cli::add_generate(app);
   lrsmeta::cli::add_train(app, std::vector<std::string>(argv, argv + argc));
+  lrsmeta::cli::add_convert(app);
   lrsmeta::cli::add_adapt(app);
   lrsmeta::cli::add_predict(app);
   lrsmeta::cli::add_eval(app);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/dataset_description.hpp"
 #include "io/npy_stream.hpp"
 #include "lrsmeta/io.hpp"
 
@@ -79,6 +80,8 @@ MappedDataset<T> map_data_folder(const std::string& path) {
     out.n_ = ds.n();
     out.task_offsets = std::move(ds.task_offsets);
     out.task_keys = std::move(ds.task_keys);
+    out.feature_names = std::move(ds.feature_names);
+    out.encoding = std::move(ds.encoding);
     out.X_copy_ = std::move(ds.X);
     out.y_ = std::move(ds.y);
     out.X_ = out.X_copy_.data();
@@ -115,6 +118,7 @@ MappedDataset<T> map_data_folder(const std::string& path) {
     out.X_copy_ = read_npy_as<T>(x_path, nullptr);
     out.X_ = out.X_copy_.data();
   }
+  io::read_dataset_description(path, out.t(), out.d, &out.task_keys, &out.feature_names, &out.encoding);
   return out;
 }
 

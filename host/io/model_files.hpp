@@ -13,6 +13,10 @@ namespace lrsmeta::io {
 nlohmann::json options_json(const Options& options);
 Options options_from_json(const nlohmann::json& j);
 
+// A CSV feature encoding as model.json (and a converted data folder's dataset.json) records it.
+nlohmann::json encoding_json(const FeatureEncoding& encoding);
+FeatureEncoding encoding_from_json(const nlohmann::json& j);  // throws json exceptions on bad input
+
 // Write U.npy, W.npy, B_index.npy, B_value.npy (beta.npy, Sigma.npy with a prior) and model.json
 // into the existing folder `folder`; returns the names written.
 std::vector<std::string> write_model_files(const Model& model, const std::string& folder);

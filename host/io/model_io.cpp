@@ -182,21 +182,37 @@ std::string model_json(const Model& m) {
   }
   j["selection"] = selection;
   if (!m.notes.empty()) j["notes"] = m.notes;
-  if (m.encoding.present) {
-    json columns = json::array();
-    for (const FeatureColumn& c : m.encoding.columns) {
-      json col{{"name", c.name}, {"type", c.levels.empty() ? "numeric" : "one-hot"}};
-      if (!c.levels.empty()) col["levels"] = c.levels;
-      columns.push_back(col);
-    }
-    j["csv_encoding"] = {{"intercept", m.encoding.intercept}, {"columns", columns}, {"ignored", m.encoding.ignored}};
-  }
+  if (m.encoding.present) j["csv_encoding"] = io::encoding_json(m.encoding);
   if (!m.task_keys.empty()) j["task_keys"] = m.task_keys;
   if (!m.feature_names.empty()) j["feature_names"] = m.feature_names;
   return j.dump(2) + "\n";
 }
 
 namespace io {
+json encoding_json(const FeatureEncoding& encoding) {
+  json columns = json::array();
+  for (const FeatureColumn& c : encoding.columns) {
+    json col{{"name", c.name}, {"type", c.levels.empty() ? "numeric" : "one-hot"}};
+    if (!c.levels.empty()) col["levels"] = c.levels;
+    columns.push_back(col);
+  }
+  return {{"intercept", encoding.intercept}, {"columns", columns}, {"ignored", encoding.ignored}};
+}
+
+FeatureEncoding encoding_from_json(const json& e) {
+  FeatureEncoding encoding;
+  encoding.present = true;
+  encoding.intercept = e.at("intercept").get<bool>();
+  for (const json& c : e.at("columns")) {
+    FeatureColumn col;
+    col.name = c.at("name").get<std::string>();
+    if (c.contains("levels")) col.levels = c.at("levels").get<std::vector<std::string>>();
+    encoding.columns.push_back(std::move(col));
+  }
+  encoding.ignored = e.value("ignored", std::vector<std::string>{});
+  return encoding;
+}
+
 std::vector<std::string> write_model_files(const Model& model, const std::string& folder) {
   const fs::path dir(folder);
   std::vector<std::string> names{"U.npy", "W.npy", "B_index.npy", "B_value.npy"};
@@ -317,16 +333,7 @@ Model load_model(const std::string& path) {
     }
     if (j.contains("notes")) m.notes = j.at("notes").get<std::vector<std::string>>();
     if (j.contains("csv_encoding")) {
-      const json& e = j.at("csv_encoding");
-      m.encoding.present = true;
-      m.encoding.intercept = e.at("intercept").get<bool>();
-      for (const json& c : e.at("columns")) {
-        FeatureColumn col;
-        col.name = c.at("name").get<std::string>();
-        if (c.contains("levels")) col.levels = c.at("levels").get<std::vector<std::string>>();
-        m.encoding.columns.push_back(std::move(col));
-      }
-      m.encoding.ignored = e.value("ignored", std::vector<std::string>{});
+      m.encoding = io::encoding_from_json(j.at("csv_encoding"));
       if (static_cast<std::int64_t>(encoded_feature_names(m.encoding).size()) != m.d)
         throw Error((dir / "model.json").string() + ": csv_encoding gives " + std::to_string(encoded_feature_names(m.encoding).size()) +
                     " features, the model has d = " + std::to_string(m.d));

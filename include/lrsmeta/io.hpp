@@ -79,9 +79,9 @@ class LRSMETA_API MappedDataset {
 
   std::int64_t d = 0;
   std::vector<std::int64_t> task_offsets;
-  std::vector<std::string> task_keys;      // task_ids.npy: the ids
-  std::vector<std::string> feature_names;  // always empty (no header in .npy)
-  FeatureEncoding encoding;                // always empty
+  std::vector<std::string> task_keys;      // task_ids.npy: the ids; a converted CSV: its task column
+  std::vector<std::string> feature_names;  // a converted CSV's (dataset.json); else empty
+  FeatureEncoding encoding;                // a converted CSV's (dataset.json); else empty
 
  private:
   template <typename U>
@@ -133,6 +133,18 @@ struct CsvTable {
   std::string path;
 };
 LRSMETA_API CsvTable read_csv_table(const std::string& path);
+
+// A CSV table converted once into a data folder (CSV of millions of rows should not be parsed on
+// every run): X.npy (float32 or float64, rows grouped by task), y.npy (float64), task_offsets.npy,
+// and dataset.json (the task keys, the feature names and the encoding, which a model trained on the
+// folder records, so that predict, eval and adapt can take CSV again). Two streaming passes over
+// the file; memory holds the task keys and y, X goes to its file row by row. Atomic like
+// save_data_folder. progress, when given, is called now and then with the pass ("reading",
+// "encoding"), the bytes read and the file's size. Returns the number of rows.
+LRSMETA_API std::int64_t convert_csv(const std::string& csv_path, const CsvOptions& options, const std::string& out_folder,
+                                     DType x_dtype = DType::f64,
+                                     const std::function<void(const char* pass, std::uint64_t bytes_read, std::uint64_t bytes_total)>&
+                                         progress = {});
 
 // A folder (data folder) or a .csv file.
 template <typename T>

@@ -1,0 +1,568 @@
+// CSV tables, read as a stream: one pass decides the encoding and counts each task's rows, a
+// second writes every row straight to its place, grouped by task. Memory holds the per-column
+// statistics and the task keys, never the table's text: load_csv's only large allocation is the
+// data set itself, and convert_csv's is y (8 bytes a row) while X goes to its file row by row.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "io/dataset_description.hpp"
+#include "io/files.hpp"
+#include "io/model_files.hpp"
+#include "io/npy_stream.hpp"
+#include "lrsmeta/io.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lrsmeta {
+namespace {
+
+// RFC 4180 records from a file: quoted fields, doubled quotes, line breaks inside quotes; CR LF,
+// LF or CR ends a record; blank lines are skipped. Each record's first line is kept for messages.
+class CsvReader {
+ public:
+  explicit CsvReader(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "rb")) {
+    if (!file_) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
+    std::error_code ec;
+    size_ = fs::file_size(path, ec);
+    buffer_ = std::make_unique<char[]>(kBuffer);
+  }
+  ~CsvReader() { std::fclose(file_); }
+  CsvReader(const CsvReader&) = delete;
+  CsvReader& operator=(const CsvReader&) = delete;
+
+  // The next record into `fields` (reusing its strings' storage); false at the end of the file.
+  bool next(std::vector<std::string>& fields, std::int64_t* line) {
+    std::size_t count = 0;
+    auto field = [&]() -> std::string& {
+      if (count == fields.size()) fields.emplace_back();
+      std::string& f = fields[count];
+      return f;
+    };
+    field().clear();
+    bool in_quotes = false, started = false;
+    std::int64_t start_line = line_;
+    for (;;) {
+      const int c = get();
+      if (c == EOF) {
+        if (in_quotes) throw Error(path_ + ": unterminated quoted field starting on line " + std::to_string(start_line));
+        if (count == 0 && fields[0].empty()) {
+          fields.clear();
+          return false;
+        }
+        fields.resize(count + 1);
+        *line = start_line;
+        return true;
+      }
+      if (in_quotes) {
+        if (c == '"') {
+          if (peek() == '"') {
+            get();
+            field().push_back('"');
+          } else {
+            in_quotes = false;
+          }
+        } else {
+          if (c == '\n') ++line_;
+          field().push_back(static_cast<char>(c));
+        }
+      } else if (c == '"' && !started) {
+        in_quotes = started = true;
+      } else if (c == ',') {
+        ++count;
+        field().clear();
+        started = false;
+      } else if (c == '\n' || c == '\r') {
+        if (c == '\r' && peek() == '\n') get();
+        ++line_;
+        if (count == 0 && fields[0].empty()) {  // a blank line
+          start_line = line_;
+          started = false;
+          continue;
+        }
+        fields.resize(count + 1);
+        *line = start_line;
+        return true;
+      } else {
+        field().push_back(static_cast<char>(c));
+        started = true;
+      }
+    }
+  }
+  std::uint64_t bytes_read() const { return consumed_ + at_; }
+  std::uint64_t size() const { return size_; }
+
+ private:
+  static constexpr std::size_t kBuffer = 1 << 20;
+  int get() {
+    if (at_ == have_ && !fill()) return EOF;
+    return static_cast<unsigned char>(buffer_[at_++]);
+  }
+  int peek() {
+    if (at_ == have_ && !fill()) return EOF;
+    return static_cast<unsigned char>(buffer_[at_]);
+  }
+  bool fill() {
+    consumed_ += have_;
+    at_ = 0;
+    have_ = std::fread(buffer_.get(), 1, kBuffer, file_);
+    if (have_ == 0 && std::ferror(file_)) throw Error(path_ + ": read failed (" + std::strerror(errno) + ")");
+    return have_ > 0;
+  }
+  std::string path_;
+  std::FILE* file_;
+  std::unique_ptr<char[]> buffer_;
+  std::size_t at_ = 0, have_ = 0;
+  std::uint64_t consumed_ = 0, size_ = 0;
+  std::int64_t line_ = 1;
+};
+
+// Whether the whole of s (spaces and tabs around it allowed) is a number for strtod; its value in
+// *value and whether it overflowed in *out_of_range.
+bool whole_number(const std::string& s, double* value, bool* out_of_range) {
+  const char* begin = s.c_str();
+  while (*begin == ' ' || *begin == '\t') ++begin;
+  if (*begin == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  *value = std::strtod(begin, &end);
+  *out_of_range = errno == ERANGE;
+  if (end == begin) return false;
+  while (*end == ' ' || *end == '\t') ++end;
+  return *end == '\0';
+}
+
+bool parse_number(const std::string& s, double* out) {
+  double v = 0;
+  bool out_of_range = false;
+  if (!whole_number(s, &v, &out_of_range) || out_of_range || !std::isfinite(v)) return false;
+  *out = v;
+  return true;
+}
+
+// A number that is not finite or not representable ("inf", "-Infinity", "1e999").
+bool non_finite_number(const std::string& s) {
+  double v = 0;
+  bool out_of_range = false;
+  return whole_number(s, &v, &out_of_range) && (out_of_range || !std::isfinite(v));
+}
+
+// How CSV files write a missing value.
+bool missing_marker(const std::string& s) {
+  return s.empty() || s == "NA" || s == "N/A" || s == "NaN" || s == "nan" || s == "null" || s == "NULL" || s == "None";
+}
+
+// Names that say "row number": a pandas index written out, an id.
+bool id_like_name(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name == "id" || name == "index" || name == "row" || name == "rowid" || name == "row_id" || name == "unnamed: 0" ||
+         name.empty();
+}
+
+std::size_t column_of(const std::vector<std::string>& header, const std::string& name, const std::string& path) {
+  const auto it = std::find(header.begin(), header.end(), name);
+  if (it == header.end()) {
+    std::string names;
+    for (const auto& h : header) names += (names.empty() ? "" : ", ") + h;
+    throw Error(path + ": no column '" + name + "' in the header (columns: " + names + ")");
+  }
+  return static_cast<std::size_t>(it - header.begin());
+}
+
+// What the first pass learns of one column, in bounded memory: the distinct values are kept (as
+// text) only up to a cap, and as hashes only until a value repeats (after that the column cannot
+// be "every value distinct").
+struct ColumnScan {
+  bool numeric = true, integers = true, numbers_or_empty = true;
+  std::size_t empty = 0, non_finite = 0;
+  std::string first_empty, first_non_finite;
+  std::int64_t first_empty_line = 0, first_non_finite_line = 0;
+  std::set<std::string> levels;  // the distinct values, while there are at most level_cap
+  bool levels_overflow = false;
+  std::unordered_set<std::uint64_t> hashes;
+  bool repeated = false;
+
+  void add(const std::string& field, std::int64_t line, std::size_t level_cap) {
+    double v = 0;
+    const bool is_number = parse_number(field, &v);
+    const bool missing = missing_marker(field), infinite = !is_number && !missing && non_finite_number(field);
+    if (missing && empty++ == 0) {
+      first_empty = field;
+      first_empty_line = line;
+    }
+    if (infinite && non_finite++ == 0) {
+      first_non_finite = field;
+      first_non_finite_line = line;
+    }
+    numbers_or_empty = numbers_or_empty && (is_number || missing || infinite);
+    numeric = numeric && is_number;
+    integers = integers && is_number && v == std::floor(v);
+    if (!levels_overflow) {
+      levels.insert(field);
+      if (levels.size() > level_cap) {
+        levels_overflow = true;
+        levels.clear();
+      }
+    }
+    if (!repeated && !hashes.insert(std::hash<std::string>{}(field)).second) {
+      repeated = true;
+      hashes = {};
+    }
+  }
+};
+
+// Pass 1: the header, the encoding (unless given), each task's key and row count.
+struct CsvScan {
+  std::vector<std::string> header;
+  std::size_t target_col = 0, task_col = 0;
+  FeatureEncoding encoding;
+  std::vector<std::string> task_keys;  // in order of first appearance
+  std::vector<std::int64_t> task_rows;
+  std::unordered_map<std::string, std::int64_t> task_of_key;
+  std::int64_t n = 0;
+};
+
+using CsvProgress = std::function<void(const char* pass, std::uint64_t bytes_read, std::uint64_t bytes_total)>;
+constexpr std::int64_t kProgressRows = 1 << 16;
+
+CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvProgress& progress) {
+  if (options.target.empty()) throw Error(path + ": no target column given (--target COLUMN)");
+  if (options.task.empty()) throw Error(path + ": no task column given (--task COLUMN)");
+  CsvReader reader(path);
+  CsvScan scan;
+  std::int64_t line = 0;
+  if (!reader.next(scan.header, &line)) throw Error(path + ": empty CSV file (no header)");
+  const std::vector<std::string>& header = scan.header;
+  scan.target_col = column_of(header, options.target, path);
+  scan.task_col = column_of(header, options.task, path);
+  if (scan.target_col == scan.task_col) throw Error(path + ": the target and task columns are the same");
+  const bool choose = options.encoding == nullptr;
+  auto listed = [](const std::vector<std::string>& list, const std::string& name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
+  if (choose) {
+    for (const std::string& name : options.features) column_of(header, name, path);  // each must exist
+    for (const std::string& name : options.ignore) column_of(header, name, path);
+  } else {
+    for (const FeatureColumn& col : options.encoding->columns) column_of(header, col.name, path);  // a model's column missing: named
+  }
+  // Which columns to study (choosing) and why the others are left out.
+  std::vector<std::size_t> studied;
+  FeatureEncoding& enc = scan.encoding;
+  for (std::size_t c = 0; choose && c < header.size(); ++c) {
+    const std::string& name = header[c];
+    if (c == scan.target_col || c == scan.task_col) {
+      if (listed(options.features, name))
+        throw Error(path + ": column '" + name + "' is the " + (c == scan.target_col ? "target" : "task") + " column; it cannot be a feature");
+      continue;
+    }
+    const bool asked = listed(options.features, name);
+    if (!options.features.empty() && !asked) continue;
+    if (listed(options.ignore, name) && asked) throw Error(path + ": column '" + name + "' is both in --features and in --ignore");
+    studied.push_back(c);
+  }
+  std::vector<ColumnScan> stats(header.size());
+  const std::size_t level_cap = static_cast<std::size_t>(std::max(options.max_levels, 0)) + 1000;
+  std::vector<std::string> fields;
+  while (reader.next(fields, &line)) {
+    if (fields.size() != header.size())
+      throw Error(path + ": line " + std::to_string(line) + " has " + std::to_string(fields.size()) + " fields, the header has " +
+                  std::to_string(header.size()));
+    for (std::size_t c : studied) stats[c].add(fields[c], line, level_cap);
+    const std::string& key = fields[scan.task_col];
+    auto [it, inserted] = scan.task_of_key.emplace(key, static_cast<std::int64_t>(scan.task_keys.size()));
+    if (inserted) {
+      scan.task_keys.push_back(key);
+      scan.task_rows.push_back(0);
+    }
+    ++scan.task_rows[static_cast<std::size_t>(it->second)];
+    if (++scan.n % kProgressRows == 0 && progress) progress("reading", reader.bytes_read(), reader.size());
+  }
+  if (progress) progress("reading", reader.bytes_read(), reader.size());
+  if (scan.n == 0) throw Error(path + ": the CSV has a header but no rows");
+  if (!choose) {
+    enc = *options.encoding;
+    return scan;
+  }
+  // Decide how each column becomes features.
+  const std::size_t n = static_cast<std::size_t>(scan.n);
+  enc.present = true;
+  enc.intercept = options.intercept;
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    const std::string& name = header[c];
+    if (c == scan.target_col || c == scan.task_col) continue;
+    const bool asked = listed(options.features, name);
+    if (!options.features.empty() && !asked) {
+      enc.ignored.push_back(name + ": not in --features");
+      continue;
+    }
+    if (listed(options.ignore, name)) {
+      enc.ignored.push_back(name + ": --ignore");
+      continue;
+    }
+    const ColumnScan& s = stats[c];
+    // Numbers with gaps or infinities: a numeric column with bad values, not text to one-hot encode.
+    if (!s.numeric && s.numbers_or_empty && s.non_finite > 0)
+      throw Error(path + ": column '" + name + "' has a value that is not a finite number ('" + s.first_non_finite + "' on line " +
+                  std::to_string(s.first_non_finite_line) + "); fix it, or --ignore " + name);
+    if (!s.numeric && s.numbers_or_empty && s.empty < n)
+      throw Error(path + ": column '" + name + "' is numeric but " + std::to_string(s.empty) + " of its values are missing ('" +
+                  s.first_empty + "' on line " + std::to_string(s.first_empty_line) + "); fill them in, or --ignore " + name);
+    const bool all_distinct = n >= 10 && !s.repeated;
+    if (!asked && (id_like_name(name) || (all_distinct && (s.integers || !s.numeric)))) {
+      enc.ignored.push_back(name + ": id-like (" + (id_like_name(name) ? std::string("its name") : "every value distinct") +
+                            "); name it in --features to use it");
+      continue;
+    }
+    FeatureColumn col;
+    col.name = name;
+    if (!s.numeric) {
+      if (s.levels_overflow || s.levels.size() > static_cast<std::size_t>(options.max_levels))
+        throw Error(path + ": text column '" + name + "' has " +
+                    (s.levels_overflow ? "more than " + std::to_string(level_cap) : std::to_string(s.levels.size())) +
+                    " distinct values, more than --max-levels " + std::to_string(options.max_levels) +
+                    " for one-hot encoding: raise --max-levels, or --ignore " + name);
+      col.levels.assign(s.levels.begin(), s.levels.end());
+    }
+    enc.columns.push_back(std::move(col));
+  }
+  if (enc.columns.empty() && !enc.intercept)
+    throw Error(path + ": no feature columns besides the target and task columns (and no intercept)");
+  return scan;
+}
+
+// Pass 2: each row's features and target, handed to `put` with the row's place in task order and
+// its place in the file. The scan's task keys must be those of this file (the same file).
+template <typename T>
+void fill_csv(const std::string& path, const CsvOptions& options, const CsvScan& scan, std::int64_t d,
+              const std::vector<std::int64_t>& task_offsets, const CsvProgress& progress,
+              const std::function<void(std::int64_t row, std::int64_t source_row, const T* x, double y)>& put) {
+  const FeatureEncoding& enc = scan.encoding;
+  std::vector<std::size_t> source;
+  std::vector<std::unordered_map<std::string, std::int64_t>> level_index(enc.columns.size());
+  std::vector<std::int64_t> first_feature;
+  std::int64_t at = enc.intercept ? 1 : 0;
+  for (std::size_t c = 0; c < enc.columns.size(); ++c) {
+    const FeatureColumn& col = enc.columns[c];
+    source.push_back(column_of(scan.header, col.name, path));
+    first_feature.push_back(at);
+    for (std::size_t l = 0; l < col.levels.size(); ++l) level_index[c].emplace(col.levels[l], static_cast<std::int64_t>(l));
+    at += col.levels.empty() ? 1 : static_cast<std::int64_t>(col.levels.size());
+  }
+  std::vector<std::int64_t> next(task_offsets.begin(), task_offsets.end() - 1);
+  std::vector<T> x(static_cast<std::size_t>(d));
+  CsvReader reader(path);
+  std::vector<std::string> fields;
+  std::int64_t line = 0, i = 0;
+  reader.next(fields, &line);  // the header
+  while (reader.next(fields, &line)) {
+    if (fields.size() != scan.header.size()) throw Error(path + ": changed while it was read (line " + std::to_string(line) + ")");
+    const auto task = scan.task_of_key.find(fields[scan.task_col]);
+    if (task == scan.task_of_key.end()) throw Error(path + ": changed while it was read (line " + std::to_string(line) + ")");
+    const std::int64_t row = next[static_cast<std::size_t>(task->second)]++;
+    double v = 0;
+    if (!parse_number(fields[scan.target_col], &v))
+      throw Error(path + ": line " + std::to_string(line) + ": target '" + options.target + "' is not a finite number: '" +
+                  fields[scan.target_col] + "'");
+    const double y = v;
+    std::fill(x.begin(), x.end(), T(0));
+    if (enc.intercept) x[0] = T(1);
+    for (std::size_t c = 0; c < enc.columns.size(); ++c) {
+      const std::string& field = fields[source[c]];
+      if (enc.columns[c].levels.empty()) {
+        if (!parse_number(field, &v))
+          throw Error(path + ": line " + std::to_string(line) + ": column '" + enc.columns[c].name +
+                      "' is numeric in the model but holds '" + field + "'");
+        x[static_cast<std::size_t>(first_feature[c])] = static_cast<T>(v);
+      } else {
+        const auto it = level_index[c].find(field);
+        if (it != level_index[c].end()) x[static_cast<std::size_t>(first_feature[c] + it->second)] = T(1);  // unseen level: zeros
+      }
+    }
+    put(row, i, x.data(), y);
+    if (++i % kProgressRows == 0 && progress) progress("encoding", reader.bytes_read(), reader.size());
+  }
+  if (i != scan.n) throw Error(path + ": changed while it was read (" + std::to_string(i) + " rows, then " + std::to_string(scan.n) + ")");
+  if (progress) progress("encoding", reader.bytes_read(), reader.size());
+}
+
+std::vector<std::int64_t> offsets_of(const CsvScan& scan) {
+  std::vector<std::int64_t> offsets(scan.task_rows.size() + 1, 0);
+  for (std::size_t i = 0; i < scan.task_rows.size(); ++i) offsets[i + 1] = offsets[i] + scan.task_rows[i];
+  return offsets;
+}
+
+std::int64_t feature_count(const FeatureEncoding& enc, const std::string& path) {
+  const std::int64_t d = static_cast<std::int64_t>(encoded_feature_names(enc).size());
+  if (d == 0) throw Error(path + ": no features");
+  return d;
+}
+
+}  // namespace
+
+std::size_t CsvTable::column(const std::string& name) const { return column_of(header, name, path); }
+
+CsvTable read_csv_table(const std::string& path) {
+  CsvReader reader(path);
+  CsvTable table;
+  table.path = path;
+  std::int64_t line = 0;
+  if (!reader.next(table.header, &line)) throw Error(path + ": empty CSV file (no header)");
+  std::vector<std::string> fields;
+  while (reader.next(fields, &line)) {
+    if (fields.size() != table.header.size())
+      throw Error(path + ": line " + std::to_string(line) + " has " + std::to_string(fields.size()) + " fields, the header has " +
+                  std::to_string(table.header.size()));
+    table.rows.push_back(fields);
+    table.lines.push_back(line);
+  }
+  return table;
+}
+
+std::vector<std::string> encoded_feature_names(const FeatureEncoding& enc) {
+  std::vector<std::string> names;
+  if (enc.intercept) names.push_back("(intercept)");
+  for (const FeatureColumn& c : enc.columns) {
+    if (c.levels.empty()) names.push_back(c.name);
+    for (const std::string& level : c.levels) names.push_back(c.name + "=" + level);
+  }
+  return names;
+}
+
+template <typename T>
+Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vector<std::string>* ignored) {
+  const CsvScan scan = scan_csv(path, options, {});
+  const std::int64_t d = feature_count(scan.encoding, path);
+  Dataset<T> ds;
+  ds.d = d;
+  ds.encoding = scan.encoding;
+  ds.feature_names = encoded_feature_names(scan.encoding);
+  ds.task_keys = scan.task_keys;
+  ds.task_offsets = offsets_of(scan);
+  if (ignored)
+    for (const std::string& why : scan.encoding.ignored) ignored->push_back(why.substr(0, why.find(':')));
+  const std::size_t n = static_cast<std::size_t>(scan.n);
+  ds.X.assign(n * static_cast<std::size_t>(d), T(0));
+  ds.y.resize(n);
+  ds.source_rows.resize(n);
+  fill_csv<T>(path, options, scan, d, ds.task_offsets, {}, [&](std::int64_t row, std::int64_t source_row, const T* x, double y) {
+    std::copy_n(x, d, ds.X.data() + row * d);
+    ds.y[static_cast<std::size_t>(row)] = static_cast<T>(y);
+    ds.source_rows[static_cast<std::size_t>(row)] = source_row;
+  });
+  validate(ds.view(), true);
+  return ds;
+}
+template Dataset<float> load_csv(const std::string&, const CsvOptions&, std::vector<std::string>*);
+template Dataset<double> load_csv(const std::string&, const CsvOptions&, std::vector<std::string>*);
+
+namespace {
+template <typename T>
+std::int64_t convert_csv_as(const std::string& csv_path, const CsvOptions& options, const std::string& out, const CsvProgress& progress) {
+  const CsvScan scan = scan_csv(csv_path, options, progress);
+  const std::int64_t d = feature_count(scan.encoding, csv_path), n = scan.n;
+  const std::vector<std::int64_t> offsets = offsets_of(scan);
+  const std::string staged = io::temporary_sibling(out);
+  std::error_code ec;
+  fs::create_directories(staged, ec);
+  if (ec) throw Error(out + ": cannot create a folder beside it (" + ec.message() + ")");
+  try {
+    const fs::path dir(staged);
+    // X in task order, row by row at its place in the file (the CSV's rows of a task may be
+    // anywhere); y, 8 bytes a row, in memory until the end.
+    const std::string x_path = (dir / "X.npy").string();
+    const DType dtype = std::is_same_v<T, float> ? DType::f32 : DType::f64;
+    const std::string header = io::npy_header(dtype, {n, d}, x_path);
+    const int fd = ::open(x_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) throw Error(x_path + ": cannot create (" + std::strerror(errno) + ")");
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    auto write_at = [&](const void* data, std::size_t bytes, std::uint64_t offset) {
+      const char* p = static_cast<const char*>(data);
+      while (bytes > 0) {
+        const ssize_t wrote = ::pwrite(fd, p, bytes, static_cast<off_t>(offset));
+        if (wrote < 0 && errno == EINTR) continue;
+        if (wrote <= 0) throw Error(x_path + ": write failed (" + std::strerror(errno) + "; disk full?)");
+        p += wrote;
+        bytes -= static_cast<std::size_t>(wrote);
+        offset += static_cast<std::uint64_t>(wrote);
+      }
+    };
+    write_at(header.data(), header.size(), 0);
+    if (::ftruncate(fd, static_cast<off_t>(header.size() + static_cast<std::uint64_t>(n * d) * sizeof(T))) != 0)
+      throw Error(x_path + ": cannot size the file (" + std::strerror(errno) + ")");
+    std::vector<double> y(static_cast<std::size_t>(n));
+    fill_csv<T>(csv_path, options, scan, d, offsets, progress, [&](std::int64_t row, std::int64_t, const T* x, double target) {
+      write_at(x, static_cast<std::size_t>(d) * sizeof(T), header.size() + static_cast<std::uint64_t>(row * d) * sizeof(T));
+      y[static_cast<std::size_t>(row)] = target;
+    });
+    write_npy((dir / "y.npy").string(), y.data(), {n});
+    write_npy((dir / "task_offsets.npy").string(), offsets.data(), {static_cast<std::int64_t>(offsets.size())});
+    const nlohmann::json meta{{"format", "lrsmeta-data"},
+                              {"source", csv_path},
+                              {"target", options.target},
+                              {"task", options.task},
+                              {"task_keys", scan.task_keys},
+                              {"feature_names", encoded_feature_names(scan.encoding)},
+                              {"csv_encoding", io::encoding_json(scan.encoding)}};
+    write_text_file_atomically((dir / "dataset.json").string(), meta.dump(1) + "\n");
+  } catch (...) {
+    fs::remove_all(staged, ec);
+    throw;
+  }
+  io::install_folder(staged, out, "task_offsets.npy");
+  return n;
+}
+}  // namespace
+
+namespace io {
+void read_dataset_description(const std::string& folder, std::int64_t t, std::int64_t d, std::vector<std::string>* task_keys,
+                              std::vector<std::string>* feature_names, FeatureEncoding* encoding) {
+  const fs::path file = fs::path(folder) / "dataset.json";
+  if (!fs::exists(file)) return;
+  std::ifstream in(file);
+  try {
+    const nlohmann::json j = nlohmann::json::parse(in);
+    if (j.value("format", std::string()) != "lrsmeta-data") throw Error(file.string() + ": not an lrsmeta data description");
+    std::vector<std::string> keys = j.at("task_keys").get<std::vector<std::string>>();
+    std::vector<std::string> names = j.at("feature_names").get<std::vector<std::string>>();
+    if (static_cast<std::int64_t>(keys.size()) != t)
+      throw Error(file.string() + ": has " + std::to_string(keys.size()) + " task keys, the folder " + std::to_string(t) + " tasks");
+    if (static_cast<std::int64_t>(names.size()) != d)
+      throw Error(file.string() + ": has " + std::to_string(names.size()) + " feature names, the folder " + std::to_string(d) + " features");
+    FeatureEncoding enc = encoding_from_json(j.at("csv_encoding"));
+    if (encoded_feature_names(enc) != names) throw Error(file.string() + ": its encoding does not give its feature names");
+    *task_keys = std::move(keys);
+    *feature_names = std::move(names);
+    *encoding = std::move(enc);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(file.string() + ": " + e.what());
+  }
+}
+}  // namespace io
+
+std::int64_t convert_csv(const std::string& csv_path, const CsvOptions& options, const std::string& out_folder, DType x_dtype,
+                         const std::function<void(const char*, std::uint64_t, std::uint64_t)>& progress) {
+  if (x_dtype != DType::f32 && x_dtype != DType::f64) throw Error("convert: X can be float32 or float64");
+  return x_dtype == DType::f32 ? convert_csv_as<float>(csv_path, options, out_folder, progress)
+                               : convert_csv_as<double>(csv_path, options, out_folder, progress);
+}
+
+}  // namespace lrsmeta
