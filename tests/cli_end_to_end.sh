@@ -101,6 +101,8 @@ grep -q '"iterations_run": 4' m4.json || fail "--iterations 4 did not run 4 iter
 cmp -s m4/U.npy m4b/U.npy || fail "same seed, different U"
 [[ $(grep -c "^iteration [1-4]/4 .* s/iteration  at most .* left" m4b.err) -eq 4 ]] ||
   fail "train --verbose did not print one progress line per iteration: $(cat m4b.err)"
+grep -q "^loaded data: 60000 rows, 1000 tasks, d = 40, float in [0-9.]* s$" m4b.err || fail "train --verbose did not report the load: $(cat m4b.err)"
+grep -q "^writing m4b (1000 tasks' parameters)$" m4b.err || fail "train --verbose did not report the write: $(cat m4b.err)"
 "$bin" generate --out data_q --tasks 3000 --samples 2 -d 3 --quiet --verbose > /dev/null 2> q.err
 grep -q "generate: 2048/3000 tasks, .* tasks/s, .* left" q.err || fail "generate --verbose printed no progress: $(cat q.err)"
 rm -rf data_q

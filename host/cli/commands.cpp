@@ -146,6 +146,37 @@ std::string eta_text(double seconds) {
   return buf;
 }
 
+// A mapped data folder's X read from disk once, with progress ("load ... 45% of 8.00 GB, 950 MB/s,
+// 4.2 s left"), so that the first iteration does not hide the disk's time; a signal stops it. Data
+// held in memory (CSV, converted X) is loaded already.
+template <typename T>
+void prefetch_with_progress(const MappedDataset<T>& ds, const Progress& progress, const std::string& path) {
+  const auto start = std::chrono::steady_clock::now();
+  double shown = -1.0;
+  try {
+    ds.prefetch([&](std::int64_t done, std::int64_t total) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (elapsed - shown < 0.5 && done < total) return !interrupt_requested();  // a line every half second at most
+      shown = elapsed;
+      const double rate = static_cast<double>(done) / std::max(elapsed, 1e-9);
+      char text[200];
+      std::snprintf(text, sizeof text, "load %s: %.0f%% of %s, %.0f MB/s, %s left", path.c_str(),
+                    100.0 * static_cast<double>(done) / static_cast<double>(total), format_size(static_cast<double>(total)).c_str(),
+                    rate / 1e6, eta_text(static_cast<double>(total - done) / rate).c_str());
+      progress.show(text);
+      return !interrupt_requested();
+    });
+  } catch (const Error&) {
+    progress.done();
+    if (interrupt_requested())
+      throw Interrupted(std::string("stopped by ") + signal_name(interrupt_signal()) + " while loading " + path + "; nothing was written",
+                        interrupt_signal());
+    throw;
+  }
+}
+template <typename T>
+void prefetch_with_progress(const Dataset<T>&, const Progress&, const std::string&) {}
+
 void add_progress_options(CLI::App* cmd, bool* quiet, bool* verbose) {
   cmd->add_flag("--quiet,-q", *quiet, "no progress on stderr");
   cmd->add_flag("--verbose,-v", *verbose, "progress as one line per step on stderr, terminal or not");
@@ -400,7 +431,15 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, checkpoint_to); };
       control.checkpoint_every = *checkpoint_every;
     }
+    const auto load_start = std::chrono::steady_clock::now();
     with_mapped_dataset(*data, [&](const auto& ds) {
+      prefetch_with_progress(ds, progress, data->path);
+      progress.done();
+      const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+      if (progress.lines)
+        std::fprintf(stderr, "loaded %s: %lld rows, %lld tasks, d = %lld, %s in %.2f s\n", data->path.c_str(),
+                     static_cast<long long>(ds.n()), static_cast<long long>(ds.t()), static_cast<long long>(ds.d),
+                     sizeof(*ds.view().X) == sizeof(float) ? "float" : "double", load_seconds);
       if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
       if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
       std::vector<std::string> chosen;
@@ -447,7 +486,11 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       model.encoding = ds.encoding;
       const Evaluation ev = evaluate(model, ds.view());
       print_encoding(ds.encoding, std::cout);
+      progress.show("writing " + *out + " (" + std::to_string(model.t) + " tasks' parameters)");
+      const auto write_start = std::chrono::steady_clock::now();
       save_model(model, *out);
+      const double write_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
+      progress.done();
       for (const std::string& note : model.notes) std::cout << "note: " << note << "\n";
       if (model.selection.performed) {
         const SelectionCandidate& c = model.selection.chosen;
@@ -485,6 +528,8 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                                        {"variant", to_string(opts.variant)},
                                        {"device", to_string(opts.device)},
                                        {"iterations_run", model.history.size()},
+                                       {"load_seconds", load_seconds},
+                                       {"write_seconds", write_seconds},
                                        {"training_mse", ev.mse},
                                        {"task_step_seconds", task_s},
                                        {"u_step_seconds", u_s},
@@ -572,7 +617,10 @@ void add_adapt(CLI::App& app) {
     Options o = model.options;
     o.threads = data->threads;
     o.device = Device::cpu;
+    const Progress progress(false, false);
     with_mapped_dataset(*data, [&](const auto& ds) {
+      prefetch_with_progress(ds, progress, data->path);
+      progress.done();
       Model adapted = adapt(model, ds.view(), o);
       adapted.task_keys = ds.task_keys;
       const Evaluation ev = evaluate(adapted, ds.view());

@@ -76,6 +76,11 @@ class LRSMETA_API MappedDataset {
   std::int64_t t() const { return static_cast<std::int64_t>(task_offsets.size()) - 1; }
   std::int64_t n() const { return n_; }
   bool X_in_place() const { return X_in_place_; }  // false: X was converted into memory
+  // Read every page of a mapped X once, so that the fit's first pass runs at memory speed and the
+  // time spent reading from disk is seen (and shown) where it happens. progress, when given, is
+  // called after every 64 MiB with the bytes read so far and in all; returning false stops with
+  // an Error. Nothing to do where X is in memory already.
+  void prefetch(const std::function<bool(std::int64_t done, std::int64_t total)>& progress = {}) const;
 
   std::int64_t d = 0;
   std::vector<std::int64_t> task_offsets;
@@ -92,6 +97,7 @@ class LRSMETA_API MappedDataset {
   std::vector<T> X_copy_, y_;
   std::int64_t n_ = 0;
   bool X_in_place_ = false;
+  mutable unsigned touched_checksum_ = 0;  // what prefetch read (kept, so that the reads happen)
 };
 template <typename T>
 LRSMETA_API MappedDataset<T> map_data_folder(const std::string& path);
