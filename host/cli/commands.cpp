@@ -428,7 +428,13 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     control.stop = [] { return interrupt_requested(); };
     control.resume = resume_from.get();
     if (!checkpoint_to.empty()) {
-      control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, checkpoint_to); };
+      control.checkpoint = [&](const Checkpoint& c) {
+        const auto start = std::chrono::steady_clock::now();
+        save_checkpoint(c, checkpoint_to);
+        if (progress.lines)
+          std::fprintf(stderr, "checkpoint of iteration %d written to %s in %.2f s\n", c.iteration, checkpoint_to.c_str(),
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      };
       control.checkpoint_every = *checkpoint_every;
     }
     const auto load_start = std::chrono::steady_clock::now();

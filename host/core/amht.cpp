@@ -604,8 +604,8 @@ void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool
       if (std::is_same_v<T, double>) ways.push_back("float data (--precision float, or a float32 X.npy)");
       if (options.threads != 1) ways.push_back("fewer threads (--threads)");
       if (selecting)
-        ways.push_back("no choice on validation rows, which copies the rows (r and k as numbers, --sparse-prior-scale and "
-                       "--covariance-shrinkage given)");
+        ways.push_back("a smaller --selection-tasks, or no choice on validation rows, which copies the rows of the tasks it "
+                       "is made on (r and k as numbers, --sparse-prior-scale, --support-threshold and --covariance-shrinkage given)");
       ways.push_back("a machine or a cgroup with more memory");
       std::string way_text;
       for (std::size_t w = 0; w < ways.size(); ++w) way_text += (w == 0 ? "" : w + 1 == ways.size() ? " or " : ", ") + ways[w];
