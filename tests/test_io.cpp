@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "core/backend.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 #include "test_helpers.hpp"
@@ -616,6 +617,23 @@ TEST_F(IoTest, AFitThatCannotFitInMemoryIsRefusedBeforeItStarts) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("validation split"), std::string::npos) << e.what();
   }
+  // A rank candidate whose fit would not fit is left out, with a note; the others are tried.
+  Options ranks = choose;
+  ranks.rank_candidates = {1, 2, 20};
+  Options at2 = choose, at20 = choose;
+  at2.rank_candidates.clear();
+  at20.rank_candidates.clear();
+  at2.rank = 2;
+  at20.rank = 20;
+  const double fits2 = core::plan_cpu_memory(syn.data.view(), at2, true).total();
+  const double needs20 = core::plan_cpu_memory(syn.data.view(), at20, true).total();
+  ASSERT_LT(fits2, needs20);
+  ::setenv("LRSMETA_MEMORY_LIMIT", std::to_string((fits2 + needs20) / 2).c_str(), 1);
+  const Model capped = fit(syn.data.view(), ranks);
+  bool noted = false;
+  for (const std::string& note : capped.notes) noted = noted || note.find("rank candidates from r = 20 up were not tried") != std::string::npos;
+  EXPECT_TRUE(noted);
+  for (const SelectionCandidate& c : capped.selection.candidates) EXPECT_LE(c.rank, 2);
   ::setenv("LRSMETA_MEMORY_LIMIT", "12GB", 1);
   try {
     fit(syn.data.view(), o);
