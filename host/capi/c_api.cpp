@@ -130,6 +130,7 @@ lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* nam
                : key == "warm_start_iterations" ? &o.warm_start_iterations
                : key == "threads" ? &o.threads
                : key == "max_samples" ? &o.privacy.max_samples
+               : key == "cg_max_steps" ? &o.cg_max_steps
                : nullptr;
   if (!field) return fail(LRSMETA_INVALID_ARGUMENT, "unknown integer option '" + key + "'");
   if (!fits_int) return fail(LRSMETA_INVALID_ARGUMENT, "option " + key + " out of range");
@@ -152,6 +153,7 @@ lrsmeta_status lrsmeta_options_set_double(lrsmeta_options* options, const char* 
                   : key == "covariance_shrinkage" ? &o.covariance_shrinkage
                   : key == "validation_fraction" ? &o.validation_fraction
                   : key == "selection_tolerance" ? &o.selection_tolerance
+                  : key == "cg_tolerance" ? &o.cg_tolerance
                   : key == "epsilon" ? &o.privacy.epsilon
                   : key == "delta" ? &o.privacy.delta
                   : key == "clip_x" ? &o.privacy.clip_x
@@ -174,6 +176,7 @@ lrsmeta_status lrsmeta_options_set_string(lrsmeta_options* options, const char* 
     else if (key == "init") options->value.init = lrsmeta::parse_init(value);
     else if (key == "device") options->value.device = lrsmeta::parse_device(value);
     else if (key == "prior") options->value.prior = lrsmeta::parse_prior(value);
+    else if (key == "u_solver") options->value.u_solver = lrsmeta::parse_u_solver(value);
     else if ((key == "rank" || key == "sparsity") && std::string(value) != "auto")
       throw lrsmeta::Error("option " + key + ": the only string value is \"auto\" (a number goes through "
                            "lrsmeta_options_set_int), not '" + value + "'");

@@ -317,6 +317,12 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
   cmd->add_option("--relative-tolerance", o->relative_tolerance, "prior auto: stop once an iteration changes s2 and the "
                   "training loss by less than this, relatively (0: never)")->capture_default_str();
   cmd->add_option("--device", *device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
+  auto u_solver = std::make_shared<std::string>("auto");
+  cmd->add_option("--u-solver", *u_solver, "the U step: direct (form and factor G), cg (conjugate gradients, no G: any d r), "
+                  "auto (the cheaper by a cost model; direct for private training)")
+      ->check(CLI::IsMember({"direct", "cg", "auto"}))->capture_default_str();
+  cmd->add_option("--cg-tolerance", o->cg_tolerance, "cg: stop at this relative residual")->capture_default_str();
+  cmd->add_option("--cg-max-steps", o->cg_max_steps, "cg: most steps per U step")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the random initialisation and of the validation split")->capture_default_str();
   cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");
   auto checkpoint_dir = std::make_shared<std::string>();
@@ -392,6 +398,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     opts.variant = parse_variant(*variant);
     opts.init = parse_init(*init);
     opts.device = parse_device(*device);
+    opts.u_solver = parse_u_solver(*u_solver);
     opts.threads = data->threads;
     data->gpu = opts.device == Device::cuda || (opts.device == Device::automatic && cuda_available() && opts.prior == Prior::none);
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
@@ -413,8 +420,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       char text[200];
       // At most this much left: a tolerance may stop training sooner.
       const double left = info.elapsed_seconds / info.iteration * (opts.iterations - info.iteration);
-      std::snprintf(text, sizeof text, "iteration %d/%d  loss %.4e  U change %.3e  k %d  %.2f s/iteration  at most %s left",
-                    info.iteration, opts.iterations, info.training_loss, info.u_change, info.sparsity_in_effect,
+      char cg[48] = "";
+      if (info.u_solver_steps > 0) std::snprintf(cg, sizeof cg, "  cg %d steps (%.1e)", info.u_solver_steps, info.u_solver_residual);
+      std::snprintf(text, sizeof text, "iteration %d/%d  loss %.4e  U change %.3e  k %d%s  %.2f s/iteration  at most %s left",
+                    info.iteration, opts.iterations, info.training_loss, info.u_change, info.sparsity_in_effect, cg,
                     info.elapsed_seconds / info.iteration, eta_text(left).c_str());
       progress.show(text);
       return true;

@@ -8,6 +8,7 @@
 #include "core/fingerprint.hpp"
 #include "core/noise.hpp"
 #include "core/prior.hpp"
+#include "core/u_solver.hpp"
 #include "core/random.hpp"
 #include "cpu/blas_lapack.hpp"
 #include "lrsmeta/io.hpp"
@@ -34,6 +35,13 @@ const char* to_string(Device v) {
   return "?";
 }
 const char* to_string(Prior v) { return v == Prior::none ? "none" : "auto"; }
+const char* to_string(USolver v) { return v == USolver::direct ? "direct" : v == USolver::cg ? "cg" : "auto"; }
+USolver parse_u_solver(const std::string& name) {
+  if (name == "direct") return USolver::direct;
+  if (name == "cg") return USolver::cg;
+  if (name == "auto") return USolver::automatic;
+  throw Error("unknown U solver '" + name + "' (expected direct, cg or auto)");
+}
 Prior parse_prior(const std::string& name) {
   if (name == "auto") return Prior::automatic;
   if (name == "none") return Prior::none;
@@ -151,12 +159,18 @@ void validate(const Options& o, std::int64_t d) {
     fail("privacy: rank and sparsity cannot be chosen on validation rows of private data (give them as numbers)");
   int max_rank = o.rank_candidates.empty() ? o.rank : 0;
   for (int r : o.rank_candidates) max_rank = std::max(max_rank, r);
+  if (!(o.cg_tolerance > 0) || !std::isfinite(o.cg_tolerance)) fail("cg tolerance must be finite and > 0");
+  if (o.cg_max_steps < 1) fail("cg max steps = " + std::to_string(o.cg_max_steps) + " must be at least 1");
+  if (p.enabled && o.u_solver == USolver::cg)
+    fail("privacy: the private U step adds its noise to G, which cg never forms: use --u-solver direct (or auto)");
   // With the prior, beta is solved together with U: one more block of d unknowns.
   const std::int64_t unknowns = static_cast<std::int64_t>(max_rank + (o.prior == Prior::automatic && !p.enabled ? 1 : 0)) * d;
-  if (unknowns > 20000)
+  const bool direct = o.u_solver == USolver::direct || (o.u_solver == USolver::automatic && p.enabled);
+  if (direct && unknowns > core::kDirectUnknownsLimit)
     fail(std::to_string(unknowns) + " unknowns in the U step (d = " + std::to_string(d) + ", r = " + std::to_string(max_rank) +
-         (o.prior == Prior::automatic ? ", plus beta" : "") + "): its system would need " +
-         std::to_string(unknowns * unknowns * 8 / (1 << 20)) + " MiB; at most 20000 are supported");
+         (o.prior == Prior::automatic ? ", plus beta" : "") + "): a direct solve's G would need " +
+         std::to_string(unknowns * unknowns * 8 / (1 << 20)) + " MiB; it takes at most " + std::to_string(core::kDirectUnknownsLimit) +
+         (p.enabled ? "" : " (--u-solver cg has no such limit)"));
 }
 
 std::vector<double> Model::theta(std::int64_t task) const {
@@ -215,13 +229,16 @@ std::unique_ptr<core::Backend> make_backend(const TaskDataView<T>& data, const O
   switch (options.device) {
     case Device::cpu: return core::make_cpu_backend(data, options);
     case Device::cuda:
+      if (options.u_solver == USolver::cg)
+        throw Error("options: the CUDA backend's U step solves directly only: use --u-solver direct or auto on the GPU, or the "
+                    "CPU (--device cpu)");
       if (options.prior == Prior::automatic)
         throw Error("options: the CUDA backend does not implement the empirical-Bayes prior yet: use prior none "
                     "(--prior none) on the GPU, or the CPU (--device cpu)");
       return core::make_cuda_backend(data, options);
     case Device::automatic:
       // The GPU where it is usable and runs the model asked for.
-      return cuda_available() && options.prior == Prior::none ? core::make_cuda_backend(data, options)
+      return cuda_available() && options.prior == Prior::none && options.u_solver != USolver::cg ? core::make_cuda_backend(data, options)
                                                               : core::make_cpu_backend(data, options);
   }
   throw Error("unknown device");
@@ -261,9 +278,17 @@ struct FitRun {
 // validation MSE of every b-prior scale candidate is returned in *candidate_mse, each from one more
 // task-step pass with the fitted U, beta, Sigma and s2.
 template <typename T>
-Model fit_fixed(const TaskDataView<T>& data, const Options& options, const FitRun& run,
+Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const FitRun& run,
                 const TaskDataView<T>* validation = nullptr, std::vector<double>* candidate_mse = nullptr) {
   const auto start = Clock::now();
+  // auto's U solver, decided for this fit's r and data.
+  Options options = fit_options;
+  const bool on_gpu = options.device == Device::cuda ||
+                      (options.device == Device::automatic && cuda_available() && options.prior == Prior::none && options.u_solver != USolver::cg);
+  const core::USolverChoice u_solver = core::choose_u_solver(data.n, data.t, data.d, options.rank, options, on_gpu);
+  options.u_solver = u_solver.solver;
+  const bool solves_for_something = options.rank + (options.prior == Prior::automatic ? 1 : 0) > 0;
+  const std::string u_note = !u_solver.why.empty() && solves_for_something ? "U step: " + u_solver.why : std::string();
   const Checkpoint* resume = run.resume;
   const std::int64_t d = data.d, r = options.rank, k = options.sparsity;
   std::unique_ptr<core::Backend> backend = make_backend(data, options);
@@ -376,7 +401,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const FitRu
     c.model.r = r;
     c.model.k = k;
     c.model.t = data.t;
-    c.model.options = options;
+    c.model.options = options;  // resolved (the U solver auto chose here is kept on a resume elsewhere)
+    if (!u_note.empty()) c.model.notes.push_back(u_note);
     c.model.history = model.history;
     c.model.U = backend->get_U();
     c.model.W.resize(static_cast<std::size_t>(data.t * r));
@@ -456,6 +482,9 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const FitRu
     info.elapsed_seconds = elapsed_before + seconds_since(start);
     info.sparsity_in_effect = k_now;
     info.noise_variance = use_prior ? prior.noise_variance : 0.0;
+    const core::SolverReport solve = backend->last_u_solve();
+    info.u_solver_steps = solve.steps;
+    info.u_solver_residual = solve.residual;
     model.history.push_back(info);
     const bool go_on = run.on_iteration ? run.on_iteration(info) : true;
     const bool stop = run.stop && run.stop();
@@ -488,6 +517,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& options, const FitRu
     report.epsilon = std::isfinite(report.rho) ? privacy::zcdp_to_epsilon(report.rho, report.delta) : INFINITY;
   }
   model.privacy = report;
+  if (!u_note.empty()) model.notes.push_back(u_note);
 
   if (validation && candidate_mse) {
     // Each candidate (tau2 scale, support threshold) from the same state: one task-step pass,
@@ -637,6 +667,10 @@ void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool
       std::vector<std::string> ways;
       if (std::is_same_v<T, double>) ways.push_back("float data (--precision float, or a float32 X.npy)");
       if (options.threads != 1) ways.push_back("fewer threads (--threads)");
+      if (options.u_solver != USolver::cg && !options.privacy.enabled)
+        ways.push_back("--u-solver cg (the U step without G; with the largest r here, d r' = " +
+                       std::to_string(data.d * ((options.rank_candidates.empty() ? options.rank : *std::max_element(options.rank_candidates.begin(), options.rank_candidates.end())) +
+                                                (options.prior == Prior::automatic ? 1 : 0))) + " unknowns)");
       if (selecting)
         ways.push_back("a smaller --selection-tasks, or no choice on validation rows, which copies the rows of the tasks it "
                        "is made on (r and k as numbers, --sparse-prior-scale, --support-threshold and --covariance-shrinkage given)");
@@ -713,7 +747,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     refuse_if_too_big(data, options, false);
     Model model = fit_fixed(data, options, final_run);
     model.selection = c->model.selection;
-    model.notes = c->model.notes;
+    model.notes.insert(model.notes.begin(), c->model.notes.begin(), c->model.notes.end());  // with the U step's choice
     return model;
   }
   // Candidates of r and k above d cannot be fitted: they are left out (an explicit r or k above d
@@ -930,7 +964,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
   final_run.checkpoint_at_start = selection.performed;
   Model model = fit_fixed(data, options, final_run);
   model.selection = selection;
-  model.notes = notes;
+  model.notes.insert(model.notes.begin(), notes.begin(), notes.end());
   return model;
 }
 template Model fit(const TaskDataView<float>&, const Options&, const FitControl&);

@@ -39,6 +39,12 @@ struct PriorState {
   double covariance_shrinkage = 0.0;  // f: each M-step shrinks Sigma towards isotropic
 };
 
+// What the last U step's iterative solver did (cg; zeros for a direct solve).
+struct SolverReport {
+  int steps = 0;
+  double residual = 0.0;  // ||v - A x|| / ||v|| when it stopped
+};
+
 // Sums over all rows: X^T X (d x d, row-major, full), X^T y (d), y^T y, and the row count.
 struct DataMoments {
   std::vector<double> XtX, Xty;
@@ -81,6 +87,9 @@ class Backend {
   virtual std::vector<double> last_R() const = 0;
 
   virtual DataMoments data_moments() = 0;
+
+  // After update_U: what its solver did (a direct solve reports zeros).
+  virtual SolverReport last_u_solve() const { return {}; }
 };
 
 template <typename T>

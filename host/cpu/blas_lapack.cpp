@@ -113,6 +113,30 @@ std::vector<double> top_eigenvectors(int n, std::vector<double> A, int k) {
   return out;
 }
 
+std::vector<double> symmetric_eigen(int n, std::vector<double> A, std::vector<double>* values) {
+  std::vector<double> Z(static_cast<std::size_t>(n) * std::max(n, 1));
+  values->assign(static_cast<std::size_t>(std::max(n, 1)), 0.0);
+  if (n == 0) return {};
+  std::vector<int> isuppz(2 * static_cast<std::size_t>(n));
+  const int il = 1, iu = n;
+  const double vl = 0, vu = 0, abstol = 0;
+  int found = 0, info = 0, lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0;
+  dsyevr_("V", "A", "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, values->data(), Z.data(),
+          &n, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1, 1);
+  check_info(info, "dsyevr (workspace query)");
+  lwork = std::max(1, static_cast<int>(work_query));
+  liwork = std::max(1, iwork_query);
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  std::vector<int> iwork(static_cast<std::size_t>(liwork));
+  dsyevr_("V", "A", "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, values->data(), Z.data(),
+          &n, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
+  check_info(info, "dsyevr");
+  if (found != n) throw Error("LAPACK dsyevr found " + std::to_string(found) + " eigenvalues, expected " + std::to_string(n));
+  values->resize(static_cast<std::size_t>(n));
+  return Z;
+}
+
 BlasThreads::BlasThreads(int threads) : previous_(openblas_get_num_threads()) {
   openblas_set_num_threads(threads);
 }

@@ -31,6 +31,9 @@ void qr_q_factor(int m, int n, double* A);
 // Eigenvectors of the k largest eigenvalues of the column-major n x n symmetric matrix A, as an
 // n x k column-major matrix (columns in decreasing eigenvalue order).
 std::vector<double> top_eigenvectors(int n, std::vector<double> A, int k);
+// Every eigenvalue (ascending, into *values) and eigenvector (the n x n column-major result) of the
+// column-major symmetric matrix A.
+std::vector<double> symmetric_eigen(int n, std::vector<double> A, std::vector<double>* values);
 
 // OpenBLAS threads: set for the lifetime of this guard, then restored. The task loops run their
 // own OpenMP threads and call BLAS from inside them; BLAS must then stay single-threaded.

@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "core/u_solver.hpp"
 #include "cpu/blas_lapack.hpp"
 #include "cpu/task_step.hpp"
 #include "lrsmeta/io.hpp"
@@ -407,6 +408,20 @@ std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G
 template <typename T>
 double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
   if (r_ == 0 && !has_prior_) return 0.0;
+  last_solve_ = {};
+  if (options_.u_solver == USolver::cg) {
+    if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
+    std::vector<double> v, W_hat;
+    accumulate_rhs(v, W_hat);
+    // Warm start: the current [beta, U] (column-major), which the task step's w were fitted to. A
+    // direction G does not determine keeps it (as the direct solve's anchor does).
+    std::vector<double> x;
+    if (has_prior_) x.assign(prior_.beta.begin(), prior_.beta.end());
+    for (int p = 0; p < r_; ++p)
+      for (int a = 0; a < d_; ++a) x.push_back(U_[static_cast<std::size_t>(a) * r_ + p]);
+    last_solve_ = solve_cg(v, W_hat, x);
+    return finish_U_step(std::move(x));
+  }
   std::vector<double> G, v;
   accumulate_normal_equations(G, v, release ? &release->bounds : nullptr);
   double extra_ridge = 0.0;
@@ -427,7 +442,11 @@ double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
     for (int p = 0; p < r_; ++p)
       for (int a = 0; a < d_; ++a) anchor.push_back(U_[static_cast<std::size_t>(a) * r_ + p]);
   }
-  std::vector<double> solution = solve_normal_equations(G, std::move(v), extra_ridge, has_prior_ ? &anchor : nullptr);  // column-major
+  return finish_U_step(solve_normal_equations(G, std::move(v), extra_ridge, has_prior_ ? &anchor : nullptr));
+}
+
+template <typename T>
+double CpuBackend<T>::finish_U_step(std::vector<double> solution) {
   std::vector<double> U_tilde;
   if (has_prior_) {
     beta_.assign(solution.begin(), solution.begin() + d_);
@@ -593,9 +612,14 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
   }
   plan.parts.push_back({"per-task state", t * (r * 8 + k * 12 + 8 + (prior ? r * (r + 1) / 2 * 8 + 16 : 0))});
   const double dr = d * r_aug;
-  plan.parts.push_back({"G and its factor", 2 * dr * dr * 8});
-  const double P = r_aug * (r_aug + 1) / 2, Q = d * (d + 1) / 2;
-  plan.parts.push_back({"per-thread Gram scratch", threads * (P * Q * (8 + (sizeof(T) == 4 ? 4 : 0)) + cpu::kTasksPerChunk * (P + Q) * elem + dr * 8)});
+  const bool cg = core::choose_u_solver(data.n, data.t, data.d, static_cast<int>(r), o, false).solver == USolver::cg;
+  if (cg) {
+    plan.parts.push_back({"cg vectors", (threads + 8) * dr * 8 + 2 * d * d * 8});
+  } else {
+    plan.parts.push_back({"G and its factor", 2 * dr * dr * 8});
+    const double P = r_aug * (r_aug + 1) / 2, Q = d * (d + 1) / 2;
+    plan.parts.push_back({"per-thread Gram scratch", threads * (P * Q * (8 + (sizeof(T) == 4 ? 4 : 0)) + cpu::kTasksPerChunk * (P + Q) * elem + dr * 8)});
+  }
   const double cols = cpu::max_joint_columns(static_cast<int>(r), static_cast<int>(k), static_cast<int>(d));
   plan.parts.push_back({"per-thread task-step scratch", threads * (static_cast<double>(m_max) * (2 * r + cols + 4) * 8 + 6 * cols * cols * 8 + 4 * d * 8)});
   return plan;

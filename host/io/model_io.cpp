@@ -37,6 +37,9 @@ json options_json(const Options& o) {
               {"tolerance", o.tolerance},
               {"relative_tolerance", o.relative_tolerance},
               {"device", to_string(o.device)},
+              {"u_solver", to_string(o.u_solver)},
+              {"cg_tolerance", o.cg_tolerance},
+              {"cg_max_steps", o.cg_max_steps},
               {"prior", to_string(o.prior)},
               {"sparse_prior_scale", o.sparse_prior_scale},
               {"support_threshold", o.support_threshold},
@@ -74,6 +77,10 @@ Options options_from_json(const json& j) {
   o.tolerance = j.value("tolerance", o.tolerance);
   o.relative_tolerance = j.value("relative_tolerance", o.relative_tolerance);
   o.device = parse_device(j.value("device", std::string(to_string(o.device))));
+  // Models written before the choice existed were solved directly.
+  o.u_solver = parse_u_solver(j.value("u_solver", std::string("direct")));
+  o.cg_tolerance = j.value("cg_tolerance", o.cg_tolerance);
+  o.cg_max_steps = j.value("cg_max_steps", o.cg_max_steps);
   // Models written before the prior existed were fitted without one.
   o.prior = parse_prior(j.value("prior", std::string("none")));
   o.sparse_prior_scale = j.value("sparse_prior_scale", o.sparse_prior_scale);
@@ -134,7 +141,9 @@ std::string model_json(const Model& m) {
                        {"task_step_seconds", h.task_step_seconds},
                        {"u_step_seconds", h.u_step_seconds},
                        {"sparsity_in_effect", h.sparsity_in_effect},
-                       {"noise_variance", h.noise_variance}});
+                       {"noise_variance", h.noise_variance},
+                       {"u_solver_steps", h.u_solver_steps},
+                       {"u_solver_residual", h.u_solver_residual}});
   json j{{"format", "lrsmeta-model"},
          {"format_version", kModelFormatVersion},
          {"lrsmeta_version", version()},
@@ -279,6 +288,8 @@ Model load_model(const std::string& path) {
       info.u_step_seconds = h.value("u_step_seconds", 0.0);
       info.sparsity_in_effect = h.value("sparsity_in_effect", 0);
       info.noise_variance = h.value("noise_variance", 0.0);
+      info.u_solver_steps = h.value("u_solver_steps", 0);
+      info.u_solver_residual = h.value("u_solver_residual", 0.0);
       m.history.push_back(info);
     }
     if (j.contains("privacy") && j.at("privacy").value("enabled", false)) {

@@ -50,16 +50,25 @@ enum class Device { cpu, cuda, automatic };
 // theta_i = beta + U w_i + b_i with w_i ~ N(0, Sigma), b_i's non-zeros ~ N(0, tau2) and noise
 // variance s2, beta, Sigma and s2 estimated from all tasks; none: the paper's AMHT-LRS exactly.
 enum class Prior { none, automatic };
+// How the U step solves its normal equations (G + lambda I) vec(U~) = v, G of size (d r') x (d r')
+// (r' = r, plus 1 for beta under the prior). direct: G formed and factored (Cholesky); memory and
+// time grow as (d r')^2 and (d r')^3. cg: preconditioned conjugate gradients, G never formed: each
+// step is one pass over the tasks. automatic ("auto"): the cheaper by a cost model (flops of forming
+// and factoring G against passes over the data), and direct for private training (its noise goes
+// on G).
+enum class USolver { direct, cg, automatic };
 
 LRSMETA_API const char* to_string(Variant v);
 LRSMETA_API const char* to_string(Init v);
 LRSMETA_API const char* to_string(Device v);
 LRSMETA_API const char* to_string(Prior v);
+LRSMETA_API const char* to_string(USolver v);
 // Parse a name ("pursuit", "htp", "iht"; "random", "spectral"; "cpu", "cuda", "auto"); throws Error.
 LRSMETA_API Variant parse_variant(const std::string& name);
 LRSMETA_API Init parse_init(const std::string& name);
 LRSMETA_API Device parse_device(const std::string& name);
 LRSMETA_API Prior parse_prior(const std::string& name);  // "auto" or "none"
+LRSMETA_API USolver parse_u_solver(const std::string& name);  // "direct", "cg" or "auto"
 
 // User-level differential privacy (DESIGN.md section 3, README "Differential privacy"). Only U is
 // released; each task's (w_i, b_i) stays with the task. Every task's contribution to G and v is
@@ -115,6 +124,10 @@ struct Options {
   double relative_tolerance = 1e-6;
   Device device = Device::cpu;
   PrivacyOptions privacy;
+  USolver u_solver = USolver::automatic;
+  // cg: stop once ||v - (G + lambda I) x|| <= cg_tolerance ||v||, or after cg_max_steps steps.
+  double cg_tolerance = 1e-10;
+  int cg_max_steps = 300;
 
   // The statistical model. Private training always uses Prior::none: the prior's hyperparameters
   // are statistics of all tasks that the privacy accountant does not pay for.
@@ -174,6 +187,8 @@ struct IterationInfo {
   double task_step_seconds = 0.0;
   double u_step_seconds = 0.0;
   double noise_variance = 0.0;    // the prior's s2 after this iteration (0 without a prior)
+  int u_solver_steps = 0;         // cg: steps taken by this iteration's U step (0: direct)
+  double u_solver_residual = 0.0; // cg: its final relative residual ||v - A x|| / ||v||
 };
 // Return false to stop training after this iteration (a final task step still runs).
 using IterationCallback = std::function<bool(const IterationInfo&)>;

@@ -1,0 +1,247 @@
+// The U step by conjugate gradients: its operator against the definition G x = sum_i X_i^T X_i M E_i
+// computed here in double, its right-hand side against the direct path's, cg against the direct
+// solve in whole fits, exact recovery with cg, and the refusals and choices around it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/backend.hpp"
+#include "core/u_solver.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "lrsmeta/io.hpp"
+#include "test_helpers.hpp"
+
+namespace lrsmeta {
+namespace {
+
+// Ragged random tasks (0 to 12 rows), d = 9.
+Dataset<double> ragged_data(int t, int d, std::uint64_t seed) {
+  Dataset<double> data;
+  data.d = d;
+  data.task_offsets.assign(1, 0);
+  for (int i = 0; i < t; ++i) data.task_offsets.push_back(data.task_offsets.back() + (i * 5 + 2) % 13);
+  const std::int64_t n = data.task_offsets.back();
+  data.X = testing::random_normal(static_cast<std::size_t>(n * d), seed);
+  data.y = testing::random_normal(static_cast<std::size_t>(n), seed + 1);
+  return data;
+}
+
+// (G + ridge I) x by the definition, with E_i = w'_i w'_i^T (+ blockdiag(0, V_i)), in double.
+std::vector<double> reference_product(const Dataset<double>& data, const std::vector<double>& W, const std::vector<double>* V, int r,
+                                      double ridge, double beta_precision, const std::vector<double>& x) {
+  const bool prior = V != nullptr;
+  const int d = static_cast<int>(data.d), rr = r + (prior ? 1 : 0);
+  const int P = r * (r + 1) / 2;
+  std::vector<double> y(x.size(), 0.0);
+  for (std::int64_t i = 0; i < data.t(); ++i) {
+    std::vector<double> w(static_cast<std::size_t>(rr));
+    for (int p = 0; p < r; ++p) w[static_cast<std::size_t>(p + (prior ? 1 : 0))] = W[static_cast<std::size_t>(i * r + p)];
+    if (prior) w[0] = 1.0;
+    std::vector<double> E(static_cast<std::size_t>(rr * rr));
+    for (int p = 0; p < rr; ++p)
+      for (int q = 0; q < rr; ++q) E[static_cast<std::size_t>(p * rr + q)] = w[static_cast<std::size_t>(p)] * w[static_cast<std::size_t>(q)];
+    if (prior)
+      for (int p = 0, pq = 0; p < r; ++p)
+        for (int q = p; q < r; ++q, ++pq) {
+          const double v = (*V)[static_cast<std::size_t>(i * P + pq)];
+          E[static_cast<std::size_t>((p + 1) * rr + q + 1)] += v;
+          if (q != p) E[static_cast<std::size_t>((q + 1) * rr + p + 1)] += v;
+        }
+    // S = X_i^T X_i (d x d), then y[:, p] += S (sum_q M[:, q] E[q, p]).
+    std::vector<double> S(static_cast<std::size_t>(d * d), 0.0);
+    for (std::int64_t j = data.task_offsets[i]; j < data.task_offsets[i + 1]; ++j)
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b) S[static_cast<std::size_t>(a * d + b)] += data.X[static_cast<std::size_t>(j * d + a)] * data.X[static_cast<std::size_t>(j * d + b)];
+    for (int p = 0; p < rr; ++p) {
+      std::vector<double> ME(static_cast<std::size_t>(d), 0.0);
+      for (int q = 0; q < rr; ++q)
+        for (int a = 0; a < d; ++a) ME[static_cast<std::size_t>(a)] += x[static_cast<std::size_t>(a + d * q)] * E[static_cast<std::size_t>(q * rr + p)];
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b) y[static_cast<std::size_t>(a + d * p)] += S[static_cast<std::size_t>(a * d + b)] * ME[static_cast<std::size_t>(b)];
+    }
+  }
+  for (std::size_t e = 0; e < y.size(); ++e) y[e] += ridge * x[e];
+  if (prior)
+    for (int a = 0; a < d; ++a) y[static_cast<std::size_t>(a)] += beta_precision * x[static_cast<std::size_t>(a)];
+  return y;
+}
+
+double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (std::size_t e = 0; e < a.size(); ++e) {
+    num += (a[e] - b[e]) * (a[e] - b[e]);
+    den += b[e] * b[e];
+  }
+  return std::sqrt(num / den);
+}
+
+TEST(CgUStep, OperatorMatchesTheDefinitionWithoutAndWithThePrior) {
+  const int t = 170, d = 9, r = 3, k = 2;
+  const Dataset<double> data = ragged_data(t, d, 31);
+  for (bool prior : {false, true}) {
+    for (int threads : {1, 2}) {
+      Options o;
+      o.rank = r;
+      o.sparsity = k;
+      o.threads = threads;
+      o.ridge = 0.37;
+      cpu::CpuBackend<double> backend(data.view(), o);
+      backend.set_U(testing::random_orthonormal(d, r, 5));
+      core::PriorState ps;
+      if (prior) {
+        // A task step under a prior fills W and every V_i.
+        ps.beta = testing::random_normal(static_cast<std::size_t>(d), 7);
+        ps.Sigma = {1.0, 0.2, 0.0, 0.2, 0.8, 0.1, 0.0, 0.1, 0.5};
+        ps.noise_variance = 0.3;
+        ps.beta_precision = 2.5;
+        backend.set_prior(&ps);
+        backend.task_step_all(k);
+      } else {
+        backend.W() = testing::random_normal(static_cast<std::size_t>(t * r), 8);
+      }
+      const int rr = r + (prior ? 1 : 0);
+      const std::vector<double> x = testing::random_normal(static_cast<std::size_t>(d * rr), 9);
+      std::vector<double> y;
+      backend.apply_normal_operator(x, y);
+      const std::vector<double> V = backend.V_packed();
+      const std::vector<double> ref = reference_product(data, backend.W(), prior ? &V : nullptr, r, o.ridge, ps.beta_precision, x);
+      EXPECT_LT(relative_difference(y, ref), 1e-13) << (prior ? "prior" : "no prior") << ", " << threads << " threads";
+      // Its right-hand side is the direct path's v (G itself is tested against its definition in
+      // test_normal_equations).
+      std::vector<double> v_cg, W_hat, G, v_direct;
+      backend.accumulate_rhs(v_cg, W_hat);
+      backend.accumulate_normal_equations(G, v_direct);
+      EXPECT_LT(relative_difference(v_cg, v_direct), 1e-13);
+      ASSERT_EQ(W_hat.size(), static_cast<std::size_t>(rr * rr));
+      // And G's product agrees with the operator (beta's precision and the ridge added to G here).
+      std::vector<double> Gx(x.size(), 0.0);
+      for (std::size_t a = 0; a < x.size(); ++a)
+        for (std::size_t b = 0; b < x.size(); ++b) Gx[a] += G[a + x.size() * b] * x[b];
+      for (std::size_t e = 0; e < x.size(); ++e) Gx[e] += o.ridge * x[e] + (prior && e < static_cast<std::size_t>(d) ? ps.beta_precision * x[e] : 0.0);
+      EXPECT_LT(relative_difference(y, Gx), 1e-12);
+    }
+  }
+}
+
+SyntheticData well_posed(double noise, std::uint64_t seed) {
+  SyntheticSpec spec;
+  spec.tasks = 600;
+  spec.min_samples = 15;
+  spec.max_samples = 30;
+  spec.d = 20;
+  spec.r = 3;
+  spec.k = 2;
+  spec.noise = noise;
+  spec.seed = seed;
+  return generate_synthetic(spec);
+}
+
+TEST(CgUStep, AgreesWithTheDirectSolveInWholeFits) {
+  const SyntheticData s = well_posed(0.2, 41);
+  for (Prior prior : {Prior::none, Prior::automatic}) {
+    Options o;
+    o.rank = 3;
+    o.sparsity = 2;
+    o.prior = prior;
+    o.iterations = 6;
+    o.relative_tolerance = 0;
+    o.sparse_prior_scale = 0.3;
+    o.support_threshold = 2.0;
+    o.covariance_shrinkage = 1.0;
+    o.threads = 2;
+    o.u_solver = USolver::direct;
+    const Model direct = fit(s.data.view(), o);
+    o.u_solver = USolver::cg;
+    o.cg_tolerance = 1e-14;
+    const Model cg = fit(s.data.view(), o);
+    ASSERT_EQ(cg.U.size(), direct.U.size());
+    double worst = 0;
+    for (std::size_t e = 0; e < cg.U.size(); ++e) worst = std::max(worst, std::fabs(cg.U[e] - direct.U[e]));
+    EXPECT_LT(worst, 1e-8) << "prior " << to_string(prior);
+    EXPECT_LT(relative_difference(cg.theta_matrix(), direct.theta_matrix()), 1e-8);
+    for (const IterationInfo& h : cg.history) {
+      EXPECT_GT(h.u_solver_steps, 0);
+      EXPECT_LE(h.u_solver_residual, 1e-14);
+    }
+    for (const IterationInfo& h : direct.history) EXPECT_EQ(h.u_solver_steps, 0);
+    EXPECT_EQ(cg.options.u_solver, USolver::cg);
+  }
+}
+
+TEST(CgUStep, RecoversNoiselessDataExactly) {
+  // The problem test_recovery recovers with the direct solve.
+  SyntheticSpec spec;
+  spec.tasks = 1000;
+  spec.min_samples = spec.max_samples = 60;
+  spec.d = 40;
+  spec.r = 3;
+  spec.k = 2;
+  spec.seed = 11;
+  const SyntheticData s = generate_synthetic(spec);
+  for (Prior prior : {Prior::none, Prior::automatic}) {
+    Options o;
+    o.rank = 3;
+    o.sparsity = 2;
+    o.prior = prior;
+    o.iterations = 30;
+    o.sparse_prior_scale = 0.1;
+    o.support_threshold = 2.0;
+    o.covariance_shrinkage = 10.0;
+    o.u_solver = USolver::cg;
+    o.seed = 7;
+    const Model m = fit(s.data.view(), o);
+    EXPECT_LT(relative_error(m.theta_matrix(), s.theta()), 1e-8) << "prior " << to_string(prior);
+    EXPECT_LT(testing::subspace_distance(m.U, s.U, 40, 3), 1e-8);
+  }
+}
+
+TEST(CgUStep, DirectIsRefusedAboveItsLimitAndAutoTakesCgThere) {
+  Options o;
+  o.rank = 50;
+  o.sparsity = 0;
+  o.prior = Prior::none;
+  o.u_solver = USolver::direct;
+  try {
+    validate(o, 500);
+    FAIL() << "25000 unknowns were accepted for a direct solve";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--u-solver cg has no such limit"), std::string::npos) << e.what();
+  }
+  o.u_solver = USolver::cg;
+  EXPECT_NO_THROW(validate(o, 500));
+  o.u_solver = USolver::automatic;
+  EXPECT_NO_THROW(validate(o, 500));
+  const core::USolverChoice big = core::choose_u_solver(500000, 10000, 500, 50, o, false);
+  EXPECT_EQ(big.solver, USolver::cg);
+  EXPECT_NE(big.why.find("above the 20000 a direct solve takes"), std::string::npos) << big.why;
+  // Small systems: direct; private training and the GPU: direct whatever the size (below the limit).
+  EXPECT_EQ(core::choose_u_solver(20000, 1000, 10, 2, o, false).solver, USolver::direct);
+  Options priv = o;
+  priv.rank = 10;
+  priv.privacy.enabled = true;
+  EXPECT_EQ(core::choose_u_solver(400000, 20000, 100, 10, priv, false).solver, USolver::direct);
+  priv.u_solver = USolver::cg;
+  EXPECT_THROW(validate(priv, 100), Error);
+  EXPECT_EQ(core::choose_u_solver(400000, 20000, 100, 10, o, true).solver, USolver::direct);
+}
+
+TEST(CgUStep, AMemoryRefusalOfADirectSolveNamesCg) {
+  const SyntheticData s = well_posed(0.1, 47);
+  Options o;
+  o.rank = 3;
+  o.sparsity = 2;
+  o.prior = Prior::none;
+  o.iterations = 2;
+  o.u_solver = USolver::direct;
+  ::setenv("LRSMETA_MEMORY_LIMIT", "100000", 1);
+  try {
+    fit(s.data.view(), o);
+    ADD_FAILURE() << "no refusal";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--u-solver cg"), std::string::npos) << e.what();
+  }
+  ::unsetenv("LRSMETA_MEMORY_LIMIT");
+}
+
+}  // namespace
+}  // namespace lrsmeta
