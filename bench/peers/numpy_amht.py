@@ -5,7 +5,8 @@ every step vectorised over tasks. The peer that `lrsmeta train --prior none` is 
 
 Per outer iteration: the task step (inner iterations of: w by a batched r x r solve with b fixed,
 then b by one iterative-hard-thresholding step, b <- H_k(b + eta/m X^T (y - X U w - X b))), then
-the U step: G = sum_i (w_i w_i^T) kron (X_i^T X_i) built with one GEMM per chunk of tasks,
+the U step: G = sum_i (w_i w_i^T) kron (X_i^T X_i) built with one GEMM per chunk of tasks (in the data's
+precision, as the data comes),
 v = sum_i w_i kron X_i^T (y_i - X_i b_i), numpy.linalg.solve, and U <- Q of the QR of the solution.
 
     numpy_amht.py DATA_FOLDER -r R -k K --iterations L [--warm-start W] [--seed S] [--json OUT]
@@ -31,36 +32,39 @@ def hard_threshold(B, k):
 
 
 def task_step(X, y, U, B, k, inner, eta):
-    """Every task's (w, b) with U fixed: X (t, m, d), y (t, m), U (d, r), B (t, d)."""
+    """Every task's (w, b) with U fixed: X (t, m, d), y (t, m), U (d, r), B (t, d). Batched matmul
+    (BLAS) wherever a product is a matrix product."""
     t, m, d = X.shape
-    Z = X @ U  # (t, m, r): one batched GEMM
-    A = np.einsum("tmp,tmq->tpq", Z, Z)
-    A += 1e-10 * np.trace(A, axis1=1, axis2=2)[:, None, None] / max(U.shape[1], 1) * np.eye(U.shape[1], dtype=A.dtype)
+    r = U.shape[1]
+    Z = X @ U                                   # (t, m, r)
+    Zt = Z.transpose(0, 2, 1)
+    A = Zt @ Z                                  # (t, r, r)
+    A += (1e-10 * np.trace(A, axis1=1, axis2=2) / max(r, 1))[:, None, None] * np.eye(r, dtype=A.dtype)
     for _ in range(inner):
-        Xb = np.einsum("tmd,td->tm", X, B)
-        rhs = np.einsum("tmp,tm->tp", Z, y - Xb)
-        W = np.linalg.solve(A, rhs[..., None])[..., 0]
-        e = y - np.einsum("tmp,tp->tm", Z, W) - Xb
-        B = hard_threshold(B + (eta / m) * np.einsum("tmd,tm->td", X, e), k) if k > 0 else B
-    e = y - np.einsum("tmp,tp->tm", Z, W) - np.einsum("tmd,td->tm", X, B)
+        Xb = (X @ B[:, :, None])[:, :, 0]       # (t, m)
+        W = np.linalg.solve(A, Zt @ (y - Xb)[:, :, None])[:, :, 0]
+        e = y - (Z @ W[:, :, None])[:, :, 0] - Xb
+        if k > 0:
+            B = hard_threshold(B + (eta / m) * (X.transpose(0, 2, 1) @ e[:, :, None])[:, :, 0], k)
+    e = y - (Z @ W[:, :, None])[:, :, 0] - (X @ B[:, :, None])[:, :, 0]
     return W, B, float(np.mean(e.astype(np.float64) ** 2))
 
 
-def u_step(X, y, W, B, chunk=1024):
+def u_step(X, y, W, B, chunk=512):
     """Solve sum_i (w_i w_i^T kron X_i^T X_i) vec(U) = sum_i w_i kron X_i^T (y_i - X_i b_i)."""
     t, m, d = X.shape
     r = W.shape[1]
-    G = np.zeros((r * r, d * d))
+    G = np.zeros((r * r, d * d), dtype=X.dtype)
     v = np.zeros((r, d))
     for s in range(0, t, chunk):
         Xc, Wc = X[s:s + chunk], W[s:s + chunk]
-        S = np.einsum("tma,tmb->tab", Xc, Xc).reshape(len(Xc), d * d)        # X_i^T X_i
-        WW = np.einsum("tp,tq->tpq", Wc, Wc).reshape(len(Xc), r * r)        # w_i w_i^T
-        G += WW.T.astype(np.float64) @ S.astype(np.float64)                  # one GEMM per chunk
-        res = y[s:s + chunk] - np.einsum("tmd,td->tm", Xc, B[s:s + chunk])
-        v += Wc.T.astype(np.float64) @ np.einsum("tmd,tm->td", Xc, res).astype(np.float64)
+        S = (Xc.transpose(0, 2, 1) @ Xc).reshape(len(Xc), d * d)          # X_i^T X_i, batched GEMM
+        WW = (Wc[:, :, None] * Wc[:, None, :]).reshape(len(Xc), r * r)      # w_i w_i^T
+        G += WW.T @ S                                                       # one GEMM per chunk
+        res = y[s:s + chunk] - (Xc @ B[s:s + chunk, :, None])[:, :, 0]
+        v += Wc.T @ (Xc.transpose(0, 2, 1) @ res[:, :, None])[:, :, 0]
     # G[(p, q), (a, b)] -> the (p a), (q b) entry of the dr x dr matrix, unknowns ordered (p, a).
-    G = G.reshape(r, r, d, d).transpose(0, 2, 1, 3).reshape(r * d, r * d)
+    G = G.astype(np.float64).reshape(r, r, d, d).transpose(0, 2, 1, 3).reshape(r * d, r * d)
     Ut = np.linalg.solve(G + 1e-12 * np.trace(G) / (r * d) * np.eye(r * d), v.reshape(r * d)).reshape(r, d).T
     Q, _ = np.linalg.qr(Ut)
     return Q

@@ -285,7 +285,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   Options options = fit_options;
   const bool on_gpu = options.device == Device::cuda ||
                       (options.device == Device::automatic && cuda_available() && options.prior == Prior::none && options.u_solver != USolver::cg);
-  const core::USolverChoice u_solver = core::choose_u_solver(data.n, data.t, data.d, options.rank, options, on_gpu);
+  const core::USolverChoice u_solver =
+      core::choose_u_solver(data.n, data.t, data.d, options.rank, static_cast<int>(sizeof(T)), options, on_gpu);
   options.u_solver = u_solver.solver;
   const bool solves_for_something = options.rank + (options.prior == Prior::automatic ? 1 : 0) > 0;
   const std::string u_note = !u_solver.why.empty() && solves_for_something ? "U step: " + u_solver.why : std::string();

@@ -1,5 +1,6 @@
 #include "core/u_solver.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/backend.hpp"
@@ -11,7 +12,7 @@ namespace {
 constexpr double kCgStepsEstimate = 15.0;
 }  // namespace
 
-USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, int r, const Options& o, bool on_gpu) {
+USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, int r, int value_bytes, const Options& o, bool on_gpu) {
   USolverChoice choice;
   if (o.u_solver != USolver::automatic) {
     choice.solver = o.u_solver;
@@ -49,8 +50,13 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
   const double direct = static_cast<double>(n) * dd * (dd + 1) + static_cast<double>(t) * 2.0 * P * Q + unknowns * unknowns * unknowns / 3.0;
   // One operator pass: with the prior X_i M and X_i^T (.) per task (4 n d r'); without, E_i is rank
   // one and a pass is two matrix-vector products per task (4 n d) plus the w's (4 t d r).
-  const double per_step = prior ? 4.0 * static_cast<double>(n) * dd * rr : 4.0 * static_cast<double>(n) * dd + 4.0 * static_cast<double>(t) * dd * rr;
-  const double cg = kCgStepsEstimate * per_step;
+  const double flops = prior ? 4.0 * static_cast<double>(n) * dd * rr : 4.0 * static_cast<double>(n) * dd + 4.0 * static_cast<double>(t) * dd * rr;
+  // Measured on the 2-core development machine (bench/RESULTS.md), against G's GEMM at about 1e11
+  // flops/s: a pass without the prior at d = 100 (2.4e8 flops, 160 MB of float32 X) took about
+  // 15 ms, the time of 1.5e9 flops of GEMM (memory-bound); with the prior (r' = 11: 1.8e9 flops)
+  // about 85 ms, 8.5e9 (its per-row products run at about a fifth of GEMM's rate).
+  const double bytes = static_cast<double>(n) * dd * static_cast<double>(value_bytes);
+  const double cg = kCgStepsEstimate * std::max(flops * (prior ? 5.0 : 1.0), 10.0 * bytes);
   choice.solver = cg < direct ? USolver::cg : USolver::direct;
   std::snprintf(text, sizeof text, "%s (cost model: about %.2g flops per U step to form and factor G, %.2g for %.0f cg steps)",
                 cg < direct ? "cg" : "direct", direct, cg, kCgStepsEstimate);

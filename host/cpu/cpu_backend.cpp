@@ -612,7 +612,7 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
   }
   plan.parts.push_back({"per-task state", t * (r * 8 + k * 12 + 8 + (prior ? r * (r + 1) / 2 * 8 + 16 : 0))});
   const double dr = d * r_aug;
-  const bool cg = core::choose_u_solver(data.n, data.t, data.d, static_cast<int>(r), o, false).solver == USolver::cg;
+  const bool cg = core::choose_u_solver(data.n, data.t, data.d, static_cast<int>(r), static_cast<int>(sizeof(T)), o, false).solver == USolver::cg;
   if (cg) {
     plan.parts.push_back({"cg vectors", (threads + 8) * dr * 8 + 2 * d * d * 8});
   } else {
