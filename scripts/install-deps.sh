@@ -9,7 +9,9 @@ packages=(
   nlohmann-json3-dev                # model.json and metrics
   libgtest-dev                      # tests
   libbenchmark-dev                  # benchmarks
-  python3-numpy                     # the NumPy interoperability test
+  python3-numpy                     # the NumPy interoperability test and the Python module
+  python3-dev pybind11-dev          # the Python module (lrsmeta)
+  python3-pytest python3-sklearn    # its tests (scikit-learn's clone and GridSearchCV)
   gnuplot-nox                       # the MovieLens benchmark's plots
 )
 missing=()

@@ -13,7 +13,7 @@ BUILD_DIR=$root/build "$root/scripts/build.sh" -DLRSMETA_BUILD_TESTS=ON -DLRSMET
 if [[ ${LRSMETA_SKIP_SANITIZERS:-0} != 1 ]]; then
   echo "== ASan/UBSan build and tests (CPU path; the CUDA runtime and ASan's shadow memory do not mix)"
   BUILD_DIR=$root/build-sanitize BUILD_TYPE=RelWithDebInfo "$root/scripts/build.sh" \
-    -DLRSMETA_SANITIZE=address,undefined -DLRSMETA_BUILD_BENCHMARKS=OFF -DLRSMETA_CUDA=OFF
+    -DLRSMETA_SANITIZE=address,undefined -DLRSMETA_BUILD_BENCHMARKS=OFF -DLRSMETA_CUDA=OFF -DLRSMETA_PYTHON=OFF
   # The installed-package test rebuilds a consumer without the sanitizer runtime: release only.
   (cd "$root/build-sanitize" &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

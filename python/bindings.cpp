@@ -1,0 +1,301 @@
+// lrsmeta._lrsmeta: the C++ library for Python (pybind11). NumPy arrays in and out; a C-contiguous
+// float32 or float64 X reaches the library without a copy; the GIL is released while training.
+// The estimator around it (LRSRegressor) is Python: python/lrsmeta/__init__.py.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+
+namespace py = pybind11;
+using namespace lrsmeta;
+
+namespace {
+
+// The address of the X the last fit or adapt handed to the library (tests check zero copy).
+std::uintptr_t last_X_address = 0;
+
+Options options_from_dict(const py::dict& d) {
+  Options o;
+  for (const auto& item : d) {
+    const std::string key = py::cast<std::string>(item.first);
+    const py::handle v = item.second;
+    auto text = [&] { return py::cast<std::string>(v); };
+    auto is_auto = [&] { return py::isinstance<py::str>(v) && text() == "auto"; };
+    if (key == "rank") {
+      if (is_auto()) o.rank_candidates = {-1};  // filled in fit once d is known
+      else o.rank = py::cast<int>(v);
+    } else if (key == "sparsity") {
+      if (is_auto()) o.sparsity_candidates = {-1};
+      else o.sparsity = py::cast<int>(v);
+    } else if (key == "variant") o.variant = parse_variant(text());
+    else if (key == "prior") o.prior = parse_prior(text());
+    else if (key == "init") o.init = parse_init(text());
+    else if (key == "device") o.device = parse_device(text());
+    else if (key == "u_solver") o.u_solver = parse_u_solver(text());
+    else if (key == "iterations") o.iterations = py::cast<int>(v);
+    else if (key == "inner_iterations") o.inner_iterations = py::cast<int>(v);
+    else if (key == "warm_start") o.warm_start_iterations = py::cast<int>(v);
+    else if (key == "ridge") o.ridge = py::cast<double>(v);
+    else if (key == "task_ridge") o.task_ridge = py::cast<double>(v);
+    else if (key == "step_size") o.step_size = py::cast<double>(v);
+    else if (key == "random_state") o.seed = py::cast<std::uint64_t>(v);
+    else if (key == "threads") o.threads = py::cast<int>(v);
+    else if (key == "tolerance") o.tolerance = py::cast<double>(v);
+    else if (key == "relative_tolerance") o.relative_tolerance = py::cast<double>(v);
+    else if (key == "sparse_prior_scale") o.sparse_prior_scale = is_auto() ? -1.0 : py::cast<double>(v);
+    else if (key == "support_threshold") o.support_threshold = is_auto() ? -1.0 : py::cast<double>(v);
+    else if (key == "covariance_shrinkage") o.covariance_shrinkage = is_auto() ? -1.0 : py::cast<double>(v);
+    else if (key == "validation_fraction") o.validation_fraction = py::cast<double>(v);
+    else if (key == "selection_tasks") o.selection_tasks = py::cast<std::int64_t>(v);
+    else if (key == "cg_tolerance") o.cg_tolerance = py::cast<double>(v);
+    else if (key == "cg_max_steps") o.cg_max_steps = py::cast<int>(v);
+    else if (key == "epsilon") {
+      if (!v.is_none()) {
+        o.privacy.enabled = true;
+        o.privacy.epsilon = py::cast<double>(v);
+      }
+    } else if (key == "delta") {
+      if (!v.is_none()) o.privacy.delta = py::cast<double>(v);
+    } else if (key == "clip_x") o.privacy.clip_x = py::cast<double>(v);
+    else if (key == "clip_y") o.privacy.clip_y = py::cast<double>(v);
+    else if (key == "clip_w") o.privacy.clip_w = py::cast<double>(v);
+    else if (key == "max_samples") o.privacy.max_samples = py::cast<int>(v);
+    else if (key == "noise_multiplier") {
+      if (!v.is_none()) o.privacy.noise_multiplier = py::cast<double>(v);
+    } else if (key == "noise_seed") {
+      if (!v.is_none()) {
+        o.privacy.fixed_seed = true;
+        o.privacy.noise_seed = py::cast<std::uint64_t>(v);
+      }
+    } else {
+      throw Error("unknown option '" + key + "'");
+    }
+  }
+  return o;
+}
+
+py::dict info_dict(const IterationInfo& h) {
+  py::dict d;
+  d["iteration"] = h.iteration;
+  d["training_loss"] = h.training_loss;
+  d["u_change"] = h.u_change;
+  d["elapsed_seconds"] = h.elapsed_seconds;
+  d["sparsity_in_effect"] = h.sparsity_in_effect;
+  d["task_step_seconds"] = h.task_step_seconds;
+  d["u_step_seconds"] = h.u_step_seconds;
+  d["noise_variance"] = h.noise_variance;
+  d["u_solver_steps"] = h.u_solver_steps;
+  d["u_solver_residual"] = h.u_solver_residual;
+  return d;
+}
+
+template <typename V>
+py::array_t<typename V::value_type> to_numpy(const V& v, std::vector<py::ssize_t> shape) {
+  py::array_t<typename V::value_type> out(shape);
+  std::copy(v.begin(), v.end(), out.mutable_data());
+  return out;
+}
+
+// X (n x d) as the library takes it: the caller's buffer where it is C-contiguous float32 or
+// float64 (no copy), else converted once to float64.
+struct Rows {
+  py::array array;
+  bool single = false;
+};
+Rows rows_of(const py::array& X) {
+  if (X.ndim() != 2) throw Error("X must be 2-d (n x d), has " + std::to_string(X.ndim()) + " dimensions");
+  const bool c_contiguous = (X.flags() & py::array::c_style) != 0;
+  if (c_contiguous && py::isinstance<py::array_t<float>>(X)) return {X, true};
+  if (c_contiguous && py::isinstance<py::array_t<double>>(X)) return {X, false};
+  return {py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(X), false};
+}
+
+template <typename T>
+TaskDataView<T> view_of(const py::array& X, const py::array_t<T, py::array::c_style | py::array::forcecast>* y,
+                        const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& offsets) {
+  TaskDataView<T> v;
+  v.X = static_cast<const T*>(X.data());
+  v.y = y ? y->data() : nullptr;
+  v.task_offsets = offsets.data();
+  v.n = X.shape(0);
+  v.d = X.shape(1);
+  v.t = offsets.size() - 1;
+  if (offsets.ndim() != 1 || offsets.size() < 2) throw Error("task offsets must be 1-d with at least 2 entries");
+  if (y && (y->ndim() != 1 || y->shape(0) != v.n))
+    throw Error("y must be 1-d with one value per row of X (" + std::to_string(v.n) + "), has shape " +
+                (y->ndim() == 1 ? std::to_string(y->shape(0)) : std::to_string(y->ndim()) + "-d"));
+  last_X_address = reinterpret_cast<std::uintptr_t>(v.X);
+  return v;
+}
+
+// Train with the GIL released. The callback and Ctrl-C are served between outer iterations with
+// the GIL taken back: a Python exception there (KeyboardInterrupt included) stops training and is
+// raised once the library has unwound.
+Model fit_any(const py::array& X_in, const py::array& y_in, const py::array& offsets_in, const py::dict& options,
+              const std::optional<py::function>& callback) {
+  const Rows rows = rows_of(X_in);
+  const auto offsets = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(offsets_in);
+  if (!offsets) throw Error("task offsets must be integers");
+  Options o = options_from_dict(options);
+  const std::int64_t d = rows.array.shape(1);
+  if (!o.rank_candidates.empty()) o.rank_candidates = default_rank_candidates(d);
+  if (!o.sparsity_candidates.empty()) o.sparsity_candidates = default_sparsity_candidates(d);
+  std::optional<py::error_already_set> raised;
+  FitControl control;
+  control.on_iteration = [&](const IterationInfo& info) {
+    if (!callback) return true;
+    py::gil_scoped_acquire gil;
+    try {
+      const py::object answer = (*callback)(info_dict(info));
+      return answer.is_none() || py::cast<bool>(answer);
+    } catch (py::error_already_set& e) {
+      raised.emplace(std::move(e));
+      return false;
+    }
+  };
+  control.stop = [&] {
+    if (raised) return true;
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) {
+      raised.emplace();
+      return true;
+    }
+    return false;
+  };
+  Model model;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const auto y = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(y_in);
+    if (!y) throw Error("y must be numbers");
+    const TaskDataView<T> view = view_of<T>(rows.array, &y, offsets);
+    py::gil_scoped_release release;
+    try {
+      model = fit(view, o, control);
+    } catch (const Stopped&) {
+      // raised below, with the GIL held
+    }
+  };
+  if (rows.single) run(float{});
+  else run(double{});
+  if (raised) throw std::move(*raised);
+  return model;
+}
+
+template <typename F>
+auto with_rows(const py::array& X_in, const py::array& offsets_in, F&& f) {
+  const Rows rows = rows_of(X_in);
+  const auto offsets = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(offsets_in);
+  if (!offsets) throw Error("task offsets must be integers");
+  if (rows.single) return f(rows.array, offsets, float{});
+  return f(rows.array, offsets, double{});
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_lrsmeta, m) {
+  m.doc() = "lrsmeta's C++ library (use lrsmeta.LRSRegressor)";
+  py::register_exception<Error>(m, "Error", PyExc_ValueError);
+  m.attr("__version__") = version();
+
+  py::class_<Model>(m, "Model")
+      .def_property_readonly("d", [](const Model& x) { return x.d; })
+      .def_property_readonly("r", [](const Model& x) { return x.r; })
+      .def_property_readonly("k", [](const Model& x) { return x.k; })
+      .def_property_readonly("t", [](const Model& x) { return x.t; })
+      .def_property_readonly("U", [](const Model& x) { return to_numpy(x.U, {x.d, x.r}); })
+      .def_property_readonly("W", [](const Model& x) { return to_numpy(x.W, {x.t, x.r}); })
+      .def_property_readonly("B_index", [](const Model& x) { return to_numpy(x.B_index, {x.t, x.k}); })
+      .def_property_readonly("B_value", [](const Model& x) { return to_numpy(x.B_value, {x.t, x.k}); })
+      .def_property_readonly("beta", [](const Model& x) -> py::object {
+        if (!x.has_prior()) return py::none();
+        return to_numpy(x.beta, {x.d});
+      })
+      .def_property_readonly("Sigma", [](const Model& x) -> py::object {
+        if (!x.has_prior()) return py::none();
+        return to_numpy(x.Sigma, {x.r, x.r});
+      })
+      .def_property_readonly("noise_variance", [](const Model& x) { return x.noise_variance; })
+      .def_property_readonly("theta", [](const Model& x) { return to_numpy(x.theta_matrix(), {x.t, x.d}); })
+      .def_property_readonly("history", [](const Model& x) {
+        py::list out;
+        for (const IterationInfo& h : x.history) out.append(info_dict(h));
+        return out;
+      })
+      .def_property_readonly("privacy", [](const Model& x) {
+        py::dict p;
+        p["enabled"] = x.privacy.enabled;
+        if (x.privacy.enabled) {
+          p["epsilon"] = x.privacy.epsilon;
+          p["delta"] = x.privacy.delta;
+          p["rho"] = x.privacy.rho;
+          p["noise_multiplier"] = x.privacy.noise_multiplier;
+          p["releases"] = x.privacy.releases;
+          p["fixed_seed"] = x.privacy.fixed_seed;
+        }
+        return p;
+      })
+      .def_property_readonly("notes", [](const Model& x) { return x.notes; })
+      .def_property_readonly("options_json", [](const Model& x) { return model_json(x); })
+      .def_property("task_keys", [](const Model& x) { return x.task_keys; },
+                    [](Model& x, const std::vector<std::string>& keys) { x.task_keys = keys; });
+
+  m.def("fit", &fit_any, py::arg("X"), py::arg("y"), py::arg("task_offsets"), py::arg("options"), py::arg("callback") = py::none(),
+        "Train on rows grouped by task (task i owns rows task_offsets[i] to task_offsets[i+1]-1).");
+  m.def(
+      "predict_rows",
+      [](const Model& model, const py::array& X_in, const py::array& task_in) {
+        // Row j of X belongs to task task[j] (any order): no regrouping, no copy of X.
+        const auto task = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(task_in);
+        return with_rows(X_in, py::array_t<std::int64_t>(std::vector<py::ssize_t>{2}), [&](const py::array& X, const auto&, auto tag) {
+          using T = decltype(tag);
+          model.validate();
+          const std::int64_t n = X.shape(0), d = X.shape(1);
+          if (d != model.d) throw Error("X has " + std::to_string(d) + " features, the model " + std::to_string(model.d));
+          if (!task || task.ndim() != 1 || task.shape(0) != n) throw Error("one task per row is needed");
+          py::array_t<double> out(n);
+          const T* x = static_cast<const T*>(X.data());
+          const std::int64_t* ti = task.data();
+          double* o = out.mutable_data();
+          {
+            py::gil_scoped_release release;
+            for (std::int64_t j = 0; j < n; ++j) {
+              if (ti[j] < 0 || ti[j] >= model.t) throw Error("task index " + std::to_string(ti[j]) + " out of range");
+              const std::vector<double> th = model.theta(ti[j]);
+              double s = 0.0;
+              for (std::int64_t a = 0; a < d; ++a) s += static_cast<double>(x[j * d + a]) * th[static_cast<std::size_t>(a)];
+              o[j] = s;
+            }
+          }
+          return out;
+        });
+      },
+      py::arg("model"), py::arg("X"), py::arg("task"));
+  m.def(
+      "adapt",
+      [](const Model& model, const py::array& X_in, const py::array& y_in, const py::array& offsets_in, const py::dict& options) {
+        Options o = model.options;
+        const Options given = options_from_dict(options);
+        o.threads = given.threads;
+        o.device = Device::cpu;
+        return with_rows(X_in, offsets_in, [&](const py::array& X, const auto& offsets, auto tag) {
+          using T = decltype(tag);
+          const auto y = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(y_in);
+          if (!y) throw Error("y must be numbers");
+          const TaskDataView<T> view = view_of<T>(X, &y, offsets);
+          py::gil_scoped_release release;
+          return adapt(model, view, o);
+        });
+      },
+      py::arg("model"), py::arg("X"), py::arg("y"), py::arg("task_offsets"), py::arg("options"));
+  m.def("save_model", &save_model, py::arg("model"), py::arg("path"), py::call_guard<py::gil_scoped_release>());
+  m.def("load_model", &load_model, py::arg("path"), py::call_guard<py::gil_scoped_release>());
+  m.def("last_X_address", [] { return last_X_address; }, "address of the X the last fit or adapt passed to the library");
+}

@@ -1,0 +1,201 @@
+"""The Python module: recovery, equality with the command line, zero copy, groups in any form and
+order, scikit-learn's protocol, save/load with the CLI, callbacks, and every bad input."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import lrsmeta
+from lrsmeta import _lrsmeta
+
+CLI = os.environ.get("LRSMETA")
+
+
+def low_rank_tasks(t=300, m=30, d=10, r=2, k=0, noise=0.0, seed=0, dtype=np.float64):
+    """Tasks theta_i = U w_i (+ k-sparse b_i), rows grouped by task; returns X, y, task per row, Theta."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((d, r)))[0]
+    Theta = rng.standard_normal((t, r)) @ U.T
+    for i in range(t):
+        if k:
+            Theta[i, rng.choice(d, k, replace=False)] += rng.standard_normal(k)
+    X = rng.standard_normal((t * m, d))
+    task = np.repeat(np.arange(t), m)
+    y = np.einsum("nd,nd->n", X, Theta[task]) + noise * rng.standard_normal(t * m)
+    return X.astype(dtype), y, task, Theta
+
+
+def test_recovers_noiseless_tasks():
+    X, y, task, Theta = low_rank_tasks(k=1)
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=1, prior="none", iterations=40).fit(X, y, task)
+    theta = est.model_.theta
+    assert np.linalg.norm(theta - Theta) / np.linalg.norm(Theta) < 1e-8
+    assert est.U_.shape == (10, 2) and est.W_.shape == (300, 2) and est.B_index_.shape == (300, 1)
+    assert est.beta_ is None  # prior none
+    assert est.score(X, y, task) > 1 - 1e-12
+    assert est.groups_[:3] == ["0", "1", "2"]
+    assert est.history_[-1]["iteration"] == len(est.history_)
+
+
+def test_prior_model_has_beta_and_predicts_in_row_order():
+    X, y, task, _ = low_rank_tasks(noise=0.3, seed=1)
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=15, covariance_shrinkage=1.0).fit(X, y, task)
+    assert est.beta_.shape == (10,) and est.Sigma_.shape == (2, 2) and est.noise_variance_ > 0
+    order = np.random.default_rng(2).permutation(len(y))
+    np.testing.assert_allclose(est.predict(X[order], task[order]), est.predict(X, task)[order], rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(CLI is None, reason="needs LRSMETA (the CLI) to compare with")
+def test_equals_the_command_line_and_round_trips_its_model_folder(tmp_path):
+    X, y, task, _ = low_rank_tasks(noise=0.1, seed=3)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "X.npy", X)
+    np.save(data / "y.npy", y)
+    np.save(data / "task_offsets.npy", np.arange(0, len(y) + 1, 30, dtype=np.int64))
+    subprocess.run([CLI, "train", "--data", str(data), "--out", str(tmp_path / "cli_model"), "-r", "2", "-k", "1",
+                    "--prior", "none", "--iterations", "12", "--threads", "2", "--seed", "5", "-q"], check=True,
+                   stdout=subprocess.DEVNULL)
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=1, prior="none", iterations=12, threads=2, random_state=5).fit(X, y, task)
+    cli = lrsmeta.load(tmp_path / "cli_model")
+    np.testing.assert_array_equal(est.U_, cli.U_)
+    np.testing.assert_array_equal(est.W_, cli.W_)
+    np.testing.assert_array_equal(est.B_value_, cli.B_value_)
+    # Python's model folder, read by the CLI.
+    est.save(tmp_path / "py_model")
+    subprocess.run([CLI, "eval", "--model", str(tmp_path / "py_model"), "--data", str(data), "--json", str(tmp_path / "e.json")],
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(tmp_path / "e.json") as f:
+        mse = json.load(f)["mse"]
+    assert mse == pytest.approx(np.mean((y - est.predict(X, task)) ** 2), rel=1e-12)
+    back = lrsmeta.load(tmp_path / "py_model")
+    np.testing.assert_array_equal(back.predict(X, task), est.predict(X, task))
+    assert back.groups_ == est.groups_
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_c_contiguous_X_is_not_copied(dtype):
+    X, y, task, _ = low_rank_tasks(dtype=dtype, seed=4)
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=3)
+    est.fit(X, y, task)
+    assert _lrsmeta.last_X_address() == X.ctypes.data
+    # Fortran order (or ints) is converted once: the library sees another buffer.
+    F = np.asfortranarray(X)
+    est.fit(F, y, task)
+    assert _lrsmeta.last_X_address() != F.ctypes.data
+
+
+def test_string_groups_and_rows_of_a_task_anywhere():
+    X, y, task, _ = low_rank_tasks(noise=0.1, seed=6)
+    names = np.array([f"user-{i}" for i in task])
+    grouped = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=10).fit(X, y, names)
+    order = np.random.default_rng(7).permutation(len(y))
+    shuffled = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=10).fit(X[order], y[order], names[order])
+    assert sorted(shuffled.groups_) == sorted(grouped.groups_)
+    np.testing.assert_allclose(shuffled.predict(X, names), grouped.predict(X, names), rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="not tasks of the fitted model: fit new tasks with adapt"):
+        grouped.predict(X[:2], ["user-0", "nobody"])
+
+
+def test_adapt_fits_new_tasks_with_U_fixed():
+    X, y, task, Theta = low_rank_tasks(t=400, seed=8)
+    train = task < 300
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=30).fit(X[train], y[train], task[train])
+    new = est.adapt(X[~train], y[~train], task[~train])
+    np.testing.assert_array_equal(new.U_, est.U_)
+    assert new.W_.shape == (100, 2)
+    assert np.linalg.norm(new.model_.theta - Theta[300:]) / np.linalg.norm(Theta[300:]) < 1e-8
+
+
+def test_callback_follows_and_stops_training():
+    X, y, task, _ = low_rank_tasks(noise=0.1, seed=9)
+    seen = []
+
+    def follow(info):
+        seen.append(info["training_loss"])
+        return info["iteration"] < 4
+
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=50, callback=follow).fit(X, y, task)
+    assert len(seen) == 4 and len(est.history_) == 4
+
+    def fail(info):
+        raise KeyError("from the callback")
+
+    with pytest.raises(KeyError, match="from the callback"):
+        lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=50, callback=fail).fit(X, y, task)
+
+
+def test_bad_inputs_raise_clear_errors():
+    X, y, task, _ = low_rank_tasks(seed=10)
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=2)
+    with pytest.raises(ValueError, match="one value per row"):
+        est.fit(X, y[:-1], task)
+    with pytest.raises(ValueError, match="one task key per row"):
+        est.fit(X, y, task[:-1])
+    with pytest.raises(ValueError, match="2-d"):
+        est.fit(X[:, 0], y, task)
+    Xn = X.copy()
+    Xn[5, 3] = np.nan
+    with pytest.raises(ValueError, match="non-finite value .* at row 5, column 3"):
+        est.fit(Xn, y, task)
+    with pytest.raises(ValueError, match="X must be numeric"):
+        est.fit(X.astype(str), y, task)
+    with pytest.raises(ValueError, match="exceeds the dimension"):
+        lrsmeta.LRSRegressor(rank=11, sparsity=0).fit(X, y, task)
+    with pytest.raises(ValueError, match="unknown task-step variant"):
+        lrsmeta.LRSRegressor(variant="fast").fit(X, y, task)
+    with pytest.raises(TypeError, match="unknown parameters"):
+        lrsmeta.LRSRegressor(rnak=2)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        lrsmeta.LRSRegressor().predict(X, task)
+    with pytest.raises(ValueError, match="not a model folder"):
+        lrsmeta.load("/nonexistent/model")
+    est.fit(X, y, task)
+    with pytest.raises(ValueError, match="features"):
+        est.predict(X[:, :5], task)
+
+
+def test_scikit_learn_clone_and_grid_search():
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    est = lrsmeta.LRSRegressor(rank=1, sparsity=0, prior="none", iterations=20, group_column=0)
+    copy = clone(est)
+    assert copy.get_params() == est.get_params() and copy is not est
+    X, y, task, _ = low_rank_tasks(t=200, m=12, noise=0.2, seed=11)
+    Xg = np.column_stack([task, X])  # the tasks in column 0
+    # Folds of rows within every task (each task keeps rows in every training fold).
+    fold = np.tile(np.arange(12) % 3, 200)
+    search = GridSearchCV(est, {"rank": [1, 2, 3]}, cv=GroupKFold(n_splits=3)).fit(Xg, y, groups=fold)
+    assert search.best_params_["rank"] in (2, 3)
+    assert search.best_estimator_.U_.shape[1] == search.best_params_["rank"]
+    assert sklearn.__version__
+
+
+def test_ctrl_c_stops_training_cleanly(tmp_path):
+    import signal
+    import sys
+    import time
+
+    script = tmp_path / "long_fit.py"
+    script.write_text(
+        "import sys, numpy as np, lrsmeta\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.standard_normal((20000, 20)); y = rng.standard_normal(20000); g = np.repeat(np.arange(1000), 20)\n"
+        "def tell(info):\n"
+        "    if info['iteration'] == 1: print('training', flush=True)\n"
+        "try:\n"
+        "    lrsmeta.LRSRegressor(rank=3, sparsity=1, prior='none', iterations=10**6, callback=tell).fit(X, y, g)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped cleanly', flush=True)\n"
+        "    sys.exit(3)\n")
+    env = dict(os.environ)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "training"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and "stopped cleanly" in out
