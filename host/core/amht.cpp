@@ -668,10 +668,13 @@ void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool
       std::vector<std::string> ways;
       if (std::is_same_v<T, double>) ways.push_back("float data (--precision float, or a float32 X.npy)");
       if (options.threads != 1) ways.push_back("fewer threads (--threads)");
-      if (options.u_solver != USolver::cg && !options.privacy.enabled)
-        ways.push_back("--u-solver cg (the U step without G; with the largest r here, d r' = " +
-                       std::to_string(data.d * ((options.rank_candidates.empty() ? options.rank : *std::max_element(options.rank_candidates.begin(), options.rank_candidates.end())) +
-                                                (options.prior == Prior::automatic ? 1 : 0))) + " unknowns)");
+      const int largest_rank = options.rank_candidates.empty()
+                                   ? options.rank
+                                   : *std::max_element(options.rank_candidates.begin(), options.rank_candidates.end());
+      if (!options.privacy.enabled &&
+          core::choose_u_solver(data.n, data.t, data.d, largest_rank, static_cast<int>(sizeof(T)), options, false).solver == USolver::direct)
+        ways.push_back("--u-solver cg (the U step without G, here of " +
+                       std::to_string(data.d * (largest_rank + (options.prior == Prior::automatic ? 1 : 0))) + " unknowns)");
       if (selecting)
         ways.push_back("a smaller --selection-tasks, or no choice on validation rows, which copies the rows of the tasks it "
                        "is made on (r and k as numbers, --sparse-prior-scale, --support-threshold and --covariance-shrinkage given)");

@@ -86,26 +86,38 @@ void qr_q_factor(int m, int n, double* A) {
   check_info(info, "dorgqr");
 }
 
-std::vector<double> top_eigenvectors(int n, std::vector<double> A, int k) {
-  std::vector<double> Z(static_cast<std::size_t>(n) * std::max(k, 1));
-  if (k == 0) return {};
-  std::vector<double> w(static_cast<std::size_t>(n));
-  std::vector<int> isuppz(2 * static_cast<std::size_t>(k));
-  const int il = n - k + 1, iu = n;  // dsyevr numbers eigenvalues in ascending order
+namespace {
+// Eigenpairs il..iu (1-based, ascending) of the column-major symmetric n x n A by dsyevr: the
+// eigenvalues into *values, the eigenvectors (n x (iu - il + 1), column-major) returned.
+std::vector<double> eigenpairs(int n, std::vector<double>& A, int il, int iu, std::vector<double>* values) {
+  const int count = iu - il + 1;
+  std::vector<double> Z(static_cast<std::size_t>(n) * count);
+  values->assign(static_cast<std::size_t>(n), 0.0);
+  std::vector<int> isuppz(2 * static_cast<std::size_t>(count));
+  const char* range = count == n ? "A" : "I";
   const double vl = 0, vu = 0, abstol = 0;
   int found = 0, info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   double work_query = 0;
-  dsyevr_("V", "I", "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, w.data(), Z.data(),
+  dsyevr_("V", range, "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, values->data(), Z.data(),
           &n, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1, 1);
   check_info(info, "dsyevr (workspace query)");
   lwork = std::max(1, static_cast<int>(work_query));
   liwork = std::max(1, iwork_query);
   std::vector<double> work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
-  dsyevr_("V", "I", "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, w.data(), Z.data(),
+  dsyevr_("V", range, "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, values->data(), Z.data(),
           &n, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
   check_info(info, "dsyevr");
-  if (found != k) throw Error("LAPACK dsyevr found " + std::to_string(found) + " eigenvectors, expected " + std::to_string(k));
+  if (found != count) throw Error("LAPACK dsyevr found " + std::to_string(found) + " eigenpairs, expected " + std::to_string(count));
+  values->resize(static_cast<std::size_t>(count));
+  return Z;
+}
+}  // namespace
+
+std::vector<double> top_eigenvectors(int n, std::vector<double> A, int k) {
+  if (k == 0) return {};
+  std::vector<double> values;
+  const std::vector<double> Z = eigenpairs(n, A, n - k + 1, n, &values);
   // Ascending -> descending eigenvalue order.
   std::vector<double> out(static_cast<std::size_t>(n) * k);
   for (int c = 0; c < k; ++c)
@@ -114,27 +126,11 @@ std::vector<double> top_eigenvectors(int n, std::vector<double> A, int k) {
 }
 
 std::vector<double> symmetric_eigen(int n, std::vector<double> A, std::vector<double>* values) {
-  std::vector<double> Z(static_cast<std::size_t>(n) * std::max(n, 1));
-  values->assign(static_cast<std::size_t>(std::max(n, 1)), 0.0);
-  if (n == 0) return {};
-  std::vector<int> isuppz(2 * static_cast<std::size_t>(n));
-  const int il = 1, iu = n;
-  const double vl = 0, vu = 0, abstol = 0;
-  int found = 0, info = 0, lwork = -1, liwork = -1, iwork_query = 0;
-  double work_query = 0;
-  dsyevr_("V", "A", "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, values->data(), Z.data(),
-          &n, isuppz.data(), &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1, 1);
-  check_info(info, "dsyevr (workspace query)");
-  lwork = std::max(1, static_cast<int>(work_query));
-  liwork = std::max(1, iwork_query);
-  std::vector<double> work(static_cast<std::size_t>(lwork));
-  std::vector<int> iwork(static_cast<std::size_t>(liwork));
-  dsyevr_("V", "A", "L", &n, A.data(), &n, &vl, &vu, &il, &iu, &abstol, &found, values->data(), Z.data(),
-          &n, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
-  check_info(info, "dsyevr");
-  if (found != n) throw Error("LAPACK dsyevr found " + std::to_string(found) + " eigenvalues, expected " + std::to_string(n));
-  values->resize(static_cast<std::size_t>(n));
-  return Z;
+  if (n == 0) {
+    values->clear();
+    return {};
+  }
+  return eigenpairs(n, A, 1, n, values);
 }
 
 BlasThreads::BlasThreads(int threads) : previous_(openblas_get_num_threads()) {

@@ -99,6 +99,13 @@ def _as_X(X):
     return X
 
 
+def _as_y(y, X):
+    y = np.asarray(y, dtype=X.dtype)
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be 1-d with one value per row of X ({X.shape[0]}), has shape {y.shape}")
+    return y
+
+
 class LRSRegressor:
     """theta_i = beta + U w_i + b_i fitted by AMHT-LRS with the empirical-Bayes prior (see the README).
 
@@ -161,9 +168,7 @@ class LRSRegressor:
 
     def fit(self, X, y, groups=None):
         X, groups = self._split(X, groups)
-        y = np.asarray(y, dtype=X.dtype)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise ValueError(f"y must be 1-d with one value per row of X ({X.shape[0]}), has shape {y.shape}")
+        y = _as_y(y, X)
         keys, task = _group_rows(groups, X.shape[0])
         Xg, yg, offsets = _grouped(X, y, task, len(keys))
         model = _lrsmeta.fit(Xg, np.ascontiguousarray(yg), offsets, self._options(), self.callback)
@@ -210,9 +215,7 @@ class LRSRegressor:
         """New tasks with the fitted U (and prior) fixed: a new fitted LRSRegressor for those tasks."""
         self._check_fitted()
         X, groups = self._split(X, groups)
-        y = np.asarray(y, dtype=X.dtype)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise ValueError(f"y must be 1-d with one value per row of X ({X.shape[0]}), has shape {y.shape}")
+        y = _as_y(y, X)
         keys, task = _group_rows(groups, X.shape[0])
         Xg, yg, offsets = _grouped(X, y, task, len(keys))
         model = _lrsmeta.adapt(self.model_, Xg, np.ascontiguousarray(yg), offsets, {"threads": self.threads})
