@@ -28,3 +28,22 @@ file(GLOB_RECURSE pc "${prefix}/*/lrsmeta.pc")
 if(NOT pc)
   message(FATAL_ERROR "no lrsmeta.pc installed")
 endif()
+# The Python module (when built): installed under the prefix, and importable from there, finding
+# the installed library by itself (no LD_LIBRARY_PATH).
+if(PYTHON)
+  file(GLOB_RECURSE init "${prefix}/*__init__.py")
+  list(FILTER init INCLUDE REGEX "/lrsmeta/__init__.py$")
+  if(NOT init)
+    message(FATAL_ERROR "the Python module was built but not installed under the prefix")
+  endif()
+  list(GET init 0 init)
+  get_filename_component(package "${init}" DIRECTORY)
+  get_filename_component(site "${package}" DIRECTORY)
+  execute_process(COMMAND "${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH "PYTHONPATH=${site}" "${PYTHON}" -c
+                          "import numpy as np, lrsmeta; X = np.random.default_rng(0).standard_normal((60, 3)); m = lrsmeta.LRSRegressor(rank=1, sparsity=0, prior='none', iterations=2).fit(X, X[:, 0], np.repeat(np.arange(6), 10)); assert lrsmeta.__file__.startswith('${site}'), lrsmeta.__file__; print('installed module', lrsmeta.__file__)"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message(STATUS "${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "the installed Python module does not import and fit:\n${out}\n${err}")
+  endif()
+endif()
