@@ -91,8 +91,8 @@ def _grouped(X, y, task, t):
 def _as_X(X):
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
-        if not np.issubdtype(X.dtype, np.number):
-            raise ValueError(f"X must be numeric, has dtype {X.dtype}")
+        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+            raise ValueError(f"X must be real numbers, has dtype {X.dtype}")
         X = X.astype(np.float64)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-d (n x d), has {X.ndim} dimensions")

@@ -140,8 +140,10 @@ def test_bad_inputs_raise_clear_errors():
     Xn[5, 3] = np.nan
     with pytest.raises(ValueError, match="non-finite value .* at row 5, column 3"):
         est.fit(Xn, y, task)
-    with pytest.raises(ValueError, match="X must be numeric"):
+    with pytest.raises(ValueError, match="X must be real numbers"):
         est.fit(X.astype(str), y, task)
+    with pytest.raises(ValueError, match="X must be real numbers"):
+        est.fit(X.astype(complex), y, task)
     with pytest.raises(ValueError, match="exceeds the dimension"):
         lrsmeta.LRSRegressor(rank=11, sparsity=0).fit(X, y, task)
     with pytest.raises(ValueError, match="unknown task-step variant"):
@@ -199,3 +201,32 @@ def test_ctrl_c_stops_training_cleanly(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3 and "stopped cleanly" in out
+
+
+def test_the_gil_is_released_while_training():
+    import threading
+    import time
+
+    X, y, task, _ = low_rank_tasks(t=2000, m=30, d=30, r=3, noise=0.1, seed=12)
+    ticks = 0
+    done = threading.Event()
+
+    def count():
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    start = time.perf_counter()
+    ticks_before = ticks
+    lrsmeta.LRSRegressor(rank=3, sparsity=1, prior="none", iterations=50, tolerance=0, threads=1).fit(X, y, task)
+    seconds = time.perf_counter() - start
+    ticked = ticks - ticks_before
+    done.set()
+    counter.join()
+    # A thread that needs the GIL every millisecond kept running while the fit ran (with the GIL
+    # held it could run only at the few points where the fit takes the GIL back: one per iteration).
+    assert seconds > 0.1, seconds
+    assert ticked > max(100, 0.3 * seconds / 0.001), (ticked, seconds)
