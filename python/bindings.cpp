@@ -254,8 +254,10 @@ PYBIND11_MODULE(_lrsmeta, m) {
       [](const Model& model, const py::array& X_in, const py::array& task_in) {
         // Row j of X belongs to task task[j] (any order): no regrouping, no copy of X.
         const auto task = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(task_in);
-        return with_rows(X_in, py::array_t<std::int64_t>(std::vector<py::ssize_t>{2}), [&](const py::array& X, const auto&, auto tag) {
+        const Rows rows = rows_of(X_in);
+        auto run = [&](auto tag) {
           using T = decltype(tag);
+          const py::array& X = rows.array;
           model.validate();
           const std::int64_t n = X.shape(0), d = X.shape(1);
           if (d != model.d) throw Error("X has " + std::to_string(d) + " features, the model " + std::to_string(model.d));
@@ -275,7 +277,8 @@ PYBIND11_MODULE(_lrsmeta, m) {
             }
           }
           return out;
-        });
+        };
+        return rows.single ? run(float{}) : run(double{});
       },
       py::arg("model"), py::arg("X"), py::arg("task"));
   m.def(

@@ -149,6 +149,8 @@ class LRSRegressor:
         return "LRSRegressor(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
     def _options(self):
+        if (self.epsilon is None) != (self.delta is None):
+            raise ValueError("differential privacy needs both epsilon and delta")
         return {k: v for k, v in self.get_params().items() if k not in ("callback", "group_column")}
 
     def _split(self, X, groups):

@@ -148,6 +148,8 @@ def test_bad_inputs_raise_clear_errors():
         lrsmeta.LRSRegressor(rank=11, sparsity=0).fit(X, y, task)
     with pytest.raises(ValueError, match="unknown task-step variant"):
         lrsmeta.LRSRegressor(variant="fast").fit(X, y, task)
+    with pytest.raises(ValueError, match="needs both epsilon and delta"):
+        lrsmeta.LRSRegressor(epsilon=1.0).fit(X, y, task)
     with pytest.raises(TypeError, match="unknown parameters"):
         lrsmeta.LRSRegressor(rnak=2)
     with pytest.raises(RuntimeError, match="not fitted"):
@@ -157,6 +159,15 @@ def test_bad_inputs_raise_clear_errors():
     est.fit(X, y, task)
     with pytest.raises(ValueError, match="features"):
         est.predict(X[:, :5], task)
+
+
+def test_private_training_reports_what_it_spent():
+    X, y, task, _ = low_rank_tasks(noise=0.1, seed=13)
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=4, epsilon=2.0, delta=1e-6, clip_x=5, clip_y=3, clip_w=3,
+                               noise_seed=7).fit(X, y, task)
+    assert est.privacy_["enabled"] and est.privacy_["fixed_seed"] and est.privacy_["releases"] == 8
+    assert 0 < est.privacy_["epsilon"] <= 2.0
+    assert est.beta_ is None  # private training uses prior none
 
 
 def test_scikit_learn_clone_and_grid_search():
