@@ -150,7 +150,7 @@ std::string eta_text(double seconds) {
 // 4.2 s left"), so that the first iteration does not hide the disk's time; a signal stops it. Data
 // held in memory (CSV, converted X) is loaded already.
 template <typename T>
-void prefetch_with_progress(const MappedDataset<T>& ds, const Progress& progress, const std::string& path) {
+void prefetch_with_progress(const MappedDataset<T>& ds, const Progress& progress, const std::string& path, const char* command) {
   const auto start = std::chrono::steady_clock::now();
   double shown = -1.0;
   try {
@@ -169,13 +169,14 @@ void prefetch_with_progress(const MappedDataset<T>& ds, const Progress& progress
   } catch (const Error&) {
     progress.done();
     if (interrupt_requested())
-      throw Interrupted(std::string("stopped by ") + signal_name(interrupt_signal()) + " while loading " + path + "; nothing was written",
+      throw Interrupted(std::string(command) + ": stopped by " + signal_name(interrupt_signal()) + " while loading " + path +
+                            "; nothing was written",
                         interrupt_signal());
     throw;
   }
 }
 template <typename T>
-void prefetch_with_progress(const Dataset<T>&, const Progress&, const std::string&) {}
+void prefetch_with_progress(const Dataset<T>&, const Progress&, const std::string&, const char*) {}
 
 void add_progress_options(CLI::App* cmd, bool* quiet, bool* verbose) {
   cmd->add_flag("--quiet,-q", *quiet, "no progress on stderr");
@@ -448,7 +449,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     }
     const auto load_start = std::chrono::steady_clock::now();
     with_mapped_dataset(*data, [&](const auto& ds) {
-      prefetch_with_progress(ds, progress, data->path);
+      prefetch_with_progress(ds, progress, data->path, "train");
       progress.done();
       const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
       if (progress.lines)
@@ -634,7 +635,7 @@ void add_adapt(CLI::App& app) {
     o.device = Device::cpu;
     const Progress progress(false, false);
     with_mapped_dataset(*data, [&](const auto& ds) {
-      prefetch_with_progress(ds, progress, data->path);
+      prefetch_with_progress(ds, progress, data->path, "adapt");
       progress.done();
       Model adapted = adapt(model, ds.view(), o);
       adapted.task_keys = ds.task_keys;
