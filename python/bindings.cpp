@@ -243,7 +243,6 @@ PYBIND11_MODULE(_lrsmeta, m) {
         return p;
       })
       .def_property_readonly("notes", [](const Model& x) { return x.notes; })
-      .def_property_readonly("options_json", [](const Model& x) { return model_json(x); })
       .def_property("task_keys", [](const Model& x) { return x.task_keys; },
                     [](Model& x, const std::vector<std::string>& keys) { x.task_keys = keys; });
 

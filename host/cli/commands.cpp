@@ -112,15 +112,6 @@ Dataset<T> aligned_to_model(Dataset<T> data, const Model& model) {
   return data;
 }
 
-// "8.00 GB", "35.0 MB", "812 kB".
-std::string format_size(double bytes) {
-  char buf[32];
-  if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
-  else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
-  else std::snprintf(buf, sizeof buf, "%.0f kB", bytes / 1e3);
-  return buf;
-}
-
 bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
 // Progress on stderr: rewritten in place on a terminal (unless --quiet), one line each with
@@ -161,7 +152,7 @@ void prefetch_with_progress(const MappedDataset<T>& ds, const Progress& progress
       const double rate = static_cast<double>(done) / std::max(elapsed, 1e-9);
       char text[200];
       std::snprintf(text, sizeof text, "load %s: %.0f%% of %s, %.0f MB/s, %s left", path.c_str(),
-                    100.0 * static_cast<double>(done) / static_cast<double>(total), format_size(static_cast<double>(total)).c_str(),
+                    100.0 * static_cast<double>(done) / static_cast<double>(total), format_bytes(static_cast<double>(total)).c_str(),
                     rate / 1e6, eta_text(static_cast<double>(total - done) / rate).c_str());
       progress.show(text);
       return !interrupt_requested();
@@ -485,11 +476,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       } catch (const Stopped& e) {
         progress.done();
         const std::string by = std::string("train: stopped by ") + signal_name(interrupt_signal());
-        const std::string what = e.what();
-        if (what.find("choice on validation rows") != std::string::npos)
+        if (e.iteration() == 0)
           throw Interrupted(by + " while choosing on validation rows; no model was written and there is no checkpoint yet "
                                  "(one is written once the final fit starts)", interrupt_signal());
-        const std::string after = what.substr(what.find("after"));
+        const std::string after = "after outer iteration " + std::to_string(e.iteration());
         if (checkpoint_to.empty())
           throw Interrupted(by + " " + after + "; no model was written (give --checkpoint DIR to be able to resume)",
                             interrupt_signal());
@@ -596,7 +586,7 @@ void add_convert(CLI::App& app) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       char text[160];
       std::snprintf(text, sizeof text, "convert: %s %.0f%% of %s, %.1f MB/s, %s left", pass, 100.0 * static_cast<double>(done) /
-                    std::max<double>(static_cast<double>(total), 1.0), format_size(static_cast<double>(total)).c_str(),
+                    std::max<double>(static_cast<double>(total), 1.0), format_bytes(static_cast<double>(total)).c_str(),
                     static_cast<double>(done + (second ? total : 0)) / 1e6 / std::max(elapsed, 1e-9),
                     eta_text(elapsed / std::max(fraction, 1e-9) * (1.0 - fraction)).c_str());
       progress.show(text);

@@ -492,7 +492,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     if (run.checkpoint && (it % run.checkpoint_every == 0 || !go_on || stop)) write_checkpoint(it);
     if (stop)
       throw Stopped(run.final_fit ? "fit: stopped after outer iteration " + std::to_string(it)
-                                  : std::string("fit: stopped during the choice on validation rows"));
+                                  : std::string("fit: stopped during the choice on validation rows"),
+                    run.final_fit ? it : 0);
     if (!go_on || converged()) break;
   }
   // The final task step with the final U; full sparsity unless training never left the warm start.
@@ -651,7 +652,7 @@ void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, s
   }
   if (kept.empty() || first_dropped < 0) return;  // nothing fits (refused next, with the numbers) or everything does
   notes.push_back("rank candidates from r = " + std::to_string(first_dropped) + " up were not tried: at r = " + std::to_string(first_dropped) +
-                  " the fit would need about " + core::format_bytes(first_dropped_needs) + ", more than the " + core::format_bytes(available) +
+                  " the fit would need about " + format_bytes(first_dropped_needs) + ", more than the " + format_bytes(available) +
                   " of " + source);
   options.rank_candidates = kept;
 }
@@ -664,7 +665,7 @@ void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool
     std::string source;
     const double available = core::available_memory_bytes(&source);
     if (plan.total() > available) {
-      const std::string numbers = "about " + core::format_bytes(plan.total()) + ", but " + source + " is " + core::format_bytes(available);
+      const std::string numbers = "about " + format_bytes(plan.total()) + ", but " + source + " is " + format_bytes(available);
       std::vector<std::string> ways;
       if (std::is_same_v<T, double>) ways.push_back("float data (--precision float, or a float32 X.npy)");
       if (options.threads != 1) ways.push_back("fewer threads (--threads)");

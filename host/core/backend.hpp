@@ -111,8 +111,6 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& options, 
 // (bytes) overrides both (for tests and for users who share a machine; anything but a positive
 // number there is an error). Sets *source to where the number came from.
 double available_memory_bytes(std::string* source);
-// "1.62 GB", "35.0 MB", "12 kB".
-std::string format_bytes(double bytes);
 
 // Defined by the CUDA backend when the library is built with it; otherwise by a stub that throws.
 template <typename T>

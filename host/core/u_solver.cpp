@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/backend.hpp"
+#include "lrsmeta/io.hpp"
 
 namespace lrsmeta::core {
 

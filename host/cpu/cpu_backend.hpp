@@ -98,6 +98,7 @@ class CpuBackend final : public core::Backend {
   // cg: C = X^T X / n's eigenvectors (column-major) and eigenvalues, computed on first use; the
   // threads' partial sums; what the last solve did.
   std::vector<double> C_vectors_, C_values_;
+  core::DataMoments moments_;  // data_moments(), computed on first use
   std::vector<std::vector<double>> cg_parts_;
   core::SolverReport last_solve_;
 };

@@ -63,6 +63,14 @@ void install_folder(const std::string& staged, const std::string& target, const 
 
 }  // namespace io
 
+std::string format_bytes(double bytes) {
+  char buf[32];
+  if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.0f kB", bytes / 1e3);
+  return buf;
+}
+
 void write_text_file_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = io::temporary_sibling(path);
   {

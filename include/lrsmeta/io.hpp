@@ -97,7 +97,6 @@ class LRSMETA_API MappedDataset {
   std::vector<T> X_copy_, y_;
   std::int64_t n_ = 0;
   bool X_in_place_ = false;
-  mutable unsigned touched_checksum_ = 0;  // what prefetch read (kept, so that the reads happen)
 };
 template <typename T>
 LRSMETA_API MappedDataset<T> map_data_folder(const std::string& path);
@@ -181,6 +180,9 @@ LRSMETA_API Checkpoint load_checkpoint(const std::string& dir);
 LRSMETA_API bool has_checkpoint(const std::string& dir);
 // The options in which a and b differ, as "name: a's value against b's" (empty: the same).
 LRSMETA_API std::vector<std::string> option_differences(const Options& a, const Options& b);
+
+// A size for messages: "1.62 GB", "35.0 MB", "12 kB".
+LRSMETA_API std::string format_bytes(double bytes);
 
 // Write `text` to `path` through a temporary file in the same folder, renamed into place.
 LRSMETA_API void write_text_file_atomically(const std::string& path, const std::string& text);

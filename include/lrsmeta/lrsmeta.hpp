@@ -264,7 +264,13 @@ struct Model {
 // written first where one was configured and the final fit had started).
 class LRSMETA_API Stopped : public Error {
  public:
-  using Error::Error;
+  Stopped(const std::string& what, int iteration) : Error(what), iteration_(iteration) {}
+  // The outer iteration of the final fit after which it stopped; 0 during the choice on validation
+  // rows (no checkpoint yet).
+  int iteration() const { return iteration_; }
+
+ private:
+  int iteration_;
 };
 
 // The state of a fit between two outer iterations of its final fit (after any choice on validation
