@@ -8,7 +8,7 @@
 
 #include "core/backend.hpp"
 #include "core/small_dense.hpp"
-#include "cpu/blas_lapack.hpp"
+#include "linalg/blas_lapack.hpp"
 #include "kernels/device_kernels.hpp"
 #include "lrsmeta/io.hpp"
 #include "test_helpers.hpp"
@@ -86,8 +86,8 @@ TEST(CudaKernels, BatchedSmallSolvesMatchLapack) {
   for (int i = 0; i < batch; ++i) {
     std::vector<double> L(A.begin() + static_cast<std::ptrdiff_t>(i) * n * n, A.begin() + static_cast<std::ptrdiff_t>(i + 1) * n * n);
     std::vector<double> want(b.begin() + static_cast<std::ptrdiff_t>(i) * n, b.begin() + static_cast<std::ptrdiff_t>(i + 1) * n);
-    ASSERT_EQ(cpu::potrf_lower(n, L.data()), 0);  // symmetric: row- and column-major agree
-    cpu::potrs_lower(n, L.data(), want.data());
+    ASSERT_EQ(linalg::potrf_lower(n, L.data()), 0);  // symmetric: row- and column-major agree
+    linalg::potrs_lower(n, L.data(), want.data());
     for (int c = 0; c < n; ++c) EXPECT_NEAR(x[static_cast<std::size_t>(i) * n + c], want[c], 1e-9 * (1 + std::fabs(want[c])));
   }
   cudaFree(dA);

@@ -10,7 +10,7 @@
 #include "core/prior.hpp"
 #include "core/u_solver.hpp"
 #include "core/random.hpp"
-#include "cpu/blas_lapack.hpp"
+#include "linalg/blas_lapack.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 #include "lrsmeta/privacy.hpp"
@@ -252,7 +252,7 @@ std::vector<double> random_orthonormal_basis(std::int64_t d, std::int64_t r, std
   core::NormalGenerator gen(seed);
   std::vector<double> colmajor(static_cast<std::size_t>(d * r));
   for (double& x : colmajor) x = gen();
-  cpu::qr_q_factor(static_cast<int>(d), static_cast<int>(r), colmajor.data());
+  linalg::qr_q_factor(static_cast<int>(d), static_cast<int>(r), colmajor.data());
   std::vector<double> U(colmajor.size());
   for (std::int64_t a = 0; a < d; ++a)
     for (std::int64_t p = 0; p < r; ++p) U[static_cast<std::size_t>(a * r + p)] = colmajor[static_cast<std::size_t>(p * d + a)];
@@ -349,7 +349,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
       core::add_symmetric_noise(M.data(), static_cast<int>(d), release.sigma_spectral, *noise);
       ++report.releases;
     }
-    const std::vector<double> E = cpu::top_eigenvectors(static_cast<int>(d), M, static_cast<int>(r));
+    const std::vector<double> E = linalg::top_eigenvectors(static_cast<int>(d), M, static_cast<int>(r));
     std::vector<double> U(static_cast<std::size_t>(d * r));
     for (std::int64_t a = 0; a < d; ++a)
       for (std::int64_t p = 0; p < r; ++p) U[static_cast<std::size_t>(a * r + p)] = E[static_cast<std::size_t>(p * d + a)];

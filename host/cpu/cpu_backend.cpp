@@ -12,7 +12,7 @@
 #include <type_traits>
 
 #include "core/u_solver.hpp"
-#include "cpu/blas_lapack.hpp"
+#include "linalg/blas_lapack.hpp"
 #include "cpu/task_step.hpp"
 #include "lrsmeta/io.hpp"
 
@@ -88,7 +88,7 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
   // Per-task sums, added in task order afterwards: the reported loss does not depend on how the
   // dynamic schedule spread the (ragged) tasks over the threads.
   task_sse_.resize(static_cast<std::size_t>(t_));
-  BlasThreads single_threaded_blas(1);
+  linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(threads_)
   {
     TaskWorkspace ws(m_max_, d_, r_, k_);
@@ -177,7 +177,7 @@ core::DataMoments CpuBackend<T>::data_moments() {
   };
   std::vector<Partial> parts(static_cast<std::size_t>(n_threads));
   const std::int64_t n_blocks = (data_.n + kRows - 1) / kRows;
-  BlasThreads single_threaded_blas(1);
+  linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(n_threads)
   {
     Partial& part = parts[static_cast<std::size_t>(omp_get_thread_num())];
@@ -196,7 +196,7 @@ core::DataMoments CpuBackend<T>::data_moments() {
           part.Xty[static_cast<std::size_t>(a)] += x * y;
         }
       }
-      syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, part.XtX.data(), d_);
+      linalg::syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, part.XtX.data(), d_);
     }
   }
   core::DataMoments out;
@@ -266,7 +266,7 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
   // Wp, Sp and the chunk product are in the data's precision T (float data: SGEMM, twice the
   // rate); every chunk's product is added into M in double.
   if (scratch_.size() < static_cast<std::size_t>(n_threads)) scratch_.resize(static_cast<std::size_t>(n_threads));
-  BlasThreads single_threaded_blas(1);
+  linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(n_threads)
   {
     GramScratch& sc = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
@@ -343,10 +343,10 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
           for (std::int64_t a = 0; a < d; ++a) sc.v[static_cast<std::size_t>(a + d * p)] += w[p] * q[static_cast<std::size_t>(a)];
       }
       if constexpr (std::is_same_v<T, double>) {
-        gemm(true, false, static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), 1.0, sc.Wp.data(),
+        linalg::gemm(true, false, static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), 1.0, sc.Wp.data(),
              static_cast<int>(P), sc.Sp.data(), static_cast<int>(Q), 1.0, sc.M.data(), static_cast<int>(Q));
       } else {
-        gemm_tn(static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), sc.Wp.data(), sc.Sp.data(),
+        linalg::gemm_tn(static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), sc.Wp.data(), sc.Sp.data(),
                 sc.chunk_product.data());
         const float* cp = sc.chunk_product.data();
         double* M = sc.M.data();
@@ -398,10 +398,10 @@ std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G
     A = G;
     const double shift = options_.ridge + extra_ridge + jitter;
     for (int i = 0; i < n; ++i) A[static_cast<std::size_t>(i) * n + i] += shift;
-    if (potrf_lower(n, A.data()) == 0) {
+    if (linalg::potrf_lower(n, A.data()) == 0) {
       if (anchor && jitter > 0)
         for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] += jitter * (*anchor)[static_cast<std::size_t>(i)];
-      potrs_lower(n, A.data(), v.data());
+      linalg::potrs_lower(n, A.data(), v.data());
       return v;
     }
     jitter = jitter > 0 ? jitter * 100 : std::max(scale, 1e-300) * 1e-12;
@@ -460,7 +460,7 @@ double CpuBackend<T>::finish_U_step(std::vector<double> solution) {
   }
   if (r_ == 0) return 0.0;
   std::vector<double> Q = U_tilde;
-  qr_q_factor(d_, r_, Q.data());
+  linalg::qr_q_factor(d_, r_, Q.data());
   if (has_prior_) {  // R = Q^T U~ (upper triangular up to rounding), row-major
     last_R_.assign(static_cast<std::size_t>(r_) * r_, 0.0);
     for (int p = 0; p < r_; ++p)
@@ -485,7 +485,7 @@ std::vector<double> CpuBackend<T>::spectral_moment(const core::PrivateRelease* r
   constexpr std::int64_t kRows = 256;
   const int n_threads = threads_;
   std::vector<std::vector<double>> M_of(static_cast<std::size_t>(n_threads));
-  BlasThreads single_threaded_blas(1);
+  linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(n_threads)
   {
     std::vector<double>& M = M_of[static_cast<std::size_t>(omp_get_thread_num())];
@@ -500,7 +500,7 @@ std::vector<double> CpuBackend<T>::spectral_moment(const core::PrivateRelease* r
           for (std::int64_t a = 0; a < d; ++a)
             rows[static_cast<std::size_t>(j * d + a)] = scale * static_cast<double>(data_.X[(start + j) * d + a]);
         }
-        syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, M.data(), d_);
+        linalg::syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, M.data(), d_);
       }
     } else {
       // Bounded contributions: each task's first m_max rows, x scaled to norm <= C_x, y clipped to C_y.
@@ -522,7 +522,7 @@ std::vector<double> CpuBackend<T>::spectral_moment(const core::PrivateRelease* r
             const double scale = std::fabs(y) * (norm > b.clip_x ? b.clip_x / norm : 1.0);
             for (std::int64_t a = 0; a < d; ++a) rows[static_cast<std::size_t>(j * d + a)] = scale * static_cast<double>(x[a]);
           }
-          syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, M.data(), d_);
+          linalg::syrk_upper_ata(d_, static_cast<int>(count), 1.0, rows.data(), d_, 1.0, M.data(), d_);
         }
       }
     }

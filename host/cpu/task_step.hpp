@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/small_dense.hpp"
-#include "cpu/blas_lapack.hpp"
+#include "linalg/blas_lapack.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta::cpu {
@@ -324,9 +324,9 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
   // In the data's precision (U_data is U in that precision), then widened to double.
   if (r > 0) {
     if constexpr (std::is_same_v<T, double>) {
-      gemm_nn(m, r, d, X, U_data, ws.Z.data());
+      linalg::gemm_nn(m, r, d, X, U_data, ws.Z.data());
     } else {
-      gemm_nn(m, r, d, X, U_data, ws.Z_data.data());
+      linalg::gemm_nn(m, r, d, X, U_data, ws.Z_data.data());
       for (int e = 0; e < m * r; ++e) ws.Z[static_cast<std::size_t>(e)] = static_cast<double>(ws.Z_data[static_cast<std::size_t>(e)]);
     }
   }

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cpu/blas_lapack.hpp"
+#include "linalg/blas_lapack.hpp"
 #include "cpu/cpu_backend.hpp"
 
 namespace lrsmeta::cpu {
@@ -164,10 +164,10 @@ core::SolverReport CpuBackend<T>::solve_cg(const std::vector<double>& v, const s
     const core::DataMoments moments = data_moments();
     std::vector<double> C = moments.XtX;
     for (double& c : C) c /= static_cast<double>(std::max<std::int64_t>(moments.rows, 1));
-    C_vectors_ = symmetric_eigen(d_, C, &C_values_);
+    C_vectors_ = linalg::symmetric_eigen(d_, C, &C_values_);
   }
   std::vector<double> W_values;
-  const std::vector<double> W_vectors = symmetric_eigen(static_cast<int>(r), W_hat, &W_values);  // symmetric: either layout
+  const std::vector<double> W_vectors = linalg::symmetric_eigen(static_cast<int>(r), W_hat, &W_values);  // symmetric: either layout
   // The preconditioner's eigenvalues lambda_c(a) lambda_w(p) + lambda, floored relative to the
   // largest so that a direction no task informs is not divided by zero.
   std::vector<double> scale(static_cast<std::size_t>(dr));
@@ -184,13 +184,13 @@ core::SolverReport CpuBackend<T>::solve_cg(const std::vector<double>& v, const s
   auto precondition = [&](const std::vector<double>& res, std::vector<double>& z) {
     // In row-major r' x d form (R^T): tmp = R^T Qc (C_vectors_, column-major, reads row-major as
     // Qc^T: hence the transpose), tmp2 = Qw^T tmp, scaled; then tmp = Qw tmp2, z = tmp Qc^T.
-    gemm(false, true, static_cast<int>(r), d_, d_, 1.0, res.data(), d_, C_vectors_.data(), d_, 0.0, tmp.data(), d_);
-    gemm(false, false, static_cast<int>(r), d_, static_cast<int>(r), 1.0, W_vectors.data(), static_cast<int>(r), tmp.data(), d_, 0.0,
+    linalg::gemm(false, true, static_cast<int>(r), d_, d_, 1.0, res.data(), d_, C_vectors_.data(), d_, 0.0, tmp.data(), d_);
+    linalg::gemm(false, false, static_cast<int>(r), d_, static_cast<int>(r), 1.0, W_vectors.data(), static_cast<int>(r), tmp.data(), d_, 0.0,
          tmp2.data(), d_);
     for (std::int64_t e = 0; e < dr; ++e) tmp2[static_cast<std::size_t>(e)] *= scale[static_cast<std::size_t>(e)];
-    gemm(true, false, static_cast<int>(r), d_, static_cast<int>(r), 1.0, W_vectors.data(), static_cast<int>(r), tmp2.data(), d_, 0.0,
+    linalg::gemm(true, false, static_cast<int>(r), d_, static_cast<int>(r), 1.0, W_vectors.data(), static_cast<int>(r), tmp2.data(), d_, 0.0,
          tmp.data(), d_);
-    gemm(false, false, static_cast<int>(r), d_, d_, 1.0, tmp.data(), d_, C_vectors_.data(), d_, 0.0, z.data(), d_);
+    linalg::gemm(false, false, static_cast<int>(r), d_, d_, 1.0, tmp.data(), d_, C_vectors_.data(), d_, 0.0, z.data(), d_);
   };
   auto dot = [](const std::vector<double>& a, const std::vector<double>& b) {
     double s = 0.0;

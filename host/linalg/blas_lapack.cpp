@@ -1,4 +1,4 @@
-#include "cpu/blas_lapack.hpp"
+#include "linalg/blas_lapack.hpp"
 
 #include <cblas.h>
 
@@ -24,7 +24,7 @@ void dsyevr_(const char* jobz, const char* range, const char* uplo, const int* n
              std::size_t, std::size_t);
 }
 
-namespace lrsmeta::cpu {
+namespace lrsmeta::linalg {
 namespace {
 void check_info(int info, const char* routine) {
   if (info != 0) throw Error(std::string("LAPACK ") + routine + " failed with info " + std::to_string(info));
@@ -138,4 +138,4 @@ BlasThreads::BlasThreads(int threads) : previous_(openblas_get_num_threads()) {
 }
 BlasThreads::~BlasThreads() { openblas_set_num_threads(previous_); }
 
-}  // namespace lrsmeta::cpu
+}  // namespace lrsmeta::linalg

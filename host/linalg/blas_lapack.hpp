@@ -1,12 +1,13 @@
-// The few BLAS/LAPACK routines the CPU path calls, with checked wrappers. OpenBLAS provides both;
-// the Fortran LAPACK symbols are declared here (with their hidden string-length arguments) so no
-// LAPACKE is needed.
+// The few BLAS/LAPACK routines lrsmeta calls on the host, with checked wrappers: dense linear
+// algebra that the algorithm (host/core) and the CPU backend both use, so it belongs to neither.
+// OpenBLAS provides both; the Fortran LAPACK symbols are declared here (with their hidden
+// string-length arguments) so no LAPACKE is needed.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-namespace lrsmeta::cpu {
+namespace lrsmeta::linalg {
 
 // Row-major C = alpha * op(A) op(B) + beta * C (cblas_dgemm).
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* A, int lda,
@@ -48,4 +49,4 @@ class BlasThreads {
   int previous_;
 };
 
-}  // namespace lrsmeta::cpu
+}  // namespace lrsmeta::linalg
