@@ -44,7 +44,7 @@ cpu::CpuBackend<T>& backend_for(std::int64_t t, Variant variant) {
     slot->backend->set_U(bench::anchor_U());
     for (int it = 0; it < 2; ++it) {
       slot->backend->task_step_all(0);
-      slot->backend->update_U();
+      slot->backend->update_U_direct();
     }
     slot->backend->task_step_all(kK);
   }
@@ -99,7 +99,7 @@ void BM_OuterIteration(benchmark::State& state) {
   auto& backend = backend_for<T>(t, Variant::pursuit);
   for (auto _ : state) {
     backend.task_step_all(kK);
-    benchmark::DoNotOptimize(backend.update_U());
+    benchmark::DoNotOptimize(backend.update_U_direct());
   }
   per_task_counter(state, t, backend.threads());
 }

@@ -41,7 +41,7 @@ core::Backend* backend_for(std::int64_t t, Variant variant) {
     slot->backend->set_U(bench::anchor_U());
     for (int it = 0; it < 2; ++it) {
       slot->backend->task_step_all(0);
-      slot->backend->update_U();
+      slot->backend->update_U_direct();
     }
     slot->backend->task_step_all(kK);
   }
@@ -85,7 +85,7 @@ void BM_GpuUStep(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
   const std::int64_t t = state.range(0);
   core::Backend* backend = backend_for(t, Variant::pursuit);
-  for (auto _ : state) benchmark::DoNotOptimize(backend->update_U());
+  for (auto _ : state) benchmark::DoNotOptimize(backend->update_U_direct());
   const double P = kR * (kR + 1) / 2.0, Q = kD * (kD + 1) / 2.0;
   state.counters["G_GFLOPs"] = benchmark::Counter((2.0 * P * Q + 2.0 * Q * kM) * t / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -95,7 +95,7 @@ void BM_GpuOuterIteration(benchmark::State& state) {
   core::Backend* backend = backend_for(state.range(0), Variant::pursuit);
   for (auto _ : state) {
     backend->task_step_all(kK);
-    benchmark::DoNotOptimize(backend->update_U());
+    benchmark::DoNotOptimize(backend->update_U_direct());
   }
 }
 

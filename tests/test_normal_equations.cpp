@@ -114,7 +114,7 @@ TEST(NormalEquations, UpdateUGivesOrthonormalBasisOfTheSolution) {
   std::vector<double> G, v;
   backend.accumulate_normal_equations(G, v);
   const std::vector<double> x = backend.solve_normal_equations(G, v);  // d x r column-major
-  const double change = backend.update_U();
+  const double change = backend.update_U_direct();
   EXPECT_GT(change, 0.0);
   const std::vector<double> U = backend.get_U();
   // Orthonormal columns spanning the same space as the solution.
@@ -150,7 +150,7 @@ TEST(NormalEquations, SingularSystemStillSolves) {
   std::fill(p.W.begin(), p.W.end(), 0.0);
   auto backend = backend_for(p, 1);
   backend.set_U(testing::random_orthonormal(5, 2, 52));
-  const double change = backend.update_U();
+  const double change = backend.update_U_direct();
   EXPECT_TRUE(std::isfinite(change));
   for (double u : backend.get_U()) EXPECT_TRUE(std::isfinite(u));
 }

@@ -423,7 +423,7 @@ TEST(PriorNone, IsThePapersLoopBitForBit) {
   backend.set_U(core::random_orthonormal_basis(12, 2, o.seed));
   for (int it = 1; it <= o.iterations; ++it) {
     backend.task_step_all(it <= o.warm_start_iterations ? 0 : 2);
-    backend.update_U();
+    backend.update_U_direct();
   }
   backend.task_step_all(2);
   EXPECT_EQ(model.U, backend.get_U());

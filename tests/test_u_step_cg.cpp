@@ -101,9 +101,16 @@ TEST(CgUStep, OperatorMatchesTheDefinitionWithoutAndWithThePrior) {
       }
       const int rr = r + (prior ? 1 : 0);
       const std::vector<double> x = testing::random_normal(static_cast<std::size_t>(d * rr), 9);
-      std::vector<double> y;
-      backend.apply_normal_operator(x, y);
+      // The backend's pass is G x alone; the core's operator adds the ridge and beta's precision.
+      std::vector<double> Gx_pass, y;
+      backend.apply_normal_operator(x, Gx_pass);
       const std::vector<double> V = backend.V_packed();
+      EXPECT_LT(relative_difference(Gx_pass, reference_product(data, backend.W(), prior ? &V : nullptr, r, 0.0, 0.0, x)), 1e-13)
+          << (prior ? "prior" : "no prior") << ", " << threads << " threads";
+      Options cg_options = o;
+      cg_options.u_solver = USolver::cg;
+      core::UStep u_step(backend, cg_options);
+      u_step.apply(x, y, prior ? &ps : nullptr);
       const std::vector<double> ref = reference_product(data, backend.W(), prior ? &V : nullptr, r, o.ridge, ps.beta_precision, x);
       EXPECT_LT(relative_difference(y, ref), 1e-13) << (prior ? "prior" : "no prior") << ", " << threads << " threads";
       // Its right-hand side is the direct path's v (G itself is tested against its definition in

@@ -293,6 +293,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   const Checkpoint* resume = run.resume;
   const std::int64_t d = data.d, r = options.rank, k = options.sparsity;
   std::unique_ptr<core::Backend> backend = make_backend(data, options);
+  core::UStep u_step(*backend, options);
 
   // Private training: calibrate the noise to (epsilon, delta) over every release the fit may make.
   const PrivacyOptions& po = options.privacy;
@@ -467,7 +468,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     const auto t1 = Clock::now();
     std::vector<double> w_mean;
     if (use_prior) w_mean = core::update_hyperparameters(prior, totals, data.t);
-    const double change = backend->update_U(private_release);
+    const double change = u_step.run(private_release, use_prior ? &prior : nullptr);
     if (use_prior) {
       prior.beta = backend->beta();
       core::carry_to_new_basis(prior, backend->last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));
@@ -483,7 +484,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     info.elapsed_seconds = elapsed_before + seconds_since(start);
     info.sparsity_in_effect = k_now;
     info.noise_variance = use_prior ? prior.noise_variance : 0.0;
-    const core::SolverReport solve = backend->last_u_solve();
+    const core::SolverReport solve = u_step.last();
     info.u_solver_steps = solve.steps;
     info.u_solver_residual = solve.residual;
     model.history.push_back(info);

@@ -63,10 +63,23 @@ class Backend {
   // Every task's (w, b) <- task_step(U, X_i, y_i, b_i) with sparsity k_in_effect (0: b = 0).
   virtual TaskStepTotals task_step_all(int k_in_effect) = 0;
 
-  // Accumulate G and v from every task's current (w, b), solve (G + lambda I) vec(U~) = v, set U to
-  // the Q factor of U~. Returns ||(I - U_old U_old^T) U_new||_F. With `release`, each task's
-  // contribution is bounded before it is summed, and G and v get the release's noise and ridge.
-  virtual double update_U(const PrivateRelease* release = nullptr) = 0;
+  // The U step's pieces (host/core/u_solver.hpp runs them). Unknowns are column-major d x r'
+  // ([beta,] U~, vec(U~)[a + d p] = U~[a, p]; r' = r + 1 under a prior, beta's block first).
+  //
+  // The direct solve: accumulate G and v from every task's current (w, b), solve
+  // (G + lambda I) vec(U~) = v, then as set_U_step_solution. Returns ||(I - U_old U_old^T) U_new||_F.
+  // With `release`, each task's contribution is bounded before it is summed, and G and v get the
+  // release's noise and ridge.
+  virtual double update_U_direct(const PrivateRelease* release = nullptr) = 0;
+  // For cg, one pass over the tasks: v (d r') and W_hat = sum_i m_i E[w'_i w'_i^T] (r' x r',
+  // row-major), the preconditioner's task side.
+  virtual void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) = 0;
+  // For cg, one pass over the tasks: y = G x, G = sum_i E[w'_i w'_i^T] kron X_i^T X_i (no ridge,
+  // no prior on beta: the core adds what the model adds).
+  virtual void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) = 0;
+  // From a solution [beta,] U~: beta and R (under a prior), U <- the Q factor of U~. Returns
+  // ||(I - U_old U_old^T) U_new||_F.
+  virtual double set_U_step_solution(std::vector<double> solution) = 0;
 
   // (1/n) sum_j y_j^2 x_j x_j^T, d x d (for the spectral initialisation). With `release`: the sum
   // over each task's first m_max rows, clipped (rows to C_x, y to C_y), unnormalised (n is private),
@@ -79,17 +92,15 @@ class Backend {
   virtual void import_task_parameters(const Model& model) = 0;
 
   // The prior of the following task steps (null: none, the paper's AMHT-LRS). With a prior the task
-  // steps also return V_i and update_U solves for [beta, U~] jointly, with E[w w^T] = w w^T + V_i in
+  // steps also return V_i and the U step solves for [beta, U~] jointly, with E[w w^T] = w w^T + V_i in
   // G: G = sum_i E[w'_i w'_i^T] kron X_i^T X_i, w'_i = (1, w_i), v = sum_i w'_i kron X_i^T (y_i - X_i b_i).
   virtual void set_prior(const PriorState* prior) = 0;
-  // After update_U with a prior: beta (d), and R (r x r, row-major) of U~ = U R (U~'s Q R).
+  // After a U step with a prior: beta (d), and R (r x r, row-major) of U~ = U R (U~'s Q R).
   virtual std::vector<double> beta() const = 0;
   virtual std::vector<double> last_R() const = 0;
 
   virtual DataMoments data_moments() = 0;
 
-  // After update_U: what its solver did (a direct solve reports zeros).
-  virtual SolverReport last_u_solve() const { return {}; }
 };
 
 template <typename T>

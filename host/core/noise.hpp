@@ -31,7 +31,7 @@ class GaussianNoise {
   bool has_spare_ = false;
 };
 
-// How update_U privatises G and v (and the spectral start its moment): the contribution bounds,
+// How the direct U step (Backend::update_U_direct) privatises G and v (and the spectral start its moment): the contribution bounds,
 // the noise scales and the ridge that keeps the noisy G positive definite.
 struct PrivateRelease {
   PrivacyOptions bounds;

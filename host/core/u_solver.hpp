@@ -1,9 +1,14 @@
-// Which solver the U step uses (Options::u_solver), decided once per fit from the data's sizes.
+// The U step as the algorithm runs it (DESIGN.md section 8): which solver (Options::u_solver),
+// decided once per fit from the data's sizes, and the conjugate-gradient solver itself, which runs
+// here on two passes any backend provides (Backend::accumulate_rhs, Backend::apply_normal_operator).
+// The direct solve is the backend's: it forms G where the data lives.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "core/backend.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta::core {
@@ -24,5 +29,34 @@ struct USolverChoice {
 // direct for private training and on the GPU.
 USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, int r, int value_bytes, const Options& options,
                               bool on_gpu);
+
+// One fit's U steps on one backend, by the solver in options.u_solver (direct or cg; auto already
+// resolved by choose_u_solver). Unknowns are column-major d x r' ([beta,] U~; r' = r + 1 under the
+// prior, beta's block first).
+class UStep {
+ public:
+  UStep(Backend& backend, const Options& options);
+  // One U step with the prior in effect (null: none) or, for private training, a release. Returns
+  // ||(I - U_old U_old^T) U_new||_F.
+  double run(const PrivateRelease* release, const PriorState* prior);
+  // What the last run's solver did (zeros for a direct solve).
+  SolverReport last() const { return last_; }
+
+  // (G + lambda I) x, plus the beta prior's precision on beta's block: the backend's pass and what
+  // the model adds to it.
+  void apply(const std::vector<double>& x, std::vector<double>& y, const PriorState* prior);
+  // Preconditioned conjugate gradients from x (the warm start, overwritten by the solution) on
+  // (G + lambda I) x = v, stopped at relative residual options.cg_tolerance or after
+  // options.cg_max_steps steps. The preconditioner is (W_hat kron C + lambda I)^-1, C = X^T X / n:
+  // exact where every task's X_i^T X_i is m_i C.
+  SolverReport solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x,
+                        const PriorState* prior);
+
+ private:
+  Backend& backend_;
+  Options options_;
+  std::vector<double> C_vectors_, C_values_;  // C's eigendecomposition, on the first cg solve
+  SolverReport last_;
+};
 
 }  // namespace lrsmeta::core

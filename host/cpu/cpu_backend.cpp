@@ -410,22 +410,8 @@ std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G
 }
 
 template <typename T>
-double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
+double CpuBackend<T>::update_U_direct(const core::PrivateRelease* release) {
   if (r_ == 0 && !has_prior_) return 0.0;
-  last_solve_ = {};
-  if (options_.u_solver == USolver::cg) {
-    if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
-    std::vector<double> v, W_hat;
-    accumulate_rhs(v, W_hat);
-    // Warm start: the current [beta, U] (column-major), which the task step's w were fitted to. A
-    // direction G does not determine keeps it (as the direct solve's anchor does).
-    std::vector<double> x;
-    if (has_prior_) x.assign(prior_.beta.begin(), prior_.beta.end());
-    for (int p = 0; p < r_; ++p)
-      for (int a = 0; a < d_; ++a) x.push_back(U_[static_cast<std::size_t>(a) * r_ + p]);
-    last_solve_ = solve_cg(v, W_hat, x);
-    return finish_U_step(std::move(x));
-  }
   std::vector<double> G, v;
   accumulate_normal_equations(G, v, release ? &release->bounds : nullptr);
   double extra_ridge = 0.0;
@@ -446,11 +432,11 @@ double CpuBackend<T>::update_U(const core::PrivateRelease* release) {
     for (int p = 0; p < r_; ++p)
       for (int a = 0; a < d_; ++a) anchor.push_back(U_[static_cast<std::size_t>(a) * r_ + p]);
   }
-  return finish_U_step(solve_normal_equations(G, std::move(v), extra_ridge, has_prior_ ? &anchor : nullptr));
+  return set_U_step_solution(solve_normal_equations(G, std::move(v), extra_ridge, has_prior_ ? &anchor : nullptr));
 }
 
 template <typename T>
-double CpuBackend<T>::finish_U_step(std::vector<double> solution) {
+double CpuBackend<T>::set_U_step_solution(std::vector<double> solution) {
   std::vector<double> U_tilde;
   if (has_prior_) {
     beta_.assign(solution.begin(), solution.begin() + d_);

@@ -22,7 +22,10 @@ class CpuBackend final : public core::Backend {
   void set_U(const std::vector<double>& U) override;
   std::vector<double> get_U() const override { return U_; }
   core::TaskStepTotals task_step_all(int k_in_effect) override;
-  double update_U(const core::PrivateRelease* release = nullptr) override;
+  double update_U_direct(const core::PrivateRelease* release = nullptr) override;
+  void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override;
+  void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override;
+  double set_U_step_solution(std::vector<double> solution) override;
   std::vector<double> spectral_moment(const core::PrivateRelease* release = nullptr) override;
   void export_task_parameters(Model& model) const override;
   void import_task_parameters(const Model& model) override;
@@ -30,9 +33,8 @@ class CpuBackend final : public core::Backend {
   std::vector<double> beta() const override { return beta_; }
   std::vector<double> last_R() const override { return last_R_; }
   core::DataMoments data_moments() override;
-  core::SolverReport last_u_solve() const override { return last_solve_; }
 
-  // The pieces of update_U, public for the tests and benchmarks.
+  // The pieces of the direct U step, public for the tests and benchmarks.
   // G = sum_i (w_i w_i^T) kron (X_i^T X_i) (dr x dr, column-major, full) and
   // v = sum_i w_i kron X_i^T (y_i - X_i b_i) (dr), with vec(U)[a + d p] = U[a, p]. With `bounds`,
   // each task's contribution is bounded first (its first max_samples rows, each scaled to norm <=
@@ -46,18 +48,6 @@ class CpuBackend final : public core::Backend {
   // `anchor` (same layout) when given, towards 0 otherwise.
   std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v,
                                              double extra_ridge = 0.0, const std::vector<double>* anchor = nullptr) const;
-
-  // The U step without G (options u_solver cg), public for the tests and benchmarks. Unknowns are
-  // column-major d x r' (r' = r, or r + 1 with [beta, U~] under the prior).
-  // v as accumulate_normal_equations gives it, and W_hat = sum_i m_i E[w'_i w'_i^T] (r' x r',
-  // row-major), the preconditioner's task side, in one pass over the tasks.
-  void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat);
-  // y = (G + lambda I) x, plus the beta prior's precision on beta's block: one pass over the tasks,
-  // each adding X_i^T X_i M E[w'_i w'_i^T] (M: x as d x r').
-  void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y);
-  // Conjugate gradients from x (the warm start, overwritten by the solution), preconditioned by
-  // (W_hat kron C + lambda I)^-1, C = X^T X / n: exact where every task's X_i^T X_i is m_i C.
-  core::SolverReport solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x);
 
   // Task parameters, row-major t x r and t x k.
   std::vector<double>& W() { return W_; }
@@ -93,14 +83,8 @@ class CpuBackend final : public core::Backend {
     std::vector<float> chunk_product;  // float data: one chunk's SGEMM result
   };
   std::vector<GramScratch> scratch_;
-  // From the solution (column-major [beta,] U~): beta, R and U <- Q of U~; returns the change in U.
-  double finish_U_step(std::vector<double> solution);
-  // cg: C = X^T X / n's eigenvectors (column-major) and eigenvalues, computed on first use; the
-  // threads' partial sums; what the last solve did.
-  std::vector<double> C_vectors_, C_values_;
   core::DataMoments moments_;  // data_moments(), computed on first use
-  std::vector<std::vector<double>> cg_parts_;
-  core::SolverReport last_solve_;
+  std::vector<std::vector<double>> cg_parts_;  // apply_normal_operator's per-thread sums
 };
 
 }  // namespace lrsmeta::cpu

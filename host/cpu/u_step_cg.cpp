@@ -1,13 +1,12 @@
-// The U step by preconditioned conjugate gradients (DESIGN.md section 8): the normal equations
-// (G + lambda I) vec(U~) = v solved without forming G. G = sum_i E_i kron X_i^T X_i, so a product
-// G x is one pass over the tasks, each adding X_i^T X_i M E_i (M: x as a d x r' matrix, E_i =
-// E[w'_i w'_i^T]); memory is a few d r' vectors per thread, whatever d r'.
+// The CPU backend's two passes for the U step by conjugate gradients (DESIGN.md section 8; the
+// solver itself is the core's, host/core/u_solver.cpp): the normal equations (G + lambda I)
+// vec(U~) = v solved without forming G. G = sum_i E_i kron X_i^T X_i, so a product G x is one pass
+// over the tasks, each adding X_i^T X_i M E_i (M: x as a d x r' matrix, E_i = E[w'_i w'_i^T]);
+// memory is a few d r' vectors per thread, whatever d r'.
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 
-#include "linalg/blas_lapack.hpp"
 #include "cpu/cpu_backend.hpp"
 
 namespace lrsmeta::cpu {
@@ -152,93 +151,12 @@ void CpuBackend<T>::apply_normal_operator(const std::vector<double>& x, std::vec
   y.assign(static_cast<std::size_t>(dr), 0.0);
   for (const std::vector<double>& part : cg_parts_)
     for (std::int64_t e = 0; e < dr; ++e) y[static_cast<std::size_t>(e)] += part[static_cast<std::size_t>(e)];
-  for (std::int64_t e = 0; e < dr; ++e) y[static_cast<std::size_t>(e)] += options_.ridge * x[static_cast<std::size_t>(e)];
-  if (augmented && prior_.beta_precision > 0)
-    for (std::int64_t a = 0; a < d; ++a) y[static_cast<std::size_t>(a)] += prior_.beta_precision * x[static_cast<std::size_t>(a)];
-}
-
-template <typename T>
-core::SolverReport CpuBackend<T>::solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x) {
-  const std::int64_t d = d_, r = r_ + (has_prior_ ? 1 : 0), dr = d * r;
-  if (C_vectors_.empty()) {  // C = X^T X / n, once per backend
-    const core::DataMoments moments = data_moments();
-    std::vector<double> C = moments.XtX;
-    for (double& c : C) c /= static_cast<double>(std::max<std::int64_t>(moments.rows, 1));
-    C_vectors_ = linalg::symmetric_eigen(d_, C, &C_values_);
-  }
-  std::vector<double> W_values;
-  const std::vector<double> W_vectors = linalg::symmetric_eigen(static_cast<int>(r), W_hat, &W_values);  // symmetric: either layout
-  // The preconditioner's eigenvalues lambda_c(a) lambda_w(p) + lambda, floored relative to the
-  // largest so that a direction no task informs is not divided by zero.
-  std::vector<double> scale(static_cast<std::size_t>(dr));
-  double largest = 0.0;
-  for (std::int64_t p = 0; p < r; ++p)
-    for (std::int64_t a = 0; a < d; ++a) {
-      const double e = std::max(0.0, C_values_[static_cast<std::size_t>(a)]) * std::max(0.0, W_values[static_cast<std::size_t>(p)]) + options_.ridge;
-      scale[static_cast<std::size_t>(a + d * p)] = e;
-      largest = std::max(largest, e);
-    }
-  for (double& e : scale) e = 1.0 / std::max(e, largest * 1e-12 + 1e-300);
-  std::vector<double> tmp(static_cast<std::size_t>(dr)), tmp2(static_cast<std::size_t>(dr));
-  // z = (Qc (S .* (Qc^T R Qw)) Qw^T): R d x r' column-major = row-major r' x d (R^T).
-  auto precondition = [&](const std::vector<double>& res, std::vector<double>& z) {
-    // In row-major r' x d form (R^T): tmp = R^T Qc (C_vectors_, column-major, reads row-major as
-    // Qc^T: hence the transpose), tmp2 = Qw^T tmp, scaled; then tmp = Qw tmp2, z = tmp Qc^T.
-    linalg::gemm(false, true, static_cast<int>(r), d_, d_, 1.0, res.data(), d_, C_vectors_.data(), d_, 0.0, tmp.data(), d_);
-    linalg::gemm(false, false, static_cast<int>(r), d_, static_cast<int>(r), 1.0, W_vectors.data(), static_cast<int>(r), tmp.data(), d_, 0.0,
-         tmp2.data(), d_);
-    for (std::int64_t e = 0; e < dr; ++e) tmp2[static_cast<std::size_t>(e)] *= scale[static_cast<std::size_t>(e)];
-    linalg::gemm(true, false, static_cast<int>(r), d_, static_cast<int>(r), 1.0, W_vectors.data(), static_cast<int>(r), tmp2.data(), d_, 0.0,
-         tmp.data(), d_);
-    linalg::gemm(false, false, static_cast<int>(r), d_, d_, 1.0, tmp.data(), d_, C_vectors_.data(), d_, 0.0, z.data(), d_);
-  };
-  auto dot = [](const std::vector<double>& a, const std::vector<double>& b) {
-    double s = 0.0;
-    for (std::size_t e = 0; e < a.size(); ++e) s += a[e] * b[e];
-    return s;
-  };
-  core::SolverReport report;
-  const double v_norm = std::sqrt(dot(v, v));
-  if (v_norm == 0.0) {
-    std::fill(x.begin(), x.end(), 0.0);
-    return report;
-  }
-  std::vector<double> res(static_cast<std::size_t>(dr)), z(res.size()), p(res.size()), Ap(res.size());
-  apply_normal_operator(x, Ap);
-  for (std::int64_t e = 0; e < dr; ++e) res[static_cast<std::size_t>(e)] = v[static_cast<std::size_t>(e)] - Ap[static_cast<std::size_t>(e)];
-  report.residual = std::sqrt(dot(res, res)) / v_norm;
-  if (report.residual <= options_.cg_tolerance) return report;
-  precondition(res, z);
-  p = z;
-  double rz = dot(res, z);
-  for (int step = 1; step <= options_.cg_max_steps; ++step) {
-    apply_normal_operator(p, Ap);
-    const double pAp = dot(p, Ap);
-    if (!(pAp > 0.0)) break;  // no descent left along p (G singular there): x keeps its warm start
-    const double alpha = rz / pAp;
-    for (std::int64_t e = 0; e < dr; ++e) {
-      x[static_cast<std::size_t>(e)] += alpha * p[static_cast<std::size_t>(e)];
-      res[static_cast<std::size_t>(e)] -= alpha * Ap[static_cast<std::size_t>(e)];
-    }
-    report.steps = step;
-    report.residual = std::sqrt(dot(res, res)) / v_norm;
-    if (report.residual <= options_.cg_tolerance) break;
-    precondition(res, z);
-    const double rz_next = dot(res, z);
-    const double beta = rz_next / rz;
-    rz = rz_next;
-    for (std::int64_t e = 0; e < dr; ++e) p[static_cast<std::size_t>(e)] = z[static_cast<std::size_t>(e)] + beta * p[static_cast<std::size_t>(e)];
-  }
-  if (!std::isfinite(report.residual)) throw Error("U update (cg): the iteration diverged (non-finite residual)");
-  return report;
 }
 
 // The members defined here, for both precisions (the class itself is instantiated in cpu_backend.cpp).
 #define LRSMETA_CG_MEMBERS(T)                                                                               \
   template void CpuBackend<T>::accumulate_rhs(std::vector<double>&, std::vector<double>&);                   \
-  template void CpuBackend<T>::apply_normal_operator(const std::vector<double>&, std::vector<double>&);      \
-  template core::SolverReport CpuBackend<T>::solve_cg(const std::vector<double>&, const std::vector<double>&, \
-                                                      std::vector<double>&);
+  template void CpuBackend<T>::apply_normal_operator(const std::vector<double>&, std::vector<double>&);
 LRSMETA_CG_MEMBERS(float)
 LRSMETA_CG_MEMBERS(double)
 #undef LRSMETA_CG_MEMBERS
