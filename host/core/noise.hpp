@@ -31,8 +31,9 @@ class GaussianNoise {
   bool has_spare_ = false;
 };
 
-// How the direct U step (Backend::update_U_direct) privatises G and v (and the spectral start its moment): the contribution bounds,
-// the noise scales and the ridge that keeps the noisy G positive definite.
+// How the direct U step (Backend::update_U_direct) privatises G and v (and the spectral start its
+// moment): the contribution bounds, the noise scales and the ridge that keeps the noisy G positive
+// definite.
 struct PrivateRelease {
   PrivacyOptions bounds;
   double sigma_G = 0.0, sigma_v = 0.0, sigma_spectral = 0.0;
