@@ -68,6 +68,8 @@ void launch_task_step(const TaskStepArgs<T>& args, cudaStream_t stream);
 // max_rows: the most rows any task of the chunk contributes (sizes the kernel's shared memory).
 // With V (t x r x r posterior covariances of w, the prior's), the packing is for the joint [beta, U]
 // system: w' = (1, w_i), row l of Wp the packed w' w'^T + blockdiag(0, V_i), Wp and Wc r + 1 wide.
+// Wp and Sp may be null (cg's right-hand side needs neither); with Wm, row l of Wm gets m_i w_i (the
+// rows counted), for cg's preconditioner sum_i m_i w_i w_i^T.
 struct Bounds {
   bool enabled = false;
   double clip_x = 0, clip_y = 0, clip_w = 0;
@@ -77,7 +79,18 @@ template <typename T>
 void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, std::int64_t count,
                        int d, int r, int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
                        Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, int max_rows, cudaStream_t stream,
-                       const double* V = nullptr);
+                       const double* V = nullptr, double* Wm = nullptr);
+
+// cg's pass over tasks first .. first + count - 1 (no prior): row l of g (count x d) gets
+// X_i^T X_i (M w_i), M the d x r column-major iterate; Mw (count x d) is scratch. The caller adds
+// g^T W_chunk (the tasks' w) to the product.
+template <typename T>
+void launch_normal_operator(const T* X, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d, int r,
+                            const double* W, const double* M, double* Mw, double* g, cudaStream_t stream);
+// Rows first_row .. first_row + count - 1 of X (count x d) and y (count) converted to double.
+template <typename T>
+void launch_rows_as_double(const T* X, const T* y, std::int64_t first_row, std::int64_t count, int d, double* rows,
+                           double* y_rows, cudaStream_t stream);
 
 // M (double) += chunk (float), elementwise, `count` entries.
 void launch_add_float_to_double(const float* chunk, double* M, std::size_t count, cudaStream_t stream);

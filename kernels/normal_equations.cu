@@ -1,5 +1,6 @@
 // Kernels of the U step: packing each task's w w^T and X_i^T X_i for the chunked GEMM that forms G,
-// the right-hand side pieces, unpacking G, and small helpers. The GEMMs and solves are cuBLAS and
+// the right-hand side pieces, unpacking G, cg's pass (each task's X_i^T X_i M w_i), the data's rows
+// in double for its moments, and small helpers. The GEMMs and solves are cuBLAS and
 // cuSOLVER calls made by the host side (host/cuda/cuda_backend.cpp).
 // LRSMETA_EMULATE_KERNELS: compiled as plain C++ by tests/test_kernel_emulation.cpp, which runs
 // the kernels on CPU threads to check their logic where no GPU is available.
@@ -22,7 +23,8 @@ constexpr int kThreadsPerBlock = 256;
 template <typename T>
 __global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, int d, int r_own,
                                   int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
-                                  Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, const double* V = nullptr) {
+                                  Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, const double* V = nullptr,
+                                  double* Wm = nullptr) {
   LRSMETA_DYNAMIC_SHARED(shared_raw);
   const int l = blockIdx.x;
   const std::int64_t i = first + l;
@@ -63,7 +65,9 @@ __global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* of
   }
   __syncthreads();
   for (int p = threadIdx.x; p < r; p += blockDim.x) Wc[static_cast<std::int64_t>(l) * r + p] = w[p];
-  const int P = r * (r + 1) / 2;
+  if (Wm)
+    for (int p = threadIdx.x; p < r; p += blockDim.x) Wm[static_cast<std::int64_t>(l) * r + p] = m * w[p];
+  const int P = Wp ? r * (r + 1) / 2 : 0;
   for (int e = threadIdx.x; e < P; e += blockDim.x) {
     int p = 0, rem = e;
     while (rem >= r - p) {
@@ -75,7 +79,7 @@ __global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* of
     Wp[static_cast<std::int64_t>(l) * P + e] = static_cast<T>(w[p] * w[q] + covariance);
   }
   // Packed upper triangle of X_i^T X_i: entry (a, b), a <= b, at a d - a (a - 1) / 2 + (b - a).
-  const std::int64_t Qn = static_cast<std::int64_t>(d) * (d + 1) / 2;
+  const std::int64_t Qn = Sp ? static_cast<std::int64_t>(d) * (d + 1) / 2 : 0;
   for (std::int64_t e = threadIdx.x; e < Qn; e += blockDim.x) {
     int a = 0;
     std::int64_t rem = e;
@@ -94,6 +98,60 @@ __global__ void pack_chunk_kernel(const T* X, const T* y, const std::int64_t* of
     for (int j = 0; j < m; ++j) s += scale[j] * static_cast<double>(Xi[j * d + c]) * resid[j];
     Q[static_cast<std::int64_t>(l) * d + c] = s;
   }
+}
+
+// cg's pass (no prior: E_i = w_i w_i^T), one block per task of the chunk: g_l = X_i^T X_i (M w_i)
+// with M the d x r column-major iterate. M w_i goes to Mw's row l, then the task's rows are read in
+// tiles of blockDim rows: each thread takes one row's u_j = x_j . M w_i (into shared memory), then
+// each thread adds sum_j u_j x_j over the tile to the entries of g_l it owns. The host sums
+// g_l w_i^T over the tasks with one GEMM per chunk. Shared memory: blockDim doubles.
+template <typename T>
+__global__ void normal_operator_kernel(const T* X, const std::int64_t* offsets, std::int64_t first, int d, int r,
+                                       const double* W, const double* M, double* Mw, double* g) {
+  LRSMETA_DYNAMIC_SHARED(shared_raw);
+  double* u = reinterpret_cast<double*>(shared_raw);
+  const int l = blockIdx.x;
+  const std::int64_t i = first + l;
+  const std::int64_t row0 = offsets[i];
+  const int m = static_cast<int>(offsets[i + 1] - row0);
+  const T* Xi = X + row0 * d;
+  const double* w = W + i * r;
+  double* mw = Mw + static_cast<std::int64_t>(l) * d;
+  double* gl = g + static_cast<std::int64_t>(l) * d;
+  for (int a = threadIdx.x; a < d; a += blockDim.x) {
+    double s = 0;
+    for (int p = 0; p < r; ++p) s += M[a + static_cast<std::int64_t>(d) * p] * w[p];
+    mw[a] = s;
+    gl[a] = 0.0;
+  }
+  __syncthreads();
+  for (int j0 = 0; j0 < m; j0 += blockDim.x) {
+    const int tile = m - j0 < static_cast<int>(blockDim.x) ? m - j0 : static_cast<int>(blockDim.x);
+    if (static_cast<int>(threadIdx.x) < tile) {
+      const T* x = Xi + static_cast<std::int64_t>(j0 + threadIdx.x) * d;
+      double s = 0;
+      for (int a = 0; a < d; ++a) s += static_cast<double>(x[a]) * mw[a];
+      u[threadIdx.x] = s;
+    }
+    __syncthreads();
+    for (int a = threadIdx.x; a < d; a += blockDim.x) {
+      double s = 0;
+      for (int jj = 0; jj < tile; ++jj) s += u[jj] * static_cast<double>(Xi[static_cast<std::int64_t>(j0 + jj) * d + a]);
+      gl[a] += s;
+    }
+    __syncthreads();
+  }
+}
+
+// Rows first_row .. first_row + count - 1 of X and y in double (the data's moments: X^T X, X^T y).
+template <typename T>
+__global__ void rows_as_double_kernel(const T* X, const T* y, std::int64_t first_row, std::int64_t count, int d, double* rows,
+                                      double* y_rows) {
+  const std::int64_t j = blockIdx.x;
+  if (j >= count) return;
+  const T* x = X + (first_row + j) * d;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) rows[j * d + c] = static_cast<double>(x[c]);
+  if (threadIdx.x == 0) y_rows[j] = static_cast<double>(y[first_row + j]);
 }
 
 __global__ void add_float_to_double_kernel(const float* chunk, double* M, std::size_t count) {
@@ -187,19 +245,43 @@ template <typename T>
 void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d,
                        int r, int k_slots, const double* W, const std::int32_t* B_index, const double* B_value,
                        Bounds bounds, T* Wp, T* Sp, double* Q, double* Wc, int max_rows, cudaStream_t stream,
-                       const double* V) {
+                       const double* V, double* Wm) {
   if (count == 0) return;
   const std::size_t bytes = (2 * static_cast<std::size_t>(max_rows) + r + 2) * sizeof(double);
   cudaFuncSetAttribute(pack_chunk_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   pack_chunk_kernel<T><<<static_cast<unsigned>(count), kThreadsPerBlock, bytes, stream>>>(X, y, offsets, first, d, r, k_slots, W,
-                                                                                 B_index, B_value, bounds, Wp, Sp, Q, Wc, V);
+                                                                                 B_index, B_value, bounds, Wp, Sp, Q, Wc, V, Wm);
 }
 template void launch_pack_chunk<float>(const float*, const float*, const std::int64_t*, std::int64_t, std::int64_t, int,
                                        int, int, const double*, const std::int32_t*, const double*, Bounds, float*,
-                                       float*, double*, double*, int, cudaStream_t, const double*);
+                                       float*, double*, double*, int, cudaStream_t, const double*, double*);
 template void launch_pack_chunk<double>(const double*, const double*, const std::int64_t*, std::int64_t, std::int64_t,
                                         int, int, int, const double*, const std::int32_t*, const double*, Bounds,
-                                        double*, double*, double*, double*, int, cudaStream_t, const double*);
+                                        double*, double*, double*, double*, int, cudaStream_t, const double*, double*);
+
+template <typename T>
+void launch_normal_operator(const T* X, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d, int r,
+                            const double* W, const double* M, double* Mw, double* g, cudaStream_t stream) {
+  if (count == 0) return;
+  constexpr int kThreads = 128;
+  normal_operator_kernel<T><<<static_cast<unsigned>(count), kThreads, kThreads * sizeof(double), stream>>>(X, offsets, first, d, r,
+                                                                                                     W, M, Mw, g);
+}
+template void launch_normal_operator<float>(const float*, const std::int64_t*, std::int64_t, std::int64_t, int, int,
+                                            const double*, const double*, double*, double*, cudaStream_t);
+template void launch_normal_operator<double>(const double*, const std::int64_t*, std::int64_t, std::int64_t, int, int,
+                                             const double*, const double*, double*, double*, cudaStream_t);
+
+template <typename T>
+void launch_rows_as_double(const T* X, const T* y, std::int64_t first_row, std::int64_t count, int d, double* rows,
+                           double* y_rows, cudaStream_t stream) {
+  if (count == 0) return;
+  rows_as_double_kernel<T><<<static_cast<unsigned>(count), 128, 0, stream>>>(X, y, first_row, count, d, rows, y_rows);
+}
+template void launch_rows_as_double<float>(const float*, const float*, std::int64_t, std::int64_t, int, double*, double*,
+                                           cudaStream_t);
+template void launch_rows_as_double<double>(const double*, const double*, std::int64_t, std::int64_t, int, double*, double*,
+                                            cudaStream_t);
 
 void launch_add_float_to_double(const float* chunk, double* M, std::size_t count, cudaStream_t stream) {
   if (count == 0) return;

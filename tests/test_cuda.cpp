@@ -153,6 +153,7 @@ TEST(CudaParity, WholeFitMatchesTheCpu) {
   o.rank = 3;
   o.sparsity = 2;
   o.iterations = 15;
+  o.prior = Prior::none;  // the CUDA backend has no empirical-Bayes prior yet
   const Model cpu = fit(syn.data.view(), o);
   o.device = Device::cuda;
   const Model gpu = fit(syn.data.view(), o);
@@ -181,6 +182,7 @@ TEST(CudaRecovery, Float32RecoversNoiselessData) {
   o.rank = 3;
   o.sparsity = 2;
   o.device = Device::cuda;
+  o.prior = Prior::none;
   for (Variant v : {Variant::pursuit, Variant::htp}) {
     o.variant = v;
     const Model m = fit(f.view(), o);
@@ -199,7 +201,66 @@ TEST(CudaBackend, AutoPicksTheGpu) {
   o.sparsity = 2;
   o.iterations = 3;
   o.device = Device::automatic;
+  o.prior = Prior::none;  // auto takes the CPU for the prior, which the GPU lacks
   EXPECT_NO_THROW(fit(syn.data.view(), o));
+}
+
+// cg's passes on the device against the CPU backend's from the same state (double data): G x, v,
+// W_hat and the data's moments to rounding; then whole fits with cg on both.
+TEST(CudaCg, PassesMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const SyntheticData syn = ragged_data(7);
+  Options o;
+  o.rank = 3;
+  o.sparsity = 2;
+  o.prior = Prior::none;
+  o.u_solver = USolver::cg;
+  auto cpu = core::make_cpu_backend(syn.data.view(), o);
+  auto gpu = core::make_cuda_backend(syn.data.view(), o);
+  cpu->set_U(testing::random_orthonormal(30, 3, 10));
+  cpu->task_step_all(2);
+  Model state;
+  state.d = 30;
+  state.r = 3;
+  state.k = 2;
+  state.t = 700;
+  cpu->export_task_parameters(state);
+  gpu->import_task_parameters(state);
+  const std::vector<double> x = testing::random_normal(90, 11);
+  std::vector<double> yc, yg, vc, vg, Wc, Wg;
+  cpu->apply_normal_operator(x, yc);
+  gpu->apply_normal_operator(x, yg);
+  EXPECT_LT(relative_error(yg, yc), 1e-12);
+  cpu->accumulate_rhs(vc, Wc);
+  gpu->accumulate_rhs(vg, Wg);
+  EXPECT_LT(relative_error(vg, vc), 1e-12);
+  EXPECT_LT(relative_error(Wg, Wc), 1e-12);
+  const core::DataMoments mc = cpu->data_moments(), mg = gpu->data_moments();
+  EXPECT_LT(relative_error(mg.XtX, mc.XtX), 1e-12);
+  EXPECT_LT(relative_error(mg.Xty, mc.Xty), 1e-12);
+  EXPECT_NEAR(mg.yty, mc.yty, 1e-12 * mc.yty);
+  EXPECT_EQ(mg.rows, mc.rows);
+}
+
+TEST(CudaCg, WholeFitMatchesTheCpuAndTheDirectSolve) {
+  SKIP_WITHOUT_GPU();
+  const SyntheticData syn = ragged_data(8);
+  Options o;
+  o.rank = 3;
+  o.sparsity = 2;
+  o.iterations = 10;
+  o.prior = Prior::none;
+  o.u_solver = USolver::cg;
+  o.cg_tolerance = 1e-13;
+  const Model cpu = fit(syn.data.view(), o);
+  o.device = Device::cuda;
+  const Model gpu = fit(syn.data.view(), o);
+  o.u_solver = USolver::direct;
+  const Model gpu_direct = fit(syn.data.view(), o);
+  EXPECT_LT(testing::subspace_distance(cpu.U, gpu.U, 30, 3), 1e-6);
+  EXPECT_LT(relative_error(gpu.theta_matrix(), cpu.theta_matrix()), 1e-5);
+  EXPECT_LT(relative_error(gpu.theta_matrix(), gpu_direct.theta_matrix()), 1e-5);
+  for (const IterationInfo& h : gpu.history) EXPECT_GT(h.u_solver_steps, 0);
 }
 
 TEST(CudaBackend, WithoutAGpuTheErrorSaysSo) {

@@ -403,6 +403,91 @@ TEST(KernelEmulation, SpectralRowsGiveTheCpusMoment) {
   compare_spectral_rows(true);
 }
 
+// cg's passes: the emulated operator kernel (then the GEMM g^T W done here) against the CPU
+// backend's apply_normal_operator, for float and double data; the right-hand side from the packing
+// kernel without Wp and Sp (and W_hat from its Wm rows) against accumulate_rhs; the rows in double
+// against data_moments. Tasks of up to 45 rows with 32 threads a block: the row tiles wrap.
+template <typename T>
+void compare_cg_passes(std::uint64_t seed) {
+  const int d = 11, r = 3, k = 2;
+  const std::int64_t t = 50;
+  const SyntheticData syn = ragged(seed, t, d, r, k);
+  Dataset<T> data;
+  data.d = d;
+  data.task_offsets = syn.data.task_offsets;
+  data.X.assign(syn.data.X.begin(), syn.data.X.end());
+  data.y.assign(syn.data.y.begin(), syn.data.y.end());
+  Options o;
+  o.rank = r;
+  o.sparsity = k;
+  cpu::CpuBackend<T> cpu(data.view(), o);
+  cpu.set_U(testing::random_orthonormal(d, r, seed + 1));
+  cpu.task_step_all(k);
+  const char* precision = std::is_same_v<T, float> ? "float" : "double";
+
+  const std::vector<double> x = testing::random_normal(static_cast<std::size_t>(d * r), seed + 2);
+  std::vector<double> y_cpu;
+  cpu.apply_normal_operator(x, y_cpu);
+  std::vector<double> Mw(static_cast<std::size_t>(t) * d, -7.0), g(static_cast<std::size_t>(t) * d, -7.0);
+  emulation::launch(static_cast<unsigned>(t), 32, 32 * sizeof(double), [&] {
+    kernels::normal_operator_kernel<T>(data.X.data(), data.task_offsets.data(), 0, d, r, cpu.W().data(), x.data(), Mw.data(),
+                                       g.data());
+  });
+  std::vector<double> y(static_cast<std::size_t>(d * r), 0.0);
+  for (std::int64_t i = 0; i < t; ++i)
+    for (int p = 0; p < r; ++p)
+      for (int a = 0; a < d; ++a)
+        y[static_cast<std::size_t>(a + d * p)] += g[static_cast<std::size_t>(i * d + a)] * cpu.W()[static_cast<std::size_t>(i * r + p)];
+  for (std::size_t e = 0; e < y.size(); ++e) EXPECT_NEAR(y[e], y_cpu[e], 1e-10 * (1 + std::fabs(y_cpu[e]))) << precision << " G x entry " << e;
+
+  std::vector<double> v_cpu, W_hat_cpu;
+  cpu.accumulate_rhs(v_cpu, W_hat_cpu);
+  std::vector<double> Qv(static_cast<std::size_t>(t) * d), Wc(static_cast<std::size_t>(t) * r), Wm(static_cast<std::size_t>(t) * r);
+  std::int64_t max_rows = 0;
+  for (std::int64_t i = 0; i < t; ++i) max_rows = std::max(max_rows, data.task_offsets[i + 1] - data.task_offsets[i]);
+  emulation::launch(static_cast<unsigned>(t), 32, (2 * static_cast<std::size_t>(max_rows) + r + 2) * sizeof(double), [&] {
+    kernels::pack_chunk_kernel<T>(data.X.data(), data.y.data(), data.task_offsets.data(), 0, d, r, k, cpu.W().data(),
+                                  cpu.B_index().data(), cpu.B_value().data(), kernels::Bounds{}, nullptr, nullptr, Qv.data(),
+                                  Wc.data(), nullptr, Wm.data());
+  });
+  std::vector<double> v(static_cast<std::size_t>(d * r), 0.0), W_hat(static_cast<std::size_t>(r * r), 0.0);
+  for (std::int64_t i = 0; i < t; ++i)
+    for (int p = 0; p < r; ++p) {
+      for (int a = 0; a < d; ++a)
+        v[static_cast<std::size_t>(a + d * p)] += Qv[static_cast<std::size_t>(i * d + a)] * Wc[static_cast<std::size_t>(i * r + p)];
+      for (int q = 0; q < r; ++q)
+        W_hat[static_cast<std::size_t>(p * r + q)] += Wm[static_cast<std::size_t>(i * r + p)] * Wc[static_cast<std::size_t>(i * r + q)];
+    }
+  for (std::size_t e = 0; e < v.size(); ++e) EXPECT_NEAR(v[e], v_cpu[e], 1e-10 * (1 + std::fabs(v_cpu[e]))) << precision << " v entry " << e;
+  for (std::size_t e = 0; e < W_hat.size(); ++e)
+    EXPECT_NEAR(W_hat[e], W_hat_cpu[e], 1e-10 * (1 + std::fabs(W_hat_cpu[e]))) << precision << " W_hat entry " << e;
+
+  const core::DataMoments moments = cpu.data_moments();
+  const std::int64_t n = data.n();
+  std::vector<double> rows(static_cast<std::size_t>(n) * d, -7.0), y_rows(static_cast<std::size_t>(n), -7.0);
+  emulation::launch(static_cast<unsigned>(n), 32, 0, [&] {
+    kernels::rows_as_double_kernel<T>(data.X.data(), data.y.data(), 0, n, d, rows.data(), y_rows.data());
+  });
+  double yty = 0;
+  for (std::int64_t j = 0; j < n; ++j) yty += y_rows[static_cast<std::size_t>(j)] * y_rows[static_cast<std::size_t>(j)];
+  EXPECT_NEAR(yty, moments.yty, 1e-10 * moments.yty);
+  for (int a = 0; a < d; ++a) {
+    double xty = 0;
+    for (std::int64_t j = 0; j < n; ++j) xty += rows[static_cast<std::size_t>(j * d + a)] * y_rows[static_cast<std::size_t>(j)];
+    EXPECT_NEAR(xty, moments.Xty[static_cast<std::size_t>(a)], 1e-10 * (1 + std::fabs(xty)));
+    for (int b = 0; b < d; ++b) {
+      double s = 0;
+      for (std::int64_t j = 0; j < n; ++j) s += rows[static_cast<std::size_t>(j * d + a)] * rows[static_cast<std::size_t>(j * d + b)];
+      EXPECT_NEAR(s, moments.XtX[static_cast<std::size_t>(a * d + b)], 1e-10 * (1 + std::fabs(s))) << precision << " X^T X " << a << ", " << b;
+    }
+  }
+}
+
+TEST(KernelEmulation, CgPassesGiveTheCpusProductRightHandSideAndMoments) {
+  compare_cg_passes<double>(80);
+  compare_cg_passes<float>(81);
+}
+
 TEST(KernelEmulation, StoreUAndDiagonalHelpers) {
   const int d = 5, r = 3;
   const std::vector<double> colmajor = testing::random_normal(d * r, 61);

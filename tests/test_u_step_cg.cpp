@@ -221,7 +221,7 @@ TEST(CgUStep, DirectIsRefusedAboveItsLimitAndAutoTakesCgThere) {
   const core::USolverChoice big = core::choose_u_solver(500000, 10000, 500, 50, 8, o, false);
   EXPECT_EQ(big.solver, USolver::cg);
   EXPECT_NE(big.why.find("above the 20000 a direct solve takes"), std::string::npos) << big.why;
-  // Small systems: direct; private training and the GPU: direct whatever the size (below the limit).
+  // Small systems: direct; private training and the GPU: direct below the limit.
   EXPECT_EQ(core::choose_u_solver(20000, 1000, 10, 2, 8, o, false).solver, USolver::direct);
   Options priv = o;
   priv.rank = 10;
@@ -230,6 +230,7 @@ TEST(CgUStep, DirectIsRefusedAboveItsLimitAndAutoTakesCgThere) {
   priv.u_solver = USolver::cg;
   EXPECT_THROW(validate(priv, 100), Error);
   EXPECT_EQ(core::choose_u_solver(400000, 20000, 100, 10, 4, o, true).solver, USolver::direct);
+  EXPECT_EQ(core::choose_u_solver(500000, 10000, 500, 50, 8, o, true).solver, USolver::cg);  // above the limit on the GPU too
 }
 
 TEST(CgUStep, AMemoryRefusalOfADirectSolveNamesCg) {

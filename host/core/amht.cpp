@@ -229,16 +229,13 @@ std::unique_ptr<core::Backend> make_backend(const TaskDataView<T>& data, const O
   switch (options.device) {
     case Device::cpu: return core::make_cpu_backend(data, options);
     case Device::cuda:
-      if (options.u_solver == USolver::cg)
-        throw Error("options: the CUDA backend's U step solves directly only: use --u-solver direct or auto on the GPU, or the "
-                    "CPU (--device cpu)");
       if (options.prior == Prior::automatic)
         throw Error("options: the CUDA backend does not implement the empirical-Bayes prior yet: use prior none "
                     "(--prior none) on the GPU, or the CPU (--device cpu)");
       return core::make_cuda_backend(data, options);
     case Device::automatic:
       // The GPU where it is usable and runs the model asked for.
-      return cuda_available() && options.prior == Prior::none && options.u_solver != USolver::cg ? core::make_cuda_backend(data, options)
+      return cuda_available() && options.prior == Prior::none ? core::make_cuda_backend(data, options)
                                                               : core::make_cpu_backend(data, options);
   }
   throw Error("unknown device");
@@ -284,7 +281,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   // auto's U solver, decided for this fit's r and data.
   Options options = fit_options;
   const bool on_gpu = options.device == Device::cuda ||
-                      (options.device == Device::automatic && cuda_available() && options.prior == Prior::none && options.u_solver != USolver::cg);
+                      (options.device == Device::automatic && cuda_available() && options.prior == Prior::none);
   const core::USolverChoice u_solver =
       core::choose_u_solver(data.n, data.t, data.d, options.rank, static_cast<int>(sizeof(T)), options, on_gpu);
   options.u_solver = u_solver.solver;

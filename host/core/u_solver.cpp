@@ -26,10 +26,6 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
     choice.why = "direct (private training: its noise goes on G)";
     return choice;
   }
-  if (on_gpu) {
-    choice.why = "direct (the CUDA backend's U step)";
-    return choice;
-  }
   if (rr == 0) return choice;
   char text[300];
   if (unknowns > static_cast<double>(kDirectUnknownsLimit)) {
@@ -37,6 +33,12 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
                   static_cast<long long>(kDirectUnknownsLimit));
     choice.solver = USolver::cg;
     choice.why = text;
+    return choice;
+  }
+  if (on_gpu) {
+    // Below the limit, the GPU forms G with one GEMM per chunk near its peak and factors it in
+    // well under a second; cg's passes are not yet tuned there (no measurement on hardware yet).
+    choice.why = "direct (the GPU, below the direct solve's limit)";
     return choice;
   }
   std::string source;

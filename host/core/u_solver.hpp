@@ -25,8 +25,8 @@ struct USolverChoice {
 // for, or for auto the cheaper by a cost model (flops of forming G from every task's X_i^T X_i and
 // factoring it, against kCgStepsEstimate passes over the data, each costing its flops or, where
 // more, ten per byte of X read: a pass is bound by memory bandwidth when r' is small), never direct
-// where G would not fit in half the memory available or above kDirectUnknownsLimit unknowns, and
-// direct for private training and on the GPU.
+// where G would not fit in half the memory available or above kDirectUnknownsLimit unknowns; direct
+// for private training, and on the GPU below kDirectUnknownsLimit unknowns.
 USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, int r, int value_bytes, const Options& options,
                               bool on_gpu);
 

@@ -68,15 +68,21 @@ class CudaBackend final : public core::Backend {
       throw Error("CUDA backend: d = " + std::to_string(d_) + ", r = " + std::to_string(r_) + ", k = " + std::to_string(k_) +
                   " need more shared memory per task than a thread block has; use the CPU backend");
     const std::int64_t P = static_cast<std::int64_t>(r_) * (r_ + 1) / 2, Q = static_cast<std::int64_t>(d_) * (d_ + 1) / 2;
+    const bool cg = options.u_solver == USolver::cg;
+    // Tasks per chunk of the U step's passes: the direct solve's packed Grams (Q values a task) in
+    // 256 MiB, cg's per-task vectors (2 d + 2 r doubles) in 64 MiB.
     chunk_ = std::max<std::int64_t>(1, std::min<std::int64_t>(t_, (std::int64_t{256} << 20) / std::max<std::int64_t>(1, Q * sizeof(T))));
+    cg_chunk_ = std::max<std::int64_t>(1, std::min<std::int64_t>(t_, (std::int64_t{64} << 20) / ((2 * d_ + 2 * r_ + 1) * 8)));
     const double dr = static_cast<double>(d_) * r_;
     // Everything the fit allocates, checked against the free memory before any work starts.
+    const double u_step = cg ? cg_chunk_ * (2.0 * d_ + 2.0 * r_) * 8 + 8 * dr * 8 + 4096.0 * (d_ + 1) * 8  // chunk, vectors, moment rows
+                             : chunk_ * (P + Q) * sizeof(T) + chunk_ * (d_ + r_) * 8.0                 // one chunk
+                                   + P * Q * 8.0 + (std::is_same_v<T, float> ? P * Q * 4.0 : 0.0)     // M
+                                   + 3 * dr * dr * 8 + 8 * dr * 8;                                     // G, factor, noise
     const double need = static_cast<double>(n_) * d_ * sizeof(T) + n_ * sizeof(T) + (t_ + 1) * 8.0  // data
                         + n_ * (r_ + 2.0) * 8                                                      // Z, target, resid
                         + t_ * (r_ + 2.0 * k_ + 1) * 8                                             // W, B, per-task loss
-                        + chunk_ * (P + Q) * sizeof(T) + chunk_ * (d_ + r_) * 8.0                  // one chunk
-                        + P * Q * 8.0 + (std::is_same_v<T, float> ? P * Q * 4.0 : 0.0)            // M
-                        + 3 * dr * dr * 8 + 8 * dr * 8;                                            // G, factor, noise
+                        + u_step;
     std::size_t free_bytes = 0, total_bytes = 0;
     LRSMETA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     if (need > 0.95 * static_cast<double>(free_bytes))
@@ -152,12 +158,69 @@ class CudaBackend final : public core::Backend {
     return totals;
   }
 
-  // cg's passes: not yet on the device (make_backend refuses cg with the CUDA backend).
-  void accumulate_rhs(std::vector<double>&, std::vector<double>&) override { throw Error("the CUDA backend has no cg U step yet"); }
-  void apply_normal_operator(const std::vector<double>&, std::vector<double>&) override {
-    throw Error("the CUDA backend has no cg U step yet");
+  // cg's passes (the solver itself is the core's): each copies the d r vector in and the result out;
+  // everything per task stays on the device.
+  void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override {
+    const cudaStream_t s = stream_.get();
+    const int dr = d_ * r_;
+    v_.resize(static_cast<std::size_t>(dr));
+    W_hat_.resize(static_cast<std::size_t>(r_) * r_);
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(v_.data(), 0, v_.size() * sizeof(double), s));
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(W_hat_.data(), 0, W_hat_.size() * sizeof(double), s));
+    Qc_.resize(static_cast<std::size_t>(cg_chunk_) * d_);
+    Wc_.resize(static_cast<std::size_t>(cg_chunk_) * r_);
+    Wm_.resize(static_cast<std::size_t>(cg_chunk_) * r_);
+    const double one = 1.0;
+    for (std::int64_t first = 0; first < t_; first += cg_chunk_) {
+      const std::int64_t count = std::min(cg_chunk_, t_ - first);
+      kernels::launch_pack_chunk<T>(X_.data(), y_.data(), offsets_.data(), first, count, d_, r_, k_, W_.data(), B_index_.data(),
+                                    B_value_.data(), kernels::Bounds{}, nullptr, nullptr, Qc_.data(), Wc_.data(),
+                                    static_cast<int>(max_rows(first, count)), s, nullptr, Wm_.data());
+      LRSMETA_CUDA_CHECK(cudaGetLastError());
+      // v (column-major d x r) += Q_cm (d x count) Wc_cm^T; W_hat (r x r) += Wm_cm (r x count) Wc_cm^T.
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one,
+                                       Qc_.data(), d_, Wc_.data(), r_, &one, v_.data(), d_));
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, r_, r_, static_cast<int>(count), &one,
+                                       Wm_.data(), r_, Wc_.data(), r_, &one, W_hat_.data(), r_));
+    }
+    v.resize(v_.size());
+    W_hat.resize(W_hat_.size());
+    copy_to_host(v, v_);
+    copy_to_host(W_hat, W_hat_);
   }
-  double set_U_step_solution(std::vector<double>) override { throw Error("the CUDA backend has no cg U step yet"); }
+
+  void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override {
+    const cudaStream_t s = stream_.get();
+    const std::size_t dr = static_cast<std::size_t>(d_) * r_;
+    if (x.size() != dr) throw Error("CUDA backend: the U step's vector has the wrong size");
+    copy_to_device(iterate_, x.data(), dr, s);
+    product_.resize(dr);
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(product_.data(), 0, dr * sizeof(double), s));
+    Mw_.resize(static_cast<std::size_t>(cg_chunk_) * d_);
+    g_.resize(static_cast<std::size_t>(cg_chunk_) * d_);
+    const double one = 1.0;
+    for (std::int64_t first = 0; first < t_; first += cg_chunk_) {
+      const std::int64_t count = std::min(cg_chunk_, t_ - first);
+      kernels::launch_normal_operator<T>(X_.data(), offsets_.data(), first, count, d_, r_, W_.data(), iterate_.data(), Mw_.data(),
+                                         g_.data(), s);
+      LRSMETA_CUDA_CHECK(cudaGetLastError());
+      // product (column-major d x r) += g_cm (d x count) W_chunk_cm^T; W_ (t x r row-major) is
+      // column-major r x t, so the chunk's w's are r x count with leading dimension r.
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one, g_.data(),
+                                       d_, W_.data() + first * r_, r_, &one, product_.data(), d_));
+    }
+    y.resize(dr);
+    copy_to_host(y, product_);
+  }
+
+  double set_U_step_solution(std::vector<double> solution) override {
+    if (r_ == 0) return 0.0;
+    if (solution.size() != static_cast<std::size_t>(d_) * r_) throw Error("CUDA backend: the U step's solution has the wrong size");
+    copy_to_device(v_, solution.data(), solution.size(), stream_.get());
+    orthonormalise_and_swap();
+    stream_.synchronize();
+    return last_change_;
+  }
 
   double update_U_direct(const core::PrivateRelease* release) override {
     if (r_ == 0) return 0.0;
@@ -176,13 +239,11 @@ class CudaBackend final : public core::Backend {
     const double one = 1.0;
     for (std::int64_t first = 0; first < t_; first += chunk_) {
       const std::int64_t count = std::min(chunk_, t_ - first);
-      std::int64_t max_rows = 0;
-      for (std::int64_t i = first; i < first + count; ++i)
-        max_rows = std::max(max_rows, host_offsets_[static_cast<std::size_t>(i + 1)] - host_offsets_[static_cast<std::size_t>(i)]);
-      if (bounds.enabled) max_rows = std::min<std::int64_t>(max_rows, bounds.max_samples);
+      std::int64_t most_rows = max_rows(first, count);
+      if (bounds.enabled) most_rows = std::min<std::int64_t>(most_rows, bounds.max_samples);
       kernels::launch_pack_chunk(X_.data(), y_.data(), offsets_.data(), first, count, d_, r_, k_, W_.data(),
                                  B_index_.data(), B_value_.data(), bounds, Wp_.data(), Sp_.data(), Qc_.data(),
-                                 Wc_.data(), static_cast<int>(max_rows), s);
+                                 Wc_.data(), static_cast<int>(most_rows), s);
       LRSMETA_CUDA_CHECK(cudaGetLastError());
       // Row-major M (P x Q) is column-major (Q x P): M_cm += Sp_cm (Q x count) Wp_cm^T (count x P).
       if constexpr (std::is_same_v<T, double>) {
@@ -264,8 +325,41 @@ class CudaBackend final : public core::Backend {
   }
   std::vector<double> beta() const override { return {}; }
   std::vector<double> last_R() const override { return {}; }
+  // X^T X, X^T y, y^T y and n in double (cg's preconditioner): rows in chunks, converted to double.
   core::DataMoments data_moments() override {
-    throw Error("the CUDA backend does not implement the empirical-Bayes prior yet (use --prior none or --device cpu)");
+    const cudaStream_t s = stream_.get();
+    constexpr std::int64_t kRows = 4096;
+    DeviceBuffer<double> rows(static_cast<std::size_t>(kRows) * d_), y_rows(static_cast<std::size_t>(kRows)),
+        XtX(static_cast<std::size_t>(d_) * d_), Xty(static_cast<std::size_t>(d_));
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(XtX.data(), 0, XtX.size() * sizeof(double), s));
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(Xty.data(), 0, Xty.size() * sizeof(double), s));
+    const double one = 1.0;
+    double yty = 0.0;
+    for (std::int64_t start = 0; start < n_; start += kRows) {
+      const std::int64_t count = std::min(kRows, n_ - start);
+      kernels::launch_rows_as_double<T>(X_.data(), y_.data(), start, count, d_, rows.data(), y_rows.data(), s);
+      LRSMETA_CUDA_CHECK(cudaGetLastError());
+      // Row-major rows (count x d) are column-major (d x count): XtX += rows_cm rows_cm^T, Xty += rows_cm y.
+      LRSMETA_CUBLAS_CHECK(cublasDsyrk(cublas_.get(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, d_, static_cast<int>(count), &one,
+                                       rows.data(), d_, &one, XtX.data(), d_));
+      LRSMETA_CUBLAS_CHECK(cublasDgemv(cublas_.get(), CUBLAS_OP_N, d_, static_cast<int>(count), &one, rows.data(), d_,
+                                       y_rows.data(), 1, &one, Xty.data(), 1));
+      double part = 0.0;  // host pointer mode: returns when the result is on the host
+      LRSMETA_CUBLAS_CHECK(cublasDdot(cublas_.get(), static_cast<int>(count), y_rows.data(), 1, y_rows.data(), 1, &part));
+      yty += part;
+    }
+    core::DataMoments moments;
+    moments.XtX.resize(XtX.size());
+    moments.Xty.resize(Xty.size());
+    copy_to_host(moments.XtX, XtX);
+    copy_to_host(moments.Xty, Xty);
+    for (int a = 0; a < d_; ++a)
+      for (int b = a + 1; b < d_; ++b)  // column-major upper (a, b) at a + d b: mirror it
+        moments.XtX[static_cast<std::size_t>(b) + static_cast<std::size_t>(d_) * a] =
+            moments.XtX[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * b];
+    moments.yty = yty;
+    moments.rows = n_;
+    return moments;
   }
 
   void export_task_parameters(Model& model) const override {
@@ -285,6 +379,22 @@ class CudaBackend final : public core::Backend {
   }
 
  private:
+  // The most rows any task of tasks first .. first + count - 1 has (sizes a kernel's shared memory).
+  std::int64_t max_rows(std::int64_t first, std::int64_t count) const {
+    std::int64_t most = 0;
+    for (std::int64_t i = first; i < first + count; ++i)
+      most = std::max(most, host_offsets_[static_cast<std::size_t>(i + 1)] - host_offsets_[static_cast<std::size_t>(i)]);
+    return most;
+  }
+
+  // A device buffer's contents into a host vector of the same size, on the backend's stream.
+  void copy_to_host(std::vector<double>& host, const DeviceBuffer<double>& device) const {
+    if (host.size() != device.size()) throw Error("CUDA backend: a copy to the host has mismatched sizes");
+    if (!host.empty())
+      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(host.data(), device.data(), host.size() * sizeof(double), cudaMemcpyDeviceToHost, stream_.get()));
+    stream_.synchronize();
+  }
+
   // (G + (ridge + extra + jitter) I) x = v by cuSOLVER's Cholesky, raising a jitter relative to G's
   // largest diagonal entry while the factorisation fails.
   void solve(double extra_ridge) {
@@ -354,7 +464,7 @@ class CudaBackend final : public core::Backend {
 
   Options options_;
   int d_, r_, k_;
-  std::int64_t t_, n_, chunk_ = 1;
+  std::int64_t t_, n_, chunk_ = 1, cg_chunk_ = 1;
   std::vector<std::int64_t> host_offsets_;
   Stream stream_;
   CublasHandle cublas_;
@@ -363,6 +473,7 @@ class CudaBackend final : public core::Backend {
   DeviceBuffer<std::int64_t> offsets_;
   DeviceBuffer<double> U_, Z_, target_, resid_, W_, B_value_, task_sse_;
   DeviceBuffer<double> Qc_, Wc_, M_, G_, v_, factor_, work_, tau_, C_, D_, noise_G_, noise_v_;
+  DeviceBuffer<double> Wm_, W_hat_, iterate_, product_, Mw_, g_;  // cg's
   DeviceBuffer<float> chunk_product_;
   DeviceBuffer<std::int32_t> B_index_;
   DeviceBuffer<int> info_;
