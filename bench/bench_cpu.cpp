@@ -9,6 +9,7 @@
 #include <memory>
 #include <omp.h>
 
+#include "core/u_solver.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "anchor_data.hpp"
 #include "lrsmeta/io.hpp"
@@ -44,7 +45,7 @@ cpu::CpuBackend<T>& backend_for(std::int64_t t, Variant variant) {
     slot->backend->set_U(bench::anchor_U());
     for (int it = 0; it < 2; ++it) {
       slot->backend->task_step_all(0);
-      slot->backend->update_U_direct();
+      core::direct_U_step(*slot->backend, o);
     }
     slot->backend->task_step_all(kK);
   }
@@ -89,7 +90,7 @@ void BM_SolveAndQR(benchmark::State& state) {
   backend.accumulate_normal_equations(G0, v);
   for (auto _ : state) {
     std::vector<double> G = G0;
-    benchmark::DoNotOptimize(backend.solve_normal_equations(G, v));
+    benchmark::DoNotOptimize(core::solve_normal_equations(G, v, Options().ridge));
   }
 }
 
@@ -97,9 +98,12 @@ template <typename T>
 void BM_OuterIteration(benchmark::State& state) {
   const std::int64_t t = state.range(0);
   auto& backend = backend_for<T>(t, Variant::pursuit);
+  Options o;
+  o.rank = kR;
+  o.sparsity = kK;
   for (auto _ : state) {
     backend.task_step_all(kK);
-    benchmark::DoNotOptimize(backend.update_U_direct());
+    benchmark::DoNotOptimize(core::direct_U_step(backend, o));
   }
   per_task_counter(state, t, backend.threads());
 }

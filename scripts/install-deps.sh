@@ -14,6 +14,7 @@ packages=(
   python3-pytest python3-sklearn    # its tests (scikit-learn's clone and GridSearchCV)
   python3-matplotlib                # examples/movielens.py's plot
   gnuplot-nox                       # the MovieLens benchmark's plots
+  libopenmpi-dev openmpi-bin        # training over many processes (mpirun); its tests run under mpirun
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,7 @@
 // convention, and the solve.
 #include <gtest/gtest.h>
 
+#include "core/u_solver.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "lrsmeta/io.hpp"
 #include "test_helpers.hpp"
@@ -33,12 +34,16 @@ Problem random_problem(int t, int d, int r, int k, std::uint64_t seed) {
   return p;
 }
 
-cpu::CpuBackend<double> backend_for(Problem& p, int threads) {
+Options options_for(const Problem& p, int threads) {
   Options o;
   o.rank = p.r;
   o.sparsity = p.k;
   o.threads = threads;
-  cpu::CpuBackend<double> b(p.data.view(), o);
+  return o;
+}
+
+cpu::CpuBackend<double> backend_for(Problem& p, int threads) {
+  cpu::CpuBackend<double> b(p.data.view(), options_for(p, threads));
   b.W() = p.W;
   b.B_index() = p.Bi;
   b.B_value() = p.Bv;
@@ -95,7 +100,7 @@ TEST(NormalEquations, ColumnMajorVecRecoversTheTrueU) {
   auto backend = backend_for(p, 2);
   std::vector<double> G, v;
   backend.accumulate_normal_equations(G, v);
-  const std::vector<double> x = backend.solve_normal_equations(G, v);
+  const std::vector<double> x = core::solve_normal_equations(G, v, Options().ridge);
   double col_err = 0, row_err = 0;
   for (int a = 0; a < d; ++a)
     for (int q = 0; q < r; ++q) {
@@ -113,8 +118,8 @@ TEST(NormalEquations, UpdateUGivesOrthonormalBasisOfTheSolution) {
   backend.set_U(testing::random_orthonormal(d, r, 42));
   std::vector<double> G, v;
   backend.accumulate_normal_equations(G, v);
-  const std::vector<double> x = backend.solve_normal_equations(G, v);  // d x r column-major
-  const double change = backend.update_U_direct();
+  const std::vector<double> x = core::solve_normal_equations(G, v, Options().ridge);  // d x r column-major
+  const double change = core::direct_U_step(backend, options_for(p, 1));
   EXPECT_GT(change, 0.0);
   const std::vector<double> U = backend.get_U();
   // Orthonormal columns spanning the same space as the solution.
@@ -150,7 +155,7 @@ TEST(NormalEquations, SingularSystemStillSolves) {
   std::fill(p.W.begin(), p.W.end(), 0.0);
   auto backend = backend_for(p, 1);
   backend.set_U(testing::random_orthonormal(5, 2, 52));
-  const double change = backend.update_U_direct();
+  const double change = core::direct_U_step(backend, options_for(p, 1));
   EXPECT_TRUE(std::isfinite(change));
   for (double u : backend.get_U()) EXPECT_TRUE(std::isfinite(u));
 }

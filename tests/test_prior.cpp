@@ -10,6 +10,7 @@
 #include "core/backend.hpp"
 #include "core/prior.hpp"
 #include "core/random.hpp"
+#include "core/u_solver.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/task_step.hpp"
 #include "lrsmeta/io.hpp"
@@ -423,7 +424,7 @@ TEST(PriorNone, IsThePapersLoopBitForBit) {
   backend.set_U(core::random_orthonormal_basis(12, 2, o.seed));
   for (int it = 1; it <= o.iterations; ++it) {
     backend.task_step_all(it <= o.warm_start_iterations ? 0 : 2);
-    backend.update_U_direct();
+    core::direct_U_step(backend, o);
   }
   backend.task_step_all(2);
   EXPECT_EQ(model.U, backend.get_U());

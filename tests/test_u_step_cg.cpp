@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/backend.hpp"
+#include "core/communicator.hpp"
 #include "core/u_solver.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "lrsmeta/io.hpp"
@@ -109,7 +110,8 @@ TEST(CgUStep, OperatorMatchesTheDefinitionWithoutAndWithThePrior) {
           << (prior ? "prior" : "no prior") << ", " << threads << " threads";
       Options cg_options = o;
       cg_options.u_solver = USolver::cg;
-      core::UStep u_step(backend, cg_options);
+      core::SingleProcess alone;
+      core::UStep u_step(backend, cg_options, alone);
       u_step.apply(x, y, prior ? &ps : nullptr);
       const std::vector<double> ref = reference_product(data, backend.W(), prior ? &V : nullptr, r, o.ridge, ps.beta_precision, x);
       EXPECT_LT(relative_difference(y, ref), 1e-13) << (prior ? "prior" : "no prior") << ", " << threads << " threads";

@@ -8,6 +8,7 @@
 #include "core/fingerprint.hpp"
 #include "core/noise.hpp"
 #include "core/prior.hpp"
+#include "core/communicator.hpp"
 #include "core/u_solver.hpp"
 #include "core/random.hpp"
 #include "linalg/blas_lapack.hpp"
@@ -290,7 +291,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   const Checkpoint* resume = run.resume;
   const std::int64_t d = data.d, r = options.rank, k = options.sparsity;
   std::unique_ptr<core::Backend> backend = make_backend(data, options);
-  core::UStep u_step(*backend, options);
+  core::SingleProcess alone;
+  core::UStep u_step(*backend, options, alone);
 
   // Private training: calibrate the noise to (epsilon, delta) over every release the fit may make.
   const PrivacyOptions& po = options.privacy;

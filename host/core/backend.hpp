@@ -66,11 +66,17 @@ class Backend {
   // The U step's pieces (host/core/u_solver.hpp runs them). Unknowns are column-major d x r'
   // ([beta,] U~, vec(U~)[a + d p] = U~[a, p]; r' = r + 1 under a prior, beta's block first).
   //
-  // The direct solve: accumulate G and v from every task's current (w, b), solve
-  // (G + lambda I) vec(U~) = v, then as set_U_step_solution. Returns ||(I - U_old U_old^T) U_new||_F.
-  // With `release`, each task's contribution is bounded before it is summed, and G and v get the
-  // release's noise and ridge.
-  virtual double update_U_direct(const PrivateRelease* release = nullptr) = 0;
+  // The direct solve's sums, into host memory: G = sum_i E[w'_i w'_i^T] kron X_i^T X_i (d r' x d r',
+  // column-major, full) and v = sum_i w'_i kron X_i^T (y_i - X_i b_i), from every task's current
+  // (w, b). With `bounds`, each task's contribution is bounded before it is summed (the private
+  // release's sensitivity).
+  virtual void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v,
+                                           const PrivacyOptions* bounds = nullptr) = 0;
+  // A backend whose memory is not the host's may form, noise and solve G where it is (one process
+  // only): then update_U_direct does what the core's direct step does (host/core/u_solver.cpp) and
+  // returns ||(I - U_old U_old^T) U_new||_F.
+  virtual bool solves_U_in_place() const { return false; }
+  virtual double update_U_direct(const PrivateRelease* release = nullptr);
   // For cg, one pass over the tasks: v (d r') and W_hat = sum_i m_i E[w'_i w'_i^T] (r' x r',
   // row-major), the preconditioner's task side.
   virtual void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) = 0;

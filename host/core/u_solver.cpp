@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/communicator.hpp"
+#include "core/noise.hpp"
 #include "lrsmeta/io.hpp"
 #include "linalg/blas_lapack.hpp"
 
@@ -68,37 +70,128 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
   return choice;
 }
 
-UStep::UStep(Backend& backend, const Options& options) : backend_(backend), options_(options) {
+std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v, double shift,
+                                           const std::vector<double>* anchor) {
+  const int n = static_cast<int>(v.size());
+  if (G.size() != static_cast<std::size_t>(n) * n) throw Error("U update: G and v have inconsistent sizes");
+  // Scale of G for the jitter: its largest diagonal magnitude (a noisy G, under privacy, can have
+  // negative diagonal entries).
+  double scale = 0;
+  for (int i = 0; i < n; ++i) scale = std::max(scale, std::fabs(G[static_cast<std::size_t>(i) * n + i]));
+  if (!std::isfinite(scale)) throw Error("U update: the normal equations are not finite");
+  std::vector<double> A;
+  // The ridge first; where G is singular a growing jitter relative to G's scale keeps the Cholesky
+  // well-posed.
+  double jitter = 0.0;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    A = G;
+    for (int i = 0; i < n; ++i) A[static_cast<std::size_t>(i) * n + i] += shift + jitter;
+    if (linalg::potrf_lower(n, A.data()) == 0) {
+      if (anchor && jitter > 0)
+        for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] += jitter * (*anchor)[static_cast<std::size_t>(i)];
+      linalg::potrs_lower(n, A.data(), v.data());
+      G = std::move(A);
+      return v;
+    }
+    jitter = jitter > 0 ? jitter * 100 : std::max(scale, 1e-300) * 1e-12;
+  }
+  throw Error("U update: the dr x dr system is not positive definite even with a ridge");
+}
+
+double Backend::update_U_direct(const PrivateRelease*) {
+  throw Error("U update: this backend forms the direct solve's sums only (accumulate_normal_equations)");
+}
+
+UStep::UStep(Backend& backend, const Options& options, Communicator& communicator)
+    : backend_(backend), options_(options), comm_(communicator) {
   if (options_.u_solver == USolver::automatic) throw Error("U step: the solver must be resolved (direct or cg) before the fit");
 }
 
-double UStep::run(const PrivateRelease* release, const PriorState* prior) {
-  last_ = {};
-  if (options_.u_solver != USolver::cg) return backend_.update_U_direct(release);
-  if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
-  std::vector<double> v, W_hat;
-  backend_.accumulate_rhs(v, W_hat);
-  // Warm start: the current [beta, U] (column-major), which the task step's w were fitted to. A
-  // direction G does not determine keeps it (as the direct solve's anchor does).
+std::vector<double> UStep::current_solution(const PriorState* prior) const {
   std::vector<double> x;
   if (prior) x.assign(prior->beta.begin(), prior->beta.end());
   const std::vector<double> U = backend_.get_U();  // d x r, row-major
   const std::size_t r = static_cast<std::size_t>(options_.rank), d = r > 0 ? U.size() / r : 0;
   for (std::size_t p = 0; p < r; ++p)
     for (std::size_t a = 0; a < d; ++a) x.push_back(U[a * r + p]);
+  return x;
+}
+
+double UStep::run(const PrivateRelease* release, const PriorState* prior) {
+  last_ = {};
+  if (options_.rank == 0 && !prior) return 0.0;
+  if (options_.u_solver != USolver::cg) return direct(release, prior);
+  if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
+  std::vector<double> v, W_hat;
+  backend_.accumulate_rhs(v, W_hat);
+  sum(comm_, v);
+  sum(comm_, W_hat);
+  // Warm start: the current [beta, U] (column-major), which the task step's w were fitted to. A
+  // direction G does not determine keeps it (as the direct solve's anchor does).
+  std::vector<double> x = current_solution(prior);
   if (x.size() != v.size()) throw Error("U update (cg): the warm start has " + std::to_string(x.size()) + " entries, v " + std::to_string(v.size()));
   last_ = solve_cg(v, W_hat, x, prior);
   return backend_.set_U_step_solution(std::move(x));
 }
 
-void UStep::apply(const std::vector<double>& x, std::vector<double>& y, const PriorState* prior) {
+// G and v summed over the processes; rank 0 adds the release's noise (drawn once), the ridges and
+// beta's precision, and solves; every process takes rank 0's solution.
+double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
+  if (comm_.size() == 1 && backend_.solves_U_in_place()) return backend_.update_U_direct(release);
+  std::vector<double> G, v;
+  backend_.accumulate_normal_equations(G, v, release ? &release->bounds : nullptr);
+  sum(comm_, G);
+  sum(comm_, v);
+  std::vector<double> x(v.size());
+  std::string failure;
+  if (comm_.rank() == 0) {
+    try {
+      const int n = static_cast<int>(v.size());
+      double extra_ridge = 0.0;
+      if (release) {
+        add_symmetric_noise(G.data(), n, release->sigma_G, *release->noise);
+        add_noise(v.data(), n, release->sigma_v, *release->noise);
+        extra_ridge = release->ridge;
+      }
+      if (prior && prior->beta_precision > 0)  // beta's prior: its block comes first
+        for (std::size_t a = 0; a < prior->beta.size(); ++a) G[a * v.size() + a] += prior->beta_precision;
+      // With the prior, the jitter (where G is singular) pulls towards the current [beta, U] rather
+      // than towards 0: a direction the data does not determine then keeps its column, where
+      // shrinking it would shrink R and with it Sigma, a little more every iteration.
+      const std::vector<double> anchor = prior ? current_solution(prior) : std::vector<double>();
+      x = solve_normal_equations(G, std::move(v), options_.ridge + extra_ridge, prior ? &anchor : nullptr);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  if (comm_.size() > 1) {  // the others wait for rank 0's solution: they must learn of its failure
+    const std::string first = comm_.first_error(failure);
+    if (!first.empty()) throw Error(first);
+  } else if (!failure.empty()) {
+    throw Error(failure);
+  }
+  broadcast(comm_, x);
+  return backend_.set_U_step_solution(std::move(x));
+}
+
+void UStep::apply(std::vector<double> x, std::vector<double>& y, const PriorState* prior) {
+  broadcast(comm_, x);  // every process applies rank 0's vector
   backend_.apply_normal_operator(x, y);
   if (y.size() != x.size()) throw Error("U update (cg): the backend's product has the wrong size");
+  sum(comm_, y);
   for (std::size_t e = 0; e < y.size(); ++e) y[e] += options_.ridge * x[e];
   if (prior && prior->beta_precision > 0) {
     const std::size_t d = prior->beta.size();
     for (std::size_t a = 0; a < d && a < y.size(); ++a) y[a] += prior->beta_precision * x[a];
   }
+}
+
+double direct_U_step(Backend& backend, const Options& options, const PrivateRelease* release, const PriorState* prior) {
+  SingleProcess alone;
+  Options o = options;
+  o.u_solver = USolver::direct;
+  UStep step(backend, o, alone);
+  return step.run(release, prior);
 }
 
 SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x,
@@ -145,23 +238,33 @@ SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<dou
     return s;
   };
   SolverReport report;
-  const double v_norm = std::sqrt(dot(v, v));
+  const double v_norm = std::sqrt(dot(v, v));  // v is the same on every process (summed)
   if (v_norm == 0.0) {
     std::fill(x.begin(), x.end(), 0.0);
     return report;
   }
   std::vector<double> res(static_cast<std::size_t>(dr)), z(res.size()), p(res.size()), Ap(res.size());
+  // Over many processes every decision is rank 0's (values computed on each could differ in their
+  // last bits), and its x is the one every process keeps.
+  auto finish = [&] {
+    broadcast(comm_, x);
+    double numbers[2] = {static_cast<double>(report.steps), report.residual};
+    comm_.broadcast(numbers, 2, 0);
+    report.steps = static_cast<int>(numbers[0]);
+    report.residual = numbers[1];
+    return report;
+  };
   apply(x, Ap, prior);
   for (std::size_t e = 0; e < res.size(); ++e) res[e] = v[e] - Ap[e];
   report.residual = std::sqrt(dot(res, res)) / v_norm;
-  if (report.residual <= options_.cg_tolerance) return report;
+  if (rank0_says(comm_, report.residual <= options_.cg_tolerance)) return finish();
   precondition(res, z);
   p = z;
   double rz = dot(res, z);
   for (int step = 1; step <= options_.cg_max_steps; ++step) {
     apply(p, Ap, prior);
     const double pAp = dot(p, Ap);
-    if (!(pAp > 0.0)) break;  // no descent left along p (G singular there): x keeps its warm start
+    if (!rank0_says(comm_, pAp > 0.0)) break;  // no descent left along p (G singular there): x keeps its warm start
     const double alpha = rz / pAp;
     for (std::size_t e = 0; e < res.size(); ++e) {
       x[e] += alpha * p[e];
@@ -169,13 +272,14 @@ SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<dou
     }
     report.steps = step;
     report.residual = std::sqrt(dot(res, res)) / v_norm;
-    if (report.residual <= options_.cg_tolerance) break;
+    if (rank0_says(comm_, report.residual <= options_.cg_tolerance)) break;
     precondition(res, z);
     const double rz_next = dot(res, z);
     const double beta = rz_next / rz;
     rz = rz_next;
     for (std::size_t e = 0; e < res.size(); ++e) p[e] = z[e] + beta * p[e];
   }
+  finish();
   if (!std::isfinite(report.residual)) throw Error("U update (cg): the iteration diverged (non-finite residual)");
   return report;
 }

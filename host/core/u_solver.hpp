@@ -30,33 +30,50 @@ struct USolverChoice {
 USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, int r, int value_bytes, const Options& options,
                               bool on_gpu);
 
+// Solve (G + shift I) x = v by Cholesky (G column-major n x n, overwritten by its factor); returns
+// x. Where G is singular (too few tasks or samples for the unknowns) a growing jitter relative to
+// G's largest diagonal entry keeps the factorisation defined, pulling towards `anchor` (same
+// layout as x) when given, towards 0 otherwise.
+std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v, double shift,
+                                           const std::vector<double>* anchor = nullptr);
+
 // One fit's U steps on one backend, by the solver in options.u_solver (direct or cg; auto already
-// resolved by choose_u_solver). Unknowns are column-major d x r' ([beta,] U~; r' = r + 1 under the
+// resolved by choose_u_solver), over the communicator's processes (each backend holding a shard of
+// the tasks: the backend's sums are summed over them, rank 0 solves or decides, and every process
+// gets rank 0's solution). Unknowns are column-major d x r' ([beta,] U~; r' = r + 1 under the
 // prior, beta's block first).
 class UStep {
  public:
-  UStep(Backend& backend, const Options& options);
-  // One U step with the prior in effect (null: none) or, for private training, a release. Returns
-  // ||(I - U_old U_old^T) U_new||_F.
+  UStep(Backend& backend, const Options& options, Communicator& communicator);
+  // One U step with the prior in effect (null: none) or, for private training, a release (its noise
+  // drawn on rank 0 only). Returns ||(I - U_old U_old^T) U_new||_F.
   double run(const PrivateRelease* release, const PriorState* prior);
   // What the last run's solver did (zeros for a direct solve).
   SolverReport last() const { return last_; }
 
-  // (G + lambda I) x, plus the beta prior's precision on beta's block: the backend's pass and what
-  // the model adds to it.
-  void apply(const std::vector<double>& x, std::vector<double>& y, const PriorState* prior);
-  // Preconditioned conjugate gradients from x (the warm start, overwritten by the solution) on
-  // (G + lambda I) x = v, stopped at relative residual options.cg_tolerance or after
-  // options.cg_max_steps steps. The preconditioner is (W_hat kron C + lambda I)^-1, C = X^T X / n:
-  // exact where every task's X_i^T X_i is m_i C.
+  // (G + lambda I) x, plus the beta prior's precision on beta's block, summed over the processes
+  // for rank 0's x: the backend's pass and what the model adds to it.
+  void apply(std::vector<double> x, std::vector<double>& y, const PriorState* prior);
+  // Preconditioned conjugate gradients from x (the warm start, overwritten by the solution: rank
+  // 0's, on every process) on (G + lambda I) x = v, stopped at relative residual
+  // options.cg_tolerance or after options.cg_max_steps steps. The preconditioner is
+  // (W_hat kron C + lambda I)^-1, C = X^T X / n: exact where every task's X_i^T X_i is m_i C.
   SolverReport solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x,
                         const PriorState* prior);
 
  private:
+  double direct(const PrivateRelease* release, const PriorState* prior);
+  std::vector<double> current_solution(const PriorState* prior) const;  // [beta,] U, column-major
+
   Backend& backend_;
   Options options_;
+  Communicator& comm_;
   std::vector<double> C_vectors_, C_values_;  // C's eigendecomposition, on the first cg solve
   SolverReport last_;
 };
+
+// One direct U step in this process alone (tests and benchmarks).
+double direct_U_step(Backend& backend, const Options& options, const PrivateRelease* release = nullptr,
+                     const PriorState* prior = nullptr);
 
 }  // namespace lrsmeta::core

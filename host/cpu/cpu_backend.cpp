@@ -382,60 +382,6 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
 }
 
 template <typename T>
-std::vector<double> CpuBackend<T>::solve_normal_equations(std::vector<double>& G, std::vector<double> v,
-                                                          double extra_ridge, const std::vector<double>* anchor) const {
-  const int n = static_cast<int>(v.size());
-  // Scale of G for the jitter: its largest diagonal magnitude (a noisy G, under privacy, can have
-  // negative diagonal entries).
-  double scale = 0;
-  for (int i = 0; i < n; ++i) scale = std::max(scale, std::fabs(G[static_cast<std::size_t>(i) * n + i]));
-  if (!std::isfinite(scale)) throw Error("U update: the normal equations are not finite");
-  std::vector<double> A;
-  // The user's ridge first; where G is singular (too few tasks or samples for the dr unknowns) a
-  // growing jitter relative to G's scale keeps the Cholesky well-posed.
-  double jitter = 0.0;
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    A = G;
-    const double shift = options_.ridge + extra_ridge + jitter;
-    for (int i = 0; i < n; ++i) A[static_cast<std::size_t>(i) * n + i] += shift;
-    if (linalg::potrf_lower(n, A.data()) == 0) {
-      if (anchor && jitter > 0)
-        for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] += jitter * (*anchor)[static_cast<std::size_t>(i)];
-      linalg::potrs_lower(n, A.data(), v.data());
-      return v;
-    }
-    jitter = jitter > 0 ? jitter * 100 : std::max(scale, 1e-300) * 1e-12;
-  }
-  throw Error("U update: the dr x dr system is not positive definite even with a ridge");
-}
-
-template <typename T>
-double CpuBackend<T>::update_U_direct(const core::PrivateRelease* release) {
-  if (r_ == 0 && !has_prior_) return 0.0;
-  std::vector<double> G, v;
-  accumulate_normal_equations(G, v, release ? &release->bounds : nullptr);
-  double extra_ridge = 0.0;
-  if (release) {
-    const int n = d_ * r_;
-    core::add_symmetric_noise(G.data(), n, release->sigma_G, *release->noise);
-    core::add_noise(v.data(), n, release->sigma_v, *release->noise);
-    extra_ridge = release->ridge;
-  }
-  if (has_prior_ && prior_.beta_precision > 0)  // beta's prior: its block comes first
-    for (int a = 0; a < d_; ++a) G[static_cast<std::size_t>(a) * v.size() + a] += prior_.beta_precision;
-  // With the prior, the jitter (where G is singular) pulls towards the current [beta, U] rather
-  // than towards 0: a direction the data does not determine then keeps its column, where shrinking
-  // it would shrink R and with it Sigma, a little more every iteration.
-  std::vector<double> anchor;
-  if (has_prior_) {
-    anchor.assign(prior_.beta.begin(), prior_.beta.end());
-    for (int p = 0; p < r_; ++p)
-      for (int a = 0; a < d_; ++a) anchor.push_back(U_[static_cast<std::size_t>(a) * r_ + p]);
-  }
-  return set_U_step_solution(solve_normal_equations(G, std::move(v), extra_ridge, has_prior_ ? &anchor : nullptr));
-}
-
-template <typename T>
 double CpuBackend<T>::set_U_step_solution(std::vector<double> solution) {
   std::vector<double> U_tilde;
   if (has_prior_) {

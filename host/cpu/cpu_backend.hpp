@@ -22,7 +22,6 @@ class CpuBackend final : public core::Backend {
   void set_U(const std::vector<double>& U) override;
   std::vector<double> get_U() const override { return U_; }
   core::TaskStepTotals task_step_all(int k_in_effect) override;
-  double update_U_direct(const core::PrivateRelease* release = nullptr) override;
   void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override;
   void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override;
   double set_U_step_solution(std::vector<double> solution) override;
@@ -34,20 +33,12 @@ class CpuBackend final : public core::Backend {
   std::vector<double> last_R() const override { return last_R_; }
   core::DataMoments data_moments() override;
 
-  // The pieces of the direct U step, public for the tests and benchmarks.
-  // G = sum_i (w_i w_i^T) kron (X_i^T X_i) (dr x dr, column-major, full) and
-  // v = sum_i w_i kron X_i^T (y_i - X_i b_i) (dr), with vec(U)[a + d p] = U[a, p]. With `bounds`,
-  // each task's contribution is bounded first (its first max_samples rows, each scaled to norm <=
-  // clip_x; residuals clipped to clip_y; w_i scaled to norm <= clip_w). With a prior (set_prior),
-  // the system is the joint one for [beta, U] (d(r+1) unknowns, beta's block first) with
-  // E[w w^T] = w w^T + V_i.
+  // G and v as Backend::accumulate_normal_equations says, vec(U)[a + d p] = U[a, p]; the bounds
+  // (privacy) scale each task's first max_samples rows to norm <= clip_x, clip residuals to clip_y
+  // and w_i to norm <= clip_w. With a prior (set_prior) the system is the joint one for [beta, U]
+  // with E[w w^T] = w w^T + V_i.
   void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v,
-                                   const PrivacyOptions* bounds = nullptr);
-  // Solve (G + (lambda + extra_ridge) I) x = v by Cholesky; returns U~ as d x r column-major
-  // (with a prior: [beta, U~], d x (r + 1)). Where G is singular, the growing jitter pulls towards
-  // `anchor` (same layout) when given, towards 0 otherwise.
-  std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v,
-                                             double extra_ridge = 0.0, const std::vector<double>* anchor = nullptr) const;
+                                   const PrivacyOptions* bounds = nullptr) override;
 
   // Task parameters, row-major t x r and t x k.
   std::vector<double>& W() { return W_; }

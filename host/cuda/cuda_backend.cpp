@@ -222,8 +222,46 @@ class CudaBackend final : public core::Backend {
     return last_change_;
   }
 
+  // One process: G is formed, noised and factored on the device (only scalars come back).
+  bool solves_U_in_place() const override { return true; }
+
+  // Over many processes: the device's G and v, copied to the host for the sum.
+  void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v, const PrivacyOptions* bounds) override {
+    core::PrivateRelease release;
+    if (bounds) release.bounds = *bounds;
+    accumulate_on_device(bounds ? &release : nullptr);
+    G.resize(G_.size());
+    v.resize(v_.size());
+    copy_to_host(G, G_);
+    copy_to_host(v, v_);
+  }
+
   double update_U_direct(const core::PrivateRelease* release) override {
     if (r_ == 0) return 0.0;
+    accumulate_on_device(release);
+    const cudaStream_t s = stream_.get();
+    const int dr = d_ * r_;
+    const double one = 1.0;
+    double extra_ridge = 0.0;
+    if (release) {
+      // The noise is drawn on the host (the same generator as the CPU path) and added on the device.
+      std::vector<double> noise_G(static_cast<std::size_t>(dr) * dr, 0.0), noise_v(static_cast<std::size_t>(dr), 0.0);
+      core::add_symmetric_noise(noise_G.data(), dr, release->sigma_G, *release->noise);
+      core::add_noise(noise_v.data(), dr, release->sigma_v, *release->noise);
+      copy_to_device(noise_G_, noise_G.data(), noise_G.size(), s);
+      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_G_.data(), 1, G_.data(), 1));
+      copy_to_device(noise_v_, noise_v.data(), noise_v.size(), s);
+      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), dr, &one, noise_v_.data(), 1, v_.data(), 1));
+      stream_.synchronize();  // the host vectors go out of scope here
+      extra_ridge = release->ridge;
+    }
+    solve(extra_ridge);  // v_ becomes U~ (d x r, column-major)
+    orthonormalise_and_swap();
+    return last_change_;
+  }
+
+  // G_ (d r x d r, column-major) and v_ from every task's (w, b), bounded under a release.
+  void accumulate_on_device(const core::PrivateRelease* release) {
     const cudaStream_t s = stream_.get();
     const int P = r_ * (r_ + 1) / 2, Q = d_ * (d_ + 1) / 2, dr = d_ * r_;
     M_.resize(static_cast<std::size_t>(P) * Q);
@@ -263,22 +301,6 @@ class CudaBackend final : public core::Backend {
     G_.resize(static_cast<std::size_t>(dr) * dr);
     kernels::launch_unpack_gram(M_.data(), d_, r_, G_.data(), s);
     LRSMETA_CUDA_CHECK(cudaGetLastError());
-    double extra_ridge = 0.0;
-    if (release) {
-      // The noise is drawn on the host (the same generator as the CPU path) and added on the device.
-      std::vector<double> noise_G(static_cast<std::size_t>(dr) * dr, 0.0), noise_v(static_cast<std::size_t>(dr), 0.0);
-      core::add_symmetric_noise(noise_G.data(), dr, release->sigma_G, *release->noise);
-      core::add_noise(noise_v.data(), dr, release->sigma_v, *release->noise);
-      copy_to_device(noise_G_, noise_G.data(), noise_G.size(), s);
-      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_G_.data(), 1, G_.data(), 1));
-      copy_to_device(noise_v_, noise_v.data(), noise_v.size(), s);
-      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), dr, &one, noise_v_.data(), 1, v_.data(), 1));
-      stream_.synchronize();  // the host vectors go out of scope here
-      extra_ridge = release->ridge;
-    }
-    solve(extra_ridge);  // v_ becomes U~ (d x r, column-major)
-    orthonormalise_and_swap();
-    return last_change_;
   }
 
   std::vector<double> spectral_moment(const core::PrivateRelease* release) override {

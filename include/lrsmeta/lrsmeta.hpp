@@ -7,6 +7,7 @@
 // This header is plain C++17: no CUDA type appears here, whatever backends the library was built with.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -295,6 +296,31 @@ struct Checkpoint {
   std::string noise_state;        // private training with a fixed noise seed: its generator's state
 };
 
+// The processes of a fit over many processes (each holding a shard of the tasks, in task order:
+// rank 0 the first tasks), and the collective operations the library needs among them. Every
+// process calls each operation in the same order. lrsmeta/mpi.hpp makes one over MPI; this interface
+// carries no MPI type. A fit without one runs in this process alone.
+class LRSMETA_API Communicator {
+ public:
+  virtual ~Communicator();
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // In place: the sum over the processes, the same bits on every process (summed in an order
+  // fixed for a given number of processes).
+  virtual void sum(double* values, std::size_t count) = 0;
+  virtual void sum(std::int64_t* values, std::size_t count) = 0;
+  // In place: root's values on every process.
+  virtual void broadcast(double* values, std::size_t count, int root) = 0;
+  virtual void broadcast(std::string& text, int root) = 0;
+  // Rank 0 gets every process's bytes in rank order, its own first, through `sink` (called with
+  // pieces of bounded size, so that nothing need be held whole); the others send theirs.
+  virtual void stream_to_root(const char* bytes, std::size_t count,
+                              const std::function<void(int rank, const char* piece, std::size_t size)>& sink) = 0;
+  // Each process says whether it failed (an empty message: it did not); if any did, every process
+  // gets the message of the lowest-ranked one that did ("rank R: ..."), else the empty string.
+  virtual std::string first_error(const std::string& message) = 0;
+};
+
 // How a caller follows and steers a fit beyond the per-iteration callback.
 struct FitControl {
   IterationCallback on_iteration;  // after each outer iteration of the final fit
@@ -309,6 +335,13 @@ struct FitControl {
   // Polled after every outer iteration of every fit (the choice on validation rows included):
   // returning true abandons the fit with Stopped, after writing a checkpoint where one is due.
   std::function<bool()> stop;
+  // Non-null: this process fits its shard of the tasks (`data` holds only those) together with the
+  // communicator's other processes, which call fit at the same time with the same options. G, v and
+  // every statistic are summed over them; rank 0 solves the U step (and draws any privacy noise)
+  // and sends U to all. The model returned holds U, the prior and the history of the whole fit and
+  // the (w, b) of this process's tasks (save it with save_model(model, path, communicator)). r, k
+  // and the priors must be given (no choice on validation rows), and there are no checkpoints.
+  Communicator* communicator = nullptr;
 };
 
 // Train. Validates the data (shapes, offsets, NaN/Inf) and options first; throws Error on bad input.

@@ -1,0 +1,16 @@
+# MPI for training over many processes (lrsmeta/mpi.hpp). LRSMETA_MPI=AUTO builds it where an MPI
+# (Debian: libopenmpi-dev) is found; without it lrsmeta works in one process, as before.
+set(LRSMETA_MPI "AUTO" CACHE STRING "Build MPI support (training over many processes): AUTO, ON or OFF")
+set_property(CACHE LRSMETA_MPI PROPERTY STRINGS AUTO ON OFF)
+set(LRSMETA_WITH_MPI OFF)
+if(NOT LRSMETA_MPI STREQUAL "OFF")
+  find_package(MPI COMPONENTS CXX QUIET)
+  if(MPI_CXX_FOUND)
+    set(LRSMETA_WITH_MPI ON)
+    message(STATUS "lrsmeta: MPI support on (${MPI_CXX_LIBRARY_VERSION_STRING}; mpiexec: ${MPIEXEC_EXECUTABLE})")
+  elseif(LRSMETA_MPI STREQUAL "ON")
+    message(FATAL_ERROR "LRSMETA_MPI=ON, but no MPI was found (Debian: apt-get install libopenmpi-dev openmpi-bin)")
+  else()
+    message(STATUS "lrsmeta: no MPI found: training runs in one process (install libopenmpi-dev for more)")
+  endif()
+endif()
