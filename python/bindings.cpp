@@ -297,7 +297,7 @@ PYBIND11_MODULE(_lrsmeta, m) {
         });
       },
       py::arg("model"), py::arg("X"), py::arg("y"), py::arg("task_offsets"), py::arg("options"));
-  m.def("save_model", &save_model, py::arg("model"), py::arg("path"), py::call_guard<py::gil_scoped_release>());
+  m.def("save_model", static_cast<void (*)(const Model&, const std::string&)>(&save_model), py::arg("model"), py::arg("path"), py::call_guard<py::gil_scoped_release>());
   m.def("load_model", &load_model, py::arg("path"), py::call_guard<py::gil_scoped_release>());
   m.def("last_X_address", [] { return last_X_address; }, "address of the X the last fit or adapt passed to the library");
 }

@@ -15,6 +15,7 @@
 #include "cli/interrupt.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
+#include "lrsmeta/mpi.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -105,6 +106,57 @@ void with_mapped_dataset(const DataArgs& a, F&& f) {
     f(map_data_folder<double>(a.path));
   }
 }
+
+// As with_mapped_dataset, for process `comm`'s shard of a data folder (a fit over many processes):
+// every process learns of any one's failure to load.
+template <typename F>
+void with_mapped_shard(const DataArgs& a, Communicator& comm, F&& f) {
+  std::string failure;
+  MappedDataset<float> as_float;
+  MappedDataset<double> as_double;
+  bool single = false;
+  try {
+    single = single_precision(a);
+    if (single) as_float = map_data_folder_shard<float>(a.path, comm.rank(), comm.size());
+    else as_double = map_data_folder_shard<double>(a.path, comm.rank(), comm.size());
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  const std::string first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+  if (single) f(as_float);
+  else f(as_double);
+}
+
+// A data set's rows and tasks in all (a shard's folder's; a loaded table's own).
+template <typename T>
+std::int64_t all_rows(const MappedDataset<T>& ds) { return ds.folder_rows; }
+template <typename T>
+std::int64_t all_rows(const Dataset<T>& ds) { return ds.n(); }
+template <typename T>
+std::int64_t all_tasks(const MappedDataset<T>& ds) { return ds.folder_tasks; }
+template <typename T>
+std::int64_t all_tasks(const Dataset<T>& ds) { return ds.t(); }
+
+// The processes of this run when it was started by mpirun (or srun) with more than one; else null.
+Communicator* distributed_processes() {
+  if (!launched_by_mpi()) return nullptr;
+  Communicator& world = mpi_world();
+  return world.size() > 1 ? &world : nullptr;
+}
+
+}  // namespace
+
+int process_count() {
+  Communicator* comm = launched_by_mpi() && mpi_built() ? &mpi_world() : nullptr;
+  return comm ? comm->size() : 1;
+}
+int process_rank() {
+  Communicator* comm = launched_by_mpi() && mpi_built() ? &mpi_world() : nullptr;
+  return comm ? comm->rank() : 0;
+}
+
+namespace {
 
 template <typename T>
 Dataset<T> aligned_to_model(Dataset<T> data, const Model& model) {
@@ -395,6 +447,13 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     data->gpu = opts.device == Device::cuda || (opts.device == Device::automatic && cuda_available() && opts.prior == Prior::none);
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
       throw Error(*out + ": exists and is not a model folder; refusing to overwrite it");
+    // Under mpirun (more than one process): each trains on its shard of the tasks; rank 0 prints
+    // and writes the model.
+    Communicator* comm = distributed_processes();
+    const bool root = !comm || comm->rank() == 0;
+    if (!root) std::cout.setstate(std::ios::badbit);  // the others print nothing
+    if (comm && (!checkpoint_dir->empty() || !resume_dir->empty()))
+      throw CollectiveError("checkpoints are not written in training over many processes yet (leave out --checkpoint and --resume)");
     // Checkpoints: into --checkpoint, else on into the folder resumed from.
     const std::string checkpoint_to = !checkpoint_dir->empty() ? *checkpoint_dir : *resume_dir;
     std::unique_ptr<Checkpoint> resume_from;
@@ -407,7 +466,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                (!fs::is_directory(*checkpoint_dir) || !fs::is_empty(*checkpoint_dir))) {
       throw Error(*checkpoint_dir + ": exists and is not an empty folder or a checkpoint folder; refusing to write checkpoints into it");
     }
-    const Progress progress(*quiet, *verbose);
+    const Progress progress(*quiet || !root, *verbose && root);
     auto show = [&](const IterationInfo& info) {
       char text[200];
       // At most this much left: a tolerance may stop training sooner.
@@ -428,6 +487,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     control.on_iteration = show;
     control.stop = [] { return interrupt_requested(); };
     control.resume = resume_from.get();
+    control.communicator = comm;
     if (!checkpoint_to.empty()) {
       control.checkpoint = [&](const Checkpoint& c) {
         const auto start = std::chrono::steady_clock::now();
@@ -439,14 +499,15 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       control.checkpoint_every = *checkpoint_every;
     }
     const auto load_start = std::chrono::steady_clock::now();
-    with_mapped_dataset(*data, [&](const auto& ds) {
+    auto train_on = [&](const auto& ds) {
       prefetch_with_progress(ds, progress, data->path, "train");
       progress.done();
       const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
       if (progress.lines)
-        std::fprintf(stderr, "loaded %s: %lld rows, %lld tasks, d = %lld, %s in %.2f s\n", data->path.c_str(),
-                     static_cast<long long>(ds.n()), static_cast<long long>(ds.t()), static_cast<long long>(ds.d),
-                     sizeof(*ds.view().X) == sizeof(float) ? "float" : "double", load_seconds);
+        std::fprintf(stderr, "loaded %s: %lld rows, %lld tasks, d = %lld, %s in %.2f s%s\n", data->path.c_str(),
+                     static_cast<long long>(all_rows(ds)), static_cast<long long>(all_tasks(ds)), static_cast<long long>(ds.d),
+                     sizeof(*ds.view().X) == sizeof(float) ? "float" : "double", load_seconds,
+                     comm ? (" (rank 0's shard: " + std::to_string(ds.t()) + " tasks; " + std::to_string(comm->size()) + " processes)").c_str() : "");
       if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
       if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
       std::vector<std::string> chosen;
@@ -462,7 +523,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         std::cout << "resuming from " << *resume_dir << " after iteration " << resume_from->iteration << " of " << o.iterations
                   << " (r = " << o.rank << ", k = " << o.sparsity
                   << (resume_from->model.selection.performed ? ", as chosen on validation rows before" : "") << ")" << std::endl;
-      } else if (!chosen.empty()) {
+      } else if (!chosen.empty() && !comm) {
         std::string what;
         for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
         std::cout << "choosing " << what << " on validation rows (" << opts.validation_fraction * 100 << "% of each task's rows";
@@ -490,11 +551,19 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       model.task_keys = ds.task_keys;
       model.feature_names = ds.feature_names;
       model.encoding = ds.encoding;
-      const Evaluation ev = evaluate(model, ds.view());
+      Evaluation ev = evaluate(model, ds.view());
+      std::int64_t tasks = model.t;
+      if (comm) {  // the training MSE over every process's rows
+        double sums[2] = {ev.mse * static_cast<double>(ev.rows), static_cast<double>(ev.rows)};
+        comm->sum(sums, 2);
+        ev.mse = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+        comm->sum(&tasks, 1);
+      }
       print_encoding(ds.encoding, std::cout);
-      progress.show("writing " + *out + " (" + std::to_string(model.t) + " tasks' parameters)");
+      progress.show("writing " + *out + " (" + std::to_string(tasks) + " tasks' parameters)");
       const auto write_start = std::chrono::steady_clock::now();
-      save_model(model, *out);
+      if (comm) save_model(model, *out, *comm);
+      else save_model(model, *out);
       const double write_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
       progress.done();
       for (const std::string& note : model.notes) std::cout << "note: " << note << "\n";
@@ -508,7 +577,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         std::cout << " (validation MSE " << c.validation_mse << ")\n";
       }
       std::cout << "trained " << to_string(opts.variant) << " model (prior " << to_string(model.options.prior) << ", d = " << model.d
-                << ", r = " << model.r << ", k = " << model.k << ", t = " << model.t << ") in " << model.history.size()
+                << ", r = " << model.r << ", k = " << model.k << ", t = " << tasks << ") in " << model.history.size()
                 << " iterations: training MSE " << ev.mse;
       if (model.has_prior()) std::cout << ", noise variance s2 " << model.noise_variance;
       std::cout << "; wrote " << *out << "\n";
@@ -516,7 +585,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         std::cout << "privacy spent: epsilon " << model.privacy.epsilon << " at delta " << model.privacy.delta << " ("
                   << model.privacy.releases << " Gaussian releases, noise multiplier " << model.privacy.noise_multiplier
                   << ")" << (model.privacy.fixed_seed ? "; the noise seed was fixed: NO privacy guarantee" : "") << "\n";
-      if (!metrics->empty()) {
+      if (!metrics->empty() && root) {
         double task_s = 0, u_s = 0;
         for (const IterationInfo& h : model.history) {
           task_s += h.task_step_seconds;
@@ -526,9 +595,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         write_json_file(*metrics, json{{"data", data->path},
                                        {"model", *out},
                                        {"precision", sizeof(*ds.view().X) == sizeof(float) ? "float" : "double"},
-                                       {"n", ds.n()},
+                                       {"n", all_rows(ds)},
                                        {"d", model.d},
-                                       {"t", model.t},
+                                       {"t", tasks},
+                                       {"processes", comm ? comm->size() : 1},
                                        {"r", model.r},
                                        {"k", model.k},
                                        {"variant", to_string(opts.variant)},
@@ -545,7 +615,9 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                                        {"selection", described.at("selection")},
                                        {"history", described.at("history")}});
       }
-    });
+    };
+    if (comm) with_mapped_shard(*data, *comm, train_on);
+    else with_mapped_dataset(*data, train_on);
   });
 }
 

@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "cli/interrupt.hpp"
 #include "lrsmeta/lrsmeta.hpp"
+#include "lrsmeta/mpi.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"lrsmeta " LRSMETA_VERSION_STRING
@@ -35,6 +36,16 @@ int main(int argc, char** argv) {
       const std::vector<CLI::App*> parsed = sub->get_subcommands();
       sub = parsed.empty() ? nullptr : parsed.front();
       if (sub) where += " " + sub->get_name();
+    }
+    const int processes = lrsmeta::cli::process_count(), rank = lrsmeta::cli::process_rank();
+    if (processes > 1) {
+      // Every process has this error (and rank 0 says it), or this one alone failed and the others
+      // may wait for it: then all are ended, after its message.
+      if (dynamic_cast<const lrsmeta::CollectiveError*>(&e)) {
+        if (rank == 0) std::cerr << where << ": error: " << e.what() << "\n";
+        return 1;
+      }
+      lrsmeta::mpi_abort(where + ": error: rank " + std::to_string(rank) + ": " + e.what(), 1);
     }
     std::cerr << where << ": error: " << e.what() << "\n";
     return 1;

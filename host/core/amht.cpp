@@ -9,6 +9,7 @@
 #include "core/noise.hpp"
 #include "core/prior.hpp"
 #include "core/communicator.hpp"
+#include "core/distributed_backend.hpp"
 #include "core/u_solver.hpp"
 #include "core/random.hpp"
 #include "linalg/blas_lapack.hpp"
@@ -270,6 +271,7 @@ struct FitRun {
   bool checkpoint_at_start = false;
   const Checkpoint* resume = nullptr;
   const Checkpoint* header = nullptr;  // what every checkpoint records besides the fit's state (data, asked options, choice)
+  Communicator* communicator = nullptr;  // over many processes (data: this one's shard); null: one
 };
 
 // The fit with r, k and tau2 fixed. With `validation` (the held-out rows of the same tasks), the
@@ -279,20 +281,30 @@ template <typename T>
 Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const FitRun& run,
                 const TaskDataView<T>* validation = nullptr, std::vector<double>* candidate_mse = nullptr) {
   const auto start = Clock::now();
-  // auto's U solver, decided for this fit's r and data.
+  core::SingleProcess alone;
+  Communicator& comm = run.communicator ? *run.communicator : alone;
+  // The whole fit's sizes (this process holds a shard of the tasks when there are many).
+  std::int64_t sizes[2] = {data.n, data.t};
+  comm.sum(sizes, 2);
+  const std::int64_t n_all = sizes[0], t_all = sizes[1];
+  // auto's U solver, decided for this fit's r and data (by rank 0: every process must use the same).
   Options options = fit_options;
   const bool on_gpu = options.device == Device::cuda ||
                       (options.device == Device::automatic && cuda_available() && options.prior == Prior::none);
-  const core::USolverChoice u_solver =
-      core::choose_u_solver(data.n, data.t, data.d, options.rank, static_cast<int>(sizeof(T)), options, on_gpu);
+  core::USolverChoice u_solver =
+      core::choose_u_solver(n_all, t_all, data.d, options.rank, static_cast<int>(sizeof(T)), options, on_gpu);
+  if (core::rank0_says(comm, u_solver.solver == USolver::cg) != (u_solver.solver == USolver::cg)) {
+    u_solver.solver = u_solver.solver == USolver::cg ? USolver::direct : USolver::cg;
+    u_solver.why = std::string(to_string(u_solver.solver)) + " (rank 0's choice)";
+  }
   options.u_solver = u_solver.solver;
   const bool solves_for_something = options.rank + (options.prior == Prior::automatic ? 1 : 0) > 0;
   const std::string u_note = !u_solver.why.empty() && solves_for_something ? "U step: " + u_solver.why : std::string();
   const Checkpoint* resume = run.resume;
   const std::int64_t d = data.d, r = options.rank, k = options.sparsity;
   std::unique_ptr<core::Backend> backend = make_backend(data, options);
-  core::SingleProcess alone;
-  core::UStep u_step(*backend, options, alone);
+  if (comm.size() > 1) backend = core::make_distributed_backend(std::move(backend), comm, data.n);
+  core::UStep u_step(*backend, options, comm);
 
   // Private training: calibrate the noise to (epsilon, delta) over every release the fit may make.
   const PrivacyOptions& po = options.privacy;
@@ -345,14 +357,16 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     report.releases = resume->model.privacy.releases;
   } else if (options.init == Init::spectral && r > 0) {
     std::vector<double> M = backend->spectral_moment(private_release);  // symmetric: row- and column-major agree
-    if (private_release) {
-      core::add_symmetric_noise(M.data(), static_cast<int>(d), release.sigma_spectral, *noise);
-      ++report.releases;
-    }
-    const std::vector<double> E = linalg::top_eigenvectors(static_cast<int>(d), M, static_cast<int>(r));
+    // Rank 0 draws the noise (once) and takes the eigenvectors; every process gets its U.
     std::vector<double> U(static_cast<std::size_t>(d * r));
-    for (std::int64_t a = 0; a < d; ++a)
-      for (std::int64_t p = 0; p < r; ++p) U[static_cast<std::size_t>(a * r + p)] = E[static_cast<std::size_t>(p * d + a)];
+    if (comm.rank() == 0) {
+      if (private_release) core::add_symmetric_noise(M.data(), static_cast<int>(d), release.sigma_spectral, *noise);
+      const std::vector<double> E = linalg::top_eigenvectors(static_cast<int>(d), M, static_cast<int>(r));
+      for (std::int64_t a = 0; a < d; ++a)
+        for (std::int64_t p = 0; p < r; ++p) U[static_cast<std::size_t>(a * r + p)] = E[static_cast<std::size_t>(p * d + a)];
+    }
+    core::broadcast(comm, U);
+    if (private_release) ++report.releases;
     backend->set_U(U);
   } else {
     backend->set_U(core::random_orthonormal_basis(d, r, options.seed));
@@ -466,7 +480,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     const double task_seconds = seconds_since(t0);
     const auto t1 = Clock::now();
     std::vector<double> w_mean;
-    if (use_prior) w_mean = core::update_hyperparameters(prior, totals, data.t);
+    if (use_prior) w_mean = core::update_hyperparameters(prior, totals, t_all);
     const double change = u_step.run(private_release, use_prior ? &prior : nullptr);
     if (use_prior) {
       prior.beta = backend->beta();
@@ -487,8 +501,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     info.u_solver_steps = solve.steps;
     info.u_solver_residual = solve.residual;
     model.history.push_back(info);
-    const bool go_on = run.on_iteration ? run.on_iteration(info) : true;
-    const bool stop = run.stop && run.stop();
+    const bool go_on = !core::any(comm, run.on_iteration && !run.on_iteration(info));
+    const bool stop = core::any(comm, run.stop && run.stop());  // all stop together, or none
     if (run.checkpoint && (it % run.checkpoint_every == 0 || !go_on || stop)) write_checkpoint(it);
     if (stop)
       throw Stopped(run.final_fit ? "fit: stopped after outer iteration " + std::to_string(it)
@@ -704,8 +718,48 @@ std::vector<int> default_sparsity_candidates(std::int64_t d) {
   return out;
 }
 
+// A fit over many processes: each checks its shard and the options, and all stop with the first
+// failing process's message (before any of them waits on the others in the fit itself).
+template <typename T>
+Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const FitControl& control) {
+  Communicator& comm = *control.communicator;
+  std::string failure;
+  Options options;
+  std::vector<std::string> notes;
+  try {
+    validate(data, true);
+    if (control.checkpoint || control.resume)
+      throw Error("options: checkpoints are not written in a fit over many processes yet (leave out --checkpoint and --resume)");
+    if (!asked.rank_candidates.empty() || !asked.sparsity_candidates.empty() ||
+        (asked.prior == Prior::automatic && !asked.privacy.enabled &&
+         (asked.sparse_prior_scale < 0 || asked.support_threshold < 0 || asked.covariance_shrinkage < 0)))
+      throw Error("options: a fit over many processes does not choose on validation rows: give r and k (--rank, --sparsity) "
+                  "and, with the prior, --sparse-prior-scale, --support-threshold and --covariance-shrinkage (or --prior none); "
+                  "choose them first in one process on a sample of the tasks");
+    validate(asked, data.d);
+    options = resolved(asked, &notes);
+    options.rank_candidates.clear();
+    options.sparsity_candidates.clear();
+    validate(options, data.d);
+    refuse_if_too_big(data, options, false);
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  const std::string first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+  FitRun run;
+  run.on_iteration = control.on_iteration;
+  run.stop = control.stop;
+  run.final_fit = true;
+  run.communicator = &comm;
+  Model model = fit_fixed(data, options, run);
+  model.notes.insert(model.notes.begin(), notes.begin(), notes.end());
+  return model;
+}
+
 template <typename T>
 Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& control) {
+  if (control.communicator && control.communicator->size() > 1) return fit_distributed(data, asked, control);
   validate(data, true);
   if (control.checkpoint && control.checkpoint_every < 1)
     throw Error("options: checkpoints every " + std::to_string(control.checkpoint_every) + " iterations: must be at least 1");

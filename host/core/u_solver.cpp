@@ -124,8 +124,6 @@ double UStep::run(const PrivateRelease* release, const PriorState* prior) {
   if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
   std::vector<double> v, W_hat;
   backend_.accumulate_rhs(v, W_hat);
-  sum(comm_, v);
-  sum(comm_, W_hat);
   // Warm start: the current [beta, U] (column-major), which the task step's w were fitted to. A
   // direction G does not determine keeps it (as the direct solve's anchor does).
   std::vector<double> x = current_solution(prior);
@@ -134,14 +132,12 @@ double UStep::run(const PrivateRelease* release, const PriorState* prior) {
   return backend_.set_U_step_solution(std::move(x));
 }
 
-// G and v summed over the processes; rank 0 adds the release's noise (drawn once), the ridges and
+// G and v (summed over the processes by the backend: core/distributed_backend.hpp); rank 0 adds the release's noise (drawn once), the ridges and
 // beta's precision, and solves; every process takes rank 0's solution.
 double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
   if (comm_.size() == 1 && backend_.solves_U_in_place()) return backend_.update_U_direct(release);
   std::vector<double> G, v;
   backend_.accumulate_normal_equations(G, v, release ? &release->bounds : nullptr);
-  sum(comm_, G);
-  sum(comm_, v);
   std::vector<double> x(v.size());
   std::string failure;
   if (comm_.rank() == 0) {
@@ -166,7 +162,7 @@ double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
   }
   if (comm_.size() > 1) {  // the others wait for rank 0's solution: they must learn of its failure
     const std::string first = comm_.first_error(failure);
-    if (!first.empty()) throw Error(first);
+    if (!first.empty()) throw CollectiveError(first);
   } else if (!failure.empty()) {
     throw Error(failure);
   }
@@ -178,7 +174,6 @@ void UStep::apply(std::vector<double> x, std::vector<double>& y, const PriorStat
   broadcast(comm_, x);  // every process applies rank 0's vector
   backend_.apply_normal_operator(x, y);
   if (y.size() != x.size()) throw Error("U update (cg): the backend's product has the wrong size");
-  sum(comm_, y);
   for (std::size_t e = 0; e < y.size(); ++e) y[e] += options_.ridge * x[e];
   if (prior && prior->beta_precision > 0) {
     const std::size_t d = prior->beta.size();

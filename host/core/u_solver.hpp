@@ -38,8 +38,8 @@ std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<d
                                            const std::vector<double>* anchor = nullptr);
 
 // One fit's U steps on one backend, by the solver in options.u_solver (direct or cg; auto already
-// resolved by choose_u_solver), over the communicator's processes (each backend holding a shard of
-// the tasks: the backend's sums are summed over them, rank 0 solves or decides, and every process
+// resolved by choose_u_solver), over the communicator's processes (the backend's sums are over all
+// of them: core/distributed_backend.hpp; rank 0 solves and takes cg's decisions, and every process
 // gets rank 0's solution). Unknowns are column-major d x r' ([beta,] U~; r' = r + 1 under the
 // prior, beta's block first).
 class UStep {
@@ -51,8 +51,8 @@ class UStep {
   // What the last run's solver did (zeros for a direct solve).
   SolverReport last() const { return last_; }
 
-  // (G + lambda I) x, plus the beta prior's precision on beta's block, summed over the processes
-  // for rank 0's x: the backend's pass and what the model adds to it.
+  // (G + lambda I) x, plus the beta prior's precision on beta's block, for rank 0's x on every
+  // process: the backend's pass and what the model adds to it.
   void apply(std::vector<double> x, std::vector<double>& y, const PriorState* prior);
   // Preconditioned conjugate gradients from x (the warm start, overwritten by the solution: rank
   // 0's, on every process) on (G + lambda I) x = v, stopped at relative residual

@@ -86,6 +86,8 @@ MappedDataset<T> map_data_folder(const std::string& path) {
     out.X_copy_ = std::move(ds.X);
     out.y_ = std::move(ds.y);
     out.X_ = out.X_copy_.data();
+    out.folder_tasks = out.t();
+    out.folder_rows = out.n_;
     return out;
   }
   const std::string x_path = (dir / "X.npy").string(), y_path = (dir / "y.npy").string();
@@ -120,6 +122,94 @@ MappedDataset<T> map_data_folder(const std::string& path) {
     out.X_ = out.X_copy_.data();
   }
   io::read_dataset_description(path, out.t(), out.d, &out.task_keys, &out.feature_names, &out.encoding);
+  out.folder_tasks = out.t();
+  out.folder_rows = out.n_;
+  out.bytes_read = static_cast<std::int64_t>(out.task_offsets.size()) * 8 + out.n_ * static_cast<std::int64_t>(sizeof(T)) +
+                   (out.X_in_place_ ? 0 : out.n_ * out.d * static_cast<std::int64_t>(sizeof(T)));
+  return out;
+}
+
+TaskRange shard_tasks(const std::int64_t* offsets, std::int64_t t, int rank, int size) {
+  if (size < 1 || rank < 0 || rank >= size)
+    throw Error("shard: rank " + std::to_string(rank) + " of " + std::to_string(size) + " processes");
+  const std::int64_t n = offsets[t];
+  // The first task whose rows start at or after the q-th n / size boundary (binary search).
+  auto boundary = [&](int q) -> std::int64_t {
+    if (q == 0) return 0;
+    if (q == size) return t;
+    // n q / size without overflow: n / size whole parts plus the remainder's share.
+    const std::int64_t target = (n / size) * q + (n % size) * q / size;
+    return std::lower_bound(offsets, offsets + t, target) - offsets;
+  };
+  return {boundary(rank), boundary(rank + 1)};
+}
+
+template <typename T>
+MappedDataset<T> map_data_folder_shard(const std::string& path, int rank, int size) {
+  const fs::path dir(path);
+  if (!fs::is_directory(dir))
+    throw Error(path + ": not a data folder: over many processes the data must be a data folder with task_offsets.npy "
+                       "(make one from a CSV table with lrsmeta convert)");
+  if (!fs::exists(dir / "task_offsets.npy"))
+    throw Error(path + ": has no task_offsets.npy (its rows are grouped by task_ids.npy, which needs every row read to "
+                       "regroup them): over many processes, make a folder with offsets first (lrsmeta convert)");
+  MappedDataset<T> out;
+  const std::string x_path = (dir / "X.npy").string(), y_path = (dir / "y.npy").string(), o_path = (dir / "task_offsets.npy").string();
+  const io::NpyHeader hx = header_of(x_path), hy = header_of(y_path), ho = header_of(o_path);
+  if (hx.shape.size() != 2) throw Error(x_path + ": must be 2-D (n x d), has " + std::to_string(hx.shape.size()) + " dimensions");
+  if (hy.shape.size() != 1) throw Error(y_path + ": must be 1-D (n), has " + std::to_string(hy.shape.size()) + " dimensions");
+  if (ho.shape.size() != 1) throw Error(o_path + ": must be 1-D (t + 1)");
+  if (ho.shape[0] < 2) throw Error(o_path + ": needs at least 2 entries (one task)");
+  if (hx.shape[0] != hy.shape[0])
+    throw Error(path + ": X.npy has " + std::to_string(hx.shape[0]) + " rows but y.npy has " + std::to_string(hy.shape[0]));
+  const std::int64_t folder_t = ho.shape[0] - 1, folder_n = hx.shape[0], d = hx.shape[1];
+  // The offsets: mapped where they are int64 in the host's order (the search reads a few pages),
+  // else read whole.
+  TaskRange range;
+  std::vector<std::int64_t> all_offsets;
+  if (ho.dtype == DType::i64 && !ho.swap) {
+    const typename MappedDataset<T>::Mapping offsets_map(o_path);
+    if (offsets_map.bytes < static_cast<std::size_t>(ho.data_offset + (folder_t + 1) * 8)) throw Error(o_path + ": truncated");
+    const auto* offsets = reinterpret_cast<const std::int64_t*>(static_cast<const char*>(offsets_map.base) + ho.data_offset);
+    if (offsets[0] != 0 || offsets[folder_t] != folder_n)
+      throw Error(o_path + ": must start at 0 and end at n = " + std::to_string(folder_n) + " (it ends at " + std::to_string(offsets[folder_t]) + ")");
+    range = shard_tasks(offsets, folder_t, rank, size);
+  } else {
+    all_offsets = read_npy_as<std::int64_t>(o_path, nullptr);
+    out.bytes_read += static_cast<std::int64_t>(all_offsets.size()) * ho.element_bytes;
+    if (all_offsets.front() != 0 || all_offsets.back() != folder_n)
+      throw Error(o_path + ": must start at 0 and end at n = " + std::to_string(folder_n));
+    range = shard_tasks(all_offsets.data(), folder_t, rank, size);
+  }
+  out.task_offsets = io::read_npy_range<std::int64_t>(o_path, range.first, range.end - range.first + 1, nullptr);
+  out.bytes_read += static_cast<std::int64_t>(out.task_offsets.size()) * ho.element_bytes;
+  const std::int64_t row0 = out.task_offsets.front(), rows = out.task_offsets.back() - row0;
+  for (std::int64_t& o : out.task_offsets) o -= row0;  // a decreasing offset is validate()'s to report
+  out.first_task = range.first;
+  out.first_row = row0;
+  out.folder_tasks = folder_t;
+  out.folder_rows = folder_n;
+  out.n_ = rows;
+  out.d = d;
+  if (row0 < 0 || rows < 0 || row0 + rows > folder_n) throw Error(o_path + ": offsets outside [0, n] in this process's tasks");
+  out.y_ = io::read_npy_range<T>(y_path, row0, rows, nullptr);
+  out.bytes_read += rows * hy.element_bytes;
+  const bool same_type = (hx.dtype == DType::f32 && std::is_same_v<T, float>) || (hx.dtype == DType::f64 && std::is_same_v<T, double>);
+  if (same_type && !hx.swap) {
+    auto mapping = std::make_shared<const typename MappedDataset<T>::Mapping>(x_path);
+    const std::size_t needed = static_cast<std::size_t>(hx.data_offset) + static_cast<std::size_t>(folder_n * d) * sizeof(T);
+    if (mapping->bytes < needed) throw Error(x_path + ": truncated: expected " + std::to_string(folder_n * d) + " elements");
+    out.X_ = reinterpret_cast<const T*>(static_cast<const char*>(mapping->base) + hx.data_offset) + row0 * d;
+    out.mapping_ = std::move(mapping);
+    out.X_in_place_ = true;
+  } else {
+    out.X_copy_ = io::read_npy_range<T>(x_path, row0 * d, rows * d, nullptr);
+    out.bytes_read += rows * d * hx.element_bytes;
+    out.X_ = out.X_copy_.data();
+  }
+  std::vector<std::string> keys;
+  io::read_dataset_description(path, folder_t, d, &keys, &out.feature_names, &out.encoding);
+  if (!keys.empty()) out.task_keys.assign(keys.begin() + range.first, keys.begin() + range.end);
   return out;
 }
 
@@ -127,8 +217,9 @@ template <typename T>
 void MappedDataset<T>::prefetch(const std::function<bool(std::int64_t, std::int64_t)>& progress) const {
   if (!X_in_place_ || !mapping_) return;
   constexpr std::int64_t kChunk = std::int64_t{64} << 20, kPage = 4096;
-  const auto* bytes = static_cast<const unsigned char*>(mapping_->base);
-  const std::int64_t total = static_cast<std::int64_t>(mapping_->bytes);
+  // This dataset's rows of X only (a shard's are a part of the file).
+  const auto* bytes = reinterpret_cast<const unsigned char*>(X_);
+  const std::int64_t total = n_ * d * static_cast<std::int64_t>(sizeof(T));
   volatile unsigned kept = 0;  // the reads' sum, stored so that they are not optimised away
   for (std::int64_t start = 0; start < total; start += kChunk) {
     const std::int64_t end = std::min(total, start + kChunk);
@@ -145,5 +236,7 @@ template class MappedDataset<float>;
 template class MappedDataset<double>;
 template MappedDataset<float> map_data_folder(const std::string&);
 template MappedDataset<double> map_data_folder(const std::string&);
+template MappedDataset<float> map_data_folder_shard(const std::string&, int, int);
+template MappedDataset<double> map_data_folder_shard(const std::string&, int, int);
 
 }  // namespace lrsmeta

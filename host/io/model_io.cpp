@@ -5,7 +5,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include <cstring>
+#include <memory>
+
 #include "io/files.hpp"
+#include "io/npy_stream.hpp"
 #include "io/model_files.hpp"
 #include "lrsmeta/io.hpp"
 
@@ -254,6 +258,127 @@ void save_model(const Model& model, const std::string& path) {
     throw;
   }
   io::install_folder(staged, path, "model.json");
+}
+
+namespace {
+// Rank 0 appends every process's `local` elements, in rank order, to `writer` (null elsewhere);
+// pieces arrive cut anywhere, so bytes wait in `pending` until an element is whole. After a
+// failure rank 0 keeps receiving (the others must finish sending) and writes nothing more.
+template <typename T>
+void stream_array(Communicator& comm, const std::vector<T>& local, io::NpyStreamWriter* writer, std::string& failure) {
+  std::string pending;
+  comm.stream_to_root(reinterpret_cast<const char*>(local.data()), local.size() * sizeof(T),
+                      [&](int, const char* piece, std::size_t size) {
+                        if (!failure.empty()) return;
+                        try {
+                          pending.append(piece, size);
+                          const std::size_t whole = pending.size() / sizeof(T);
+                          if (whole == 0) return;
+                          std::vector<T> values(whole);
+                          std::memcpy(values.data(), pending.data(), whole * sizeof(T));
+                          writer->append(values.data(), static_cast<std::int64_t>(whole));
+                          pending.erase(0, whole * sizeof(T));
+                        } catch (const std::exception& e) {
+                          failure = e.what();
+                        }
+                      });
+}
+}  // namespace
+
+void save_model(const Model& model, const std::string& path, Communicator& comm) {
+  std::string failure;
+  try {
+    model.validate();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  std::string first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+  std::int64_t t_all = model.t;
+  comm.sum(&t_all, 1);
+  // The task keys, length-prefixed (a key may hold any byte), where the data had them.
+  std::string keys;
+  for (const std::string& key : model.task_keys) {
+    const std::uint64_t length = key.size();
+    keys.append(reinterpret_cast<const char*>(&length), sizeof length);
+    keys += key;
+  }
+  const bool root = comm.rank() == 0;
+  const std::string staged = root ? io::temporary_sibling(path) : std::string();
+  const fs::path dir(staged);
+  std::vector<std::string> all_keys;
+  std::unique_ptr<io::NpyStreamWriter> writer;
+  auto open = [&](const char* name, DType dtype, std::int64_t columns) {
+    writer.reset();
+    if (!root || !failure.empty()) return;
+    try {
+      writer = std::make_unique<io::NpyStreamWriter>((dir / name).string(), dtype, std::vector<std::int64_t>{t_all, columns});
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  };
+  auto close = [&] {
+    if (!writer || !failure.empty()) return;
+    try {
+      writer->finish();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  };
+  if (root) {
+    try {
+      std::error_code ec;
+      fs::create_directories(staged, ec);
+      if (ec) throw Error(path + ": cannot create a folder beside it (" + ec.message() + ")");
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  open("W.npy", DType::f64, model.r);
+  stream_array(comm, model.W, writer.get(), failure);
+  close();
+  open("B_index.npy", DType::i32, model.k);
+  stream_array(comm, model.B_index, writer.get(), failure);
+  close();
+  open("B_value.npy", DType::f64, model.k);
+  stream_array(comm, model.B_value, writer.get(), failure);
+  close();
+  writer.reset();
+  std::string pending;
+  comm.stream_to_root(keys.data(), keys.size(), [&](int, const char* piece, std::size_t size) {
+    pending.append(piece, size);
+    while (pending.size() >= sizeof(std::uint64_t)) {
+      std::uint64_t length = 0;
+      std::memcpy(&length, pending.data(), sizeof length);
+      if (pending.size() < sizeof length + length) break;
+      all_keys.push_back(pending.substr(sizeof length, length));
+      pending.erase(0, sizeof length + length);
+    }
+  });
+  if (root && failure.empty()) {
+    try {
+      if (!all_keys.empty() && static_cast<std::int64_t>(all_keys.size()) != t_all)
+        throw Error("save_model: some processes' tasks have keys and some do not");
+      Model header = model;  // U, the prior, the history: the same on every process
+      header.t = t_all;
+      header.task_keys = std::move(all_keys);
+      write_npy((dir / "U.npy").string(), header.U.data(), {header.d, header.r});
+      if (header.has_prior()) {
+        write_npy((dir / "beta.npy").string(), header.beta.data(), {header.d});
+        write_npy((dir / "Sigma.npy").string(), header.Sigma.data(), {header.r, header.r});
+      }
+      write_text_file_atomically((dir / "model.json").string(), model_json(header));
+      io::install_folder(staged, path, "model.json");
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  if (root && !failure.empty()) {
+    std::error_code ec;
+    fs::remove_all(staged, ec);
+  }
+  first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
 }
 
 Model load_model(const std::string& path) {

@@ -204,6 +204,37 @@ std::vector<T> read_npy_as(const std::string& path, std::vector<std::int64_t>* s
   for (std::int64_t i = 0; i < a.size(); ++i) out[static_cast<std::size_t>(i)] = convert_element<T>(a, i, path);
   return out;
 }
+namespace io {
+template <typename T>
+std::vector<T> read_npy_range(const std::string& path, std::int64_t first, std::int64_t count, std::vector<std::int64_t>* shape) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
+  const NpyHeader h = read_npy_header(in, path);
+  if (shape) *shape = h.shape;
+  std::int64_t total = 1;
+  for (std::int64_t s : h.shape) total *= s;
+  if (first < 0 || count < 0 || first + count > total)
+    throw Error(path + ": elements " + std::to_string(first) + " .. " + std::to_string(first + count) + " are outside its " +
+                std::to_string(total));
+  NpyArray a;
+  a.dtype = h.dtype;
+  a.shape = {count};
+  const int es = dtype_size(a.dtype);
+  a.bytes.resize(static_cast<std::size_t>(count * es));
+  in.seekg(h.data_offset + first * es);
+  if (count > 0 && !in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(a.bytes.size())))
+    throw Error(path + ": truncated: cannot read elements " + std::to_string(first) + " .. " + std::to_string(first + count));
+  if (h.swap)
+    for (std::int64_t i = 0; i < count; ++i) std::reverse(a.bytes.begin() + i * es, a.bytes.begin() + (i + 1) * es);
+  std::vector<T> out(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) out[static_cast<std::size_t>(i)] = convert_element<T>(a, i, path);
+  return out;
+}
+template std::vector<float> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
+template std::vector<double> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
+template std::vector<std::int64_t> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
+}  // namespace io
+
 template std::vector<float> read_npy_as(const std::string&, std::vector<std::int64_t>*);
 template std::vector<double> read_npy_as(const std::string&, std::vector<std::int64_t>*);
 template std::vector<std::int32_t> read_npy_as(const std::string&, std::vector<std::int64_t>*);

@@ -24,6 +24,11 @@ struct NpyHeader {
 // Reads the header from the start of `in` (C order only, else an error naming `path`).
 NpyHeader read_npy_header(std::istream& in, const std::string& path);
 
+// Elements first .. first + count - 1 (in C order) of a .npy file converted to T, reading only
+// those (and the header); *shape gets the file's shape.
+template <typename T>
+std::vector<T> read_npy_range(const std::string& path, std::int64_t first, std::int64_t count, std::vector<std::int64_t>* shape);
+
 // The .npy header (magic, version 1.0, padded dict) of a C-order array.
 std::string npy_header(DType dtype, const std::vector<std::int64_t>& shape, const std::string& path);
 

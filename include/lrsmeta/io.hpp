@@ -87,10 +87,18 @@ class LRSMETA_API MappedDataset {
   std::vector<std::string> task_keys;      // task_ids.npy: the ids; a converted CSV: its task column
   std::vector<std::string> feature_names;  // a converted CSV's (dataset.json); else empty
   FeatureEncoding encoding;                // a converted CSV's (dataset.json); else empty
+  // Which part of the folder this is (map_data_folder_shard): its first task and row, and the
+  // folder's tasks and rows (the whole folder: 0, 0, t, n).
+  std::int64_t first_task = 0, first_row = 0, folder_tasks = 0, folder_rows = 0;
+  // Bytes loading read from the files (y, the offsets, a converted X; the mapped X's pages are read
+  // when first used, and only this part's).
+  std::int64_t bytes_read = 0;
 
  private:
   template <typename U>
   friend MappedDataset<U> map_data_folder(const std::string& path);
+  template <typename U>
+  friend MappedDataset<U> map_data_folder_shard(const std::string& path, int rank, int size);
   struct Mapping;
   std::shared_ptr<const Mapping> mapping_;  // the mapped X.npy, unmapped with the last copy
   const T* X_ = nullptr;
@@ -100,6 +108,20 @@ class LRSMETA_API MappedDataset {
 };
 template <typename T>
 LRSMETA_API MappedDataset<T> map_data_folder(const std::string& path);
+// The tasks [first, end) of process `rank` of `size` when t tasks are split into contiguous ranges
+// balanced by rows (offsets: the t + 1 row offsets): rank q's first task is the first whose rows
+// start at or after q n / size. Reads O(log t) offsets (a mapped offsets file stays on disk).
+struct TaskRange {
+  std::int64_t first = 0, end = 0;
+};
+LRSMETA_API TaskRange shard_tasks(const std::int64_t* offsets, std::int64_t t, int rank, int size);
+
+// Process `rank` of `size`'s shard of a data folder (its tasks by shard_tasks, offsets rebased to
+// start at 0): only those tasks' rows of y and X and their offsets are read (X mapped in place when
+// its type is T). The folder must have task_offsets.npy (a folder with task_ids.npy needs all its
+// rows to regroup them: make one with lrsmeta convert).
+template <typename T>
+LRSMETA_API MappedDataset<T> map_data_folder_shard(const std::string& path, int rank, int size);
 // The element type of a data folder's X.npy (what `--precision auto` follows).
 LRSMETA_API DType data_folder_dtype(const std::string& path);
 
@@ -165,6 +187,11 @@ LRSMETA_API Dataset<T> align_tasks(const Dataset<T>& data, const std::vector<std
 // Written to a temporary folder and renamed; an existing model folder at `path` is replaced, any
 // other existing path is refused.
 LRSMETA_API void save_model(const Model& model, const std::string& path);
+// A model trained over many processes (FitControl::communicator): every process passes its model
+// (its tasks' (w, b), in rank order) and rank 0 writes the one complete folder, the others' parts
+// streamed to it in pieces (no process holds all tasks' parameters). Collective: every process
+// throws the first failing one's error.
+LRSMETA_API void save_model(const Model& model, const std::string& path, Communicator& communicator);
 LRSMETA_API Model load_model(const std::string& path);
 // The settings of a model as JSON text (also what model.json holds).
 LRSMETA_API std::string model_json(const Model& model);

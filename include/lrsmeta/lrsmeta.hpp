@@ -25,6 +25,15 @@ class LRSMETA_API Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// In a fit over many processes (FitControl::communicator), an error every process throws together,
+// with the message of the first process that failed ("rank R: ..."): the processes are in step, and
+// a program may end normally (an Error of one process alone leaves the others waiting: end them all,
+// as lrsmeta::mpi_abort does).
+class LRSMETA_API CollectiveError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A non-owning view of ragged task data: task i owns rows task_offsets[i] .. task_offsets[i+1]-1
 // of X (n x d, row-major) and y (n). task_offsets has t + 1 entries, starts at 0, never decreases
 // and ends at n. Tasks with zero rows are allowed. y may be null where only X is needed (predict).

@@ -1,0 +1,96 @@
+#include "core/distributed_backend.hpp"
+
+#include <utility>
+
+#include "core/communicator.hpp"
+
+namespace lrsmeta::core {
+namespace {
+
+class DistributedBackend final : public Backend {
+ public:
+  DistributedBackend(std::unique_ptr<Backend> local, Communicator& comm, std::int64_t local_rows)
+      : local_(std::move(local)), comm_(comm), rows_(local_rows) {
+    total_rows_ = rows_;
+    comm_.sum(&total_rows_, 1);
+  }
+
+  void set_U(const std::vector<double>& U) override { local_->set_U(U); }
+  std::vector<double> get_U() const override { return local_->get_U(); }
+
+  TaskStepTotals task_step_all(int k_in_effect) override {
+    TaskStepTotals totals = local_->task_step_all(k_in_effect);
+    // One sum for every double: sse, the effective parameters, then the prior's moments.
+    std::vector<double> packed{totals.sse, totals.effective_params, totals.effective_params_b};
+    packed.insert(packed.end(), totals.w_second_moment.begin(), totals.w_second_moment.end());
+    packed.insert(packed.end(), totals.w_sum.begin(), totals.w_sum.end());
+    sum(comm_, packed);
+    totals.sse = packed[0];
+    totals.effective_params = packed[1];
+    totals.effective_params_b = packed[2];
+    std::size_t at = 3;
+    for (double& x : totals.w_second_moment) x = packed[at++];
+    for (double& x : totals.w_sum) x = packed[at++];
+    comm_.sum(&totals.rows, 1);
+    return totals;
+  }
+
+  void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v, const PrivacyOptions* bounds) override {
+    local_->accumulate_normal_equations(G, v, bounds);
+    sum(comm_, G);
+    sum(comm_, v);
+  }
+  // The core sums and solves (solves_U_in_place stays false): never called.
+
+  void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override {
+    local_->accumulate_rhs(v, W_hat);
+    sum(comm_, v);
+    sum(comm_, W_hat);
+  }
+  void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override {
+    local_->apply_normal_operator(x, y);
+    sum(comm_, y);
+  }
+  double set_U_step_solution(std::vector<double> solution) override { return local_->set_U_step_solution(std::move(solution)); }
+
+  // Without a release the local moment is normalised by the local rows: undone, summed, and
+  // normalised by all rows. With one it is an unnormalised sum already.
+  std::vector<double> spectral_moment(const PrivateRelease* release) override {
+    std::vector<double> M = local_->spectral_moment(release);
+    if (!release)
+      for (double& x : M) x *= static_cast<double>(rows_);
+    sum(comm_, M);
+    if (!release && total_rows_ > 0)
+      for (double& x : M) x /= static_cast<double>(total_rows_);
+    return M;
+  }
+
+  void export_task_parameters(Model& model) const override { local_->export_task_parameters(model); }
+  void import_task_parameters(const Model& model) override { local_->import_task_parameters(model); }
+  void set_prior(const PriorState* prior) override { local_->set_prior(prior); }
+  std::vector<double> beta() const override { return local_->beta(); }
+  std::vector<double> last_R() const override { return local_->last_R(); }
+
+  DataMoments data_moments() override {
+    DataMoments m = local_->data_moments();
+    sum(comm_, m.XtX);
+    sum(comm_, m.Xty);
+    comm_.sum(&m.yty, 1);
+    comm_.sum(&m.rows, 1);
+    return m;
+  }
+
+ private:
+  std::unique_ptr<Backend> local_;
+  Communicator& comm_;
+  std::int64_t rows_ = 0, total_rows_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_distributed_backend(std::unique_ptr<Backend> local, Communicator& communicator,
+                                                  std::int64_t local_rows) {
+  return std::make_unique<DistributedBackend>(std::move(local), communicator, local_rows);
+}
+
+}  // namespace lrsmeta::core
