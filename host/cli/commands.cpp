@@ -108,17 +108,36 @@ void with_mapped_dataset(const DataArgs& a, F&& f) {
 }
 
 // As with_mapped_dataset, for process `comm`'s shard of a data folder (a fit over many processes):
-// every process learns of any one's failure to load.
+// every process learns of any one's failure to load, or of bad values in its rows (named by the
+// folder's row and task numbers). verbose: each process says what it read.
 template <typename F>
-void with_mapped_shard(const DataArgs& a, Communicator& comm, F&& f) {
+void with_mapped_shard(const DataArgs& a, Communicator& comm, F&& f, bool verbose = false) {
   std::string failure;
   MappedDataset<float> as_float;
   MappedDataset<double> as_double;
   bool single = false;
+  auto check = [&](const auto& ds) {
+    try {
+      validate(ds.view(), true);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (rows and tasks counted from this process's first: row " + std::to_string(ds.first_row) +
+                  " and task " + std::to_string(ds.first_task) + " of " + a.path + ")");
+    }
+    if (verbose)
+      std::fprintf(stderr, "rank %d: tasks %lld .. %lld, rows %lld .. %lld of %s; read %lld bytes (y and offsets of these rows), "
+                   "X %s\n", comm.rank(), static_cast<long long>(ds.first_task), static_cast<long long>(ds.first_task + ds.t() - 1),
+                   static_cast<long long>(ds.first_row), static_cast<long long>(ds.first_row + ds.n() - 1), a.path.c_str(),
+                   static_cast<long long>(ds.bytes_read), ds.X_in_place() ? "mapped in place (these rows' pages only are read)" : "converted");
+  };
   try {
     single = single_precision(a);
-    if (single) as_float = map_data_folder_shard<float>(a.path, comm.rank(), comm.size());
-    else as_double = map_data_folder_shard<double>(a.path, comm.rank(), comm.size());
+    if (single) {
+      as_float = map_data_folder_shard<float>(a.path, comm.rank(), comm.size());
+      check(as_float);
+    } else {
+      as_double = map_data_folder_shard<double>(a.path, comm.rank(), comm.size());
+      check(as_double);
+    }
   } catch (const std::exception& e) {
     failure = e.what();
   }
@@ -157,6 +176,41 @@ int process_rank() {
 }
 
 namespace {
+
+// Over many processes: this process's part of a trained model for its shard of a data folder, whose
+// tasks must be the model's, in its order (the folder the model was trained on, or held-out rows of
+// the same tasks in the same order). Every process learns of any one's failure.
+template <typename T>
+Model model_part_for(const std::string& model_path, const MappedDataset<T>& ds, Communicator& comm) {
+  std::string failure;
+  Model part;
+  try {
+    std::int64_t model_tasks = 0;
+    part = load_model_tasks(model_path, ds.first_task, ds.t(), &model_tasks);
+    if (model_tasks != ds.folder_tasks)
+      throw Error("the data has " + std::to_string(ds.folder_tasks) + " tasks, the model " + std::to_string(model_tasks) +
+                  ": over many processes the data's tasks must be the model's, in its order (run in one process to match them by key)");
+    if (!part.task_keys.empty() && !ds.task_keys.empty())
+      for (std::size_t i = 0; i < ds.task_keys.size(); ++i)
+        if (ds.task_keys[i] != part.task_keys[i])
+          throw Error("task " + std::to_string(ds.first_task + static_cast<std::int64_t>(i)) + " is '" + ds.task_keys[i] +
+                      "' in the data but '" + part.task_keys[i] + "' in the model: over many processes the data's tasks must be "
+                      "the model's, in its order (run in one process to match them by key)");
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  const std::string first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+  return part;
+}
+
+// An evaluation over every process's rows (mse and rows; the per-task MSEs stay each process's).
+void sum_evaluation(Evaluation& ev, Communicator& comm) {
+  double sums[2] = {ev.mse * static_cast<double>(ev.rows), static_cast<double>(ev.rows)};
+  comm.sum(sums, 2);
+  ev.mse = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  ev.rows = static_cast<std::int64_t>(sums[1]);
+}
 
 template <typename T>
 Dataset<T> aligned_to_model(Dataset<T> data, const Model& model) {
@@ -554,9 +608,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       Evaluation ev = evaluate(model, ds.view());
       std::int64_t tasks = model.t;
       if (comm) {  // the training MSE over every process's rows
-        double sums[2] = {ev.mse * static_cast<double>(ev.rows), static_cast<double>(ev.rows)};
-        comm->sum(sums, 2);
-        ev.mse = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+        sum_evaluation(ev, *comm);
         comm->sum(&tasks, 1);
       }
       print_encoding(ds.encoding, std::cout);
@@ -616,7 +668,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                                        {"history", described.at("history")}});
       }
     };
-    if (comm) with_mapped_shard(*data, *comm, train_on);
+    if (comm) with_mapped_shard(*data, *comm, train_on, *verbose);
     else with_mapped_dataset(*data, train_on);
   });
 }
@@ -690,21 +742,33 @@ void add_adapt(CLI::App& app) {
   add_data_options(cmd, *data);
   cmd->add_option("--out,-o", *out, "model folder to write (the model's U, the new tasks' w and b)")->required();
   cmd->callback([=] {
-    const Model model = load_model(*model_path);
+    // Under mpirun: each process adapts its shard's tasks (the model's U and prior only are read).
+    Communicator* comm = distributed_processes();
+    if (comm && comm->rank() != 0) std::cout.setstate(std::ios::badbit);
+    const Model model = comm ? load_model_tasks(*model_path, 0, 0) : load_model(*model_path);
     data->encoding = model.encoding.present ? &model.encoding : nullptr;
     Options o = model.options;
     o.threads = data->threads;
     o.device = Device::cpu;
     const Progress progress(false, false);
-    with_mapped_dataset(*data, [&](const auto& ds) {
+    auto adapt_on = [&](const auto& ds) {
       prefetch_with_progress(ds, progress, data->path, "adapt");
       progress.done();
       Model adapted = adapt(model, ds.view(), o);
       adapted.task_keys = ds.task_keys;
-      const Evaluation ev = evaluate(adapted, ds.view());
-      save_model(adapted, *out);
-      std::cout << "adapted " << adapted.t << " tasks: training MSE " << ev.mse << "; wrote " << *out << "\n";
-    });
+      Evaluation ev = evaluate(adapted, ds.view());
+      std::int64_t tasks = adapted.t;
+      if (comm) {
+        sum_evaluation(ev, *comm);
+        comm->sum(&tasks, 1);
+        save_model(adapted, *out, *comm);
+      } else {
+        save_model(adapted, *out);
+      }
+      std::cout << "adapted " << tasks << " tasks: training MSE " << ev.mse << "; wrote " << *out << "\n";
+    };
+    if (comm) with_mapped_shard(*data, *comm, adapt_on);
+    else with_mapped_dataset(*data, adapt_on);
   });
 }
 
@@ -717,6 +781,30 @@ void add_predict(CLI::App& app) {
   add_data_options(cmd, *data);
   cmd->add_option("--out,-o", *out, "predictions in the input's row order: .npy (n) or .csv (row,task,prediction)")->required();
   cmd->callback([=] {
+    if (Communicator* comm = distributed_processes()) {
+      // Each process predicts its shard's rows; rank 0 writes them all, in the folder's row order.
+      if (comm->rank() != 0) std::cout.setstate(std::ios::badbit);
+      with_mapped_shard(*data, *comm, [&](const auto& ds) {
+        const Model part = model_part_for(*model_path, ds, *comm);
+        const std::vector<double> pred = predict(part, ds.view());
+        std::int64_t rows = static_cast<std::int64_t>(pred.size());
+        if (fs::path(*out).extension() == ".csv") {
+          std::ostringstream csv;
+          csv.precision(17);
+          if (comm->rank() == 0) csv << "row,task,prediction\n";
+          for (std::int64_t i = 0; i < ds.t(); ++i)
+            for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j)
+              csv << ds.first_row + j << "," << (ds.task_keys.empty() ? std::to_string(ds.first_task + i) : ds.task_keys[static_cast<std::size_t>(i)])
+                  << "," << pred[static_cast<std::size_t>(j)] << "\n";
+          write_text_file(*out, csv.str(), *comm);
+        } else {
+          write_npy(*out, pred, *comm);
+        }
+        comm->sum(&rows, 1);
+        std::cout << "wrote " << rows << " predictions to " << *out << "\n";
+      });
+      return;
+    }
     const Model model = load_model(*model_path);
     data->encoding = model.encoding.present ? &model.encoding : nullptr;
     with_dataset(*data, [&](const auto& loaded) {
@@ -758,6 +846,25 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--truth", *truth, "truth folder from generate (U.npy, W.npy, B.npy): report parameter error");
   cmd->add_option("--json", *json_out, "also write the results as JSON");
   cmd->callback([=] {
+    if (Communicator* comm = distributed_processes()) {
+      // Each process evaluates its shard's rows; the sums give the whole data's MSE.
+      if (comm->rank() != 0) std::cout.setstate(std::ios::badbit);
+      if (!truth->empty())
+        throw CollectiveError("--truth needs the whole model: compare the parameters in one process (without mpirun)");
+      json result{{"model", *model_path}, {"data", data->path}, {"processes", comm->size()}};
+      with_mapped_shard(*data, *comm, [&](const auto& ds) {
+        const Model part = model_part_for(*model_path, ds, *comm);
+        Evaluation ev = evaluate(part, ds.view());
+        sum_evaluation(ev, *comm);
+        result["mse"] = ev.mse;
+        result["rmse"] = std::sqrt(ev.mse);
+        result["rows"] = ev.rows;
+        result["tasks"] = ds.folder_tasks;
+        std::cout << "rows " << ev.rows << "  tasks " << ds.folder_tasks << "  MSE " << ev.mse << "  RMSE " << std::sqrt(ev.mse) << "\n";
+      });
+      if (!json_out->empty() && comm->rank() == 0) write_json_file(*json_out, result);
+      return;
+    }
     const Model model = load_model(*model_path);
     data->encoding = model.encoding.present ? &model.encoding : nullptr;
     json result{{"model", *model_path}, {"data", data->path}};

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -285,6 +286,59 @@ void stream_array(Communicator& comm, const std::vector<T>& local, io::NpyStream
 }
 }  // namespace
 
+void write_npy(const std::string& path, const std::vector<double>& local, Communicator& comm) {
+  std::int64_t total = static_cast<std::int64_t>(local.size());
+  comm.sum(&total, 1);
+  std::string failure;
+  const std::string tmp = comm.rank() == 0 ? io::temporary_sibling(path) : std::string();
+  std::unique_ptr<io::NpyStreamWriter> writer;
+  if (comm.rank() == 0) {
+    try {
+      writer = std::make_unique<io::NpyStreamWriter>(tmp, DType::f64, std::vector<std::int64_t>{total});
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  stream_array(comm, local, writer.get(), failure);
+  if (comm.rank() == 0) {
+    try {
+      if (failure.empty()) {
+        writer->finish();
+        writer.reset();
+        if (std::rename(tmp.c_str(), path.c_str()) != 0) throw Error(path + ": cannot rename into place (" + std::strerror(errno) + ")");
+      }
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    writer.reset();
+    if (!failure.empty()) std::remove(tmp.c_str());
+  }
+  const std::string first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+}
+
+void write_text_file(const std::string& path, const std::string& local, Communicator& comm) {
+  std::string failure;
+  const std::string tmp = comm.rank() == 0 ? io::temporary_sibling(path) : std::string();
+  std::ofstream out;
+  if (comm.rank() == 0) {
+    out.open(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) failure = path + ": cannot open for writing (" + std::strerror(errno) + ")";
+  }
+  comm.stream_to_root(local.data(), local.size(), [&](int, const char* piece, std::size_t size) {
+    if (failure.empty() && !out.write(piece, static_cast<std::streamsize>(size))) failure = path + ": write failed (disk full?)";
+  });
+  if (comm.rank() == 0) {
+    out.close();
+    if (failure.empty() && !out) failure = path + ": write failed (disk full?)";
+    if (failure.empty() && std::rename(tmp.c_str(), path.c_str()) != 0)
+      failure = path + ": cannot rename into place (" + std::strerror(errno) + ")";
+    if (!failure.empty()) std::remove(tmp.c_str());
+  }
+  const std::string first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+}
+
 void save_model(const Model& model, const std::string& path, Communicator& comm) {
   std::string failure;
   try {
@@ -381,7 +435,9 @@ void save_model(const Model& model, const std::string& path, Communicator& comm)
   if (!first.empty()) throw CollectiveError(first);
 }
 
-Model load_model(const std::string& path) {
+namespace {
+// The model folder, with the (w, b) of tasks first .. first + count - 1 only (count < 0: all).
+Model load_model_part(const std::string& path, std::int64_t first, std::int64_t count, std::int64_t* all_tasks) {
   const fs::path dir(path);
   if (!fs::is_directory(dir)) throw Error(path + ": not a model folder");
   std::ifstream in(dir / "model.json");
@@ -475,6 +531,13 @@ Model load_model(const std::string& path) {
                     " features, the model has d = " + std::to_string(m.d));
     }
     if (j.contains("task_keys")) m.task_keys = j.at("task_keys").get<std::vector<std::string>>();
+    if (all_tasks) *all_tasks = m.t;
+    if (count >= 0) {
+      if (first < 0 || first + count > m.t)
+        throw Error(path + ": tasks " + std::to_string(first) + " .. " + std::to_string(first + count) + " are outside its " +
+                    std::to_string(m.t));
+      if (!m.task_keys.empty()) m.task_keys = std::vector<std::string>(m.task_keys.begin() + first, m.task_keys.begin() + first + count);
+    }
     if (j.contains("feature_names")) m.feature_names = j.at("feature_names").get<std::vector<std::string>>();
   } catch (const json::exception& e) {
     throw Error((dir / "model.json").string() + ": " + e.what());
@@ -490,10 +553,25 @@ Model load_model(const std::string& path) {
       throw Error((dir / name).string() + ": shape " + got + ", model.json says " + std::to_string(rows) + " x " + std::to_string(cols));
     }
   };
+  // Rows first .. first + count - 1 of a t x cols per-task array, read alone.
+  auto load_rows = [&](const char* name, auto& into, std::int64_t cols) {
+    using V = typename std::decay_t<decltype(into)>::value_type;
+    std::vector<std::int64_t> shape;
+    into = io::read_npy_range<V>((dir / name).string(), first * cols, count * cols, &shape);
+    if (shape.size() != 2 || shape[0] != m.t || shape[1] != cols)
+      throw Error((dir / name).string() + ": its shape does not match model.json's " + std::to_string(m.t) + " x " + std::to_string(cols));
+  };
   load("U.npy", m.U, m.d, m.r);
-  load("W.npy", m.W, m.t, m.r);
-  load("B_index.npy", m.B_index, m.t, m.k);
-  load("B_value.npy", m.B_value, m.t, m.k);
+  if (count < 0) {
+    load("W.npy", m.W, m.t, m.r);
+    load("B_index.npy", m.B_index, m.t, m.k);
+    load("B_value.npy", m.B_value, m.t, m.k);
+  } else {
+    load_rows("W.npy", m.W, m.r);
+    load_rows("B_index.npy", m.B_index, m.k);
+    load_rows("B_value.npy", m.B_value, m.k);
+    m.t = count;
+  }
   if (j.contains("prior") && j.at("prior").value("model", std::string("none")) == "auto") {
     std::vector<std::int64_t> shape;
     m.beta = read_npy_as<double>((dir / "beta.npy").string(), &shape);
@@ -503,6 +581,14 @@ Model load_model(const std::string& path) {
   }
   m.validate();
   return m;
+}
+}  // namespace
+
+Model load_model(const std::string& path) { return load_model_part(path, 0, -1, nullptr); }
+
+Model load_model_tasks(const std::string& path, std::int64_t first, std::int64_t count, std::int64_t* all_tasks) {
+  if (count < 0) throw Error(path + ": a negative number of tasks to load");
+  return load_model_part(path, first, count, all_tasks);
 }
 
 }  // namespace lrsmeta

@@ -233,6 +233,7 @@ std::vector<T> read_npy_range(const std::string& path, std::int64_t first, std::
 template std::vector<float> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
 template std::vector<double> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
 template std::vector<std::int64_t> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
+template std::vector<std::int32_t> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
 }  // namespace io
 
 template std::vector<float> read_npy_as(const std::string&, std::vector<std::int64_t>*);

@@ -192,7 +192,16 @@ LRSMETA_API void save_model(const Model& model, const std::string& path);
 // streamed to it in pieces (no process holds all tasks' parameters). Collective: every process
 // throws the first failing one's error.
 LRSMETA_API void save_model(const Model& model, const std::string& path, Communicator& communicator);
+// Over many processes: every process's `local` values (or text), in rank order, written by rank 0 as
+// one 1-D float64 .npy (one file) through a temporary name. Collective, as save_model.
+LRSMETA_API void write_npy(const std::string& path, const std::vector<double>& local, Communicator& communicator);
+LRSMETA_API void write_text_file(const std::string& path, const std::string& local, Communicator& communicator);
 LRSMETA_API Model load_model(const std::string& path);
+// The model with the (w, b) of tasks first .. first + count - 1 only (t = count; task keys those
+// tasks'), reading only their rows of W.npy, B_index.npy and B_value.npy: a process's part of a
+// model over many processes. *all_tasks (when given) gets the model's number of tasks.
+LRSMETA_API Model load_model_tasks(const std::string& path, std::int64_t first, std::int64_t count,
+                                   std::int64_t* all_tasks = nullptr);
 // The settings of a model as JSON text (also what model.json holds).
 LRSMETA_API std::string model_json(const Model& model);
 
