@@ -1,0 +1,275 @@
+// A fit over many processes, checked in one: each "process" is a thread with its shard of the tasks
+// (tests/thread_communicator.hpp), against the fit of all tasks in one process, for every model and
+// solver; the shards of a data folder and what loading them reads; a model and predictions written
+// from shards; and one shard's bad data stopping every process with its message.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "lrsmeta/io.hpp"
+#include "test_helpers.hpp"
+#include "thread_communicator.hpp"
+
+namespace lrsmeta {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Tasks [first, end) of a data set as a data set of their own (offsets from 0).
+Dataset<double> shard_of(const Dataset<double>& all, TaskRange range) {
+  Dataset<double> s;
+  s.d = all.d;
+  const std::int64_t row0 = all.task_offsets[static_cast<std::size_t>(range.first)];
+  const std::int64_t row1 = all.task_offsets[static_cast<std::size_t>(range.end)];
+  for (std::int64_t i = range.first; i <= range.end; ++i) s.task_offsets.push_back(all.task_offsets[static_cast<std::size_t>(i)] - row0);
+  s.X.assign(all.X.begin() + row0 * all.d, all.X.begin() + row1 * all.d);
+  s.y.assign(all.y.begin() + row0, all.y.begin() + row1);
+  return s;
+}
+
+SyntheticData ragged(std::uint64_t seed) {
+  SyntheticSpec spec;
+  spec.tasks = 240;
+  // Ragged, every task well-posed (m > r + 2k): a near-singular task solve would magnify the
+  // rounding of G's sums, whose order the processes change, far beyond 1e-10.
+  spec.min_samples = 8;
+  spec.max_samples = 30;
+  spec.d = 10;
+  spec.r = 2;
+  spec.k = 1;
+  spec.noise = 0.1;
+  spec.seed = seed;
+  return generate_synthetic(spec);
+}
+
+Options fixed_options() {
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  o.iterations = 6;
+  o.threads = 1;
+  o.prior = Prior::none;
+  return o;
+}
+
+// Fits `processes` shards together; returns each shard's model.
+std::vector<Model> fit_in_shards(const Dataset<double>& all, const Options& o, int processes) {
+  std::vector<Model> models(static_cast<std::size_t>(processes));
+  testing::run_ranks(processes, [&](Communicator& comm) {
+    const TaskRange range = shard_tasks(all.task_offsets.data(), all.t(), comm.rank(), comm.size());
+    const Dataset<double> mine = shard_of(all, range);
+    FitControl control;
+    control.communicator = &comm;
+    models[static_cast<std::size_t>(comm.rank())] = fit(mine.view(), o, control);
+  });
+  return models;
+}
+
+double max_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t e = 0; e < a.size() && e < b.size(); ++e) worst = std::max(worst, std::fabs(a[e] - b[e]));
+  return worst;
+}
+
+// The shards' models against the one-process model: U, beta and Sigma on every process, and each
+// process's tasks' (w, b) against those rows of the whole, to rounding (G's sums change order).
+void expect_same_model(const Model& whole, const std::vector<Model>& parts, const std::string& what) {
+  std::int64_t task = 0;
+  for (const Model& part : parts) {
+    EXPECT_LT(max_difference(part.U, whole.U), 1e-10) << what;
+    EXPECT_LT(max_difference(part.beta, whole.beta), 1e-10) << what;
+    EXPECT_LT(max_difference(part.Sigma, whole.Sigma), 1e-10) << what;
+    ASSERT_EQ(part.history.size(), whole.history.size()) << what;
+    for (std::size_t h = 0; h < whole.history.size(); ++h)
+      EXPECT_NEAR(part.history[h].training_loss, whole.history[h].training_loss, 1e-10 * whole.history[h].training_loss) << what;
+    for (std::int64_t i = 0; i < part.t; ++i, ++task) {
+      for (std::int64_t p = 0; p < whole.r; ++p)
+        EXPECT_NEAR(part.W[static_cast<std::size_t>(i * whole.r + p)], whole.W[static_cast<std::size_t>(task * whole.r + p)], 1e-10)
+            << what << ", task " << task;
+      for (std::int64_t s = 0; s < whole.k; ++s) {
+        EXPECT_EQ(part.B_index[static_cast<std::size_t>(i * whole.k + s)], whole.B_index[static_cast<std::size_t>(task * whole.k + s)]);
+        EXPECT_NEAR(part.B_value[static_cast<std::size_t>(i * whole.k + s)], whole.B_value[static_cast<std::size_t>(task * whole.k + s)], 1e-10);
+      }
+    }
+  }
+  EXPECT_EQ(task, whole.t) << what;
+}
+
+TEST(Distributed, ShardsAreContiguousAndBalancedByRows) {
+  const std::vector<std::int64_t> offsets{0, 10, 10, 11, 30, 31, 32, 60, 61, 100};  // 9 tasks, 100 rows
+  for (int processes : {1, 2, 3, 4, 9, 12}) {
+    std::int64_t next = 0;
+    for (int q = 0; q < processes; ++q) {
+      const TaskRange range = shard_tasks(offsets.data(), 9, q, processes);
+      EXPECT_EQ(range.first, next);
+      EXPECT_GE(range.end, range.first);
+      // A shard starts at the first task whose rows start at or after q n / P.
+      if (range.first > 0 && range.first < 9) EXPECT_GE(offsets[static_cast<std::size_t>(range.first)], 100 * q / processes);
+      if (range.first > 0) EXPECT_LT(offsets[static_cast<std::size_t>(range.first - 1)], 100 * q / processes);
+      next = range.end;
+    }
+    EXPECT_EQ(next, 9) << processes;
+  }
+  EXPECT_THROW(shard_tasks(offsets.data(), 9, 2, 2), Error);
+}
+
+TEST(Distributed, EveryModelAndSolverEqualsTheOneProcessFit) {
+  const SyntheticData syn = ragged(5);
+  struct Case {
+    std::string name;
+    Options options;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"prior none, direct", fixed_options()});
+  Case spectral{"prior none, spectral start, cg", fixed_options()};
+  spectral.options.init = Init::spectral;
+  spectral.options.u_solver = USolver::cg;
+  cases.push_back(spectral);
+  for (USolver solver : {USolver::direct, USolver::cg}) {
+    Case prior{std::string("prior auto, ") + to_string(solver), fixed_options()};
+    prior.options.prior = Prior::automatic;
+    prior.options.sparse_prior_scale = 0.1;
+    prior.options.support_threshold = 2.0;
+    prior.options.covariance_shrinkage = 10.0;
+    prior.options.u_solver = solver;
+    cases.push_back(prior);
+  }
+  Case private_fit{"private, fixed noise seed", fixed_options()};
+  private_fit.options.privacy.enabled = true;
+  private_fit.options.privacy.epsilon = 4.0;
+  private_fit.options.privacy.delta = 1e-5;
+  private_fit.options.privacy.fixed_seed = true;
+  private_fit.options.privacy.noise_seed = 9;
+  cases.push_back(private_fit);
+  for (const Case& c : cases) {
+    const Model whole = fit(syn.data.view(), c.options);
+    for (int processes : {1, 2, 3}) expect_same_model(whole, fit_in_shards(syn.data, c.options, processes), c.name + ", " + std::to_string(processes) + " processes");
+  }
+}
+
+TEST(Distributed, OneShardsBadDataStopsEveryProcessWithItsMessage) {
+  SyntheticData syn = ragged(6);
+  syn.data.X[syn.data.X.size() - 3] = NAN;  // in the last shard
+  std::mutex lock;
+  std::vector<std::string> messages;
+  testing::run_ranks(3, [&](Communicator& comm) {
+    const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
+    FitControl control;
+    control.communicator = &comm;
+    try {
+      fit(mine.view(), fixed_options(), control);
+    } catch (const CollectiveError& e) {
+      std::lock_guard<std::mutex> guard(lock);
+      messages.push_back(e.what());
+    }
+  });
+  ASSERT_EQ(messages.size(), 3u);
+  for (const std::string& m : messages) {
+    EXPECT_EQ(m, messages.front());
+    EXPECT_EQ(m.rfind("rank 2: ", 0), 0u) << m;
+    EXPECT_NE(m.find("non-finite"), std::string::npos) << m;
+  }
+}
+
+TEST(Distributed, ChoicesOnValidationRowsAndCheckpointsAreRefusedByEveryProcess) {
+  const SyntheticData syn = ragged(7);
+  for (int what = 0; what < 2; ++what) {
+    std::mutex lock;
+    std::vector<std::string> messages;
+    testing::run_ranks(2, [&](Communicator& comm) {
+      const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
+      Options o = fixed_options();
+      FitControl control;
+      control.communicator = &comm;
+      if (what == 0) o.rank_candidates = {1, 2};
+      else control.checkpoint = [](const Checkpoint&) {};
+      try {
+        fit(mine.view(), o, control);
+      } catch (const CollectiveError& e) {
+        std::lock_guard<std::mutex> guard(lock);
+        messages.push_back(e.what());
+      }
+    });
+    ASSERT_EQ(messages.size(), 2u);
+    EXPECT_NE(messages[0].find(what == 0 ? "--rank" : "checkpoints"), std::string::npos) << messages[0];
+  }
+}
+
+class DistributedFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lrsmeta_distributed_" + std::to_string(::getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(DistributedFiles, ShardsReadOnlyTheirRowsAndTheModelIsWrittenWhole) {
+  const SyntheticData syn = ragged(8);
+  const std::string folder = (dir_ / "data").string();
+  save_data_folder(folder, syn.data);
+  const Options o = fixed_options();
+  const Model whole = fit(syn.data.view(), o);
+  save_model(whole, (dir_ / "one").string());
+  const std::vector<double> predicted = predict(whole, syn.data.view());
+  testing::run_ranks(3, [&](Communicator& comm) {
+    const MappedDataset<double> mine = map_data_folder_shard<double>(folder, comm.rank(), comm.size());
+    const TaskRange range = shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size());
+    EXPECT_EQ(mine.first_task, range.first);
+    EXPECT_EQ(mine.t(), range.end - range.first);
+    EXPECT_EQ(mine.first_row, syn.data.task_offsets[static_cast<std::size_t>(range.first)]);
+    EXPECT_EQ(mine.folder_tasks, syn.data.t());
+    EXPECT_EQ(mine.folder_rows, syn.data.n());
+    // The loader's counter: this shard's y and offsets, nothing else (X is mapped, its rows only used).
+    EXPECT_EQ(mine.bytes_read, mine.n() * 8 + (mine.t() + 1) * 8);
+    const TaskDataView<double> view = mine.view();
+    for (std::int64_t e = 0; e < mine.n() * mine.d; ++e)
+      ASSERT_EQ(view.X[e], syn.data.X[static_cast<std::size_t>(mine.first_row * mine.d + e)]);
+    FitControl control;
+    control.communicator = &comm;
+    const Model part = fit(view, o, control);
+    save_model(part, (dir_ / "many").string(), comm);
+    // The predictions of each process's rows, written in the folder's row order.
+    const Model part_again = load_model_tasks((dir_ / "many").string(), mine.first_task, mine.t());
+    write_npy((dir_ / "predictions.npy").string(), predict(part_again, view), comm);
+  });
+  const Model one = load_model((dir_ / "one").string()), many = load_model((dir_ / "many").string());
+  EXPECT_EQ(many.t, one.t);
+  EXPECT_LT(max_difference(many.U, one.U), 1e-10);
+  EXPECT_LT(max_difference(many.W, one.W), 1e-10);
+  EXPECT_EQ(many.B_index, one.B_index);
+  EXPECT_LT(max_difference(many.B_value, one.B_value), 1e-10);
+  EXPECT_LT(max_difference(read_npy_as<double>((dir_ / "predictions.npy").string(), nullptr), predicted), 1e-9);
+  for (const auto& entry : fs::directory_iterator(dir_))  // no temporary left behind
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+TEST_F(DistributedFiles, AFolderWithTaskIdsOrACsvIsRefusedNamingConvert) {
+  const SyntheticData syn = ragged(9);
+  const std::string folder = (dir_ / "ids").string();
+  fs::create_directories(folder);
+  std::vector<std::int64_t> ids;
+  for (std::int64_t i = 0; i < syn.data.t(); ++i)
+    for (std::int64_t j = syn.data.task_offsets[static_cast<std::size_t>(i)]; j < syn.data.task_offsets[static_cast<std::size_t>(i + 1)]; ++j) ids.push_back(i);
+  write_npy(folder + "/X.npy", syn.data.X.data(), {syn.data.n(), syn.data.d});
+  write_npy(folder + "/y.npy", syn.data.y.data(), {syn.data.n()});
+  write_npy(folder + "/task_ids.npy", ids.data(), {syn.data.n()});
+  for (const std::string& path : {folder, (dir_ / "table.csv").string()}) {
+    try {
+      map_data_folder_shard<double>(path, 0, 2);
+      ADD_FAILURE() << path << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lrsmeta convert"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lrsmeta
