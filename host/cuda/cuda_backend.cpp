@@ -3,6 +3,7 @@
 // loss, the change in U, a factorisation's status) come back to the host.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -512,6 +513,15 @@ template <typename T>
 std::unique_ptr<Backend> make_cuda_backend(const TaskDataView<T>& data, const Options& options) {
   std::string why;
   if (!cuda::device_usable(&why)) throw Error("device 'cuda' requested, but no usable CUDA device: " + why);
+  // Started by an MPI launcher with several processes a node: one GPU each, by the process's rank
+  // on its node (Open MPI, MPICH and Slurm say it), round robin over the node's GPUs.
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
+    if (const char* value = std::getenv(name)) {
+      int count = 0;
+      LRSMETA_CUDA_CHECK(cudaGetDeviceCount(&count));
+      LRSMETA_CUDA_CHECK(cudaSetDevice(std::atoi(value) % count));
+      break;
+    }
   return std::make_unique<cuda::CudaBackend<T>>(data, options);
 }
 template std::unique_ptr<Backend> make_cuda_backend(const TaskDataView<float>&, const Options&);
