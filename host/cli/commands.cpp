@@ -117,6 +117,9 @@ void with_mapped_shard(const DataArgs& a, Communicator& comm, F&& f, bool verbos
   MappedDataset<double> as_double;
   bool single = false;
   auto check = [&](const auto& ds) {
+    if (ds.t() == 0)
+      throw Error(a.path + " has " + std::to_string(ds.folder_tasks) + " tasks, too few for " + std::to_string(comm.size()) +
+                  " processes (each needs tasks of its own): use fewer processes");
     try {
       validate(ds.view(), true);
     } catch (const Error& e) {

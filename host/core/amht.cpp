@@ -727,6 +727,8 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
   Options options;
   std::vector<std::string> notes;
   try {
+    if (data.t == 0)
+      throw Error("data: this process's shard has no tasks (more processes than tasks, or than rows to balance: use fewer)");
     validate(data, true);
     if (control.checkpoint || control.resume)
       throw Error("options: checkpoints are not written in a fit over many processes yet (leave out --checkpoint and --resume)");

@@ -57,8 +57,8 @@ class DistributedBackend final : public Backend {
   // normalised by all rows. With one it is an unnormalised sum already.
   std::vector<double> spectral_moment(const PrivateRelease* release) override {
     std::vector<double> M = local_->spectral_moment(release);
-    if (!release)
-      for (double& x : M) x *= static_cast<double>(rows_);
+    if (!release)  // a shard of tasks without rows adds nothing (its own normalisation divided by 0)
+      for (double& x : M) x = rows_ > 0 ? x * static_cast<double>(rows_) : 0.0;
     sum(comm_, M);
     if (!release && total_rows_ > 0)
       for (double& x : M) x /= static_cast<double>(total_rows_);
