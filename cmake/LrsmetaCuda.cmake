@@ -24,6 +24,16 @@ if(NOT LRSMETA_CUDA STREQUAL "OFF")
       ${CMAKE_CURRENT_SOURCE_DIR}/kernels/normal_equations.cu
       ${CMAKE_CURRENT_SOURCE_DIR}/host/cuda/cuda_backend.cpp)
     set(LRSMETA_CUDA_LIBRARIES CUDA::cudart CUDA::cublas CUDA::cusolver)
+    # NCCL (shipped with the toolkit here): sums between GPUs on device buffers in a fit over many
+    # processes, each on a GPU. Optional: without it such a fit sums through MPI on the host.
+    find_path(LRSMETA_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+    find_library(LRSMETA_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib)
+    set(LRSMETA_WITH_NCCL OFF)
+    if(LRSMETA_NCCL_INCLUDE_DIR AND LRSMETA_NCCL_LIBRARY)
+      set(LRSMETA_WITH_NCCL ON)
+      list(APPEND LRSMETA_CUDA_LIBRARIES ${LRSMETA_NCCL_LIBRARY})
+    endif()
+    message(STATUS "lrsmeta: NCCL ${LRSMETA_WITH_NCCL} (${LRSMETA_NCCL_LIBRARY})")
   elseif(LRSMETA_CUDA STREQUAL "ON")
     message(FATAL_ERROR "LRSMETA_CUDA=ON, but no CUDA compiler was found (set CMAKE_CUDA_COMPILER)")
   endif()

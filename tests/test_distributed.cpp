@@ -9,6 +9,8 @@
 #include <fstream>
 #include <mutex>
 
+#include "core/distributed_backend.hpp"
+#include "cpu/cpu_backend.hpp"
 #include "lrsmeta/io.hpp"
 #include "test_helpers.hpp"
 #include "thread_communicator.hpp"
@@ -196,6 +198,73 @@ TEST(Distributed, ChoicesOnValidationRowsAndCheckpointsAreRefusedByEveryProcess)
     });
     ASSERT_EQ(messages.size(), 2u);
     EXPECT_NE(messages[0].find(what == 0 ? "--rank" : "checkpoints"), std::string::npos) << messages[0];
+  }
+}
+
+// A backend standing in for GPUs joined by NCCL: the CPU backend, taking the U step's sums over the
+// processes itself once it is handed them.
+class SelfSumming final : public core::Backend {
+ public:
+  SelfSumming(const TaskDataView<double>& data, const Options& o, bool able) : inner_(data, o), able_(able) {}
+  bool can_sum_in_place() const override { return able_; }
+  void sum_in_place_over(Communicator& processes) override { joined_ = &processes; }
+  void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v, const PrivacyOptions* bounds) override {
+    inner_.accumulate_normal_equations(G, v, bounds);
+    if (joined_) {
+      joined_->sum(G.data(), G.size());
+      joined_->sum(v.data(), v.size());
+    }
+  }
+  void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override { inner_.accumulate_rhs(v, W_hat); }
+  void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override {
+    inner_.apply_normal_operator(x, y);
+    if (joined_) joined_->sum(y.data(), y.size());
+  }
+  double set_U_step_solution(std::vector<double> s) override { return inner_.set_U_step_solution(std::move(s)); }
+  void set_U(const std::vector<double>& U) override { inner_.set_U(U); }
+  std::vector<double> get_U() const override { return inner_.get_U(); }
+  core::TaskStepTotals task_step_all(int k) override { return inner_.task_step_all(k); }
+  std::vector<double> spectral_moment(const core::PrivateRelease* release) override { return inner_.spectral_moment(release); }
+  void export_task_parameters(Model& m) const override { inner_.export_task_parameters(m); }
+  void import_task_parameters(const Model& m) override { inner_.import_task_parameters(m); }
+  void set_prior(const core::PriorState* p) override { inner_.set_prior(p); }
+  std::vector<double> beta() const override { return inner_.beta(); }
+  std::vector<double> last_R() const override { return inner_.last_R(); }
+  core::DataMoments data_moments() override { return inner_.data_moments(); }
+  bool joined() const { return joined_ != nullptr; }
+
+ private:
+  cpu::CpuBackend<double> inner_;
+  bool able_;
+  Communicator* joined_ = nullptr;
+};
+
+TEST(Distributed, BackendsThatSumInPlaceDoSoOnlyWhenAllCan) {
+  const SyntheticData syn = ragged(10);
+  const Options o = fixed_options();
+  const std::vector<double> U = testing::random_orthonormal(10, 2, 11);
+  cpu::CpuBackend<double> whole(syn.data.view(), o);
+  whole.set_U(U);
+  whole.task_step_all(1);
+  std::vector<double> G_whole, v_whole, x = testing::random_normal(20, 12), y_whole;
+  whole.accumulate_normal_equations(G_whole, v_whole);
+  whole.apply_normal_operator(x, y_whole);
+  for (bool all_able : {true, false}) {
+    testing::run_ranks(2, [&](Communicator& comm) {
+      const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
+      auto local = std::make_unique<SelfSumming>(mine.view(), o, all_able || comm.rank() == 0);
+      SelfSumming* stand_in = local.get();
+      auto backend = core::make_distributed_backend(std::move(local), comm, mine.n());
+      EXPECT_EQ(stand_in->joined(), all_able);  // one process that cannot: none sums in place
+      backend->set_U(U);
+      backend->task_step_all(1);
+      std::vector<double> G, v, y;
+      backend->accumulate_normal_equations(G, v);
+      backend->apply_normal_operator(x, y);
+      EXPECT_LT(max_difference(G, G_whole), 1e-10);  // summed once, by one or the other
+      EXPECT_LT(max_difference(v, v_whole), 1e-10);
+      EXPECT_LT(max_difference(y, y_whole), 1e-10);
+    });
   }
 }
 

@@ -107,6 +107,13 @@ class Backend {
 
   virtual DataMoments data_moments() = 0;
 
+  // Over many processes (core/distributed_backend.hpp): whether this backend can sum its U-step sums
+  // (G and v, cg's products and right-hand side) over the processes where they are, without the
+  // host (the CUDA backend with NCCL); when every process's can, each is handed the processes once
+  // (a collective call) and from then on returns those sums already summed over them.
+  virtual bool can_sum_in_place() const { return false; }
+  virtual void sum_in_place_over(Communicator& processes);
+
 };
 
 template <typename T>

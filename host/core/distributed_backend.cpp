@@ -13,6 +13,10 @@ class DistributedBackend final : public Backend {
       : local_(std::move(local)), comm_(comm), rows_(local_rows) {
     total_rows_ = rows_;
     comm_.sum(&total_rows_, 1);
+    // Where every process's backend can (GPUs with NCCL), the U step's large sums stay on the
+    // devices; one process that cannot (a CPU, a build without NCCL) sends them all through MPI.
+    in_place_ = !any(comm_, !local_->can_sum_in_place());
+    if (in_place_) local_->sum_in_place_over(comm_);
   }
 
   void set_U(const std::vector<double>& U) override { local_->set_U(U); }
@@ -37,6 +41,7 @@ class DistributedBackend final : public Backend {
 
   void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v, const PrivacyOptions* bounds) override {
     local_->accumulate_normal_equations(G, v, bounds);
+    if (in_place_) return;
     sum(comm_, G);
     sum(comm_, v);
   }
@@ -44,12 +49,13 @@ class DistributedBackend final : public Backend {
 
   void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override {
     local_->accumulate_rhs(v, W_hat);
+    if (in_place_) return;
     sum(comm_, v);
     sum(comm_, W_hat);
   }
   void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override {
     local_->apply_normal_operator(x, y);
-    sum(comm_, y);
+    if (!in_place_) sum(comm_, y);
   }
   double set_U_step_solution(std::vector<double> solution) override { return local_->set_U_step_solution(std::move(solution)); }
 
@@ -84,6 +90,7 @@ class DistributedBackend final : public Backend {
   std::unique_ptr<Backend> local_;
   Communicator& comm_;
   std::int64_t rows_ = 0, total_rows_ = 0;
+  bool in_place_ = false;  // the local backend sums the U step's sums itself
 };
 
 }  // namespace

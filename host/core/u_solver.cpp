@@ -98,6 +98,8 @@ std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<d
   throw Error("U update: the dr x dr system is not positive definite even with a ridge");
 }
 
+void Backend::sum_in_place_over(Communicator&) { throw Error("this backend sums nothing over processes itself"); }
+
 double Backend::update_U_direct(const PrivateRelease*) {
   throw Error("U update: this backend forms the direct solve's sums only (accumulate_normal_equations)");
 }

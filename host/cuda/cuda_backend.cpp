@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -184,6 +186,8 @@ class CudaBackend final : public core::Backend {
       LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, r_, r_, static_cast<int>(count), &one,
                                        Wm_.data(), r_, Wc_.data(), r_, &one, W_hat_.data(), r_));
     }
+    sum_over_gpus(v_);
+    sum_over_gpus(W_hat_);
     v.resize(v_.size());
     W_hat.resize(W_hat_.size());
     copy_to_host(v, v_);
@@ -210,6 +214,7 @@ class CudaBackend final : public core::Backend {
       LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one, g_.data(),
                                        d_, W_.data() + first * r_, r_, &one, product_.data(), d_));
     }
+    sum_over_gpus(product_);
     y.resize(dr);
     copy_to_host(y, product_);
   }
@@ -226,11 +231,14 @@ class CudaBackend final : public core::Backend {
   // One process: G is formed, noised and factored on the device (only scalars come back).
   bool solves_U_in_place() const override { return true; }
 
-  // Over many processes: the device's G and v, copied to the host for the sum.
+  // Over many processes: the device's G and v (summed over the GPUs by NCCL where it joined them),
+  // copied to the host for rank 0's solve.
   void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v, const PrivacyOptions* bounds) override {
     core::PrivateRelease release;
     if (bounds) release.bounds = *bounds;
     accumulate_on_device(bounds ? &release : nullptr);
+    sum_over_gpus(G_);
+    sum_over_gpus(v_);
     G.resize(G_.size());
     v.resize(v_.size());
     copy_to_host(G, G_);
@@ -401,7 +409,33 @@ class CudaBackend final : public core::Backend {
     stream_.synchronize();
   }
 
+ #ifdef LRSMETA_HAVE_NCCL
+  bool can_sum_in_place() const override { return true; }
+  // Collective: rank 0's NCCL id goes to every process (through the fit's communicator), and each
+  // joins the GPUs' NCCL communicator with it.
+  void sum_in_place_over(Communicator& processes) override {
+    ncclUniqueId id{};
+    if (processes.rank() == 0) LRSMETA_NCCL_CHECK(ncclGetUniqueId(&id));
+    std::string bytes(reinterpret_cast<const char*>(&id), sizeof id);
+    processes.broadcast(bytes, 0);
+    if (bytes.size() != sizeof id) throw Error("CUDA backend: the NCCL id has the wrong size");
+    std::memcpy(&id, bytes.data(), sizeof id);
+    nccl_ = std::make_unique<NcclCommunicator>(processes.size(), id, processes.rank());
+  }
+#endif
+
  private:
+  // With NCCL joined: `buffer` summed over the processes' GPUs, in place, on the backend's stream
+  // (every process gets the same values). Without: nothing (the host sums, or there is one process).
+  void sum_over_gpus(DeviceBuffer<double>& buffer) {
+#ifdef LRSMETA_HAVE_NCCL
+    if (nccl_ && buffer.size() > 0)
+      LRSMETA_NCCL_CHECK(ncclAllReduce(buffer.data(), buffer.data(), buffer.size(), ncclDouble, ncclSum, nccl_->get(), stream_.get()));
+#else
+    (void)buffer;
+#endif
+  }
+
   // The most rows any task of tasks first .. first + count - 1 has (sizes a kernel's shared memory).
   std::int64_t max_rows(std::int64_t first, std::int64_t count) const {
     std::int64_t most = 0;
@@ -501,6 +535,9 @@ class CudaBackend final : public core::Backend {
   DeviceBuffer<std::int32_t> B_index_;
   DeviceBuffer<int> info_;
   double last_change_ = 0.0;
+#ifdef LRSMETA_HAVE_NCCL
+  std::unique_ptr<NcclCommunicator> nccl_;  // the fit's GPUs, where every process trains on one
+#endif
 };
 
 }  // namespace

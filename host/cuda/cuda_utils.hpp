@@ -6,6 +6,9 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cusolverDn.h>
+#ifdef LRSMETA_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 #include <cstddef>
 #include <string>
@@ -35,6 +38,16 @@ namespace lrsmeta::cuda {
       ::lrsmeta::cuda::throw_cuda_error(#call, static_cast<int>(lrsmeta_status_),                  \
                                         cublasGetStatusName(lrsmeta_status_), __FILE__, __LINE__); \
   } while (0)
+
+#ifdef LRSMETA_HAVE_NCCL
+#define LRSMETA_NCCL_CHECK(call)                                                                   \
+  do {                                                                                             \
+    const ncclResult_t lrsmeta_status_ = (call);                                                   \
+    if (lrsmeta_status_ != ncclSuccess)                                                            \
+      ::lrsmeta::cuda::throw_cuda_error(#call, static_cast<int>(lrsmeta_status_),                  \
+                                        ncclGetErrorString(lrsmeta_status_), __FILE__, __LINE__);  \
+  } while (0)
+#endif
 
 #define LRSMETA_CUSOLVER_CHECK(call)                                                               \
   do {                                                                                             \
@@ -131,6 +144,21 @@ class CusolverHandle {
  private:
   cusolverDnHandle_t handle_ = nullptr;
 };
+
+#ifdef LRSMETA_HAVE_NCCL
+// One NCCL communicator (this process's GPU among the fit's processes); destroyed with its owner.
+class NcclCommunicator {
+ public:
+  NcclCommunicator(int processes, const ncclUniqueId& id, int rank) { LRSMETA_NCCL_CHECK(ncclCommInitRank(&comm_, processes, id, rank)); }
+  ~NcclCommunicator() { ncclCommDestroy(comm_); }
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+  ncclComm_t get() const { return comm_; }
+
+ private:
+  ncclComm_t comm_ = nullptr;
+};
+#endif
 
 template <typename T>
 void copy_to_device(DeviceBuffer<T>& dst, const T* src, std::size_t count, cudaStream_t stream) {
