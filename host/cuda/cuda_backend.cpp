@@ -410,7 +410,18 @@ class CudaBackend final : public core::Backend {
   }
 
  #ifdef LRSMETA_HAVE_NCCL
-  bool can_sum_in_place() const override { return true; }
+  // NCCL takes one process a GPU: where the launcher put more processes on this node than it has
+  // GPUs (they share one), the sums go through MPI instead.
+  bool can_sum_in_place() const override {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
+      if (const char* value = std::getenv(name)) return std::atoi(value) <= devices;
+    return false;  // the processes on this node are unknown: a shared GPU cannot be ruled out
+  }
   // Collective: rank 0's NCCL id goes to every process (through the fit's communicator), and each
   // joins the GPUs' NCCL communicator with it.
   void sum_in_place_over(Communicator& processes) override {
