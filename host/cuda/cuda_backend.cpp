@@ -188,8 +188,6 @@ class CudaBackend final : public core::Backend {
     }
     sum_over_gpus(v_);
     sum_over_gpus(W_hat_);
-    v.resize(v_.size());
-    W_hat.resize(W_hat_.size());
     copy_to_host(v, v_);
     copy_to_host(W_hat, W_hat_);
   }
@@ -215,7 +213,6 @@ class CudaBackend final : public core::Backend {
                                        d_, W_.data() + first * r_, r_, &one, product_.data(), d_));
     }
     sum_over_gpus(product_);
-    y.resize(dr);
     copy_to_host(y, product_);
   }
 
@@ -239,8 +236,6 @@ class CudaBackend final : public core::Backend {
     accumulate_on_device(bounds ? &release : nullptr);
     sum_over_gpus(G_);
     sum_over_gpus(v_);
-    G.resize(G_.size());
-    v.resize(v_.size());
     copy_to_host(G, G_);
     copy_to_host(v, v_);
   }
@@ -380,8 +375,6 @@ class CudaBackend final : public core::Backend {
       yty += part;
     }
     core::DataMoments moments;
-    moments.XtX.resize(XtX.size());
-    moments.Xty.resize(Xty.size());
     copy_to_host(moments.XtX, XtX);
     copy_to_host(moments.Xty, Xty);
     for (int a = 0; a < d_; ++a)
@@ -455,9 +448,9 @@ class CudaBackend final : public core::Backend {
     return most;
   }
 
-  // A device buffer's contents into a host vector of the same size, on the backend's stream.
+  // A device buffer's contents into a host vector (resized to it), on the backend's stream.
   void copy_to_host(std::vector<double>& host, const DeviceBuffer<double>& device) const {
-    if (host.size() != device.size()) throw Error("CUDA backend: a copy to the host has mismatched sizes");
+    host.resize(device.size());
     if (!host.empty())
       LRSMETA_CUDA_CHECK(cudaMemcpyAsync(host.data(), device.data(), host.size() * sizeof(double), cudaMemcpyDeviceToHost, stream_.get()));
     stream_.synchronize();
