@@ -598,6 +598,9 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
           throw Interrupted(by + " while choosing on validation rows; no model was written and there is no checkpoint yet "
                                  "(one is written once the final fit starts)", interrupt_signal());
         const std::string after = "after outer iteration " + std::to_string(e.iteration());
+        if (comm)
+          throw Interrupted(by + " " + after + "; no model was written (over many processes there are no checkpoints yet)",
+                            interrupt_signal());
         if (checkpoint_to.empty())
           throw Interrupted(by + " " + after + "; no model was written (give --checkpoint DIR to be able to resume)",
                             interrupt_signal());

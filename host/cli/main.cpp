@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const lrsmeta::cli::Interrupted& e) {
-    std::cerr << "lrsmeta: " << e.what() << "\n";
+    // Over many processes every one stops together: rank 0 says so.
+    if (lrsmeta::cli::process_rank() == 0) std::cerr << "lrsmeta: " << e.what() << "\n";
     return 128 + e.signal();
   } catch (const std::exception& e) {
     // Name the subcommand that failed ("lrsmeta eval: error: ...").
