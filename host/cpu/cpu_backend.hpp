@@ -1,5 +1,5 @@
-// The CPU backend: OpenMP over tasks for the task steps and for building G and v; OpenBLAS for the
-// chunked GEMM that forms G and LAPACK for the dr x dr Cholesky and the QR of U.
+// The CPU backend: OpenMP over tasks for the task steps, for building G and v and for cg's passes;
+// OpenBLAS for the chunked GEMM that forms G and LAPACK for the QR of U (the core solves G).
 #pragma once
 
 #include <cstdint>
