@@ -2,8 +2,8 @@
 # The command line under mpirun: train over 2 and 3 processes equals train in one (to 1e-10), with
 # and without the prior, cg and private training (fixed noise seed); each process reads only its
 # rows (the loader's counters, train -v); predict writes the folder's row order; eval and adapt
-# agree; one process's bad data ends every process with its message (never a hang); CSV input and
-# choices on validation rows are refused with what to do instead.
+# agree; one process's bad data ends every process with its message, and so does one process failing
+# alone (never a hang); CSV input and choices on validation rows are refused with what to do instead.
 # Usage: LRSMETA=path/to/lrsmeta MPIEXEC=path/to/mpiexec mpi_end_to_end.sh WORK_DIR
 set -euo pipefail
 work=$1
@@ -86,6 +86,13 @@ if run 3 "$bin" train --data bad --out broken "${fixed[@]}" --prior none > out.t
 grep -q "rank 2: data: X has a non-finite value" err.txt || fail "the failing process's message is missing: $(cat err.txt)"
 grep -q "row 8000" err.txt || fail "the message does not say where the process's rows start: $(cat err.txt)"
 [[ ! -e broken ]] || fail "a model was written from bad data"
+
+# One process failing alone (rank 0 cannot write the metrics, after the others are done): the job
+# ends through MPI_Abort with its message, within the time limit.
+if run 2 "$bin" train --data data --out alone "${fixed[@]}" --prior none --iterations 2 --metrics-out nowhere/m.json > out.txt 2> err.txt; then
+  fail "an unwritable metrics file was accepted"
+fi
+grep -q "rank 0: nowhere/m.json: cannot open for writing" err.txt || fail "the failing process's message is missing: $(cat err.txt)"
 
 # What over many processes is refused, with what to do instead.
 printf 'task,x,y\na,1,2\nb,2,3\n' > table.csv
