@@ -3,7 +3,8 @@
 # and without the prior, cg and private training (fixed noise seed); each process reads only its
 # rows (the loader's counters, train -v); predict writes the folder's row order; eval and adapt
 # agree; one process's bad data ends every process with its message, and so does one process failing
-# alone (never a hang); CSV input and choices on validation rows are refused with what to do instead.
+# alone (never a hang); checkpoints are written and resumed; CSV input and choices on validation rows
+# are refused with what to do instead.
 # Usage: LRSMETA=path/to/lrsmeta MPIEXEC=path/to/mpiexec mpi_end_to_end.sh WORK_DIR
 set -euo pipefail
 work=$1
@@ -87,6 +88,17 @@ grep -q "rank 2: data: X has a non-finite value" err.txt || fail "the failing pr
 grep -q "row 8000" err.txt || fail "the message does not say where the process's rows start: $(cat err.txt)"
 [[ ! -e broken ]] || fail "a model was written from bad data"
 
+# Checkpoints over many processes: written whole by rank 0, resumed by as many processes (here
+# after the last iteration: the resumed run writes the same model), refused by another number.
+rm -rf ck resumed
+run 2 "$bin" train --data data --out ckmodel "${fixed[@]}" --prior none --checkpoint ck > /dev/null
+[[ -f ck/latest ]] || fail "no checkpoint written over many processes"
+run 2 "$bin" train --data data --out resumed "${fixed[@]}" --prior none --resume ck > resumed.txt
+grep -q "resuming from ck after iteration 8" resumed.txt || fail "the resume does not say where it starts: $(cat resumed.txt)"
+same_model ckmodel resumed
+if run 3 "$bin" train --data data --out m "${fixed[@]}" --prior none --resume ck > out.txt 2> err.txt; then fail "3 processes resumed 2's checkpoint"; fi
+grep -q "made by 2 process(es)" err.txt || fail "the refusal does not name the processes: $(cat err.txt)"
+
 # One process failing alone (rank 0 cannot write the metrics, after the others are done): the job
 # ends through MPI_Abort with its message, within the time limit.
 if run 2 "$bin" train --data data --out alone "${fixed[@]}" --prior none --metrics-out nowhere/m.json > out.txt 2> err.txt; then
@@ -100,6 +112,4 @@ if run 2 "$bin" train --data table.csv --target y --task task --out m -r 1 -k 0 
 grep -q "lrsmeta convert" err.txt || fail "CSV under mpirun does not name lrsmeta convert: $(cat err.txt)"
 if run 2 "$bin" train --data data --out m > out.txt 2> err.txt; then fail "a choice on validation rows was accepted"; fi
 grep -q -- "--rank" err.txt || fail "the refusal of the choice does not name --rank: $(cat err.txt)"
-if run 2 "$bin" train --data data --out m "${fixed[@]}" --prior none --checkpoint ck > out.txt 2> err.txt; then fail "checkpoints accepted"; fi
-grep -q "checkpoints" err.txt || fail "the refusal of checkpoints does not say so: $(cat err.txt)"
 echo "mpi_end_to_end: all checks passed"

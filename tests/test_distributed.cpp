@@ -177,7 +177,7 @@ TEST(Distributed, OneShardsBadDataStopsEveryProcessWithItsMessage) {
   }
 }
 
-TEST(Distributed, ChoicesOnValidationRowsAndCheckpointsAreRefusedByEveryProcess) {
+TEST(Distributed, ChoicesOnValidationRowsAreRefusedByEveryProcess) {
   const SyntheticData syn = ragged(7);
   for (int what = 0; what < 2; ++what) {
     std::mutex lock;
@@ -188,7 +188,7 @@ TEST(Distributed, ChoicesOnValidationRowsAndCheckpointsAreRefusedByEveryProcess)
       FitControl control;
       control.communicator = &comm;
       if (what == 0) o.rank_candidates = {1, 2};
-      else control.checkpoint = [](const Checkpoint&) {};
+      else o.sparse_prior_scale = -1, o.prior = Prior::automatic;  // the b prior's scale chosen
       try {
         fit(mine.view(), o, control);
       } catch (const CollectiveError& e) {
@@ -197,7 +197,7 @@ TEST(Distributed, ChoicesOnValidationRowsAndCheckpointsAreRefusedByEveryProcess)
       }
     });
     ASSERT_EQ(messages.size(), 2u);
-    EXPECT_NE(messages[0].find(what == 0 ? "--rank" : "checkpoints"), std::string::npos) << messages[0];
+    EXPECT_NE(messages[0].find(what == 0 ? "--rank" : "--sparse-prior-scale"), std::string::npos) << messages[0];
   }
 }
 
@@ -318,6 +318,70 @@ TEST_F(DistributedFiles, ShardsReadOnlyTheirRowsAndTheModelIsWrittenWhole) {
   EXPECT_LT(max_difference(read_npy_as<double>((dir_ / "predictions.npy").string(), nullptr), predicted), 1e-9);
   for (const auto& entry : fs::directory_iterator(dir_))  // no temporary left behind
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+// Stopped after 3 of 6 iterations, each process's checkpoint written whole by rank 0 and read back
+// with only its tasks: the resumed fit gives the uninterrupted fit's model. A resume by another
+// number of processes is refused by all.
+TEST_F(DistributedFiles, AStoppedFitResumesFromItsCheckpointToTheSameModel) {
+  const SyntheticData syn = ragged(12);
+  Options o = fixed_options();
+  o.prior = Prior::automatic;
+  o.sparse_prior_scale = 0.1;
+  o.support_threshold = 2.0;
+  o.covariance_shrinkage = 10.0;
+  const std::vector<Model> uninterrupted = fit_in_shards(syn.data, o, 2);
+  const std::string dir = (dir_ / "checkpoints").string();
+  testing::run_ranks(2, [&](Communicator& comm) {
+    const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
+    FitControl control;
+    control.communicator = &comm;
+    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir, comm); };
+    int polls = 0;
+    control.stop = [&] { return ++polls >= 3; };
+    EXPECT_THROW(fit(mine.view(), o, control), Stopped);
+  });
+  const Checkpoint whole = load_checkpoint(dir);
+  EXPECT_EQ(whole.iteration, 3);
+  EXPECT_EQ(whole.processes, 2);
+  EXPECT_EQ(whole.model.t, syn.data.t());
+  std::vector<Model> resumed(2);
+  testing::run_ranks(2, [&](Communicator& comm) {
+    const TaskRange range = shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size());
+    const Dataset<double> mine = shard_of(syn.data, range);
+    const Checkpoint part = load_checkpoint_tasks(dir, range.first, range.end - range.first, comm.rank() == 0);
+    FitControl control;
+    control.communicator = &comm;
+    control.resume = &part;
+    resumed[static_cast<std::size_t>(comm.rank())] = fit(mine.view(), o, control);
+  });
+  // To rounding, not bit for bit: threads standing in for processes share OpenBLAS's one global
+  // thread count, which each process's BLAS guard sets and restores (separate processes do not).
+  for (int q = 0; q < 2; ++q) {
+    EXPECT_LT(max_difference(resumed[static_cast<std::size_t>(q)].U, uninterrupted[static_cast<std::size_t>(q)].U), 1e-10);
+    EXPECT_LT(max_difference(resumed[static_cast<std::size_t>(q)].W, uninterrupted[static_cast<std::size_t>(q)].W), 1e-10);
+    EXPECT_EQ(resumed[static_cast<std::size_t>(q)].B_index, uninterrupted[static_cast<std::size_t>(q)].B_index);
+    EXPECT_LT(max_difference(resumed[static_cast<std::size_t>(q)].B_value, uninterrupted[static_cast<std::size_t>(q)].B_value), 1e-10);
+    EXPECT_EQ(resumed[static_cast<std::size_t>(q)].history.size(), uninterrupted[static_cast<std::size_t>(q)].history.size());
+  }
+  std::mutex lock;
+  std::vector<std::string> messages;
+  testing::run_ranks(3, [&](Communicator& comm) {
+    const TaskRange range = shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size());
+    const Dataset<double> mine = shard_of(syn.data, range);
+    const Checkpoint part = load_checkpoint_tasks(dir, range.first, range.end - range.first);
+    FitControl control;
+    control.communicator = &comm;
+    control.resume = &part;
+    try {
+      fit(mine.view(), o, control);
+    } catch (const CollectiveError& e) {
+      std::lock_guard<std::mutex> guard(lock);
+      messages.push_back(e.what());
+    }
+  });
+  ASSERT_EQ(messages.size(), 3u);
+  EXPECT_NE(messages[0].find("made by 2 process(es)"), std::string::npos) << messages[0];
 }
 
 TEST_F(DistributedFiles, AFolderWithTaskIdsOrACsvIsRefusedNamingConvert) {

@@ -159,6 +159,10 @@ template <typename T>
 std::int64_t all_tasks(const MappedDataset<T>& ds) { return ds.folder_tasks; }
 template <typename T>
 std::int64_t all_tasks(const Dataset<T>& ds) { return ds.t(); }
+template <typename T>
+std::int64_t first_task_of(const MappedDataset<T>& ds) { return ds.first_task; }
+template <typename T>
+std::int64_t first_task_of(const Dataset<T>&) { return 0; }
 
 // The processes of this run when it was started by mpirun (or srun) with more than one; else null.
 Communicator* distributed_processes() {
@@ -509,15 +513,15 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     Communicator* comm = distributed_processes();
     const bool root = !comm || comm->rank() == 0;
     if (!root) std::cout.setstate(std::ios::badbit);  // the others print nothing
-    if (comm && (!checkpoint_dir->empty() || !resume_dir->empty()))
-      throw CollectiveError("checkpoints are not written in training over many processes yet (leave out --checkpoint and --resume)");
     // Checkpoints: into --checkpoint, else on into the folder resumed from.
     const std::string checkpoint_to = !checkpoint_dir->empty() ? *checkpoint_dir : *resume_dir;
     std::unique_ptr<Checkpoint> resume_from;
     if (!resume_dir->empty()) {
-      resume_from = std::make_unique<Checkpoint>(load_checkpoint(*resume_dir));
+      // Over many processes each reads its own tasks' part, once its shard of the data is known.
+      if (!comm) resume_from = std::make_unique<Checkpoint>(load_checkpoint(*resume_dir));
     } else if (!checkpoint_dir->empty() && has_checkpoint(*checkpoint_dir)) {
-      throw Error(*checkpoint_dir + " holds a checkpoint already (iteration " + std::to_string(load_checkpoint(*checkpoint_dir).iteration) +
+      throw Error(*checkpoint_dir + " holds a checkpoint already (iteration " +
+                  std::to_string(load_checkpoint_tasks(*checkpoint_dir, 0, 0, false).iteration) +
                   "): continue it with --resume " + *checkpoint_dir + ", or remove the folder to start again");
     } else if (!checkpoint_dir->empty() && fs::exists(*checkpoint_dir) &&
                (!fs::is_directory(*checkpoint_dir) || !fs::is_empty(*checkpoint_dir))) {
@@ -548,7 +552,8 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     if (!checkpoint_to.empty()) {
       control.checkpoint = [&](const Checkpoint& c) {
         const auto start = std::chrono::steady_clock::now();
-        save_checkpoint(c, checkpoint_to);
+        if (comm) save_checkpoint(c, checkpoint_to, *comm);
+        else save_checkpoint(c, checkpoint_to);
         if (progress.lines)
           std::fprintf(stderr, "checkpoint of iteration %d written to %s in %.2f s\n", c.iteration, checkpoint_to.c_str(),
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -565,6 +570,17 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                      static_cast<long long>(all_rows(ds)), static_cast<long long>(all_tasks(ds)), static_cast<long long>(ds.d),
                      sizeof(*ds.view().X) == sizeof(float) ? "float" : "double", load_seconds,
                      comm ? (" (rank 0's shard: " + std::to_string(ds.t()) + " tasks; " + std::to_string(comm->size()) + " processes)").c_str() : "");
+      if (comm && !resume_dir->empty()) {
+        std::string failure;
+        try {  // rank 0 checks the files' hashes; each reads its tasks' rows
+          resume_from = std::make_unique<Checkpoint>(load_checkpoint_tasks(*resume_dir, first_task_of(ds), ds.t(), comm->rank() == 0));
+        } catch (const std::exception& e) {
+          failure = e.what();
+        }
+        const std::string first = comm->first_error(failure);
+        if (!first.empty()) throw CollectiveError(first);
+        control.resume = resume_from.get();
+      }
       if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
       if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
       std::vector<std::string> chosen;
@@ -598,14 +614,11 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
           throw Interrupted(by + " while choosing on validation rows; no model was written and there is no checkpoint yet "
                                  "(one is written once the final fit starts)", interrupt_signal());
         const std::string after = "after outer iteration " + std::to_string(e.iteration());
-        if (comm)
-          throw Interrupted(by + " " + after + "; no model was written (over many processes there are no checkpoints yet)",
-                            interrupt_signal());
         if (checkpoint_to.empty())
           throw Interrupted(by + " " + after + "; no model was written (give --checkpoint DIR to be able to resume)",
                             interrupt_signal());
         throw Interrupted(by + " " + after + "; the checkpoint is in " + checkpoint_to + "; to continue:\n  " +
-                              resume_command(command_line, checkpoint_to), interrupt_signal());
+                              (comm ? "mpirun -np " + std::to_string(comm->size()) + " " : std::string()) + resume_command(command_line, checkpoint_to), interrupt_signal());
       }
       progress.done();
       model.task_keys = ds.task_keys;

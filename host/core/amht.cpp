@@ -718,42 +718,96 @@ std::vector<int> default_sparsity_candidates(std::int64_t d) {
   return out;
 }
 
+// Whether checkpoint c may be resumed by a fit whose checkpoints would say `header` (its data, the
+// options asked, the number of processes); throws naming what differs.
+void check_resume(const Checkpoint& c, const Checkpoint& h) {
+  auto dims = [](const Checkpoint& x) {
+    return "n = " + std::to_string(x.n) + ", d = " + std::to_string(x.d) + ", t = " + std::to_string(x.t) + ", " +
+           (x.value_bytes == 4 ? "float" : "double");
+  };
+  if (c.n != h.n || c.d != h.d || c.t != h.t || c.value_bytes != h.value_bytes)
+    throw Error("resume: the checkpoint was made on other data (" + dims(c) + "); this data has " + dims(h));
+  if (c.processes != h.processes)
+    throw Error("resume: the checkpoint was made by " + std::to_string(c.processes) + " process(es); resume it with as many (this run has " +
+                std::to_string(h.processes) + ")");
+  if (c.data_fingerprint != h.data_fingerprint)
+    throw Error("resume: the checkpoint was made on other data (same sizes, different contents: its fingerprint differs)");
+  Options theirs = c.asked, ours = h.asked;
+  theirs.threads = ours.threads = 0;  // threads may differ (the result then differs by rounding)
+  const std::vector<std::string> differences = option_differences(theirs, ours);
+  if (!differences.empty()) {
+    std::string text;
+    for (const std::string& x : differences) text += (text.empty() ? "" : "; ") + x;
+    throw Error("resume: the checkpoint was made with other options (checkpoint against this run: " + text + ")");
+  }
+}
+
+// The options a resumed fit runs with: those in effect when the checkpoint was made (after any
+// choice), with this run's threads.
+Options options_to_resume(const Checkpoint& c, const Options& asked) {
+  Options options = c.model.options;
+  options.threads = asked.threads;
+  return options;
+}
+
 // A fit over many processes: each checks its shard and the options, and all stop with the first
 // failing process's message (before any of them waits on the others in the fit itself).
 template <typename T>
-Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const FitControl& control) {
+Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const FitControl& control, Checkpoint& header) {
   Communicator& comm = *control.communicator;
   std::string failure;
-  Options options;
   std::vector<std::string> notes;
-  try {
-    if (data.t == 0)
-      throw Error("data: this process's shard has no tasks (more processes than tasks, or than rows to balance: use fewer)");
-    validate(data, true);
-    if (control.checkpoint || control.resume)
-      throw Error("options: checkpoints are not written in a fit over many processes yet (leave out --checkpoint and --resume)");
-    if (!asked.rank_candidates.empty() || !asked.sparsity_candidates.empty() ||
-        (asked.prior == Prior::automatic && !asked.privacy.enabled &&
-         (asked.sparse_prior_scale < 0 || asked.support_threshold < 0 || asked.covariance_shrinkage < 0)))
-      throw Error("options: a fit over many processes does not choose on validation rows: give r and k (--rank, --sparsity) "
-                  "and, with the prior, --sparse-prior-scale, --support-threshold and --covariance-shrinkage (or --prior none); "
-                  "choose them first in one process on a sample of the tasks");
-    validate(asked, data.d);
-    options = resolved(asked, &notes);
-    options.rank_candidates.clear();
-    options.sparsity_candidates.clear();
-    validate(options, data.d);
-    refuse_if_too_big(data, options, false);
-  } catch (const std::exception& e) {
-    failure = e.what();
-  }
-  const std::string first = comm.first_error(failure);
+  // Each process's checks; the options in effect where they pass (the asked ones where not: unused).
+  const Options options = [&]() -> Options {
+    try {
+      if (data.t == 0)
+        throw Error("data: this process's shard has no tasks (more processes than tasks, or than rows to balance: use fewer)");
+      validate(data, true);
+      if (control.checkpoint && control.checkpoint_every < 1)
+        throw Error("options: checkpoints every " + std::to_string(control.checkpoint_every) + " iterations: must be at least 1");
+      if (!asked.rank_candidates.empty() || !asked.sparsity_candidates.empty() ||
+          (asked.prior == Prior::automatic && !asked.privacy.enabled &&
+           (asked.sparse_prior_scale < 0 || asked.support_threshold < 0 || asked.covariance_shrinkage < 0)))
+        throw Error("options: a fit over many processes does not choose on validation rows: give r and k (--rank, --sparsity) "
+                    "and, with the prior, --sparse-prior-scale, --support-threshold and --covariance-shrinkage (or --prior none); "
+                    "choose them first in one process on a sample of the tasks");
+      validate(asked, data.d);
+      Options in_effect = resolved(asked, &notes);
+      in_effect.rank_candidates.clear();
+      in_effect.sparsity_candidates.clear();
+      validate(in_effect, data.d);
+      refuse_if_too_big(data, in_effect, false);
+      return in_effect;
+    } catch (const std::exception& e) {
+      failure = e.what();
+      return asked;
+    }
+  }();
+  std::string first = comm.first_error(failure);
   if (!first.empty()) throw CollectiveError(first);
   FitRun run;
   run.on_iteration = control.on_iteration;
   run.stop = control.stop;
   run.final_fit = true;
   run.communicator = &comm;
+  run.checkpoint = control.checkpoint;
+  run.checkpoint_every = control.checkpoint_every;
+  run.resume = control.resume;
+  if (control.checkpoint || control.resume) core::fill_distributed_checkpoint_header(header, data, asked, comm);
+  run.header = &header;
+  if (const Checkpoint* c = control.resume) {
+    try {
+      check_resume(*c, header);
+      validate(options_to_resume(*c, asked), data.d);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    first = comm.first_error(failure);
+    if (!first.empty()) throw CollectiveError(first);
+    Model model = fit_fixed(data, options_to_resume(*c, asked), run);
+    model.notes.insert(model.notes.begin(), c->model.notes.begin(), c->model.notes.end());
+    return model;
+  }
   Model model = fit_fixed(data, options, run);
   model.notes.insert(model.notes.begin(), notes.begin(), notes.end());
   return model;
@@ -761,11 +815,12 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
 
 template <typename T>
 Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& control) {
-  if (control.communicator && control.communicator->size() > 1) return fit_distributed(data, asked, control);
+  // What every checkpoint says about the data and the options asked, and what a resume checks.
+  Checkpoint header;
+  if (control.communicator && control.communicator->size() > 1) return fit_distributed(data, asked, control, header);
   validate(data, true);
   if (control.checkpoint && control.checkpoint_every < 1)
     throw Error("options: checkpoints every " + std::to_string(control.checkpoint_every) + " iterations: must be at least 1");
-  // What every checkpoint says about the data and the options asked, and what a resume checks.
   FitRun final_run;
   final_run.on_iteration = control.on_iteration;
   final_run.stop = control.stop;
@@ -773,7 +828,6 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
   final_run.checkpoint = control.checkpoint;
   final_run.checkpoint_every = control.checkpoint_every;
   final_run.resume = control.resume;
-  Checkpoint header;
   final_run.header = &header;
   if (control.checkpoint || control.resume) {
     Checkpoint& h = header;
@@ -785,25 +839,8 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     h.data_fingerprint = core::data_fingerprint(data);
   }
   if (const Checkpoint* c = control.resume) {
-    const Checkpoint& h = header;
-    auto dims = [](const Checkpoint& x) {
-      return "n = " + std::to_string(x.n) + ", d = " + std::to_string(x.d) + ", t = " + std::to_string(x.t) + ", " +
-             (x.value_bytes == 4 ? "float" : "double");
-    };
-    if (c->n != h.n || c->d != h.d || c->t != h.t || c->value_bytes != h.value_bytes)
-      throw Error("resume: the checkpoint was made on other data (" + dims(*c) + "); this data has " + dims(h));
-    if (c->data_fingerprint != h.data_fingerprint)
-      throw Error("resume: the checkpoint was made on other data (same sizes, different contents: its fingerprint differs)");
-    Options theirs = c->asked, ours = asked;
-    theirs.threads = ours.threads = 0;  // threads may differ (the result then differs by rounding)
-    const std::vector<std::string> differences = option_differences(theirs, ours);
-    if (!differences.empty()) {
-      std::string text;
-      for (const std::string& x : differences) text += (text.empty() ? "" : "; ") + x;
-      throw Error("resume: the checkpoint was made with other options (checkpoint against this run: " + text + ")");
-    }
-    Options options = c->model.options;
-    options.threads = asked.threads;
+    check_resume(*c, header);
+    const Options options = options_to_resume(*c, asked);
     validate(options, data.d);
     refuse_if_too_big(data, options, false);
     Model model = fit_fixed(data, options, final_run);

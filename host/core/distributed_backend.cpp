@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "core/communicator.hpp"
+#include "core/fingerprint.hpp"
 
 namespace lrsmeta::core {
 namespace {
@@ -94,6 +95,24 @@ class DistributedBackend final : public Backend {
 };
 
 }  // namespace
+
+template <typename T>
+void fill_distributed_checkpoint_header(Checkpoint& header, const TaskDataView<T>& data, const Options& asked, Communicator& comm) {
+  std::vector<std::int64_t> prints(static_cast<std::size_t>(comm.size()) + 2, 0);
+  prints[static_cast<std::size_t>(comm.rank())] = static_cast<std::int64_t>(data_fingerprint(data));
+  prints[prints.size() - 2] = data.n;
+  prints[prints.size() - 1] = data.t;
+  comm.sum(prints.data(), prints.size());
+  header.asked = asked;
+  header.n = prints[prints.size() - 2];
+  header.d = data.d;
+  header.t = prints[prints.size() - 1];
+  header.value_bytes = static_cast<int>(sizeof(T));
+  header.data_fingerprint = content_hash(prints.data(), static_cast<std::size_t>(comm.size()) * sizeof(std::int64_t));
+  header.processes = comm.size();
+}
+template void fill_distributed_checkpoint_header(Checkpoint&, const TaskDataView<float>&, const Options&, Communicator&);
+template void fill_distributed_checkpoint_header(Checkpoint&, const TaskDataView<double>&, const Options&, Communicator&);
 
 std::unique_ptr<Backend> make_distributed_backend(std::unique_ptr<Backend> local, Communicator& communicator,
                                                   std::int64_t local_rows) {

@@ -15,4 +15,10 @@ namespace lrsmeta::core {
 std::unique_ptr<Backend> make_distributed_backend(std::unique_ptr<Backend> local, Communicator& communicator,
                                                   std::int64_t local_rows);
 
+// Collective: what every checkpoint of a fit over many processes says of the whole fit, into
+// `header`: its data's sizes, a fingerprint of the shards' fingerprints in rank order, the
+// processes, the options asked. Each checkpoint holds the tasks of the process it came from.
+template <typename T>
+void fill_distributed_checkpoint_header(Checkpoint& header, const TaskDataView<T>& data, const Options& asked, Communicator& communicator);
+
 }  // namespace lrsmeta::core

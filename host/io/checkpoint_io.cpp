@@ -108,18 +108,26 @@ std::vector<std::string> option_differences(const Options& a, const Options& b) 
 
 bool has_checkpoint(const std::string& dir) { return fs::exists(fs::path(dir) / kLatest); }
 
-void save_checkpoint(const Checkpoint& c, const std::string& dir) {
-  c.model.validate();
+namespace {
+
+// A new checkpoint's folder, staged beside its final name in `dir` (created).
+fs::path stage_checkpoint(const std::string& dir, int iteration) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir + ": cannot create the checkpoint folder (" + ec.message() + ")");
-  const fs::path root(dir);
-  const std::string name = iteration_folder_name(c.iteration);
-  const fs::path staged = io::temporary_sibling((root / name).string());
+  const fs::path staged = io::temporary_sibling((fs::path(dir) / iteration_folder_name(iteration)).string());
   fs::create_directory(staged, ec);
   if (ec) throw Error(dir + ": cannot create a folder in it (" + ec.message() + ")");
+  return staged;
+}
+
+// With the model's files in `staged`: checkpoint.json, everything flushed, the folder renamed into
+// place, `latest` naming it, older checkpoints removed. Removes `staged` on failure.
+void finish_checkpoint(const Checkpoint& c, const std::string& dir, const fs::path& staged, const std::vector<std::string>& files) {
+  std::error_code ec;
+  const fs::path root(dir);
+  const std::string name = iteration_folder_name(c.iteration);
   try {
-    const std::vector<std::string> files = io::write_model_files(c.model, staged.string());
     json hashes = json::object();
     for (const std::string& f : files) {
       sync_to_disk(staged / f);
@@ -135,7 +143,8 @@ void save_checkpoint(const Checkpoint& c, const std::string& dir) {
                        {"d", c.d},
                        {"t", c.t},
                        {"value_type", c.value_bytes == 4 ? "float32" : "float64"},
-                       {"fingerprint", hex(c.data_fingerprint)}}},
+                       {"fingerprint", hex(c.data_fingerprint)},
+                       {"processes", c.processes}}},
                      {"asked_options", asked_options_json(c.asked)},
                      {"prior_state",
                       {{"noise_variance", c.noise_variance},
@@ -175,7 +184,56 @@ void save_checkpoint(const Checkpoint& c, const std::string& dir) {
   }
 }
 
-Checkpoint load_checkpoint(const std::string& dir) {
+}  // namespace
+
+void save_checkpoint(const Checkpoint& c, const std::string& dir) {
+  c.model.validate();
+  const fs::path staged = stage_checkpoint(dir, c.iteration);
+  std::vector<std::string> files;
+  try {
+    files = io::write_model_files(c.model, staged.string());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staged, ec);
+    throw;
+  }
+  finish_checkpoint(c, dir, staged, files);
+}
+
+void save_checkpoint(const Checkpoint& c, const std::string& dir, Communicator& comm) {
+  const bool root = comm.rank() == 0;
+  std::string failure;
+  fs::path staged;
+  if (root) {
+    try {
+      staged = stage_checkpoint(dir, c.iteration);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  std::string first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+  std::vector<std::string> files;
+  try {
+    files = io::write_model_files(c.model, staged.string(), comm);  // every process's tasks, on rank 0
+  } catch (...) {
+    std::error_code ec;
+    if (root) fs::remove_all(staged, ec);
+    throw;
+  }
+  if (root) {
+    try {
+      finish_checkpoint(c, dir, staged, files);  // c's state is rank 0's: the same on every process but the tasks
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+}
+
+namespace {
+Checkpoint load_checkpoint_part(const std::string& dir, std::int64_t first, std::int64_t count, bool verify_files) {
   const fs::path root(dir);
   if (!fs::is_directory(root)) throw Error(dir + ": not a checkpoint folder (no such folder)");
   if (!fs::exists(root / kLatest)) throw Error(dir + ": not a checkpoint folder (no file 'latest')");
@@ -203,7 +261,7 @@ Checkpoint load_checkpoint(const std::string& dir) {
       const fs::path file = folder / it.key();
       if (it.key().find('/') != std::string::npos || !fs::exists(file))
         throw Error(file.string() + ": missing from the checkpoint");
-      if (file_hash(file) != from_hex(it->get<std::string>(), file.string()))
+      if (verify_files && file_hash(file) != from_hex(it->get<std::string>(), file.string()))
         throw Error(file.string() + ": damaged (its contents do not match the hash recorded when the checkpoint was written)");
     }
     c.iteration = j.at("iteration").get<int>();
@@ -214,6 +272,7 @@ Checkpoint load_checkpoint(const std::string& dir) {
     c.t = data.at("t").get<std::int64_t>();
     c.value_bytes = data.at("value_type").get<std::string>() == "float32" ? 4 : 8;
     c.data_fingerprint = from_hex(data.at("fingerprint").get<std::string>(), "data fingerprint");
+    c.processes = data.value("processes", 1);
     c.asked = asked_options_from_json(j.at("asked_options"));
     const json& p = j.at("prior_state");
     c.noise_variance = p.at("noise_variance").get<double>();
@@ -228,11 +287,19 @@ Checkpoint load_checkpoint(const std::string& dir) {
   } catch (const json::exception& e) {
     throw Error((folder / "checkpoint.json").string() + ": " + e.what());
   }
-  c.model = load_model(folder.string());
+  c.model = count < 0 ? load_model(folder.string()) : load_model_tasks(folder.string(), first, count);
   if (c.iteration < 0 || c.model.history.size() != static_cast<std::size_t>(c.iteration))
     throw Error((folder / "checkpoint.json").string() + ": iteration " + std::to_string(c.iteration) + " but a history of " +
                 std::to_string(c.model.history.size()) + " iterations");
   return c;
+}
+}  // namespace
+
+Checkpoint load_checkpoint(const std::string& dir) { return load_checkpoint_part(dir, 0, -1, true); }
+
+Checkpoint load_checkpoint_tasks(const std::string& dir, std::int64_t first, std::int64_t count, bool verify_files) {
+  if (count < 0) throw Error(dir + ": a negative number of tasks to load");
+  return load_checkpoint_part(dir, first, count, verify_files);
 }
 
 }  // namespace lrsmeta

@@ -20,5 +20,9 @@ FeatureEncoding encoding_from_json(const nlohmann::json& j);  // throws json exc
 // Write U.npy, W.npy, B_index.npy, B_value.npy (beta.npy, Sigma.npy with a prior) and model.json
 // into the existing folder `folder`; returns the names written.
 std::vector<std::string> write_model_files(const Model& model, const std::string& folder);
+// Over many processes (collective): rank 0 writes the model files into `folder` (existing on rank
+// 0), every process's (w, b) streamed to it in rank order; returns the names written on rank 0.
+// A failure anywhere throws CollectiveError on every process.
+std::vector<std::string> write_model_files(const Model& model, const std::string& folder, Communicator& communicator);
 
 }  // namespace lrsmeta::io

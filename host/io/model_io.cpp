@@ -339,7 +339,8 @@ void write_text_file(const std::string& path, const std::string& local, Communic
   if (!first.empty()) throw CollectiveError(first);
 }
 
-void save_model(const Model& model, const std::string& path, Communicator& comm) {
+namespace io {
+std::vector<std::string> write_model_files(const Model& model, const std::string& folder, Communicator& comm) {
   std::string failure;
   try {
     model.validate();
@@ -358,15 +359,16 @@ void save_model(const Model& model, const std::string& path, Communicator& comm)
     keys += key;
   }
   const bool root = comm.rank() == 0;
-  const std::string staged = root ? io::temporary_sibling(path) : std::string();
-  const fs::path dir(staged);
+  const fs::path dir(folder);
+  std::vector<std::string> names;
   std::vector<std::string> all_keys;
-  std::unique_ptr<io::NpyStreamWriter> writer;
+  std::unique_ptr<NpyStreamWriter> writer;
   auto open = [&](const char* name, DType dtype, std::int64_t columns) {
     writer.reset();
     if (!root || !failure.empty()) return;
     try {
-      writer = std::make_unique<io::NpyStreamWriter>((dir / name).string(), dtype, std::vector<std::int64_t>{t_all, columns});
+      writer = std::make_unique<NpyStreamWriter>((dir / name).string(), dtype, std::vector<std::int64_t>{t_all, columns});
+      names.push_back(name);
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -379,15 +381,6 @@ void save_model(const Model& model, const std::string& path, Communicator& comm)
       failure = e.what();
     }
   };
-  if (root) {
-    try {
-      std::error_code ec;
-      fs::create_directories(staged, ec);
-      if (ec) throw Error(path + ": cannot create a folder beside it (" + ec.message() + ")");
-    } catch (const std::exception& e) {
-      failure = e.what();
-    }
-  }
   open("W.npy", DType::f64, model.r);
   stream_array(comm, model.W, writer.get(), failure);
   close();
@@ -417,22 +410,56 @@ void save_model(const Model& model, const std::string& path, Communicator& comm)
       header.t = t_all;
       header.task_keys = std::move(all_keys);
       write_npy((dir / "U.npy").string(), header.U.data(), {header.d, header.r});
+      names.push_back("U.npy");
       if (header.has_prior()) {
         write_npy((dir / "beta.npy").string(), header.beta.data(), {header.d});
         write_npy((dir / "Sigma.npy").string(), header.Sigma.data(), {header.r, header.r});
+        names.push_back("beta.npy");
+        names.push_back("Sigma.npy");
       }
       write_text_file_atomically((dir / "model.json").string(), model_json(header));
-      io::install_folder(staged, path, "model.json");
+      names.push_back("model.json");
     } catch (const std::exception& e) {
       failure = e.what();
     }
   }
-  if (root && !failure.empty()) {
-    std::error_code ec;
-    fs::remove_all(staged, ec);
-  }
   first = comm.first_error(failure);
   if (!first.empty()) throw CollectiveError(first);
+  return names;
+}
+}  // namespace io
+
+void save_model(const Model& model, const std::string& path, Communicator& comm) {
+  const bool root = comm.rank() == 0;
+  std::string failure;
+  const std::string staged = root ? io::temporary_sibling(path) : std::string();
+  if (root) {
+    std::error_code ec;
+    fs::create_directories(staged, ec);
+    if (ec) failure = path + ": cannot create a folder beside it (" + ec.message() + ")";
+  }
+  const std::string first = comm.first_error(failure);
+  if (!first.empty()) throw CollectiveError(first);
+  auto remove_staged = [&] {
+    std::error_code ec;
+    if (root) fs::remove_all(staged, ec);
+  };
+  try {
+    io::write_model_files(model, staged, comm);
+  } catch (...) {
+    remove_staged();
+    throw;
+  }
+  if (root) {
+    try {
+      io::install_folder(staged, path, "model.json");
+    } catch (const std::exception& e) {
+      failure = e.what();
+      remove_staged();
+    }
+  }
+  const std::string installed = comm.first_error(failure);
+  if (!installed.empty()) throw CollectiveError(installed);
 }
 
 namespace {

@@ -213,6 +213,12 @@ LRSMETA_API std::string model_json(const Model& model);
 // (every file's hash is checked) and one from another checkpoint format version.
 LRSMETA_API void save_checkpoint(const Checkpoint& checkpoint, const std::string& dir);
 LRSMETA_API Checkpoint load_checkpoint(const std::string& dir);
+// Over many processes: every process passes its checkpoint (its tasks' (w, b)) and rank 0 writes
+// the one complete checkpoint, as save_model does; and each process reads back the state with only
+// its tasks' (w, b) (first .. first + count - 1; the files' hashes are checked when verify_files).
+LRSMETA_API void save_checkpoint(const Checkpoint& checkpoint, const std::string& dir, Communicator& communicator);
+LRSMETA_API Checkpoint load_checkpoint_tasks(const std::string& dir, std::int64_t first, std::int64_t count,
+                                             bool verify_files = true);
 LRSMETA_API bool has_checkpoint(const std::string& dir);
 // The options in which a and b differ, as "name: a's value against b's" (empty: the same).
 LRSMETA_API std::vector<std::string> option_differences(const Options& a, const Options& b);

@@ -298,7 +298,8 @@ struct Checkpoint {
   // The data it was made on: a resume on other data is refused.
   std::int64_t n = 0, d = 0, t = 0;
   int value_bytes = 0;            // 4: float, 8: double
-  std::uint64_t data_fingerprint = 0;
+  std::uint64_t data_fingerprint = 0;  // over many processes: of their shards' fingerprints, in rank order
+  int processes = 1;                   // the processes that made it (a resume must have as many)
   // The prior's working state beyond model.beta and model.Sigma.
   double noise_variance = 0.0, b_precision = 0.0, beta_variance = 0.0, beta_precision = 0.0;
   double support_threshold = 0.0, covariance_shrinkage = 0.0, coefficient_scale = 0.0, sparse_prior_variance = 0.0;
@@ -349,7 +350,9 @@ struct FitControl {
   // every statistic are summed over them; rank 0 solves the U step (and draws any privacy noise)
   // and sends U to all. The model returned holds U, the prior and the history of the whole fit and
   // the (w, b) of this process's tasks (save it with save_model(model, path, communicator)). r, k
-  // and the priors must be given (no choice on validation rows), and there are no checkpoints.
+  // and the priors must be given (no choice on validation rows). Checkpoints hold this process's tasks
+  // (save them with save_checkpoint(checkpoint, dir, communicator); resume from
+  // load_checkpoint_tasks with the same number of processes).
   Communicator* communicator = nullptr;
 };
 
