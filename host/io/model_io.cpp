@@ -227,13 +227,12 @@ FeatureEncoding encoding_from_json(const json& e) {
   return encoding;
 }
 
-std::vector<std::string> write_model_files(const Model& model, const std::string& folder) {
-  const fs::path dir(folder);
-  std::vector<std::string> names{"U.npy", "W.npy", "B_index.npy", "B_value.npy"};
+namespace {
+// The files of a model that are not per task: U.npy, beta.npy and Sigma.npy with a prior, and
+// model.json (written last); their names are added to `names`.
+void write_shared_model_files(const Model& model, const fs::path& dir, std::vector<std::string>& names) {
   write_npy((dir / "U.npy").string(), model.U.data(), {model.d, model.r});
-  write_npy((dir / "W.npy").string(), model.W.data(), {model.t, model.r});
-  write_npy((dir / "B_index.npy").string(), model.B_index.data(), {model.t, model.k});
-  write_npy((dir / "B_value.npy").string(), model.B_value.data(), {model.t, model.k});
+  names.push_back("U.npy");
   if (model.has_prior()) {
     write_npy((dir / "beta.npy").string(), model.beta.data(), {model.d});
     write_npy((dir / "Sigma.npy").string(), model.Sigma.data(), {model.r, model.r});
@@ -242,6 +241,16 @@ std::vector<std::string> write_model_files(const Model& model, const std::string
   }
   write_text_file_atomically((dir / "model.json").string(), model_json(model));
   names.push_back("model.json");
+}
+}  // namespace
+
+std::vector<std::string> write_model_files(const Model& model, const std::string& folder) {
+  const fs::path dir(folder);
+  std::vector<std::string> names{"W.npy", "B_index.npy", "B_value.npy"};
+  write_npy((dir / "W.npy").string(), model.W.data(), {model.t, model.r});
+  write_npy((dir / "B_index.npy").string(), model.B_index.data(), {model.t, model.k});
+  write_npy((dir / "B_value.npy").string(), model.B_value.data(), {model.t, model.k});
+  write_shared_model_files(model, dir, names);
   return names;
 }
 }  // namespace io
@@ -409,16 +418,7 @@ std::vector<std::string> write_model_files(const Model& model, const std::string
       Model header = model;  // U, the prior, the history: the same on every process
       header.t = t_all;
       header.task_keys = std::move(all_keys);
-      write_npy((dir / "U.npy").string(), header.U.data(), {header.d, header.r});
-      names.push_back("U.npy");
-      if (header.has_prior()) {
-        write_npy((dir / "beta.npy").string(), header.beta.data(), {header.d});
-        write_npy((dir / "Sigma.npy").string(), header.Sigma.data(), {header.r, header.r});
-        names.push_back("beta.npy");
-        names.push_back("Sigma.npy");
-      }
-      write_text_file_atomically((dir / "model.json").string(), model_json(header));
-      names.push_back("model.json");
+      write_shared_model_files(header, dir, names);
     } catch (const std::exception& e) {
       failure = e.what();
     }
