@@ -384,6 +384,31 @@ TEST_F(DistributedFiles, AStoppedFitResumesFromItsCheckpointToTheSameModel) {
   EXPECT_NE(messages[0].find("made by 2 process(es)"), std::string::npos) << messages[0];
 }
 
+TEST_F(DistributedFiles, AShardOfABrokenFolderIsRefusedNamingTheFile) {
+  const SyntheticData syn = ragged(13);
+  const std::string folder = (dir_ / "data").string();
+  save_data_folder(folder, syn.data);
+  auto refusal = [&](const std::string& needle) {
+    try {
+      map_data_folder_shard<double>(folder, 1, 2);
+      ADD_FAILURE() << "accepted; expected an error naming '" << needle << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  // y with fewer rows than X; offsets that do not end at n; an unreadable (missing) X.
+  std::vector<double> short_y(syn.data.y.begin(), syn.data.y.end() - 1);
+  write_npy(folder + "/y.npy", short_y.data(), {static_cast<std::int64_t>(short_y.size())});
+  refusal("but y.npy has");
+  write_npy(folder + "/y.npy", syn.data.y.data(), {syn.data.n()});
+  std::vector<std::int64_t> offsets = syn.data.task_offsets;
+  offsets.back() -= 1;
+  write_npy(folder + "/task_offsets.npy", offsets.data(), {static_cast<std::int64_t>(offsets.size())});
+  refusal("task_offsets.npy: must start at 0 and end at n");
+  fs::remove(folder + "/X.npy");
+  refusal("X.npy: cannot open for reading");
+}
+
 TEST_F(DistributedFiles, AFolderWithTaskIdsOrACsvIsRefusedNamingConvert) {
   const SyntheticData syn = ragged(9);
   const std::string folder = (dir_ / "ids").string();

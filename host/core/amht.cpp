@@ -501,8 +501,11 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     info.u_solver_steps = solve.steps;
     info.u_solver_residual = solve.residual;
     model.history.push_back(info);
-    const bool go_on = !core::any(comm, run.on_iteration && !run.on_iteration(info));
-    const bool stop = core::any(comm, run.stop && run.stop());  // all stop together, or none
+    // The caller's two decisions, taken by all processes together (one sum): any that ends or stops
+    // ends or stops them all.
+    std::int64_t decisions[2] = {run.on_iteration && !run.on_iteration(info) ? 1 : 0, run.stop && run.stop() ? 1 : 0};
+    comm.sum(decisions, 2);
+    const bool go_on = decisions[0] == 0, stop = decisions[1] > 0;
     if (run.checkpoint && (it % run.checkpoint_every == 0 || !go_on || stop)) write_checkpoint(it);
     if (stop)
       throw Stopped(run.final_fit ? "fit: stopped after outer iteration " + std::to_string(it)
