@@ -83,6 +83,22 @@ void BM_BuildG(benchmark::State& state) {
   state.counters["GFLOPs"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One product G x of the cg U step: a pass over the data; counters are the data read per second and
+// the time per task.
+template <typename T>
+void BM_NormalOperator(benchmark::State& state) {
+  const std::int64_t t = state.range(0);
+  auto& backend = backend_for<T>(t, Variant::pursuit);
+  std::vector<double> x = bench::anchor_U(), y;
+  for (auto _ : state) {
+    backend.apply_normal_operator(x, y);
+    benchmark::DoNotOptimize(y.data());
+  }
+  per_task_counter(state, t, backend.threads());
+  state.counters["data_GBps"] = benchmark::Counter(static_cast<double>(t) * kM * (kD + 1) * sizeof(T) / 1e9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+}
+
 template <typename T>
 void BM_SolveAndQR(benchmark::State& state) {
   auto& backend = backend_for<T>(state.range(0), Variant::pursuit);
@@ -122,6 +138,8 @@ BENCHMARK_TEMPLATE(BM_TaskStep, double)->Apply(variants);
 BENCHMARK_TEMPLATE(BM_TaskStep, float)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_BuildG, double)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_BuildG, float)->Apply(sizes);
+BENCHMARK_TEMPLATE(BM_NormalOperator, double)->Apply(sizes);
+BENCHMARK_TEMPLATE(BM_NormalOperator, float)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_SolveAndQR, double)->Args({1000, 0})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_OuterIteration, double)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_OuterIteration, float)->Apply(sizes);

@@ -122,6 +122,12 @@ TEST(CgUStep, OperatorMatchesTheDefinitionWithoutAndWithThePrior) {
       backend.accumulate_normal_equations(G, v_direct);
       EXPECT_LT(relative_difference(v_cg, v_direct), 1e-13);
       ASSERT_EQ(W_hat.size(), static_cast<std::size_t>(rr * rr));
+      // The pass that gives both (a cg step's start) gives the same three, bit for bit.
+      std::vector<double> v_both, W_hat_both, Gx_both;
+      backend.accumulate_rhs_and_apply(x, v_both, W_hat_both, Gx_both);
+      EXPECT_EQ(v_both, v_cg);
+      EXPECT_EQ(W_hat_both, W_hat);
+      EXPECT_EQ(Gx_both, Gx_pass);
       // And G's product agrees with the operator (beta's precision and the ridge added to G here).
       std::vector<double> Gx(x.size(), 0.0);
       for (std::size_t a = 0; a < x.size(); ++a)

@@ -83,6 +83,13 @@ class Backend {
   // For cg, one pass over the tasks: y = G x, G = sum_i E[w'_i w'_i^T] kron X_i^T X_i (no ridge,
   // no prior on beta: the core adds what the model adds).
   virtual void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) = 0;
+  // accumulate_rhs and apply_normal_operator(x0) at once (the cg step's start: v, W_hat and the warm
+  // start's product): a backend that can reads the data once for both; this default runs the two.
+  virtual void accumulate_rhs_and_apply(const std::vector<double>& x0, std::vector<double>& v, std::vector<double>& W_hat,
+                                        std::vector<double>& G_x0) {
+    accumulate_rhs(v, W_hat);
+    apply_normal_operator(x0, G_x0);
+  }
   // From a solution [beta,] U~: beta and R (under a prior), U <- the Q factor of U~. Returns
   // ||(I - U_old U_old^T) U_new||_F.
   virtual double set_U_step_solution(std::vector<double> solution) = 0;

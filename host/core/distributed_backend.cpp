@@ -58,6 +58,19 @@ class DistributedBackend final : public Backend {
     local_->apply_normal_operator(x, y);
     if (!in_place_) sum(comm_, y);
   }
+  void accumulate_rhs_and_apply(const std::vector<double>& x0, std::vector<double>& v, std::vector<double>& W_hat,
+                                std::vector<double>& G_x0) override {
+    local_->accumulate_rhs_and_apply(x0, v, W_hat, G_x0);
+    if (in_place_) return;
+    std::vector<double> packed = v;  // one sum for the three
+    packed.insert(packed.end(), W_hat.begin(), W_hat.end());
+    packed.insert(packed.end(), G_x0.begin(), G_x0.end());
+    sum(comm_, packed);
+    std::copy(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(v.size()), v.begin());
+    std::copy(packed.begin() + static_cast<std::ptrdiff_t>(v.size()), packed.begin() + static_cast<std::ptrdiff_t>(v.size() + W_hat.size()),
+              W_hat.begin());
+    std::copy(packed.end() - static_cast<std::ptrdiff_t>(G_x0.size()), packed.end(), G_x0.begin());
+  }
   double set_U_step_solution(std::vector<double> solution) override { return local_->set_U_step_solution(std::move(solution)); }
 
   // Without a release the local moment is normalised by the local rows: undone, summed, and

@@ -124,13 +124,18 @@ double UStep::run(const PrivateRelease* release, const PriorState* prior) {
   if (options_.rank == 0 && !prior) return 0.0;
   if (options_.u_solver != USolver::cg) return direct(release, prior);
   if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
-  std::vector<double> v, W_hat;
-  backend_.accumulate_rhs(v, W_hat);
   // Warm start: the current [beta, U] (column-major), which the task step's w were fitted to. A
-  // direction G does not determine keeps it (as the direct solve's anchor does).
+  // direction G does not determine keeps it (as the direct solve's anchor does). Its product comes
+  // from the same pass as v (rank 0's x, as every product).
   std::vector<double> x = current_solution(prior);
-  if (x.size() != v.size()) throw Error("U update (cg): the warm start has " + std::to_string(x.size()) + " entries, v " + std::to_string(v.size()));
-  last_ = solve_cg(v, W_hat, x, prior);
+  broadcast(comm_, x);
+  std::vector<double> v, W_hat, G_x;
+  backend_.accumulate_rhs_and_apply(x, v, W_hat, G_x);
+  if (x.size() != v.size() || G_x.size() != v.size())
+    throw Error("U update (cg): the warm start has " + std::to_string(x.size()) + " entries, v " + std::to_string(v.size()) +
+                ", its product " + std::to_string(G_x.size()));
+  add_model_terms(x, G_x, prior);
+  last_ = solve_cg(v, W_hat, x, prior, &G_x);
   return backend_.set_U_step_solution(std::move(x));
 }
 
@@ -176,6 +181,10 @@ void UStep::apply(std::vector<double> x, std::vector<double>& y, const PriorStat
   broadcast(comm_, x);  // every process applies rank 0's vector
   backend_.apply_normal_operator(x, y);
   if (y.size() != x.size()) throw Error("U update (cg): the backend's product has the wrong size");
+  add_model_terms(x, y, prior);
+}
+
+void UStep::add_model_terms(const std::vector<double>& x, std::vector<double>& y, const PriorState* prior) const {
   for (std::size_t e = 0; e < y.size(); ++e) y[e] += options_.ridge * x[e];
   if (prior && prior->beta_precision > 0) {
     const std::size_t d = prior->beta.size();
@@ -192,7 +201,7 @@ double direct_U_step(Backend& backend, const Options& options, const PrivateRele
 }
 
 SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x,
-                             const PriorState* prior) {
+                             const PriorState* prior, const std::vector<double>* A_x) {
   const int rr = static_cast<int>(std::lround(std::sqrt(static_cast<double>(W_hat.size()))));
   const int d = rr > 0 ? static_cast<int>(v.size()) / rr : 0;
   const std::int64_t dr = static_cast<std::int64_t>(d) * rr;
@@ -251,7 +260,10 @@ SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<dou
     report.residual = numbers[1];
     return report;
   };
-  apply(x, Ap, prior);
+  if (A_x)
+    Ap = *A_x;
+  else
+    apply(x, Ap, prior);
   for (std::size_t e = 0; e < res.size(); ++e) res[e] = v[e] - Ap[e];
   report.residual = std::sqrt(dot(res, res)) / v_norm;
   if (rank0_says(comm_, report.residual <= options_.cg_tolerance)) return finish();

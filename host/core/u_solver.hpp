@@ -54,12 +54,16 @@ class UStep {
   // (G + lambda I) x, plus the beta prior's precision on beta's block, for rank 0's x on every
   // process: the backend's pass and what the model adds to it.
   void apply(std::vector<double> x, std::vector<double>& y, const PriorState* prior);
+  // What the model adds to the backend's G x: the ridge, and beta's precision under the prior.
+  void add_model_terms(const std::vector<double>& x, std::vector<double>& y, const PriorState* prior) const;
   // Preconditioned conjugate gradients from x (the warm start, overwritten by the solution: rank
   // 0's, on every process) on (G + lambda I) x = v, stopped at relative residual
   // options.cg_tolerance or after options.cg_max_steps steps. The preconditioner is
   // (W_hat kron C + lambda I)^-1, C = X^T X / n: exact where every task's X_i^T X_i is m_i C.
+  // A_x, where given, is the warm start's product (A x, as apply gives it) computed already from an
+  // x that every process holds.
   SolverReport solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x,
-                        const PriorState* prior);
+                        const PriorState* prior, const std::vector<double>* A_x = nullptr);
 
  private:
   double direct(const PrivateRelease* release, const PriorState* prior);

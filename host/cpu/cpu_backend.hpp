@@ -24,6 +24,8 @@ class CpuBackend final : public core::Backend {
   core::TaskStepTotals task_step_all(int k_in_effect) override;
   void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override;
   void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override;
+  void accumulate_rhs_and_apply(const std::vector<double>& x0, std::vector<double>& v, std::vector<double>& W_hat,
+                                std::vector<double>& G_x0) override;
   double set_U_step_solution(std::vector<double> solution) override;
   std::vector<double> spectral_moment(const core::PrivateRelease* release = nullptr) override;
   void export_task_parameters(Model& model) const override;
@@ -75,7 +77,13 @@ class CpuBackend final : public core::Backend {
   };
   std::vector<GramScratch> scratch_;
   core::DataMoments moments_;  // data_moments(), computed on first use
-  std::vector<std::vector<double>> cg_parts_;  // apply_normal_operator's per-thread sums
+  // cg's passes (u_step_cg.cpp): per task, then over all tasks (either part or both at once).
+  struct CgScratch;
+  std::int64_t extended_w(std::int64_t i, double* w) const;
+  void rhs_of_task(std::int64_t i, double* part, CgScratch& scratch) const;
+  void operator_of_task(std::int64_t i, const double* M, double* acc, CgScratch& scratch) const;
+  void cg_pass(std::vector<double>* v, std::vector<double>* W_hat, const std::vector<double>* x, std::vector<double>* y);
+  std::vector<std::vector<double>> cg_parts_;  // cg_pass's per-thread sums
 };
 
 }  // namespace lrsmeta::cpu

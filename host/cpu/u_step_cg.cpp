@@ -12,151 +12,206 @@
 namespace lrsmeta::cpu {
 
 template <typename T>
-void CpuBackend<T>::accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) {
-  const bool augmented = has_prior_;
-  const std::int64_t d = d_, r = r_ + (augmented ? 1 : 0), dr = d * r;
-  const std::int64_t P_own = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
-  const int n_threads = threads_;
-  std::vector<std::vector<double>> parts(static_cast<std::size_t>(n_threads));
-#pragma omp parallel num_threads(n_threads)
-  {
-    std::vector<double>& part = parts[static_cast<std::size_t>(omp_get_thread_num())];
-    part.assign(static_cast<std::size_t>(dr + r * r), 0.0);  // v, then W_hat
-    std::vector<double> q(static_cast<std::size_t>(d)), w(static_cast<std::size_t>(std::max<std::int64_t>(r, 1)));
-#pragma omp for schedule(static)
-    for (std::int64_t i = 0; i < t_; ++i) {
-      const std::int64_t row0 = data_.task_offsets[i], m = data_.task_offsets[i + 1] - row0;
-      if (m == 0) continue;
-      const double* w_own = W_.data() + i * r_;
-      if (augmented) {
-        w[0] = 1.0;
-        std::copy(w_own, w_own + r_, w.begin() + 1);
-      } else {
-        std::copy(w_own, w_own + r_, w.begin());
-      }
-      std::fill(q.begin(), q.end(), 0.0);
-      const std::int32_t* bi = B_index_.data() + i * k_;
-      const double* bv = B_value_.data() + i * k_;
-      for (std::int64_t j = 0; j < m; ++j) {
-        const T* x = data_.X + (row0 + j) * d;
-        double e = static_cast<double>(data_.y[row0 + j]);
-        for (int s = 0; s < k_; ++s)
-          if (bi[s] >= 0) e -= static_cast<double>(x[bi[s]]) * bv[s];
-#pragma omp simd
-        for (std::int64_t a = 0; a < d; ++a) q[static_cast<std::size_t>(a)] += static_cast<double>(x[a]) * e;
-      }
-      for (std::int64_t p = 0; p < r; ++p)
-        for (std::int64_t a = 0; a < d; ++a) part[static_cast<std::size_t>(a + d * p)] += w[static_cast<std::size_t>(p)] * q[static_cast<std::size_t>(a)];
-      // W_hat += m_i E_i, E_i = w' w'^T (+ V_i on w's block under the prior).
-      double* Wh = part.data() + dr;
-      const double* Vi = augmented ? V_.data() + i * P_own : nullptr;
-      for (std::int64_t p = 0; p < r; ++p)
-        for (std::int64_t c = 0; c < r; ++c) {
-          double e = w[static_cast<std::size_t>(p)] * w[static_cast<std::size_t>(c)];
-          if (augmented && p > 0 && c > 0) {
-            const std::int64_t a = std::min(p, c) - 1, b = std::max(p, c) - 1;
-            e += Vi[a * r_ - a * (a - 1) / 2 + (b - a)];
-          }
-          Wh[p * r + c] += static_cast<double>(m) * e;
-        }
-    }
+struct CpuBackend<T>::CgScratch {
+  std::vector<double> w, z, ez, q, Mw, g, row;
+  CgScratch(std::int64_t d, std::int64_t r)
+      : w(static_cast<std::size_t>(std::max<std::int64_t>(r, 1))), z(w.size()), ez(w.size()), q(static_cast<std::size_t>(d)),
+        Mw(q.size()), g(q.size()), row(q.size()) {}
+};
+
+// w' = (1, w_i) under the prior, w_i without; returns r'.
+template <typename T>
+std::int64_t CpuBackend<T>::extended_w(std::int64_t i, double* w) const {
+  const double* w_own = W_.data() + i * r_;
+  if (!has_prior_) {
+    std::copy(w_own, w_own + r_, w);
+    return r_;
   }
-  v.assign(static_cast<std::size_t>(dr), 0.0);
-  W_hat.assign(static_cast<std::size_t>(r * r), 0.0);
-  for (const std::vector<double>& part : parts) {  // in thread order: reproducible for a thread count
-    for (std::int64_t e = 0; e < dr; ++e) v[static_cast<std::size_t>(e)] += part[static_cast<std::size_t>(e)];
-    for (std::int64_t e = 0; e < r * r; ++e) W_hat[static_cast<std::size_t>(e)] += part[static_cast<std::size_t>(dr + e)];
+  w[0] = 1.0;
+  std::copy(w_own, w_own + r_, w + 1);
+  return r_ + 1;
+}
+
+// Task i's share of v (dr', column-major) and W_hat (r' x r') in `part`: v += w' kron X_i^T (y_i -
+// X_i b_i), W_hat += m_i E_i, E_i = w' w'^T (+ V_i on w's block under the prior).
+template <typename T>
+void CpuBackend<T>::rhs_of_task(std::int64_t i, double* part, CgScratch& s) const {
+  const std::int64_t d = d_, row0 = data_.task_offsets[i], m = data_.task_offsets[i + 1] - row0;
+  const std::int64_t r = extended_w(i, s.w.data()), dr = d * r;
+  double* q = s.q.data();
+  std::fill(q, q + d, 0.0);
+  const std::int32_t* bi = B_index_.data() + i * k_;
+  const double* bv = B_value_.data() + i * k_;
+  for (std::int64_t j = 0; j < m; ++j) {
+    const T* x = data_.X + (row0 + j) * d;
+    double e = static_cast<double>(data_.y[row0 + j]);
+    for (int c = 0; c < k_; ++c)
+      if (bi[c] >= 0) e -= static_cast<double>(x[bi[c]]) * bv[c];
+#pragma omp simd
+    for (std::int64_t a = 0; a < d; ++a) q[a] += static_cast<double>(x[a]) * e;
+  }
+  for (std::int64_t p = 0; p < r; ++p) {
+    const double wp = s.w[static_cast<std::size_t>(p)];
+    double* out = part + d * p;
+#pragma omp simd
+    for (std::int64_t a = 0; a < d; ++a) out[a] += wp * q[a];
+  }
+  double* Wh = part + dr;
+  const std::int64_t P_own = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
+  const double* Vi = has_prior_ ? V_.data() + i * P_own : nullptr;
+  for (std::int64_t p = 0; p < r; ++p)
+    for (std::int64_t c = 0; c < r; ++c) {
+      double e = s.w[static_cast<std::size_t>(p)] * s.w[static_cast<std::size_t>(c)];
+      if (Vi && p > 0 && c > 0) e += Vi[packed_index(std::min(p, c) - 1, std::max(p, c) - 1, r_)];
+      Wh[p * r + c] += static_cast<double>(m) * e;
+    }
+}
+
+// Task i's share of G x: acc += X_i^T X_i M E_i (M: x as d x r', column-major).
+template <typename T>
+void CpuBackend<T>::operator_of_task(std::int64_t i, const double* M, double* acc, CgScratch& s) const {
+  const std::int64_t d = d_, row0 = data_.task_offsets[i], m = data_.task_offsets[i + 1] - row0;
+  const std::int64_t r = extended_w(i, s.w.data());
+  const double* w = s.w.data();
+  const T* X = data_.X + row0 * d;
+  if (!has_prior_) {
+    // E_i = w w^T: X_i^T X_i M w w^T = (X_i^T X_i (M w)) w^T, two passes over the task's rows.
+    double* __restrict Mw = s.Mw.data();
+    std::fill(Mw, Mw + d, 0.0);
+    for (std::int64_t p = 0; p < r; ++p) {
+      const double wp = w[p];
+      const double* col = M + d * p;
+#pragma omp simd
+      for (std::int64_t a = 0; a < d; ++a) Mw[a] += col[a] * wp;
+    }
+    // g = X_i^T (X_i Mw), four rows at a time: four independent dot products (a single one waits
+    // on its own additions) and one pass over g for the four updates.
+    double* __restrict g = s.g.data();
+    std::fill(g, g + d, 0.0);
+    std::int64_t j = 0;
+    for (; j + 4 <= m; j += 4) {
+      const T* __restrict x0 = X + j * d;
+      const T* __restrict x1 = x0 + d;
+      const T* __restrict x2 = x1 + d;
+      const T* __restrict x3 = x2 + d;
+      double u0 = 0.0, u1 = 0.0, u2 = 0.0, u3 = 0.0;
+#pragma omp simd reduction(+ : u0, u1, u2, u3)
+      for (std::int64_t a = 0; a < d; ++a) {
+        const double c = Mw[a];
+        u0 += static_cast<double>(x0[a]) * c;
+        u1 += static_cast<double>(x1[a]) * c;
+        u2 += static_cast<double>(x2[a]) * c;
+        u3 += static_cast<double>(x3[a]) * c;
+      }
+#pragma omp simd
+      for (std::int64_t a = 0; a < d; ++a)
+        g[a] += u0 * static_cast<double>(x0[a]) + u1 * static_cast<double>(x1[a]) + u2 * static_cast<double>(x2[a]) +
+                u3 * static_cast<double>(x3[a]);
+    }
+    for (; j < m; ++j) {
+      const T* __restrict xj = X + j * d;
+      double u = 0.0;
+#pragma omp simd reduction(+ : u)
+      for (std::int64_t a = 0; a < d; ++a) u += static_cast<double>(xj[a]) * Mw[a];
+#pragma omp simd
+      for (std::int64_t a = 0; a < d; ++a) g[a] += u * static_cast<double>(xj[a]);
+    }
+    for (std::int64_t p = 0; p < r; ++p) {
+      const double wp = w[p];
+      double* out = acc + d * p;
+#pragma omp simd
+      for (std::int64_t a = 0; a < d; ++a) out[a] += wp * g[a];
+    }
+    return;
+  }
+  // E_i = w' w'^T + blockdiag(0, V_i): per row, z = M^T x_j, then X_i^T gets x_j (E_i z)^T.
+  const std::int64_t P_own = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
+  const double* Vi = V_.data() + i * P_own;
+  double* row = s.row.data();
+  double* z = s.z.data();
+  double* ez = s.ez.data();
+  for (std::int64_t j = 0; j < m; ++j) {
+    const T* xj = X + j * d;
+    for (std::int64_t a = 0; a < d; ++a) row[a] = static_cast<double>(xj[a]);
+    for (std::int64_t p = 0; p < r; ++p) {
+      const double* col = M + d * p;
+      double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+      for (std::int64_t a = 0; a < d; ++a) sum += col[a] * row[a];
+      z[p] = sum;
+    }
+    double wz = 0.0;
+    for (std::int64_t p = 0; p < r; ++p) wz += w[p] * z[p];
+    for (std::int64_t p = 0; p < r; ++p) ez[p] = w[p] * wz;
+    for (std::int64_t p = 0, pq = 0; p < r_; ++p)  // V_i packed upper triangle, w's block
+      for (std::int64_t q = p; q < r_; ++q, ++pq) {
+        ez[p + 1] += Vi[pq] * z[q + 1];
+        if (q != p) ez[q + 1] += Vi[pq] * z[p + 1];
+      }
+    for (std::int64_t p = 0; p < r; ++p) {
+      const double c = ez[p];
+      double* out = acc + d * p;
+#pragma omp simd
+      for (std::int64_t a = 0; a < d; ++a) out[a] += c * row[a];
+    }
   }
 }
 
+// One parallel pass over the tasks: with `rhs`, v and W_hat; with x, G x; both from one reading of
+// each task's rows (the second use finds them in cache). Per-thread sums are added in thread order:
+// reproducible for a thread count.
 template <typename T>
-void CpuBackend<T>::apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) {
-  const bool augmented = has_prior_;
-  const std::int64_t d = d_, r = r_ + (augmented ? 1 : 0), dr = d * r;
-  const std::int64_t P_own = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
-  if (static_cast<std::int64_t>(x.size()) != dr) throw Error("CPU backend: the U step's vector has the wrong size");
+void CpuBackend<T>::cg_pass(std::vector<double>* v, std::vector<double>* W_hat, const std::vector<double>* x,
+                            std::vector<double>* y) {
+  const std::int64_t d = d_, r = r_ + (has_prior_ ? 1 : 0), dr = d * r;
+  if (x && static_cast<std::int64_t>(x->size()) != dr) throw Error("CPU backend: the U step's vector has the wrong size");
+  const std::int64_t rhs_size = v ? dr + r * r : 0, product_size = x ? dr : 0;
   const int n_threads = threads_;
   cg_parts_.resize(static_cast<std::size_t>(n_threads));
 #pragma omp parallel num_threads(n_threads)
   {
-    std::vector<double>& acc = cg_parts_[static_cast<std::size_t>(omp_get_thread_num())];
-    acc.assign(static_cast<std::size_t>(dr), 0.0);
-    std::vector<double> w(static_cast<std::size_t>(std::max<std::int64_t>(r, 1))), z(w.size()), ez(w.size());
-    std::vector<double> Mw(static_cast<std::size_t>(d)), g(static_cast<std::size_t>(d)), row(static_cast<std::size_t>(d));
-    const double* M = x.data();
+    std::vector<double>& part = cg_parts_[static_cast<std::size_t>(omp_get_thread_num())];
+    part.assign(static_cast<std::size_t>(rhs_size + product_size), 0.0);  // v, W_hat, then G x
+    CgScratch scratch(d, r);
 #pragma omp for schedule(static)
     for (std::int64_t i = 0; i < t_; ++i) {
-      const std::int64_t row0 = data_.task_offsets[i], m = data_.task_offsets[i + 1] - row0;
-      if (m == 0) continue;
-      const double* w_own = W_.data() + i * r_;
-      const T* X = data_.X + row0 * d;
-      if (!augmented) {
-        // E_i = w w^T: X_i^T X_i M w w^T = (X_i^T X_i (M w)) w^T, two passes over the task's rows.
-        for (std::int64_t p = 0; p < r; ++p) w[static_cast<std::size_t>(p)] = w_own[p];
-        std::fill(Mw.begin(), Mw.end(), 0.0);
-        for (std::int64_t p = 0; p < r; ++p) {
-          const double wp = w[static_cast<std::size_t>(p)];
-          const double* col = M + d * p;
-#pragma omp simd
-          for (std::int64_t a = 0; a < d; ++a) Mw[static_cast<std::size_t>(a)] += col[a] * wp;
-        }
-        std::fill(g.begin(), g.end(), 0.0);
-        for (std::int64_t j = 0; j < m; ++j) {
-          const T* xj = X + j * d;
-          double u = 0.0;
-#pragma omp simd reduction(+ : u)
-          for (std::int64_t a = 0; a < d; ++a) u += static_cast<double>(xj[a]) * Mw[static_cast<std::size_t>(a)];
-#pragma omp simd
-          for (std::int64_t a = 0; a < d; ++a) g[static_cast<std::size_t>(a)] += u * static_cast<double>(xj[a]);
-        }
-        for (std::int64_t p = 0; p < r; ++p) {
-          const double wp = w[static_cast<std::size_t>(p)];
-          double* out = acc.data() + d * p;
-#pragma omp simd
-          for (std::int64_t a = 0; a < d; ++a) out[a] += wp * g[static_cast<std::size_t>(a)];
-        }
-      } else {
-        // E_i = w' w'^T + blockdiag(0, V_i): per row, z = M^T x_j, then X_i^T gets x_j (E_i z)^T.
-        w[0] = 1.0;
-        std::copy(w_own, w_own + r_, w.begin() + 1);
-        const double* Vi = V_.data() + i * P_own;
-        for (std::int64_t j = 0; j < m; ++j) {
-          const T* xj = X + j * d;
-          for (std::int64_t a = 0; a < d; ++a) row[static_cast<std::size_t>(a)] = static_cast<double>(xj[a]);
-          for (std::int64_t p = 0; p < r; ++p) {
-            const double* col = M + d * p;
-            double s = 0.0;
-#pragma omp simd reduction(+ : s)
-            for (std::int64_t a = 0; a < d; ++a) s += col[a] * row[static_cast<std::size_t>(a)];
-            z[static_cast<std::size_t>(p)] = s;
-          }
-          double wz = 0.0;
-          for (std::int64_t p = 0; p < r; ++p) wz += w[static_cast<std::size_t>(p)] * z[static_cast<std::size_t>(p)];
-          for (std::int64_t p = 0; p < r; ++p) ez[static_cast<std::size_t>(p)] = w[static_cast<std::size_t>(p)] * wz;
-          for (std::int64_t p = 0, pq = 0; p < r_; ++p)  // V_i packed upper triangle, w's block
-            for (std::int64_t q = p; q < r_; ++q, ++pq) {
-              ez[static_cast<std::size_t>(p + 1)] += Vi[pq] * z[static_cast<std::size_t>(q + 1)];
-              if (q != p) ez[static_cast<std::size_t>(q + 1)] += Vi[pq] * z[static_cast<std::size_t>(p + 1)];
-            }
-          for (std::int64_t p = 0; p < r; ++p) {
-            const double c = ez[static_cast<std::size_t>(p)];
-            double* out = acc.data() + d * p;
-#pragma omp simd
-            for (std::int64_t a = 0; a < d; ++a) out[a] += c * row[static_cast<std::size_t>(a)];
-          }
-        }
-      }
+      if (data_.task_offsets[i + 1] == data_.task_offsets[i]) continue;
+      if (v) rhs_of_task(i, part.data(), scratch);
+      if (x) operator_of_task(i, x->data(), part.data() + rhs_size, scratch);
     }
   }
-  y.assign(static_cast<std::size_t>(dr), 0.0);
+  std::vector<double> total(static_cast<std::size_t>(rhs_size + product_size), 0.0);
   for (const std::vector<double>& part : cg_parts_)
-    for (std::int64_t e = 0; e < dr; ++e) y[static_cast<std::size_t>(e)] += part[static_cast<std::size_t>(e)];
+    for (std::size_t e = 0; e < total.size(); ++e) total[e] += part[e];
+  if (v) {
+    v->assign(total.begin(), total.begin() + dr);
+    W_hat->assign(total.begin() + dr, total.begin() + rhs_size);
+  }
+  if (x) y->assign(total.begin() + rhs_size, total.end());
+}
+
+template <typename T>
+void CpuBackend<T>::accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) {
+  cg_pass(&v, &W_hat, nullptr, nullptr);
+}
+
+template <typename T>
+void CpuBackend<T>::apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) {
+  cg_pass(nullptr, nullptr, &x, &y);
+}
+
+template <typename T>
+void CpuBackend<T>::accumulate_rhs_and_apply(const std::vector<double>& x0, std::vector<double>& v,
+                                             std::vector<double>& W_hat, std::vector<double>& G_x0) {
+  cg_pass(&v, &W_hat, &x0, &G_x0);
 }
 
 // The members defined here, for both precisions (the class itself is instantiated in cpu_backend.cpp).
 #define LRSMETA_CG_MEMBERS(T)                                                                               \
   template void CpuBackend<T>::accumulate_rhs(std::vector<double>&, std::vector<double>&);                   \
-  template void CpuBackend<T>::apply_normal_operator(const std::vector<double>&, std::vector<double>&);
+  template void CpuBackend<T>::apply_normal_operator(const std::vector<double>&, std::vector<double>&);      \
+  template void CpuBackend<T>::accumulate_rhs_and_apply(const std::vector<double>&, std::vector<double>&,    \
+                                                        std::vector<double>&, std::vector<double>&);
 LRSMETA_CG_MEMBERS(float)
 LRSMETA_CG_MEMBERS(double)
 #undef LRSMETA_CG_MEMBERS
