@@ -56,6 +56,7 @@ Options options_from_dict(const py::dict& d) {
     else if (key == "validation_fraction") o.validation_fraction = py::cast<double>(v);
     else if (key == "selection_tasks") o.selection_tasks = py::cast<std::int64_t>(v);
     else if (key == "cg_tolerance") o.cg_tolerance = py::cast<double>(v);
+    else if (key == "cg_forcing") o.cg_forcing = py::cast<double>(v);
     else if (key == "cg_max_steps") o.cg_max_steps = py::cast<int>(v);
     else if (key == "epsilon") {
       if (!v.is_none()) {

@@ -154,6 +154,7 @@ lrsmeta_status lrsmeta_options_set_double(lrsmeta_options* options, const char* 
                   : key == "validation_fraction" ? &o.validation_fraction
                   : key == "selection_tolerance" ? &o.selection_tolerance
                   : key == "cg_tolerance" ? &o.cg_tolerance
+                  : key == "cg_forcing" ? &o.cg_forcing
                   : key == "epsilon" ? &o.privacy.epsilon
                   : key == "delta" ? &o.privacy.delta
                   : key == "clip_x" ? &o.privacy.clip_x

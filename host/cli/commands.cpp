@@ -427,6 +427,8 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                   "auto (the cheaper by a cost model; direct for private training)")
       ->check(CLI::IsMember({"direct", "cg", "auto"}))->capture_default_str();
   cmd->add_option("--cg-tolerance", o->cg_tolerance, "cg: stop at this relative residual")->capture_default_str();
+  cmd->add_option("--cg-forcing", o->cg_forcing, "cg: also stop once the residual is this fraction of the "
+                  "warm start's (0: solve every U step to --cg-tolerance)")->capture_default_str();
   cmd->add_option("--cg-max-steps", o->cg_max_steps, "cg: most steps per U step")->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the random initialisation and of the validation split")->capture_default_str();
   cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");

@@ -162,6 +162,7 @@ void validate(const Options& o, std::int64_t d) {
   int max_rank = o.rank_candidates.empty() ? o.rank : 0;
   for (int r : o.rank_candidates) max_rank = std::max(max_rank, r);
   if (!(o.cg_tolerance > 0) || !std::isfinite(o.cg_tolerance)) fail("cg tolerance must be finite and > 0");
+  if (!(o.cg_forcing >= 0 && o.cg_forcing < 1)) fail("cg forcing must be in [0, 1)");
   if (o.cg_max_steps < 1) fail("cg max steps = " + std::to_string(o.cg_max_steps) + " must be at least 1");
   if (p.enabled && o.u_solver == USolver::cg)
     fail("privacy: the private U step adds its noise to G, which cg never forms: use --u-solver direct (or auto)");

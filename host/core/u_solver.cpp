@@ -12,8 +12,10 @@
 namespace lrsmeta::core {
 
 namespace {
-// Steps a warm-started cg takes per U step, for the cost model (measured in bench/RESULTS.md).
-constexpr double kCgStepsEstimate = 15.0;
+// Passes over the data a cg U step makes (its start, then one a step), for the cost model: with
+// the forcing term 1 to 3 steps were measured per U step, solved to 1e-10 10 to 22
+// (bench/RESULTS.md).
+double cg_passes_estimate(const Options& o) { return 1.0 + (o.cg_forcing > 0 ? 3.0 : 15.0); }
 }  // namespace
 
 USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, int r, int value_bytes, const Options& o, bool on_gpu) {
@@ -59,13 +61,15 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
   const double flops = prior ? 4.0 * static_cast<double>(n) * dd * rr : 4.0 * static_cast<double>(n) * dd + 4.0 * static_cast<double>(t) * dd * rr;
   // Measured on the 2-core development machine (bench/RESULTS.md), against G's GEMM at about 1e11
   // flops/s: a pass without the prior at d = 100 (2.4e8 flops, 160 MB of float32 X) took about
-  // 15 ms, the time of 1.5e9 flops of GEMM (memory-bound); with the prior (r' = 11: 1.8e9 flops)
-  // about 85 ms, 8.5e9 (its per-row products run at about a fifth of GEMM's rate).
+  // 15 ms, the time of 1.5e9 flops of GEMM (its short products and the widening of float data run
+  // far below GEMM's rate; the ten flops a byte stand for that); with the prior (r' = 11: 1.8e9
+  // flops) about 85 ms, 8.5e9 (its per-row products run at about a fifth of GEMM's rate).
   const double bytes = static_cast<double>(n) * dd * static_cast<double>(value_bytes);
-  const double cg = kCgStepsEstimate * std::max(flops * (prior ? 5.0 : 1.0), 10.0 * bytes);
+  const double passes = cg_passes_estimate(o);
+  const double cg = passes * std::max(flops * (prior ? 5.0 : 1.0), 10.0 * bytes);
   choice.solver = cg < direct ? USolver::cg : USolver::direct;
-  std::snprintf(text, sizeof text, "%s (cost model: about %.2g flops per U step to form and factor G, %.2g for %.0f cg steps)",
-                cg < direct ? "cg" : "direct", direct, cg, kCgStepsEstimate);
+  std::snprintf(text, sizeof text, "%s (cost model: about %.2g flops per U step to form and factor G, %.2g for %.0f cg passes)",
+                cg < direct ? "cg" : "direct", direct, cg, passes);
   choice.why = text;
   return choice;
 }
@@ -266,6 +270,7 @@ SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<dou
     apply(x, Ap, prior);
   for (std::size_t e = 0; e < res.size(); ++e) res[e] = v[e] - Ap[e];
   report.residual = std::sqrt(dot(res, res)) / v_norm;
+  const double stop_at = std::max(options_.cg_tolerance, options_.cg_forcing * report.residual);
   if (rank0_says(comm_, report.residual <= options_.cg_tolerance)) return finish();
   precondition(res, z);
   p = z;
@@ -281,7 +286,7 @@ SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<dou
     }
     report.steps = step;
     report.residual = std::sqrt(dot(res, res)) / v_norm;
-    if (rank0_says(comm_, report.residual <= options_.cg_tolerance)) break;
+    if (rank0_says(comm_, report.residual <= stop_at)) break;
     precondition(res, z);
     const double rz_next = dot(res, z);
     const double beta = rz_next / rz;

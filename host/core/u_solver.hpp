@@ -23,8 +23,8 @@ struct USolverChoice {
 
 // For a fit of rank r on n rows, t tasks, d features of value_bytes bytes each: the solver asked
 // for, or for auto the cheaper by a cost model (flops of forming G from every task's X_i^T X_i and
-// factoring it, against kCgStepsEstimate passes over the data, each costing its flops or, where
-// more, ten per byte of X read: a pass is bound by memory bandwidth when r' is small), never direct
+// factoring it, against the passes over the data cg is expected to make, fewer with cg_forcing,
+// each costing its flops or, where more, ten per byte of X read, as measured when r' is small), never direct
 // where G would not fit in half the memory available or above kDirectUnknownsLimit unknowns; direct
 // for private training, and on the GPU below kDirectUnknownsLimit unknowns.
 USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, int r, int value_bytes, const Options& options,
@@ -58,7 +58,8 @@ class UStep {
   void add_model_terms(const std::vector<double>& x, std::vector<double>& y, const PriorState* prior) const;
   // Preconditioned conjugate gradients from x (the warm start, overwritten by the solution: rank
   // 0's, on every process) on (G + lambda I) x = v, stopped at relative residual
-  // options.cg_tolerance or after options.cg_max_steps steps. The preconditioner is
+  // options.cg_tolerance, or at options.cg_forcing times the warm start's, or after
+  // options.cg_max_steps steps. The preconditioner is
   // (W_hat kron C + lambda I)^-1, C = X^T X / n: exact where every task's X_i^T X_i is m_i C.
   // A_x, where given, is the warm start's product (A x, as apply gives it) computed already from an
   // x that every process holds.

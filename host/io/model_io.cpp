@@ -44,6 +44,7 @@ json options_json(const Options& o) {
               {"device", to_string(o.device)},
               {"u_solver", to_string(o.u_solver)},
               {"cg_tolerance", o.cg_tolerance},
+              {"cg_forcing", o.cg_forcing},
               {"cg_max_steps", o.cg_max_steps},
               {"prior", to_string(o.prior)},
               {"sparse_prior_scale", o.sparse_prior_scale},
@@ -85,6 +86,7 @@ Options options_from_json(const json& j) {
   // Models written before the choice existed were solved directly.
   o.u_solver = parse_u_solver(j.value("u_solver", std::string("direct")));
   o.cg_tolerance = j.value("cg_tolerance", o.cg_tolerance);
+  o.cg_forcing = j.value("cg_forcing", 0.0);  // models written before it existed solved every U step to cg_tolerance
   o.cg_max_steps = j.value("cg_max_steps", o.cg_max_steps);
   // Models written before the prior existed were fitted without one.
   o.prior = parse_prior(j.value("prior", std::string("none")));

@@ -39,7 +39,7 @@ LRSMETA_C_API const char* lrsmeta_version(void);
  * "cg_max_steps" (integers);
  * "ridge", "task_ridge", "step_size", "tolerance", "relative_tolerance", "sparse_prior_scale" (< 0:
  * auto), "support_threshold" (< 0: auto), "covariance_shrinkage" (< 0: auto), "validation_fraction",
- * "selection_tolerance", "cg_tolerance" (numbers);
+ * "selection_tolerance", "cg_tolerance", "cg_forcing" (numbers);
  * "variant" (pursuit|htp|iht), "init" (auto|random|spectral), "device" (cpu|cuda|auto), "prior"
  * (auto|none), "u_solver" (direct|cg|auto), "rank" and "sparsity" ("auto": chosen on validation rows) (strings). Differential privacy: "private" (1 to enable),
  * "max_samples", "noise_seed" (integers; a noise seed makes the noise reproducible and voids the

@@ -35,6 +35,7 @@ _DEFAULTS = {
     "device": "cpu",
     "u_solver": "auto",
     "cg_tolerance": 1e-10,
+    "cg_forcing": 0.1,
     "cg_max_steps": 300,
     "sparse_prior_scale": "auto",
     "support_threshold": "auto",
