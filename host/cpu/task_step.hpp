@@ -83,6 +83,7 @@ struct TaskWorkspace {
   std::vector<double> ZtZ;     // r x r, lower triangle
   std::vector<double> A;       // one gathered row of X_S
   std::vector<double> gram, gram_sub, chol, rhs, rhs_saved;
+  std::vector<double> w_previous;  // pursuit: w of the support the iteration started from
   std::vector<double> resid, corr, dense;
   std::vector<double> target;   // y - X beta under a prior
   std::vector<double> inverse;  // (A^T A + s2 P)^-1 for the posterior
@@ -105,6 +106,7 @@ struct TaskWorkspace {
     chol.resize(gram.size());
     rhs.resize(cols + 1);
     rhs_saved.resize(cols + 1);
+    w_previous.resize(static_cast<std::size_t>(std::max(r, 1)));
     resid.resize(m);
     target.resize(m);
     inverse.resize(gram.size());
@@ -423,6 +425,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         const int n_incoming = n_S;  // C starts with the incoming support
         const int n_C = n_S + detail::top_k_abs(corr, d, cap - n_S, S, n_S, C + n_S);
         double* bC = ws.candidate_values.data();
+        std::copy(w, w + r, ws.w_previous.data());  // (w, b_S) fit the incoming support S
         joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC, prior, !by_evidence);
         int* P = ws.picked.data();
         n_S = -1;
@@ -438,6 +441,16 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         }
         std::sort(P, P + n_S, [C](int a, int b) { return C[a] < C[b]; });  // canonical order, as for htp
         for (int q = 0; q < n_S; ++q) S[q] = C[P[q]];
+        bool unchanged = !prior && n_S == n_previous;
+        for (int q = 0; unchanged && q < n_S; ++q) unchanged = S[q] == previous[q];
+        if (unchanged) {
+          // The support the iteration started from, in the same order: its subsystem is the one
+          // (w, b_S) were fitted on (the same Gram entries, summed in the same order), so that fit
+          // is this one, bit for bit. (Under the prior the factor of the last solve is read
+          // afterwards, for the posterior: there it is solved again.)
+          std::copy(ws.w_previous.begin(), ws.w_previous.begin() + r, w);
+          break;
+        }
         subsystem_least_squares(ws, n_C, P, n_S, ridge, w, bS);
         n_joint = n_C;
       }
