@@ -152,20 +152,26 @@ SyntheticData well_posed(double noise, std::uint64_t seed) {
   return generate_synthetic(spec);
 }
 
+// The whole fits the solvers are compared on: rank 3, the prior's settings given, the direct solve.
+Options whole_fit_options(Prior prior, int sparsity, int iterations) {
+  Options o;
+  o.rank = 3;
+  o.sparsity = sparsity;
+  o.prior = prior;
+  o.iterations = iterations;
+  o.relative_tolerance = 0;
+  o.sparse_prior_scale = 0.3;
+  o.support_threshold = 2.0;
+  o.covariance_shrinkage = 1.0;
+  o.threads = 2;
+  o.u_solver = USolver::direct;
+  return o;
+}
+
 TEST(CgUStep, AgreesWithTheDirectSolveInWholeFits) {
   const SyntheticData s = well_posed(0.2, 41);
   for (Prior prior : {Prior::none, Prior::automatic}) {
-    Options o;
-    o.rank = 3;
-    o.sparsity = 2;
-    o.prior = prior;
-    o.iterations = 6;
-    o.relative_tolerance = 0;
-    o.sparse_prior_scale = 0.3;
-    o.support_threshold = 2.0;
-    o.covariance_shrinkage = 1.0;
-    o.threads = 2;
-    o.u_solver = USolver::direct;
+    Options o = whole_fit_options(prior, 2, 6);
     const Model direct = fit(s.data.view(), o);
     o.u_solver = USolver::cg;
     o.cg_tolerance = 1e-14;
@@ -193,18 +199,8 @@ TEST(CgUStep, AgreesWithTheDirectSolveInWholeFits) {
 TEST(CgUStep, InexactStepsEndAtTheDirectSolvesFixedPoint) {
   const SyntheticData s = well_posed(0.2, 43);
   for (Prior prior : {Prior::none, Prior::automatic}) {
-    Options o;
-    o.rank = 3;
-    o.sparsity = prior == Prior::none ? 0 : 2;
-    o.prior = prior;
-    o.iterations = 200;
+    Options o = whole_fit_options(prior, prior == Prior::none ? 0 : 2, 200);
     o.tolerance = 1e-12;
-    o.relative_tolerance = 0;
-    o.sparse_prior_scale = 0.3;
-    o.support_threshold = 2.0;
-    o.covariance_shrinkage = 1.0;
-    o.threads = 2;
-    o.u_solver = USolver::direct;
     const Model direct = fit(s.data.view(), o);
     o.u_solver = USolver::cg;
     ASSERT_EQ(o.cg_forcing, 0.1);  // the default
