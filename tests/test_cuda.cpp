@@ -253,6 +253,7 @@ TEST(CudaCg, WholeFitMatchesTheCpuAndTheDirectSolve) {
   o.prior = Prior::none;
   o.u_solver = USolver::cg;
   o.cg_tolerance = 1e-13;
+  o.cg_forcing = 0;  // every U step solved: comparable with the direct solve iteration by iteration
   const Model cpu = fit(syn.data.view(), o);
   o.device = Device::cuda;
   const Model gpu = fit(syn.data.view(), o);

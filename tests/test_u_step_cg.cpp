@@ -262,6 +262,11 @@ TEST(CgUStep, DirectIsRefusedAboveItsLimitAndAutoTakesCgThere) {
   }
   o.u_solver = USolver::cg;
   EXPECT_NO_THROW(validate(o, 500));
+  for (double forcing : {-0.1, 1.0, std::nan("")}) {  // the forcing term: a fraction, less than one
+    Options bad = o;
+    bad.cg_forcing = forcing;
+    EXPECT_THROW(validate(bad, 500), Error) << forcing;
+  }
   o.u_solver = USolver::automatic;
   EXPECT_NO_THROW(validate(o, 500));
   const core::USolverChoice big = core::choose_u_solver(500000, 10000, 500, 50, 8, o, false);
