@@ -26,10 +26,15 @@ if(NOT LRSMETA_CUDA STREQUAL "OFF")
     set(LRSMETA_CUDA_LIBRARIES CUDA::cudart CUDA::cublas CUDA::cusolver)
     # NCCL (shipped with the toolkit here): sums between GPUs on device buffers in a fit over many
     # processes, each on a GPU. Optional: without it such a fit sums through MPI on the host.
-    find_path(LRSMETA_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
-    find_library(LRSMETA_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib)
+    # LRSMETA_NCCL=OFF leaves it out (scripts/device-check.sh: one GPU, and a machine that may lack it).
+    set(LRSMETA_NCCL "AUTO" CACHE STRING "Use NCCL between GPUs: AUTO or OFF")
+    set_property(CACHE LRSMETA_NCCL PROPERTY STRINGS AUTO OFF)
     set(LRSMETA_WITH_NCCL OFF)
-    if(LRSMETA_NCCL_INCLUDE_DIR AND LRSMETA_NCCL_LIBRARY)
+    if(NOT LRSMETA_NCCL STREQUAL "OFF")
+      find_path(LRSMETA_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+      find_library(LRSMETA_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib)
+    endif()
+    if(LRSMETA_NCCL_INCLUDE_DIR AND LRSMETA_NCCL_LIBRARY AND NOT LRSMETA_NCCL STREQUAL "OFF")
       set(LRSMETA_WITH_NCCL ON)
       list(APPEND LRSMETA_CUDA_LIBRARIES ${LRSMETA_NCCL_LIBRARY})
     endif()
