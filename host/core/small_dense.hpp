@@ -96,12 +96,15 @@ LRSMETA_HD inline int top_k_abs(const S* v, int n, int k, const int* excluded, i
                                 int* out) {
   int count = 0;
   if (k <= 0) return 0;
+  S kth = S(0);  // |v| of the k-th entry kept, once k are kept
   for (int j = 0; j < n; ++j) {
+    // Most entries fall below the k-th kept one: that test first, the exclusion list only for the
+    // few that would enter.
+    const S mag = fabs(v[j]);
+    if (count == k && !(mag > kth)) continue;
     bool skip = false;
     for (int e = 0; e < n_excluded; ++e) skip = skip || (excluded[e] == j);
     if (skip) continue;
-    const S mag = fabs(v[j]);
-    if (count == k && !(mag > fabs(v[out[k - 1]]))) continue;
     int pos = count < k ? count++ : k - 1;
     // Shift smaller entries down; strict comparison keeps earlier (smaller) indices ahead on ties.
     while (pos > 0 && mag > fabs(v[out[pos - 1]])) {
@@ -109,6 +112,7 @@ LRSMETA_HD inline int top_k_abs(const S* v, int n, int k, const int* excluded, i
       --pos;
     }
     out[pos] = j;
+    if (count == k) kth = fabs(v[out[k - 1]]);
   }
   return count;
 }
