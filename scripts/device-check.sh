@@ -13,6 +13,7 @@
 # at its own time limit. Without a usable GPU `run` says so, the GPU tests skip and the sanitizer
 # and GPU benchmarks are left out; the CPU benchmark still runs.
 set -euo pipefail
+trap 'echo "device-check: stopped by a failed command at line $LINENO" >&2' ERR
 root=$(cd "$(dirname "$0")/.." && pwd)
 archive=$root/carry/lrsmeta-device.tar.xz
 build=$root/build-device
@@ -123,6 +124,7 @@ environment() {
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
     for b in "$unpacked"/bin/*; do echo "== ldd $(basename "$b")"; ldd "$b" || true; done
   } >> "$out/environment.log" 2>&1
+  log "- pack: built from commit $(cat "$unpacked/COMMIT") (run prepare again after a change)"
   if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
     gpu=yes
     log "- device: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)"
@@ -269,7 +271,13 @@ run() {
     "$out"/bench_gpu.json "$out"/bench_cpu.json
   unpacked=$(mktemp -d)
   trap 'rm -rf "$unpacked"' EXIT
-  tar -C "$unpacked" -xJf "$archive"
+  # tar's -J needs the xz program; Python's tarfile (lzma) where the machine lacks it.
+  if command -v xz > /dev/null; then
+    tar -C "$unpacked" -xJf "$archive" || { echo "device-check run: cannot unpack $archive" >&2; exit 1; }
+  else
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' "$archive" "$unpacked" ||
+      { echo "device-check run: cannot unpack $archive (no xz program, and Python could not)" >&2; exit 1; }
+  fi
   echo "# device check: $(date -u +%FT%TZ), stages: ${stages[*]}" > "$out/summary.md"
   echo "" >> "$out/summary.md"
   resolve_libraries
