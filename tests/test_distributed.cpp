@@ -7,7 +7,6 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 
 #include "core/distributed_backend.hpp"
 #include "cpu/cpu_backend.hpp"
@@ -156,18 +155,11 @@ TEST(Distributed, EveryModelAndSolverEqualsTheOneProcessFit) {
 TEST(Distributed, OneShardsBadDataStopsEveryProcessWithItsMessage) {
   SyntheticData syn = ragged(6);
   syn.data.X[syn.data.X.size() - 3] = NAN;  // in the last shard
-  std::mutex lock;
-  std::vector<std::string> messages;
-  testing::run_ranks(3, [&](Communicator& comm) {
+  const std::vector<std::string> messages = testing::collective_errors(3, [&](Communicator& comm) {
     const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
     FitControl control;
     control.communicator = &comm;
-    try {
-      fit(mine.view(), fixed_options(), control);
-    } catch (const CollectiveError& e) {
-      std::lock_guard<std::mutex> guard(lock);
-      messages.push_back(e.what());
-    }
+    fit(mine.view(), fixed_options(), control);
   });
   ASSERT_EQ(messages.size(), 3u);
   for (const std::string& m : messages) {
@@ -180,21 +172,14 @@ TEST(Distributed, OneShardsBadDataStopsEveryProcessWithItsMessage) {
 TEST(Distributed, ChoicesOnValidationRowsAreRefusedByEveryProcess) {
   const SyntheticData syn = ragged(7);
   for (int what = 0; what < 2; ++what) {
-    std::mutex lock;
-    std::vector<std::string> messages;
-    testing::run_ranks(2, [&](Communicator& comm) {
+    const std::vector<std::string> messages = testing::collective_errors(2, [&](Communicator& comm) {
       const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
       Options o = fixed_options();
       FitControl control;
       control.communicator = &comm;
       if (what == 0) o.rank_candidates = {1, 2};
       else o.sparse_prior_scale = -1, o.prior = Prior::automatic;  // the b prior's scale chosen
-      try {
-        fit(mine.view(), o, control);
-      } catch (const CollectiveError& e) {
-        std::lock_guard<std::mutex> guard(lock);
-        messages.push_back(e.what());
-      }
+      fit(mine.view(), o, control);
     });
     ASSERT_EQ(messages.size(), 2u);
     EXPECT_NE(messages[0].find(what == 0 ? "--rank" : "--sparse-prior-scale"), std::string::npos) << messages[0];
@@ -364,21 +349,14 @@ TEST_F(DistributedFiles, AStoppedFitResumesFromItsCheckpointToTheSameModel) {
     EXPECT_LT(max_difference(resumed[static_cast<std::size_t>(q)].B_value, uninterrupted[static_cast<std::size_t>(q)].B_value), 1e-10);
     EXPECT_EQ(resumed[static_cast<std::size_t>(q)].history.size(), uninterrupted[static_cast<std::size_t>(q)].history.size());
   }
-  std::mutex lock;
-  std::vector<std::string> messages;
-  testing::run_ranks(3, [&](Communicator& comm) {
+  const std::vector<std::string> messages = testing::collective_errors(3, [&](Communicator& comm) {
     const TaskRange range = shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size());
     const Dataset<double> mine = shard_of(syn.data, range);
     const Checkpoint part = load_checkpoint_tasks(dir, range.first, range.end - range.first);
     FitControl control;
     control.communicator = &comm;
     control.resume = &part;
-    try {
-      fit(mine.view(), o, control);
-    } catch (const CollectiveError& e) {
-      std::lock_guard<std::mutex> guard(lock);
-      messages.push_back(e.what());
-    }
+    fit(mine.view(), o, control);
   });
   ASSERT_EQ(messages.size(), 3u);
   EXPECT_NE(messages[0].find("made by 2 process(es)"), std::string::npos) << messages[0];

@@ -130,4 +130,20 @@ inline void run_ranks(int size, const std::function<void(Communicator&)>& body) 
     if (e) std::rethrow_exception(e);
 }
 
+// Runs body on `size` ranks as run_ranks does and returns the messages of the CollectiveErrors
+// they threw, one per rank that threw one (any other exception is rethrown).
+inline std::vector<std::string> collective_errors(int size, const std::function<void(Communicator&)>& body) {
+  std::mutex lock;
+  std::vector<std::string> messages;
+  run_ranks(size, [&](Communicator& comm) {
+    try {
+      body(comm);
+    } catch (const CollectiveError& e) {
+      std::lock_guard<std::mutex> guard(lock);
+      messages.push_back(e.what());
+    }
+  });
+  return messages;
+}
+
 }  // namespace lrsmeta::testing
