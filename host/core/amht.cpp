@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "core/backend.hpp"
 #include "core/fingerprint.hpp"
@@ -477,12 +478,17 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     const int k_now = it <= options.warm_start_iterations ? 0 : static_cast<int>(k);
     const auto t0 = Clock::now();
     apply_prior(k_now);
-    const core::TaskStepTotals totals = backend->task_step_all(k_now);
+    const core::PriorState* prior_now = use_prior ? &prior : nullptr;
+    // cg's start (v, W_hat and the warm start's product) comes with the task step: its time is
+    // counted in the task step's.
+    std::optional<core::UStepStart> u_start;
+    if (!private_release && u_step.starts_in_task_step(prior_now)) u_start = u_step.start_request(prior_now);
+    const core::TaskStepTotals totals = u_start ? backend->task_step_all_with_u_start(k_now, *u_start) : backend->task_step_all(k_now);
     const double task_seconds = seconds_since(t0);
     const auto t1 = Clock::now();
     std::vector<double> w_mean;
     if (use_prior) w_mean = core::update_hyperparameters(prior, totals, t_all);
-    const double change = u_step.run(private_release, use_prior ? &prior : nullptr);
+    const double change = u_start ? u_step.run_from_start(std::move(*u_start), prior_now) : u_step.run(private_release, prior_now);
     if (use_prior) {
       prior.beta = backend->beta();
       core::carry_to_new_basis(prior, backend->last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));

@@ -39,6 +39,14 @@ struct PriorState {
   double covariance_shrinkage = 0.0;  // f: each M-step shrinks Sigma towards isotropic
 };
 
+// The cg U step's start (Backend::accumulate_rhs_and_apply) asked of a task step: x0, the warm
+// start ([beta,] U, column-major, as the U step's unknowns), in; v, W_hat and G x0 for the (w, b)
+// that task step produces, out.
+struct UStepStart {
+  std::vector<double> x0;
+  std::vector<double> v, W_hat, G_x0;
+};
+
 // What the last U step's iterative solver did (cg; zeros for a direct solve).
 struct SolverReport {
   int steps = 0;
@@ -62,6 +70,15 @@ class Backend {
 
   // Every task's (w, b) <- task_step(U, X_i, y_i, b_i) with sparsity k_in_effect (0: b = 0).
   virtual TaskStepTotals task_step_all(int k_in_effect) = 0;
+  // task_step_all, and the cg U step's start for the (w, b) it produces (start.x0 given: the U the
+  // task steps use, with beta first under the prior). A backend that can adds each task's share of
+  // v, W_hat and G x0 as that task's step ends, while its rows are still in cache, rather than read
+  // the data again; this default runs the two passes one after the other.
+  virtual TaskStepTotals task_step_all_with_u_start(int k_in_effect, UStepStart& start) {
+    TaskStepTotals totals = task_step_all(k_in_effect);
+    accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, start.G_x0);
+    return totals;
+  }
 
   // The U step's pieces (host/core/u_solver.hpp runs them). Unknowns are column-major d x r'
   // ([beta,] U~, vec(U~)[a + d p] = U~[a, p]; r' = r + 1 under a prior, beta's block first).

@@ -1,5 +1,6 @@
 #include "core/distributed_backend.hpp"
 
+#include <initializer_list>
 #include <utility>
 
 #include "core/communicator.hpp"
@@ -25,18 +26,13 @@ class DistributedBackend final : public Backend {
 
   TaskStepTotals task_step_all(int k_in_effect) override {
     TaskStepTotals totals = local_->task_step_all(k_in_effect);
-    // One sum for every double: sse, the effective parameters, then the prior's moments.
-    std::vector<double> packed{totals.sse, totals.effective_params, totals.effective_params_b};
-    packed.insert(packed.end(), totals.w_second_moment.begin(), totals.w_second_moment.end());
-    packed.insert(packed.end(), totals.w_sum.begin(), totals.w_sum.end());
-    sum(comm_, packed);
-    totals.sse = packed[0];
-    totals.effective_params = packed[1];
-    totals.effective_params_b = packed[2];
-    std::size_t at = 3;
-    for (double& x : totals.w_second_moment) x = packed[at++];
-    for (double& x : totals.w_sum) x = packed[at++];
-    comm_.sum(&totals.rows, 1);
+    sum_totals(totals, nullptr);
+    return totals;
+  }
+  // The totals and cg's start in one sum (the start is summed already where the backends sum in place).
+  TaskStepTotals task_step_all_with_u_start(int k_in_effect, UStepStart& start) override {
+    TaskStepTotals totals = local_->task_step_all_with_u_start(k_in_effect, start);
+    sum_totals(totals, in_place_ ? nullptr : &start);
     return totals;
   }
 
@@ -62,14 +58,8 @@ class DistributedBackend final : public Backend {
                                 std::vector<double>& G_x0) override {
     local_->accumulate_rhs_and_apply(x0, v, W_hat, G_x0);
     if (in_place_) return;
-    std::vector<double> packed = v;  // one sum for the three
-    packed.insert(packed.end(), W_hat.begin(), W_hat.end());
-    packed.insert(packed.end(), G_x0.begin(), G_x0.end());
-    sum(comm_, packed);
-    std::copy(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(v.size()), v.begin());
-    std::copy(packed.begin() + static_cast<std::ptrdiff_t>(v.size()), packed.begin() + static_cast<std::ptrdiff_t>(v.size() + W_hat.size()),
-              W_hat.begin());
-    std::copy(packed.end() - static_cast<std::ptrdiff_t>(G_x0.size()), packed.end(), G_x0.begin());
+    std::vector<double> packed;  // one sum for the three
+    sum_packed({&v, &W_hat, &G_x0}, packed);
   }
   double set_U_step_solution(std::vector<double> solution) override { return local_->set_U_step_solution(std::move(solution)); }
 
@@ -101,6 +91,30 @@ class DistributedBackend final : public Backend {
   }
 
  private:
+  // Sums the vectors over the processes in one collective call (`packed` holds what other numbers
+  // the caller put first, summed with them).
+  void sum_packed(std::initializer_list<std::vector<double>*> parts, std::vector<double>& packed) {
+    const std::size_t head = packed.size();
+    for (const std::vector<double>* p : parts) packed.insert(packed.end(), p->begin(), p->end());
+    sum(comm_, packed);
+    std::size_t at = head;
+    for (std::vector<double>* p : parts)
+      for (double& x : *p) x = packed[at++];
+  }
+  // The task steps' totals (and cg's start, where given) summed in one call; the row count travels as
+  // a double (exact below 2^53 rows).
+  void sum_totals(TaskStepTotals& totals, UStepStart* start) {
+    std::vector<double> packed{totals.sse, totals.effective_params, totals.effective_params_b, static_cast<double>(totals.rows)};
+    if (start)
+      sum_packed({&totals.w_second_moment, &totals.w_sum, &start->v, &start->W_hat, &start->G_x0}, packed);
+    else
+      sum_packed({&totals.w_second_moment, &totals.w_sum}, packed);
+    totals.sse = packed[0];
+    totals.effective_params = packed[1];
+    totals.effective_params_b = packed[2];
+    totals.rows = static_cast<std::int64_t>(packed[3]);
+  }
+
   std::unique_ptr<Backend> local_;
   Communicator& comm_;
   std::int64_t rows_ = 0, total_rows_ = 0;

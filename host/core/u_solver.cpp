@@ -128,18 +128,32 @@ double UStep::run(const PrivateRelease* release, const PriorState* prior) {
   if (options_.rank == 0 && !prior) return 0.0;
   if (options_.u_solver != USolver::cg) return direct(release, prior);
   if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
-  // Warm start: the current [beta, U] (column-major), which the task step's w were fitted to. A
-  // direction G does not determine keeps it (as the direct solve's anchor does). Its product comes
-  // from the same pass as v (rank 0's x, as every product).
-  std::vector<double> x = current_solution(prior);
-  broadcast(comm_, x);
-  std::vector<double> v, W_hat, G_x;
-  backend_.accumulate_rhs_and_apply(x, v, W_hat, G_x);
-  if (x.size() != v.size() || G_x.size() != v.size())
-    throw Error("U update (cg): the warm start has " + std::to_string(x.size()) + " entries, v " + std::to_string(v.size()) +
-                ", its product " + std::to_string(G_x.size()));
-  add_model_terms(x, G_x, prior);
-  last_ = solve_cg(v, W_hat, x, prior, &G_x);
+  UStepStart start = start_request(prior);
+  backend_.accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, start.G_x0);
+  return run_from_start(std::move(start), prior);
+}
+
+bool UStep::starts_in_task_step(const PriorState* prior) const {
+  return options_.u_solver == USolver::cg && (options_.rank > 0 || prior);
+}
+
+// Warm start: the current [beta,] U (column-major), which the task step's w were fitted to. A
+// direction G does not determine keeps it (as the direct solve's anchor does).
+UStepStart UStep::start_request(const PriorState* prior) {
+  UStepStart start;
+  start.x0 = current_solution(prior);
+  broadcast(comm_, start.x0);
+  return start;
+}
+
+double UStep::run_from_start(UStepStart start, const PriorState* prior) {
+  last_ = {};
+  std::vector<double>& x = start.x0;
+  if (x.size() != start.v.size() || start.G_x0.size() != start.v.size())
+    throw Error("U update (cg): the warm start has " + std::to_string(x.size()) + " entries, v " + std::to_string(start.v.size()) +
+                ", its product " + std::to_string(start.G_x0.size()));
+  add_model_terms(x, start.G_x0, prior);
+  last_ = solve_cg(start.v, start.W_hat, x, prior, &start.G_x0);
   return backend_.set_U_step_solution(std::move(x));
 }
 

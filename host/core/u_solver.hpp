@@ -48,6 +48,13 @@ class UStep {
   // One U step with the prior in effect (null: none) or, for private training, a release (its noise
   // drawn on rank 0 only). Returns ||(I - U_old U_old^T) U_new||_F.
   double run(const PrivateRelease* release, const PriorState* prior);
+  // Whether this fit's U steps start from what the task step computes
+  // (Backend::task_step_all_with_u_start): cg, with unknowns to solve for.
+  bool starts_in_task_step(const PriorState* prior) const;
+  // The request for that: x0, the warm start every process uses (rank 0's [beta,] U).
+  UStepStart start_request(const PriorState* prior);
+  // The rest of a cg U step, from a start filled in by the backend (summed over the processes).
+  double run_from_start(UStepStart start, const PriorState* prior);
   // What the last run's solver did (zeros for a direct solve).
   SolverReport last() const { return last_; }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -49,6 +50,19 @@ void CpuBackend<T>::set_U(const std::vector<double>& U) {
 
 template <typename T>
 core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
+  return task_steps(k_in_effect, nullptr);
+}
+
+template <typename T>
+core::TaskStepTotals CpuBackend<T>::task_step_all_with_u_start(int k_in_effect, core::UStepStart& start) {
+  return task_steps(k_in_effect, &start);
+}
+
+template <typename T>
+core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart* u_start) {
+  const std::int64_t r_ext = r_ + (has_prior_ ? 1 : 0), dr = static_cast<std::int64_t>(d_) * r_ext;
+  if (u_start && static_cast<std::int64_t>(u_start->x0.size()) != dr)
+    throw Error("CPU backend: the U step's warm start has the wrong size");
   TaskStepSettings settings = task_step_settings(options_, k_in_effect);
   TaskPrior task_prior;
   // With a prior the task step runs in whitened coordinates w = L v, Sigma = L L^T (lower
@@ -88,46 +102,84 @@ core::TaskStepTotals CpuBackend<T>::task_step_all(int k_in_effect) {
   // Per-task sums, added in task order afterwards: the reported loss does not depend on how the
   // dynamic schedule spread the (ragged) tasks over the threads.
   task_sse_.resize(static_cast<std::size_t>(t_));
+  // cg's start (v, W_hat, G x0) is summed per block of consecutive tasks, then over the blocks in
+  // order: the same sum whichever thread took a block (the schedule is dynamic), so a fit is
+  // reproducible for a thread count. A few blocks per thread balance ragged tasks; their sums are
+  // capped at about 64 MiB together.
+  const std::int64_t start_size = u_start ? 2 * dr + r_ext * r_ext : 0;
+  std::int64_t n_blocks = 0;
+  if (u_start) {
+    const std::int64_t per_block = start_size * static_cast<std::int64_t>(sizeof(double));
+    n_blocks = std::min<std::int64_t>({t_, 8LL * threads_, std::max<std::int64_t>(threads_, (64LL << 20) / per_block)});
+    n_blocks = std::max<std::int64_t>(n_blocks, 1);
+  }
+  const std::int64_t tasks_per_schedule_unit = u_start ? std::max<std::int64_t>(1, (t_ + n_blocks - 1) / n_blocks) : 16;
+  const std::int64_t n_units = (t_ + tasks_per_schedule_unit - 1) / tasks_per_schedule_unit;
+  if (u_start) start_parts_.resize(static_cast<std::size_t>(n_units));
   linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(threads_)
   {
     TaskWorkspace ws(m_max_, d_, r_, k_);
     std::vector<double> V(static_cast<std::size_t>(r_) * r_), LV(V.size()), v(static_cast<std::size_t>(r_));
     TaskPosterior posterior{V.data(), 0.0, 0.0};
-#pragma omp for schedule(dynamic, 16)
-    for (std::int64_t i = 0; i < t_; ++i) {
-      const std::int64_t row0 = data_.task_offsets[i];
-      const int m = static_cast<int>(data_.task_offsets[i + 1] - row0);
-      task_sse_[static_cast<std::size_t>(i)] =
-          task_step(data_.X + row0 * d_, data_.y + row0, m, d_, U_task, r_, W_.data() + i * r_,
-                    B_index_.data() + i * k_, B_value_.data() + i * k_, k_, settings, ws,
-                    has_prior_ ? &posterior : nullptr);
-      if (has_prior_) {
-        // Back from whitened coordinates: w = L v, V = L V_v L^T.
-        double* w = W_.data() + i * r_;
-        std::copy(w, w + r_, v.begin());
-        for (int p = 0; p < r_; ++p) {
-          double s = 0.0;
-          for (int q = 0; q <= p; ++q) s += L[static_cast<std::size_t>(p) * r_ + q] * v[static_cast<std::size_t>(q)];
-          w[p] = s;
+    std::optional<CgScratch> cg_scratch;
+    if (u_start) cg_scratch.emplace(d_, r_ext);
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t unit = 0; unit < n_units; ++unit) {
+      double* start_part = nullptr;
+      if (u_start) {
+        std::vector<double>& part = start_parts_[static_cast<std::size_t>(unit)];
+        part.assign(static_cast<std::size_t>(start_size), 0.0);  // v, W_hat, then G x0
+        start_part = part.data();
+      }
+      for (std::int64_t i = unit * tasks_per_schedule_unit; i < std::min(t_, (unit + 1) * tasks_per_schedule_unit); ++i) {
+        const std::int64_t row0 = data_.task_offsets[i];
+        const int m = static_cast<int>(data_.task_offsets[i + 1] - row0);
+        task_sse_[static_cast<std::size_t>(i)] =
+            task_step(data_.X + row0 * d_, data_.y + row0, m, d_, U_task, r_, W_.data() + i * r_,
+                      B_index_.data() + i * k_, B_value_.data() + i * k_, k_, settings, ws,
+                      has_prior_ ? &posterior : nullptr);
+        if (has_prior_) {
+          // Back from whitened coordinates: w = L v, V = L V_v L^T.
+          double* w = W_.data() + i * r_;
+          std::copy(w, w + r_, v.begin());
+          for (int p = 0; p < r_; ++p) {
+            double s = 0.0;
+            for (int q = 0; q <= p; ++q) s += L[static_cast<std::size_t>(p) * r_ + q] * v[static_cast<std::size_t>(q)];
+            w[p] = s;
+          }
+          for (int p = 0; p < r_; ++p)
+            for (int q = 0; q < r_; ++q) {
+              double s = 0.0;
+              for (int c = 0; c <= p; ++c) s += L[static_cast<std::size_t>(p) * r_ + c] * V[static_cast<std::size_t>(c) * r_ + q];
+              LV[static_cast<std::size_t>(p) * r_ + q] = s;
+            }
+          double* Vi = V_.data() + i * P;
+          for (int p = 0, pq = 0; p < r_; ++p)
+            for (int q = p; q < r_; ++q) {
+              double s = 0.0;
+              for (int c = 0; c <= q; ++c) s += LV[static_cast<std::size_t>(p) * r_ + c] * L[static_cast<std::size_t>(q) * r_ + c];
+              Vi[pq++] = s;
+            }
+          task_effective_params_[static_cast<std::size_t>(2 * i)] = posterior.effective_params;
+          task_effective_params_[static_cast<std::size_t>(2 * i + 1)] = posterior.effective_params_b;
         }
-        for (int p = 0; p < r_; ++p)
-          for (int q = 0; q < r_; ++q) {
-            double s = 0.0;
-            for (int c = 0; c <= p; ++c) s += L[static_cast<std::size_t>(p) * r_ + c] * V[static_cast<std::size_t>(c) * r_ + q];
-            LV[static_cast<std::size_t>(p) * r_ + q] = s;
-          }
-        double* Vi = V_.data() + i * P;
-        for (int p = 0, pq = 0; p < r_; ++p)
-          for (int q = p; q < r_; ++q) {
-            double s = 0.0;
-            for (int c = 0; c <= q; ++c) s += LV[static_cast<std::size_t>(p) * r_ + c] * L[static_cast<std::size_t>(q) * r_ + c];
-            Vi[pq++] = s;
-          }
-        task_effective_params_[static_cast<std::size_t>(2 * i)] = posterior.effective_params;
-        task_effective_params_[static_cast<std::size_t>(2 * i + 1)] = posterior.effective_params_b;
+        if (u_start && m > 0) {  // the task's rows are in cache: its share of cg's start now
+          rhs_of_task(i, start_part, *cg_scratch);
+          operator_of_task(i, u_start->x0.data(), start_part + dr + r_ext * r_ext, *cg_scratch);
+        }
       }
     }
+  }
+  if (u_start) {
+    std::vector<double> total(static_cast<std::size_t>(start_size), 0.0);
+    for (std::int64_t b = 0; b < n_units; ++b) {
+      const std::vector<double>& part = start_parts_[static_cast<std::size_t>(b)];
+      for (std::size_t e = 0; e < total.size(); ++e) total[e] += part[e];
+    }
+    u_start->v.assign(total.begin(), total.begin() + dr);
+    u_start->W_hat.assign(total.begin() + dr, total.begin() + dr + r_ext * r_ext);
+    u_start->G_x0.assign(total.begin() + dr + r_ext * r_ext, total.end());
   }
   core::TaskStepTotals totals;
   for (double e : task_sse_) totals.sse += e;

@@ -2,6 +2,7 @@
 // OpenBLAS for the chunked GEMM that forms G and LAPACK for the QR of U (the core solves G).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -22,6 +23,7 @@ class CpuBackend final : public core::Backend {
   void set_U(const std::vector<double>& U) override;
   std::vector<double> get_U() const override { return U_; }
   core::TaskStepTotals task_step_all(int k_in_effect) override;
+  core::TaskStepTotals task_step_all_with_u_start(int k_in_effect, core::UStepStart& start) override;
   void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override;
   void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override;
   void accumulate_rhs_and_apply(const std::vector<double>& x0, std::vector<double>& v, std::vector<double>& W_hat,
@@ -78,12 +80,20 @@ class CpuBackend final : public core::Backend {
   std::vector<GramScratch> scratch_;
   core::DataMoments moments_;  // data_moments(), computed on first use
   // cg's passes (u_step_cg.cpp): per task, then over all tasks (either part or both at once).
-  struct CgScratch;
+  struct CgScratch {  // one thread's
+    std::vector<double> w, z, ez, q, Mw, g, row;
+    CgScratch(std::int64_t d, std::int64_t r)
+        : w(static_cast<std::size_t>(std::max<std::int64_t>(r, 1))), z(w.size()), ez(w.size()), q(static_cast<std::size_t>(d)),
+          Mw(q.size()), g(q.size()), row(q.size()) {}
+  };
   std::int64_t extended_w(std::int64_t i, double* w) const;
   void rhs_of_task(std::int64_t i, double* part, CgScratch& scratch) const;
   void operator_of_task(std::int64_t i, const double* M, double* acc, CgScratch& scratch) const;
   void cg_pass(std::vector<double>* v, std::vector<double>* W_hat, const std::vector<double>* x, std::vector<double>* y);
   std::vector<std::vector<double>> cg_parts_;  // cg_pass's per-thread sums
+  // The task steps, with cg's start where asked (summed per block of tasks in start_parts_).
+  core::TaskStepTotals task_steps(int k_in_effect, core::UStepStart* u_start);
+  std::vector<std::vector<double>> start_parts_;
 };
 
 }  // namespace lrsmeta::cpu

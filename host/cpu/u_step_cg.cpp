@@ -11,14 +11,6 @@
 
 namespace lrsmeta::cpu {
 
-template <typename T>
-struct CpuBackend<T>::CgScratch {
-  std::vector<double> w, z, ez, q, Mw, g, row;
-  CgScratch(std::int64_t d, std::int64_t r)
-      : w(static_cast<std::size_t>(std::max<std::int64_t>(r, 1))), z(w.size()), ez(w.size()), q(static_cast<std::size_t>(d)),
-        Mw(q.size()), g(q.size()), row(q.size()) {}
-};
-
 // w' = (1, w_i) under the prior, w_i without; returns r'.
 template <typename T>
 std::int64_t CpuBackend<T>::extended_w(std::int64_t i, double* w) const {
@@ -59,12 +51,20 @@ void CpuBackend<T>::rhs_of_task(std::int64_t i, double* part, CgScratch& s) cons
   double* Wh = part + dr;
   const std::int64_t P_own = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
   const double* Vi = has_prior_ ? V_.data() + i * P_own : nullptr;
-  for (std::int64_t p = 0; p < r; ++p)
-    for (std::int64_t c = 0; c < r; ++c) {
-      double e = s.w[static_cast<std::size_t>(p)] * s.w[static_cast<std::size_t>(c)];
-      if (Vi && p > 0 && c > 0) e += Vi[packed_index(std::min(p, c) - 1, std::max(p, c) - 1, r_)];
-      Wh[p * r + c] += static_cast<double>(m) * e;
-    }
+  const double* w = s.w.data();
+  const double mi = static_cast<double>(m);
+  for (std::int64_t p = 0; p < r; ++p) {  // branch-free rows: this runs for every task
+    const double mw = mi * w[p];
+    double* row = Wh + p * r;
+#pragma omp simd
+    for (std::int64_t c = 0; c < r; ++c) row[c] += mw * w[c];
+  }
+  if (Vi)  // V_i on w's block (after beta's row and column)
+    for (std::int64_t p = 0, pq = 0; p < r_; ++p)
+      for (std::int64_t c = p; c < r_; ++c, ++pq) {
+        Wh[(p + 1) * r + c + 1] += mi * Vi[pq];
+        if (c != p) Wh[(c + 1) * r + p + 1] += mi * Vi[pq];
+      }
 }
 
 // Task i's share of G x: acc += X_i^T X_i M E_i (M: x as d x r', column-major).

@@ -199,6 +199,9 @@ struct IterationInfo {
   double u_change = 0.0;
   double elapsed_seconds = 0.0;   // since fit started
   int sparsity_in_effect = 0;     // 0 during warm start
+  // With the cg U solver (no private release) the U step's first pass over the data (its
+  // right-hand side and its warm start's product) runs inside the task step, task by task, and is
+  // counted in task_step_seconds.
   double task_step_seconds = 0.0;
   double u_step_seconds = 0.0;
   double noise_variance = 0.0;    // the prior's s2 after this iteration (0 without a prior)
