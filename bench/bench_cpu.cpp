@@ -68,6 +68,20 @@ void BM_TaskStep(benchmark::State& state) {
   state.SetLabel(to_string(variant));
 }
 
+// The task step with cg's start (v, W_hat, G x0) added task by task: against BM_TaskStep, what the
+// start costs when the task's rows are in cache.
+template <typename T>
+void BM_TaskStepWithUStart(benchmark::State& state) {
+  const std::int64_t t = state.range(0);
+  auto& backend = backend_for<T>(t, Variant::pursuit);
+  core::UStepStart start;
+  for (auto _ : state) {
+    start.x0 = bench::anchor_U();  // the values are the timing's, not a solution's
+    benchmark::DoNotOptimize(backend.task_step_all_with_u_start(kK, start));
+  }
+  per_task_counter(state, t, backend.threads());
+}
+
 template <typename T>
 void BM_BuildG(benchmark::State& state) {
   const std::int64_t t = state.range(0);
@@ -161,6 +175,7 @@ void variants(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_TEMPLATE(BM_TaskStep, double)->Apply(variants);
 BENCHMARK_TEMPLATE(BM_TaskStep, float)->Apply(sizes);
+BENCHMARK_TEMPLATE(BM_TaskStepWithUStart, float)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_BuildG, double)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_BuildG, float)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_NormalOperator, double)->Apply(sizes);

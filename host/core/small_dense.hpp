@@ -57,7 +57,7 @@ LRSMETA_HD inline void cholesky_solve(const S* L, int n, S* b) {
   for (int p = 0; p < n; ++p) {
     const S bp = b[p] / L[p * n + p];
     b[p] = bp;
-    for (int i = p + 1; i < n; ++i) b[i] -= L[i * n + p] * bp;
+    subtract_scaled(b + p + 1, L + p * n + p + 1, bp, n - p - 1);
   }
   for (int i = n - 1; i >= 0; --i) {
     const S bi = b[i] / L[i * n + i];

@@ -81,7 +81,7 @@ struct TaskWorkspace {
   std::vector<double> Z;       // m x r, row-major: X U
   std::vector<float> Z_data;   // X U in float, for float data
   std::vector<double> ZtZ;     // r x r, lower triangle
-  std::vector<double> A;       // one gathered row of X_S
+  std::vector<double> A;       // X_S gathered, m x n_S
   std::vector<double> gram, gram_sub, chol, rhs, rhs_saved;
   std::vector<double> w_previous;  // pursuit: w of the support the iteration started from
   std::vector<double> resid, corr, dense;
@@ -156,22 +156,53 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
   std::fill(x, x + n, 0.0);
   for (int p = 0; p < r; ++p)
     for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] = ws.ZtZ[static_cast<std::size_t>(p) * r + p2];
-  double* __restrict xs = ws.A.data();  // one row of X_S
+  // X_S's rows gathered once (m x n_S); then every update of G and x takes four rows at a time, so
+  // that each load and store of G carries four multiply-adds (one row at a time, the loop waits on
+  // G's memory, not on its arithmetic). An entry's terms depend on its two columns' data alone, in
+  // the same order whatever the other columns: the Gram of a subset of the columns, built here or
+  // extracted from a larger one (subsystem_least_squares), is the same, bit for bit.
+  double* __restrict xs = ws.A.data();
   for (int j = 0; j < m; ++j) {
     const T* row = X + static_cast<std::int64_t>(j) * d;
-    for (int q = 0; q < n_S; ++q) xs[q] = static_cast<double>(row[S[q]]);
+    for (int q = 0; q < n_S; ++q) xs[j * n_S + q] = static_cast<double>(row[S[q]]);
+  }
+  int j = 0;
+  for (; j + 4 <= m; j += 4) {
+    const double* __restrict z0 = ws.Z.data() + static_cast<std::size_t>(j) * r;
+    const double* __restrict z1 = z0 + r;
+    const double* __restrict z2 = z1 + r;
+    const double* __restrict z3 = z2 + r;
+    const double* __restrict s0 = xs + j * n_S;
+    const double* __restrict s1 = s0 + n_S;
+    const double* __restrict s2 = s1 + n_S;
+    const double* __restrict s3 = s2 + n_S;
+    const double t0 = target[j], t1 = target[j + 1], t2 = target[j + 2], t3 = target[j + 3];
+#pragma omp simd
+    for (int p = 0; p < r; ++p) x[p] += t0 * z0[p] + t1 * z1[p] + t2 * z2[p] + t3 * z3[p];
+    for (int q = 0; q < n_S; ++q) {
+      const double a0 = s0[q], a1 = s1[q], a2 = s2[q], a3 = s3[q];
+      double* __restrict g = G + (r + q) * n;
+      x[r + q] += t0 * a0 + t1 * a1 + t2 * a2 + t3 * a3;
+#pragma omp simd
+      for (int p = 0; p < r; ++p) g[p] += a0 * z0[p] + a1 * z1[p] + a2 * z2[p] + a3 * z3[p];
+#pragma omp simd
+      for (int q2 = 0; q2 <= q; ++q2) g[r + q2] += a0 * s0[q2] + a1 * s1[q2] + a2 * s2[q2] + a3 * s3[q2];
+    }
+  }
+  for (; j < m; ++j) {
     const double* __restrict z = ws.Z.data() + static_cast<std::size_t>(j) * r;
+    const double* __restrict sj = xs + j * n_S;
     const double tj = target[j];
 #pragma omp simd
     for (int p = 0; p < r; ++p) x[p] += tj * z[p];
     for (int q = 0; q < n_S; ++q) {
-      const double xq = xs[q];
+      const double xq = sj[q];
       double* __restrict g = G + (r + q) * n;
       x[r + q] += tj * xq;
 #pragma omp simd
       for (int p = 0; p < r; ++p) g[p] += xq * z[p];
 #pragma omp simd
-      for (int q2 = 0; q2 <= q; ++q2) g[r + q2] += xq * xs[q2];
+      for (int q2 = 0; q2 <= q; ++q2) g[r + q2] += xq * sj[q2];
     }
   }
   if (prior) add_prior(G, r, n_S, *prior);
@@ -240,11 +271,23 @@ inline void residual(const T* X, const Y* y, int m, int d, const TaskWorkspace& 
   }
 }
 
-// corr = X^T resid.
+// corr = X^T resid, four rows at a time (four multiply-adds to each load and store of corr).
 template <typename T>
 inline void correlation(const T* X, int m, int d, const double* resid, double* __restrict corr) {
   std::fill(corr, corr + d, 0.0);
-  for (int j = 0; j < m; ++j) {
+  int j = 0;
+  for (; j + 4 <= m; j += 4) {
+    const T* __restrict x0 = X + static_cast<std::int64_t>(j) * d;
+    const T* __restrict x1 = x0 + d;
+    const T* __restrict x2 = x1 + d;
+    const T* __restrict x3 = x2 + d;
+    const double e0 = resid[j], e1 = resid[j + 1], e2 = resid[j + 2], e3 = resid[j + 3];
+#pragma omp simd
+    for (int a = 0; a < d; ++a)
+      corr[a] += static_cast<double>(x0[a]) * e0 + static_cast<double>(x1[a]) * e1 + static_cast<double>(x2[a]) * e2 +
+                 static_cast<double>(x3[a]) * e3;
+  }
+  for (; j < m; ++j) {
     const T* __restrict row = X + static_cast<std::int64_t>(j) * d;
     const double e = resid[j];
 #pragma omp simd
@@ -333,13 +376,28 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
     }
   }
   std::fill(ws.ZtZ.begin(), ws.ZtZ.end(), 0.0);
-  for (int j = 0; j < m; ++j) {
-    const double* __restrict z = ws.Z.data() + static_cast<std::size_t>(j) * r;
-    for (int p = 0; p < r; ++p) {
-      double* __restrict g = ws.ZtZ.data() + static_cast<std::size_t>(p) * r;
-      const double zp = z[p];
+  {  // Z^T Z's lower triangle, four rows of Z at a time
+    int j = 0;
+    for (; j + 4 <= m; j += 4) {
+      const double* __restrict z0 = ws.Z.data() + static_cast<std::size_t>(j) * r;
+      const double* __restrict z1 = z0 + r;
+      const double* __restrict z2 = z1 + r;
+      const double* __restrict z3 = z2 + r;
+      for (int p = 0; p < r; ++p) {
+        double* __restrict g = ws.ZtZ.data() + static_cast<std::size_t>(p) * r;
+        const double a0 = z0[p], a1 = z1[p], a2 = z2[p], a3 = z3[p];
 #pragma omp simd
-      for (int p2 = 0; p2 <= p; ++p2) g[p2] += zp * z[p2];
+        for (int p2 = 0; p2 <= p; ++p2) g[p2] += a0 * z0[p2] + a1 * z1[p2] + a2 * z2[p2] + a3 * z3[p2];
+      }
+    }
+    for (; j < m; ++j) {
+      const double* __restrict z = ws.Z.data() + static_cast<std::size_t>(j) * r;
+      for (int p = 0; p < r; ++p) {
+        double* __restrict g = ws.ZtZ.data() + static_cast<std::size_t>(p) * r;
+        const double zp = z[p];
+#pragma omp simd
+        for (int p2 = 0; p2 <= p; ++p2) g[p2] += zp * z[p2];
+      }
     }
   }
   // Current support (empty during warm start).

@@ -1,8 +1,10 @@
 #include "linalg/blas_lapack.hpp"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "lrsmeta/lrsmeta.hpp"
@@ -29,10 +31,31 @@ namespace {
 void check_info(int info, const char* routine) {
   if (info != 0) throw Error(std::string("LAPACK ") + routine + " failed with info " + std::to_string(info));
 }
+
+// A call of fewer flops than this runs on one thread. OpenBLAS threads some kernels at any size
+// (dsyevr's dsymv at n = 10), and a threaded call wakes its worker threads, which then spin
+// (sched_yield) for a while after it: through the task loop that follows, on cores the loop's own
+// threads need. Measured at t = 20000, d = 100, r = 10 on 2 cores: the cg preconditioner's 11 x 11
+// eigenproblem, threaded, made the next iteration's task step 10 to 20% slower. Above this
+// size a call is long enough for its threads to pay.
+constexpr double kThreadedFlops = 1e8;
+
+class ThreadsForSize {
+ public:
+  // Inside the task loops' parallel regions BLAS is single-threaded already (BlasThreads there),
+  // and the thread count is global: it is left alone.
+  explicit ThreadsForSize(double flops) {
+    if (flops < kThreadedFlops && !omp_in_parallel()) one_.emplace(1);
+  }
+
+ private:
+  std::optional<BlasThreads> one_;
+};
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const double* A, int lda,
           const double* B, int ldb, double beta, double* C, int ldc) {
+  const ThreadsForSize threads(2.0 * m * n * k);
   cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -49,10 +72,12 @@ void gemm_tn(int m, int n, int k, const float* A, const float* B, float* C) {
 }
 
 void syrk_upper_ata(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc) {
+  const ThreadsForSize threads(1.0 * n * n * k);
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, A, lda, beta, C, ldc);
 }
 
 int potrf_lower(int n, double* A) {
+  const ThreadsForSize threads(n * (n / 3.0) * n);
   int info = 0;
   dpotrf_("L", &n, A, &n, &info, 1);
   if (info < 0) check_info(info, "dpotrf");
@@ -60,6 +85,7 @@ int potrf_lower(int n, double* A) {
 }
 
 void potrs_lower(int n, const double* L, double* b) {
+  const ThreadsForSize threads(2.0 * n * n);
   int info = 0;
   const int nrhs = 1;
   dpotrs_("L", &n, &nrhs, L, &n, b, &n, &info, 1);
@@ -68,6 +94,7 @@ void potrs_lower(int n, const double* L, double* b) {
 
 void qr_q_factor(int m, int n, double* A) {
   if (n == 0) return;
+  const ThreadsForSize threads(4.0 * m * n * n);
   std::vector<double> tau(static_cast<std::size_t>(n));
   int info = 0, lwork = -1;
   double query = 0;
@@ -90,6 +117,7 @@ namespace {
 // Eigenpairs il..iu (1-based, ascending) of the column-major symmetric n x n A by dsyevr: the
 // eigenvalues into *values, the eigenvectors (n x (iu - il + 1), column-major) returned.
 std::vector<double> eigenpairs(int n, std::vector<double>& A, int il, int iu, std::vector<double>* values) {
+  const ThreadsForSize threads(10.0 * n * n * n);
   const int count = iu - il + 1;
   std::vector<double> Z(static_cast<std::size_t>(n) * count);
   values->assign(static_cast<std::size_t>(n), 0.0);

@@ -2,6 +2,9 @@
 // algebra that the algorithm (host/core) and the CPU backend both use, so it belongs to neither.
 // OpenBLAS provides both; the Fortran LAPACK symbols are declared here (with their hidden
 // string-length arguments) so no LAPACKE is needed.
+// Called outside a parallel region, a routine runs on one thread when its work is small (under
+// about 1e8 flops): OpenBLAS's woken worker threads spin for a while after a threaded call, on the
+// cores the task loops need next, and a small call gains nothing from them.
 #pragma once
 
 #include <cstdint>
