@@ -140,6 +140,34 @@ TEST(CgUStep, OperatorMatchesTheDefinitionWithoutAndWithThePrior) {
   }
 }
 
+// Float data: the operator's products over the task's rows run in float (as the direct solve
+// forms X_i^T X_i in float), Mw and the sums in double: the definition, computed in double on the
+// same (float) numbers, to float's precision.
+TEST(CgUStep, OperatorOnFloatDataAgreesWithTheDefinitionToFloatsPrecision) {
+  const int t = 170, d = 9, r = 3;
+  const Dataset<double> exact = ragged_data(t, d, 37);
+  Dataset<float> data;
+  data.d = d;
+  data.task_offsets = exact.task_offsets;
+  data.X.assign(exact.X.begin(), exact.X.end());
+  data.y.assign(exact.y.begin(), exact.y.end());
+  Dataset<double> as_double = exact;  // the float data's own values, in double
+  as_double.X.assign(data.X.begin(), data.X.end());
+  as_double.y.assign(data.y.begin(), data.y.end());
+  Options o;
+  o.rank = r;
+  o.sparsity = 2;
+  cpu::CpuBackend<float> backend(data.view(), o);
+  backend.W() = testing::random_normal(static_cast<std::size_t>(t * r), 38);
+  const std::vector<double> x = testing::random_normal(static_cast<std::size_t>(d * r), 39);
+  std::vector<double> Gx;
+  backend.apply_normal_operator(x, Gx);
+  const double error = relative_difference(Gx, reference_product(as_double, backend.W(), nullptr, r, 0.0, 0.0, x));
+  EXPECT_LT(error, 1e-6);
+  EXPECT_GT(error, 1e-12) << "float arithmetic was expected (double gives about 1e-16)";
+  std::printf("float data: G x within %.2g of the definition\n", error);
+}
+
 // The CPU backend adds each task's share of cg's start as its task step ends (one reading of the
 // data): the same (w, b) as task_step_all, and the same v, W_hat and G x0 as the separate pass after
 // it, up to the order of the sums; and the same numbers, bit for bit, however the dynamic schedule

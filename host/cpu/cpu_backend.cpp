@@ -104,13 +104,14 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
   task_sse_.resize(static_cast<std::size_t>(t_));
   // cg's start (v, W_hat, G x0) is summed per block of consecutive tasks, then over the blocks in
   // order: the same sum whichever thread took a block (the schedule is dynamic), so a fit is
-  // reproducible for a thread count. A few blocks per thread balance ragged tasks; their sums are
+  // reproducible for a thread count. Many blocks per thread keep the threads' loads even (with
+  // 8 per thread the last block left one core idle for a few percent of the step); their sums are
   // capped at about 64 MiB together.
   const std::int64_t start_size = u_start ? 2 * dr + r_ext * r_ext : 0;
   std::int64_t n_blocks = 0;
   if (u_start) {
     const std::int64_t per_block = start_size * static_cast<std::int64_t>(sizeof(double));
-    n_blocks = std::min<std::int64_t>({t_, 8LL * threads_, std::max<std::int64_t>(threads_, (64LL << 20) / per_block)});
+    n_blocks = std::min<std::int64_t>({t_, 64LL * threads_, std::max<std::int64_t>(threads_, (64LL << 20) / per_block)});
     n_blocks = std::max<std::int64_t>(n_blocks, 1);
   }
   const std::int64_t tasks_per_schedule_unit = u_start ? std::max<std::int64_t>(1, (t_ + n_blocks - 1) / n_blocks) : 16;
@@ -171,11 +172,13 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
       }
     }
   }
-  if (u_start) {
+  if (u_start) {  // each entry summed over the blocks in block order, the entries over the threads
     std::vector<double> total(static_cast<std::size_t>(start_size), 0.0);
-    for (std::int64_t b = 0; b < n_units; ++b) {
-      const std::vector<double>& part = start_parts_[static_cast<std::size_t>(b)];
-      for (std::size_t e = 0; e < total.size(); ++e) total[e] += part[e];
+#pragma omp parallel for num_threads(threads_) schedule(static)
+    for (std::int64_t e = 0; e < start_size; ++e) {
+      double sum = 0.0;
+      for (std::int64_t b = 0; b < n_units; ++b) sum += start_parts_[static_cast<std::size_t>(b)][static_cast<std::size_t>(e)];
+      total[static_cast<std::size_t>(e)] = sum;
     }
     u_start->v.assign(total.begin(), total.begin() + dr);
     u_start->W_hat.assign(total.begin() + dr, total.begin() + dr + r_ext * r_ext);

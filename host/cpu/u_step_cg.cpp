@@ -34,11 +34,28 @@ void CpuBackend<T>::rhs_of_task(std::int64_t i, double* part, CgScratch& s) cons
   std::fill(q, q + d, 0.0);
   const std::int32_t* bi = B_index_.data() + i * k_;
   const double* bv = B_value_.data() + i * k_;
-  for (std::int64_t j = 0; j < m; ++j) {
-    const T* x = data_.X + (row0 + j) * d;
+  auto residual_of_row = [&](const T* x, std::int64_t j) {  // y_j - x_j^T b_i
     double e = static_cast<double>(data_.y[row0 + j]);
     for (int c = 0; c < k_; ++c)
       if (bi[c] >= 0) e -= static_cast<double>(x[bi[c]]) * bv[c];
+    return e;
+  };
+  std::int64_t j = 0;
+  for (; j + 4 <= m; j += 4) {  // four rows to each load and store of q
+    const T* __restrict x0 = data_.X + (row0 + j) * d;
+    const T* __restrict x1 = x0 + d;
+    const T* __restrict x2 = x1 + d;
+    const T* __restrict x3 = x2 + d;
+    const double e0 = residual_of_row(x0, j), e1 = residual_of_row(x1, j + 1), e2 = residual_of_row(x2, j + 2),
+                 e3 = residual_of_row(x3, j + 3);
+#pragma omp simd
+    for (std::int64_t a = 0; a < d; ++a)
+      q[a] += static_cast<double>(x0[a]) * e0 + static_cast<double>(x1[a]) * e1 + static_cast<double>(x2[a]) * e2 +
+              static_cast<double>(x3[a]) * e3;
+  }
+  for (; j < m; ++j) {
+    const T* x = data_.X + (row0 + j) * d;
+    const double e = residual_of_row(x, j);
 #pragma omp simd
     for (std::int64_t a = 0; a < d; ++a) q[a] += static_cast<double>(x[a]) * e;
   }
@@ -76,6 +93,9 @@ void CpuBackend<T>::operator_of_task(std::int64_t i, const double* M, double* ac
   const T* X = data_.X + row0 * d;
   if (!has_prior_) {
     // E_i = w w^T: X_i^T X_i M w w^T = (X_i^T X_i (M w)) w^T, two passes over the task's rows.
+    // Those two run in the data's precision T, as the direct solve forms X_i^T X_i (float data:
+    // twice the lanes, and no widening of every entry of X twice; the error is float's, as G's
+    // there); M w and the sum over the tasks are in double.
     double* __restrict Mw = s.Mw.data();
     std::fill(Mw, Mw + d, 0.0);
     for (std::int64_t p = 0; p < r; ++p) {
@@ -84,43 +104,43 @@ void CpuBackend<T>::operator_of_task(std::int64_t i, const double* M, double* ac
 #pragma omp simd
       for (std::int64_t a = 0; a < d; ++a) Mw[a] += col[a] * wp;
     }
+    T* __restrict Mw_t = s.Mw_data.data();
+    for (std::int64_t a = 0; a < d; ++a) Mw_t[a] = static_cast<T>(Mw[a]);
     // g = X_i^T (X_i Mw), four rows at a time: four independent dot products (a single one waits
     // on its own additions) and one pass over g for the four updates.
-    double* __restrict g = s.g.data();
-    std::fill(g, g + d, 0.0);
+    T* __restrict g = s.g_data.data();
+    std::fill(g, g + d, T(0));
     std::int64_t j = 0;
     for (; j + 4 <= m; j += 4) {
       const T* __restrict x0 = X + j * d;
       const T* __restrict x1 = x0 + d;
       const T* __restrict x2 = x1 + d;
       const T* __restrict x3 = x2 + d;
-      double u0 = 0.0, u1 = 0.0, u2 = 0.0, u3 = 0.0;
+      T u0 = 0, u1 = 0, u2 = 0, u3 = 0;
 #pragma omp simd reduction(+ : u0, u1, u2, u3)
       for (std::int64_t a = 0; a < d; ++a) {
-        const double c = Mw[a];
-        u0 += static_cast<double>(x0[a]) * c;
-        u1 += static_cast<double>(x1[a]) * c;
-        u2 += static_cast<double>(x2[a]) * c;
-        u3 += static_cast<double>(x3[a]) * c;
+        const T c = Mw_t[a];
+        u0 += x0[a] * c;
+        u1 += x1[a] * c;
+        u2 += x2[a] * c;
+        u3 += x3[a] * c;
       }
 #pragma omp simd
-      for (std::int64_t a = 0; a < d; ++a)
-        g[a] += u0 * static_cast<double>(x0[a]) + u1 * static_cast<double>(x1[a]) + u2 * static_cast<double>(x2[a]) +
-                u3 * static_cast<double>(x3[a]);
+      for (std::int64_t a = 0; a < d; ++a) g[a] += u0 * x0[a] + u1 * x1[a] + u2 * x2[a] + u3 * x3[a];
     }
     for (; j < m; ++j) {
       const T* __restrict xj = X + j * d;
-      double u = 0.0;
+      T u = 0;
 #pragma omp simd reduction(+ : u)
-      for (std::int64_t a = 0; a < d; ++a) u += static_cast<double>(xj[a]) * Mw[a];
+      for (std::int64_t a = 0; a < d; ++a) u += xj[a] * Mw_t[a];
 #pragma omp simd
-      for (std::int64_t a = 0; a < d; ++a) g[a] += u * static_cast<double>(xj[a]);
+      for (std::int64_t a = 0; a < d; ++a) g[a] += u * xj[a];
     }
     for (std::int64_t p = 0; p < r; ++p) {
       const double wp = w[p];
       double* out = acc + d * p;
 #pragma omp simd
-      for (std::int64_t a = 0; a < d; ++a) out[a] += wp * g[a];
+      for (std::int64_t a = 0; a < d; ++a) out[a] += wp * static_cast<double>(g[a]);
     }
     return;
   }
