@@ -83,6 +83,8 @@ struct TaskWorkspace {
   std::vector<double> ZtZ;     // r x r, lower triangle
   std::vector<double> A;       // X_S gathered, m x n_S
   std::vector<double> gram, gram_sub, chol, rhs, rhs_saved;
+  std::vector<double> rhs_sub;     // the right-hand side of the system in gram_sub (keep_support_system)
+  int support_system_columns = -1; // b's columns of that system (-1: none kept)
   std::vector<double> w_previous;  // pursuit: w of the support the iteration started from
   std::vector<double> resid, corr, dense;
   std::vector<double> target;   // y - X beta under a prior
@@ -106,6 +108,7 @@ struct TaskWorkspace {
     chol.resize(gram.size());
     rhs.resize(cols + 1);
     rhs_saved.resize(cols + 1);
+    rhs_sub.resize(cols + 1);
     w_previous.resize(static_cast<std::size_t>(std::max(r, 1)));
     resid.resize(m);
     target.resize(m);
@@ -127,35 +130,58 @@ namespace task_detail {
 
 inline void solve_system(const double* G, double* x, int n, double ridge, TaskWorkspace& ws, double* w, double* b_S);
 
+// Add the prior's precision s2 P to the lower triangle of the Gram of [Z, X_S] (n = r + n_S), from
+// b's column first_new on (the w block only where that is 0: a block copied from an earlier system
+// has its prior already). P is block diagonal with a diagonal b block, so the Gram of a subset of
+// the columns (as subsystem_least_squares extracts) carries exactly that subset's prior.
+inline void add_prior(double* G, int r, int n_S, const TaskPrior& prior, int first_new = 0) {
+  const int n = r + n_S;
+  if (first_new == 0)
+    for (int p = 0; p < r; ++p)
+      for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] += prior.w_precision[p * r + p2];
+  for (int q = first_new; q < n_S; ++q) G[(r + q) * n + r + q] += prior.b_precision;
+}
+
+// Keep the system just built for the support S (n_S columns of b; Gram in G with n = r + n_S
+// columns, right-hand side x): the next candidate system, whose first columns are S, copies it.
+inline void keep_support_system(TaskWorkspace& ws, const double* G, const double* x, int n_S) {
+  const int n = ws.r + n_S;
+  if (G != ws.gram_sub.data()) std::copy(G, G + n * n, ws.gram_sub.data());
+  std::copy(x, x + n, ws.rhs_sub.data());
+  ws.support_system_columns = n_S;
+}
+
 // Solve min ||target - [Z, X_S] x||^2 (+ ridge) for x = (w, b_S). The Gram is accumulated as a sum
 // of outer products of the rows of [Z, X_S] (contiguous, vectorisable loops; dot products of
 // length m would spend their time in horizontal reductions). Its Z block, Z^T Z, is computed once
 // per task step (ws.ZtZ) and reused. Only the lower triangle is formed: that is what the Cholesky
-// reads.
-// Add the prior's precision s2 P to the lower triangle of the Gram of [Z, X_S] (n = r + n_S). P is
-// block diagonal with a diagonal b block, so the Gram of a subset of the columns (as
-// subsystem_least_squares extracts) carries exactly that subset's prior.
-inline void add_prior(double* G, int r, int n_S, const TaskPrior& prior) {
-  const int n = r + n_S;
-  for (int p = 0; p < r; ++p)
-    for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] += prior.w_precision[p * r + p2];
-  for (int q = 0; q < n_S; ++q) G[(r + q) * n + r + q] += prior.b_precision;
-}
-
+// reads. With n_known > 0, the first n_known columns of S are the support whose system
+// keep_support_system kept (same target): their rows of the Gram and right-hand side are copied
+// from it, and only the other columns' are computed from X (the same numbers: an entry depends on
+// its two columns alone).
 // With solve false, only the Gram (ws.gram) and right-hand side (ws.rhs_saved) are formed: the
 // evidence search reads them and solves only the subsystem it picks.
 template <typename T>
 inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, const double* target,
                                 const int* S, int n_S, double ridge, double* w, double* b_S,
-                                const TaskPrior* prior = nullptr, bool solve = true) {
+                                const TaskPrior* prior = nullptr, bool solve = true, int n_known = 0) {
   const int r = ws.r, n = r + n_S;
   if (n == 0) return;
   double* __restrict G = ws.gram.data();
   double* __restrict x = ws.rhs.data();
   std::fill(G, G + n * n, 0.0);
   std::fill(x, x + n, 0.0);
-  for (int p = 0; p < r; ++p)
-    for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] = ws.ZtZ[static_cast<std::size_t>(p) * r + p2];
+  if (n_known > 0) {
+    const int nk = r + n_known;
+    for (int a = 0; a < nk; ++a) {
+      std::copy(ws.gram_sub.data() + a * nk, ws.gram_sub.data() + a * nk + a + 1, G + a * n);
+      x[a] = ws.rhs_sub[static_cast<std::size_t>(a)];
+    }
+  } else {
+    for (int p = 0; p < r; ++p)
+      for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] = ws.ZtZ[static_cast<std::size_t>(p) * r + p2];
+  }
+  const int p_first = n_known > 0 ? r : 0;  // the right-hand side's entries still to compute
   // X_S's rows gathered once (m x n_S); then every update of G and x takes four rows at a time, so
   // that each load and store of G carries four multiply-adds (one row at a time, the loop waits on
   // G's memory, not on its arithmetic). An entry's terms depend on its two columns' data alone, in
@@ -178,8 +204,8 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
     const double* __restrict s3 = s2 + n_S;
     const double t0 = target[j], t1 = target[j + 1], t2 = target[j + 2], t3 = target[j + 3];
 #pragma omp simd
-    for (int p = 0; p < r; ++p) x[p] += t0 * z0[p] + t1 * z1[p] + t2 * z2[p] + t3 * z3[p];
-    for (int q = 0; q < n_S; ++q) {
+    for (int p = p_first; p < r; ++p) x[p] += t0 * z0[p] + t1 * z1[p] + t2 * z2[p] + t3 * z3[p];
+    for (int q = n_known; q < n_S; ++q) {
       const double a0 = s0[q], a1 = s1[q], a2 = s2[q], a3 = s3[q];
       double* __restrict g = G + (r + q) * n;
       x[r + q] += t0 * a0 + t1 * a1 + t2 * a2 + t3 * a3;
@@ -194,8 +220,8 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
     const double* __restrict sj = xs + j * n_S;
     const double tj = target[j];
 #pragma omp simd
-    for (int p = 0; p < r; ++p) x[p] += tj * z[p];
-    for (int q = 0; q < n_S; ++q) {
+    for (int p = p_first; p < r; ++p) x[p] += tj * z[p];
+    for (int q = n_known; q < n_S; ++q) {
       const double xq = sj[q];
       double* __restrict g = G + (r + q) * n;
       x[r + q] += tj * xq;
@@ -205,7 +231,7 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
       for (int q2 = 0; q2 <= q; ++q2) g[r + q2] += xq * sj[q2];
     }
   }
-  if (prior) add_prior(G, r, n_S, *prior);
+  if (prior) add_prior(G, r, n_S, *prior, n_known);
   std::copy(x, x + n, ws.rhs_saved.data());  // kept with G for subsystem_least_squares
   if (solve) solve_system(G, x, n, ridge, ws, w, b_S);
 }
@@ -242,6 +268,7 @@ inline void subsystem_least_squares(TaskWorkspace& ws, int n_C, const int* P, in
     }
     x[a] = ws.rhs_saved[static_cast<std::size_t>(ia)];
   }
+  keep_support_system(ws, G, x, n_S);
   solve_system(G, x, n, ridge, ws, w, b_S);
 }
 
@@ -365,6 +392,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
   const TaskPrior* prior = settings.prior;
   ws.last_n = 0;
   ws.last_factored = false;
+  ws.support_system_columns = -1;
   // Z = X U (m x r, row-major) by one small GEMM: the only full pass over X besides X^T resid.
   // In the data's precision (U_data is U in that precision), then widened to double.
   if (r > 0) {
@@ -455,6 +483,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
       if (it == 0) {
         for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);
         joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS, prior);
+        if (settings.variant == Variant::pursuit) keep_support_system(ws, ws.gram.data(), ws.rhs_saved.data(), n_S);
       }
       residual(X, y, m, d, ws, w, S, bS, n_S, resid);
       correlation(X, m, d, resid, corr);
@@ -484,7 +513,9 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         const int n_C = n_S + detail::top_k_abs(corr, d, cap - n_S, S, n_S, C + n_S);
         double* bC = ws.candidate_values.data();
         std::copy(w, w + r, ws.w_previous.data());  // (w, b_S) fit the incoming support S
-        joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC, prior, !by_evidence);
+        // C starts with S, whose system was kept (it = 0's refit, or the last subsystem solve).
+        const int n_known = ws.support_system_columns == n_S ? n_S : 0;
+        joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC, prior, !by_evidence, n_known);
         int* P = ws.picked.data();
         n_S = -1;
         if (by_evidence) {
