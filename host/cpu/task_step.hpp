@@ -87,6 +87,7 @@ struct TaskWorkspace {
   int support_system_columns = -1; // b's columns of that system (-1: none kept)
   std::vector<double> w_previous;  // pursuit: w of the support the iteration started from
   std::vector<double> resid, corr, dense;
+  std::vector<double> joint_target;  // y in double: the target of htp's and pursuit's joint fits
   std::vector<double> target;   // y - X beta under a prior
   std::vector<double> inverse;  // (A^T A + s2 P)^-1 for the posterior
   std::vector<int> support, candidates, picked, previous;
@@ -111,6 +112,7 @@ struct TaskWorkspace {
     rhs_sub.resize(cols + 1);
     w_previous.resize(static_cast<std::size_t>(std::max(r, 1)));
     resid.resize(m);
+    joint_target.resize(m);
     target.resize(m);
     inverse.resize(gram.size());
     corr.resize(static_cast<std::size_t>(d));
@@ -442,6 +444,8 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
   n_S = std::min(n_S, k);
 
   double* resid = ws.resid.data();
+  double* joint_target = ws.joint_target.data();
+  bool residual_is_final = false;
   double* corr = ws.corr.data();
   int n_joint = 0;  // htp, pursuit: columns of the last joint system; S[q] is its column ws.picked[q]
   const double eta = settings.step_size / m;
@@ -479,15 +483,15 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         for (int q = 0; q < n_S; ++q) bS[q] = u[S[q]];
         continue;
       }
-      // htp and pursuit refit (w, b_S) jointly; on the first pass, refit the incoming support.
+      // htp and pursuit refit (w, b_S) jointly, to y (in double: joint_target); on the first pass,
+      // refit the incoming support.
       if (it == 0) {
-        for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);
-        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS, prior);
+        for (int j = 0; j < m; ++j) joint_target[j] = static_cast<double>(y[j]);
+        joint_least_squares(X, m, d, ws, joint_target, S, n_S, ridge, w, bS, prior);
         if (settings.variant == Variant::pursuit) keep_support_system(ws, ws.gram.data(), ws.rhs_saved.data(), n_S);
       }
       residual(X, y, m, d, ws, w, S, bS, n_S, resid);
       correlation(X, m, d, resid, corr);
-      for (int j = 0; j < m; ++j) resid[j] = static_cast<double>(y[j]);  // target of the joint fits
       int* previous = ws.previous.data();
       const int n_previous = n_S;
       std::copy(S, S + n_S, previous);
@@ -497,7 +501,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         for (int q = 0; q < n_S; ++q) u[S[q]] += bS[q];
         n_S = detail::top_k_abs(u, d, k, static_cast<const int*>(nullptr), 0, S);
         std::sort(S, S + n_S);  // a canonical column order: the same support gives the same fit, bit for bit
-        joint_least_squares(X, m, d, ws, resid, S, n_S, ridge, w, bS, prior);
+        joint_least_squares(X, m, d, ws, joint_target, S, n_S, ridge, w, bS, prior);
         for (int q = 0; q < n_S; ++q) ws.picked[static_cast<std::size_t>(q)] = q;
         n_joint = n_S;
       } else {  // pursuit
@@ -515,7 +519,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         std::copy(w, w + r, ws.w_previous.data());  // (w, b_S) fit the incoming support S
         // C starts with S, whose system was kept (it = 0's refit, or the last subsystem solve).
         const int n_known = ws.support_system_columns == n_S ? n_S : 0;
-        joint_least_squares(X, m, d, ws, resid, C, n_C, ridge, w, bC, prior, !by_evidence, n_known);
+        joint_least_squares(X, m, d, ws, joint_target, C, n_C, ridge, w, bC, prior, !by_evidence, n_known);
         int* P = ws.picked.data();
         n_S = -1;
         if (by_evidence) {
@@ -538,6 +542,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
           // is this one, bit for bit. (Under the prior the factor of the last solve is read
           // afterwards, for the posterior: there it is solved again.)
           std::copy(ws.w_previous.begin(), ws.w_previous.begin() + r, w);
+          residual_is_final = true;  // resid is this fit's, from the start of the iteration
           break;
         }
         subsystem_least_squares(ws, n_C, P, n_S, ridge, w, bS);
@@ -554,7 +559,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
     }
   }
 
-  residual(X, y, m, d, ws, w, S, bS, n_S, resid);
+  if (!residual_is_final) residual(X, y, m, d, ws, w, S, bS, n_S, resid);
   double sse = 0;
   for (int j = 0; j < m; ++j) sse += resid[j] * resid[j];
 
