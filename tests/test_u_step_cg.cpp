@@ -169,64 +169,89 @@ TEST(CgUStep, OperatorOnFloatDataAgreesWithTheDefinitionToFloatsPrecision) {
 }
 
 // The CPU backend adds each task's share of cg's start as its task step ends (one reading of the
-// data): the same (w, b) as task_step_all, and the same v, W_hat and G x0 as the separate pass after
-// it, up to the order of the sums; and the same numbers, bit for bit, however the dynamic schedule
-// spreads the tasks over a number of threads.
+// data): the same (w, b) as task_step_all, and the same v, W_hat and residual v - G x0 as the
+// separate pass after it, up to the order of the sums; the same numbers, bit for bit, however the
+// dynamic schedule spreads the tasks over a number of threads. Without the prior and with x0 the
+// task steps' own U, the residual comes from each task's residual e_i (sum X_i^T e_i w_i^T); for
+// another x0, or under the prior, from G x0.
 TEST(CgUStep, TheStartComputedWithTheTaskStepIsTheSeparatePass) {
   const int t = 230, d = 9, r = 3, k = 2;
   const Dataset<double> data = ragged_data(t, d, 43);
   for (bool prior : {false, true}) {
-    for (int threads : {1, 2, 3}) {
-      Options o;
-      o.rank = r;
-      o.sparsity = k;
-      o.threads = threads;
-      core::PriorState ps;
-      if (prior) {
-        ps.beta = testing::random_normal(static_cast<std::size_t>(d), 17);
-        ps.Sigma = {0.9, 0.1, 0.0, 0.1, 0.7, 0.2, 0.0, 0.2, 0.6};
-        ps.noise_variance = 0.4;
-        ps.b_precision = 0.5;
+    for (bool x0_is_U : {true, false}) {
+      for (int threads : {1, 2, 3}) {
+        Options o;
+        o.rank = r;
+        o.sparsity = k;
+        o.threads = threads;
+        core::PriorState ps;
+        if (prior) {
+          ps.beta = testing::random_normal(static_cast<std::size_t>(d), 17);
+          ps.Sigma = {0.9, 0.1, 0.0, 0.1, 0.7, 0.2, 0.0, 0.2, 0.6};
+          ps.noise_variance = 0.4;
+          ps.b_precision = 0.5;
+        }
+        const int rr = r + (prior ? 1 : 0);
+        const std::vector<double> U = testing::random_orthonormal(d, r, 19);
+        const std::string what = std::string(prior ? "prior" : "no prior") + (x0_is_U ? ", x0 = U, " : ", another x0, ") +
+                                 std::to_string(threads) + " threads";
+        auto backend_at_start = [&] {
+          auto b = std::make_unique<cpu::CpuBackend<double>>(data.view(), o);
+          b->set_U(U);
+          if (prior) b->set_prior(&ps);
+          b->task_step_all(k);  // a support and w to start from
+          return b;
+        };
+        core::UStepStart start;
+        if (x0_is_U) {  // [beta,] U, column-major
+          if (prior) start.x0 = ps.beta;
+          for (int p = 0; p < r; ++p)
+            for (int a = 0; a < d; ++a) start.x0.push_back(U[static_cast<std::size_t>(a * r + p)]);
+        } else {
+          start.x0 = testing::random_normal(static_cast<std::size_t>(d * rr), 23);
+        }
+        auto separate = backend_at_start();
+        const core::TaskStepTotals totals_separate = separate->task_step_all(k);
+        std::vector<double> v, W_hat, G_x0;
+        separate->accumulate_rhs_and_apply(start.x0, v, W_hat, G_x0);
+        std::vector<double> residual = v, residual_by_definition = v;
+        const std::vector<double> V = separate->V_packed();
+        const std::vector<double> Gx_by_definition = reference_product(data, separate->W(), prior ? &V : nullptr, r, 0.0, 0.0, start.x0);
+        double scale = 0.0;  // the residual is a difference of two larger vectors: errors relative to them
+        for (std::size_t e = 0; e < v.size(); ++e) {
+          residual[e] -= G_x0[e];
+          residual_by_definition[e] -= Gx_by_definition[e];
+          scale += G_x0[e] * G_x0[e];
+        }
+        scale = std::sqrt(scale);
+        auto distance = [](const std::vector<double>& a, const std::vector<double>& b) {
+          double s = 0.0;
+          for (std::size_t e = 0; e < a.size(); ++e) s += (a[e] - b[e]) * (a[e] - b[e]);
+          return std::sqrt(s);
+        };
+        std::vector<core::UStepStart> fused_starts;
+        for (int run = 0; run < 2; ++run) {
+          auto fused = backend_at_start();
+          core::UStepStart s = start;
+          const core::TaskStepTotals totals = fused->task_step_all_with_u_start(k, s);
+          EXPECT_EQ(fused->W(), separate->W()) << what;
+          EXPECT_EQ(fused->B_index(), separate->B_index()) << what;
+          EXPECT_EQ(totals.sse, totals_separate.sse) << what;
+          EXPECT_LT(relative_difference(s.v, v), 1e-14) << what;
+          EXPECT_LT(relative_difference(s.W_hat, W_hat), 1e-14) << what;
+          ASSERT_EQ(s.residual.size(), residual.size()) << what;
+          EXPECT_LT(distance(s.residual, residual), 1e-13 * scale) << what;
+          EXPECT_LT(distance(s.residual, residual_by_definition), 1e-12 * scale) << what;
+          fused_starts.push_back(std::move(s));
+        }
+        EXPECT_EQ(fused_starts[0].v, fused_starts[1].v) << what;
+        EXPECT_EQ(fused_starts[0].residual, fused_starts[1].residual) << what;
+        EXPECT_EQ(fused_starts[0].W_hat, fused_starts[1].W_hat) << what;
+        // A warm start of the wrong size is refused before any work.
+        core::UStepStart wrong;
+        wrong.x0.assign(3, 0.0);
+        EXPECT_THROW(separate->task_step_all_with_u_start(k, wrong), Error) << what;
       }
-      const int rr = r + (prior ? 1 : 0);
-      const std::vector<double> U = testing::random_orthonormal(d, r, 19);
-      const std::string what = std::string(prior ? "prior" : "no prior") + ", " + std::to_string(threads) + " threads";
-      auto backend_at_start = [&] {
-        auto b = std::make_unique<cpu::CpuBackend<double>>(data.view(), o);
-        b->set_U(U);
-        if (prior) b->set_prior(&ps);
-        b->task_step_all(k);  // a support and w to start from
-        return b;
-      };
-      auto separate = backend_at_start();
-      core::UStepStart start;
-      start.x0 = testing::random_normal(static_cast<std::size_t>(d * rr), 23);
-      const core::TaskStepTotals totals_separate = separate->task_step_all(k);
-      std::vector<double> v, W_hat, G_x0;
-      separate->accumulate_rhs_and_apply(start.x0, v, W_hat, G_x0);
-      std::vector<core::UStepStart> fused_starts;
-      for (int run = 0; run < 2; ++run) {
-        auto fused = backend_at_start();
-        core::UStepStart s = start;
-        const core::TaskStepTotals totals = fused->task_step_all_with_u_start(k, s);
-        EXPECT_EQ(fused->W(), separate->W()) << what;
-        EXPECT_EQ(fused->B_index(), separate->B_index()) << what;
-        EXPECT_EQ(totals.sse, totals_separate.sse) << what;
-        EXPECT_LT(relative_difference(s.v, v), 1e-14) << what;
-        EXPECT_LT(relative_difference(s.W_hat, W_hat), 1e-14) << what;
-        EXPECT_LT(relative_difference(s.G_x0, G_x0), 1e-14) << what;
-        const std::vector<double> V = fused->V_packed();
-        EXPECT_LT(relative_difference(s.G_x0, reference_product(data, fused->W(), prior ? &V : nullptr, r, 0.0, 0.0, start.x0)), 1e-13)
-            << what;
-        fused_starts.push_back(std::move(s));
-      }
-      EXPECT_EQ(fused_starts[0].v, fused_starts[1].v) << what;
-      EXPECT_EQ(fused_starts[0].G_x0, fused_starts[1].G_x0) << what;
-      EXPECT_EQ(fused_starts[0].W_hat, fused_starts[1].W_hat) << what;
-      // A warm start of the wrong size is refused before any work.
-      core::UStepStart wrong;
-      wrong.x0.assign(3, 0.0);
-      EXPECT_THROW(separate->task_step_all_with_u_start(k, wrong), Error) << what;
     }
   }
 }

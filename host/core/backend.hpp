@@ -39,12 +39,12 @@ struct PriorState {
   double covariance_shrinkage = 0.0;  // f: each M-step shrinks Sigma towards isotropic
 };
 
-// The cg U step's start (Backend::accumulate_rhs_and_apply) asked of a task step: x0, the warm
-// start ([beta,] U, column-major, as the U step's unknowns), in; v, W_hat and G x0 for the (w, b)
-// that task step produces, out.
+// The cg U step's start asked of a task step: x0, the warm start ([beta,] U, column-major, as the
+// U step's unknowns), in; v, W_hat and the warm start's residual v - G x0 (as
+// accumulate_rhs_and_apply would give them) for the (w, b) that task step produces, out.
 struct UStepStart {
   std::vector<double> x0;
-  std::vector<double> v, W_hat, G_x0;
+  std::vector<double> v, W_hat, residual;
 };
 
 // What the last U step's iterative solver did (cg; zeros for a direct solve).
@@ -72,11 +72,13 @@ class Backend {
   virtual TaskStepTotals task_step_all(int k_in_effect) = 0;
   // task_step_all, and the cg U step's start for the (w, b) it produces (start.x0 given: the U the
   // task steps use, with beta first under the prior). A backend that can adds each task's share of
-  // v, W_hat and G x0 as that task's step ends, while its rows are still in cache, rather than read
-  // the data again; this default runs the two passes one after the other.
+  // v, W_hat and the residual as that task's step ends, while its rows are still in cache, rather
+  // than read the data again (and where x0 is that U, the residual is X_i^T e_i w_i^T from the task's
+  // own residual e_i); this default runs the two passes one after the other.
   virtual TaskStepTotals task_step_all_with_u_start(int k_in_effect, UStepStart& start) {
     TaskStepTotals totals = task_step_all(k_in_effect);
-    accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, start.G_x0);
+    accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, start.residual);
+    for (std::size_t e = 0; e < start.residual.size() && e < start.v.size(); ++e) start.residual[e] = start.v[e] - start.residual[e];
     return totals;
   }
 

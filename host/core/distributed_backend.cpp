@@ -106,7 +106,7 @@ class DistributedBackend final : public Backend {
   void sum_totals(TaskStepTotals& totals, UStepStart* start) {
     std::vector<double> packed{totals.sse, totals.effective_params, totals.effective_params_b, static_cast<double>(totals.rows)};
     if (start)
-      sum_packed({&totals.w_second_moment, &totals.w_sum, &start->v, &start->W_hat, &start->G_x0}, packed);
+      sum_packed({&totals.w_second_moment, &totals.w_sum, &start->v, &start->W_hat, &start->residual}, packed);
     else
       sum_packed({&totals.w_second_moment, &totals.w_sum}, packed);
     totals.sse = packed[0];

@@ -129,7 +129,12 @@ double UStep::run(const PrivateRelease* release, const PriorState* prior) {
   if (options_.u_solver != USolver::cg) return direct(release, prior);
   if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
   UStepStart start = start_request(prior);
-  backend_.accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, start.G_x0);
+  std::vector<double> G_x0;
+  backend_.accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, G_x0);
+  if (G_x0.size() != start.v.size())
+    throw Error("U update (cg): v has " + std::to_string(start.v.size()) + " entries, the warm start's product " + std::to_string(G_x0.size()));
+  start.residual = start.v;
+  for (std::size_t e = 0; e < G_x0.size(); ++e) start.residual[e] -= G_x0[e];
   return run_from_start(std::move(start), prior);
 }
 
@@ -149,11 +154,13 @@ UStepStart UStep::start_request(const PriorState* prior) {
 double UStep::run_from_start(UStepStart start, const PriorState* prior) {
   last_ = {};
   std::vector<double>& x = start.x0;
-  if (x.size() != start.v.size() || start.G_x0.size() != start.v.size())
+  if (x.size() != start.v.size() || start.residual.size() != start.v.size())
     throw Error("U update (cg): the warm start has " + std::to_string(x.size()) + " entries, v " + std::to_string(start.v.size()) +
-                ", its product " + std::to_string(start.G_x0.size()));
-  add_model_terms(x, start.G_x0, prior);
-  last_ = solve_cg(start.v, start.W_hat, x, prior, &start.G_x0);
+                ", its residual " + std::to_string(start.residual.size()));
+  std::vector<double> model_terms(x.size(), 0.0);  // the ridge and beta's precision: (G + these) x0
+  add_model_terms(x, model_terms, prior);
+  for (std::size_t e = 0; e < x.size(); ++e) start.residual[e] -= model_terms[e];
+  last_ = solve_cg(start.v, start.W_hat, x, prior, &start.residual);
   return backend_.set_U_step_solution(std::move(x));
 }
 
@@ -219,7 +226,7 @@ double direct_U_step(Backend& backend, const Options& options, const PrivateRele
 }
 
 SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x,
-                             const PriorState* prior, const std::vector<double>* A_x) {
+                             const PriorState* prior, const std::vector<double>* start_residual) {
   const int rr = static_cast<int>(std::lround(std::sqrt(static_cast<double>(W_hat.size()))));
   const int d = rr > 0 ? static_cast<int>(v.size()) / rr : 0;
   const std::int64_t dr = static_cast<std::int64_t>(d) * rr;
@@ -278,11 +285,12 @@ SolverReport UStep::solve_cg(const std::vector<double>& v, const std::vector<dou
     report.residual = numbers[1];
     return report;
   };
-  if (A_x)
-    Ap = *A_x;
-  else
+  if (start_residual) {
+    res = *start_residual;
+  } else {
     apply(x, Ap, prior);
-  for (std::size_t e = 0; e < res.size(); ++e) res[e] = v[e] - Ap[e];
+    for (std::size_t e = 0; e < res.size(); ++e) res[e] = v[e] - Ap[e];
+  }
   report.residual = std::sqrt(dot(res, res)) / v_norm;
   const double stop_at = std::max(options_.cg_tolerance, options_.cg_forcing * report.residual);
   if (rank0_says(comm_, report.residual <= options_.cg_tolerance)) return finish();

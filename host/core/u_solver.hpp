@@ -68,10 +68,10 @@ class UStep {
   // options.cg_tolerance, or at options.cg_forcing times the warm start's, or after
   // options.cg_max_steps steps. The preconditioner is
   // (W_hat kron C + lambda I)^-1, C = X^T X / n: exact where every task's X_i^T X_i is m_i C.
-  // A_x, where given, is the warm start's product (A x, as apply gives it) computed already from an
-  // x that every process holds.
+  // start_residual, where given, is the warm start's residual v - A x (A as apply gives it)
+  // computed already from an x that every process holds.
   SolverReport solve_cg(const std::vector<double>& v, const std::vector<double>& W_hat, std::vector<double>& x,
-                        const PriorState* prior, const std::vector<double>* A_x = nullptr);
+                        const PriorState* prior, const std::vector<double>* start_residual = nullptr);
 
  private:
   double direct(const PrivateRelease* release, const PriorState* prior);

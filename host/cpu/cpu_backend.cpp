@@ -102,7 +102,7 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
   // Per-task sums, added in task order afterwards: the reported loss does not depend on how the
   // dynamic schedule spread the (ragged) tasks over the threads.
   task_sse_.resize(static_cast<std::size_t>(t_));
-  // cg's start (v, W_hat, G x0) is summed per block of consecutive tasks, then over the blocks in
+  // cg's start (v, W_hat, the residual) is summed per block of consecutive tasks, then over the blocks in
   // order: the same sum whichever thread took a block (the schedule is dynamic), so a fit is
   // reproducible for a thread count. Many blocks per thread keep the threads' loads even (with
   // 8 per thread the last block left one core idle for a few percent of the step); their sums are
@@ -117,6 +117,15 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
   const std::int64_t tasks_per_schedule_unit = u_start ? std::max<std::int64_t>(1, (t_ + n_blocks - 1) / n_blocks) : 16;
   const std::int64_t n_units = (t_ + tasks_per_schedule_unit - 1) / tasks_per_schedule_unit;
   if (u_start) start_parts_.resize(static_cast<std::size_t>(n_units));
+  // Without the prior and with x0 the U of these task steps, the warm start's residual is
+  // sum_i X_i^T e_i w_i^T, e_i = y_i - X_i U w_i - X_i b_i the task's own residual: one product
+  // X_i^T e_i a task (none where the task step has it already), rather than G x0's two. Otherwise the
+  // blocks sum G x0, subtracted from v at the end.
+  bool residual_from_tasks = u_start && !has_prior_;
+  for (int a = 0; residual_from_tasks && a < d_; ++a)
+    for (int p = 0; residual_from_tasks && p < r_; ++p)
+      residual_from_tasks = u_start->x0[static_cast<std::size_t>(a + static_cast<std::int64_t>(d_) * p)] ==
+                            U_[static_cast<std::size_t>(a) * r_ + p];
   linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(threads_)
   {
@@ -130,7 +139,7 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
       double* start_part = nullptr;
       if (u_start) {
         std::vector<double>& part = start_parts_[static_cast<std::size_t>(unit)];
-        part.assign(static_cast<std::size_t>(start_size), 0.0);  // v, W_hat, then G x0
+        part.assign(static_cast<std::size_t>(start_size), 0.0);  // v, W_hat, then the residual (or G x0)
         start_part = part.data();
       }
       for (std::int64_t i = unit * tasks_per_schedule_unit; i < std::min(t_, (unit + 1) * tasks_per_schedule_unit); ++i) {
@@ -167,7 +176,24 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
         }
         if (u_start && m > 0) {  // the task's rows are in cache: its share of cg's start now
           rhs_of_task(i, start_part, *cg_scratch);
-          operator_of_task(i, u_start->x0.data(), start_part + dr + r_ext * r_ext, *cg_scratch);
+          double* third = start_part + dr + r_ext * r_ext;
+          if (residual_from_tasks) {
+            const T* X = data_.X + row0 * d_;
+            const double* Xte = ws.corr.data();  // X_i^T e_i, where the task step's last one was of e_i
+            if (!ws.corr_is_of_final_residual) {
+              task_detail::correlation(X, m, d_, ws.resid.data(), cg_scratch->q.data());
+              Xte = cg_scratch->q.data();
+            }
+            const double* w = W_.data() + i * r_;
+            for (int p = 0; p < r_; ++p) {
+              const double wp = w[p];
+              double* out = third + static_cast<std::int64_t>(d_) * p;
+#pragma omp simd
+              for (int a = 0; a < d_; ++a) out[a] += wp * Xte[a];
+            }
+          } else {
+            operator_of_task(i, u_start->x0.data(), third, *cg_scratch);
+          }
         }
       }
     }
@@ -182,7 +208,9 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
     }
     u_start->v.assign(total.begin(), total.begin() + dr);
     u_start->W_hat.assign(total.begin() + dr, total.begin() + dr + r_ext * r_ext);
-    u_start->G_x0.assign(total.begin() + dr + r_ext * r_ext, total.end());
+    u_start->residual.assign(total.begin() + dr + r_ext * r_ext, total.end());
+    if (!residual_from_tasks)  // the blocks summed G x0
+      for (std::int64_t e = 0; e < dr; ++e) u_start->residual[static_cast<std::size_t>(e)] = u_start->v[static_cast<std::size_t>(e)] - u_start->residual[static_cast<std::size_t>(e)];
   }
   core::TaskStepTotals totals;
   for (double e : task_sse_) totals.sse += e;

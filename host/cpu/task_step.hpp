@@ -85,6 +85,9 @@ struct TaskWorkspace {
   std::vector<double> gram, gram_sub, chol, rhs, rhs_saved;
   std::vector<double> rhs_sub;     // the right-hand side of the system in gram_sub (keep_support_system)
   int support_system_columns = -1; // b's columns of that system (-1: none kept)
+  // After a task step: resid holds the task's final residual e (y - Z w - X_S b_S), and corr X^T e
+  // where this is true.
+  bool corr_is_of_final_residual = false;
   std::vector<double> w_previous;  // pursuit: w of the support the iteration started from
   std::vector<double> resid, corr, dense;
   std::vector<double> joint_target;  // y in double: the target of htp's and pursuit's joint fits
@@ -560,6 +563,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
   }
 
   if (!residual_is_final) residual(X, y, m, d, ws, w, S, bS, n_S, resid);
+  ws.corr_is_of_final_residual = residual_is_final;  // corr was computed from that residual
   double sse = 0;
   for (int j = 0; j < m; ++j) sse += resid[j] * resid[j];
 
