@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -102,6 +103,31 @@ TEST(TopK, SkipsExcludedIndicesAndReportsShortage) {
   EXPECT_EQ(detail::top_k_abs(v.data(), 5, 4, excluded, 2, got.data()), 3);  // only 3 eligible
   EXPECT_EQ(std::vector<int>(got.begin(), got.begin() + 3), (std::vector<int>{1, 3, 4}));
   EXPECT_EQ(detail::top_k_abs(v.data(), 5, 0, excluded, 2, got.data()), 0);
+}
+
+// The selection on magnitudes with excluded entries marked below 0 (the task step's candidates) is
+// the selection on the values with an exclusion list: the same indices in the same order, ties
+// (values drawn from a few levels) and shortages included.
+TEST(TopK, OnMagnitudesEqualsTheSelectionWithAnExclusionList) {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int n = 1 + static_cast<int>(rng() % 120);
+    const int k = static_cast<int>(rng() % (n + 2));
+    std::vector<double> v = testing::random_normal(n, 2000 + trial);
+    if (trial % 2 == 0)
+      for (double& x : v) x = std::round(x * 2.0) / 2.0;  // many ties, zeros among them
+    std::vector<int> excluded;
+    for (int j = 0; j < n; ++j)
+      if (rng() % 4 == 0) excluded.push_back(j);
+    std::vector<double> magnitude(v.size());
+    for (int j = 0; j < n; ++j) magnitude[static_cast<std::size_t>(j)] = std::fabs(v[static_cast<std::size_t>(j)]);
+    for (int j : excluded) magnitude[static_cast<std::size_t>(j)] = -1.0;
+    std::vector<int> want(static_cast<std::size_t>(k) + 1, -7), got(static_cast<std::size_t>(k) + 1, -7);
+    const int n_want = detail::top_k_abs(v.data(), n, k, excluded.data(), static_cast<int>(excluded.size()), want.data());
+    const int n_got = detail::top_k_of_magnitudes(magnitude.data(), n, k, got.data());
+    ASSERT_EQ(n_got, n_want) << "trial " << trial;
+    EXPECT_EQ(std::vector<int>(got.begin(), got.begin() + n_got), std::vector<int>(want.begin(), want.begin() + n_want)) << "trial " << trial;
+  }
 }
 
 TEST(TopK, FloatInstantiationAgrees) {

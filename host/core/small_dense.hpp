@@ -127,6 +127,30 @@ LRSMETA_HD inline int top_k_abs(const S* v, int n, int k, const int* excluded, i
   return count;
 }
 
+// The same selection by value on magnitudes already taken (mag[j] = |v[j]|), where an entry below 0
+// marks an excluded index: no list to search at each entry that would enter. Writes min(k,
+// eligible) indices to out, in decreasing magnitude (ties to the smaller index), and returns how
+// many: exactly what top_k_abs gives on v with those indices excluded.
+template <typename S>
+LRSMETA_HD inline int top_k_of_magnitudes(const S* mag, int n, int k, int* out) {
+  int count = 0;
+  if (k <= 0) return 0;
+  S kth = S(0);
+  for (int j = 0; j < n; ++j) {
+    const S m = mag[j];
+    if (count == k && !(m > kth)) continue;
+    if (m < S(0)) continue;  // excluded
+    int pos = count < k ? count++ : k - 1;
+    while (pos > 0 && m > mag[out[pos - 1]]) {
+      out[pos] = out[pos - 1];
+      --pos;
+    }
+    out[pos] = j;
+    if (count == k) kth = mag[out[k - 1]];
+  }
+  return count;
+}
+
 // Supports evidence_subset enumerates at most (each costs O(k^2) flop on the incremental factor),
 // and candidates it weighs at most (their Gram is formed from the task's rows).
 constexpr long long kEvidenceEnumerationBudget = 512;

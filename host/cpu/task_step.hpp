@@ -517,7 +517,12 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         const int cap = by_evidence ? std::min(detail::evidence_candidates(m, d, r, k, &enumerate), ws.cols - r)
                                     : pursuit_candidate_cap(n_S, k, m, r, d);
         const int n_incoming = n_S;  // C starts with the incoming support
-        const int n_C = n_S + detail::top_k_abs(corr, d, cap - n_S, S, n_S, C + n_S);
+        // The new candidates: the largest |corr| outside S (S marked below every magnitude).
+        double* magnitude = ws.dense.data();
+#pragma omp simd
+        for (int a = 0; a < d; ++a) magnitude[a] = std::fabs(corr[a]);
+        for (int q = 0; q < n_S; ++q) magnitude[S[q]] = -1.0;
+        const int n_C = n_S + detail::top_k_of_magnitudes(magnitude, d, cap - n_S, C + n_S);
         double* bC = ws.candidate_values.data();
         std::copy(w, w + r, ws.w_previous.data());  // (w, b_S) fit the incoming support S
         // C starts with S, whose system was kept (it = 0's refit, or the last subsystem solve).
