@@ -78,6 +78,17 @@ double relative_difference(const std::vector<double>& a, const std::vector<doubl
   return std::sqrt(num / den);
 }
 
+// A prior for rank 3 (d features), as the core would hand the backend: beta drawn from `seed`.
+core::PriorState rank3_prior(int d, std::uint64_t seed) {
+  core::PriorState ps;
+  ps.beta = testing::random_normal(static_cast<std::size_t>(d), seed);
+  ps.Sigma = {1.0, 0.2, 0.0, 0.2, 0.8, 0.1, 0.0, 0.1, 0.5};
+  ps.noise_variance = 0.3;
+  ps.b_precision = 0.5;
+  ps.beta_precision = 2.5;
+  return ps;
+}
+
 TEST(CgUStep, OperatorMatchesTheDefinitionWithoutAndWithThePrior) {
   const int t = 170, d = 9, r = 3, k = 2;
   const Dataset<double> data = ragged_data(t, d, 31);
@@ -93,10 +104,7 @@ TEST(CgUStep, OperatorMatchesTheDefinitionWithoutAndWithThePrior) {
       core::PriorState ps;
       if (prior) {
         // A task step under a prior fills W and every V_i.
-        ps.beta = testing::random_normal(static_cast<std::size_t>(d), 7);
-        ps.Sigma = {1.0, 0.2, 0.0, 0.2, 0.8, 0.1, 0.0, 0.1, 0.5};
-        ps.noise_variance = 0.3;
-        ps.beta_precision = 2.5;
+        ps = rank3_prior(d, 7);
         backend.set_prior(&ps);
         backend.task_step_all(k);
       } else {
@@ -185,12 +193,7 @@ TEST(CgUStep, TheStartComputedWithTheTaskStepIsTheSeparatePass) {
         o.sparsity = k;
         o.threads = threads;
         core::PriorState ps;
-        if (prior) {
-          ps.beta = testing::random_normal(static_cast<std::size_t>(d), 17);
-          ps.Sigma = {0.9, 0.1, 0.0, 0.1, 0.7, 0.2, 0.0, 0.2, 0.6};
-          ps.noise_variance = 0.4;
-          ps.b_precision = 0.5;
-        }
+        if (prior) ps = rank3_prior(d, 17);
         const int rr = r + (prior ? 1 : 0);
         const std::vector<double> U = testing::random_orthonormal(d, r, 19);
         const std::string what = std::string(prior ? "prior" : "no prior") + (x0_is_U ? ", x0 = U, " : ", another x0, ") +

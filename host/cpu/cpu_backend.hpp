@@ -81,7 +81,7 @@ class CpuBackend final : public core::Backend {
   core::DataMoments moments_;  // data_moments(), computed on first use
   // cg's passes (u_step_cg.cpp): per task, then over all tasks (either part or both at once).
   struct CgScratch {  // one thread's
-    std::vector<double> w, z, ez, q, Mw, row;
+    std::vector<double> w, z, ez, q, Mw, row, e;
     std::vector<T> Mw_data, g_data;  // M w and X_i^T X_i M w in the data's precision
     CgScratch(std::int64_t d, std::int64_t r)
         : w(static_cast<std::size_t>(std::max<std::int64_t>(r, 1))), z(w.size()), ez(w.size()), q(static_cast<std::size_t>(d)),

@@ -78,10 +78,11 @@ inline int pursuit_candidate_cap(int n_support, int k, int m, int r, int d) {
 
 struct TaskWorkspace {
   int m_max = 0, d = 0, r = 0, k = 0, cols = 0;
-  std::vector<double> Z;       // m x r, row-major: X U
+  // m x cols, row-major: X U in the first r entries of each row, then the current system's X_S
+  // gathered (joint_least_squares): the rows of [X U, X_S], whose Gram is the system's.
+  std::vector<double> Z;
   std::vector<float> Z_data;   // X U in float, for float data
   std::vector<double> ZtZ;     // r x r, lower triangle
-  std::vector<double> A;       // X_S gathered, m x n_S
   std::vector<double> gram, gram_sub, chol, rhs, rhs_saved;
   std::vector<double> rhs_sub;     // the right-hand side of the system in gram_sub (keep_support_system)
   int support_system_columns = -1; // b's columns of that system (-1: none kept)
@@ -103,10 +104,9 @@ struct TaskWorkspace {
   TaskWorkspace(int m_max_, int d_, int r_, int k_)
       : m_max(m_max_), d(d_), r(r_), k(k_), cols(max_joint_columns(r_, k_, d_)) {
     const std::size_t m = static_cast<std::size_t>(std::max(m_max, 1));
-    Z.resize(m * std::max(r, 1));
+    Z.resize(m * std::max(cols, 1));
     Z_data.resize(m * std::max(r, 1));
     ZtZ.resize(static_cast<std::size_t>(std::max(r, 1)) * std::max(r, 1));
-    A.resize(m * std::max(cols, 1));
     gram.resize(static_cast<std::size_t>(cols) * cols + 1);
     gram_sub.resize(gram.size());
     chol.resize(gram.size());
@@ -145,6 +145,62 @@ inline void add_prior(double* G, int r, int n_S, const TaskPrior& prior, int fir
     for (int p = 0; p < r; ++p)
       for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] += prior.w_precision[p * r + p2];
   for (int q = first_new; q < n_S; ++q) G[(r + q) * n + r + q] += prior.b_precision;
+}
+
+// Rows first..last-1 of G's lower triangle (entries 0..q of row q; leading dimension ldg) += the
+// Gram of the m rows of A (leading dimension lda). Four rows of A at a time, so that each load and
+// store of G carries four multiply-adds (one row at a time, the loop waits on G's memory, not on
+// its arithmetic). An entry's terms depend on its two columns alone, in the same order whatever the
+// other columns: the Gram of a subset of the columns, built here or extracted from a larger one
+// (subsystem_least_squares), is the same, bit for bit.
+inline void add_lower_gram_rows(const double* A, int lda, int m, int first, int last, double* G, int ldg) {
+  int j = 0;
+  for (; j + 4 <= m; j += 4) {
+    const double* __restrict a0 = A + static_cast<std::size_t>(j) * lda;
+    const double* __restrict a1 = a0 + lda;
+    const double* __restrict a2 = a1 + lda;
+    const double* __restrict a3 = a2 + lda;
+    for (int q = first; q < last; ++q) {
+      const double c0 = a0[q], c1 = a1[q], c2 = a2[q], c3 = a3[q];
+      double* __restrict g = G + static_cast<std::size_t>(q) * ldg;
+#pragma omp simd
+      for (int p = 0; p <= q; ++p) g[p] += c0 * a0[p] + c1 * a1[p] + c2 * a2[p] + c3 * a3[p];
+    }
+  }
+  for (; j < m; ++j) {
+    const double* __restrict a = A + static_cast<std::size_t>(j) * lda;
+    for (int q = first; q < last; ++q) {
+      const double c = a[q];
+      double* __restrict g = G + static_cast<std::size_t>(q) * ldg;
+#pragma omp simd
+      for (int p = 0; p <= q; ++p) g[p] += c * a[p];
+    }
+  }
+}
+
+// x[first..last) += (A^T t)[first..last) for the m rows of A (leading dimension lda; float or
+// double, summed in double), four rows at a time (four multiply-adds to each load and store of x).
+template <typename E>
+inline void add_transposed_product(const E* A, std::int64_t lda, int m, int first, int last, const double* t,
+                                   double* __restrict x) {
+  int j = 0;
+  for (; j + 4 <= m; j += 4) {
+    const E* __restrict a0 = A + j * lda;
+    const E* __restrict a1 = a0 + lda;
+    const E* __restrict a2 = a1 + lda;
+    const E* __restrict a3 = a2 + lda;
+    const double t0 = t[j], t1 = t[j + 1], t2 = t[j + 2], t3 = t[j + 3];
+#pragma omp simd
+    for (int c = first; c < last; ++c)
+      x[c] += t0 * static_cast<double>(a0[c]) + t1 * static_cast<double>(a1[c]) + t2 * static_cast<double>(a2[c]) +
+              t3 * static_cast<double>(a3[c]);
+  }
+  for (; j < m; ++j) {
+    const E* __restrict a = A + j * lda;
+    const double tj = t[j];
+#pragma omp simd
+    for (int c = first; c < last; ++c) x[c] += tj * static_cast<double>(a[c]);
+  }
 }
 
 // Keep the system just built for the support S (n_S columns of b; Gram in G with n = r + n_S
@@ -186,56 +242,17 @@ inline void joint_least_squares(const T* X, int m, int d, TaskWorkspace& ws, con
     for (int p = 0; p < r; ++p)
       for (int p2 = 0; p2 <= p; ++p2) G[p * n + p2] = ws.ZtZ[static_cast<std::size_t>(p) * r + p2];
   }
-  const int p_first = n_known > 0 ? r : 0;  // the right-hand side's entries still to compute
-  // X_S's rows gathered once (m x n_S); then every update of G and x takes four rows at a time, so
-  // that each load and store of G carries four multiply-adds (one row at a time, the loop waits on
-  // G's memory, not on its arithmetic). An entry's terms depend on its two columns' data alone, in
-  // the same order whatever the other columns: the Gram of a subset of the columns, built here or
-  // extracted from a larger one (subsystem_least_squares), is the same, bit for bit.
-  double* __restrict xs = ws.A.data();
+  // X_S gathered once beside X U in ws.Z's rows: then only the rows of G and entries of x not
+  // copied above, from the rows of [X U, X_S].
+  const int ld = ws.cols;
+  double* __restrict A = ws.Z.data();
   for (int j = 0; j < m; ++j) {
     const T* row = X + static_cast<std::int64_t>(j) * d;
-    for (int q = 0; q < n_S; ++q) xs[j * n_S + q] = static_cast<double>(row[S[q]]);
+    for (int q = 0; q < n_S; ++q) A[j * ld + r + q] = static_cast<double>(row[S[q]]);
   }
-  int j = 0;
-  for (; j + 4 <= m; j += 4) {
-    const double* __restrict z0 = ws.Z.data() + static_cast<std::size_t>(j) * r;
-    const double* __restrict z1 = z0 + r;
-    const double* __restrict z2 = z1 + r;
-    const double* __restrict z3 = z2 + r;
-    const double* __restrict s0 = xs + j * n_S;
-    const double* __restrict s1 = s0 + n_S;
-    const double* __restrict s2 = s1 + n_S;
-    const double* __restrict s3 = s2 + n_S;
-    const double t0 = target[j], t1 = target[j + 1], t2 = target[j + 2], t3 = target[j + 3];
-#pragma omp simd
-    for (int p = p_first; p < r; ++p) x[p] += t0 * z0[p] + t1 * z1[p] + t2 * z2[p] + t3 * z3[p];
-    for (int q = n_known; q < n_S; ++q) {
-      const double a0 = s0[q], a1 = s1[q], a2 = s2[q], a3 = s3[q];
-      double* __restrict g = G + (r + q) * n;
-      x[r + q] += t0 * a0 + t1 * a1 + t2 * a2 + t3 * a3;
-#pragma omp simd
-      for (int p = 0; p < r; ++p) g[p] += a0 * z0[p] + a1 * z1[p] + a2 * z2[p] + a3 * z3[p];
-#pragma omp simd
-      for (int q2 = 0; q2 <= q; ++q2) g[r + q2] += a0 * s0[q2] + a1 * s1[q2] + a2 * s2[q2] + a3 * s3[q2];
-    }
-  }
-  for (; j < m; ++j) {
-    const double* __restrict z = ws.Z.data() + static_cast<std::size_t>(j) * r;
-    const double* __restrict sj = xs + j * n_S;
-    const double tj = target[j];
-#pragma omp simd
-    for (int p = p_first; p < r; ++p) x[p] += tj * z[p];
-    for (int q = n_known; q < n_S; ++q) {
-      const double xq = sj[q];
-      double* __restrict g = G + (r + q) * n;
-      x[r + q] += tj * xq;
-#pragma omp simd
-      for (int p = 0; p < r; ++p) g[p] += xq * z[p];
-#pragma omp simd
-      for (int q2 = 0; q2 <= q; ++q2) g[r + q2] += xq * sj[q2];
-    }
-  }
+  const int first_new = n_known > 0 ? r + n_known : r;
+  add_transposed_product(A, ld, m, n_known > 0 ? first_new : 0, n, target, x);
+  add_lower_gram_rows(A, ld, m, first_new, n, G, n);
   if (prior) add_prior(G, r, n_S, *prior, n_known);
   std::copy(x, x + n, ws.rhs_saved.data());  // kept with G for subsystem_least_squares
   if (solve) solve_system(G, x, n, ridge, ws, w, b_S);
@@ -295,7 +312,7 @@ inline void residual(const T* X, const Y* y, int m, int d, const TaskWorkspace& 
   const int r = ws.r;
   for (int j = 0; j < m; ++j) {
     double s = static_cast<double>(y[j]);
-    const double* z = ws.Z.data() + static_cast<std::size_t>(j) * r;
+    const double* z = ws.Z.data() + static_cast<std::size_t>(j) * ws.cols;
     for (int p = 0; p < r; ++p) s -= z[p] * w[p];
     const T* row = X + static_cast<std::int64_t>(j) * d;
     for (int q = 0; q < n_S; ++q) s -= static_cast<double>(row[S[q]]) * b_S[q];
@@ -303,28 +320,11 @@ inline void residual(const T* X, const Y* y, int m, int d, const TaskWorkspace& 
   }
 }
 
-// corr = X^T resid, four rows at a time (four multiply-adds to each load and store of corr).
+// corr = X^T resid.
 template <typename T>
-inline void correlation(const T* X, int m, int d, const double* resid, double* __restrict corr) {
+inline void correlation(const T* X, int m, int d, const double* resid, double* corr) {
   std::fill(corr, corr + d, 0.0);
-  int j = 0;
-  for (; j + 4 <= m; j += 4) {
-    const T* __restrict x0 = X + static_cast<std::int64_t>(j) * d;
-    const T* __restrict x1 = x0 + d;
-    const T* __restrict x2 = x1 + d;
-    const T* __restrict x3 = x2 + d;
-    const double e0 = resid[j], e1 = resid[j + 1], e2 = resid[j + 2], e3 = resid[j + 3];
-#pragma omp simd
-    for (int a = 0; a < d; ++a)
-      corr[a] += static_cast<double>(x0[a]) * e0 + static_cast<double>(x1[a]) * e1 + static_cast<double>(x2[a]) * e2 +
-                 static_cast<double>(x3[a]) * e3;
-  }
-  for (; j < m; ++j) {
-    const T* __restrict row = X + static_cast<std::int64_t>(j) * d;
-    const double e = resid[j];
-#pragma omp simd
-    for (int a = 0; a < d; ++a) corr[a] += static_cast<double>(row[a]) * e;
-  }
+  add_transposed_product(X, d, m, 0, d, resid, corr);
 }
 
 }  // namespace task_detail
@@ -398,41 +398,21 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
   ws.last_n = 0;
   ws.last_factored = false;
   ws.support_system_columns = -1;
-  // Z = X U (m x r, row-major) by one small GEMM: the only full pass over X besides X^T resid.
+  // Z = X U (into the first r entries of ws.Z's rows) by one small GEMM: the only full pass over X
+  // besides X^T resid.
   // In the data's precision (U_data is U in that precision), then widened to double.
   if (r > 0) {
     if constexpr (std::is_same_v<T, double>) {
-      linalg::gemm_nn(m, r, d, X, U_data, ws.Z.data());
+      linalg::gemm(false, false, m, r, d, 1.0, X, d, U_data, r, 0.0, ws.Z.data(), ws.cols);
     } else {
       linalg::gemm_nn(m, r, d, X, U_data, ws.Z_data.data());
-      for (int e = 0; e < m * r; ++e) ws.Z[static_cast<std::size_t>(e)] = static_cast<double>(ws.Z_data[static_cast<std::size_t>(e)]);
+      for (int j = 0; j < m; ++j)
+        for (int p = 0; p < r; ++p)
+          ws.Z[static_cast<std::size_t>(j) * ws.cols + p] = static_cast<double>(ws.Z_data[static_cast<std::size_t>(j) * r + p]);
     }
   }
   std::fill(ws.ZtZ.begin(), ws.ZtZ.end(), 0.0);
-  {  // Z^T Z's lower triangle, four rows of Z at a time
-    int j = 0;
-    for (; j + 4 <= m; j += 4) {
-      const double* __restrict z0 = ws.Z.data() + static_cast<std::size_t>(j) * r;
-      const double* __restrict z1 = z0 + r;
-      const double* __restrict z2 = z1 + r;
-      const double* __restrict z3 = z2 + r;
-      for (int p = 0; p < r; ++p) {
-        double* __restrict g = ws.ZtZ.data() + static_cast<std::size_t>(p) * r;
-        const double a0 = z0[p], a1 = z1[p], a2 = z2[p], a3 = z3[p];
-#pragma omp simd
-        for (int p2 = 0; p2 <= p; ++p2) g[p2] += a0 * z0[p2] + a1 * z1[p2] + a2 * z2[p2] + a3 * z3[p2];
-      }
-    }
-    for (; j < m; ++j) {
-      const double* __restrict z = ws.Z.data() + static_cast<std::size_t>(j) * r;
-      for (int p = 0; p < r; ++p) {
-        double* __restrict g = ws.ZtZ.data() + static_cast<std::size_t>(p) * r;
-        const double zp = z[p];
-#pragma omp simd
-        for (int p2 = 0; p2 <= p; ++p2) g[p2] += zp * z[p2];
-      }
-    }
-  }
+  task_detail::add_lower_gram_rows(ws.Z.data(), ws.cols, m, 0, r, ws.ZtZ.data(), r);  // Z^T Z's lower triangle
   // Current support (empty during warm start).
   int* S = ws.support.data();
   double* bS = ws.support_values.data();

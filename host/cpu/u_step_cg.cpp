@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "cpu/cpu_backend.hpp"
+#include "cpu/task_step.hpp"
 
 namespace lrsmeta::cpu {
 
@@ -34,31 +35,16 @@ void CpuBackend<T>::rhs_of_task(std::int64_t i, double* part, CgScratch& s) cons
   std::fill(q, q + d, 0.0);
   const std::int32_t* bi = B_index_.data() + i * k_;
   const double* bv = B_value_.data() + i * k_;
-  auto residual_of_row = [&](const T* x, std::int64_t j) {  // y_j - x_j^T b_i
-    double e = static_cast<double>(data_.y[row0 + j]);
-    for (int c = 0; c < k_; ++c)
-      if (bi[c] >= 0) e -= static_cast<double>(x[bi[c]]) * bv[c];
-    return e;
-  };
-  std::int64_t j = 0;
-  for (; j + 4 <= m; j += 4) {  // four rows to each load and store of q
-    const T* __restrict x0 = data_.X + (row0 + j) * d;
-    const T* __restrict x1 = x0 + d;
-    const T* __restrict x2 = x1 + d;
-    const T* __restrict x3 = x2 + d;
-    const double e0 = residual_of_row(x0, j), e1 = residual_of_row(x1, j + 1), e2 = residual_of_row(x2, j + 2),
-                 e3 = residual_of_row(x3, j + 3);
-#pragma omp simd
-    for (std::int64_t a = 0; a < d; ++a)
-      q[a] += static_cast<double>(x0[a]) * e0 + static_cast<double>(x1[a]) * e1 + static_cast<double>(x2[a]) * e2 +
-              static_cast<double>(x3[a]) * e3;
-  }
-  for (; j < m; ++j) {
+  if (static_cast<std::int64_t>(s.e.size()) < m) s.e.resize(static_cast<std::size_t>(m));
+  double* e = s.e.data();  // y_i - X_i b_i
+  for (std::int64_t j = 0; j < m; ++j) {
     const T* x = data_.X + (row0 + j) * d;
-    const double e = residual_of_row(x, j);
-#pragma omp simd
-    for (std::int64_t a = 0; a < d; ++a) q[a] += static_cast<double>(x[a]) * e;
+    double ej = static_cast<double>(data_.y[row0 + j]);
+    for (int c = 0; c < k_; ++c)
+      if (bi[c] >= 0) ej -= static_cast<double>(x[bi[c]]) * bv[c];
+    e[j] = ej;
   }
+  task_detail::add_transposed_product(data_.X + row0 * d, d, static_cast<int>(m), 0, d_, e, q);  // q = X_i^T e
   for (std::int64_t p = 0; p < r; ++p) {
     const double wp = s.w[static_cast<std::size_t>(p)];
     double* out = part + d * p;
