@@ -479,7 +479,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     const auto t0 = Clock::now();
     apply_prior(k_now);
     const core::PriorState* prior_now = use_prior ? &prior : nullptr;
-    // cg's start (v, W_hat and the warm start's product) comes with the task step: its time is
+    // cg's start (v, W_hat and the warm start's residual) comes with the task step: its time is
     // counted in the task step's.
     std::optional<core::UStepStart> u_start;
     if (!private_release && u_step.starts_in_task_step(prior_now)) u_start = u_step.start_request(prior_now);

@@ -49,9 +49,10 @@ LRSMETA_HD inline bool cholesky_factor(S* A, int n) {
   return true;
 }
 
-// Solve L L^T x = b in place (b becomes x), L from cholesky_factor (its lower triangle is read).
-// Both substitutions subtract a solved unknown from the rest at once (independent updates, not a
-// dot product's chain); the backward one runs along L's contiguous rows.
+// Solve L L^T x = b in place (b becomes x), L from cholesky_factor: both triangles are read, L and
+// the mirror L^T it leaves in the upper one. Both substitutions subtract a solved unknown from the
+// rest at once (independent updates, not a dot product's chain), along contiguous memory: the
+// forward one reads column p of L as row p of the mirror, the backward one L's rows.
 // Each unknown is a product with its pivot's reciprocal, taken one step ahead: the reciprocal
 // depends on L alone, so its division runs beside the substitution rather than in its chain of
 // dependent operations (where it cost more than the rest of a step).

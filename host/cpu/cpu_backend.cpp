@@ -102,18 +102,11 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
   // Per-task sums, added in task order afterwards: the reported loss does not depend on how the
   // dynamic schedule spread the (ragged) tasks over the threads.
   task_sse_.resize(static_cast<std::size_t>(t_));
-  // cg's start (v, W_hat, the residual) is summed per block of consecutive tasks, then over the blocks in
-  // order: the same sum whichever thread took a block (the schedule is dynamic), so a fit is
-  // reproducible for a thread count. Many blocks per thread keep the threads' loads even (with
-  // 8 per thread the last block left one core idle for a few percent of the step); their sums are
-  // capped at about 64 MiB together.
+  // cg's start (v, W_hat, the residual) is summed per block of consecutive tasks
+  // (u_start_blocks), then over the blocks in order: the same sum whichever thread took a block
+  // (the schedule is dynamic), so a fit is reproducible for a thread count.
   const std::int64_t start_size = u_start ? 2 * dr + r_ext * r_ext : 0;
-  std::int64_t n_blocks = 0;
-  if (u_start) {
-    const std::int64_t per_block = start_size * static_cast<std::int64_t>(sizeof(double));
-    n_blocks = std::min<std::int64_t>({t_, 64LL * threads_, std::max<std::int64_t>(threads_, (64LL << 20) / per_block)});
-    n_blocks = std::max<std::int64_t>(n_blocks, 1);
-  }
+  const std::int64_t n_blocks = u_start ? u_start_blocks(t_, threads_, start_size) : 0;
   const std::int64_t tasks_per_schedule_unit = u_start ? std::max<std::int64_t>(1, (t_ + n_blocks - 1) / n_blocks) : 16;
   const std::int64_t n_units = (t_ + tasks_per_schedule_unit - 1) / tasks_per_schedule_unit;
   if (u_start) start_parts_.resize(static_cast<std::size_t>(n_units));
@@ -626,6 +619,10 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
   const bool cg = core::choose_u_solver(data.n, data.t, data.d, static_cast<int>(r), static_cast<int>(sizeof(T)), o, false).solver == USolver::cg;
   if (cg) {
     plan.parts.push_back({"cg vectors", (threads + 8) * dr * 8 + 2 * d * d * 8});
+    const double start_values = 2 * dr + r_aug * r_aug;  // the task step's sums of cg's start
+    plan.parts.push_back({"cg's start, per block of tasks",
+                          static_cast<double>(cpu::u_start_blocks(data.t, static_cast<int>(threads), static_cast<std::int64_t>(start_values))) *
+                              start_values * 8});
   } else {
     plan.parts.push_back({"G and its factor", 2 * dr * dr * 8});
     const double P = r_aug * (r_aug + 1) / 2, Q = d * (d + 1) / 2;

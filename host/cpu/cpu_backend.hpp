@@ -15,6 +15,15 @@ inline std::int64_t packed_index(std::int64_t a, std::int64_t b, std::int64_t n)
   return a * n - a * (a - 1) / 2 + (b - a);
 }
 
+// The blocks of consecutive tasks that a task step sums cg's start over (values_per_block doubles
+// each), for t tasks on `threads` threads: many per thread keep the threads' loads even under the
+// dynamic schedule (with 8 a thread, the last block left a core idle for a few percent of the step);
+// together at most about 64 MiB, but never fewer than one a thread.
+inline std::int64_t u_start_blocks(std::int64_t t, int threads, std::int64_t values_per_block) {
+  const std::int64_t bytes = std::max<std::int64_t>(values_per_block, 1) * static_cast<std::int64_t>(sizeof(double));
+  return std::max<std::int64_t>(1, std::min<std::int64_t>({t, 64LL * threads, std::max<std::int64_t>(threads, (64LL << 20) / bytes)}));
+}
+
 template <typename T>
 class CpuBackend final : public core::Backend {
  public:
