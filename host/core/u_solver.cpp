@@ -63,13 +63,14 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
   // flops/s: a pass without the prior at d = 100 (2.4e8 flops, 160 MB of float32 X) took about
   // 15 ms (stop 18; 11 to 12 ms since its products on float data run in float), the time of 1.1e9
   // to 1.5e9 flops of GEMM (its short products run far below GEMM's rate, and it waits on X's
-  // memory; the ten flops a byte stand for that); with the prior (r' = 11: 1.8e9 flops) about 85 ms,
-  // 8.5e9 (its per-row products run at about a fifth of GEMM's rate). Since the start runs inside
-  // the task step (without the prior it is one product a task there), the pass counted for it is an
-  // overestimate: near the break-even point the model leans towards direct.
+  // memory; the ten flops a byte stand for that); with the prior (r' = 11: 1.8e9 flops) about 85 ms
+  // with per-row products (stop 18), 30 ms with two small GEMMs a task (stop 19): 3e9, hence the
+  // factor 2. Since the start runs inside the task step (without the prior it is one product a
+  // task there), the pass counted for it is an overestimate: near the break-even point the model
+  // leans towards direct.
   const double bytes = static_cast<double>(n) * dd * static_cast<double>(value_bytes);
   const double passes = cg_passes_estimate(o);
-  const double cg = passes * std::max(flops * (prior ? 5.0 : 1.0), 10.0 * bytes);
+  const double cg = passes * std::max(flops * (prior ? 2.0 : 1.0), 10.0 * bytes);
   choice.solver = cg < direct ? USolver::cg : USolver::direct;
   std::snprintf(text, sizeof text, "%s (cost model: about %.2g flops per U step to form and factor G, %.2g for %.0f cg passes)",
                 cg < direct ? "cg" : "direct", direct, cg, passes);

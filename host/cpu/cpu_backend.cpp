@@ -119,6 +119,9 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
     for (int p = 0; residual_from_tasks && p < r_; ++p)
       residual_from_tasks = u_start->x0[static_cast<std::size_t>(a + static_cast<std::int64_t>(d_) * p)] ==
                             U_[static_cast<std::size_t>(a) * r_ + p];
+  // x0 in the data's precision, converted once, where the blocks sum G x0 (operator_of_task reads it
+  // under the prior)
+  const std::vector<T> x0_data = u_start && !residual_from_tasks ? std::vector<T>(u_start->x0.begin(), u_start->x0.end()) : std::vector<T>();
   linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(threads_)
   {
@@ -126,7 +129,10 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
     std::vector<double> V(static_cast<std::size_t>(r_) * r_), LV(V.size()), v(static_cast<std::size_t>(r_));
     TaskPosterior posterior{V.data(), 0.0, 0.0};
     std::optional<CgScratch> cg_scratch;
-    if (u_start) cg_scratch.emplace(d_, r_ext);
+    if (u_start) {
+      cg_scratch.emplace(d_, r_ext);
+      cg_scratch->M_data = x0_data.data();
+    }
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t unit = 0; unit < n_units; ++unit) {
       double* start_part = nullptr;

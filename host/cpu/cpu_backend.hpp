@@ -90,11 +90,13 @@ class CpuBackend final : public core::Backend {
   core::DataMoments moments_;  // data_moments(), computed on first use
   // cg's passes (u_step_cg.cpp): per task, then over all tasks (either part or both at once).
   struct CgScratch {  // one thread's
-    std::vector<double> w, z, ez, q, Mw, row, e;
+    std::vector<double> w, q, Mw, e, E;
     std::vector<T> Mw_data, g_data;  // M w and X_i^T X_i M w in the data's precision
+    std::vector<T> XM, XME, product;  // under the prior: X_i M, X_i M E_i (m x r'), their product with X_i (r' x d)
+    const T* M_data = nullptr;        // the pass's M in the data's precision (d x r', column-major)
     CgScratch(std::int64_t d, std::int64_t r)
-        : w(static_cast<std::size_t>(std::max<std::int64_t>(r, 1))), z(w.size()), ez(w.size()), q(static_cast<std::size_t>(d)),
-          Mw(q.size()), row(q.size()), Mw_data(q.size()), g_data(q.size()) {}
+        : w(static_cast<std::size_t>(std::max<std::int64_t>(r, 1))), q(static_cast<std::size_t>(d)), Mw(q.size()),
+          E(w.size() * w.size()), Mw_data(q.size()), g_data(q.size()), product(static_cast<std::size_t>(d) * w.size()) {}
   };
   std::int64_t extended_w(std::int64_t i, double* w) const;
   void rhs_of_task(std::int64_t i, double* part, CgScratch& scratch) const;

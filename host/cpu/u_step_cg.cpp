@@ -130,37 +130,37 @@ void CpuBackend<T>::operator_of_task(std::int64_t i, const double* M, double* ac
     }
     return;
   }
-  // E_i = w' w'^T + blockdiag(0, V_i): per row, z = M^T x_j, then X_i^T gets x_j (E_i z)^T.
+  // E_i = w' w'^T + blockdiag(0, V_i), of rank up to r': X_i^T (X_i M) E_i by two small GEMMs in
+  // the data's precision (as the direct solve forms X_i^T X_i), with E_i applied between them in
+  // double: 2 m d r' multiply-adds a task at GEMM's rate (per-row dot products ran at about a fifth
+  // of it). M in the data's precision (s.M_data) is the pass's, converted once.
   const std::int64_t P_own = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
   const double* Vi = V_.data() + i * P_own;
-  double* row = s.row.data();
-  double* z = s.z.data();
-  double* ez = s.ez.data();
-  for (std::int64_t j = 0; j < m; ++j) {
-    const T* xj = X + j * d;
-    for (std::int64_t a = 0; a < d; ++a) row[a] = static_cast<double>(xj[a]);
-    for (std::int64_t p = 0; p < r; ++p) {
-      const double* col = M + d * p;
-      double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-      for (std::int64_t a = 0; a < d; ++a) sum += col[a] * row[a];
-      z[p] = sum;
+  double* E = s.E.data();  // r' x r', row-major
+  for (std::int64_t p = 0; p < r; ++p)
+    for (std::int64_t c = 0; c < r; ++c) E[p * r + c] = w[p] * w[c];
+  for (std::int64_t p = 0, pq = 0; p < r_; ++p)  // V_i packed upper triangle, on w's block
+    for (std::int64_t q = p; q < r_; ++q, ++pq) {
+      E[(p + 1) * r + q + 1] += Vi[pq];
+      if (q != p) E[(q + 1) * r + p + 1] += Vi[pq];
     }
-    double wz = 0.0;
-    for (std::int64_t p = 0; p < r; ++p) wz += w[p] * z[p];
-    for (std::int64_t p = 0; p < r; ++p) ez[p] = w[p] * wz;
-    for (std::int64_t p = 0, pq = 0; p < r_; ++p)  // V_i packed upper triangle, w's block
-      for (std::int64_t q = p; q < r_; ++q, ++pq) {
-        ez[p + 1] += Vi[pq] * z[q + 1];
-        if (q != p) ez[q + 1] += Vi[pq] * z[p + 1];
-      }
-    for (std::int64_t p = 0; p < r; ++p) {
-      const double c = ez[p];
-      double* out = acc + d * p;
-#pragma omp simd
-      for (std::int64_t a = 0; a < d; ++a) out[a] += c * row[a];
-    }
+  if (static_cast<std::int64_t>(s.XM.size()) < m * r) {
+    s.XM.resize(static_cast<std::size_t>(m * r));
+    s.XME.resize(s.XM.size());
   }
+  T* XM = s.XM.data();
+  T* XME = s.XME.data();
+  const int mi = static_cast<int>(m), ri = static_cast<int>(r), di = static_cast<int>(d);
+  linalg::gemm_nt(mi, ri, di, X, s.M_data, XM);  // X_i M: m x r'
+  for (std::int64_t j = 0; j < m; ++j)
+    for (std::int64_t c = 0; c < r; ++c) {
+      double sum = 0.0;
+      for (std::int64_t p = 0; p < r; ++p) sum += static_cast<double>(XM[j * r + p]) * E[p * r + c];
+      XME[j * r + c] = static_cast<T>(sum);
+    }
+  T* product = s.product.data();  // (X_i M E_i)^T X_i: r' x d, the layout of acc
+  linalg::gemm_tn(ri, di, mi, XME, X, product);
+  for (std::int64_t e = 0; e < d * r; ++e) acc[e] += static_cast<double>(product[e]);
 }
 
 // One parallel pass over the tasks: with `rhs`, v and W_hat; with x, G x; both from one reading of
@@ -174,11 +174,14 @@ void CpuBackend<T>::cg_pass(std::vector<double>* v, std::vector<double>* W_hat, 
   const std::int64_t rhs_size = v ? dr + r * r : 0, product_size = x ? dr : 0;
   const int n_threads = threads_;
   cg_parts_.resize(static_cast<std::size_t>(n_threads));
+  const std::vector<T> M_data = x ? std::vector<T>(x->begin(), x->end()) : std::vector<T>();
+  linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(n_threads)
   {
     std::vector<double>& part = cg_parts_[static_cast<std::size_t>(omp_get_thread_num())];
     part.assign(static_cast<std::size_t>(rhs_size + product_size), 0.0);  // v, W_hat, then G x
     CgScratch scratch(d, r);
+    scratch.M_data = M_data.data();
 #pragma omp for schedule(static)
     for (std::int64_t i = 0; i < t_; ++i) {
       if (data_.task_offsets[i + 1] == data_.task_offsets[i]) continue;

@@ -67,6 +67,16 @@ void gemm_nn(int m, int n, int k, const float* A, const float* B, float* C) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);
 }
 
+void gemm_tn(int m, int n, int k, const double* A, const double* B, double* C) {
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0, A, m, B, n, 0.0, C, n);
+}
+void gemm_nt(int m, int n, int k, const float* A, const float* B, float* C) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, A, k, B, k, 0.0f, C, n);
+}
+void gemm_nt(int m, int n, int k, const double* A, const double* B, double* C) {
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, A, k, B, k, 0.0, C, n);
+}
+
 void gemm_tn(int m, int n, int k, const float* A, const float* B, float* C) {
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, A, m, B, n, 0.0f, C, n);
 }

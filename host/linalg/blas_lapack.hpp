@@ -20,8 +20,12 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, double alpha, const d
 void gemm_nn(int m, int n, int k, const double* A, const double* B, double* C);
 void gemm_nn(int m, int n, int k, const float* A, const float* B, float* C);
 
-// Row-major C (m x n) = A^T B for A (k x m), B (k x n), in float (cblas_sgemm, beta = 0).
+// Row-major C (m x n) = A^T B for A (k x m), B (k x n) (beta = 0).
 void gemm_tn(int m, int n, int k, const float* A, const float* B, float* C);
+void gemm_tn(int m, int n, int k, const double* A, const double* B, double* C);
+// Row-major C (m x n) = A B^T for A (m x k), B (n x k) (beta = 0).
+void gemm_nt(int m, int n, int k, const float* A, const float* B, float* C);
+void gemm_nt(int m, int n, int k, const double* A, const double* B, double* C);
 
 // Row-major C (n x n, upper triangle) = alpha * A^T A + beta * C for A (k x n) (cblas_dsyrk).
 void syrk_upper_ata(int n, int k, double alpha, const double* A, int lda, double beta, double* C, int ldc);
