@@ -77,10 +77,12 @@ class Backend {
   // own residual e_i); this default runs the two passes one after the other.
   virtual TaskStepTotals task_step_all_with_u_start(int k_in_effect, UStepStart& start) {
     TaskStepTotals totals = task_step_all(k_in_effect);
-    accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, start.residual);
-    for (std::size_t e = 0; e < start.residual.size() && e < start.v.size(); ++e) start.residual[e] = start.v[e] - start.residual[e];
+    u_step_start(start);
     return totals;
   }
+  // The start by itself, after the task step: accumulate_rhs_and_apply(x0), then v - G x0 (checked
+  // for size).
+  void u_step_start(UStepStart& start);
 
   // The U step's pieces (host/core/u_solver.hpp runs them). Unknowns are column-major d x r'
   // ([beta,] U~, vec(U~)[a + d p] = U~[a, p]; r' = r + 1 under a prior, beta's block first).

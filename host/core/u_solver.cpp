@@ -106,6 +106,15 @@ std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<d
   throw Error("U update: the dr x dr system is not positive definite even with a ridge");
 }
 
+void Backend::u_step_start(UStepStart& start) {
+  std::vector<double> G_x0;
+  accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, G_x0);
+  if (G_x0.size() != start.v.size())
+    throw Error("U update (cg): v has " + std::to_string(start.v.size()) + " entries, the warm start's product " + std::to_string(G_x0.size()));
+  start.residual = start.v;
+  for (std::size_t e = 0; e < G_x0.size(); ++e) start.residual[e] -= G_x0[e];
+}
+
 void Backend::sum_in_place_over(Communicator&) { throw Error("this backend sums nothing over processes itself"); }
 
 double Backend::update_U_direct(const PrivateRelease*) {
@@ -133,12 +142,7 @@ double UStep::run(const PrivateRelease* release, const PriorState* prior) {
   if (options_.u_solver != USolver::cg) return direct(release, prior);
   if (release) throw Error("U update: private training solves directly (its noise goes on G): use --u-solver direct or auto");
   UStepStart start = start_request(prior);
-  std::vector<double> G_x0;
-  backend_.accumulate_rhs_and_apply(start.x0, start.v, start.W_hat, G_x0);
-  if (G_x0.size() != start.v.size())
-    throw Error("U update (cg): v has " + std::to_string(start.v.size()) + " entries, the warm start's product " + std::to_string(G_x0.size()));
-  start.residual = start.v;
-  for (std::size_t e = 0; e < G_x0.size(); ++e) start.residual[e] -= G_x0[e];
+  backend_.u_step_start(start);
   return run_from_start(std::move(start), prior);
 }
 

@@ -119,9 +119,8 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
     for (int p = 0; residual_from_tasks && p < r_; ++p)
       residual_from_tasks = u_start->x0[static_cast<std::size_t>(a + static_cast<std::int64_t>(d_) * p)] ==
                             U_[static_cast<std::size_t>(a) * r_ + p];
-  // x0 in the data's precision, converted once, where the blocks sum G x0 (operator_of_task reads it
-  // under the prior)
-  const std::vector<T> x0_data = u_start && !residual_from_tasks ? std::vector<T>(u_start->x0.begin(), u_start->x0.end()) : std::vector<T>();
+  // x0 in the data's precision, converted once: the prior's operator (operator_of_task) reads it
+  const std::vector<T> x0_data = u_start && has_prior_ ? std::vector<T>(u_start->x0.begin(), u_start->x0.end()) : std::vector<T>();
   linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(threads_)
   {
@@ -173,27 +172,8 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
           task_effective_params_[static_cast<std::size_t>(2 * i)] = posterior.effective_params;
           task_effective_params_[static_cast<std::size_t>(2 * i + 1)] = posterior.effective_params_b;
         }
-        if (u_start && m > 0) {  // the task's rows are in cache: its share of cg's start now
-          rhs_of_task(i, start_part, *cg_scratch);
-          double* third = start_part + dr + r_ext * r_ext;
-          if (residual_from_tasks) {
-            const T* X = data_.X + row0 * d_;
-            const double* Xte = ws.corr.data();  // X_i^T e_i, where the task step's last one was of e_i
-            if (!ws.corr_is_of_final_residual) {
-              task_detail::correlation(X, m, d_, ws.resid.data(), cg_scratch->q.data());
-              Xte = cg_scratch->q.data();
-            }
-            const double* w = W_.data() + i * r_;
-            for (int p = 0; p < r_; ++p) {
-              const double wp = w[p];
-              double* out = third + static_cast<std::int64_t>(d_) * p;
-#pragma omp simd
-              for (int a = 0; a < d_; ++a) out[a] += wp * Xte[a];
-            }
-          } else {
-            operator_of_task(i, u_start->x0.data(), third, *cg_scratch);
-          }
-        }
+        // The task's rows are in cache: its share of cg's start now.
+        if (u_start && m > 0) start_of_task(i, ws, residual_from_tasks, u_start->x0.data(), start_part, *cg_scratch);
       }
     }
   }

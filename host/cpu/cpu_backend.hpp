@@ -10,6 +10,8 @@
 
 namespace lrsmeta::cpu {
 
+struct TaskWorkspace;  // cpu/task_step.hpp
+
 // Packed symmetric index of (a, b), a <= b < n, rows of the upper triangle one after another.
 inline std::int64_t packed_index(std::int64_t a, std::int64_t b, std::int64_t n) {
   return a * n - a * (a - 1) / 2 + (b - a);
@@ -101,6 +103,8 @@ class CpuBackend final : public core::Backend {
   std::int64_t extended_w(std::int64_t i, double* w) const;
   void rhs_of_task(std::int64_t i, double* part, CgScratch& scratch) const;
   void operator_of_task(std::int64_t i, const double* M, double* acc, CgScratch& scratch) const;
+  void start_of_task(std::int64_t i, const TaskWorkspace& ws, bool residual_from_tasks, const double* x0, double* part,
+                     CgScratch& scratch) const;
   void cg_pass(std::vector<double>* v, std::vector<double>* W_hat, const std::vector<double>* x, std::vector<double>* y);
   std::vector<std::vector<double>> cg_parts_;  // cg_pass's per-thread sums
   // The task steps, with cg's start where asked (summed per block of tasks in start_parts_).

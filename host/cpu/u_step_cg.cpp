@@ -12,6 +12,19 @@
 
 namespace lrsmeta::cpu {
 
+namespace {
+// out (d x r, column-major) += q w^T: a task's share of a d x r sum.
+template <typename V>
+void add_outer_product(double* out, std::int64_t d, const double* w, std::int64_t r, const V* q) {
+  for (std::int64_t p = 0; p < r; ++p) {
+    const double wp = w[p];
+    double* column = out + d * p;
+#pragma omp simd
+    for (std::int64_t a = 0; a < d; ++a) column[a] += wp * static_cast<double>(q[a]);
+  }
+}
+}  // namespace
+
 // w' = (1, w_i) under the prior, w_i without; returns r'.
 template <typename T>
 std::int64_t CpuBackend<T>::extended_w(std::int64_t i, double* w) const {
@@ -45,12 +58,7 @@ void CpuBackend<T>::rhs_of_task(std::int64_t i, double* part, CgScratch& s) cons
     e[j] = ej;
   }
   task_detail::add_transposed_product(data_.X + row0 * d, d, static_cast<int>(m), 0, d_, e, q);  // q = X_i^T e
-  for (std::int64_t p = 0; p < r; ++p) {
-    const double wp = s.w[static_cast<std::size_t>(p)];
-    double* out = part + d * p;
-#pragma omp simd
-    for (std::int64_t a = 0; a < d; ++a) out[a] += wp * q[a];
-  }
+  add_outer_product(part, d, s.w.data(), r, q);
   double* Wh = part + dr;
   const std::int64_t P_own = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
   const double* Vi = has_prior_ ? V_.data() + i * P_own : nullptr;
@@ -122,12 +130,7 @@ void CpuBackend<T>::operator_of_task(std::int64_t i, const double* M, double* ac
 #pragma omp simd
       for (std::int64_t a = 0; a < d; ++a) g[a] += u * xj[a];
     }
-    for (std::int64_t p = 0; p < r; ++p) {
-      const double wp = w[p];
-      double* out = acc + d * p;
-#pragma omp simd
-      for (std::int64_t a = 0; a < d; ++a) out[a] += wp * static_cast<double>(g[a]);
-    }
+    add_outer_product(acc, d, w, r, g);
     return;
   }
   // E_i = w' w'^T + blockdiag(0, V_i), of rank up to r': X_i^T (X_i M) E_i by two small GEMMs in
@@ -163,6 +166,29 @@ void CpuBackend<T>::operator_of_task(std::int64_t i, const double* M, double* ac
   for (std::int64_t e = 0; e < d * r; ++e) acc[e] += static_cast<double>(product[e]);
 }
 
+// Task i's share of cg's start, right after its task step (ws holds that step's residual e_i):
+// v and W_hat, then in `third` either the residual's share X_i^T e_i w_i^T (residual_from_tasks:
+// no prior, x0 the task steps' U) or G_i x0 (M_data in s: x0 in the data's precision).
+template <typename T>
+void CpuBackend<T>::start_of_task(std::int64_t i, const TaskWorkspace& ws, bool residual_from_tasks, const double* x0,
+                                  double* part, CgScratch& s) const {
+  const std::int64_t r = r_ + (has_prior_ ? 1 : 0), dr = static_cast<std::int64_t>(d_) * r;
+  rhs_of_task(i, part, s);
+  double* third = part + dr + r * r;
+  if (!residual_from_tasks) {
+    operator_of_task(i, x0, third, s);
+    return;
+  }
+  const std::int64_t row0 = data_.task_offsets[i];
+  const int m = static_cast<int>(data_.task_offsets[i + 1] - row0);
+  const double* Xte = ws.corr.data();  // X_i^T e_i, where the task step's last one was of e_i
+  if (!ws.corr_is_of_final_residual) {
+    task_detail::correlation(data_.X + row0 * d_, m, d_, ws.resid.data(), s.q.data());
+    Xte = s.q.data();
+  }
+  add_outer_product(third, d_, W_.data() + i * r_, r_, Xte);
+}
+
 // One parallel pass over the tasks: with `rhs`, v and W_hat; with x, G x; both from one reading of
 // each task's rows (the second use finds them in cache). Per-thread sums are added in thread order:
 // reproducible for a thread count.
@@ -174,7 +200,7 @@ void CpuBackend<T>::cg_pass(std::vector<double>* v, std::vector<double>* W_hat, 
   const std::int64_t rhs_size = v ? dr + r * r : 0, product_size = x ? dr : 0;
   const int n_threads = threads_;
   cg_parts_.resize(static_cast<std::size_t>(n_threads));
-  const std::vector<T> M_data = x ? std::vector<T>(x->begin(), x->end()) : std::vector<T>();
+  const std::vector<T> M_data = x && has_prior_ ? std::vector<T>(x->begin(), x->end()) : std::vector<T>();  // the prior's operator reads it
   linalg::BlasThreads single_threaded_blas(1);
 #pragma omp parallel num_threads(n_threads)
   {
@@ -217,6 +243,7 @@ void CpuBackend<T>::accumulate_rhs_and_apply(const std::vector<double>& x0, std:
 
 // The members defined here, for both precisions (the class itself is instantiated in cpu_backend.cpp).
 #define LRSMETA_CG_MEMBERS(T)                                                                               \
+  template void CpuBackend<T>::start_of_task(std::int64_t, const TaskWorkspace&, bool, const double*, double*, CgScratch&) const; \
   template void CpuBackend<T>::accumulate_rhs(std::vector<double>&, std::vector<double>&);                   \
   template void CpuBackend<T>::apply_normal_operator(const std::vector<double>&, std::vector<double>&);      \
   template void CpuBackend<T>::accumulate_rhs_and_apply(const std::vector<double>&, std::vector<double>&,    \
