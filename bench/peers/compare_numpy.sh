@@ -16,6 +16,9 @@ build=$1
 work=$2
 iterations=${3:-8}
 runs=${4:-3}
+[[ $iterations =~ ^[0-9]+$ && $iterations -ge 2 ]] || { echo "compare_numpy.sh: iterations must be a whole number >= 2 (got '$iterations'): the first is not timed" >&2; exit 2; }
+[[ $runs =~ ^[0-9]+$ && $runs -ge 1 ]] || { echo "compare_numpy.sh: runs must be a whole number >= 1 (got '$runs')" >&2; exit 2; }
+[[ -x $build/lrsmeta ]] || { echo "compare_numpy.sh: no lrsmeta executable in '$build' (build it first)" >&2; exit 2; }
 bin=$build/lrsmeta
 py=${PYTHON:-/usr/bin/python3}
 here=$(cd "$(dirname "$0")" && pwd)
