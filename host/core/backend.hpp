@@ -25,6 +25,11 @@ struct TaskStepTotals {
   std::vector<double> w_sum;  // r: sum over every task of w_i
   double effective_params = 0.0;
   double effective_params_b = 0.0;  // the part of it on the b's
+  // The model's log marginal likelihood, sum_i log p(y_i | U, beta, Sigma, s2, tau2, S_i), and the
+  // sums of tau2's EM update: E[b_q^2] over every task's support, and how many non-zeros there are.
+  double log_evidence = 0.0;
+  double b_square_sum = 0.0;
+  std::int64_t b_count = 0;
 };
 
 // The empirical-Bayes prior (DESIGN.md section 6) handed to the task steps; the core estimates it.
@@ -37,6 +42,10 @@ struct PriorState {
   double beta_variance = 0.0;       // prior variance of beta's entries (0: no prior on beta)
   double beta_precision = 0.0;      // s2 / beta_variance: added to beta's block of the U step
   double covariance_shrinkage = 0.0;  // f: each M-step shrinks Sigma towards isotropic
+  // pi: each feature is in a task's support with this probability, independently (the prior over
+  // supports, so that a task choosing among many supports pays for the choice: 2 log((1 - pi) / pi)
+  // per non-zero in -2 log evidence). 0: no prior over supports.
+  double inclusion_probability = 0.0;
 };
 
 // The cg U step's start asked of a task step: x0, the warm start ([beta,] U, column-major, as the

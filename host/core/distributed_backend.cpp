@@ -104,7 +104,8 @@ class DistributedBackend final : public Backend {
   // The task steps' totals (and cg's start, where given) summed in one call; the row count travels as
   // a double (exact below 2^53 rows).
   void sum_totals(TaskStepTotals& totals, UStepStart* start) {
-    std::vector<double> packed{totals.sse, totals.effective_params, totals.effective_params_b, static_cast<double>(totals.rows)};
+    std::vector<double> packed{totals.sse, totals.effective_params, totals.effective_params_b, static_cast<double>(totals.rows),
+                               totals.log_evidence, totals.b_square_sum, static_cast<double>(totals.b_count)};
     if (start)
       sum_packed({&totals.w_second_moment, &totals.w_sum, &start->v, &start->W_hat, &start->residual}, packed);
     else
@@ -113,6 +114,9 @@ class DistributedBackend final : public Backend {
     totals.effective_params = packed[1];
     totals.effective_params_b = packed[2];
     totals.rows = static_cast<std::int64_t>(packed[3]);
+    totals.log_evidence = packed[4];
+    totals.b_square_sum = packed[5];
+    totals.b_count = static_cast<std::int64_t>(packed[6]);
   }
 
   std::unique_ptr<Backend> local_;

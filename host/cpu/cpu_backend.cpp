@@ -96,6 +96,10 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
     task_prior.b_precision = prior_.b_precision;
     task_prior.noise_variance = prior_.noise_variance;
     task_prior.support_threshold = prior_.support_threshold;
+    if (prior_.inclusion_probability > 0 && prior_.inclusion_probability < 1) {
+      task_prior.log_inclusion = std::log(prior_.inclusion_probability);
+      task_prior.log_exclusion = std::log1p(-prior_.inclusion_probability);
+    }
     settings.prior = &task_prior;
   }
   const std::int64_t P = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;
@@ -169,8 +173,12 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
               for (int c = 0; c <= q; ++c) s += LV[static_cast<std::size_t>(p) * r_ + c] * L[static_cast<std::size_t>(q) * r_ + c];
               Vi[pq++] = s;
             }
-          task_effective_params_[static_cast<std::size_t>(2 * i)] = posterior.effective_params;
-          task_effective_params_[static_cast<std::size_t>(2 * i + 1)] = posterior.effective_params_b;
+          double* stats = task_posterior_stats_.data() + i * kPosteriorStats;
+          stats[0] = posterior.effective_params;
+          stats[1] = posterior.effective_params_b;
+          stats[2] = posterior.log_evidence;
+          stats[3] = posterior.b_square_sum;
+          stats[4] = posterior.b_count;
         }
         // The task's rows are in cache: its share of cg's start now.
         if (u_start && m > 0) start_of_task(i, ws, residual_from_tasks, u_start->x0.data(), start_part, *cg_scratch);
@@ -204,8 +212,12 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
       const double* Vi = V_.data() + i * P;
       for (int p = 0, pq = 0; p < r_; ++p)
         for (int q = p; q < r_; ++q, ++pq) S[p * r_ + q] += w[p] * w[q] + Vi[pq];
-      totals.effective_params += task_effective_params_[static_cast<std::size_t>(2 * i)];
-      totals.effective_params_b += task_effective_params_[static_cast<std::size_t>(2 * i + 1)];
+      const double* stats = task_posterior_stats_.data() + i * kPosteriorStats;
+      totals.effective_params += stats[0];
+      totals.effective_params_b += stats[1];
+      totals.log_evidence += stats[2];
+      totals.b_square_sum += stats[3];
+      totals.b_count += static_cast<std::int64_t>(stats[4]);
     }
     for (int p = 0; p < r_; ++p)
       for (int q = 0; q < p; ++q) S[p * r_ + q] = S[q * r_ + p];
@@ -222,7 +234,7 @@ void CpuBackend<T>::set_prior(const core::PriorState* prior) {
   prior_ = *prior;
   const std::size_t P = static_cast<std::size_t>(r_) * (r_ + 1) / 2;
   V_.resize(static_cast<std::size_t>(t_) * P, 0.0);
-  task_effective_params_.resize(static_cast<std::size_t>(2 * t_), 0.0);
+  task_posterior_stats_.resize(static_cast<std::size_t>(kPosteriorStats * t_), 0.0);
 }
 
 template <typename T>
@@ -600,7 +612,7 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
     const double share = o.selection_tasks > 0 && t > static_cast<double>(o.selection_tasks) ? static_cast<double>(o.selection_tasks) / t : 1.0;
     plan.parts.push_back({"validation split (a copy of the rows)", share * n * (d + 1) * elem + 2 * (share * t + 1) * 8});
   }
-  plan.parts.push_back({"per-task state", t * (r * 8 + k * 12 + 8 + (prior ? r * (r + 1) / 2 * 8 + 16 : 0))});
+  plan.parts.push_back({"per-task state", t * (r * 8 + k * 12 + 8 + (prior ? r * (r + 1) / 2 * 8 + 40 : 0))});
   const double dr = d * r_aug;
   const bool cg = core::choose_u_solver(data.n, data.t, data.d, static_cast<int>(r), static_cast<int>(sizeof(T)), o, false).solver == USolver::cg;
   if (cg) {

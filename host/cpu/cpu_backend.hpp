@@ -76,10 +76,12 @@ class CpuBackend final : public core::Backend {
   std::vector<std::int32_t> B_index_;
   std::vector<double> task_sse_;
   // The prior (set_prior) and what it adds: each task's V_i (packed upper triangle, r(r+1)/2) and
-  // effective numbers of parameters (all, and b's part), beta, and the R of the last U~ = Q R.
+  // posterior statistics (effective numbers of parameters, all and b's part; log evidence; b's
+  // E[b^2] sum and count), beta, and the R of the last U~ = Q R. Per task, summed in task order.
+  static constexpr int kPosteriorStats = 5;
   bool has_prior_ = false;
   core::PriorState prior_;
-  std::vector<double> V_, task_effective_params_, beta_, last_R_;
+  std::vector<double> V_, task_posterior_stats_, beta_, last_R_;
   std::vector<T> U_whitened_;  // U L, Sigma = L L^T: the task steps' basis under the prior
   // Per-thread buffers of accumulate_normal_equations, kept between iterations (allocating a few
   // MiB per call costs page faults on every iteration).

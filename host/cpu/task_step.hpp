@@ -28,6 +28,9 @@ struct TaskPrior {
   // A non-zero of b is kept only where its posterior mean exceeds this many posterior variances
   // (b_q^2 > c Var(b_q)): the support of a task too small to identify it is pruned (0: never).
   double support_threshold = 0.0;
+  // The prior over supports (PriorState::inclusion_probability pi): log pi and log(1 - pi), both 0
+  // for none. A support S of d features has log prior |S| log pi + (d - |S|) log(1 - pi).
+  double log_inclusion = 0.0, log_exclusion = 0.0;
 };
 
 // What the task step returns of the posterior, for the prior's hyperparameters and the U step.
@@ -35,6 +38,13 @@ struct TaskPosterior {
   double* V = nullptr;           // r x r, row-major: posterior covariance of w_i, s2 [(A^T A + s2 P)^-1]_ww
   double effective_params = 0;   // tr((A^T A + s2 P)^-1 A^T A): the fit's degrees of freedom
   double effective_params_b = 0; // the part of that trace on b's block
+  // log p(y_i | U, beta, Sigma, s2, tau2, S_i): the task's marginal likelihood with w_i and b_S
+  // integrated out, its support S_i as chosen (0 for a task with no rows).
+  double log_evidence = 0;
+  // sum over the support of E[b_q^2] = b_q^2 + Var(b_q | y_i), and the support's size: the sums
+  // of tau2's EM update.
+  double b_square_sum = 0;
+  int b_count = 0;
 };
 
 struct TaskStepSettings {
@@ -361,6 +371,52 @@ inline void posterior_from_last_solve(TaskWorkspace& ws, const TaskPrior& prior,
       for (int p2 = 0; p2 < r; ++p2) out.V[p * r + p2] = prior.noise_variance * M[p * n + p2];
 }
 
+// The task's log marginal likelihood and b's posterior second moments, from the last system solved
+// (K = A^T A + s2 P, A = [Z, X_S], factored in ws.chol: the final support's) and the fit it gave.
+// Where P = blockdiag(I, I / tau2) (w whitened: Z = X U L), the covariance of y_i - X_i beta is
+// C = s2 I + A P^-1 A^T, and by the determinant lemma and Woodbury's identity
+//   log det C = (m - n) log s2 + log det K + |S| log tau2,
+//   y^T C^-1 y = (||y - A x||^2 + s2 x^T P x) / s2 = sse / s2 + ||v||^2 + ||b_S||^2 / tau2,
+// x = (v, b_S) the posterior mode (n = r + |S| unknowns). b's outside the last system (iht's
+// gradient steps) are taken as fixed. The relative task ridge on K is ignored.
+inline void evidence_and_b_moments(const TaskWorkspace& ws, const TaskPrior& prior, int m, int d, double sse, const double* v,
+                                   const double* b_value, const std::int32_t* b_index, int k_slots, TaskPosterior& out) {
+  out.log_evidence = 0.0;
+  out.b_square_sum = 0.0;
+  out.b_count = 0;
+  const int r = ws.r, n = ws.last_factored ? ws.last_n : 0;
+  const double s2 = prior.noise_variance;
+  if (m == 0 || !(s2 > 0)) return;
+  const int n_b = n > r ? n - r : 0;  // b's integrated out
+  const double tau2 = prior.b_precision > 0 ? s2 / prior.b_precision : 0.0;
+  if (n_b > 0 && !(tau2 > 0)) return;  // no b prior: no evidence
+  double log_det_K = 0.0;
+  for (int c = 0; c < n; ++c) log_det_K += 2.0 * std::log(ws.chol[static_cast<std::size_t>(c) * n + c]);
+  // Without a factored system (Sigma = 0 and no support) K is the w block s2 I, C = s2 I.
+  if (n == 0) log_det_K = r * std::log(s2);
+  const int n_unknowns = n == 0 ? r : n;
+  double quad = sse / s2;
+  for (int p = 0; p < r; ++p) quad += v[p] * v[p];
+  const double* M = ws.inverse.data();  // K^-1, from posterior_from_last_solve
+  int slot_q = 0;
+  for (int s = 0; s < k_slots; ++s) {
+    if (b_index[s] < 0) continue;
+    const double b = b_value[s];
+    if (n_b > 0) {
+      quad += b * b / tau2;
+      // b_value is sorted by feature; the system's b columns follow the same order (the support
+      // is sorted before the final solve), so slot_q is this b's column r + slot_q.
+      out.b_square_sum += b * b + s2 * M[static_cast<std::size_t>(r + slot_q) * n + r + slot_q];
+      ++out.b_count;
+    }
+    ++slot_q;
+  }
+  constexpr double kLog2Pi = 1.8378770664093453;
+  const double log_support_prior = slot_q * prior.log_inclusion + (d - slot_q) * prior.log_exclusion;
+  const double log_det_b_prior = n_b > 0 ? n_b * std::log(tau2) : 0.0;
+  out.log_evidence = -0.5 * (m * kLog2Pi + (m - n_unknowns) * std::log(s2) + log_det_K + log_det_b_prior + quad) + log_support_prior;
+}
+
 // Drop the non-zeros of b whose posterior mean is within sqrt(c) posterior standard deviations of 0
 // (b_q^2 <= c s2 [K^-1]_qq, K the last system, factored in ws.chol), then refit (w, b) on what is
 // left from the last joint system's Gram: nothing is recomputed from X.
@@ -511,7 +567,9 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         int* P = ws.picked.data();
         n_S = -1;
         if (by_evidence) {
-          n_S = detail::evidence_subset(ws.gram.data(), ws.rhs_saved.data(), r, n_C, k, -std::log(prior->b_precision),
+          // Each non-zero costs log(tau2 / s2) and, with a prior over supports, 2 log((1 - pi) / pi).
+          const double entry_cost = -std::log(prior->b_precision) + 2.0 * (prior->log_exclusion - prior->log_inclusion);
+          n_S = detail::evidence_subset(ws.gram.data(), ws.rhs_saved.data(), r, n_C, k, entry_cost,
                                         prior->noise_variance, enumerate, n_incoming, ws.evidence_scratch.data(),
                                         ws.evidence_picks.data());
           if (n_S >= 0) std::copy(ws.evidence_picks.begin(), ws.evidence_picks.begin() + n_S, P);
@@ -578,6 +636,7 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     if (settings.prior && posterior) {
       ws.last_n = 0;
       task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
+      task_detail::evidence_and_b_moments(ws, *settings.prior, 0, d, 0.0, w, b_value, b_index, k_slots, *posterior);
     }
     return 0.0;
   }
@@ -592,7 +651,10 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     target[j] = static_cast<double>(y[j]) - s;
   }
   const double sse = task_detail::task_step_on(X, target, m, d, U_data, r, w, b_index, b_value, k_slots, settings, ws);
-  if (posterior) task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
+  if (posterior) {
+    task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
+    task_detail::evidence_and_b_moments(ws, *settings.prior, m, d, sse, w, b_value, b_index, k_slots, *posterior);
+  }
   return sse;
 }
 
