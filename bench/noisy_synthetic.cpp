@@ -196,16 +196,47 @@ int main(int argc, char** argv) {
     run("AMHT-LRS, prior none, r = 3, k = 2 (the old defaults)", paper);
     paper.task_ridge = 1e-2;
     run("AMHT-LRS, prior none, r = 3, k = 2, task ridge 1e-2", paper);
+    auto describe = [](const lrsmeta::Model& m) {
+      std::fprintf(stderr, "    pi %.4g\n", m.support_inclusion_probability);
+      std::fprintf(stderr, "    r = %lld, k = %lld, tau2 %.3g, shrinkage %.3g, s2 %.4g, log evidence %.1f, %zu iterations\n",
+                   static_cast<long long>(m.r), static_cast<long long>(m.k), m.sparse_prior_variance, m.covariance_shrinkage,
+                   m.noise_variance, m.log_evidence, m.history.size());
+      for (const lrsmeta::SelectionCandidate& c : m.selection.candidates)
+        if (m.selection.method == lrsmeta::Selection::evidence)
+          std::fprintf(stderr, "      candidate r = %d, k = %d: log evidence %.1f, tau2 %.3g, f %.3g, %d iterations\n", c.rank,
+                       c.sparsity, c.log_evidence, c.sparse_prior_variance, c.covariance_shrinkage, c.iterations);
+    };
+    // The support threshold under --select evidence (with the supports' prior): does it matter?
+    if (std::getenv("LRSMETA_BENCH_THRESHOLDS")) {
+      for (double c : {0.0, 1.0, 2.0, 4.0}) {
+        lrsmeta::Options x = o;
+        x.selection = lrsmeta::Selection::evidence;
+        x.rank = 3;
+        x.sparsity = 2;
+        x.support_threshold = c;
+        describe(run("LRS evidence, r = 3, k = 2, support threshold " + std::to_string(c), x));
+      }
+      continue;
+    }
     lrsmeta::Options eb = o;
     eb.rank = 3;
     eb.sparsity = 2;
-    run("LRS prior auto, r = 3, k = 2 (b scale auto)", eb);
+    eb.selection = lrsmeta::Selection::evidence;
+    describe(run("LRS prior auto, r = 3, k = 2, --select evidence (tau2, pi and shrinkage estimated)", eb));
+    eb.sparsity = 5;
+    describe(run("LRS prior auto, r = 3, k at most 5, --select evidence", eb));
+    eb.sparsity = 2;
+    eb.selection = lrsmeta::Selection::validation;
+    run("LRS prior auto, r = 3, k = 2 (b prior and shrinkage on validation rows)", eb);
     eb.sparsity = 0;
     run("LRS prior auto, r = 3, k = 0", eb);
     lrsmeta::Options chosen = o;
     chosen.rank_candidates = lrsmeta::default_rank_candidates(30);
     chosen.sparsity_candidates = lrsmeta::default_sparsity_candidates(30);
-    const lrsmeta::Model m = run("LRS prior auto, r and k auto (the CLI's defaults)", chosen);
+    chosen.selection = lrsmeta::Selection::evidence;
+    describe(run("LRS prior auto, r and k auto, --select evidence", chosen));
+    chosen.selection = lrsmeta::Selection::validation;
+    const lrsmeta::Model m = run("LRS prior auto, r and k auto (the CLI's defaults: on validation rows)", chosen);
     std::fprintf(stderr, "    chosen r = %d, k = %d, scale %.3g\n", m.selection.chosen.rank, m.selection.chosen.sparsity,
                  m.selection.chosen.sparse_prior_scale);
   }

@@ -40,6 +40,7 @@ Options options_from_dict(const py::dict& d) {
     else if (key == "init") o.init = parse_init(text());
     else if (key == "device") o.device = parse_device(text());
     else if (key == "u_solver") o.u_solver = parse_u_solver(text());
+    else if (key == "select") o.selection = parse_selection(text());
     else if (key == "iterations") o.iterations = py::cast<int>(v);
     else if (key == "inner_iterations") o.inner_iterations = py::cast<int>(v);
     else if (key == "warm_start") o.warm_start_iterations = py::cast<int>(v);

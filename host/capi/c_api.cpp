@@ -178,6 +178,7 @@ lrsmeta_status lrsmeta_options_set_string(lrsmeta_options* options, const char* 
     else if (key == "device") options->value.device = lrsmeta::parse_device(value);
     else if (key == "prior") options->value.prior = lrsmeta::parse_prior(value);
     else if (key == "u_solver") options->value.u_solver = lrsmeta::parse_u_solver(value);
+    else if (key == "selection") options->value.selection = lrsmeta::parse_selection(value);
     else if ((key == "rank" || key == "sparsity") && std::string(value) != "auto")
       throw lrsmeta::Error("option " + key + ": the only string value is \"auto\" (a number goes through "
                            "lrsmeta_options_set_int), not '" + value + "'");

@@ -11,6 +11,7 @@
 #include "core/prior.hpp"
 #include "core/communicator.hpp"
 #include "core/distributed_backend.hpp"
+#include "core/estimation.hpp"
 #include "core/u_solver.hpp"
 #include "core/random.hpp"
 #include "linalg/blas_lapack.hpp"
@@ -39,6 +40,12 @@ const char* to_string(Device v) {
 }
 const char* to_string(Prior v) { return v == Prior::none ? "none" : "auto"; }
 const char* to_string(USolver v) { return v == USolver::direct ? "direct" : v == USolver::cg ? "cg" : "auto"; }
+const char* to_string(Selection v) { return v == Selection::evidence ? "evidence" : "validation"; }
+Selection parse_selection(const std::string& name) {
+  if (name == "evidence") return Selection::evidence;
+  if (name == "validation") return Selection::validation;
+  throw Error("unknown selection '" + name + "' (expected evidence or validation)");
+}
 USolver parse_u_solver(const std::string& name) {
   if (name == "direct") return USolver::direct;
   if (name == "cg") return USolver::cg;
@@ -263,6 +270,12 @@ std::vector<double> random_orthonormal_basis(std::int64_t d, std::int64_t r, std
 
 namespace {
 
+// The b prior's settings in the fits on the fit rows that validation's candidates are evaluated
+// from, and the start of their estimates (values validation chose most often in
+// bench/noisy_synthetic and the MovieLens benchmark); the support threshold where it is not chosen
+// on validation rows.
+constexpr double kDefaultSparseScale = 0.1, kDefaultThreshold = 2.0, kDefaultShrinkage = 10.0;
+
 // How one fit_fixed runs: the caller's hooks, and for the final fit its checkpoints.
 struct FitRun {
   IterationCallback on_iteration;
@@ -376,6 +389,13 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
 
   // The empirical-Bayes prior (never under privacy: fit() resolves the options so).
   const bool use_prior = options.prior == Prior::automatic;
+  // What the fit estimates from all rows (negative settings): tau2 by EM, Sigma's shrinkage by
+  // marginal likelihood (host/core/estimation.hpp).
+  const bool estimate_tau2 = use_prior && options.sparse_prior_scale < 0;
+  const bool estimate_shrinkage = use_prior && options.covariance_shrinkage < 0 && r > 0;
+  // Under Selection::evidence the supports have a prior too (inclusion probability pi, by EM), so
+  // that k is an upper bound: each task pays for choosing among many supports.
+  const bool estimate_inclusion = use_prior && options.selection == Selection::evidence && k > 0;
   core::PriorState prior;
   double coefficient_scale = 1.0, tau2 = 0.0;
   if (use_prior && resume) {
@@ -388,13 +408,15 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     prior.beta_precision = resume->beta_precision;
     prior.support_threshold = resume->support_threshold;
     prior.covariance_shrinkage = resume->covariance_shrinkage;
+    prior.inclusion_probability = resume->inclusion_probability;
     coefficient_scale = resume->coefficient_scale;
     tau2 = resume->sparse_prior_variance;
   } else if (use_prior) {
     prior = core::initial_prior(backend->data_moments(), static_cast<int>(d), static_cast<int>(r), &coefficient_scale);
-    tau2 = options.sparse_prior_scale * coefficient_scale;
-    prior.support_threshold = options.support_threshold;
+    tau2 = (estimate_tau2 ? kDefaultSparseScale : options.sparse_prior_scale) * coefficient_scale;
+    prior.support_threshold = options.support_threshold < 0 ? kDefaultThreshold : options.support_threshold;
     prior.covariance_shrinkage = std::max(0.0, options.covariance_shrinkage);
+    prior.inclusion_probability = estimate_inclusion ? std::min(0.5, static_cast<double>(k) / static_cast<double>(d)) : 0.0;
     if (!options.population_prior) prior.beta_variance = 0.0;
   }
   auto apply_prior = [&](int k_now) {
@@ -433,6 +455,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
       c.model.sparse_prior_variance = c.sparse_prior_variance = tau2;
       c.model.support_threshold = c.support_threshold = prior.support_threshold;
       c.model.covariance_shrinkage = c.covariance_shrinkage = prior.covariance_shrinkage;
+      c.model.support_inclusion_probability = c.inclusion_probability = prior.inclusion_probability;
       c.b_precision = prior.b_precision;
       c.beta_variance = prior.beta_variance;
       c.beta_precision = prior.beta_precision;
@@ -488,10 +511,13 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     const auto t1 = Clock::now();
     std::vector<double> w_mean;
     if (use_prior) w_mean = core::update_hyperparameters(prior, totals, t_all);
+    if (estimate_tau2 && k_now > 0) tau2 = core::estimate_sparse_prior_variance(totals, tau2);
+    if (estimate_inclusion && k_now > 0) prior.inclusion_probability = core::estimate_inclusion_probability(totals, t_all, d);
     const double change = u_start ? u_step.run_from_start(std::move(*u_start), prior_now) : u_step.run(private_release, prior_now);
     if (use_prior) {
       prior.beta = backend->beta();
       core::carry_to_new_basis(prior, backend->last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));
+      if (estimate_shrinkage) prior.covariance_shrinkage = core::estimate_covariance_shrinkage(prior.Sigma, static_cast<int>(r), t_all);
       core::shrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
     }
     if (private_release && r > 0) report.releases += 2;
@@ -504,6 +530,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     info.elapsed_seconds = elapsed_before + seconds_since(start);
     info.sparsity_in_effect = k_now;
     info.noise_variance = use_prior ? prior.noise_variance : 0.0;
+    info.log_evidence = use_prior ? totals.log_evidence : 0.0;
     const core::SolverReport solve = u_step.last();
     info.u_solver_steps = solve.steps;
     info.u_solver_residual = solve.residual;
@@ -524,7 +551,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   const bool warm_only = options.iterations <= options.warm_start_iterations && options.iterations > 0;
   const int k_final = warm_only ? 0 : static_cast<int>(k);
   apply_prior(k_final);
-  backend->task_step_all(k_final);
+  const core::TaskStepTotals final_totals = backend->task_step_all(k_final);
   model.U = backend->get_U();
   backend->export_task_parameters(model);
   if (use_prior) {
@@ -532,8 +559,10 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     model.Sigma = prior.Sigma;
     model.noise_variance = prior.noise_variance;
     model.sparse_prior_variance = k_final > 0 ? tau2 : 0.0;
-    model.support_threshold = k_final > 0 ? options.support_threshold : 0.0;
+    model.support_threshold = k_final > 0 ? prior.support_threshold : 0.0;
     model.covariance_shrinkage = r > 0 ? prior.covariance_shrinkage : 0.0;
+    model.log_evidence = final_totals.log_evidence;
+    model.support_inclusion_probability = k_final > 0 ? prior.inclusion_probability : 0.0;
   }
   if (report.enabled) {
     // Spent: the releases actually made (an early stop spends less than planned).
@@ -728,6 +757,137 @@ std::vector<int> default_sparsity_candidates(std::int64_t d) {
   return out;
 }
 
+// The fit with what is "auto" estimated from all rows (Options::selection == evidence, with the
+// prior): tau2, the supports' inclusion probability and Sigma's shrinkage inside the fit
+// (fit_fixed), and r and k compared by each fit's log marginal likelihood, less half the number of
+// shared parameters (U and Sigma: d r) times log t, BIC's charge for what is estimated rather than
+// integrated out (without it, extra columns of U, fitted to the noise, always add a little
+// evidence). r is searched upwards with a middle k, then k with that r; along each, the search
+// stops after two candidates in a row that do not improve. A candidate is fitted to a looser
+// tolerance (kCandidateTolerance); the chosen one then continues from its state to the asked
+// tolerance: that fit is the model, nothing is refitted from scratch.
+constexpr double kCandidateTolerance = 1e-4;
+constexpr int kCandidateIterations = 40;
+
+template <typename T>
+Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun& final_run, Checkpoint& header,
+                      const std::vector<std::string>& notes) {
+  SelectionReport selection;
+  selection.method = Selection::evidence;
+  const bool choose_rank = !options.rank_candidates.empty(), choose_sparsity = !options.sparsity_candidates.empty();
+  auto sorted_unique = [](std::vector<int> v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  };
+  const std::vector<int> ranks = sorted_unique(choose_rank ? options.rank_candidates : std::vector<int>{options.rank});
+  const std::vector<int> sparsities = sorted_unique(choose_sparsity ? options.sparsity_candidates : std::vector<int>{options.sparsity});
+  options.rank_candidates.clear();
+  options.sparsity_candidates.clear();
+  selection.rank_auto = choose_rank;
+  selection.sparsity_auto = choose_sparsity;
+  selection.sparse_prior_scale_auto = options.sparse_prior_scale < 0 && sparsities.back() > 0;
+  selection.support_threshold_auto = false;
+  selection.covariance_shrinkage_auto = options.covariance_shrinkage < 0;
+  selection.performed = choose_rank || choose_sparsity || selection.sparse_prior_scale_auto || selection.covariance_shrinkage_auto;
+  selection.tasks = data.t;
+  selection.fit_rows = data.n;
+  selection.validation_rows = 0;
+  header.model.notes = notes;
+  auto candidate_of = [&](const Model& m) {
+    SelectionCandidate c;
+    c.rank = static_cast<int>(m.r);
+    c.sparsity = static_cast<int>(m.k);
+    c.support_threshold = m.support_threshold;
+    c.covariance_shrinkage = m.covariance_shrinkage;
+    c.sparse_prior_variance = m.sparse_prior_variance;
+    c.validation_mse = std::nan("");
+    c.refitted = true;
+    c.log_evidence = m.log_evidence;
+    c.iterations = static_cast<int>(m.history.size());
+    return c;
+  };
+  auto score = [&](const SelectionCandidate& c) {
+    return c.log_evidence - 0.5 * static_cast<double>(data.d) * c.rank * std::log(std::max<double>(2.0, static_cast<double>(data.t)));
+  };
+  if (!choose_rank && !choose_sparsity) {  // one fit: only the priors' settings are estimated
+    options.rank = ranks.front();
+    options.sparsity = sparsities.front();
+    validate(options, data.d);
+    header.model.selection = selection;
+    Model model = fit_fixed(data, options, final_run);
+    selection.chosen = candidate_of(model);
+    if (selection.performed) selection.candidates.push_back(selection.chosen);
+    model.selection = selection;
+    model.notes.insert(model.notes.begin(), notes.begin(), notes.end());
+    return model;
+  }
+  // Every candidate tried, by (r, k): its last state, to continue the chosen one from.
+  struct Tried {
+    int rank, sparsity;
+    SelectionCandidate candidate;
+    Checkpoint state;
+  };
+  std::vector<Tried> tried;
+  auto try_candidate = [&](int r, int k) -> SelectionCandidate {
+    for (const Tried& x : tried)
+      if (x.rank == r && x.sparsity == k) return x.candidate;
+    Options o = options;
+    o.rank = r;
+    o.sparsity = k;
+    o.relative_tolerance = std::max(options.relative_tolerance, kCandidateTolerance);
+    o.iterations = std::min(options.iterations, kCandidateIterations);
+    validate(o, data.d);
+    Checkpoint candidate_header;
+    Checkpoint last;
+    FitRun run;
+    run.on_iteration = final_run.on_iteration;
+    run.stop = final_run.stop;
+    run.checkpoint = [&last](const Checkpoint& c) { last = c; };
+    run.checkpoint_every = 1;
+    run.header = &candidate_header;
+    const Model m = fit_fixed(data, o, run);
+    SelectionCandidate c = candidate_of(m);
+    selection.candidates.push_back(c);
+    tried.push_back(Tried{r, k, c, std::move(last)});
+    return c;
+  };
+  auto search = [&](const std::vector<int>& values, auto&& candidate_at) {
+    std::optional<SelectionCandidate> best;
+    int worse = 0;
+    for (int v : values) {
+      const SelectionCandidate c = candidate_at(v);
+      if (!best || score(c) > score(*best)) {
+        best = c;
+        worse = 0;
+      } else if (++worse >= 2) {
+        break;
+      }
+    }
+    return *best;
+  };
+  const int k_middle = sparsities[sparsities.size() / 2];
+  const SelectionCandidate by_rank = search(ranks, [&](int r) { return try_candidate(r, k_middle); });
+  SelectionCandidate best = search(sparsities, [&](int k) { return try_candidate(by_rank.rank, k); });
+  if (score(by_rank) > score(best)) best = by_rank;
+  const Tried* chosen = nullptr;
+  for (const Tried& x : tried)
+    if (x.rank == best.rank && x.sparsity == best.sparsity) chosen = &x;
+  // The chosen candidate continues from its last state to the asked tolerance.
+  options.rank = best.rank;
+  options.sparsity = best.sparsity;
+  validate(options, data.d);
+  header.model.selection = selection;
+  FitRun run = final_run;
+  run.resume = &chosen->state;
+  run.checkpoint_at_start = false;
+  Model model = fit_fixed(data, options, run);
+  selection.chosen = candidate_of(model);
+  model.selection = selection;
+  model.notes.insert(model.notes.begin(), notes.begin(), notes.end());
+  return model;
+}
+
 // Whether checkpoint c may be resumed by a fit whose checkpoints would say `header` (its data, the
 // options asked, the number of processes); throws naming what differs.
 void check_resume(const Checkpoint& c, const Checkpoint& h) {
@@ -775,12 +935,14 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
       validate(data, true);
       if (control.checkpoint && control.checkpoint_every < 1)
         throw Error("options: checkpoints every " + std::to_string(control.checkpoint_every) + " iterations: must be at least 1");
+      // Estimated settings are sums over tasks and run over processes; choices among fits do not.
+      const bool estimated = asked.selection == Selection::evidence;
       if (!asked.rank_candidates.empty() || !asked.sparsity_candidates.empty() ||
-          (asked.prior == Prior::automatic && !asked.privacy.enabled &&
+          (!estimated && asked.prior == Prior::automatic && !asked.privacy.enabled &&
            (asked.sparse_prior_scale < 0 || asked.support_threshold < 0 || asked.covariance_shrinkage < 0)))
-        throw Error("options: a fit over many processes does not choose on validation rows: give r and k (--rank, --sparsity) "
-                    "and, with the prior, --sparse-prior-scale, --support-threshold and --covariance-shrinkage (or --prior none); "
-                    "choose them first in one process on a sample of the tasks");
+        throw Error("options: a fit over many processes does not choose among candidate fits: give r and k (--rank, --sparsity) "
+                    "and either --select evidence (the priors' settings estimated) or, with the prior, --sparse-prior-scale, "
+                    "--support-threshold and --covariance-shrinkage (or --prior none)");
       validate(asked, data.d);
       Options in_effect = resolved(asked, &notes);
       in_effect.rank_candidates.clear();
@@ -880,10 +1042,6 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
   const std::vector<int> ranks = choose_rank ? options.rank_candidates : std::vector<int>{options.rank};
   const std::vector<int> sparsities = choose_sparsity ? options.sparsity_candidates : std::vector<int>{options.sparsity};
   const bool any_b = *std::max_element(sparsities.begin(), sparsities.end()) > 0;
-  // The b prior's settings where nothing is chosen on validation rows, and in the fits on the fit
-  // rows that the candidates are then evaluated from (values validation chose most often in
-  // bench/noisy_synthetic and the MovieLens benchmark).
-  constexpr double kDefaultSparseScale = 0.1, kDefaultThreshold = 2.0, kDefaultShrinkage = 10.0;
   const bool choose_scale = options.sparse_prior_scale < 0, choose_threshold = options.support_threshold < 0;
   auto set_b_defaults = [&](Options& o) {
     if (choose_scale) o.sparse_prior_scale = kDefaultSparseScale;
@@ -892,6 +1050,12 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
 
   SelectionReport selection;
   const bool any_w = *std::max_element(ranks.begin(), ranks.end()) > 0;
+  if (options.selection == Selection::evidence && options.prior == Prior::automatic) {
+    refuse_if_too_big(data, options, false);
+    return fit_by_evidence(data, options, final_run, header, notes);
+  }
+  if ((choose_rank || choose_sparsity) && options.selection == Selection::evidence)
+    notes.push_back("prior none has no marginal likelihood to compare ranks or sparsities by: they were chosen on validation rows");
   const bool selecting = choose_rank || choose_sparsity || (scale_auto && any_b) || (choose_shrinkage && any_w);
   refuse_if_too_big(data, options, selecting);
   if (selecting) {
@@ -1107,6 +1271,7 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
     prior.Sigma = model.Sigma;
     prior.noise_variance = model.noise_variance;
     prior.support_threshold = model.support_threshold;
+    prior.inclusion_probability = model.support_inclusion_probability;
     core::refresh_precisions(prior, model.sparse_prior_variance);
     backend->set_prior(&prior);
   }

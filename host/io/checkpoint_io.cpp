@@ -154,7 +154,8 @@ void finish_checkpoint(const Checkpoint& c, const std::string& dir, const fs::pa
                        {"support_threshold", c.support_threshold},
                        {"covariance_shrinkage", c.covariance_shrinkage},
                        {"coefficient_scale", c.coefficient_scale},
-                       {"sparse_prior_variance", c.sparse_prior_variance}}},
+                       {"sparse_prior_variance", c.sparse_prior_variance},
+                       {"inclusion_probability", c.inclusion_probability}}},
                      {"noise_state", c.noise_state},
                      {"file_hashes", hashes}};
     write_text_file_atomically((staged / "checkpoint.json").string(), state.dump(2) + "\n");
@@ -283,6 +284,7 @@ Checkpoint load_checkpoint_part(const std::string& dir, std::int64_t first, std:
     c.covariance_shrinkage = p.at("covariance_shrinkage").get<double>();
     c.coefficient_scale = p.at("coefficient_scale").get<double>();
     c.sparse_prior_variance = p.at("sparse_prior_variance").get<double>();
+    c.inclusion_probability = p.value("inclusion_probability", 0.0);
     c.noise_state = j.at("noise_state").get<std::string>();
   } catch (const json::exception& e) {
     throw Error((folder / "checkpoint.json").string() + ": " + e.what());

@@ -54,6 +54,7 @@ json options_json(const Options& o) {
               {"validation_fraction", o.validation_fraction},
               {"selection_tasks", o.selection_tasks},
               {"selection_tolerance", o.selection_tolerance},
+              {"selection", to_string(o.selection)},
               {"privacy",
                {{"enabled", o.privacy.enabled},
                 {"epsilon", o.privacy.epsilon},
@@ -97,6 +98,8 @@ Options options_from_json(const json& j) {
   o.validation_fraction = j.value("validation_fraction", o.validation_fraction);
   o.selection_tasks = j.value("selection_tasks", o.selection_tasks);
   o.selection_tolerance = j.value("selection_tolerance", o.selection_tolerance);
+  // Models written before estimation existed chose on validation rows.
+  o.selection = parse_selection(j.value("selection", std::string("validation")));
   if (j.contains("privacy")) {
     const json& p = j.at("privacy");
     o.privacy.enabled = p.value("enabled", false);
@@ -150,7 +153,8 @@ std::string model_json(const Model& m) {
                        {"sparsity_in_effect", h.sparsity_in_effect},
                        {"noise_variance", h.noise_variance},
                        {"u_solver_steps", h.u_solver_steps},
-                       {"u_solver_residual", h.u_solver_residual}});
+                       {"u_solver_residual", h.u_solver_residual},
+                       {"log_evidence", h.log_evidence}});
   json j{{"format", "lrsmeta-model"},
          {"format_version", kModelFormatVersion},
          {"lrsmeta_version", version()},
@@ -170,6 +174,8 @@ std::string model_json(const Model& m) {
                   {"sparse_prior_variance", m.sparse_prior_variance},
                   {"support_threshold", m.support_threshold},
                   {"covariance_shrinkage", m.covariance_shrinkage},
+                  {"log_evidence", m.log_evidence},
+                  {"support_inclusion_probability", m.support_inclusion_probability},
                   {"Sigma", m.Sigma}};
   } else {
     j["prior"] = {{"model", "none"}};
@@ -179,10 +185,14 @@ std::string model_json(const Model& m) {
                 {"support_threshold", c.support_threshold},
                 {"covariance_shrinkage", c.covariance_shrinkage},
                 {"refitted", c.refitted},
-                {"validation_mse", finite_or_null(c.validation_mse)}};
+                {"validation_mse", finite_or_null(c.validation_mse)},
+                {"log_evidence", finite_or_null(c.log_evidence)},
+                {"sparse_prior_variance", c.sparse_prior_variance},
+                {"iterations", c.iterations}};
   };
   json selection{{"performed", m.selection.performed}};
   if (m.selection.performed) {
+    selection["method"] = to_string(m.selection.method);
     json tried = json::array();
     for (const SelectionCandidate& c : m.selection.candidates) tried.push_back(candidate_json(c));
     selection["rank_auto"] = m.selection.rank_auto;
@@ -500,6 +510,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
       info.noise_variance = h.value("noise_variance", 0.0);
       info.u_solver_steps = h.value("u_solver_steps", 0);
       info.u_solver_residual = h.value("u_solver_residual", 0.0);
+      info.log_evidence = h.value("log_evidence", 0.0);
       m.history.push_back(info);
     }
     if (j.contains("privacy") && j.at("privacy").value("enabled", false)) {
@@ -526,6 +537,8 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
       m.sparse_prior_variance = j.at("prior").at("sparse_prior_variance").get<double>();
       m.support_threshold = j.at("prior").value("support_threshold", 0.0);
       m.covariance_shrinkage = j.at("prior").value("covariance_shrinkage", 0.0);
+      m.log_evidence = j.at("prior").value("log_evidence", 0.0);
+      m.support_inclusion_probability = j.at("prior").value("support_inclusion_probability", 0.0);
     }
     if (j.contains("selection") && j.at("selection").value("performed", false)) {
       const json& sj = j.at("selection");
@@ -538,9 +551,13 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
         out.covariance_shrinkage = c.value("covariance_shrinkage", 0.0);
         out.refitted = c.value("refitted", false);
         out.validation_mse = c.at("validation_mse").is_number() ? c.at("validation_mse").get<double>() : INFINITY;
+        out.log_evidence = c.contains("log_evidence") && c.at("log_evidence").is_number() ? c.at("log_evidence").get<double>() : std::nan("");
+        out.sparse_prior_variance = c.value("sparse_prior_variance", 0.0);
+        out.iterations = c.value("iterations", 0);
         return out;
       };
       m.selection.performed = true;
+      m.selection.method = parse_selection(sj.value("method", std::string("validation")));
       m.selection.rank_auto = sj.value("rank_auto", false);
       m.selection.sparsity_auto = sj.value("sparsity_auto", false);
       m.selection.sparse_prior_scale_auto = sj.value("sparse_prior_scale_auto", false);

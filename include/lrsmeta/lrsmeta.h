@@ -41,7 +41,8 @@ LRSMETA_C_API const char* lrsmeta_version(void);
  * auto), "support_threshold" (< 0: auto), "covariance_shrinkage" (< 0: auto), "validation_fraction",
  * "selection_tolerance", "cg_tolerance", "cg_forcing" (numbers);
  * "variant" (pursuit|htp|iht), "init" (auto|random|spectral), "device" (cpu|cuda|auto), "prior"
- * (auto|none), "u_solver" (direct|cg|auto), "rank" and "sparsity" ("auto": chosen on validation rows) (strings). Differential privacy: "private" (1 to enable),
+ * (auto|none), "u_solver" (direct|cg|auto), "selection" (evidence|validation: how what is auto is found), "rank" and
+ * "sparsity" ("auto": by marginal likelihood, or on validation rows under "selection" validation) (strings). Differential privacy: "private" (1 to enable),
  * "max_samples", "noise_seed" (integers; a noise seed makes the noise reproducible and voids the
  * guarantee); "epsilon", "delta", "clip_x", "clip_y", "clip_w", "noise_multiplier" (numbers). */
 LRSMETA_C_API lrsmeta_status lrsmeta_options_create(lrsmeta_options** out);

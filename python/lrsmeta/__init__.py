@@ -34,6 +34,7 @@ _DEFAULTS = {
     "relative_tolerance": 1e-6,
     "device": "cpu",
     "u_solver": "auto",
+    "select": "validation",
     "cg_tolerance": 1e-10,
     "cg_forcing": 0.1,
     "cg_max_steps": 300,

@@ -1,0 +1,347 @@
+// Settings estimated from all rows (DESIGN.md section 10, host/core/estimation.hpp): the task steps'
+// log marginal likelihood and b's posterior moments against a dense computation from each task's
+// m x m covariance, the inverse-Wishart marginal likelihood of Sigma's shrinkage against Bayes'
+// identity, and the fit's estimates on planted data.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "core/backend.hpp"
+#include "core/estimation.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+#include "test_helpers.hpp"
+
+namespace lrsmeta {
+namespace {
+
+using Matrix = std::vector<double>;  // row-major
+
+// log det and inverse of a symmetric positive definite n x n matrix, by a plain Cholesky here.
+double log_det_and_inverse(Matrix A, int n, Matrix* inv) {
+  double log_det = 0.0;
+  for (int j = 0; j < n; ++j) {
+    for (int i = j; i < n; ++i) {
+      double s = A[i * n + j];
+      for (int c = 0; c < j; ++c) s -= A[i * n + c] * A[j * n + c];
+      if (i == j) {
+        A[j * n + j] = std::sqrt(s);
+        log_det += 2.0 * std::log(A[j * n + j]);
+      } else {
+        A[i * n + j] = s / A[j * n + j];
+      }
+    }
+  }
+  if (inv) {
+    inv->assign(static_cast<std::size_t>(n) * n, 0.0);
+    for (int c = 0; c < n; ++c) {
+      std::vector<double> e(n, 0.0);
+      e[c] = 1.0;
+      for (int i = 0; i < n; ++i) {
+        for (int p = 0; p < i; ++p) e[i] -= A[i * n + p] * e[p];
+        e[i] /= A[i * n + i];
+      }
+      for (int i = n - 1; i >= 0; --i) {
+        for (int p = i + 1; p < n; ++p) e[i] -= A[p * n + i] * e[p];
+        e[i] /= A[i * n + i];
+      }
+      for (int i = 0; i < n; ++i) (*inv)[i * n + c] = e[i];
+    }
+  }
+  return log_det;
+}
+
+Matrix random_spd(int r, std::uint64_t seed) {
+  const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(r) * r, seed);
+  Matrix S(static_cast<std::size_t>(r) * r, 0.0);
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) {
+      for (int c = 0; c < r; ++c) S[a * r + b] += B[a * r + c] * B[b * r + c];
+      if (a == b) S[a * r + b] += 0.3;
+    }
+  return S;
+}
+
+struct DenseTotals {
+  double log_evidence = 0.0, b_square_sum = 0.0;
+  std::int64_t b_count = 0;
+};
+
+// Each task's log N(y_i - X_i beta; 0, s2 I + A Lambda A^T) with A = [X_i U, X_i[:, S_i]], Lambda =
+// blockdiag(Sigma, tau2 I), plus the support's prior log pi^|S| (1 - pi)^(d - |S|), formed as an
+// m x m covariance; and E[b_q^2] from the joint posterior (A^T A / s2 + Lambda^-1)^-1.
+DenseTotals dense_totals(const Dataset<double>& data, const Matrix& U, int r, const core::PriorState& prior, double tau2,
+                         const Model& steps) {
+  const int d = static_cast<int>(data.d), k = static_cast<int>(steps.k);
+  const double s2 = prior.noise_variance, pi = prior.inclusion_probability;
+  DenseTotals out;
+  for (std::int64_t i = 0; i < data.t(); ++i) {
+    const std::int64_t row0 = data.task_offsets[i];
+    const int m = static_cast<int>(data.task_offsets[i + 1] - row0);
+    if (m == 0) continue;
+    std::vector<int> S;
+    for (int s = 0; s < k; ++s)
+      if (steps.B_index[static_cast<std::size_t>(i * k + s)] >= 0) S.push_back(steps.B_index[static_cast<std::size_t>(i * k + s)]);
+    const int n = r + static_cast<int>(S.size());
+    Matrix A(static_cast<std::size_t>(m) * n, 0.0), Lambda(static_cast<std::size_t>(n) * n, 0.0);
+    std::vector<double> target(m);
+    for (int j = 0; j < m; ++j) {
+      const double* x = data.X.data() + (row0 + j) * d;
+      double s = data.y[static_cast<std::size_t>(row0 + j)];
+      for (int a = 0; a < d; ++a) s -= x[a] * prior.beta[a];
+      target[j] = s;
+      for (int p = 0; p < r; ++p)
+        for (int a = 0; a < d; ++a) A[j * n + p] += x[a] * U[a * r + p];
+      for (std::size_t q = 0; q < S.size(); ++q) A[j * n + r + static_cast<int>(q)] = x[S[q]];
+    }
+    for (int p = 0; p < r; ++p)
+      for (int p2 = 0; p2 < r; ++p2) Lambda[p * n + p2] = prior.Sigma[p * r + p2];
+    for (int q = r; q < n; ++q) Lambda[q * n + q] = tau2;
+    Matrix C(static_cast<std::size_t>(m) * m, 0.0);
+    for (int a = 0; a < m; ++a)
+      for (int b = 0; b < m; ++b) {
+        double v = a == b ? s2 : 0.0;
+        for (int p = 0; p < n; ++p)
+          for (int q = 0; q < n; ++q) v += A[a * n + p] * Lambda[p * n + q] * A[b * n + q];
+        C[a * m + b] = v;
+      }
+    Matrix C_inv;
+    const double log_det = log_det_and_inverse(C, m, &C_inv);
+    double quad = 0.0;
+    for (int a = 0; a < m; ++a)
+      for (int b = 0; b < m; ++b) quad += target[a] * C_inv[a * m + b] * target[b];
+    out.log_evidence += -0.5 * (m * std::log(2.0 * M_PI) + log_det + quad);
+    if (pi > 0) out.log_evidence += S.size() * std::log(pi) + (d - static_cast<double>(S.size())) * std::log(1.0 - pi);
+    // The joint posterior of (w, b_S).
+    Matrix Lambda_inv, K(static_cast<std::size_t>(n) * n, 0.0);
+    log_det_and_inverse(Lambda, n, &Lambda_inv);
+    std::vector<double> rhs(n, 0.0);
+    for (int p = 0; p < n; ++p) {
+      for (int j = 0; j < m; ++j) rhs[p] += A[j * n + p] * target[j] / s2;
+      for (int q = 0; q < n; ++q) {
+        double v = Lambda_inv[p * n + q];
+        for (int j = 0; j < m; ++j) v += A[j * n + p] * A[j * n + q] / s2;
+        K[p * n + q] = v;
+      }
+    }
+    Matrix cov;
+    log_det_and_inverse(K, n, &cov);
+    for (int q = r; q < n; ++q) {
+      double mean = 0.0;
+      for (int p = 0; p < n; ++p) mean += cov[q * n + p] * rhs[p];
+      out.b_square_sum += mean * mean + cov[q * n + q];
+      ++out.b_count;
+    }
+  }
+  return out;
+}
+
+// The task steps' log evidence and b moments, summed by the CPU backend, against dense_totals on
+// fresh random data (ragged tasks of 0 to 14 rows, some smaller than r + k), with and without a
+// prior over supports, and at k = 0.
+TEST(Evidence, TaskStepsLogMarginalLikelihoodAndBMomentsMatchADenseComputation) {
+  for (const int k : {0, 2}) {
+    for (const double pi : {0.0, 0.1}) {
+      if (k == 0 && pi > 0) continue;
+      SyntheticSpec spec;
+      spec.tasks = 30;
+      spec.min_samples = 0;
+      spec.max_samples = 14;
+      spec.d = 7;
+      spec.r = 2;
+      spec.k = 2;
+      spec.noise = 0.4;
+      spec.seed = 41 + k;
+      const SyntheticData syn = generate_synthetic(spec);
+      const int d = 7, r = 2;
+      Options o;
+      o.rank = r;
+      o.sparsity = k;
+      o.threads = 2;
+      o.support_threshold = 0.0;
+      cpu::CpuBackend<double> backend(syn.data.view(), o);
+      // U: orthonormal columns from a random matrix; beta and Sigma random.
+      Matrix U = testing::random_normal(static_cast<std::size_t>(d) * r, 5);
+      for (int p = 0; p < r; ++p) {
+        for (int q = 0; q < p; ++q) {
+          double dot = 0.0;
+          for (int a = 0; a < d; ++a) dot += U[a * r + p] * U[a * r + q];
+          for (int a = 0; a < d; ++a) U[a * r + p] -= dot * U[a * r + q];
+        }
+        double norm = 0.0;
+        for (int a = 0; a < d; ++a) norm += U[a * r + p] * U[a * r + p];
+        for (int a = 0; a < d; ++a) U[a * r + p] /= std::sqrt(norm);
+      }
+      backend.set_U(U);
+      core::PriorState prior;
+      prior.beta = testing::random_normal(d, 6);
+      prior.Sigma = random_spd(r, 7);
+      prior.noise_variance = 0.3;
+      prior.inclusion_probability = pi;
+      const double tau2 = 0.8;
+      prior.b_precision = prior.noise_variance / tau2;
+      backend.set_prior(&prior);
+      const core::TaskStepTotals totals = backend.task_step_all(k);
+      Model steps;
+      steps.d = d;
+      steps.r = r;
+      steps.k = k;
+      steps.t = syn.data.t();
+      steps.W.resize(static_cast<std::size_t>(steps.t * r));
+      steps.B_index.resize(static_cast<std::size_t>(steps.t * k));
+      steps.B_value.resize(static_cast<std::size_t>(steps.t * k));
+      backend.export_task_parameters(steps);
+      const DenseTotals dense = dense_totals(syn.data, U, r, prior, tau2, steps);
+      SCOPED_TRACE("k = " + std::to_string(k) + ", pi = " + std::to_string(pi));
+      // The task step's systems carry a relative ridge of 1e-10: the tolerance allows for it.
+      EXPECT_NEAR(totals.log_evidence, dense.log_evidence, 1e-7 * std::fabs(dense.log_evidence));
+      EXPECT_EQ(totals.b_count, dense.b_count);
+      EXPECT_NEAR(totals.b_square_sum, dense.b_square_sum, 1e-7 * (1.0 + dense.b_square_sum));
+      if (k > 0) EXPECT_GT(dense.b_count, 0);
+    }
+  }
+}
+
+// The marginal likelihood of Sigma's shrinkage: by Bayes' identity, log p(W | nu, Psi) = log p(W |
+// Sigma) + log IW(Sigma; nu, Psi) - log IW(Sigma; nu + t, Psi + T) at any Sigma. Each density is
+// computed here from its textbook form; the difference between two values of f must agree.
+double log_inverse_wishart(const Matrix& Sigma, int r, double nu, const Matrix& Psi) {
+  Matrix Sigma_inv;
+  const double log_det_sigma = log_det_and_inverse(Sigma, r, &Sigma_inv);
+  const double log_det_psi = log_det_and_inverse(Psi, r, nullptr);
+  double trace = 0.0;
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) trace += Psi[a * r + b] * Sigma_inv[b * r + a];
+  double log_gamma_r = 0.25 * r * (r - 1) * std::log(M_PI);
+  for (int j = 0; j < r; ++j) log_gamma_r += std::lgamma(0.5 * (nu - j));
+  return 0.5 * nu * log_det_psi - 0.5 * nu * r * std::log(2.0) - log_gamma_r - 0.5 * (nu + r + 1) * log_det_sigma - 0.5 * trace;
+}
+
+TEST(Estimation, ShrinkageMarginalLikelihoodAgreesWithBayesIdentity) {
+  const int r = 3, t = 25;
+  const std::vector<double> W = testing::random_normal(static_cast<std::size_t>(t) * r, 11);  // t x r
+  Matrix T(static_cast<std::size_t>(r) * r, 0.0);
+  for (int i = 0; i < t; ++i)
+    for (int a = 0; a < r; ++a)
+      for (int b = 0; b < r; ++b) T[a * r + b] += W[i * r + a] * W[i * r + b];
+  Matrix S = T;
+  for (double& x : S) x /= t;
+  double mean_variance = 0.0;
+  for (int a = 0; a < r; ++a) mean_variance += S[a * r + a] / r;
+  // S's eigenvalues, by the library's eigen solver's independent check: the characteristic
+  // polynomial is not needed; the marginal takes log det(c I + T) = sum log(c + t lambda).
+  std::vector<double> eigenvalues;
+  {
+    // Jacobi rotations, written here.
+    Matrix A = S;
+    for (int sweep = 0; sweep < 50; ++sweep)
+      for (int p = 0; p < r; ++p)
+        for (int q = p + 1; q < r; ++q) {
+          if (std::fabs(A[p * r + q]) < 1e-300) continue;
+          const double theta = 0.5 * std::atan2(2 * A[p * r + q], A[q * r + q] - A[p * r + p]);
+          const double c = std::cos(theta), s = std::sin(theta);
+          for (int k = 0; k < r; ++k) {
+            const double akp = A[k * r + p], akq = A[k * r + q];
+            A[k * r + p] = c * akp - s * akq;
+            A[k * r + q] = s * akp + c * akq;
+          }
+          for (int k = 0; k < r; ++k) {
+            const double apk = A[p * r + k], aqk = A[q * r + k];
+            A[p * r + k] = c * apk - s * aqk;
+            A[q * r + k] = s * apk + c * aqk;
+          }
+        }
+    for (int a = 0; a < r; ++a) eigenvalues.push_back(A[a * r + a]);
+  }
+  const Matrix Sigma = random_spd(r, 12);
+  Matrix Sigma_inv;
+  const double log_det_sigma = log_det_and_inverse(Sigma, r, &Sigma_inv);
+  double trace = 0.0;
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) trace += T[a * r + b] * Sigma_inv[b * r + a];
+  const double log_likelihood = -0.5 * t * r * std::log(2.0 * M_PI) - 0.5 * t * log_det_sigma - 0.5 * trace;
+  auto by_bayes = [&](double f) {
+    const double nu = f * t + r + 1.0;
+    Matrix Psi(static_cast<std::size_t>(r) * r, 0.0), Post = T;
+    for (int a = 0; a < r; ++a) {
+      Psi[a * r + a] = f * t * mean_variance;
+      Post[a * r + a] += f * t * mean_variance;
+    }
+    return log_likelihood + log_inverse_wishart(Sigma, r, nu, Psi) - log_inverse_wishart(Sigma, r, nu + t, Post);
+  };
+  // shrinkage_log_marginal drops f-free constants: compare differences between values of f.
+  const double f0 = 0.3;
+  for (double f : {0.01, 0.1, 1.0, 10.0, 1000.0}) {
+    const double ours = core::shrinkage_log_marginal(eigenvalues, mean_variance, t, f) -
+                        core::shrinkage_log_marginal(eigenvalues, mean_variance, t, f0);
+    const double theirs = by_bayes(f) - by_bayes(f0);
+    EXPECT_NEAR(ours, theirs, 1e-8 * (1.0 + std::fabs(theirs))) << "f = " << f;
+  }
+  // The estimate maximises it: no point of a fine grid does better.
+  const double f_hat = core::estimate_covariance_shrinkage(S, r, t);
+  const double at_hat = core::shrinkage_log_marginal(eigenvalues, mean_variance, t, f_hat);
+  for (double log_f = -6; log_f <= 6; log_f += 0.01)
+    EXPECT_LE(core::shrinkage_log_marginal(eigenvalues, mean_variance, t, std::pow(10.0, log_f)), at_hat + 1e-8 * std::fabs(at_hat));
+}
+
+TEST(Estimation, ShrinkageIsLargeForIsotropicAndSmallForAnisotropicSpread) {
+  const int r = 4;
+  const std::int64_t t = 2000;
+  Matrix isotropic(static_cast<std::size_t>(r) * r, 0.0), anisotropic = isotropic;
+  for (int a = 0; a < r; ++a) {
+    isotropic[a * r + a] = 1.0;
+    anisotropic[a * r + a] = std::pow(10.0, -a);
+  }
+  EXPECT_GT(core::estimate_covariance_shrinkage(isotropic, r, t), 1e4);
+  EXPECT_LT(core::estimate_covariance_shrinkage(anisotropic, r, t), 1e-2);
+  EXPECT_EQ(core::estimate_covariance_shrinkage({}, 0, t), 0.0);
+}
+
+TEST(Estimation, SparsePriorVarianceAndInclusionProbabilityUpdates) {
+  core::TaskStepTotals totals;
+  totals.b_square_sum = 12.0;
+  totals.b_count = 8;
+  EXPECT_DOUBLE_EQ(core::estimate_sparse_prior_variance(totals, 3.0), 1.5);
+  EXPECT_DOUBLE_EQ(core::estimate_inclusion_probability(totals, 10, 20), 8.0 / 200.0);
+  totals.b_count = 0;
+  totals.b_square_sum = 0.0;
+  EXPECT_DOUBLE_EQ(core::estimate_sparse_prior_variance(totals, 3.0), 3.0);  // nothing to estimate from
+  EXPECT_DOUBLE_EQ(core::estimate_inclusion_probability(totals, 10, 20), 0.5 / 200.0);
+}
+
+// The fit's estimates on planted data (noisy, d = 20, r = 3, k = 2, b's non-zeros N(0, 1), noise
+// 0.2): tau2 near the truth's 1, s2 near 0.04, and the rank the truth's.
+TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
+  SyntheticSpec spec;
+  spec.tasks = 600;
+  spec.min_samples = 20;
+  spec.max_samples = 40;
+  spec.d = 20;
+  spec.r = 3;
+  spec.k = 2;
+  spec.noise = 0.2;
+  spec.seed = 3;
+  const SyntheticData syn = generate_synthetic(spec);
+  Options o;
+  o.threads = 2;
+  o.selection = Selection::evidence;
+  o.rank_candidates = default_rank_candidates(spec.d);
+  o.sparsity = 2;
+  const Model m = fit(syn.data.view(), o);
+  EXPECT_EQ(m.selection.method, Selection::evidence);
+  EXPECT_EQ(m.r, 3);
+  EXPECT_NEAR(m.noise_variance, 0.04, 0.008);
+  EXPECT_GT(m.sparse_prior_variance, 0.6);
+  EXPECT_LT(m.sparse_prior_variance, 1.6);
+  EXPECT_GT(m.support_inclusion_probability, 0.05);
+  EXPECT_LT(m.support_inclusion_probability, 0.15);  // the truth: 2 of 20
+  // Every rank tried was scored by its log evidence; r = 3 had the best criterion.
+  ASSERT_GE(m.selection.candidates.size(), 4u);
+  for (const SelectionCandidate& c : m.selection.candidates) EXPECT_TRUE(std::isfinite(c.log_evidence));
+}
+
+}  // namespace
+}  // namespace lrsmeta
