@@ -54,16 +54,7 @@ double log_det_and_inverse(Matrix A, int n, Matrix* inv) {
   return log_det;
 }
 
-Matrix random_spd(int r, std::uint64_t seed) {
-  const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(r) * r, seed);
-  Matrix S(static_cast<std::size_t>(r) * r, 0.0);
-  for (int a = 0; a < r; ++a)
-    for (int b = 0; b < r; ++b) {
-      for (int c = 0; c < r; ++c) S[a * r + b] += B[a * r + c] * B[b * r + c];
-      if (a == b) S[a * r + b] += 0.3;
-    }
-  return S;
-}
+Matrix random_spd(int r, std::uint64_t seed) { return testing::random_spd(r, seed, 0.3); }
 
 struct DenseTotals {
   double log_evidence = 0.0, b_square_sum = 0.0;
@@ -163,18 +154,8 @@ TEST(Evidence, TaskStepsLogMarginalLikelihoodAndBMomentsMatchADenseComputation) 
       o.threads = 2;
       o.support_threshold = 0.0;
       cpu::CpuBackend<double> backend(syn.data.view(), o);
-      // U: orthonormal columns from a random matrix; beta and Sigma random.
-      Matrix U = testing::random_normal(static_cast<std::size_t>(d) * r, 5);
-      for (int p = 0; p < r; ++p) {
-        for (int q = 0; q < p; ++q) {
-          double dot = 0.0;
-          for (int a = 0; a < d; ++a) dot += U[a * r + p] * U[a * r + q];
-          for (int a = 0; a < d; ++a) U[a * r + p] -= dot * U[a * r + q];
-        }
-        double norm = 0.0;
-        for (int a = 0; a < d; ++a) norm += U[a * r + p] * U[a * r + p];
-        for (int a = 0; a < d; ++a) U[a * r + p] /= std::sqrt(norm);
-      }
+      // U with orthonormal columns, beta and Sigma: random.
+      const Matrix U = testing::random_orthonormal(d, r, 5);
       backend.set_U(U);
       core::PriorState prior;
       prior.beta = testing::random_normal(d, 6);

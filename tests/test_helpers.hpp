@@ -36,6 +36,18 @@ inline std::vector<double> random_orthonormal(int d, int r, std::uint64_t seed) 
   return U;
 }
 
+// A random symmetric positive definite r x r matrix (row-major): B B^T + lift I, B Gaussian.
+inline std::vector<double> random_spd(int r, std::uint64_t seed, double lift) {
+  const std::vector<double> B = random_normal(static_cast<std::size_t>(r) * r, seed);
+  std::vector<double> S(static_cast<std::size_t>(r) * r, 0.0);
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) {
+      for (int c = 0; c < r; ++c) S[a * r + b] += B[a * r + c] * B[b * r + c];
+      if (a == b) S[a * r + b] += lift;
+    }
+  return S;
+}
+
 // Solve the dense system A x = b (n x n row-major) by Gaussian elimination with partial pivoting.
 inline std::vector<double> solve_dense(std::vector<double> A, std::vector<double> b) {
   const int n = static_cast<int>(b.size());

@@ -33,17 +33,7 @@ Matrix inverse(const Matrix& A, int n) {
   return inv;
 }
 
-// A random symmetric positive definite r x r matrix.
-Matrix random_spd(int r, std::uint64_t seed) {
-  const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(r) * r, seed);
-  Matrix S(static_cast<std::size_t>(r) * r, 0.0);
-  for (int a = 0; a < r; ++a)
-    for (int b = 0; b < r; ++b) {
-      for (int c = 0; c < r; ++c) S[a * r + b] += B[a * r + c] * B[b * r + c];
-      if (a == b) S[a * r + b] += 0.5;
-    }
-  return S;
-}
+Matrix random_spd(int r, std::uint64_t seed) { return testing::random_spd(r, seed, 0.5); }
 
 TEST(PriorTaskStep, PosteriorModeCovarianceAndDegreesOfFreedomMatchADenseComputation) {
   const int m = 9, d = 7, r = 3;
