@@ -61,10 +61,10 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
   const double flops = prior ? 4.0 * static_cast<double>(n) * dd * rr : 4.0 * static_cast<double>(n) * dd + 4.0 * static_cast<double>(t) * dd * rr;
   // Measured on the 2-core development machine (bench/RESULTS.md), against G's GEMM at about 1e11
   // flops/s: a pass without the prior at d = 100 (2.4e8 flops, 160 MB of float32 X) took about
-  // 15 ms (stop 18; 11 to 12 ms since its products on float data run in float), the time of 1.1e9
+  // 15 ms (11 to 12 ms once its products on float data ran in float), the time of 1.1e9
   // to 1.5e9 flops of GEMM (its short products run far below GEMM's rate, and it waits on X's
   // memory; the ten flops a byte stand for that); with the prior (r' = 11: 1.8e9 flops) about 85 ms
-  // with per-row products (stop 18), 30 ms with two small GEMMs a task (stop 19): 3e9, hence the
+  // with per-row products, 30 ms with two small GEMMs a task: 3e9, hence the
   // factor 2. Since the start runs inside the task step (without the prior it is one product a
   // task there), the pass counted for it is an overestimate: near the break-even point the model
   // leans towards direct.
