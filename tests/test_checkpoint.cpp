@@ -115,6 +115,25 @@ TEST(Checkpoint, ResumeAfterThreeOfSixEqualsSixStraightWithThePrior) {
   EXPECT_EQ(folders, 1);
 }
 
+// The priors' settings estimated from all rows (tau2, the supports' inclusion probability, Sigma's
+// shrinkage) are part of the state: a resume continues their estimates where they were.
+TEST(Checkpoint, ResumeEqualsStraightWithTheSettingsEstimated) {
+  const SyntheticData s = noisy_data(2);
+  Options o = six_iterations(Prior::automatic);
+  o.selection = Selection::evidence;
+  o.sparse_prior_scale = -1.0;
+  o.covariance_shrinkage = -1.0;
+  const Model straight = fit(s.data.view(), o);
+  ASSERT_EQ(straight.history.size(), 6u);
+  EXPECT_GT(straight.support_inclusion_probability, 0.0);
+  TempDir dir("estimated");
+  const Model resumed = stop_and_resume(s.data.view(), o, 4, dir.str());
+  expect_same_model(straight, resumed);
+  EXPECT_EQ(straight.support_inclusion_probability, resumed.support_inclusion_probability);
+  EXPECT_EQ(straight.covariance_shrinkage, resumed.covariance_shrinkage);
+  EXPECT_EQ(straight.log_evidence, resumed.log_evidence);
+}
+
 TEST(Checkpoint, ResumeEqualsStraightWithoutThePriorAndInFloat) {
   const SyntheticData s = noisy_data(2);
   Dataset<float> f;

@@ -6,7 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
+
+#include <unistd.h>
 
 #include "core/backend.hpp"
 #include "core/estimation.hpp"
@@ -322,6 +326,57 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   // Every rank tried was scored by its log evidence; r = 3 had the best criterion.
   ASSERT_GE(m.selection.candidates.size(), 4u);
   for (const SelectionCandidate& c : m.selection.candidates) EXPECT_TRUE(std::isfinite(c.log_evidence));
+}
+
+// The method and the estimates survive the model file; an unknown selection name in it is refused
+// naming the file.
+TEST(Estimation, TheEstimatesRoundTripAndABadSelectionNameIsRefused) {
+  SyntheticSpec spec;
+  spec.tasks = 80;
+  spec.min_samples = 5;
+  spec.max_samples = 15;
+  spec.d = 8;
+  spec.r = 2;
+  spec.k = 1;
+  spec.noise = 0.2;
+  spec.seed = 9;
+  const SyntheticData syn = generate_synthetic(spec);
+  Options o;
+  o.threads = 2;
+  o.selection = Selection::evidence;
+  o.rank = 2;
+  o.sparsity_candidates = {0, 1, 2};
+  const Model m = fit(syn.data.view(), o);
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("lrsmeta_estimation_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  save_model(m, dir.string());
+  const Model back = load_model(dir.string());
+  EXPECT_EQ(back.selection.method, Selection::evidence);
+  EXPECT_EQ(back.options.selection, Selection::evidence);
+  EXPECT_EQ(back.log_evidence, m.log_evidence);
+  EXPECT_EQ(back.support_inclusion_probability, m.support_inclusion_probability);
+  ASSERT_EQ(back.selection.candidates.size(), m.selection.candidates.size());
+  for (std::size_t c = 0; c < m.selection.candidates.size(); ++c)
+    EXPECT_EQ(back.selection.candidates[c].log_evidence, m.selection.candidates[c].log_evidence);
+  // A new task predicts under the same prior over supports.
+  EXPECT_EQ(adapt(back, syn.data.view(), o).support_inclusion_probability, m.support_inclusion_probability);
+  {
+    std::ifstream in(dir / "model.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string key = "\"selection\": \"evidence\"";
+    const std::size_t at = text.find(key);
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, key.size(), "\"selection\": \"bogus\"");
+    std::ofstream(dir / "model.json") << text;
+  }
+  try {
+    load_model(dir.string());
+    ADD_FAILURE() << "a bad selection name was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bogus"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -397,7 +397,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       ->capture_default_str();
   auto select = std::make_shared<std::string>("validation");
   cmd->add_option("--select", *select, "how what is auto is found: validation (chosen on held-out rows of each task, then "
-                  "refitted) or evidence (estimated from all rows by EM and the marginal likelihood: 10 to 40 times faster)")
+                  "refitted) or evidence (estimated from all rows by EM and the marginal likelihood, no rows held out)")
       ->check(CLI::IsMember({"evidence", "validation"}))->capture_default_str();
   cmd->add_option("--prior", *prior, "auto: the empirical-Bayes model (beta + U w_i + b_i, priors estimated from all tasks); "
                   "none: the paper's AMHT-LRS")->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
@@ -593,9 +593,11 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       std::vector<std::string> chosen;
       if (rank_auto) chosen.push_back("r");
       if (sparsity_auto) chosen.push_back("k");
+      const bool by_evidence = opts.selection == Selection::evidence && opts.prior == Prior::automatic;
       if (opts.prior == Prior::automatic && !opts.privacy.enabled && (sparsity_auto || opts.sparsity > 0) &&
-          (opts.sparse_prior_scale < 0 || opts.support_threshold < 0))
-        chosen.push_back("the b prior's scale and support threshold");
+          (opts.sparse_prior_scale < 0 || (!by_evidence && opts.support_threshold < 0)))
+        chosen.push_back(by_evidence ? "the b prior's variance and the supports' inclusion probability"
+                                     : "the b prior's scale and support threshold");
       if (opts.prior == Prior::automatic && !opts.privacy.enabled && (rank_auto || opts.rank > 0) && opts.covariance_shrinkage < 0)
         chosen.push_back("Sigma's shrinkage");
       if (resume_from) {
@@ -603,7 +605,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         std::cout << "resuming from " << *resume_dir << " after iteration " << resume_from->iteration << " of " << o.iterations
                   << " (r = " << o.rank << ", k = " << o.sparsity
                   << (resume_from->model.selection.performed ? ", as chosen before" : "") << ")" << std::endl;
-      } else if (!chosen.empty() && !comm && opts.selection == Selection::evidence && opts.prior == Prior::automatic) {
+      } else if (!chosen.empty() && !comm && by_evidence) {
         std::string what;
         for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
         std::cout << "estimating " << what << " from all rows (marginal likelihood)" << std::endl;
@@ -622,8 +624,9 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         progress.done();
         const std::string by = std::string("train: stopped by ") + signal_name(interrupt_signal());
         if (e.iteration() == 0)
-          throw Interrupted(by + " while choosing r, k or the priors' settings; no model was written and there is no checkpoint "
-                                 "yet (one is written once the final fit starts)", interrupt_signal());
+          throw Interrupted(by + (opts.selection == Selection::validation ? " while choosing on validation rows" : " while choosing r and k")
+                            + "; no model was written and there is no checkpoint yet (one is written once the final fit starts)",
+                            interrupt_signal());
         const std::string after = "after outer iteration " + std::to_string(e.iteration());
         if (checkpoint_to.empty())
           throw Interrupted(by + " " + after + "; no model was written (give --checkpoint DIR to be able to resume)",

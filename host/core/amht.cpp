@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <optional>
 
 #include "core/backend.hpp"
@@ -284,6 +285,7 @@ struct FitRun {
   std::function<void(const Checkpoint&)> checkpoint;
   int checkpoint_every = 1;
   bool checkpoint_at_start = false;
+  bool checkpoint_at_end = false;  // also after the last outer iteration, however the fit ends
   const Checkpoint* resume = nullptr;
   const Checkpoint* header = nullptr;  // what every checkpoint records besides the fit's state (data, asked options, choice)
   Communicator* communicator = nullptr;  // over many processes (data: this one's shard); null: one
@@ -540,12 +542,15 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     std::int64_t decisions[2] = {run.on_iteration && !run.on_iteration(info) ? 1 : 0, run.stop && run.stop() ? 1 : 0};
     comm.sum(decisions, 2);
     const bool go_on = decisions[0] == 0, stop = decisions[1] > 0;
-    if (run.checkpoint && (it % run.checkpoint_every == 0 || !go_on || stop)) write_checkpoint(it);
+    const bool ends = !go_on || stop || it == options.iterations || converged();
+    if (run.checkpoint && (it % run.checkpoint_every == 0 || !go_on || stop || (run.checkpoint_at_end && ends))) write_checkpoint(it);
     if (stop)
       throw Stopped(run.final_fit ? "fit: stopped after outer iteration " + std::to_string(it)
-                                  : std::string("fit: stopped during the choice on validation rows"),
+                                  : std::string(options.selection == Selection::validation
+                                                    ? "fit: stopped during the choice on validation rows"
+                                                    : "fit: stopped during the choice of r and k by marginal likelihood"),
                     run.final_fit ? it : 0);
-    if (!go_on || converged()) break;
+    if (ends) break;
   }
   // The final task step with the final U; full sparsity unless training never left the warm start.
   const bool warm_only = options.iterations <= options.warm_start_iterations && options.iterations > 0;
@@ -695,7 +700,8 @@ void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, s
     Options o = options;
     o.rank = r;
     o.rank_candidates.clear();
-    const double needs = core::plan_cpu_memory(data, o, true).total();
+    const bool on_validation_rows = o.selection == Selection::validation || o.prior == Prior::none;
+    const double needs = core::plan_cpu_memory(data, o, on_validation_rows).total();
     if (needs <= available) {
       kept.push_back(r);
     } else if (first_dropped < 0 || r < first_dropped) {
@@ -822,34 +828,35 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     model.notes.insert(model.notes.begin(), notes.begin(), notes.end());
     return model;
   }
-  // Every candidate tried, by (r, k): its last state, to continue the chosen one from.
-  struct Tried {
-    int rank, sparsity;
-    SelectionCandidate candidate;
-    Checkpoint state;
-  };
-  std::vector<Tried> tried;
+  // The best candidate so far and its last state, to continue it from (only its state is kept:
+  // one copy of the per-task parameters, whatever the number of candidates).
+  std::optional<SelectionCandidate> leader;
+  std::optional<Checkpoint> leader_state;
   auto try_candidate = [&](int r, int k) -> SelectionCandidate {
-    for (const Tried& x : tried)
-      if (x.rank == r && x.sparsity == k) return x.candidate;
+    for (const SelectionCandidate& x : selection.candidates)
+      if (x.rank == r && x.sparsity == k) return x;
     Options o = options;
     o.rank = r;
     o.sparsity = k;
     o.relative_tolerance = std::max(options.relative_tolerance, kCandidateTolerance);
     o.iterations = std::min(options.iterations, kCandidateIterations);
     validate(o, data.d);
-    Checkpoint candidate_header;
-    Checkpoint last;
+    std::optional<Checkpoint> last;
     FitRun run;
     run.on_iteration = final_run.on_iteration;
     run.stop = final_run.stop;
     run.checkpoint = [&last](const Checkpoint& c) { last = c; };
-    run.checkpoint_every = 1;
-    run.header = &candidate_header;
-    const Model m = fit_fixed(data, o, run);
-    SelectionCandidate c = candidate_of(m);
+    run.checkpoint_every = std::numeric_limits<int>::max();
+    run.checkpoint_at_end = true;
+    run.header = &header;
+    const SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     selection.candidates.push_back(c);
-    tried.push_back(Tried{r, k, c, std::move(last)});
+    // On a tie (k above what any task's support uses gives the same fit) the smaller model leads.
+    const bool ties = leader && score(c) == score(*leader) && c.rank + 2 * c.sparsity < leader->rank + 2 * leader->sparsity;
+    if (!leader || score(c) > score(*leader) || ties) {
+      leader = c;
+      leader_state = std::move(last);
+    }
     return c;
   };
   auto search = [&](const std::vector<int>& values, auto&& candidate_at) {
@@ -868,18 +875,16 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   };
   const int k_middle = sparsities[sparsities.size() / 2];
   const SelectionCandidate by_rank = search(ranks, [&](int r) { return try_candidate(r, k_middle); });
-  SelectionCandidate best = search(sparsities, [&](int k) { return try_candidate(by_rank.rank, k); });
-  if (score(by_rank) > score(best)) best = by_rank;
-  const Tried* chosen = nullptr;
-  for (const Tried& x : tried)
-    if (x.rank == best.rank && x.sparsity == best.sparsity) chosen = &x;
-  // The chosen candidate continues from its last state to the asked tolerance.
-  options.rank = best.rank;
-  options.sparsity = best.sparsity;
+  search(sparsities, [&](int k) { return try_candidate(by_rank.rank, k); });
+  // The chosen candidate (the leader: the best of every candidate either search tried) continues
+  // from its last state to the asked tolerance.
+  options.rank = leader->rank;
+  options.sparsity = leader->sparsity;
   validate(options, data.d);
+  selection.chosen = *leader;
   header.model.selection = selection;
   FitRun run = final_run;
-  run.resume = &chosen->state;
+  run.resume = &*leader_state;
   run.checkpoint_at_start = false;
   Model model = fit_fixed(data, options, run);
   selection.chosen = candidate_of(model);

@@ -613,6 +613,9 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
     plan.parts.push_back({"validation split (a copy of the rows)", share * n * (d + 1) * elem + 2 * (share * t + 1) * 8});
   }
   plan.parts.push_back({"per-task state", t * (r * 8 + k * 12 + 8 + (prior ? r * (r + 1) / 2 * 8 + 40 : 0))});
+  // Choosing r or k by evidence keeps the best candidate's (w, b) to continue it.
+  if (prior && o.selection == Selection::evidence && (!o.rank_candidates.empty() || !o.sparsity_candidates.empty()))
+    plan.parts.push_back({"the best candidate's (w, b)", t * (r * 8 + k * 12)});
   const double dr = d * r_aug;
   const bool cg = core::choose_u_solver(data.n, data.t, data.d, static_cast<int>(r), static_cast<int>(sizeof(T)), o, false).solver == USolver::cg;
   if (cg) {

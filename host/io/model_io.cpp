@@ -497,7 +497,17 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
     m.r = j.at("r").get<std::int64_t>();
     m.k = j.at("k").get<std::int64_t>();
     m.t = j.at("t").get<std::int64_t>();
-    if (j.contains("options")) m.options = options_from_json(j.at("options"));
+    // An unknown name (a variant, a prior, a selection) is refused naming the file.
+    auto named = [&](const char* what, auto&& parse) {
+      try {
+        parse();
+      } catch (const json::exception&) {
+        throw;
+      } catch (const Error& e) {
+        throw Error((dir / "model.json").string() + ": " + what + ": " + e.what());
+      }
+    };
+    if (j.contains("options")) named("options", [&] { m.options = options_from_json(j.at("options")); });
     for (const json& h : j.value("history", json::array())) {
       IterationInfo info;
       info.iteration = h.value("iteration", 0);
@@ -557,7 +567,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
         return out;
       };
       m.selection.performed = true;
-      m.selection.method = parse_selection(sj.value("method", std::string("validation")));
+      named("selection", [&] { m.selection.method = parse_selection(sj.value("method", std::string("validation"))); });
       m.selection.rank_auto = sj.value("rank_auto", false);
       m.selection.sparsity_auto = sj.value("sparsity_auto", false);
       m.selection.sparse_prior_scale_auto = sj.value("sparse_prior_scale_auto", false);
