@@ -94,6 +94,7 @@ py::dict info_dict(const IterationInfo& h) {
   d["task_step_seconds"] = h.task_step_seconds;
   d["u_step_seconds"] = h.u_step_seconds;
   d["noise_variance"] = h.noise_variance;
+  d["log_evidence"] = h.log_evidence;
   d["u_solver_steps"] = h.u_solver_steps;
   d["u_solver_residual"] = h.u_solver_residual;
   return d;

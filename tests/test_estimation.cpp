@@ -109,7 +109,16 @@ DenseTotals dense_totals(const Dataset<double>& data, const Matrix& U, int r, co
     for (int a = 0; a < m; ++a)
       for (int b = 0; b < m; ++b) quad += target[a] * C_inv[a * m + b] * target[b];
     out.log_evidence += -0.5 * (m * std::log(2.0 * M_PI) + log_det + quad);
-    if (pi > 0) out.log_evidence += S.size() * std::log(pi) + (d - static_cast<double>(S.size())) * std::log(1.0 - pi);
+    if (pi > 0) {
+      // The prior over supports, renormalised over those of at most k features.
+      double mass = 0.0;
+      for (int s = 0; s <= k; ++s) {
+        double choose = 1.0;
+        for (int j = 0; j < s; ++j) choose = choose * (d - j) / (j + 1);
+        mass += choose * std::pow(pi, s) * std::pow(1.0 - pi, d - s);
+      }
+      out.log_evidence += S.size() * std::log(pi) + (d - static_cast<double>(S.size())) * std::log(1.0 - pi) - std::log(mass);
+    }
     // The joint posterior of (w, b_S).
     Matrix Lambda_inv, K(static_cast<std::size_t>(n) * n, 0.0);
     log_det_and_inverse(Lambda, n, &Lambda_inv);

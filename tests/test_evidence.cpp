@@ -100,7 +100,8 @@ void subsets(int n_C, int k, int from, std::vector<int>& current, std::vector<st
 
 // The library's choice: K = A^T A + s2 blockdiag(Sigma^-1, I / tau2) and rhs = A^T y as the task
 // step forms them.
-std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 0) {
+// With `inclusion`, also each candidate's posterior inclusion probability.
+std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 0, std::vector<double>* inclusion = nullptr) {
   const int r = p.r, n = r + p.n_C;
   std::vector<double> K(static_cast<std::size_t>(n) * n, 0.0), rhs(static_cast<std::size_t>(n), 0.0);
   for (int j = 0; j < p.m; ++j)
@@ -125,8 +126,9 @@ std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 
   for (int q = 0; q < p.n_C; ++q) K[(r + q) * n + r + q] += p.s2 / p.tau2;
   std::vector<double> scratch(static_cast<std::size_t>(detail::evidence_subset_scratch(r, p.n_C, p.k)));
   std::vector<int> picks(static_cast<std::size_t>(2 * (p.k + 1)));
+  if (inclusion) inclusion->assign(static_cast<std::size_t>(p.n_C), -1.0);
   const int n_S = detail::evidence_subset(K.data(), rhs.data(), r, p.n_C, p.k, std::log(p.tau2 / p.s2), p.s2, enumerate, n_start,
-                                          scratch.data(), picks.data());
+                                          scratch.data(), picks.data(), inclusion ? inclusion->data() : nullptr);
   EXPECT_GE(n_S, 0);
   std::vector<int> chosen(picks.begin(), picks.begin() + std::max(n_S, 0));
   std::sort(chosen.begin(), chosen.end());
@@ -156,6 +158,44 @@ TEST(EvidenceSubset, EnumerationFindsTheSupportOfHighestMarginalLikelihood) {
   }
   EXPECT_GT(checked, 50);
   EXPECT_GT(nonempty, 30);  // not vacuous: most problems pick some non-zeros
+}
+
+// Each candidate's posterior inclusion probability, sum over supports S containing it of p(y | S)
+// over the sum over every S of at most k (a uniform prior over those supports), from the m x m
+// covariances.
+TEST(EvidenceSubset, InclusionProbabilitiesAverageOverEverySupport) {
+  std::mt19937_64 rng(20261204);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int m = 3 + trial % 10, r = trial % 3, n_C = 5 + trial % 4, k = 1 + trial % 3;
+    const Problem p = random_problem(rng, m, r, n_C, k);
+    std::vector<std::vector<int>> all;
+    std::vector<int> current;
+    subsets(n_C, k, 0, current, all);
+    std::vector<double> log_ev;
+    double top = -INFINITY;
+    for (const auto& S : all) {
+      log_ev.push_back(log_evidence(p, S));
+      top = std::max(top, log_ev.back());
+    }
+    double total = 0.0;
+    std::vector<double> expected(static_cast<std::size_t>(n_C), 0.0);
+    for (std::size_t s = 0; s < all.size(); ++s) {
+      const double weight = std::exp(log_ev[s] - top);
+      total += weight;
+      for (int c : all[s]) expected[static_cast<std::size_t>(c)] += weight;
+    }
+    std::vector<double> inclusion;
+    library_choice(p, true, 0, &inclusion);
+    for (int c = 0; c < n_C; ++c)
+      EXPECT_NEAR(inclusion[static_cast<std::size_t>(c)], expected[static_cast<std::size_t>(c)] / total, 1e-8)
+          << "candidate " << c << ", trial " << trial;
+  }
+  // Without enumeration: 1 for the chosen, 0 for the others.
+  const Problem p = random_problem(rng, 8, 2, 6, 2);
+  std::vector<double> inclusion;
+  const std::vector<int> chosen = library_choice(p, false, 0, &inclusion);
+  for (int c = 0; c < 6; ++c)
+    EXPECT_EQ(inclusion[static_cast<std::size_t>(c)], std::find(chosen.begin(), chosen.end(), c) != chosen.end() ? 1.0 : 0.0);
 }
 
 TEST(EvidenceSubset, LocalSearchEndsWhereNoSingleMoveRaisesTheMarginalLikelihood) {

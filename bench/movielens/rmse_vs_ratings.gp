@@ -7,4 +7,4 @@ set logscale x
 set xrange [4:155]
 set key outside right
 set grid
-plot for [c=2:11] 'rmse_vs_ratings.dat' using 1:c with linespoints lw 2 title columnheader(c)
+plot for [c=2:12] 'rmse_vs_ratings.dat' using 1:c with linespoints lw 2 title columnheader(c)

@@ -288,6 +288,7 @@ std::vector<Method> methods(int iterations, int threads) {
     if (h.value("rank_auto", false)) o.rank_candidates = default_rank_candidates(train.d);
     if (h.value("sparsity_auto", false)) o.sparsity_candidates = default_sparsity_candidates(train.d);
     if (h.contains("task_ridge")) o.task_ridge = h.at("task_ridge").get<double>();
+    if (h.contains("select")) o.selection = parse_selection(h.at("select").get<std::string>());
     if (h.contains("covariance_shrinkage")) o.covariance_shrinkage = h.at("covariance_shrinkage").get<double>();
     o.iterations = h.value("iterations", iterations);
     o.warm_start_iterations = std::min(5, o.iterations / 3);
@@ -313,6 +314,8 @@ std::vector<Method> methods(int iterations, int threads) {
   out.push_back({"sparse only (r = 0)", grid({0}, {1, 2, 3, 5}), lrs, stored});
   out.push_back({"LRS", grid({1, 2, 3, 5, 8}, {1, 2, 3}), lrs, stored});
   out.push_back({"LRS (r and k auto)", {json{{"rank_auto", true}, {"sparsity_auto", true}}}, lrs,
+                 [](const json&, std::int64_t) { return 0.0; }});
+  out.push_back({"LRS (r and k by evidence)", {json{{"rank_auto", true}, {"sparsity_auto", true}, {"select", "evidence"}}}, lrs,
                  [](const json&, std::int64_t) { return 0.0; }});
   std::vector<json> paper;
   for (int r : {1, 2, 3, 5, 8})

@@ -555,6 +555,9 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   // The final task step with the final U; full sparsity unless training never left the warm start.
   const bool warm_only = options.iterations <= options.warm_start_iterations && options.iterations > 0;
   const int k_final = warm_only ? 0 : static_cast<int>(k);
+  // With a prior over supports, the model's b is averaged over each task's supports (its final step
+  // only: the EM steps' statistics are of the posterior mode).
+  prior.average_supports = use_prior && prior.inclusion_probability > 0;
   apply_prior(k_final);
   const core::TaskStepTotals final_totals = backend->task_step_all(k_final);
   model.U = backend->get_U();
@@ -766,7 +769,7 @@ std::vector<int> default_sparsity_candidates(std::int64_t d) {
 // The fit with what is "auto" estimated from all rows (Options::selection == evidence, with the
 // prior): tau2, the supports' inclusion probability and Sigma's shrinkage inside the fit
 // (fit_fixed), and r and k compared by each fit's log marginal likelihood, less half the number of
-// shared parameters (U and Sigma: d r) times log t, BIC's charge for what is estimated rather than
+// shared parameters (U's span and Sigma) times log t, BIC's charge for what is estimated rather than
 // integrated out (without it, extra columns of U, fitted to the noise, always add a little
 // evidence). r is searched upwards with a middle k, then k with that r; along each, the search
 // stops after two candidates in a row that do not improve. A candidate is fitted to a looser
@@ -813,8 +816,16 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     c.iterations = static_cast<int>(m.history.size());
     return c;
   };
+  // The shared parameters a rank estimates: U's span (a point of the Grassmannian, r (d - r)
+  // numbers: a rotation within the span is Sigma's) and Sigma, whose r (r + 1) / 2 entries count
+  // as 1 + (r (r + 1) / 2 - 1) / (1 + f) under a shrinkage f worth f t tasks (isotropic: one
+  // variance). At r = d the span is everything and only Sigma is left: the mixed model, or with a
+  // large f per-task ridge towards beta.
   auto score = [&](const SelectionCandidate& c) {
-    return c.log_evidence - 0.5 * static_cast<double>(data.d) * c.rank * std::log(std::max<double>(2.0, static_cast<double>(data.t)));
+    const double d = static_cast<double>(data.d), r = c.rank;
+    const double sigma = r > 0 ? 1.0 + (r * (r + 1) / 2 - 1.0) / (1.0 + c.covariance_shrinkage) : 0.0;
+    const double shared = r * (d - r) + sigma;
+    return c.log_evidence - 0.5 * shared * std::log(std::max<double>(2.0, static_cast<double>(data.t)));
   };
   if (!choose_rank && !choose_sparsity) {  // one fit: only the priors' settings are estimated
     options.rank = ranks.front();
@@ -1277,6 +1288,7 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
     prior.noise_variance = model.noise_variance;
     prior.support_threshold = model.support_threshold;
     prior.inclusion_probability = model.support_inclusion_probability;
+    prior.average_supports = prior.inclusion_probability > 0;
     core::refresh_precisions(prior, model.sparse_prior_variance);
     backend->set_prior(&prior);
   }

@@ -46,6 +46,10 @@ struct PriorState {
   // supports, so that a task choosing among many supports pays for the choice: 2 log((1 - pi) / pi)
   // per non-zero in -2 log evidence). 0: no prior over supports.
   double inclusion_probability = 0.0;
+  // The task steps return each non-zero of b times its posterior inclusion probability (the
+  // prediction averaged over the supports enumerated): the model's final step under
+  // Selection::evidence. false: the posterior mode given the chosen support (the EM steps).
+  bool average_supports = false;
 };
 
 // The cg U step's start asked of a task step: x0, the warm start ([beta,] U, column-major, as the

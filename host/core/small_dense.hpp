@@ -3,6 +3,7 @@
 // the CUDA kernels run the same per-task maths (and the CPU tests cover the device maths too).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #if defined(__CUDACC__)
@@ -216,9 +217,13 @@ LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k) {
 // The w block is eliminated once (its Schur complement M over the candidates), so each evaluation
 // only factors an |S| x |S| block of M. Writes the chosen positions (indices into the candidates)
 // to P and returns their count; returns -1 if the w block cannot be factored.
+// With `inclusion` (n_C entries) and `enumerate`, also each candidate's posterior inclusion
+// probability among the supports enumerated, sum over S containing c of p(y | S) p(S) over the sum
+// over all S (the per-entry cost log_tau2_over_s2 carries the prior over supports); without
+// enumeration, 1 for the chosen candidates and 0 for the others.
 template <typename S>
 LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, int k, S log_tau2_over_s2,
-                                      S s2, bool enumerate, int n_start, S* scratch, int* P) {
+                                      S s2, bool enumerate, int n_start, S* scratch, int* P, S* inclusion = nullptr) {
   const int n = r + n_C;
   S* Lw = scratch;             // r x r factor of the w block
   S* cw = Lw + r * r;          // Lw^-1 rhs_w
@@ -287,6 +292,11 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
     acc[0] = S(0);
     S best_score = S(0);
     int n_best = 0, depth = 0, next = 0;
+    // Inclusion weights, relative to the best support so far (exp(-(score - best) / 2)); the empty
+    // support (score 0) counts too.
+    S total = S(1);
+    if (inclusion)
+      for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
     while (true) {
       if (depth < k && next < n_C) {
         const int c = next;
@@ -307,9 +317,19 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
         acc[depth + 1] = acc[depth] + log_tau2_over_s2 + log(diag) - v[depth] * v[depth] / s2;
         idx[depth] = c;
         if (acc[depth + 1] < best_score) {
+          if (inclusion) {  // rescale what is summed to the new best
+            const S factor = exp(S(0.5) * (acc[depth + 1] - best_score));
+            total *= factor;
+            for (int a = 0; a < n_C; ++a) inclusion[a] *= factor;
+          }
           best_score = acc[depth + 1];
           n_best = depth + 1;
           for (int a = 0; a < n_best; ++a) best[a] = idx[a];
+        }
+        if (inclusion) {
+          const S weight = exp(S(-0.5) * (acc[depth + 1] - best_score));
+          total += weight;
+          for (int a = 0; a <= depth; ++a) inclusion[idx[a]] += weight;
         }
         ++depth;
       } else {
@@ -319,6 +339,8 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
       }
     }
     for (int a = 0; a < n_best; ++a) P[a] = best[a];
+    if (inclusion)
+      for (int c = 0; c < n_C; ++c) inclusion[c] /= total;
     return n_best;
   }
   // Local search from the incoming support (candidates 0 .. n_start - 1), or else from greedy
@@ -383,7 +405,25 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
     current = best_score;
   }
   for (int a = 0; a < n_S; ++a) P[a] = best[a];
+  if (inclusion) {
+    for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
+    for (int a = 0; a < n_S; ++a) inclusion[best[a]] = S(1);
+  }
   return n_S;
+}
+
+// log P(|S| <= k) for a support S of d features each included independently with probability pi
+// (log_pi = log pi, log_not_pi = log(1 - pi)): the binomial mass the prior over supports keeps when
+// supports are limited to k features.
+inline double support_prior_log_mass(int d, int k, double log_pi, double log_not_pi) {
+  const int last = k < d ? k : d;
+  auto log_term = [&](int s) {
+    return std::lgamma(d + 1.0) - std::lgamma(s + 1.0) - std::lgamma(d - s + 1.0) + s * log_pi + (d - s) * log_not_pi;
+  };
+  double top = -INFINITY, sum = 0.0;
+  for (int s = 0; s <= last; ++s) top = std::max(top, log_term(s));
+  for (int s = 0; s <= last; ++s) sum += std::exp(log_term(s) - top);
+  return std::min(0.0, top + std::log(sum));
 }
 
 // Sort a short index list ascending together with its values (insertion sort: k is small).

@@ -96,9 +96,11 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
     task_prior.b_precision = prior_.b_precision;
     task_prior.noise_variance = prior_.noise_variance;
     task_prior.support_threshold = prior_.support_threshold;
+    task_prior.average_supports = prior_.average_supports;
     if (prior_.inclusion_probability > 0 && prior_.inclusion_probability < 1) {
       task_prior.log_inclusion = std::log(prior_.inclusion_probability);
       task_prior.log_exclusion = std::log1p(-prior_.inclusion_probability);
+      task_prior.log_support_mass = detail::support_prior_log_mass(d_, settings.k, task_prior.log_inclusion, task_prior.log_exclusion);
     }
     settings.prior = &task_prior;
   }

@@ -31,6 +31,13 @@ struct TaskPrior {
   // The prior over supports (PriorState::inclusion_probability pi): log pi and log(1 - pi), both 0
   // for none. A support S of d features has log prior |S| log pi + (d - |S|) log(1 - pi).
   double log_inclusion = 0.0, log_exclusion = 0.0;
+  // log of that prior's mass on supports of at most k features (detail::support_prior_log_mass):
+  // with k an upper bound the prior is renormalised over them, which makes a larger k cost.
+  double log_support_mass = 0.0;
+  // Each non-zero of b is returned times its posterior inclusion probability among the supports the
+  // evidence search enumerated (a task's prediction averaged over its supports, as far as the k
+  // non-zeros it stores allow); false: the posterior mode given the chosen support.
+  bool average_supports = false;
 };
 
 // What the task step returns of the posterior, for the prior's hyperparameters and the U step.
@@ -108,6 +115,11 @@ struct TaskWorkspace {
   std::vector<double> support_values, candidate_values;
   std::vector<double> evidence_scratch;  // detail::evidence_subset's scratch
   std::vector<int> evidence_picks;
+  // The last evidence search's posterior inclusion probabilities: of every candidate, then of the
+  // chosen features (inclusion_features, n_inclusion of them).
+  std::vector<double> inclusion, inclusion_chosen;
+  std::vector<int> inclusion_features;
+  int n_inclusion = 0;
   int last_n = 0;               // size of the last system solved, and whether it was factored
   bool last_factored = false;
 
@@ -138,6 +150,9 @@ struct TaskWorkspace {
     candidate_values.resize(cols + 1);
     evidence_scratch.resize(static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)) + 1);
     evidence_picks.resize(static_cast<std::size_t>(2 * (k + 1)));
+    inclusion.resize(static_cast<std::size_t>(std::max(cols - r, 1)));
+    inclusion_chosen.resize(static_cast<std::size_t>(k + 1));
+    inclusion_features.resize(static_cast<std::size_t>(k + 1));
   }
 };
 
@@ -412,7 +427,7 @@ inline void evidence_and_b_moments(const TaskWorkspace& ws, const TaskPrior& pri
     ++slot_q;
   }
   constexpr double kLog2Pi = 1.8378770664093453;
-  const double log_support_prior = slot_q * prior.log_inclusion + (d - slot_q) * prior.log_exclusion;
+  const double log_support_prior = slot_q * prior.log_inclusion + (d - slot_q) * prior.log_exclusion - prior.log_support_mass;
   const double log_det_b_prior = n_b > 0 ? n_b * std::log(tau2) : 0.0;
   out.log_evidence = -0.5 * (m * kLog2Pi + (m - n_unknowns) * std::log(s2) + log_det_K + log_det_b_prior + quad) + log_support_prior;
 }
@@ -454,6 +469,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
   ws.last_n = 0;
   ws.last_factored = false;
   ws.support_system_columns = -1;
+  ws.n_inclusion = 0;
   // Z = X U (into the first r entries of ws.Z's rows) by one small GEMM: the only full pass over X
   // besides X^T resid.
   // In the data's precision (U_data is U in that precision), then widened to double.
@@ -571,8 +587,15 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
           const double entry_cost = -std::log(prior->b_precision) + 2.0 * (prior->log_exclusion - prior->log_inclusion);
           n_S = detail::evidence_subset(ws.gram.data(), ws.rhs_saved.data(), r, n_C, k, entry_cost,
                                         prior->noise_variance, enumerate, n_incoming, ws.evidence_scratch.data(),
-                                        ws.evidence_picks.data());
+                                        ws.evidence_picks.data(), prior->average_supports ? ws.inclusion.data() : nullptr);
           if (n_S >= 0) std::copy(ws.evidence_picks.begin(), ws.evidence_picks.begin() + n_S, P);
+          ws.n_inclusion = 0;
+          if (prior->average_supports)
+            for (int q = 0; q < n_S; ++q) {
+              ws.inclusion_features[static_cast<std::size_t>(q)] = C[P[q]];
+              ws.inclusion_chosen[static_cast<std::size_t>(q)] = ws.inclusion[static_cast<std::size_t>(P[q])];
+              ++ws.n_inclusion;
+            }
         }
         if (n_S < 0) {  // the w block could not be factored: rank the candidates' fitted values
           if (by_evidence) solve_system(ws.gram.data(), ws.rhs.data(), r + n_C, ridge, ws, w, bC);
@@ -655,6 +678,10 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
     task_detail::evidence_and_b_moments(ws, *settings.prior, m, d, sse, w, b_value, b_index, k_slots, *posterior);
   }
+  if (settings.prior->average_supports)  // after the statistics, which are of the posterior mode
+    for (int s = 0; s < k_slots; ++s)
+      for (int q = 0; q < ws.n_inclusion; ++q)
+        if (b_index[s] == ws.inclusion_features[static_cast<std::size_t>(q)]) b_value[s] *= ws.inclusion_chosen[static_cast<std::size_t>(q)];
   return sse;
 }
 

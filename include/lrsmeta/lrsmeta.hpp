@@ -74,8 +74,8 @@ enum class USolver { direct, cg, automatic };
 // the log marginal likelihood of each candidate's fit (less BIC's charge for U and Sigma).
 // validation (the default): chosen on held-out rows of each task (Options::validation_fraction),
 // then refitted on all rows. Evidence needs no held-out rows and far fewer fits (0.9 s against
-// 38.2 s on bench/noisy_synthetic), but its held-out error there and on MovieLens is still behind
-// validation's (README, "Estimated from all rows").
+// 37.3 s on bench/noisy_synthetic, where its held-out error is also lower); on MovieLens it is
+// behind validation by 0.003 to 0.005 in three regimes of four (README, "Estimated from all rows").
 enum class Selection { evidence, validation };
 
 LRSMETA_API const char* to_string(Variant v);
@@ -190,7 +190,8 @@ struct Options {
   std::vector<double> covariance_shrinkage_candidates{0.0, 1.0, 10.0, 100.0};
   // Non-empty (`--rank auto`, `--sparsity auto`): rank and sparsity are then ignored. Validation:
   // both chosen on validation rows, then refitted on all rows with the choice. Evidence: each
-  // candidate fitted on all rows and scored by its log marginal likelihood less (d r / 2) log t;
+  // candidate fitted on all rows and scored by its log marginal likelihood less half its number of
+  // shared parameters (U's span, r (d - r), and Sigma, r (r + 1) / 2) times log t;
   // r searched upwards with the middle k, then k with that r, each until two candidates in a row
   // do not improve; the chosen candidate's fit continues to the asked tolerance.
   std::vector<int> rank_candidates;

@@ -48,6 +48,16 @@ def test_prior_model_has_beta_and_predicts_in_row_order():
 
 
 @pytest.mark.skipif(CLI is None, reason="needs LRSMETA (the CLI) to compare with")
+def test_settings_estimated_from_all_rows():
+    X, y, task, Theta = low_rank_tasks(t=200, m=15, k=1, noise=0.1)
+    est = lrsmeta.LRSRegressor(select="evidence", rank="auto", sparsity=1).fit(X, y, task)
+    assert est.U_.shape[1] == 2  # the planted rank
+    assert np.isfinite(est.predict(X, task)).all()
+    assert est.history_[-1]["log_evidence"] < 0
+    with pytest.raises(ValueError, match="selection"):
+        lrsmeta.LRSRegressor(select="bogus", rank=2, sparsity=1).fit(X, y, task)
+
+
 def test_equals_the_command_line_and_round_trips_its_model_folder(tmp_path):
     X, y, task, _ = low_rank_tasks(noise=0.1, seed=3)
     data = tmp_path / "data"
