@@ -306,23 +306,28 @@ TEST(Estimation, SparsePriorVarianceAndInclusionProbabilityUpdates) {
   EXPECT_DOUBLE_EQ(core::estimate_inclusion_probability(totals, 10, 20), 0.5 / 200.0);
 }
 
+// Planted tasks: d features, rank r, k non-zeros, noise 0.2, tasks of min_rows to max_rows rows.
+SyntheticData planted(std::int64_t tasks, int min_rows, int max_rows, int d, int r, int k, std::uint64_t seed) {
+  SyntheticSpec spec;
+  spec.tasks = tasks;
+  spec.min_samples = min_rows;
+  spec.max_samples = max_rows;
+  spec.d = d;
+  spec.r = r;
+  spec.k = k;
+  spec.noise = 0.2;
+  spec.seed = seed;
+  return generate_synthetic(spec);
+}
+
 // The fit's estimates on planted data (noisy, d = 20, r = 3, k = 2, b's non-zeros N(0, 1), noise
 // 0.2): tau2 near the truth's 1, s2 near 0.04, and the rank the truth's.
 TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
-  SyntheticSpec spec;
-  spec.tasks = 600;
-  spec.min_samples = 20;
-  spec.max_samples = 40;
-  spec.d = 20;
-  spec.r = 3;
-  spec.k = 2;
-  spec.noise = 0.2;
-  spec.seed = 3;
-  const SyntheticData syn = generate_synthetic(spec);
+  const SyntheticData syn = planted(600, 20, 40, 20, 3, 2, 3);
   Options o;
   o.threads = 2;
   o.selection = Selection::evidence;
-  o.rank_candidates = default_rank_candidates(spec.d);
+  o.rank_candidates = default_rank_candidates(20);
   o.sparsity = 2;
   const Model m = fit(syn.data.view(), o);
   EXPECT_EQ(m.selection.method, Selection::evidence);
@@ -340,16 +345,7 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
 // The method and the estimates survive the model file; an unknown selection name in it is refused
 // naming the file.
 TEST(Estimation, TheEstimatesRoundTripAndABadSelectionNameIsRefused) {
-  SyntheticSpec spec;
-  spec.tasks = 80;
-  spec.min_samples = 5;
-  spec.max_samples = 15;
-  spec.d = 8;
-  spec.r = 2;
-  spec.k = 1;
-  spec.noise = 0.2;
-  spec.seed = 9;
-  const SyntheticData syn = generate_synthetic(spec);
+  const SyntheticData syn = planted(80, 5, 15, 8, 2, 1, 9);
   Options o;
   o.threads = 2;
   o.selection = Selection::evidence;

@@ -98,6 +98,19 @@ void subsets(int n_C, int k, int from, std::vector<int>& current, std::vector<st
   }
 }
 
+// Every support of at most p.k candidates, and its log marginal likelihood from the m x m covariance.
+struct AllSupports {
+  std::vector<std::vector<int>> supports;
+  std::vector<double> log_evidence;
+};
+AllSupports all_supports(const Problem& p) {
+  AllSupports out;
+  std::vector<int> current;
+  subsets(p.n_C, p.k, 0, current, out.supports);
+  for (const auto& S : out.supports) out.log_evidence.push_back(log_evidence(p, S));
+  return out;
+}
+
 // The library's choice: K = A^T A + s2 blockdiag(Sigma^-1, I / tau2) and rhs = A^T y as the task
 // step forms them.
 // With `inclusion`, also each candidate's posterior inclusion probability.
@@ -141,14 +154,12 @@ TEST(EvidenceSubset, EnumerationFindsTheSupportOfHighestMarginalLikelihood) {
   for (int trial = 0; trial < 60; ++trial) {
     const int m = 3 + trial % 10, r = trial % 3, n_C = 6 + trial % 5, k = 1 + trial % 3;
     const Problem p = random_problem(rng, m, r, n_C, k);
-    std::vector<std::vector<int>> all;
-    std::vector<int> current;
-    subsets(n_C, k, 0, current, all);
+    const AllSupports all = all_supports(p);
     double best = -INFINITY, second = -INFINITY;
     std::vector<int> argbest;
-    for (const auto& S : all) {
-      const double l = log_evidence(p, S);
-      if (l > best) second = best, best = l, argbest = S;
+    for (std::size_t s = 0; s < all.supports.size(); ++s) {
+      const double l = all.log_evidence[s];
+      if (l > best) second = best, best = l, argbest = all.supports[s];
       else if (l > second) second = l;
     }
     if (best - second < 1e-8 * (1 + std::fabs(best))) continue;  // a tie in rounding: either is right
@@ -168,21 +179,14 @@ TEST(EvidenceSubset, InclusionProbabilitiesAverageOverEverySupport) {
   for (int trial = 0; trial < 30; ++trial) {
     const int m = 3 + trial % 10, r = trial % 3, n_C = 5 + trial % 4, k = 1 + trial % 3;
     const Problem p = random_problem(rng, m, r, n_C, k);
-    std::vector<std::vector<int>> all;
-    std::vector<int> current;
-    subsets(n_C, k, 0, current, all);
-    std::vector<double> log_ev;
-    double top = -INFINITY;
-    for (const auto& S : all) {
-      log_ev.push_back(log_evidence(p, S));
-      top = std::max(top, log_ev.back());
-    }
+    const AllSupports all = all_supports(p);
+    const double top = *std::max_element(all.log_evidence.begin(), all.log_evidence.end());
     double total = 0.0;
     std::vector<double> expected(static_cast<std::size_t>(n_C), 0.0);
-    for (std::size_t s = 0; s < all.size(); ++s) {
-      const double weight = std::exp(log_ev[s] - top);
+    for (std::size_t s = 0; s < all.supports.size(); ++s) {
+      const double weight = std::exp(all.log_evidence[s] - top);
       total += weight;
-      for (int c : all[s]) expected[static_cast<std::size_t>(c)] += weight;
+      for (int c : all.supports[s]) expected[static_cast<std::size_t>(c)] += weight;
     }
     std::vector<double> inclusion;
     library_choice(p, true, 0, &inclusion);
