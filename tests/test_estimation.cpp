@@ -363,6 +363,9 @@ TEST(Estimation, TheEstimatesRoundTripAndABadSelectionNameIsRefused) {
   ASSERT_EQ(back.selection.candidates.size(), m.selection.candidates.size());
   for (std::size_t c = 0; c < m.selection.candidates.size(); ++c)
     EXPECT_EQ(back.selection.candidates[c].log_evidence, m.selection.candidates[c].log_evidence);
+  // Chosen on validation rows instead, the report says so.
+  o.selection = Selection::validation;
+  EXPECT_EQ(fit(syn.data.view(), o).selection.method, Selection::validation);
   // A new task predicts under the same prior over supports.
   EXPECT_EQ(adapt(back, syn.data.view(), o).support_inclusion_probability, m.support_inclusion_probability);
   {

@@ -1078,6 +1078,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     const std::vector<std::int64_t> tasks = selection_task_subset(data.t, options.selection_tasks, options.seed);
     auto [fit_part, held_out] = split_for_validation(data, tasks, options.validation_fraction, options.seed);
     selection.performed = true;
+    selection.method = Selection::validation;
     selection.tasks = static_cast<std::int64_t>(tasks.size());
     selection.rank_auto = choose_rank;
     selection.sparsity_auto = choose_sparsity;

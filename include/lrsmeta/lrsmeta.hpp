@@ -254,7 +254,7 @@ struct SelectionCandidate {
 };
 struct SelectionReport {
   bool performed = false;
-  Selection method = Selection::evidence;
+  Selection method = Selection::validation;  // how it was found
   bool rank_auto = false, sparsity_auto = false, sparse_prior_scale_auto = false, support_threshold_auto = false;
   bool covariance_shrinkage_auto = false;
   std::int64_t tasks = 0;  // the tasks the choice was made on (all, or Options::selection_tasks of them)
