@@ -363,6 +363,12 @@ TEST(Estimation, TheEstimatesRoundTripAndABadSelectionNameIsRefused) {
   ASSERT_EQ(back.selection.candidates.size(), m.selection.candidates.size());
   for (std::size_t c = 0; c < m.selection.candidates.size(); ++c)
     EXPECT_EQ(back.selection.candidates[c].log_evidence, m.selection.candidates[c].log_evidence);
+  // A model whose prior over supports is not a probability is refused.
+  Model bad = back;
+  bad.support_inclusion_probability = 1.5;
+  EXPECT_THROW(bad.validate(), Error);
+  bad.support_inclusion_probability = std::nan("");
+  EXPECT_THROW(predict(bad, syn.data.view()), Error);
   // Chosen on validation rows instead, the report says so.
   o.selection = Selection::validation;
   EXPECT_EQ(fit(syn.data.view(), o).selection.method, Selection::validation);

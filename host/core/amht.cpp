@@ -226,6 +226,8 @@ void Model::validate() const {
     for (double x : Sigma) if (!std::isfinite(x)) fail("Sigma has a non-finite value");
     if (!(noise_variance >= 0) || !std::isfinite(noise_variance)) fail("noise variance must be finite and >= 0");
     if (!(sparse_prior_variance >= 0) || !std::isfinite(sparse_prior_variance)) fail("sparse prior variance must be finite and >= 0");
+    if (!(support_inclusion_probability >= 0 && support_inclusion_probability < 1))
+      fail("support inclusion probability must be in [0, 1)");
   }
 }
 
