@@ -287,6 +287,14 @@ void add_progress_options(CLI::App* cmd, bool* quiet, bool* verbose) {
   cmd->add_flag("--verbose,-v", *verbose, "progress as one line per step on stderr, terminal or not");
 }
 
+// Outputs are checked before any work (rank 0 writes them): a run that cannot write its result
+// fails at once, not after the fit.
+void check_outputs(std::initializer_list<std::pair<const char*, std::string>> outputs) {
+  if (process_rank() != 0) return;
+  for (const auto& [option, path] : outputs)
+    if (!path.empty()) check_writable(path, option);
+}
+
 void write_json_file(const std::string& path, const json& j) { write_text_file_atomically(path, j.dump(2) + "\n"); }
 
 // An argument as a POSIX shell reads it back.
@@ -340,6 +348,7 @@ void add_generate(CLI::App& app) {
       ->check(CLI::IsMember({"float64", "float32"}))
       ->capture_default_str();
   cmd->callback([=] {
+    check_outputs({{"--out", *out}});
     SyntheticSpec s = *spec;
     if (*samples >= 0) s.min_samples = s.max_samples = *samples;
     // Written task by task (memory O(t (r + k)), not O(size of X)); SIGINT or SIGTERM stops it
@@ -463,6 +472,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
   CLI::Option* seed_opt = cmd->add_option("--noise-seed", *noise_seed, "fix the noise seed: reproducible, NO privacy guarantee")
                               ->group("Differential privacy");
   cmd->callback([=] {
+    check_outputs({{"--out", *out}, {"--metrics-out", *metrics}, {"--checkpoint", *checkpoint_dir}, {"--resume", *resume_dir}});
     Options opts = *o;
     if (!eps_opt->empty()) {
       opts.privacy.enabled = true;
@@ -734,6 +744,7 @@ void add_convert(CLI::App& app) {
       ->check(CLI::IsMember({"float64", "float32"}))->capture_default_str();
   add_progress_options(cmd, quiet.get(), verbose.get());
   cmd->callback([=] {
+    check_outputs({{"--out", *out}});
     CsvOptions csv;
     csv.target = data->target;
     csv.task = data->task;
@@ -787,6 +798,7 @@ void add_adapt(CLI::App& app) {
   add_data_options(cmd, *data);
   cmd->add_option("--out,-o", *out, "model folder to write (the model's U, the new tasks' w and b)")->required();
   cmd->callback([=] {
+    check_outputs({{"--out", *out}});
     // Under mpirun: each process adapts its shard's tasks (the model's U and prior only are read).
     Communicator* comm = distributed_processes();
     if (comm && comm->rank() != 0) std::cout.setstate(std::ios::badbit);
@@ -826,6 +838,7 @@ void add_predict(CLI::App& app) {
   add_data_options(cmd, *data);
   cmd->add_option("--out,-o", *out, "predictions in the input's row order: .npy (n) or .csv (row,task,prediction)")->required();
   cmd->callback([=] {
+    check_outputs({{"--out", *out}});
     if (Communicator* comm = distributed_processes()) {
       // Each process predicts its shard's rows; rank 0 writes them all, in the folder's row order.
       if (comm->rank() != 0) std::cout.setstate(std::ios::badbit);
@@ -891,6 +904,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--truth", *truth, "truth folder from generate (U.npy, W.npy, B.npy): report parameter error");
   cmd->add_option("--json", *json_out, "also write the results as JSON");
   cmd->callback([=] {
+    check_outputs({{"--json", *json_out}});
     if (Communicator* comm = distributed_processes()) {
       // Each process evaluates its shard's rows; the sums give the whole data's MSE.
       if (comm->rank() != 0) std::cout.setstate(std::ios::badbit);

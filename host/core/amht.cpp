@@ -6,6 +6,8 @@
 #include <limits>
 #include <optional>
 
+#include "core/checked_size.hpp"
+#include "core/utf8.hpp"
 #include "core/backend.hpp"
 #include "core/fingerprint.hpp"
 #include "core/noise.hpp"
@@ -101,7 +103,9 @@ void validate(const TaskDataView<T>& data, bool require_y) {
     if (data.task_size(i) > (std::int64_t{1} << 31) - 1)
       throw Error("data: task " + std::to_string(i) + " has more than 2^31 rows");
   // One parallel pass over X (it can be many GB, mapped from disk), reporting the first bad entry.
-  const std::int64_t entries = data.n * data.d;
+  const std::optional<std::int64_t> checked_entries = core::checked_multiply(data.n, data.d);
+  if (!checked_entries) throw Error("data: n x d = " + std::to_string(data.n) + " x " + std::to_string(data.d) + " overflows a 64-bit count");
+  const std::int64_t entries = *checked_entries;
   std::int64_t first_bad = entries;
 #pragma omp parallel for schedule(static) reduction(min : first_bad)
   for (std::int64_t e = 0; e < entries; ++e)
@@ -210,15 +214,26 @@ void Model::validate() const {
   auto fail = [](const std::string& what) { throw Error("model: " + what); };
   if (d <= 0 || r < 0 || k < 0 || t < 0) fail("bad dimensions");
   if (r > d || k > d) fail("r or k exceeds d");
-  if (U.size() != static_cast<std::size_t>(d * r)) fail("U has " + std::to_string(U.size()) + " entries, expected d x r = " + std::to_string(d * r));
-  if (W.size() != static_cast<std::size_t>(t * r)) fail("W has " + std::to_string(W.size()) + " entries, expected t x r = " + std::to_string(t * r));
-  if (B_index.size() != static_cast<std::size_t>(t * k) || B_value.size() != static_cast<std::size_t>(t * k))
+  // The sizes below come from a file's claims: computed with overflow checks.
+  auto entries = [&](std::int64_t a, std::int64_t b, const char* what) {
+    const std::optional<std::int64_t> p = core::checked_multiply(a, b);
+    if (!p) fail(std::string(what) + " = " + std::to_string(a) + " x " + std::to_string(b) + " overflows a 64-bit count");
+    return static_cast<std::size_t>(*p);
+  };
+  if (U.size() != entries(d, r, "d x r")) fail("U has " + std::to_string(U.size()) + " entries, expected d x r = " + std::to_string(d * r));
+  if (W.size() != entries(t, r, "t x r")) fail("W has " + std::to_string(W.size()) + " entries, expected t x r = " + std::to_string(t * r));
+  if (B_index.size() != entries(t, k, "t x k") || B_value.size() != entries(t, k, "t x k"))
     fail("B_index/B_value must have t x k = " + std::to_string(t * k) + " entries");
   for (double x : U) if (!std::isfinite(x)) fail("U has a non-finite value");
   for (double x : W) if (!std::isfinite(x)) fail("W has a non-finite value");
   for (double x : B_value) if (!std::isfinite(x)) fail("B_value has a non-finite value");
   for (std::int32_t idx : B_index) if (idx < -1 || idx >= d) fail("B_index has " + std::to_string(idx) + ", outside [-1, d)");
   if (!task_keys.empty() && task_keys.size() != static_cast<std::size_t>(t)) fail("task_keys must have t entries");
+  // Keys and names are written to model.json, which holds UTF-8 only.
+  for (std::size_t i = 0; i < task_keys.size(); ++i)
+    if (core::utf8_error_offset(task_keys[i]) != std::string::npos) fail("the key of task " + std::to_string(i) + " is not valid UTF-8");
+  for (std::size_t i = 0; i < feature_names.size(); ++i)
+    if (core::utf8_error_offset(feature_names[i]) != std::string::npos) fail("feature name " + std::to_string(i) + " is not valid UTF-8");
   if (!beta.empty()) {
     if (beta.size() != static_cast<std::size_t>(d)) fail("beta must have d entries");
     if (Sigma.size() != static_cast<std::size_t>(r * r)) fail("Sigma must have r x r entries");

@@ -22,6 +22,7 @@
 #include <unordered_set>
 
 #include "io/dataset_description.hpp"
+#include "core/utf8.hpp"
 #include "io/files.hpp"
 #include "io/model_files.hpp"
 #include "io/npy_stream.hpp"
@@ -41,6 +42,8 @@ class CsvReader {
     std::error_code ec;
     size_ = fs::file_size(path, ec);
     buffer_ = std::make_unique<char[]>(kBuffer);
+    // A UTF-8 byte-order mark (spreadsheet programs write one) is not part of the first column's name.
+    if (fill() && have_ >= 3 && std::memcmp(buffer_.get(), "\xEF\xBB\xBF", 3) == 0) at_ = 3;
   }
   ~CsvReader() { std::fclose(file_); }
   CsvReader(const CsvReader&) = delete;
@@ -67,6 +70,7 @@ class CsvReader {
         }
         fields.resize(count + 1);
         *line = start_line;
+        check_text(fields, start_line);
         return true;
       }
       if (in_quotes) {
@@ -97,6 +101,7 @@ class CsvReader {
         }
         fields.resize(count + 1);
         *line = start_line;
+        check_text(fields, start_line);
         return true;
       } else {
         field().push_back(static_cast<char>(c));
@@ -108,6 +113,24 @@ class CsvReader {
   std::uint64_t size() const { return size_; }
 
  private:
+  // Every field must be UTF-8 (keys and names go into JSON): a file in another encoding is refused
+  // where it is read, naming the line and column, rather than after a fit when the model is written.
+  void check_text(const std::vector<std::string>& fields, std::int64_t line) {
+    for (std::size_t c = 0; c < fields.size(); ++c) {
+      const std::size_t at = core::utf8_error_offset(fields[c]);
+      if (at == std::string::npos) continue;
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(fields[c][at]));
+      const std::string column = header_.empty() ? "the header's field " + std::to_string(c + 1)
+                                 : c < header_.size() ? "column '" + header_[c] + "'"
+                                                      : "field " + std::to_string(c + 1);
+      throw Error(path_ + ": line " + std::to_string(line) + ", " + column + ": not valid UTF-8 (byte " + byte + " at offset " +
+                  std::to_string(at) + "); lrsmeta reads CSV files as UTF-8: convert the file first (for example iconv -f LATIN1 "
+                  "-t UTF-8)");
+    }
+    if (header_.empty()) header_ = fields;
+  }
+
   static constexpr std::size_t kBuffer = 1 << 20;
   int get() {
     if (at_ == have_ && !fill()) return EOF;
@@ -130,6 +153,7 @@ class CsvReader {
   std::size_t at_ = 0, have_ = 0;
   std::uint64_t consumed_ = 0, size_ = 0;
   std::int64_t line_ = 1;
+  std::vector<std::string> header_;  // the first record, for messages
 };
 
 // Whether the whole of s (spaces and tabs around it allowed) is a number for strtod; its value in
@@ -417,7 +441,7 @@ std::int64_t feature_count(const FeatureEncoding& enc, const std::string& path) 
 
 std::size_t CsvTable::column(const std::string& name) const { return column_of(header, name, path); }
 
-CsvTable read_csv_table(const std::string& path) {
+CsvTable read_csv_table(const std::string& path) try {
   CsvReader reader(path);
   CsvTable table;
   table.path = path;
@@ -432,6 +456,8 @@ CsvTable read_csv_table(const std::string& path) {
     table.lines.push_back(line);
   }
   return table;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 
 std::vector<std::string> encoded_feature_names(const FeatureEncoding& enc) {
@@ -445,7 +471,7 @@ std::vector<std::string> encoded_feature_names(const FeatureEncoding& enc) {
 }
 
 template <typename T>
-Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vector<std::string>* ignored) {
+Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vector<std::string>* ignored) try {
   const CsvScan scan = scan_csv(path, options, {});
   const std::int64_t d = feature_count(scan.encoding, path);
   Dataset<T> ds;
@@ -467,6 +493,8 @@ Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vec
   });
   validate(ds.view(), true);
   return ds;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 template Dataset<float> load_csv(const std::string&, const CsvOptions&, std::vector<std::string>*);
 template Dataset<double> load_csv(const std::string&, const CsvOptions&, std::vector<std::string>*);
@@ -540,14 +568,15 @@ void read_dataset_description(const std::string& folder, std::int64_t t, std::in
   std::ifstream in(file);
   try {
     const nlohmann::json j = nlohmann::json::parse(in);
-    if (j.value("format", std::string()) != "lrsmeta-data") throw Error(file.string() + ": not an lrsmeta data description");
-    std::vector<std::string> keys = j.at("task_keys").get<std::vector<std::string>>();
-    std::vector<std::string> names = j.at("feature_names").get<std::vector<std::string>>();
+    const JsonFields f(j, file.string());
+    if (f.text("format", "") != "lrsmeta-data") throw Error(file.string() + ": not an lrsmeta data description");
+    std::vector<std::string> keys = f.texts("task_keys");
+    std::vector<std::string> names = f.texts("feature_names");
     if (static_cast<std::int64_t>(keys.size()) != t)
       throw Error(file.string() + ": has " + std::to_string(keys.size()) + " task keys, the folder " + std::to_string(t) + " tasks");
     if (static_cast<std::int64_t>(names.size()) != d)
       throw Error(file.string() + ": has " + std::to_string(names.size()) + " feature names, the folder " + std::to_string(d) + " features");
-    FeatureEncoding enc = encoding_from_json(j.at("csv_encoding"));
+    FeatureEncoding enc = encoding_from_json(f.object("csv_encoding"));
     if (encoded_feature_names(enc) != names) throw Error(file.string() + ": its encoding does not give its feature names");
     *task_keys = std::move(keys);
     *feature_names = std::move(names);
@@ -559,10 +588,12 @@ void read_dataset_description(const std::string& folder, std::int64_t t, std::in
 }  // namespace io
 
 std::int64_t convert_csv(const std::string& csv_path, const CsvOptions& options, const std::string& out_folder, DType x_dtype,
-                         const std::function<void(const char*, std::uint64_t, std::uint64_t)>& progress) {
+                         const std::function<void(const char*, std::uint64_t, std::uint64_t)>& progress) try {
   if (x_dtype != DType::f32 && x_dtype != DType::f64) throw Error("convert: X can be float32 or float64");
   return x_dtype == DType::f32 ? convert_csv_as<float>(csv_path, options, out_folder, progress)
                                : convert_csv_as<double>(csv_path, options, out_folder, progress);
+} catch (...) {
+  io::rethrow_naming_file(csv_path);
 }
 
 }  // namespace lrsmeta

@@ -37,7 +37,7 @@ template struct Dataset<float>;
 template struct Dataset<double>;
 
 template <typename T>
-Dataset<T> load_data_folder(const std::string& path) {
+Dataset<T> load_data_folder(const std::string& path) try {
   if (!fs::is_directory(path))
     throw Error(path + ": not a data folder (expected X.npy, y.npy and task_offsets.npy or task_ids.npy)");
   Dataset<T> ds;
@@ -88,6 +88,8 @@ Dataset<T> load_data_folder(const std::string& path) {
   if (ds.task_keys.empty()) io::read_dataset_description(path, ds.t(), ds.d, &ds.task_keys, &ds.feature_names, &ds.encoding);
   validate(ds.view(), true);
   return ds;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 template Dataset<float> load_data_folder(const std::string&);
 template Dataset<double> load_data_folder(const std::string&);

@@ -1,5 +1,6 @@
 #include "io/files.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,6 +10,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <system_error>
+#include <typeinfo>
 
 #include "lrsmeta/io.hpp"
 
@@ -61,6 +67,27 @@ void install_folder(const std::string& staged, const std::string& target, const 
   }
 }
 
+void rethrow_naming_file(const std::string& path) {
+  // The standard library's own failures (and the JSON parser's) are converted; anything else, such
+  // as an exception a caller's progress callback throws to stop, passes through as it is.
+  try {
+    throw;
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Error(path + ": out of memory while reading it");
+  } catch (const std::logic_error& e) {  // out_of_range, length_error, invalid_argument
+    throw Error(path + ": " + e.what());
+  } catch (const std::system_error& e) {  // ios_base::failure, filesystem_error
+    throw Error(path + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": " + e.what());
+  } catch (const std::exception& e) {
+    if (typeid(e) == typeid(std::runtime_error) || typeid(e) == typeid(std::exception)) throw Error(path + ": " + e.what());
+    throw;
+  }
+}
+
 }  // namespace io
 
 std::string format_bytes(double bytes) {
@@ -69,6 +96,29 @@ std::string format_bytes(double bytes) {
   else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
   else std::snprintf(buf, sizeof buf, "%.0f kB", bytes / 1e3);
   return buf;
+}
+
+void check_writable(const std::string& path, const std::string& what) {
+  auto refuse = [&](const std::string& why) { throw Error(what + " " + path + ": cannot be written (" + why + ")"); };
+  if (path.empty()) refuse("an empty path");
+  const fs::path target = fs::absolute(fs::path(path));
+  // A file can be created in `folder`: tried with a temporary file, removed at once.
+  auto try_create_in = [&](const fs::path& folder) {
+    const std::string probe = io::temporary_sibling((folder / "write-check").string());
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) refuse(folder.string() + ": " + std::strerror(errno));
+    ::close(fd);
+    ::unlink(probe.c_str());
+  };
+  std::error_code ec;
+  fs::path folder = target.parent_path();
+  while (!folder.empty() && !fs::exists(folder, ec)) {
+    if (folder == folder.parent_path()) break;
+    folder = folder.parent_path();
+  }
+  if (!fs::is_directory(folder, ec)) refuse(folder.string() + " is not a folder");
+  try_create_in(folder);
+  if (fs::is_directory(target, ec)) try_create_in(target);
 }
 
 void write_text_file_atomically(const std::string& path, const std::string& text) {

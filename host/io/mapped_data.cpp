@@ -12,6 +12,7 @@
 
 #include "io/dataset_description.hpp"
 #include "io/npy_stream.hpp"
+#include "io/files.hpp"
 #include "lrsmeta/io.hpp"
 
 namespace fs = std::filesystem;
@@ -65,13 +66,15 @@ io::NpyHeader header_of(const std::string& path) {
 }
 }  // namespace
 
-DType data_folder_dtype(const std::string& path) {
+DType data_folder_dtype(const std::string& path) try {
   if (!fs::is_directory(path)) throw Error(path + ": not a data folder (expected X.npy, y.npy and task_offsets.npy or task_ids.npy)");
   return header_of((fs::path(path) / "X.npy").string()).dtype;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 
 template <typename T>
-MappedDataset<T> map_data_folder(const std::string& path) {
+MappedDataset<T> map_data_folder(const std::string& path) try {
   MappedDataset<T> out;
   const fs::path dir(path);
   if (!fs::is_directory(dir) || (fs::exists(dir / "task_ids.npy") && !fs::exists(dir / "task_offsets.npy"))) {
@@ -127,6 +130,8 @@ MappedDataset<T> map_data_folder(const std::string& path) {
   out.bytes_read = static_cast<std::int64_t>(out.task_offsets.size()) * 8 + out.n_ * static_cast<std::int64_t>(sizeof(T)) +
                    (out.X_in_place_ ? 0 : out.n_ * out.d * static_cast<std::int64_t>(sizeof(T)));
   return out;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 
 TaskRange shard_tasks(const std::int64_t* offsets, std::int64_t t, int rank, int size) {
@@ -145,7 +150,7 @@ TaskRange shard_tasks(const std::int64_t* offsets, std::int64_t t, int rank, int
 }
 
 template <typename T>
-MappedDataset<T> map_data_folder_shard(const std::string& path, int rank, int size) {
+MappedDataset<T> map_data_folder_shard(const std::string& path, int rank, int size) try {
   const fs::path dir(path);
   if (!fs::is_directory(dir))
     throw Error(path + ": not a data folder: over many processes the data must be a data folder with task_offsets.npy "
@@ -211,6 +216,8 @@ MappedDataset<T> map_data_folder_shard(const std::string& path, int rank, int si
   io::read_dataset_description(path, folder_t, d, &keys, &out.feature_names, &out.encoding);
   if (!keys.empty()) out.task_keys.assign(keys.begin() + range.first, keys.begin() + range.end);
   return out;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 
 template <typename T>

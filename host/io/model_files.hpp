@@ -5,17 +5,18 @@
 #include <string>
 #include <vector>
 
+#include "io/json_fields.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta::io {
 
 // Options as model.json records them (the settings a fit ran with), and back.
 nlohmann::json options_json(const Options& options);
-Options options_from_json(const nlohmann::json& j);
+Options options_from_json(const JsonFields& j);
 
 // A CSV feature encoding as model.json (and a converted data folder's dataset.json) records it.
 nlohmann::json encoding_json(const FeatureEncoding& encoding);
-FeatureEncoding encoding_from_json(const nlohmann::json& j);  // throws json exceptions on bad input
+FeatureEncoding encoding_from_json(const JsonFields& j);
 
 // Write U.npy, W.npy, B_index.npy, B_value.npy (beta.npy, Sigma.npy with a prior) and model.json
 // into the existing folder `folder`; returns the names written.

@@ -1,5 +1,7 @@
 // Model folders: U.npy, W.npy, B_index.npy, B_value.npy and model.json.
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -9,7 +11,9 @@
 #include <cstring>
 #include <memory>
 
+#include "core/checked_size.hpp"
 #include "io/files.hpp"
+#include "io/json_fields.hpp"
 #include "io/npy_stream.hpp"
 #include "io/model_files.hpp"
 #include "lrsmeta/io.hpp"
@@ -67,56 +71,58 @@ json options_json(const Options& o) {
                 {"fixed_seed", o.privacy.fixed_seed}}}};
 }
 
-Options options_from_json(const json& j) {
+Options options_from_json(const JsonFields& j) {
+  constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
   Options o;
-  o.rank = j.value("rank", o.rank);
-  o.sparsity = j.value("sparsity", o.sparsity);
-  o.variant = parse_variant(j.value("variant", std::string(to_string(o.variant))));
-  o.iterations = j.value("iterations", o.iterations);
-  o.inner_iterations = j.value("inner_iterations", o.inner_iterations);
-  o.warm_start_iterations = j.value("warm_start_iterations", o.warm_start_iterations);
-  o.ridge = j.value("ridge", o.ridge);
-  o.task_ridge = j.value("task_ridge", o.task_ridge);
-  o.step_size = j.value("step_size", o.step_size);
-  o.init = parse_init(j.value("init", std::string(to_string(o.init))));
-  o.seed = j.value("seed", o.seed);
-  o.threads = j.value("threads", o.threads);
-  o.tolerance = j.value("tolerance", o.tolerance);
-  o.relative_tolerance = j.value("relative_tolerance", o.relative_tolerance);
-  o.device = parse_device(j.value("device", std::string(to_string(o.device))));
+  o.rank = static_cast<int>(j.integer("rank", 0, kIntMax, o.rank));
+  o.sparsity = static_cast<int>(j.integer("sparsity", 0, kIntMax, o.sparsity));
+  o.variant = parse_variant(j.text("variant", to_string(o.variant)));
+  o.iterations = static_cast<int>(j.integer("iterations", 0, kIntMax, o.iterations));
+  o.inner_iterations = static_cast<int>(j.integer("inner_iterations", 0, kIntMax, o.inner_iterations));
+  o.warm_start_iterations = static_cast<int>(j.integer("warm_start_iterations", 0, kIntMax, o.warm_start_iterations));
+  o.ridge = j.number("ridge", o.ridge);
+  o.task_ridge = j.number("task_ridge", o.task_ridge);
+  o.step_size = j.number("step_size", o.step_size);
+  o.init = parse_init(j.text("init", to_string(o.init)));
+  o.seed = j.unsigned_integer("seed", o.seed);
+  o.threads = static_cast<int>(j.integer("threads", 0, kIntMax, o.threads));
+  o.tolerance = j.number("tolerance", o.tolerance);
+  o.relative_tolerance = j.number("relative_tolerance", o.relative_tolerance);
+  o.device = parse_device(j.text("device", to_string(o.device)));
   // Models written before the choice existed were solved directly.
-  o.u_solver = parse_u_solver(j.value("u_solver", std::string("direct")));
-  o.cg_tolerance = j.value("cg_tolerance", o.cg_tolerance);
-  o.cg_forcing = j.value("cg_forcing", 0.0);  // models written before it existed solved every U step to cg_tolerance
-  o.cg_max_steps = j.value("cg_max_steps", o.cg_max_steps);
+  o.u_solver = parse_u_solver(j.text("u_solver", "direct"));
+  o.cg_tolerance = j.number("cg_tolerance", o.cg_tolerance);
+  o.cg_forcing = j.number("cg_forcing", 0.0);  // models written before it existed solved every U step to cg_tolerance
+  o.cg_max_steps = static_cast<int>(j.integer("cg_max_steps", 0, kIntMax, o.cg_max_steps));
   // Models written before the prior existed were fitted without one.
-  o.prior = parse_prior(j.value("prior", std::string("none")));
-  o.sparse_prior_scale = j.value("sparse_prior_scale", o.sparse_prior_scale);
-  o.support_threshold = j.value("support_threshold", o.support_threshold);
-  o.covariance_shrinkage = j.value("covariance_shrinkage", o.covariance_shrinkage);
-  o.population_prior = j.value("population_prior", o.population_prior);
-  o.validation_fraction = j.value("validation_fraction", o.validation_fraction);
-  o.selection_tasks = j.value("selection_tasks", o.selection_tasks);
-  o.selection_tolerance = j.value("selection_tolerance", o.selection_tolerance);
+  o.prior = parse_prior(j.text("prior", "none"));
+  o.sparse_prior_scale = j.number("sparse_prior_scale", o.sparse_prior_scale);
+  o.support_threshold = j.number("support_threshold", o.support_threshold);
+  o.covariance_shrinkage = j.number("covariance_shrinkage", o.covariance_shrinkage);
+  o.population_prior = j.boolean("population_prior", o.population_prior);
+  o.validation_fraction = j.number("validation_fraction", o.validation_fraction);
+  o.selection_tasks = j.integer("selection_tasks", 0, std::numeric_limits<std::int64_t>::max(), o.selection_tasks);
+  o.selection_tolerance = j.number("selection_tolerance", o.selection_tolerance);
   // Models written before estimation existed chose on validation rows.
-  o.selection = parse_selection(j.value("selection", std::string("validation")));
-  if (j.contains("privacy")) {
-    const json& p = j.at("privacy");
-    o.privacy.enabled = p.value("enabled", false);
-    o.privacy.epsilon = p.value("epsilon", o.privacy.epsilon);
-    o.privacy.delta = p.value("delta", o.privacy.delta);
-    o.privacy.clip_x = p.value("clip_x", o.privacy.clip_x);
-    o.privacy.clip_y = p.value("clip_y", o.privacy.clip_y);
-    o.privacy.clip_w = p.value("clip_w", o.privacy.clip_w);
-    o.privacy.max_samples = p.value("max_samples", o.privacy.max_samples);
-    o.privacy.noise_multiplier = p.value("noise_multiplier", o.privacy.noise_multiplier);
-    o.privacy.fixed_seed = p.value("fixed_seed", false);
+  o.selection = parse_selection(j.text("selection", "validation"));
+  if (j.has("privacy")) {
+    const JsonFields p = j.object("privacy");
+    o.privacy.enabled = p.boolean("enabled", false);
+    o.privacy.epsilon = p.number("epsilon", o.privacy.epsilon);
+    o.privacy.delta = p.number("delta", o.privacy.delta);
+    o.privacy.clip_x = p.number("clip_x", o.privacy.clip_x);
+    o.privacy.clip_y = p.number("clip_y", o.privacy.clip_y);
+    o.privacy.clip_w = p.number("clip_w", o.privacy.clip_w);
+    o.privacy.max_samples = static_cast<int>(p.integer("max_samples", 0, kIntMax, o.privacy.max_samples));
+    o.privacy.noise_multiplier = p.number("noise_multiplier", o.privacy.noise_multiplier);
+    o.privacy.fixed_seed = p.boolean("fixed_seed", false);
   }
   return o;
 }
 }  // namespace io
 
 namespace {
+using io::JsonFields;
 using io::options_from_json;
 using io::options_json;
 // Infinite values (a private fit with no noise spends infinite epsilon) are written as null.
@@ -225,17 +231,20 @@ json encoding_json(const FeatureEncoding& encoding) {
   return {{"intercept", encoding.intercept}, {"columns", columns}, {"ignored", encoding.ignored}};
 }
 
-FeatureEncoding encoding_from_json(const json& e) {
+FeatureEncoding encoding_from_json(const JsonFields& e) {
   FeatureEncoding encoding;
   encoding.present = true;
-  encoding.intercept = e.at("intercept").get<bool>();
-  for (const json& c : e.at("columns")) {
+  encoding.intercept = e.boolean("intercept");
+  const json& columns = e.raw("columns");
+  if (!columns.is_array()) e.fail("columns", "expected an array");
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    const JsonFields c(columns[i], e.file(), "csv_encoding.columns[" + std::to_string(i) + "].");
     FeatureColumn col;
-    col.name = c.at("name").get<std::string>();
-    if (c.contains("levels")) col.levels = c.at("levels").get<std::vector<std::string>>();
+    col.name = c.text("name");
+    col.levels = c.texts("levels", {});
     encoding.columns.push_back(std::move(col));
   }
-  encoding.ignored = e.value("ignored", std::vector<std::string>{});
+  encoding.ignored = e.texts("ignored", {});
   return encoding;
 }
 
@@ -476,11 +485,11 @@ void save_model(const Model& model, const std::string& path, Communicator& comm)
 
 namespace {
 // The model folder, with the (w, b) of tasks first .. first + count - 1 only (count < 0: all).
-Model load_model_part(const std::string& path, std::int64_t first, std::int64_t count, std::int64_t* all_tasks) {
+Model load_model_part(const std::string& path, std::int64_t first, std::int64_t count, std::int64_t* all_tasks) try {
   const fs::path dir(path);
   if (!fs::is_directory(dir)) throw Error(path + ": not a model folder");
   std::ifstream in(dir / "model.json");
-  if (!in) throw Error(path + ": no model.json (not a model folder?)");
+  if (!in || !fs::is_regular_file(dir / "model.json")) throw Error(path + ": no model.json (not a model folder?)");
   json j;
   try {
     j = json::parse(in);
@@ -488,115 +497,130 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
     throw Error((dir / "model.json").string() + ": not valid JSON (" + e.what() + ")");
   }
   Model m;
+  const std::string json_file = (dir / "model.json").string();
   try {
-    if (j.value("format", std::string()) != "lrsmeta-model") throw Error((dir / "model.json").string() + ": not an lrsmeta model");
-    if (j.at("format_version").get<int>() > kModelFormatVersion)
-      throw Error((dir / "model.json").string() + ": model format version " + std::to_string(j.at("format_version").get<int>()) +
-                  " is newer than this lrsmeta supports (" + std::to_string(kModelFormatVersion) + ")");
-    m.d = j.at("d").get<std::int64_t>();
-    m.r = j.at("r").get<std::int64_t>();
-    m.k = j.at("k").get<std::int64_t>();
-    m.t = j.at("t").get<std::int64_t>();
+    const JsonFields f(j, json_file);
+    if (f.text("format", "") != "lrsmeta-model") throw Error(json_file + ": not an lrsmeta model");
+    const std::int64_t version_found = f.integer("format_version", 1, std::numeric_limits<std::int64_t>::max());
+    if (version_found > kModelFormatVersion)
+      throw Error(json_file + ": model format version " + std::to_string(version_found) + " is newer than this lrsmeta supports (" +
+                  std::to_string(kModelFormatVersion) + ")");
+    // Counts are checked here, before any file is read for them: d within what a fit accepts, r and
+    // k within d, and the arrays' sizes (t x r and so on) within a 64-bit count.
+    m.d = f.integer("d", 1, std::int64_t{1} << 30);
+    m.r = f.integer("r", 0, m.d);
+    m.k = f.integer("k", 0, m.d);
+    m.t = f.integer("t", 0, std::numeric_limits<std::int64_t>::max());
+    core::product_or_throw({m.t, std::max(m.r, m.k)}, json_file + ": t x max(r, k)");
     // An unknown name (a variant, a prior, a selection) is refused naming the file.
     auto named = [&](const char* what, auto&& parse) {
       try {
         parse();
-      } catch (const json::exception&) {
-        throw;
       } catch (const Error& e) {
-        throw Error((dir / "model.json").string() + ": " + what + ": " + e.what());
+        const std::string text = e.what();
+        if (text.rfind(json_file, 0) == 0) throw;
+        throw Error(json_file + ": " + what + ": " + text);
       }
     };
-    if (j.contains("options")) named("options", [&] { m.options = options_from_json(j.at("options")); });
-    for (const json& h : j.value("history", json::array())) {
+    if (f.has("options")) named("options", [&] { m.options = options_from_json(f.object("options")); });
+    const json& history = f.has("history") ? f.raw("history") : json::array();
+    if (!history.is_array()) f.fail("history", "expected an array");
+    for (std::size_t i = 0; i < history.size(); ++i) {
+      const JsonFields h(history[i], json_file, "history[" + std::to_string(i) + "].");
       IterationInfo info;
-      info.iteration = h.value("iteration", 0);
-      info.training_loss = h.value("training_loss", 0.0);
-      info.u_change = h.value("u_change", 0.0);
-      info.elapsed_seconds = h.value("elapsed_seconds", 0.0);
-      info.task_step_seconds = h.value("task_step_seconds", 0.0);
-      info.u_step_seconds = h.value("u_step_seconds", 0.0);
-      info.sparsity_in_effect = h.value("sparsity_in_effect", 0);
-      info.noise_variance = h.value("noise_variance", 0.0);
-      info.u_solver_steps = h.value("u_solver_steps", 0);
-      info.u_solver_residual = h.value("u_solver_residual", 0.0);
-      info.log_evidence = h.value("log_evidence", 0.0);
+      info.iteration = h.small_integer("iteration", 0);
+      info.training_loss = h.number("training_loss", 0.0);
+      info.u_change = h.number("u_change", 0.0);
+      info.elapsed_seconds = h.number("elapsed_seconds", 0.0);
+      info.task_step_seconds = h.number("task_step_seconds", 0.0);
+      info.u_step_seconds = h.number("u_step_seconds", 0.0);
+      info.sparsity_in_effect = h.small_integer("sparsity_in_effect", 0);
+      info.noise_variance = h.number("noise_variance", 0.0);
+      info.u_solver_steps = h.small_integer("u_solver_steps", 0);
+      info.u_solver_residual = h.number("u_solver_residual", 0.0);
+      info.log_evidence = h.number("log_evidence", 0.0);
       m.history.push_back(info);
     }
-    if (j.contains("privacy") && j.at("privacy").value("enabled", false)) {
-      const json& p = j.at("privacy");
-      auto number = [&](const char* key) {
-        return p.contains(key) && p.at(key).is_number() ? p.at(key).get<double>() : INFINITY;
-      };
+    if (f.has("privacy") && f.object("privacy").boolean("enabled", false)) {
+      const JsonFields p = f.object("privacy");
       m.privacy.enabled = true;
-      m.privacy.epsilon = number("epsilon_spent");
-      m.privacy.delta = p.value("delta", 0.0);
-      m.privacy.rho = number("rho_zcdp");
-      m.privacy.noise_multiplier = p.value("noise_multiplier", 0.0);
-      m.privacy.releases = p.value("releases", 0);
-      m.privacy.sensitivity_G = p.value("sensitivity_G", 0.0);
-      m.privacy.sensitivity_v = p.value("sensitivity_v", 0.0);
-      m.privacy.sigma_G = p.value("sigma_G", 0.0);
-      m.privacy.sigma_v = p.value("sigma_v", 0.0);
-      m.privacy.ridge = p.value("ridge", 0.0);
-      m.privacy.fixed_seed = p.value("fixed_seed", false);
+      m.privacy.epsilon = p.number_or_null("epsilon_spent", INFINITY);
+      m.privacy.delta = p.number("delta", 0.0);
+      m.privacy.rho = p.number_or_null("rho_zcdp", INFINITY);
+      m.privacy.noise_multiplier = p.number("noise_multiplier", 0.0);
+      m.privacy.releases = p.small_integer("releases", 0);
+      m.privacy.sensitivity_G = p.number("sensitivity_G", 0.0);
+      m.privacy.sensitivity_v = p.number("sensitivity_v", 0.0);
+      m.privacy.sigma_G = p.number("sigma_G", 0.0);
+      m.privacy.sigma_v = p.number("sigma_v", 0.0);
+      m.privacy.ridge = p.number("ridge", 0.0);
+      m.privacy.fixed_seed = p.boolean("fixed_seed", false);
     }
-    const bool has_prior = j.contains("prior") && j.at("prior").value("model", std::string("none")) == "auto";
+    const bool has_prior = f.has("prior") && f.object("prior").text("model", "none") == "auto";
     if (has_prior) {
-      m.noise_variance = j.at("prior").at("noise_variance").get<double>();
-      m.sparse_prior_variance = j.at("prior").at("sparse_prior_variance").get<double>();
-      m.support_threshold = j.at("prior").value("support_threshold", 0.0);
-      m.covariance_shrinkage = j.at("prior").value("covariance_shrinkage", 0.0);
-      m.log_evidence = j.at("prior").value("log_evidence", 0.0);
-      m.support_inclusion_probability = j.at("prior").value("support_inclusion_probability", 0.0);
+      const JsonFields p = f.object("prior");
+      m.noise_variance = p.number("noise_variance");
+      m.sparse_prior_variance = p.number("sparse_prior_variance");
+      m.support_threshold = p.number("support_threshold", 0.0);
+      m.covariance_shrinkage = p.number("covariance_shrinkage", 0.0);
+      m.log_evidence = p.number("log_evidence", 0.0);
+      m.support_inclusion_probability = p.number("support_inclusion_probability", 0.0);
     }
-    if (j.contains("selection") && j.at("selection").value("performed", false)) {
-      const json& sj = j.at("selection");
-      auto candidate = [](const json& c) {
+    if (f.has("selection") && f.object("selection").boolean("performed", false)) {
+      const JsonFields sj = f.object("selection");
+      auto candidate = [](const JsonFields& c) {
         SelectionCandidate out;
-        out.rank = c.at("rank").get<int>();
-        out.sparsity = c.at("sparsity").get<int>();
-        out.sparse_prior_scale = c.at("sparse_prior_scale").get<double>();
-        out.support_threshold = c.value("support_threshold", 0.0);
-        out.covariance_shrinkage = c.value("covariance_shrinkage", 0.0);
-        out.refitted = c.value("refitted", false);
-        out.validation_mse = c.at("validation_mse").is_number() ? c.at("validation_mse").get<double>() : INFINITY;
-        out.log_evidence = c.contains("log_evidence") && c.at("log_evidence").is_number() ? c.at("log_evidence").get<double>() : std::nan("");
-        out.sparse_prior_variance = c.value("sparse_prior_variance", 0.0);
-        out.iterations = c.value("iterations", 0);
+        out.rank = c.small_integer("rank");
+        out.sparsity = c.small_integer("sparsity");
+        out.sparse_prior_scale = c.number("sparse_prior_scale");
+        out.support_threshold = c.number("support_threshold", 0.0);
+        out.covariance_shrinkage = c.number("covariance_shrinkage", 0.0);
+        out.refitted = c.boolean("refitted", false);
+        out.validation_mse = c.number_or_null("validation_mse", INFINITY);
+        out.log_evidence = c.number_or_null("log_evidence", std::nan(""));
+        out.sparse_prior_variance = c.number("sparse_prior_variance", 0.0);
+        out.iterations = c.small_integer("iterations", 0);
         return out;
       };
       m.selection.performed = true;
-      named("selection", [&] { m.selection.method = parse_selection(sj.value("method", std::string("validation"))); });
-      m.selection.rank_auto = sj.value("rank_auto", false);
-      m.selection.sparsity_auto = sj.value("sparsity_auto", false);
-      m.selection.sparse_prior_scale_auto = sj.value("sparse_prior_scale_auto", false);
-      m.selection.support_threshold_auto = sj.value("support_threshold_auto", false);
-      m.selection.covariance_shrinkage_auto = sj.value("covariance_shrinkage_auto", false);
-      m.selection.tasks = sj.value("tasks", std::int64_t{0});
-      m.selection.fit_rows = sj.value("fit_rows", std::int64_t{0});
-      m.selection.validation_rows = sj.value("validation_rows", std::int64_t{0});
-      m.selection.chosen = candidate(sj.at("chosen"));
-      for (const json& c : sj.at("candidates")) m.selection.candidates.push_back(candidate(c));
+      named("selection", [&] { m.selection.method = parse_selection(sj.text("method", "validation")); });
+      m.selection.rank_auto = sj.boolean("rank_auto", false);
+      m.selection.sparsity_auto = sj.boolean("sparsity_auto", false);
+      m.selection.sparse_prior_scale_auto = sj.boolean("sparse_prior_scale_auto", false);
+      m.selection.support_threshold_auto = sj.boolean("support_threshold_auto", false);
+      m.selection.covariance_shrinkage_auto = sj.boolean("covariance_shrinkage_auto", false);
+      m.selection.tasks = sj.integer("tasks", 0, std::numeric_limits<std::int64_t>::max(), 0);
+      m.selection.fit_rows = sj.integer("fit_rows", 0, std::numeric_limits<std::int64_t>::max(), 0);
+      m.selection.validation_rows = sj.integer("validation_rows", 0, std::numeric_limits<std::int64_t>::max(), 0);
+      m.selection.chosen = candidate(sj.object("chosen"));
+      const json& candidates = sj.raw("candidates");
+      if (!candidates.is_array()) sj.fail("candidates", "expected an array");
+      for (std::size_t i = 0; i < candidates.size(); ++i)
+        m.selection.candidates.push_back(candidate(JsonFields(candidates[i], json_file, "selection.candidates[" + std::to_string(i) + "].")));
     }
-    if (j.contains("notes")) m.notes = j.at("notes").get<std::vector<std::string>>();
-    if (j.contains("csv_encoding")) {
-      m.encoding = io::encoding_from_json(j.at("csv_encoding"));
+    m.notes = f.texts("notes", {});
+    if (f.has("csv_encoding")) {
+      m.encoding = io::encoding_from_json(f.object("csv_encoding"));
       if (static_cast<std::int64_t>(encoded_feature_names(m.encoding).size()) != m.d)
-        throw Error((dir / "model.json").string() + ": csv_encoding gives " + std::to_string(encoded_feature_names(m.encoding).size()) +
+        throw Error(json_file + ": csv_encoding gives " + std::to_string(encoded_feature_names(m.encoding).size()) +
                     " features, the model has d = " + std::to_string(m.d));
     }
-    if (j.contains("task_keys")) m.task_keys = j.at("task_keys").get<std::vector<std::string>>();
+    m.task_keys = f.texts("task_keys", {});
+    // The key list must be whole before a part of it is taken.
+    if (!m.task_keys.empty() && static_cast<std::int64_t>(m.task_keys.size()) != m.t)
+      throw Error(json_file + ": has " + std::to_string(m.task_keys.size()) + " task keys for t = " + std::to_string(m.t) + " tasks");
     if (all_tasks) *all_tasks = m.t;
     if (count >= 0) {
-      if (first < 0 || first + count > m.t)
+      if (first < 0 || first > m.t || count > m.t - first)
         throw Error(path + ": tasks " + std::to_string(first) + " .. " + std::to_string(first + count) + " are outside its " +
                     std::to_string(m.t));
       if (!m.task_keys.empty()) m.task_keys = std::vector<std::string>(m.task_keys.begin() + first, m.task_keys.begin() + first + count);
     }
-    if (j.contains("feature_names")) m.feature_names = j.at("feature_names").get<std::vector<std::string>>();
+    m.feature_names = f.texts("feature_names", {});
+    if (!m.feature_names.empty() && static_cast<std::int64_t>(m.feature_names.size()) != m.d)
+      throw Error(json_file + ": has " + std::to_string(m.feature_names.size()) + " feature names for d = " + std::to_string(m.d));
   } catch (const json::exception& e) {
-    throw Error((dir / "model.json").string() + ": " + e.what());
+    throw Error(json_file + ": " + e.what());
   }
   auto load = [&](const char* name, auto& into, std::int64_t rows, std::int64_t cols) {
     using V = typename std::decay_t<decltype(into)>::value_type;
@@ -637,6 +661,8 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
   }
   m.validate();
   return m;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 }  // namespace
 

@@ -7,17 +7,14 @@
 #include <limits>
 #include <sstream>
 
+#include "core/checked_size.hpp"
 #include "io/files.hpp"
 #include "io/npy_stream.hpp"
 #include "lrsmeta/io.hpp"
 
 namespace lrsmeta {
 
-std::int64_t NpyArray::size() const {
-  std::int64_t s = 1;
-  for (std::int64_t e : shape) s *= e;
-  return s;
-}
+std::int64_t NpyArray::size() const { return core::product_or_throw(shape, "array shape"); }
 
 namespace {
 
@@ -95,7 +92,20 @@ T convert_element(const NpyArray& a, std::int64_t i, const std::string& path) {
 
 namespace io {
 
+// The stream's size in bytes, or -1 where it cannot be known (a pipe); the position is kept.
+static std::int64_t stream_size(std::istream& in) {
+  const std::istream::pos_type here = in.tellg();
+  if (here == std::istream::pos_type(-1)) return -1;
+  in.seekg(0, std::ios::end);
+  const std::istream::pos_type end = in.tellg();
+  in.clear();
+  in.seekg(here);
+  return end == std::istream::pos_type(-1) ? -1 : static_cast<std::int64_t>(end);
+}
+
 NpyHeader read_npy_header(std::istream& in, const std::string& path) {
+  // Every size the header claims is checked against the file's before anything is allocated.
+  const std::int64_t file_bytes = stream_size(in);
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     throw Error(path + ": not a .npy file (bad magic)");
@@ -115,14 +125,18 @@ NpyHeader read_npy_header(std::istream& in, const std::string& path) {
   } else {
     throw Error(path + ": unsupported .npy format version " + std::to_string(major));
   }
-  if (header_len > (1u << 24)) throw Error(path + ": .npy header too large");
+  if (header_len > (1u << 24)) throw Error(path + ": .npy header too large (" + std::to_string(header_len) + " bytes)");
+  if (file_bytes >= 0 && prefix + header_len > file_bytes)
+    throw Error(path + ": truncated .npy header (it claims " + std::to_string(header_len) + " bytes, the file has " +
+                std::to_string(file_bytes - prefix) + " after the prefix)");
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len)) throw Error(path + ": truncated .npy header");
 
   NpyHeader h;
   h.data_offset = prefix + header_len;
   std::string descr = header_field(header, "descr", path);
-  if (descr.size() < 2) throw Error(path + ": bad dtype " + descr);
+  if (descr.size() < 2 || (descr.front() != '\'' && descr.front() != '"') || descr.back() != descr.front())
+    throw Error(path + ": bad dtype " + descr + " in the .npy header");
   descr = descr.substr(1, descr.size() - 2);  // strip quotes
   const std::string fortran = header_field(header, "fortran_order", path);
   if (fortran == "True") throw Error(path + ": Fortran-order arrays are not supported (save with C order)");
@@ -140,6 +154,8 @@ NpyHeader read_npy_header(std::istream& in, const std::string& path) {
     throw Error(path + ": unsupported dtype '" + descr + "' (expected float32, float64, int32 or int64)");
   }
   const std::string shape = header_field(header, "shape", path);
+  if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')')
+    throw Error(path + ": bad shape '" + shape + "' in the .npy header (expected a tuple)");
   {
     std::string inner = shape.substr(1, shape.size() - 2);
     std::stringstream ss(inner);
@@ -155,20 +171,25 @@ NpyHeader read_npy_header(std::istream& in, const std::string& path) {
       } catch (const std::exception&) {
         used = 0;
       }
-      if (used != item.size() || v < 0) throw Error(path + ": bad shape " + shape);
+      if (used == 0 || used != item.size() || v < 0) throw Error(path + ": bad shape " + shape);
       h.shape.push_back(v);
     }
   }
-  std::int64_t count = 1;
-  for (std::int64_t e : h.shape) count *= e;
-  if (count < 0 || count > (std::int64_t{1} << 40)) throw Error(path + ": shape " + shape + " too large");
   h.element_bytes = dtype_size(h.dtype);
+  const std::optional<std::int64_t> count = core::checked_product(h.shape);
+  const std::optional<std::int64_t> bytes = count ? core::checked_multiply(*count, h.element_bytes) : std::nullopt;
+  if (!bytes || *bytes > std::numeric_limits<std::int64_t>::max() - h.data_offset)
+    throw Error(path + ": shape " + shape + " is too large (its size overflows a 64-bit count)");
+  h.count = *count;
+  if (file_bytes >= 0 && h.data_offset + *bytes > file_bytes)
+    throw Error(path + ": truncated: its header claims shape " + shape + ", " + std::to_string(*bytes) + " bytes of data, and the file holds " +
+                std::to_string(file_bytes - h.data_offset) + " after its header");
   return h;
 }
 
 }  // namespace io
 
-NpyArray read_npy(const std::string& path) {
+NpyArray read_npy(const std::string& path) try {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
   const io::NpyHeader h = io::read_npy_header(in, path);
@@ -180,17 +201,19 @@ NpyArray read_npy(const std::string& path) {
   for (std::size_t i = 0; i < h.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(h.shape[i]);
   shape += ")";
   const int es = dtype_size(a.dtype);
-  const std::int64_t count = a.size();
+  const std::int64_t count = h.count;
   a.bytes.resize(static_cast<std::size_t>(count * es));
   if (!in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(a.bytes.size())))
     throw Error(path + ": truncated: expected " + std::to_string(count) + " elements of shape " + shape);
   if (swap)
     for (std::int64_t i = 0; i < count; ++i) std::reverse(a.bytes.begin() + i * es, a.bytes.begin() + (i + 1) * es);
   return a;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 
 template <typename T>
-std::vector<T> read_npy_as(const std::string& path, std::vector<std::int64_t>* shape) {
+std::vector<T> read_npy_as(const std::string& path, std::vector<std::int64_t>* shape) try {
   const NpyArray a = read_npy(path);
   if (shape) *shape = a.shape;
   std::vector<T> out(static_cast<std::size_t>(a.size()));
@@ -203,17 +226,18 @@ std::vector<T> read_npy_as(const std::string& path, std::vector<std::int64_t>* s
   }
   for (std::int64_t i = 0; i < a.size(); ++i) out[static_cast<std::size_t>(i)] = convert_element<T>(a, i, path);
   return out;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 namespace io {
 template <typename T>
-std::vector<T> read_npy_range(const std::string& path, std::int64_t first, std::int64_t count, std::vector<std::int64_t>* shape) {
+std::vector<T> read_npy_range(const std::string& path, std::int64_t first, std::int64_t count, std::vector<std::int64_t>* shape) try {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
   const NpyHeader h = read_npy_header(in, path);
   if (shape) *shape = h.shape;
-  std::int64_t total = 1;
-  for (std::int64_t s : h.shape) total *= s;
-  if (first < 0 || count < 0 || first + count > total)
+  const std::int64_t total = h.count;
+  if (first < 0 || count < 0 || first > total || count > total - first)
     throw Error(path + ": elements " + std::to_string(first) + " .. " + std::to_string(first + count) + " are outside its " +
                 std::to_string(total));
   NpyArray a;
@@ -229,6 +253,8 @@ std::vector<T> read_npy_range(const std::string& path, std::int64_t first, std::
   std::vector<T> out(static_cast<std::size_t>(count));
   for (std::int64_t i = 0; i < count; ++i) out[static_cast<std::size_t>(i)] = convert_element<T>(a, i, path);
   return out;
+} catch (...) {
+  io::rethrow_naming_file(path);
 }
 template std::vector<float> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
 template std::vector<double> read_npy_range(const std::string&, std::int64_t, std::int64_t, std::vector<std::int64_t>*);
@@ -268,8 +294,8 @@ std::string npy_header(DType dtype, const std::vector<std::int64_t>& shape, cons
 }
 
 NpyStreamWriter::NpyStreamWriter(const std::string& path, DType dtype, const std::vector<std::int64_t>& shape)
-    : path_(path), dtype_(dtype), expected_(1), buffer_(std::make_unique<char[]>(kBufferBytes)) {
-  for (std::int64_t e : shape) expected_ *= e;
+    : path_(path), dtype_(dtype), expected_(core::product_or_throw(shape, path + ": shape")),
+      buffer_(std::make_unique<char[]>(kBufferBytes)) {
   out_.rdbuf()->pubsetbuf(buffer_.get(), kBufferBytes);
   out_.open(path, std::ios::binary | std::ios::trunc);
   if (!out_) throw Error(path + ": cannot open for writing (" + std::strerror(errno) + ")");
@@ -318,8 +344,7 @@ DType dtype_of_element(std::size_t size, bool floating) {
 template <typename T>
 void write_npy(const std::string& path, const T* data, const std::vector<std::int64_t>& shape) {
   const DType dtype = dtype_of_element(sizeof(T), std::is_floating_point_v<T>);
-  std::int64_t count = 1;
-  for (std::int64_t e : shape) count *= e;
+  const std::int64_t count = core::product_or_throw(shape, path + ": shape");
   std::string bytes = io::npy_header(dtype, shape, path);
   const std::size_t payload = static_cast<std::size_t>(count) * sizeof(T);
   const std::size_t offset = bytes.size();

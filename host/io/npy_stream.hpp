@@ -19,9 +19,12 @@ struct NpyHeader {
   std::vector<std::int64_t> shape;
   bool swap = false;
   int element_bytes = 8;
+  std::int64_t count = 0;        // elements: the shape's product, checked against the file's size
   std::int64_t data_offset = 0;
 };
-// Reads the header from the start of `in` (C order only, else an error naming `path`).
+// Reads the header from the start of `in` (C order only, else an error naming `path`). Where the
+// stream's size can be known, a header claiming more data than the file holds is refused here,
+// before any reader allocates for it.
 NpyHeader read_npy_header(std::istream& in, const std::string& path);
 
 // Elements first .. first + count - 1 (in C order) of a .npy file converted to T, reading only

@@ -226,6 +226,13 @@ LRSMETA_API std::vector<std::string> option_differences(const Options& a, const 
 // A size for messages: "1.62 GB", "35.0 MB", "12 kB".
 LRSMETA_API std::string format_bytes(double bytes);
 
+// Checks, before long work starts, that an output can be written at `path`: the nearest existing
+// folder above it (and `path` itself when it is an existing folder, such as a checkpoint folder)
+// must let a file be created, which is tried with a temporary file removed at once; an existing
+// `path` above which lies a file, not a folder, is refused. Throws Error naming `path` and `what`
+// ("--out") and why. Nothing is left behind.
+LRSMETA_API void check_writable(const std::string& path, const std::string& what);
+
 // Write `text` to `path` through a temporary file in the same folder, renamed into place.
 LRSMETA_API void write_text_file_atomically(const std::string& path, const std::string& text);
 
