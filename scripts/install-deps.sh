@@ -15,6 +15,7 @@ packages=(
   python3-matplotlib                # examples/movielens.py's plot
   gnuplot-nox                       # the MovieLens benchmark's plots
   libopenmpi-dev openmpi-bin        # training over many processes (mpirun); its tests run under mpirun
+  clang libclang-rt-14-dev libomp-dev  # libFuzzer, for fuzzing the file readers (scripts/fuzz.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

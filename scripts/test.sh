@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build and run the whole test suite: the release build, then the CPU path again under
-# AddressSanitizer and UndefinedBehaviorSanitizer. ctest prints how many tests ran.
+# AddressSanitizer and UndefinedBehaviorSanitizer, then each fuzz target of the file readers for a
+# short time (FUZZ_SECONDS, default 20; 0 skips; clang only). ctest prints how many tests ran.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -21,4 +22,10 @@ if [[ ${LRSMETA_SKIP_SANITIZERS:-0} != 1 ]]; then
   (cd "$root/build-sanitize" &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --output-on-failure -j "$jobs" -E installed_package_consumer)
+fi
+
+# The file readers under libFuzzer, briefly (scripts/fuzz.sh runs them for longer).
+if [[ ${FUZZ_SECONDS:-20} != 0 ]]; then
+  echo "== fuzzing the file readers (${FUZZ_SECONDS:-20} s each)"
+  "$root/scripts/fuzz.sh" "${FUZZ_SECONDS:-20}"
 fi

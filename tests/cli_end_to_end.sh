@@ -187,6 +187,21 @@ expect_error "requires --delta" "$bin" train --data data -r 3 -k 2 --out bad --e
 expect_error "delta must be in (0, 1)" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1 --delta 2
 head -c 100 data/X.npy > trunc.npy && mkdir -p truncated && cp trunc.npy truncated/X.npy && cp data/y.npy data/task_offsets.npy truncated/
 expect_error "truncated" "$bin" train --data truncated -r 3 -k 2 --out bad
+# Damaged and hostile files: one line naming the file, before anything is allocated or fitted.
+printf 'task,x,y\nZ\xfcrich,1,2\nBern,2,3\n' > latin1.csv
+expect_error "latin1.csv: line 2, column 'task': not valid UTF-8" "$bin" train --data latin1.csv --target y --task task -r 1 -k 0 --out bad
+[[ $(wc -l < err.txt) -eq 1 ]] || fail "the UTF-8 error is not one line: $(cat err.txt)"
+mkdir -p hostile && cp data/X.npy data/task_offsets.npy hostile/
+dict="{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000,), }"
+header_length=$(( (10 + ${#dict} + 1 + 63) / 64 * 64 - 10 ))
+printf "\x93NUMPY\x01\x00\x$(printf %02x $header_length)\x00%s%*s\n" "$dict" $((header_length - ${#dict} - 1)) '' > hostile/y.npy
+( ulimit -v 2000000 && "$bin" train --data hostile -r 3 -k 2 --out bad > out.txt 2> err.txt ) && fail "a y.npy claiming 1e11 values was accepted"
+grep -q "lrsmeta train: error: .*hostile/y.npy: truncated: its header claims shape (100000000000,)" err.txt ||
+  fail "a y.npy claiming 1e11 values was not refused as truncated: $(cat err.txt)"
+# An output that cannot be written fails before the data is read or anything fitted.
+expect_error "lrsmeta train: error: --out trunc.npy/model: cannot be written" "$bin" train --data data -r 3 -k 2 --out trunc.npy/model
+[[ ! -s out.txt ]] || fail "train with an unwritable --out did work first: $(cat out.txt)"
+expect_error "--metrics-out" "$bin" train --data data -r 3 -k 2 --out bad --metrics-out trunc.npy/m.json
 [[ ! -e bad ]] || fail "a failed run left a model folder"
 ls -a | grep -q '\.tmp-' && fail "a failed run left a temporary file"
 [[ -f data/X.npy ]] || fail "the data folder was damaged"

@@ -12,6 +12,7 @@
 #include "core/backend.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
+#include "scratch_folder.hpp"
 #include "test_helpers.hpp"
 
 namespace fs = std::filesystem;
@@ -19,47 +20,8 @@ namespace fs = std::filesystem;
 namespace lrsmeta {
 namespace {
 
-class IoTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lrsmeta_io_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  void write_bytes(const std::string& name, const std::string& bytes) const {
-    std::ofstream(path(name), std::ios::binary) << bytes;
-  }
-  // Only the given names in the folder (no temporary leftovers).
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-  fs::path dir_;
-};
-
-// A .npy file with the given header dict and payload, version 1.0.
-std::string npy_bytes(const std::string& dict, const std::string& payload, int version = 1) {
-  std::string header = dict;
-  const std::size_t prefix = version == 1 ? 10 : 12;
-  header.append((64 - (prefix + header.size() + 1) % 64) % 64, ' ');
-  header.push_back('\n');
-  std::string out = "\x93NUMPY";
-  out.push_back(static_cast<char>(version));
-  out.push_back('\0');
-  const std::size_t len = header.size();
-  out.push_back(static_cast<char>(len & 0xff));
-  out.push_back(static_cast<char>((len >> 8) & 0xff));
-  if (version != 1) {
-    out.push_back('\0');
-    out.push_back('\0');
-  }
-  return out + header + payload;
-}
+class IoTest : public testing::ScratchFolderTest {};
+using testing::npy_bytes;
 
 TEST_F(IoTest, NpyRoundTripsEveryDtype) {
   const std::vector<double> d = {1.5, -2.25, 3e300, 0.0, -0.0, 7};

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,10 @@ int main(int argc, char** argv) {
       }
       lrsmeta::mpi_abort(where + ": error: rank " + std::to_string(rank) + ": " + e.what(), 1);
     }
-    std::cerr << where << ": error: " << e.what() << "\n";
+    // (The readers check every size a file claims before allocating: running out of memory here
+    // is the machine's limit, not a damaged file's.)
+    const bool memory = dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
+    std::cerr << where << ": error: " << (memory ? "out of memory (std::bad_alloc)" : e.what()) << "\n";
     return 1;
   }
   return 0;

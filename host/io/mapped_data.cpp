@@ -64,6 +64,12 @@ io::NpyHeader header_of(const std::string& path) {
   if (!in) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
   return io::read_npy_header(in, path);
 }
+// Whether the data of a file mapped at a page boundary is aligned for T (a hand-made header of odd
+// length is not): only then is it used in place.
+template <typename T>
+bool aligned_for(const io::NpyHeader& h) {
+  return h.data_offset % static_cast<std::int64_t>(alignof(T)) == 0;
+}
 }  // namespace
 
 DType data_folder_dtype(const std::string& path) try {
@@ -108,14 +114,14 @@ MappedDataset<T> map_data_folder(const std::string& path) try {
   out.n_ = hx.shape[0];
   out.d = hx.shape[1];
   const bool same_type = (hx.dtype == DType::f32 && std::is_same_v<T, float>) || (hx.dtype == DType::f64 && std::is_same_v<T, double>);
-  if (same_type && !hx.swap) {
+  if (same_type && !hx.swap && aligned_for<T>(hx)) {
     auto mapping = std::make_shared<const typename MappedDataset<T>::Mapping>(x_path);
     const std::size_t needed = static_cast<std::size_t>(hx.data_offset) + static_cast<std::size_t>(out.n_ * out.d) * sizeof(T);
     if (mapping->bytes < needed)
       throw Error(x_path + ": truncated: expected " + std::to_string(out.n_ * out.d) + " elements of shape (" + std::to_string(out.n_) +
                   ", " + std::to_string(out.d) + ")");
     // The .npy header is padded to a multiple of 64 bytes (16 in version 1 files of old NumPy):
-    // the data is aligned for T either way.
+    // the data is aligned for T either way (a file whose is not is read into memory instead).
     out.X_ = reinterpret_cast<const T*>(static_cast<const char*>(mapping->base) + hx.data_offset);
     ::madvise(mapping->base, mapping->bytes, MADV_SEQUENTIAL);
     out.mapping_ = std::move(mapping);
@@ -172,7 +178,7 @@ MappedDataset<T> map_data_folder_shard(const std::string& path, int rank, int si
   // else read whole.
   TaskRange range;
   std::vector<std::int64_t> all_offsets;
-  if (ho.dtype == DType::i64 && !ho.swap) {
+  if (ho.dtype == DType::i64 && !ho.swap && aligned_for<std::int64_t>(ho)) {
     const typename MappedDataset<T>::Mapping offsets_map(o_path);
     if (offsets_map.bytes < static_cast<std::size_t>(ho.data_offset + (folder_t + 1) * 8)) throw Error(o_path + ": truncated");
     const auto* offsets = reinterpret_cast<const std::int64_t*>(static_cast<const char*>(offsets_map.base) + ho.data_offset);
@@ -200,7 +206,7 @@ MappedDataset<T> map_data_folder_shard(const std::string& path, int rank, int si
   out.y_ = io::read_npy_range<T>(y_path, row0, rows, nullptr);
   out.bytes_read += rows * hy.element_bytes;
   const bool same_type = (hx.dtype == DType::f32 && std::is_same_v<T, float>) || (hx.dtype == DType::f64 && std::is_same_v<T, double>);
-  if (same_type && !hx.swap) {
+  if (same_type && !hx.swap && aligned_for<T>(hx)) {
     auto mapping = std::make_shared<const typename MappedDataset<T>::Mapping>(x_path);
     const std::size_t needed = static_cast<std::size_t>(hx.data_offset) + static_cast<std::size_t>(folder_n * d) * sizeof(T);
     if (mapping->bytes < needed) throw Error(x_path + ": truncated: expected " + std::to_string(folder_n * d) + " elements");

@@ -49,6 +49,10 @@ std::string header_field(const std::string& header, const std::string& name, con
   if (pos < header.size() && header[pos] == '(') {
     end = header.find(')', pos);
     if (end == std::string::npos) throw Error(path + ": malformed shape in .npy header");
+    std::size_t after = end + 1;
+    while (after < header.size() && header[after] == ' ') ++after;
+    if (after < header.size() && header[after] != ',' && header[after] != '}')
+      throw Error(path + ": malformed .npy header (text after the shape's tuple)");
     return header.substr(pos, end - pos + 1);
   }
   while (end < header.size() && header[end] != ',' && header[end] != '}') ++end;
@@ -162,6 +166,8 @@ NpyHeader read_npy_header(std::istream& in, const std::string& path) {
     std::string item;
     while (std::getline(ss, item, ',')) {
       item.erase(std::remove(item.begin(), item.end(), ' '), item.end());
+      // Only a trailing comma after a dimension may leave an empty item: "(3,)".
+      if (item.empty() && (h.shape.empty() || !ss.eof())) throw Error(path + ": bad shape " + shape);
       if (item.empty()) continue;
       if (item.back() == 'L') item.pop_back();
       std::size_t used = 0;
