@@ -246,6 +246,9 @@ PYBIND11_MODULE(_lrsmeta, m) {
         return p;
       })
       .def_property_readonly("notes", [](const Model& x) { return x.notes; })
+      // model.json's text: the settings, the estimates, the choice and why (selection_ in Python).
+      .def_property_readonly("description", [](const Model& x) { return model_json(x); })
+      .def_property_readonly("population_theta", [](const Model& x) { return to_numpy(x.population_theta(), {x.d}); })
       .def_property("task_keys", [](const Model& x) { return x.task_keys; },
                     [](Model& x, const std::vector<std::string>& keys) { x.task_keys = keys; });
 
@@ -270,9 +273,12 @@ PYBIND11_MODULE(_lrsmeta, m) {
           double* o = out.mutable_data();
           {
             py::gil_scoped_release release;
+            // Task -1: a task the model has not seen, predicted with the population's parameters.
+            const std::vector<double> population = model.population_theta();
             for (std::int64_t j = 0; j < n; ++j) {
-              if (ti[j] < 0 || ti[j] >= model.t) throw Error("task index " + std::to_string(ti[j]) + " out of range");
-              const std::vector<double> th = model.theta(ti[j]);
+              if (ti[j] < -1 || ti[j] >= model.t) throw Error("task index " + std::to_string(ti[j]) + " out of range");
+              std::vector<double> own;
+              const std::vector<double>& th = ti[j] < 0 ? population : (own = model.theta(ti[j]));
               double s = 0.0;
               for (std::int64_t a = 0; a < d; ++a) s += static_cast<double>(x[j * d + a]) * th[static_cast<std::size_t>(a)];
               o[j] = s;

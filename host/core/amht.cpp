@@ -201,6 +201,21 @@ std::vector<double> Model::theta(std::int64_t task) const {
   return th;
 }
 
+std::vector<double> Model::population_theta() const {
+  if (has_prior()) return beta;
+  std::vector<double> mean(static_cast<std::size_t>(d), 0.0);
+  if (t == 0) return mean;
+  std::vector<double> w_mean(static_cast<std::size_t>(r), 0.0);
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t p = 0; p < r; ++p) w_mean[static_cast<std::size_t>(p)] += W[static_cast<std::size_t>(i * r + p)];
+  for (std::int64_t a = 0; a < d; ++a)
+    for (std::int64_t p = 0; p < r; ++p) mean[static_cast<std::size_t>(a)] += U[static_cast<std::size_t>(a * r + p)] * w_mean[static_cast<std::size_t>(p)];
+  for (std::size_t s = 0; s < B_index.size(); ++s)
+    if (B_index[s] >= 0) mean[static_cast<std::size_t>(B_index[s])] += B_value[s];
+  for (double& x : mean) x /= static_cast<double>(t);
+  return mean;
+}
+
 std::vector<double> Model::theta_matrix() const {
   std::vector<double> all(static_cast<std::size_t>(t * d));
   for (std::int64_t i = 0; i < t; ++i) {

@@ -311,6 +311,9 @@ struct Model {
   LRSMETA_API std::vector<double> theta(std::int64_t task) const;
   // All theta as a t x d row-major matrix.
   LRSMETA_API std::vector<double> theta_matrix() const;
+  // The parameters of a task the model has not seen: beta with the prior (w and b have prior mean
+  // zero); without it, the mean of the fitted tasks' theta (zero when t = 0).
+  LRSMETA_API std::vector<double> population_theta() const;
   // Throws Error when the arrays do not match the dimensions or hold NaN/Inf or bad indices.
   LRSMETA_API void validate() const;
 };

@@ -8,6 +8,10 @@ The estimator follows scikit-learn's conventions (get_params/set_params, fit ret
 attributes end in "_") without depending on it. Every option of `lrsmeta train` is a constructor
 argument, named as on the command line with underscores ("auto" where the CLI takes auto).
 """
+import json
+import os
+import tempfile
+
 import numpy as np
 
 from . import _lrsmeta
@@ -53,15 +57,45 @@ _DEFAULTS = {
     "noise_seed": None,
     "callback": None,
     "group_column": None,
+    "unseen": "population",
 }
 
+# Constructor arguments that are not the library's options.
+_PYTHON_ONLY = ("callback", "group_column", "unseen")
 
-def _group_rows(groups, n, known=None):
-    """Task of every row: (keys in order of first appearance, task index per row). With `known`
-    (a fitted model's keys), rows must belong to those tasks."""
+
+# Attributes a fit sets (derived from model_; pickled as the model folder's bytes).
+_FITTED = ("model_", "U_", "W_", "B_index_", "B_value_", "beta_", "Sigma_", "noise_variance_", "groups_", "history_",
+           "privacy_", "notes_", "n_features_in_", "selection_")
+
+
+def _task_keys(groups, n):
+    """groups as an array of task keys: None and NaN refused; numbers that are equal are one task
+    (1 and 1.0), whatever their type."""
     groups = np.asarray(groups)
     if groups.ndim != 1 or groups.shape[0] != n:
         raise ValueError(f"groups must be 1-d with one task key per row of X ({n}), has shape {groups.shape}")
+    if groups.dtype.kind == "f":
+        missing = np.flatnonzero(np.isnan(groups))
+        if missing.size:
+            raise ValueError(f"groups has NaN at row {missing[0]} ({missing.size} rows in all): every row needs a task key")
+        if groups.size and np.all(groups == np.floor(groups)) and np.abs(groups).max() < 2.0 ** 63:
+            groups = groups.astype(np.int64)
+    elif groups.dtype.kind == "O":
+        def key(row, value):
+            if value is None or (isinstance(value, (float, np.floating)) and value != value):
+                raise ValueError(f"groups has {'None' if value is None else 'NaN'} at row {row}: every row needs a task key")
+            if isinstance(value, (float, np.floating)) and float(value).is_integer():
+                return str(int(value))
+            return str(value)
+        groups = np.array([key(j, v) for j, v in enumerate(groups)], dtype=object)
+    return groups
+
+
+def _group_rows(groups, n, known=None, unseen="error"):
+    """Task of every row: (keys in order of first appearance, task index per row). With `known`
+    (a fitted model's keys), rows of other tasks are an error, or task -1 (unseen="population")."""
+    groups = _task_keys(groups, n)
     keys_sorted, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")  # tasks numbered by first appearance
     rank_of = np.empty(len(order), dtype=np.int64)
@@ -72,10 +106,11 @@ def _group_rows(groups, n, known=None):
         return keys, task
     index = {k: i for i, k in enumerate(known)}
     unknown = [k for k in keys if k not in index]
-    if unknown:
+    if unknown and unseen != "population":
         raise ValueError(f"groups {unknown[:5]}{' ...' if len(unknown) > 5 else ''} are not tasks of the fitted model: "
-                         "fit new tasks with adapt(X, y, groups)")
-    remap = np.array([index[k] for k in keys], dtype=np.int64)
+                         "fit new tasks with adapt(X, y, groups), or predict them with the population model "
+                         "(unseen='population')")
+    remap = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
     return keys, remap[task]
 
 
@@ -127,12 +162,17 @@ class LRSRegressor:
     privacy_ (dict), notes_ (what the fit decided), n_features_in_.
     """
 
-    def __init__(self, **params):
-        unknown = set(params) - set(_DEFAULTS)
-        if unknown:
-            raise TypeError(f"unknown parameters {sorted(unknown)}; known: {sorted(_DEFAULTS)}")
-        for name, default in _DEFAULTS.items():
-            setattr(self, name, params.get(name, default))
+    def __init__(self, *, rank="auto", sparsity="auto", prior="auto", variant="pursuit", iterations=100,
+                 inner_iterations=3, warm_start=5, ridge=0.0, task_ridge=1e-10, step_size=0.0, init="auto",
+                 random_state=42, threads=0, tolerance=0.0, relative_tolerance=1e-6, device="cpu", u_solver="auto",
+                 select="validation", cg_tolerance=1e-10, cg_forcing=0.1, cg_max_steps=300,
+                 sparse_prior_scale="auto", support_threshold="auto", covariance_shrinkage="auto",
+                 validation_fraction=0.2, selection_tasks=50000, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
+                 clip_w=1.0, max_samples=50, noise_multiplier=None, noise_seed=None, callback=None,
+                 group_column=None, unseen="population"):
+        # Stored as given (scikit-learn's convention: checked when fit runs, not here).
+        for name in _DEFAULTS:
+            setattr(self, name, locals()[name])
 
     # scikit-learn's protocol (clone, GridSearchCV): parameters are the constructor's arguments.
     def get_params(self, deep=True):
@@ -146,6 +186,9 @@ class LRSRegressor:
             setattr(self, name, value)
         return self
 
+    def _more_tags(self):
+        return {"requires_y": True}
+
     def __repr__(self):
         changed = {k: v for k, v in self.get_params().items() if v is not _DEFAULTS[k] and v != _DEFAULTS[k]}
         return "LRSRegressor(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
@@ -153,7 +196,9 @@ class LRSRegressor:
     def _options(self):
         if (self.epsilon is None) != (self.delta is None):
             raise ValueError("differential privacy needs both epsilon and delta")
-        return {k: v for k, v in self.get_params().items() if k not in ("callback", "group_column")}
+        if self.unseen not in ("population", "error"):
+            raise ValueError(f"unseen must be 'population' or 'error', not {self.unseen!r}")
+        return {k: v for k, v in self.get_params().items() if k not in _PYTHON_ONLY}
 
     def _split(self, X, groups):
         """X's features and the rows' task keys: `groups`, or (group_column set, groups None) that
@@ -170,7 +215,10 @@ class LRSRegressor:
         c %= X.shape[1]
         return np.ascontiguousarray(np.delete(X, c, axis=1)), X[:, c]
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported: every row counts once (repeat rows to weight them)")
+        self._options()
         X, groups = self._split(X, groups)
         y = _as_y(y, X)
         keys, task = _group_rows(groups, X.shape[0])
@@ -194,16 +242,20 @@ class LRSRegressor:
         self.privacy_ = model.privacy
         self.notes_ = list(model.notes)
         self.n_features_in_ = model.d
+        description = json.loads(model.description)
+        self.selection_ = dict(description["selection"], prior=description["prior"])
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
             raise RuntimeError("this LRSRegressor is not fitted yet: call fit(X, y, groups) first")
 
     def predict(self, X, groups=None):
-        """<x, theta_task> for every row, in the rows' order; groups must be tasks of the fit."""
+        """<x, theta_task> for every row, in the rows' order. A row of a task the fit has not seen
+        is predicted with the population model: beta (with the prior; without it, the mean of the
+        fitted tasks' theta), unless unseen="error". adapt fits such tasks."""
         self._check_fitted()
         X, groups = self._split(X, groups)
-        _, task = _group_rows(groups, X.shape[0], known=self.groups_)
+        _, task = _group_rows(groups, X.shape[0], known=self.groups_, unseen=self.unseen)
         return _lrsmeta.predict_rows(self.model_, X, task)
 
     def score(self, X, y, groups=None):
@@ -228,15 +280,66 @@ class LRSRegressor:
         out._set_fitted(model)
         return out
 
+    # Pickling (joblib, multiprocessing, GridSearchCV's best_estimator_): the parameters, and a
+    # fitted model as the bytes of its model folder (arrays and model.json, as save writes them).
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "model_" in state:
+            for name in _FITTED:
+                state.pop(name, None)
+            with tempfile.TemporaryDirectory() as folder:
+                path = os.path.join(folder, "model")
+                _lrsmeta.save_model(self.model_, path)
+                state["model_"] = {name: open(os.path.join(path, name), "rb").read() for name in sorted(os.listdir(path))}
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        files = state.pop("model_", None)
+        self.__dict__.update(state)
+        for name, default in _DEFAULTS.items():  # pickled by an older version
+            self.__dict__.setdefault(name, default)
+        if files is not None:
+            with tempfile.TemporaryDirectory() as folder:
+                path = os.path.join(folder, "model")
+                os.mkdir(path)
+                for name, data in files.items():
+                    with open(os.path.join(path, os.path.basename(name)), "wb") as f:
+                        f.write(data)
+                self._set_fitted(_lrsmeta.load_model(path))
+
     def save(self, path):
         """The model folder format of `lrsmeta train` (readable by the CLI, and by load)."""
         self._check_fitted()
         _lrsmeta.save_model(self.model_, str(path))
 
 
+# The constructor's arguments as model.json records the settings a fit ran with.
+_FROM_OPTIONS = {
+    "prior": "prior", "variant": "variant", "iterations": "iterations", "inner_iterations": "inner_iterations",
+    "warm_start": "warm_start_iterations", "ridge": "ridge", "task_ridge": "task_ridge", "step_size": "step_size",
+    "init": "init", "random_state": "seed", "threads": "threads", "tolerance": "tolerance",
+    "relative_tolerance": "relative_tolerance", "device": "device", "u_solver": "u_solver", "select": "selection",
+    "cg_tolerance": "cg_tolerance", "cg_forcing": "cg_forcing", "cg_max_steps": "cg_max_steps",
+    "sparse_prior_scale": "sparse_prior_scale", "support_threshold": "support_threshold",
+    "covariance_shrinkage": "covariance_shrinkage", "validation_fraction": "validation_fraction",
+    "selection_tasks": "selection_tasks",
+}
+
+
 def load(path):
-    """A fitted LRSRegressor from a model folder (written by save or by `lrsmeta train`)."""
+    """A fitted LRSRegressor from a model folder (written by save or by `lrsmeta train`), its
+    parameters those the model was trained with (r and k as fitted: refitting with get_params()
+    trains that model again)."""
     model = _lrsmeta.load_model(str(path))
-    out = LRSRegressor()
+    options = json.loads(model.description)["options"]
+    params = {name: options[key] for name, key in _FROM_OPTIONS.items() if key in options}
+    params["rank"], params["sparsity"] = model.r, model.k
+    privacy = options.get("privacy", {})
+    if privacy.get("enabled"):
+        params.update(epsilon=privacy["epsilon"], delta=privacy["delta"], clip_x=privacy["clip_x"],
+                      clip_y=privacy["clip_y"], clip_w=privacy["clip_w"], max_samples=privacy["max_samples"],
+                      noise_multiplier=privacy["noise_multiplier"] or None)
+    out = LRSRegressor(**params)
     out._set_fitted(model)
     return out

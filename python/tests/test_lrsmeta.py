@@ -105,8 +105,9 @@ def test_string_groups_and_rows_of_a_task_anywhere():
     shuffled = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=10).fit(X[order], y[order], names[order])
     assert sorted(shuffled.groups_) == sorted(grouped.groups_)
     np.testing.assert_allclose(shuffled.predict(X, names), grouped.predict(X, names), rtol=1e-6, atol=1e-8)
+    strict = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=10, unseen="error").fit(X, y, names)
     with pytest.raises(ValueError, match="not tasks of the fitted model: fit new tasks with adapt"):
-        grouped.predict(X[:2], ["user-0", "nobody"])
+        strict.predict(X[:2], ["user-0", "nobody"])
 
 
 def test_adapt_fits_new_tasks_with_U_fixed():
@@ -160,8 +161,12 @@ def test_bad_inputs_raise_clear_errors():
         lrsmeta.LRSRegressor(variant="fast").fit(X, y, task)
     with pytest.raises(ValueError, match="needs both epsilon and delta"):
         lrsmeta.LRSRegressor(epsilon=1.0).fit(X, y, task)
-    with pytest.raises(TypeError, match="unknown parameters"):
+    with pytest.raises(TypeError, match="rnak"):
         lrsmeta.LRSRegressor(rnak=2)
+    with pytest.raises(ValueError, match="sample_weight is not supported"):
+        lrsmeta.LRSRegressor().fit(X, y, task, sample_weight=np.ones(len(y)))
+    with pytest.raises(ValueError, match="unseen must be"):
+        lrsmeta.LRSRegressor(unseen="zero").fit(X, y, task)
     with pytest.raises(RuntimeError, match="not fitted"):
         lrsmeta.LRSRegressor().predict(X, task)
     with pytest.raises(ValueError, match="not a model folder"):
@@ -251,3 +256,83 @@ def test_the_gil_is_released_while_training():
     # held it could run only at the few points where the fit takes the GIL back: one per iteration).
     assert seconds > 0.1, seconds
     assert ticked > max(100, 0.3 * seconds / 0.001), (ticked, seconds)
+
+
+def test_unseen_tasks_are_predicted_with_the_population_model():
+    X, y, task, _ = low_rank_tasks(t=60, m=12, noise=0.2, seed=21)
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=0, select="evidence", iterations=20).fit(X, y, task)
+    groups = np.where(np.arange(len(y)) % 2 == 0, task, task + 1000)  # every other row: a task never seen
+    got = est.predict(X, groups)
+    seen = groups < 1000
+    np.testing.assert_allclose(got[seen], est.predict(X[seen], groups[seen]))
+    np.testing.assert_allclose(got[~seen], X[~seen] @ est.beta_, rtol=1e-12, atol=1e-12)
+    # Without the prior: the mean of the fitted tasks' theta.
+    none = lrsmeta.LRSRegressor(rank=2, sparsity=0, prior="none", iterations=10).fit(X, y, task)
+    np.testing.assert_allclose(none.predict(X[:3], [-1, -2, -3]), X[:3] @ none.model_.theta.mean(axis=0), rtol=1e-10)
+
+
+def test_grid_search_over_task_folds_scores_finitely():
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    X, y, task, _ = low_rank_tasks(t=60, m=10, noise=0.3, seed=22)
+    Xg = np.column_stack([task, X])
+    search = sklearn.GridSearchCV(lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=10, select="evidence", group_column=0),
+                                  {"rank": [1, 2]}, cv=sklearn.GroupKFold(3))
+    search.fit(Xg, y, groups=task)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_params_["rank"] == 2
+
+
+def test_pickle_and_joblib_round_trips_predict_the_same():
+    import pickle
+    X, y, task, _ = low_rank_tasks(t=50, m=10, noise=0.1, seed=23)
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=1, iterations=8, select="evidence").fit(X, y, task)
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.predict(X, task), est.predict(X, task))
+    assert back.get_params() == est.get_params() and back.groups_ == est.groups_
+    assert back.selection_ == est.selection_
+    unfitted = pickle.loads(pickle.dumps(lrsmeta.LRSRegressor(rank=4)))
+    assert unfitted.rank == 4 and not hasattr(unfitted, "model_")
+    joblib = pytest.importorskip("joblib")
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"lrsmeta-joblib-{os.getpid()}.pkl")
+    try:
+        joblib.dump(est, path)
+        np.testing.assert_array_equal(joblib.load(path).predict(X, task), est.predict(X, task))
+    finally:
+        os.remove(path)
+
+
+def test_group_keys_missing_values_and_equal_numbers():
+    X, y, task, _ = low_rank_tasks(t=20, m=8, noise=0.1, seed=24)
+    est = lrsmeta.LRSRegressor(rank=1, sparsity=0, prior="none", iterations=5)
+    with pytest.raises(ValueError, match="groups has NaN at row 3"):
+        est.fit(X, y, np.where(np.arange(len(y)) == 3, np.nan, task.astype(float)))
+    with pytest.raises(ValueError, match="groups has None at row 0"):
+        est.fit(X, y, np.array([None] + list(task[1:]), dtype=object))
+    as_floats = lrsmeta.LRSRegressor(**est.get_params()).fit(X, y, task.astype(float))
+    est.fit(X, y, task)
+    assert as_floats.groups_ == est.groups_  # 1.0 and 1 are one task
+    mixed = np.array([float(g) if j % 2 else int(g) for j, g in enumerate(task)], dtype=object)
+    np.testing.assert_array_equal(est.predict(X, mixed), est.predict(X, task))
+
+
+def test_parameters_are_explicit_and_selection_says_why():
+    import inspect
+    names = list(inspect.signature(lrsmeta.LRSRegressor).parameters)
+    assert names == list(lrsmeta.LRSRegressor().get_params())
+    X, y, task, _ = low_rank_tasks(t=80, m=10, noise=0.1, seed=25)
+    est = lrsmeta.LRSRegressor(select="evidence", iterations=10).fit(X, y, task)
+    assert est.selection_["method"] == "evidence" and est.selection_["performed"]
+    assert est.selection_["chosen"]["rank"] == est.U_.shape[1]
+    assert est.selection_["prior"]["noise_variance"] > 0
+
+
+def test_load_restores_the_trained_parameters(tmp_path):
+    X, y, task, _ = low_rank_tasks(t=40, m=10, noise=0.1, seed=26)
+    est = lrsmeta.LRSRegressor(select="evidence", iterations=7, random_state=5, variant="htp").fit(X, y, task)
+    est.save(tmp_path / "m")
+    back = lrsmeta.load(tmp_path / "m")
+    params = back.get_params()
+    assert params["rank"] == est.U_.shape[1] and params["sparsity"] == est.B_index_.shape[1]
+    assert params["iterations"] == 7 and params["random_state"] == 5 and params["variant"] == "htp"
+    assert params["select"] == "evidence"
+    np.testing.assert_array_equal(back.predict(X, task), est.predict(X, task))
