@@ -76,15 +76,18 @@ def _task_keys(groups, n):
     if groups.ndim != 1 or groups.shape[0] != n:
         raise ValueError(f"groups must be 1-d with one task key per row of X ({n}), has shape {groups.shape}")
     if groups.dtype.kind == "f":
-        missing = np.flatnonzero(np.isnan(groups))
+        missing = np.flatnonzero(~np.isfinite(groups))
         if missing.size:
-            raise ValueError(f"groups has NaN at row {missing[0]} ({missing.size} rows in all): every row needs a task key")
+            value = "NaN" if np.isnan(groups[missing[0]]) else groups[missing[0]]
+            raise ValueError(f"groups has {value} at row {missing[0]} ({missing.size} rows in all): "
+                             "every row needs a finite task key")
         if groups.size and np.all(groups == np.floor(groups)) and np.abs(groups).max() < 2.0 ** 63:
             groups = groups.astype(np.int64)
     elif groups.dtype.kind == "O":
         def key(row, value):
-            if value is None or (isinstance(value, (float, np.floating)) and value != value):
-                raise ValueError(f"groups has {'None' if value is None else 'NaN'} at row {row}: every row needs a task key")
+            if value is None or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+                shown = "None" if value is None else "NaN" if value != value else value
+                raise ValueError(f"groups has {shown} at row {row}: every row needs a finite task key")
             if isinstance(value, (float, np.floating)) and float(value).is_integer():
                 return str(int(value))
             return str(value)
@@ -126,13 +129,27 @@ def _grouped(X, y, task, t):
 
 
 def _as_X(X):
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError("sparse input is not supported: pass a dense array (X.toarray())")
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
-        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        if np.issubdtype(X.dtype, np.complexfloating):
+            raise ValueError(f"Complex data not supported: X must be real numbers, has dtype {X.dtype}")
+        if X.dtype.kind in "USV":  # text is not read as numbers
             raise ValueError(f"X must be real numbers, has dtype {X.dtype}")
-        X = X.astype(np.float64)
+        try:
+            X = X.astype(np.float64)
+        except TypeError as e:  # an object that is no number at all
+            raise TypeError(f"X must be real numbers: {e}") from None
+        except ValueError:
+            raise ValueError(f"X must be real numbers, has dtype {X.dtype}") from None
     if X.ndim != 2:
-        raise ValueError(f"X must be 2-d (n x d), has {X.ndim} dimensions")
+        raise ValueError(f"X must be 2-d (n x d), has {X.ndim} dimensions: Reshape your data with X.reshape(-1, 1) "
+                         "(one feature) or X.reshape(1, -1) (one row)")
+    if X.shape[1] == 0:
+        raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if X.shape[0] == 0:
+        raise ValueError(f"0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
     return X
 
 
@@ -155,11 +172,25 @@ class LRSRegressor:
 
     group_column: where scikit-learn's model selection (clone, GridSearchCV), which passes only X
     and y, is to reach the tasks: the index of the column of X holding each row's task key (it is
-    then not a feature, and groups may be left out of fit, predict, score and adapt).
+    then not a feature, and groups may be left out of fit, predict, score and adapt). With it,
+    scikit-learn's check_estimator passes, but for the sample-weight checks: sample_weight is
+    refused (every row counts once).
+
+    groups: ints, floats or strings; numbers that are equal are one task (1 and 1.0); None, NaN
+    and inf are refused. Task keys are kept as text (groups_), as in the model folder.
+
+    unseen: "population" (default): predict rows of a task the fit has not seen with the population
+    model, beta (with the prior; without it, the mean of the fitted tasks' theta), so that task-wise
+    cross-validation (GroupKFold) scores; "error": refuse them. adapt fits new tasks.
 
     Fitted attributes: U_ (d x r), W_ (t x r), B_index_ and B_value_ (t x k), beta_ (d, with the
     prior; else None), Sigma_, noise_variance_, groups_ (task keys), history_ (list of dicts),
-    privacy_ (dict), notes_ (what the fit decided), n_features_in_.
+    privacy_ (dict), notes_ (what the fit decided), selection_ (what was estimated or chosen, every
+    candidate's score, and the prior's estimates: model.json's "selection" and "prior"),
+    n_features_in_ (X's columns, a group column included).
+
+    Pickling (pickle, joblib, multiprocessing) keeps the parameters and the fitted model (its model
+    folder's arrays and model.json), never X.
     """
 
     def __init__(self, *, rank="auto", sparsity="auto", prior="auto", variant="pursuit", iterations=100,
@@ -186,8 +217,13 @@ class LRSRegressor:
             setattr(self, name, value)
         return self
 
+    # scikit-learn's estimator checks that fail by design (tests/test_lrsmeta.py runs them all).
     def _more_tags(self):
-        return {"requires_y": True}
+        weights = "sample_weight is refused: every row counts once"
+        return {"requires_y": True,
+                "_xfail_checks": {name: weights for name in (
+                    "check_sample_weights_not_an_array", "check_sample_weights_list", "check_sample_weights_shape",
+                    "check_sample_weights_not_overwritten", "check_sample_weights_invariance")}}
 
     def __repr__(self):
         changed = {k: v for k, v in self.get_params().items() if v is not _DEFAULTS[k] and v != _DEFAULTS[k]}
@@ -213,12 +249,17 @@ class LRSRegressor:
         if not -X.shape[1] <= c < X.shape[1]:
             raise ValueError(f"group_column {c} is not a column of X ({X.shape[1]} columns)")
         c %= X.shape[1]
+        if X.shape[1] == 1:
+            raise ValueError("X has 1 feature(s), and it is the group column: n_features = 1 leaves no feature")
         return np.ascontiguousarray(np.delete(X, c, axis=1)), X[:, c]
 
     def fit(self, X, y, groups=None, sample_weight=None):
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported: every row counts once (repeat rows to weight them)")
         self._options()
+        if y is None:
+            raise ValueError("LRSRegressor requires y to be passed, but the target y is None")
+        columns = _as_X(X).shape[1]
         X, groups = self._split(X, groups)
         y = _as_y(y, X)
         keys, task = _group_rows(groups, X.shape[0])
@@ -226,6 +267,7 @@ class LRSRegressor:
         model = _lrsmeta.fit(Xg, np.ascontiguousarray(yg), offsets, self._options(), self.callback)
         model.task_keys = keys
         self._set_fitted(model)
+        self.n_features_in_ = columns  # as scikit-learn counts them: X's columns, a group column included
         return self
 
     def _set_fitted(self, model):
@@ -255,6 +297,9 @@ class LRSRegressor:
         fitted tasks' theta), unless unseen="error". adapt fits such tasks."""
         self._check_fitted()
         X, groups = self._split(X, groups)
+        bad = np.argwhere(~np.isfinite(X))
+        if bad.size:
+            raise ValueError(f"X has a non-finite value (NaN or inf) at row {bad[0][0]}, column {bad[0][1]}")
         _, task = _group_rows(groups, X.shape[0], known=self.groups_, unseen=self.unseen)
         return _lrsmeta.predict_rows(self.model_, X, task)
 
