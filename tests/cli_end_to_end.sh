@@ -162,6 +162,17 @@ done
 grep -q '"u0"' convmodel/model.json || fail "the converted folder's task keys did not reach the model"
 "$bin" predict --model convmodel --data table.csv --target rating --task user --out pred2.csv > /dev/null
 cmp -s pred.csv pred2.csv || fail "predictions from the converted folder's model differ"
+# The model remembers its columns: eval, predict and adapt take the CSV without --target and --task,
+# and predict needs no target column.
+"$bin" eval --model csvmodel --data table.csv > csveval2.txt
+cmp -s csveval.txt csveval2.txt || fail "eval without --target/--task differs: $(cat csveval2.txt)"
+cut -d, -f1-4 table.csv > features_only.csv
+"$bin" predict --model csvmodel --data features_only.csv --out pred3.csv > /dev/null
+cmp -s pred.csv pred3.csv || fail "predict on a CSV without the target column differs"
+"$bin" predict --model convmodel --data features_only.csv --out pred4.csv > /dev/null
+cmp -s pred.csv pred4.csv || fail "predict with the converted folder's model on a CSV without the target differs"
+expect_error "no column 'rating'" "$bin" eval --model csvmodel --data features_only.csv
+"$bin" adapt --model csvmodel --data table.csv --out csvadapted > /dev/null
 expect_error "lrsmeta convert: error: table.csv: no column 'score'" "$bin" convert --data table.csv --target score --task user --out bad
 [[ ! -e bad ]] || fail "a failed convert left its output"
 

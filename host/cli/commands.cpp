@@ -31,7 +31,8 @@ struct DataArgs {
   std::vector<std::string> features, ignore;
   bool no_intercept = false;
   int max_levels = 50;
-  const FeatureEncoding* encoding = nullptr;
+  const FeatureEncoding* encoding = nullptr;  // a model's: its CSV columns, target and task are the defaults
+  bool target_optional = false;                // predict: a CSV without the target column
   std::string precision = "auto";  // a data folder: X.npy's type; CSV: float on the GPU, double on the CPU
   int threads = 0;
   bool gpu = false;                // set by train when it will run on the GPU
@@ -40,8 +41,8 @@ struct DataArgs {
 void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
   cmd->add_option("--data", a.path, "data folder (X.npy, y.npy, task_offsets.npy) or CSV file")
       ->required(required);
-  cmd->add_option("--target", a.target, "CSV: name of the target column");
-  cmd->add_option("--task", a.task, "CSV: name of the task column");
+  cmd->add_option("--target", a.target, "CSV: name of the target column (predict, eval, adapt: the model's by default)");
+  cmd->add_option("--task", a.task, "CSV: name of the task column (predict, eval, adapt: the model's by default)");
   cmd->add_option("--precision", a.precision, "precision computed in (auto: a data folder's X.npy type, used in place without a copy; CSV: float on the GPU, double on the CPU)")
       ->check(CLI::IsMember({"auto", "float", "double"}))
       ->capture_default_str();
@@ -88,6 +89,7 @@ void with_dataset(const DataArgs& a, F&& f) {
   csv.ignore = a.ignore;
   csv.max_levels = a.max_levels;
   csv.encoding = a.encoding;
+  csv.target_optional = a.target_optional;
   if (single_precision(a)) {
     f(load_dataset<float>(a.path, csv));
   } else {
@@ -865,6 +867,7 @@ void add_predict(CLI::App& app) {
     }
     const Model model = load_model(*model_path);
     data->encoding = model.encoding.present ? &model.encoding : nullptr;
+    data->target_optional = true;  // predictions need no target
     with_dataset(*data, [&](const auto& loaded) {
       const auto ds = aligned_to_model(loaded, model);
       const std::vector<double> grouped = predict(model, ds.view());

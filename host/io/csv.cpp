@@ -254,6 +254,8 @@ struct ColumnScan {
 struct CsvScan {
   std::vector<std::string> header;
   std::size_t target_col = 0, task_col = 0;
+  bool has_target = true;   // false: no target column, and none needed (y reads as 0)
+  std::string target, task;  // the column names in effect
   FeatureEncoding encoding;
   std::vector<std::string> task_keys;  // in order of first appearance
   std::vector<std::int64_t> task_rows;
@@ -265,15 +267,20 @@ using CsvProgress = std::function<void(const char* pass, std::uint64_t bytes_rea
 constexpr std::int64_t kProgressRows = 1 << 16;
 
 CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvProgress& progress) {
-  if (options.target.empty()) throw Error(path + ": no target column given (--target COLUMN)");
-  if (options.task.empty()) throw Error(path + ": no task column given (--task COLUMN)");
-  CsvReader reader(path);
   CsvScan scan;
+  // Not given: the columns the model was trained with.
+  scan.target = options.target.empty() && options.encoding ? options.encoding->target : options.target;
+  scan.task = options.task.empty() && options.encoding ? options.encoding->task : options.task;
+  if (scan.target.empty() && !options.target_optional) throw Error(path + ": no target column given (--target COLUMN)");
+  if (scan.task.empty()) throw Error(path + ": no task column given (--task COLUMN)");
+  CsvReader reader(path);
   std::int64_t line = 0;
   if (!reader.next(scan.header, &line)) throw Error(path + ": empty CSV file (no header)");
   const std::vector<std::string>& header = scan.header;
-  scan.target_col = column_of(header, options.target, path);
-  scan.task_col = column_of(header, options.task, path);
+  scan.has_target = !(options.target_optional &&
+                      (scan.target.empty() || std::find(header.begin(), header.end(), scan.target) == header.end()));
+  scan.task_col = column_of(header, scan.task, path);
+  scan.target_col = scan.has_target ? column_of(header, scan.target, path) : header.size();
   if (scan.target_col == scan.task_col) throw Error(path + ": the target and task columns are the same");
   const bool choose = options.encoding == nullptr;
   auto listed = [](const std::vector<std::string>& list, const std::string& name) {
@@ -327,6 +334,8 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
   const std::size_t n = static_cast<std::size_t>(scan.n);
   enc.present = true;
   enc.intercept = options.intercept;
+  enc.target = scan.target;
+  enc.task = scan.task;
   for (std::size_t c = 0; c < header.size(); ++c) {
     const std::string& name = header[c];
     if (c == scan.target_col || c == scan.task_col) continue;
@@ -400,10 +409,10 @@ void fill_csv(const std::string& path, const CsvOptions& options, const CsvScan&
     if (task == scan.task_of_key.end()) throw Error(path + ": changed while it was read (line " + std::to_string(line) + ")");
     const std::int64_t row = next[static_cast<std::size_t>(task->second)]++;
     double v = 0;
-    if (!parse_number(fields[scan.target_col], &v))
-      throw Error(path + ": line " + std::to_string(line) + ": target '" + options.target + "' is not a finite number: '" +
+    if (scan.has_target && !parse_number(fields[scan.target_col], &v))
+      throw Error(path + ": line " + std::to_string(line) + ": target '" + scan.target + "' is not a finite number: '" +
                   fields[scan.target_col] + "'");
-    const double y = v;
+    const double y = scan.has_target ? v : 0.0;
     std::fill(x.begin(), x.end(), T(0));
     if (enc.intercept) x[0] = T(1);
     for (std::size_t c = 0; c < enc.columns.size(); ++c) {

@@ -228,7 +228,10 @@ json encoding_json(const FeatureEncoding& encoding) {
     if (!c.levels.empty()) col["levels"] = c.levels;
     columns.push_back(col);
   }
-  return {{"intercept", encoding.intercept}, {"columns", columns}, {"ignored", encoding.ignored}};
+  json out{{"intercept", encoding.intercept}, {"columns", columns}, {"ignored", encoding.ignored}};
+  if (!encoding.target.empty()) out["target"] = encoding.target;
+  if (!encoding.task.empty()) out["task"] = encoding.task;
+  return out;
 }
 
 FeatureEncoding encoding_from_json(const JsonFields& e) {
@@ -245,6 +248,8 @@ FeatureEncoding encoding_from_json(const JsonFields& e) {
     encoding.columns.push_back(std::move(col));
   }
   encoding.ignored = e.texts("ignored", {});
+  encoding.target = e.text("target", "");  // (recorded since the columns are remembered)
+  encoding.task = e.text("task", "");
   return encoding;
 }
 

@@ -131,8 +131,9 @@ LRSMETA_API DType data_folder_dtype(const std::string& path);
 // an id-like column (all values distinct integers or all distinct texts, or named id, index, row
 // or "Unnamed: 0") is left out unless named in `features`. With `intercept`, a constant feature
 // "(intercept)" comes first. Given `encoding` (a model's), exactly that encoding is applied instead
-// (a level unseen in training encodes as all zeros). Rows of one task need not be contiguous:
-// tasks are numbered in order of first appearance.
+// (a level unseen in training encodes as all zeros), and an empty target or task names the
+// encoding's (the columns used in training). Rows of one task need not be contiguous: tasks are
+// numbered in order of first appearance.
 struct CsvOptions {
   std::string target;
   std::string task;
@@ -141,6 +142,7 @@ struct CsvOptions {
   std::vector<std::string> ignore;
   int max_levels = 50;
   const FeatureEncoding* encoding = nullptr;
+  bool target_optional = false;  // a file without the target column is read with y = 0 (predict)
 };
 // The feature names an encoding produces: "(intercept)", numeric columns by name, one-hot ones as
 // "column=level".

@@ -275,6 +275,8 @@ struct FeatureEncoding {
   bool intercept = false;           // a constant feature "(intercept)" comes first
   std::vector<FeatureColumn> columns;
   std::vector<std::string> ignored;  // "column: why" for each column not used
+  // The CSV's target and task columns at training: predict, eval and adapt default to them.
+  std::string target, task;
 };
 
 // A trained model. Stored in double whatever the precision of the data it was trained on.
