@@ -246,6 +246,7 @@ PYBIND11_MODULE(_lrsmeta, m) {
         return p;
       })
       .def_property_readonly("notes", [](const Model& x) { return x.notes; })
+      .def_property_readonly("converged", [](const Model& x) { return x.converged; })
       // model.json's text: the settings, the estimates, the choice and why (selection_ in Python).
       .def_property_readonly("description", [](const Model& x) { return model_json(x); })
       .def_property_readonly("population_theta", [](const Model& x) { return to_numpy(x.population_theta(), {x.d}); })

@@ -162,6 +162,16 @@ done
 grep -q '"u0"' convmodel/model.json || fail "the converted folder's task keys did not reach the model"
 "$bin" predict --model convmodel --data table.csv --target rating --task user --out pred2.csv > /dev/null
 cmp -s pred.csv pred2.csv || fail "predictions from the converted folder's model differ"
+# Running out of iterations while still changing is a warning that says what to do; converging is not.
+"$bin" generate --out noisy --tasks 200 --samples 6 -d 10 -r 2 -k 1 --noise 0.5 --seed 5 > /dev/null
+"$bin" train --data noisy -r 2 -k 1 --iterations 8 --select evidence --out capped > capped.txt 2> capped.err
+grep -q "^warning: not converged: the 8 iterations ran out while the fit still changed .* raise the iterations (--iterations)" capped.err ||
+  fail "no convergence warning at the iteration cap: $(cat capped.err)"
+grep -q '"converged": false' capped/model.json || fail "model.json does not record that the fit did not converge"
+"$bin" train --data noisy -r 2 -k 1 --iterations 300 --select evidence --out converged > conv.txt 2> conv.err
+[[ ! -s conv.err ]] || fail "a converged fit warned: $(cat conv.err)"
+grep -q '"converged": true' converged/model.json || fail "model.json does not record convergence"
+
 # The model remembers its columns: eval, predict and adapt take the CSV without --target and --task,
 # and predict needs no target column.
 "$bin" eval --model csvmodel --data table.csv > csveval2.txt

@@ -663,7 +663,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       else save_model(model, *out);
       const double write_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
       progress.done();
-      for (const std::string& note : model.notes) std::cout << "note: " << note << "\n";
+      for (const std::string& note : model.notes) {
+        if (note.rfind("not converged", 0) == 0) std::cerr << "warning: " << note << "\n";
+        else std::cout << "note: " << note << "\n";
+      }
       if (model.selection.performed && model.selection.method == Selection::evidence) {
         const SelectionCandidate& c = model.selection.chosen;
         std::cout << "estimated from all rows";

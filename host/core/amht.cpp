@@ -613,6 +613,22 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   }
   model.privacy = report;
   if (!u_note.empty()) model.notes.push_back(u_note);
+  // The iteration cap reached with a tolerance in effect and not met: say so, with the last change.
+  const bool tolerance_in_effect = options.tolerance > 0 || (use_prior && options.relative_tolerance > 0);
+  if (tolerance_in_effect && !model.history.empty() && model.history.back().iteration == options.iterations &&
+      options.iterations > options.warm_start_iterations + 1 && !converged()) {
+    const IterationInfo& last = model.history.back();
+    const IterationInfo& before = model.history[model.history.size() - 2];
+    char text[400];
+    std::snprintf(text, sizeof text,
+                  "not converged: the %d iterations ran out while the fit still changed (last iteration: training loss by "
+                  "%.2e relative, U by %.2e; tolerances: relative %.1e, U %.1e); raise the iterations (--iterations) or "
+                  "loosen the tolerance (--relative-tolerance)",
+                  options.iterations, std::fabs(last.training_loss - before.training_loss) / std::max(std::fabs(before.training_loss), 1e-300),
+                  last.u_change, options.relative_tolerance, options.tolerance);
+    model.notes.push_back(text);
+    model.converged = false;
+  }
 
   if (validation && candidate_mse) {
     // Each candidate (tau2 scale, support threshold) from the same state: one task-step pass,

@@ -214,6 +214,7 @@ std::string model_json(const Model& m) {
   }
   j["selection"] = selection;
   if (!m.notes.empty()) j["notes"] = m.notes;
+  j["converged"] = m.converged;
   if (m.encoding.present) j["csv_encoding"] = io::encoding_json(m.encoding);
   if (!m.task_keys.empty()) j["task_keys"] = m.task_keys;
   if (!m.feature_names.empty()) j["feature_names"] = m.feature_names;
@@ -604,6 +605,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
         m.selection.candidates.push_back(candidate(JsonFields(candidates[i], json_file, "selection.candidates[" + std::to_string(i) + "].")));
     }
     m.notes = f.texts("notes", {});
+    m.converged = f.boolean("converged", true);
     if (f.has("csv_encoding")) {
       m.encoding = io::encoding_from_json(f.object("csv_encoding"));
       if (static_cast<std::int64_t>(encoded_feature_names(m.encoding).size()) != m.d)

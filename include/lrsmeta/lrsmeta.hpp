@@ -307,6 +307,9 @@ struct Model {
   double log_evidence = 0.0;
   SelectionReport selection;
   std::vector<std::string> notes;     // what the fit decided that a user should know
+  // False when training reached Options::iterations while a tolerance was in effect and not met
+  // (a note then says by how much it still changed, and what to do).
+  bool converged = true;
 
   bool has_prior() const { return !beta.empty(); }
   // theta_i = beta + U w_i + b_i as a dense d-vector.

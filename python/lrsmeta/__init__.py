@@ -11,13 +11,18 @@ argument, named as on the command line with underscores ("auto" where the CLI ta
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
 from . import _lrsmeta
 from ._lrsmeta import Error, __version__  # noqa: F401  (Error is a ValueError)
 
-__all__ = ["LRSRegressor", "load", "Error", "__version__"]
+__all__ = ["LRSRegressor", "load", "Error", "ConvergenceWarning", "__version__"]
+
+
+class ConvergenceWarning(UserWarning):
+    """Training used every iteration while a tolerance was in effect and not met (see notes_)."""
 
 # Constructor arguments and their defaults: the library's (Options in lrsmeta.hpp).
 _DEFAULTS = {
@@ -268,6 +273,9 @@ class LRSRegressor:
         model.task_keys = keys
         self._set_fitted(model)
         self.n_features_in_ = columns  # as scikit-learn counts them: X's columns, a group column included
+        if not model.converged:
+            warnings.warn(next(n for n in model.notes if n.startswith("not converged")).replace("--iterations", "iterations=")
+                          .replace("--relative-tolerance", "relative_tolerance="), ConvergenceWarning, stacklevel=2)
         return self
 
     def _set_fitted(self, model):

@@ -359,3 +359,14 @@ def test_scikit_learn_estimator_checks():
             failed[name] = f"{type(error).__name__}: {error}"
     assert not failed, failed
     assert set(listed) <= skipped | {"check_sample_weights_invariance"}  # (sklearn names that one "wrapped")
+
+
+def test_running_out_of_iterations_warns():
+    X, y, task, _ = low_rank_tasks(t=100, m=6, noise=0.5, seed=27)
+    with pytest.warns(lrsmeta.ConvergenceWarning, match=r"not converged: the 8 iterations ran out .*\(iterations=\)"):
+        est = lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=8, select="evidence").fit(X, y, task)
+    assert any(n.startswith("not converged") for n in est.notes_)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lrsmeta.ConvergenceWarning)
+        lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=300, select="evidence").fit(X, y, task)
