@@ -208,6 +208,19 @@ expect_error "requires --delta" "$bin" train --data data -r 3 -k 2 --out bad --e
 expect_error "delta must be in (0, 1)" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1 --delta 2
 head -c 100 data/X.npy > trunc.npy && mkdir -p truncated && cp trunc.npy truncated/X.npy && cp data/y.npy data/task_offsets.npy truncated/
 expect_error "truncated" "$bin" train --data truncated -r 3 -k 2 --out bad
+# Parse errors: one line in the house format, the nearest name suggested, ranges said plainly.
+one_line_error() {  # one_line_error "expected line" command...
+  local expected=$1; shift
+  if "$@" > out.txt 2> err.txt; then fail "no error from: $*"; fi
+  [[ $(cat err.txt) == "$expected" ]] || fail "for '$*' expected the line '$expected', got: $(cat err.txt)"
+}
+one_line_error "lrsmeta: error: unknown subcommand 'trian' (did you mean train?); the subcommands are generate, train, convert, adapt, predict, eval, benchmark" "$bin" trian
+one_line_error "lrsmeta train: error: unknown option --rnak (did you mean --rank?); lrsmeta train --help lists them" "$bin" train --rnak 3 --data data --out bad
+one_line_error "lrsmeta train: error: --threads must be >= 0 (got -1)" "$bin" train --threads -1 --data data --out bad
+one_line_error "lrsmeta generate: error: --tasks takes a number, not 'many'" "$bin" generate --out bad --tasks many
+one_line_error "lrsmeta train: error: --select must be one of evidence|validation (got kfold)" "$bin" train --data data --out bad --select kfold
+one_line_error "lrsmeta train: error: --out is required; lrsmeta train --help lists the options" "$bin" train --data data
+
 # Damaged and hostile files: one line naming the file, before anything is allocated or fitted.
 printf 'task,x,y\nZ\xfcrich,1,2\nBern,2,3\n' > latin1.csv
 expect_error "latin1.csv: line 2, column 'task': not valid UTF-8" "$bin" train --data latin1.csv --target y --task task -r 1 -k 0 --out bad

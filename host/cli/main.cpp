@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/interrupt.hpp"
+#include "cli/parse_errors.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 #include "lrsmeta/mpi.hpp"
 
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return lrsmeta::cli::report_parse_error(app, e, argc, argv);
   } catch (const lrsmeta::cli::Interrupted& e) {
     // Over many processes every one stops together: rank 0 says so.
     if (lrsmeta::cli::process_rank() == 0) std::cerr << "lrsmeta: " << e.what() << "\n";
