@@ -219,6 +219,8 @@ one_line_error "lrsmeta train: error: unknown option --rnak (did you mean --rank
 one_line_error "lrsmeta train: error: --threads must be >= 0 (got -1)" "$bin" train --threads -1 --data data --out bad
 one_line_error "lrsmeta generate: error: --tasks takes a number, not 'many'" "$bin" generate --out bad --tasks many
 one_line_error "lrsmeta train: error: --select must be one of evidence|validation (got kfold)" "$bin" train --data data --out bad --select kfold
+one_line_error "lrsmeta predict: error: --out pred.txt: the file's name must end in .npy or .csv, the formats predict writes" \
+  "$bin" predict --model model --data data --out pred.txt
 one_line_error "lrsmeta train: error: --out is required; lrsmeta train --help lists the options" "$bin" train --data data
 
 # Damaged and hostile files: one line naming the file, before anything is allocated or fitted.

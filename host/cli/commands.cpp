@@ -843,6 +843,9 @@ void add_predict(CLI::App& app) {
   add_data_options(cmd, *data);
   cmd->add_option("--out,-o", *out, "predictions in the input's row order: .npy (n) or .csv (row,task,prediction)")->required();
   cmd->callback([=] {
+    const std::string kind = fs::path(*out).extension().string();
+    if (kind != ".npy" && kind != ".csv")
+      throw Error("--out " + *out + ": the file's name must end in .npy or .csv, the formats predict writes");
     check_outputs({{"--out", *out}});
     if (Communicator* comm = distributed_processes()) {
       // Each process predicts its shard's rows; rank 0 writes them all, in the folder's row order.
