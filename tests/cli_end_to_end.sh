@@ -183,6 +183,19 @@ cmp -s pred.csv pred3.csv || fail "predict on a CSV without the target column di
 cmp -s pred.csv pred4.csv || fail "predict with the converted folder's model on a CSV without the target differs"
 expect_error "no column 'rating'" "$bin" eval --model csvmodel --data features_only.csv
 "$bin" adapt --model csvmodel --data table.csv --out csvadapted > /dev/null
+# eval reports the file's tasks, and each task's error in --json.
+head -n 5 table.csv > few_tasks.csv
+"$bin" eval --model csvmodel --data few_tasks.csv --json few.json > few.txt
+grep -q "^rows 4  tasks 4 (the model has 7)" few.txt || fail "eval does not report the file's tasks: $(cat few.txt)"
+python3 - few.json <<'PY' || fail "eval --json has no per-task errors: $(cat few.json)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+tasks = {t["task"]: t for t in r["per_task"]}
+assert sorted(tasks) == [f"u{i}" for i in range(4)], tasks
+assert r["tasks"] == 4 and r["model_tasks"] == 7
+assert sum(t["rows"] for t in r["per_task"]) == r["rows"] == 4
+assert abs(sum(t["mse"] * t["rows"] for t in r["per_task"]) / 4 - r["mse"]) < 1e-9 * max(1, r["mse"])
+PY
 expect_error "lrsmeta convert: error: table.csv: no column 'score'" "$bin" convert --data table.csv --target score --task user --out bad
 [[ ! -e bad ]] || fail "a failed convert left its output"
 

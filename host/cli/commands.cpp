@@ -942,8 +942,20 @@ void add_eval(CLI::App& app) {
       result["mse"] = ev.mse;
       result["rmse"] = std::sqrt(ev.mse);
       result["rows"] = ev.rows;
-      result["tasks"] = ds.t();
-      std::cout << "rows " << ev.rows << "  tasks " << ds.t() << "  MSE " << ev.mse << "  RMSE " << std::sqrt(ev.mse) << "\n";
+      result["tasks"] = loaded.t();  // the file's tasks (the model may have more)
+      result["model_tasks"] = model.t;
+      // Each of the file's tasks: its key, rows and errors (in the model's order).
+      json per_task = json::array();
+      for (std::int64_t i = 0; i < ds.t(); ++i) {
+        const std::int64_t rows = ds.task_offsets[static_cast<std::size_t>(i + 1)] - ds.task_offsets[static_cast<std::size_t>(i)];
+        if (rows == 0) continue;
+        const double mse = ev.task_mse[static_cast<std::size_t>(i)];
+        per_task.push_back({{"task", ds.task_keys.empty() ? std::to_string(i) : ds.task_keys[static_cast<std::size_t>(i)]},
+                            {"rows", rows}, {"mse", mse}, {"rmse", std::sqrt(mse)}});
+      }
+      result["per_task"] = per_task;
+      std::cout << "rows " << ev.rows << "  tasks " << loaded.t() << " (the model has " << model.t << ")  MSE " << ev.mse << "  RMSE "
+                << std::sqrt(ev.mse) << "\n";
     });
     if (!truth->empty()) {
       const SyntheticData t = load_truth(*truth);
