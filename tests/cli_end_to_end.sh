@@ -182,7 +182,18 @@ cmp -s pred.csv pred3.csv || fail "predict on a CSV without the target column di
 "$bin" predict --model convmodel --data features_only.csv --out pred4.csv > /dev/null
 cmp -s pred.csv pred4.csv || fail "predict with the converted folder's model on a CSV without the target differs"
 expect_error "no column 'rating'" "$bin" eval --model csvmodel --data features_only.csv
-"$bin" adapt --model csvmodel --data table.csv --out csvadapted > /dev/null
+expect_error "task 'u0' is in the model already" "$bin" adapt --model csvmodel --data table.csv --into csvadapted
+# adapt --into: the model's tasks and new ones in one model, each predicted as before.
+sed 's/^u\([0-9]\),/new\1,/' table.csv > new_tasks.csv
+"$bin" adapt --model csvmodel --data new_tasks.csv --out new_alone > /dev/null
+cp -r csvmodel combined
+"$bin" adapt --model combined --data new_tasks.csv --into combined > into.txt
+grep -q "wrote combined (the model's 7 tasks and these)" into.txt || fail "adapt --into does not say what it wrote: $(cat into.txt)"
+"$bin" predict --model combined --data new_tasks.csv --out p_new_combined.npy > /dev/null
+"$bin" predict --model new_alone --data new_tasks.csv --out p_new_alone.npy > /dev/null
+cmp -s p_new_combined.npy p_new_alone.npy || fail "the combined model predicts the new tasks differently"
+"$bin" predict --model combined --data table.csv --out p_old_combined.csv > /dev/null
+cmp -s p_old_combined.csv pred.csv || fail "the combined model predicts the model's own tasks differently"
 # eval reports the file's tasks, and each task's error in --json.
 head -n 5 table.csv > few_tasks.csv
 "$bin" eval --model csvmodel --data few_tasks.csv --json few.json > few.txt

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 #include <sstream>
 
 #include "cli/interrupt.hpp"
@@ -794,6 +795,27 @@ void add_convert(CLI::App& app) {
   });
 }
 
+// The model with the adapted tasks appended (same U and prior): one model holding both. A task
+// of the model's cannot be added again (adapt fits new tasks), and keys must be on both or neither.
+Model with_tasks_added(const Model& model, const Model& added) {
+  if (model.task_keys.empty() != added.task_keys.empty())
+    throw Error(std::string("--into: the ") + (model.task_keys.empty() ? "model's tasks have no keys and the new data's do"
+                                                                       : "new data's tasks have no keys and the model's do") +
+                ": a model cannot hold both (write the new tasks alone with --out)");
+  std::unordered_set<std::string> known(model.task_keys.begin(), model.task_keys.end());
+  for (const std::string& key : added.task_keys)
+    if (known.count(key))
+      throw Error("--into: task '" + key + "' is in the model already; adapt fits new tasks (refit the model to change its tasks)");
+  Model out = model;
+  out.W.insert(out.W.end(), added.W.begin(), added.W.end());
+  out.B_index.insert(out.B_index.end(), added.B_index.begin(), added.B_index.end());
+  out.B_value.insert(out.B_value.end(), added.B_value.begin(), added.B_value.end());
+  out.task_keys.insert(out.task_keys.end(), added.task_keys.begin(), added.task_keys.end());
+  out.t = model.t + added.t;
+  out.notes.push_back(std::to_string(added.t) + " tasks added by adapt (U and the prior fixed)");
+  return out;
+}
+
 void add_adapt(CLI::App& app) {
   auto data = std::make_shared<DataArgs>();
   auto model_path = std::make_shared<std::string>();
@@ -801,11 +823,17 @@ void add_adapt(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("adapt", "fit (w, b) of new tasks with the model's U fixed");
   cmd->add_option("--model", *model_path, "trained model folder")->required();
   add_data_options(cmd, *data);
-  cmd->add_option("--out,-o", *out, "model folder to write (the model's U, the new tasks' w and b)")->required();
+  auto into = std::make_shared<std::string>();
+  CLI::Option* out_option = cmd->add_option("--out,-o", *out, "model folder to write (the model's U, the new tasks' w and b)");
+  CLI::Option* into_option = cmd->add_option("--into", *into, "model folder to write with the model's tasks and the new ones "
+                                             "(it may be --model itself, which is then replaced whole)");
+  out_option->excludes(into_option);
   cmd->callback([=] {
-    check_outputs({{"--out", *out}});
+    if (out->empty() && into->empty()) throw Error("--out (the new tasks alone) or --into (the model's tasks and the new ones) is required");
+    check_outputs({{"--out", *out}, {"--into", *into}});
     // Under mpirun: each process adapts its shard's tasks (the model's U and prior only are read).
     Communicator* comm = distributed_processes();
+    if (comm && !into->empty()) throw CollectiveError("--into adds tasks to the whole model: run it in one process (without mpirun)");
     if (comm && comm->rank() != 0) std::cout.setstate(std::ios::badbit);
     const Model model = comm ? load_model_tasks(*model_path, 0, 0) : load_model(*model_path);
     data->encoding = model.encoding.present ? &model.encoding : nullptr;
@@ -816,6 +844,11 @@ void add_adapt(CLI::App& app) {
     auto adapt_on = [&](const auto& ds) {
       prefetch_with_progress(ds, progress, data->path, "adapt");
       progress.done();
+      if (!into->empty()) {  // the keys checked before the work: an empty model of the new tasks' keys
+        Model keys_only;
+        keys_only.task_keys = ds.task_keys;
+        with_tasks_added(model, keys_only);
+      }
       Model adapted = adapt(model, ds.view(), o);
       adapted.task_keys = ds.task_keys;
       Evaluation ev = evaluate(adapted, ds.view());
@@ -824,10 +857,13 @@ void add_adapt(CLI::App& app) {
         sum_evaluation(ev, *comm);
         comm->sum(&tasks, 1);
         save_model(adapted, *out, *comm);
+      } else if (!into->empty()) {
+        save_model(with_tasks_added(model, adapted), *into);
       } else {
         save_model(adapted, *out);
       }
-      std::cout << "adapted " << tasks << " tasks: training MSE " << ev.mse << "; wrote " << *out << "\n";
+      std::cout << "adapted " << tasks << " tasks: training MSE " << ev.mse << "; wrote " << (into->empty() ? *out : *into)
+                << (into->empty() ? "" : " (the model's " + std::to_string(model.t) + " tasks and these)") << "\n";
     };
     if (comm) with_mapped_shard(*data, *comm, adapt_on);
     else with_mapped_dataset(*data, adapt_on);
