@@ -964,7 +964,9 @@ void add_eval(CLI::App& app) {
         result["rmse"] = std::sqrt(ev.mse);
         result["rows"] = ev.rows;
         result["tasks"] = ds.folder_tasks;
-        std::cout << "rows " << ev.rows << "  tasks " << ds.folder_tasks << "  MSE " << ev.mse << "  RMSE " << std::sqrt(ev.mse) << "\n";
+        result["model_tasks"] = ds.folder_tasks;  // over many processes they must be the model's (model_part_for)
+        std::cout << "rows " << ev.rows << "  tasks " << ds.folder_tasks << " (the model has " << ds.folder_tasks << ")  MSE " << ev.mse
+                  << "  RMSE " << std::sqrt(ev.mse) << "\n";
       });
       if (!json_out->empty() && comm->rank() == 0) write_json_file(*json_out, result);
       return;
