@@ -172,6 +172,24 @@ grep -q '"converged": false' capped/model.json || fail "model.json does not reco
 [[ ! -s conv.err ]] || fail "a converged fit warned: $(cat conv.err)"
 grep -q '"converged": true' converged/model.json || fail "model.json does not record convergence"
 
+# Columns as R writes them: quoted numbers are categories' codes, integer codes under an id's name
+# are identifiers; --numeric and --categorical override.
+{
+  echo '"user","grade","movieId","x","y"'
+  for i in $(seq 0 119); do echo "\"u$((i % 6))\",\"$((i % 3 + 1))\",$((i % 40 + 1)),$(( (i * 7) % 5 )),$(( (i * 7) % 5 + i % 3 ))"; done
+} > r_export.csv
+"$bin" train --data r_export.csv --target y --task user -r 1 -k 0 --iterations 3 --out r_model > r_train.txt
+grep -q "features: (intercept), grade (one-hot, 3 levels), x$" r_train.txt || fail "quoted codes are not categories: $(cat r_train.txt)"
+grep -q "ignored column movieId: id-like (integer codes under an id's name); --numeric movieId or --categorical movieId" r_train.txt ||
+  fail "movieId was not left out as an id: $(cat r_train.txt)"
+grep -q "note: column grade: quoted numbers, one-hot encoded as categories (--numeric grade" r_train.txt ||
+  fail "train does not say that grade's quoted numbers became categories: $(cat r_train.txt)"
+"$bin" train --data r_export.csv --target y --task user -r 1 -k 0 --iterations 3 --numeric grade,movieId --out r_model2 > r_train2.txt
+grep -q "features: (intercept), grade, movieId, x$" r_train2.txt || fail "--numeric did not read the columns as numbers: $(cat r_train2.txt)"
+"$bin" train --data r_export.csv --target y --task user -r 1 -k 0 --iterations 3 --categorical x --out r_model3 > r_train3.txt
+grep -q "x (one-hot, 5 levels)" r_train3.txt || fail "--categorical did not one-hot encode x: $(cat r_train3.txt)"
+expect_error "both in --numeric and in --categorical" "$bin" train --data r_export.csv --target y --task user --numeric x --categorical x --out bad
+
 # The model remembers its columns: eval, predict and adapt take the CSV without --target and --task,
 # and predict needs no target column.
 "$bin" eval --model csvmodel --data table.csv > csveval2.txt

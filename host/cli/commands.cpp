@@ -29,7 +29,7 @@ struct DataArgs {
   std::string path;
   std::string target, task;
   // CSV features (train only; predict, eval and adapt apply the model's encoding).
-  std::vector<std::string> features, ignore;
+  std::vector<std::string> features, ignore, categorical, numeric;
   bool no_intercept = false;
   int max_levels = 50;
   const FeatureEncoding* encoding = nullptr;  // a model's: its CSV columns, target and task are the defaults
@@ -54,6 +54,10 @@ void add_csv_feature_options(CLI::App* cmd, DataArgs& a) {
   cmd->add_option("--features", a.features, "CSV: the columns to use as features (default: all but the target, task, "
                   "--ignore'd and id-like columns)")->delimiter(',')->group("CSV features");
   cmd->add_option("--ignore", a.ignore, "CSV: columns not to use")->delimiter(',')->group("CSV features");
+  cmd->add_option("--categorical", a.categorical, "CSV: columns to one-hot encode even where their values are numbers")
+      ->delimiter(',')->group("CSV features");
+  cmd->add_option("--numeric", a.numeric, "CSV: columns to read as numbers even where quoted (as R writes factors) or named "
+                  "like an id")->delimiter(',')->group("CSV features");
   cmd->add_flag("--no-intercept", a.no_intercept, "CSV: no constant feature (by default one comes first)")->group("CSV features");
   cmd->add_option("--max-levels", a.max_levels, "CSV: most distinct values of a text column to one-hot encode")
       ->capture_default_str()->group("CSV features");
@@ -70,6 +74,7 @@ void print_encoding(const FeatureEncoding& enc, std::ostream& out) {
   }
   out << "\n";
   for (const std::string& why : enc.ignored) out << "ignored column " << why << "\n";
+  for (const std::string& note : enc.notes) out << "note: " << note << "\n";
 }
 
 // Whether the data is computed in float: asked for, or (auto) a data folder's X.npy is float32, or
@@ -88,6 +93,8 @@ void with_dataset(const DataArgs& a, F&& f) {
   csv.intercept = !a.no_intercept;
   csv.features = a.features;
   csv.ignore = a.ignore;
+  csv.categorical = a.categorical;
+  csv.numeric = a.numeric;
   csv.max_levels = a.max_levels;
   csv.encoding = a.encoding;
   csv.target_optional = a.target_optional;
@@ -757,6 +764,8 @@ void add_convert(CLI::App& app) {
     csv.intercept = !data->no_intercept;
     csv.features = data->features;
     csv.ignore = data->ignore;
+    csv.categorical = data->categorical;
+    csv.numeric = data->numeric;
     csv.max_levels = data->max_levels;
     const InterruptGuard guard;
     const Progress progress(*quiet, *verbose);

@@ -58,6 +58,7 @@ class CsvReader {
       return f;
     };
     field().clear();
+    quoted_.assign(1, false);
     bool in_quotes = false, started = false;
     std::int64_t start_line = line_;
     for (;;) {
@@ -87,9 +88,11 @@ class CsvReader {
         }
       } else if (c == '"' && !started) {
         in_quotes = started = true;
+        quoted_[count] = true;
       } else if (c == ',') {
         ++count;
         field().clear();
+        quoted_.push_back(false);
         started = false;
       } else if (c == '\n' || c == '\r') {
         if (c == '\r' && peek() == '\n') get();
@@ -111,6 +114,8 @@ class CsvReader {
   }
   std::uint64_t bytes_read() const { return consumed_ + at_; }
   std::uint64_t size() const { return size_; }
+  // Whether field c of the last record was quoted (R's write.csv quotes factors, not numbers).
+  bool quoted(std::size_t c) const { return c < quoted_.size() && quoted_[c]; }
 
  private:
   // Every field must be UTF-8 (keys and names go into JSON): a file in another encoding is refused
@@ -154,6 +159,7 @@ class CsvReader {
   std::uint64_t consumed_ = 0, size_ = 0;
   std::int64_t line_ = 1;
   std::vector<std::string> header_;  // the first record, for messages
+  std::vector<bool> quoted_;         // per field of the last record
 };
 
 // Whether the whole of s (spaces and tabs around it allowed) is a number for strtod; its value in
@@ -192,6 +198,12 @@ bool missing_marker(const std::string& s) {
 }
 
 // Names that say "row number": a pandas index written out, an id.
+// A name ending in "id" (movieId, child_id, childid): with integer values, identifiers' codes.
+bool id_suffix_name(std::string name) {
+  for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return name.size() >= 2 && name.compare(name.size() - 2, 2, "id") == 0;
+}
+
 bool id_like_name(std::string name) {
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return name == "id" || name == "index" || name == "row" || name == "rowid" || name == "row_id" || name == "unnamed: 0" ||
@@ -220,10 +232,12 @@ struct ColumnScan {
   bool levels_overflow = false;
   std::unordered_set<std::uint64_t> hashes;
   bool repeated = false;
+  bool quoted_numbers = false;  // a number in quotes: a category's code, as R writes factors
 
-  void add(const std::string& field, std::int64_t line, std::size_t level_cap) {
+  void add(const std::string& field, bool quoted, std::int64_t line, std::size_t level_cap) {
     double v = 0;
     const bool is_number = parse_number(field, &v);
+    quoted_numbers = quoted_numbers || (quoted && is_number);
     const bool missing = missing_marker(field), infinite = !is_number && !missing && non_finite_number(field);
     if (missing && empty++ == 0) {
       first_empty = field;
@@ -289,6 +303,11 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
   if (choose) {
     for (const std::string& name : options.features) column_of(header, name, path);  // each must exist
     for (const std::string& name : options.ignore) column_of(header, name, path);
+    for (const std::string& name : options.categorical) column_of(header, name, path);
+    for (const std::string& name : options.numeric) {
+      column_of(header, name, path);
+      if (listed(options.categorical, name)) throw Error(path + ": column '" + name + "' is both in --numeric and in --categorical");
+    }
   } else {
     for (const FeatureColumn& col : options.encoding->columns) column_of(header, col.name, path);  // a model's column missing: named
   }
@@ -314,7 +333,7 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
     if (fields.size() != header.size())
       throw Error(path + ": line " + std::to_string(line) + " has " + std::to_string(fields.size()) + " fields, the header has " +
                   std::to_string(header.size()));
-    for (std::size_t c : studied) stats[c].add(fields[c], line, level_cap);
+    for (std::size_t c : studied) stats[c].add(fields[c], reader.quoted(c), line, level_cap);
     const std::string& key = fields[scan.task_col];
     auto [it, inserted] = scan.task_of_key.emplace(key, static_cast<std::int64_t>(scan.task_keys.size()));
     if (inserted) {
@@ -356,21 +375,34 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
     if (!s.numeric && s.numbers_or_empty && s.empty < n)
       throw Error(path + ": column '" + name + "' is numeric but " + std::to_string(s.empty) + " of its values are missing ('" +
                   s.first_empty + "' on line " + std::to_string(s.first_empty_line) + "); fill them in, or --ignore " + name);
+    const bool as_numbers = listed(options.numeric, name), as_categories = listed(options.categorical, name);
+    if (as_numbers && !s.numeric)
+      throw Error(path + ": column '" + name + "' is in --numeric but holds values that are not numbers");
     const bool all_distinct = n >= 10 && !s.repeated;
-    if (!asked && (id_like_name(name) || (all_distinct && (s.integers || !s.numeric)))) {
-      enc.ignored.push_back(name + ": id-like (" + (id_like_name(name) ? std::string("its name") : "every value distinct") +
-                            "); name it in --features to use it");
+    const std::size_t distinct = s.levels_overflow ? level_cap + 1 : s.levels.size();
+    // Integer codes under an id's name (movieId, childid) with many values: identifiers, not quantities.
+    const bool id_codes = s.numeric && s.integers && id_suffix_name(name) && distinct > 20;
+    if (!asked && !as_numbers && !as_categories && (id_like_name(name) || id_codes || (all_distinct && (s.integers || !s.numeric)))) {
+      enc.ignored.push_back(name + ": id-like (" +
+                            (id_like_name(name) ? std::string("its name") : id_codes ? "integer codes under an id's name" : "every value distinct") +
+                            "); --numeric " + name + " or --categorical " + name + " to use it");
       continue;
     }
     FeatureColumn col;
     col.name = name;
-    if (!s.numeric) {
+    // Quoted numbers are categories' codes (R's write.csv quotes factors) unless --numeric says not.
+    const bool categories = as_categories || !s.numeric || (s.quoted_numbers && !as_numbers);
+    if (categories) {
       if (s.levels_overflow || s.levels.size() > static_cast<std::size_t>(options.max_levels))
-        throw Error(path + ": text column '" + name + "' has " +
-                    (s.levels_overflow ? "more than " + std::to_string(level_cap) : std::to_string(s.levels.size())) +
+        throw Error(path + ": " + (s.numeric ? (as_categories ? "column '" : "column of quoted numbers '") : "text column '") + name +
+                    "' has " + (s.levels_overflow ? "more than " + std::to_string(level_cap) : std::to_string(s.levels.size())) +
                     " distinct values, more than --max-levels " + std::to_string(options.max_levels) +
-                    " for one-hot encoding: raise --max-levels, or --ignore " + name);
+                    " for one-hot encoding: raise --max-levels, " + (s.numeric && !as_categories ? "--numeric " + name + ", " : "") +
+                    "or --ignore " + name);
       col.levels.assign(s.levels.begin(), s.levels.end());
+      if (s.numeric && !as_categories)
+        enc.notes.push_back("column " + name + ": quoted numbers, one-hot encoded as categories (--numeric " + name +
+                            " to read them as numbers)");
     }
     enc.columns.push_back(std::move(col));
   }
@@ -382,7 +414,7 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
 // Pass 2: each row's features and target, handed to `put` with the row's place in task order and
 // its place in the file. The scan's task keys must be those of this file (the same file).
 template <typename T>
-void fill_csv(const std::string& path, const CsvOptions& options, const CsvScan& scan, std::int64_t d,
+void fill_csv(const std::string& path, const CsvScan& scan, std::int64_t d,
               const std::vector<std::int64_t>& task_offsets, const CsvProgress& progress,
               const std::function<void(std::int64_t row, std::int64_t source_row, const T* x, double y)>& put) {
   const FeatureEncoding& enc = scan.encoding;
@@ -495,7 +527,7 @@ Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vec
   ds.X.assign(n * static_cast<std::size_t>(d), T(0));
   ds.y.resize(n);
   ds.source_rows.resize(n);
-  fill_csv<T>(path, options, scan, d, ds.task_offsets, {}, [&](std::int64_t row, std::int64_t source_row, const T* x, double y) {
+  fill_csv<T>(path, scan, d, ds.task_offsets, {}, [&](std::int64_t row, std::int64_t source_row, const T* x, double y) {
     std::copy_n(x, d, ds.X.data() + row * d);
     ds.y[static_cast<std::size_t>(row)] = static_cast<T>(y);
     ds.source_rows[static_cast<std::size_t>(row)] = source_row;
@@ -546,7 +578,7 @@ std::int64_t convert_csv_as(const std::string& csv_path, const CsvOptions& optio
     if (::ftruncate(fd, static_cast<off_t>(header.size() + static_cast<std::uint64_t>(n * d) * sizeof(T))) != 0)
       throw Error(x_path + ": cannot size the file (" + std::strerror(errno) + ")");
     std::vector<double> y(static_cast<std::size_t>(n));
-    fill_csv<T>(csv_path, options, scan, d, offsets, progress, [&](std::int64_t row, std::int64_t, const T* x, double target) {
+    fill_csv<T>(csv_path, scan, d, offsets, progress, [&](std::int64_t row, std::int64_t, const T* x, double target) {
       write_at(x, static_cast<std::size_t>(d) * sizeof(T), header.size() + static_cast<std::uint64_t>(row * d) * sizeof(T));
       y[static_cast<std::size_t>(row)] = target;
     });

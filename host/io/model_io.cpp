@@ -230,6 +230,7 @@ json encoding_json(const FeatureEncoding& encoding) {
     columns.push_back(col);
   }
   json out{{"intercept", encoding.intercept}, {"columns", columns}, {"ignored", encoding.ignored}};
+  if (!encoding.notes.empty()) out["notes"] = encoding.notes;
   if (!encoding.target.empty()) out["target"] = encoding.target;
   if (!encoding.task.empty()) out["task"] = encoding.task;
   return out;
@@ -249,6 +250,7 @@ FeatureEncoding encoding_from_json(const JsonFields& e) {
     encoding.columns.push_back(std::move(col));
   }
   encoding.ignored = e.texts("ignored", {});
+  encoding.notes = e.texts("notes", {});
   encoding.target = e.text("target", "");  // (recorded since the columns are remembered)
   encoding.task = e.text("task", "");
   return encoding;

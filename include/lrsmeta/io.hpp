@@ -127,9 +127,11 @@ LRSMETA_API DType data_folder_dtype(const std::string& path);
 
 // CSV with a header row. `target` names the target column and `task` the task column. The other
 // columns (or only `features`, less `ignore`) become features: a numeric column as it is, a text
-// column one-hot encoded (at most max_levels distinct values, else an error naming the column);
-// an id-like column (all values distinct integers or all distinct texts, or named id, index, row
-// or "Unnamed: 0") is left out unless named in `features`. With `intercept`, a constant feature
+// column one-hot encoded (at most max_levels distinct values, else an error naming the column),
+// and so is a column of quoted numbers (R's write.csv quotes factors) unless in `numeric`; an
+// id-like column (all values distinct integers or all distinct texts; named id, index, row or
+// "Unnamed: 0"; or integers with more than 20 distinct values under a name ending in "id", such as
+// movieId) is left out unless named in `features`, `numeric` or `categorical`. With `intercept`, a constant feature
 // "(intercept)" comes first. Given `encoding` (a model's), exactly that encoding is applied instead
 // (a level unseen in training encodes as all zeros), and an empty target or task names the
 // encoding's (the columns used in training). Rows of one task need not be contiguous: tasks are
@@ -140,6 +142,8 @@ struct CsvOptions {
   bool intercept = true;
   std::vector<std::string> features;  // empty: every column but the target, task and `ignore`
   std::vector<std::string> ignore;
+  std::vector<std::string> categorical;  // one-hot encoded even where every value is a number
+  std::vector<std::string> numeric;      // read as numbers even where quoted or named like an id
   int max_levels = 50;
   const FeatureEncoding* encoding = nullptr;
   bool target_optional = false;  // a file without the target column is read with y = 0 (predict)

@@ -275,6 +275,7 @@ struct FeatureEncoding {
   bool intercept = false;           // a constant feature "(intercept)" comes first
   std::vector<FeatureColumn> columns;
   std::vector<std::string> ignored;  // "column: why" for each column not used
+  std::vector<std::string> notes;    // how a used column was read where it could have been read otherwise
   // The CSV's target and task columns at training: predict, eval and adapt default to them.
   std::string target, task;
 };
