@@ -1,4 +1,4 @@
-// CPU path timings at DESIGN.md's anchor sizes: d = 100, r = 10, k = 5, m = 20, t = 1e3 .. 1e5.
+// CPU path timings at docs/design.md's anchor sizes: d = 100, r = 10, k = 5, m = 20, t = 1e3 .. 1e5.
 // One outer iteration = the task step over all tasks + the U step (G and v, then the dr x dr solve
 // and QR). The counter us_per_task_core is the time per task times the threads used.
 //

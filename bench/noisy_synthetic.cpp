@@ -1,4 +1,4 @@
-// Noisy ragged synthetic tasks (DESIGN.md section 6): d = 30, r = 3, k = 2, noise 0.3, t = 800
+// Noisy ragged synthetic tasks (docs/design.md section 6): d = 30, r = 3, k = 2, noise 0.3, t = 800
 // tasks with 5 to 60 training rows each and 20 held-out test rows each (the truth is known: the
 // noise floor is 0.3). Held-out RMSE of lrsmeta's models against the baselines a statistician would
 // use. Every hyperparameter is chosen on validation rows carved from the training rows, never on

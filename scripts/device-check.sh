@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU path on a lent GPU in few calls (the GPU issue; /work/.library/device/README.md).
+# The GPU path checked on a machine with a GPU, in few calls (the device tool: /work/.library/device/README.md).
 #
 #   scripts/device-check.sh prepare       here: build for sm_90 into build-device/ and pack what a bare
 #                                         device machine lacks (the programs, OpenBLAS, the Fortran

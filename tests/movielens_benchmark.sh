@@ -20,7 +20,7 @@ if [[ -z $plots ]]; then
 fi
 # results.csv: method,training_ratings_per_user,test_rmse,...; compare each row with the global mean's.
 # On 150 users with 5 or 10 ratings some models do not beat the global mean (an honest result, see
-# the README: the full mixed model has 253 covariance parameters for 600 ratings), so: with all
+# docs/benchmarks.md: the full mixed model has 253 covariance parameters for 600 ratings), so: with all
 # ratings every method beats it, and lrsmeta's default (r and k auto) stays within 5% of it in
 # every regime.
 awk -F, 'NR > 1 { key = $2; rmse[NR] = $3; regime[NR] = key; name[NR] = $1

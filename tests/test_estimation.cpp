@@ -1,4 +1,4 @@
-// Settings estimated from all rows (DESIGN.md section 10, host/core/estimation.hpp): the task steps'
+// Settings estimated from all rows (docs/design.md section 10, host/core/estimation.hpp): the task steps'
 // log marginal likelihood and b's posterior moments against a dense computation from each task's
 // m x m covariance, the inverse-Wishart marginal likelihood of Sigma's shrinkage against Bayes'
 // identity, and the fit's estimates on planted data.

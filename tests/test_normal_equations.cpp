@@ -82,7 +82,7 @@ TEST(NormalEquations, MatchKroneckerDefinition) {
 TEST(NormalEquations, ColumnMajorVecRecoversTheTrueU) {
   // Noiseless data generated with a known (non-orthonormal) U* and known w_i, b_i: the solution
   // of (G) vec(U) = v, read column-major (vec(U)[a + d p] = U[a, p]), is U* itself. Reading the
-  // same vector row-major (the bug DESIGN.md warns of) is not.
+  // same vector row-major (the bug docs/design.md warns of) is not.
   const int t = 200, d = 6, r = 2, k = 1;
   Problem p = random_problem(t, d, r, k, 31);
   const std::vector<double> U_true = testing::random_normal(static_cast<std::size_t>(d) * r, 32);  // row-major d x r

@@ -1,4 +1,4 @@
-// The empirical-Bayes model (DESIGN.md section 6): the task step's posterior against a dense
+// The empirical-Bayes model (docs/design.md section 6): the task step's posterior against a dense
 // computation, the fit at r = d, k = 0 against an independent EM for the linear mixed model, prior
 // none against the paper's loop run by hand, tiny tasks, selection and the model file.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// End-to-end correctness: exact recovery on noiseless synthetic data (DESIGN.md section 2).
+// End-to-end correctness: exact recovery on noiseless synthetic data (docs/design.md section 2).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -49,7 +49,7 @@ INSTANTIATE_TEST_SUITE_P(PursuitAndHtp, ExactRecovery, ::testing::Values(Variant
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 TEST(Recovery, IhtImprovesAndNeverDiverges) {
-  // The paper's step may stall short of exact recovery here (DESIGN.md measured 0.024 at
+  // The paper's step may stall short of exact recovery here (docs/design.md measured 0.024 at
   // t=1000, m=60); it must still make real progress and stay finite.
   const SyntheticData truth = comfortable(11);
   Options o = recovery_options(Variant::iht);

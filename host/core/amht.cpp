@@ -1,4 +1,4 @@
-// AMHT-LRS orchestration (DESIGN.md section 2): one copy of the algorithm, backend-agnostic.
+// AMHT-LRS orchestration (docs/design.md section 2): one copy of the algorithm, backend-agnostic.
 #include <algorithm>
 #include <chrono>
 #include <cmath>

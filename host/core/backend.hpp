@@ -32,7 +32,7 @@ struct TaskStepTotals {
   std::int64_t b_count = 0;
 };
 
-// The empirical-Bayes prior (DESIGN.md section 6) handed to the task steps; the core estimates it.
+// The empirical-Bayes prior (docs/design.md section 6) handed to the task steps; the core estimates it.
 struct PriorState {
   std::vector<double> beta;         // d: the population model
   std::vector<double> Sigma;        // r x r, row-major: covariance of w_i

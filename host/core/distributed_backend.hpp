@@ -1,6 +1,6 @@
 // A backend over many processes: each process's backend holds its shard of the tasks, and this
 // wrapper sums what the algorithm reads from them (the task steps' totals, G and v, cg's passes,
-// the data's moments) over the communicator, so that the core runs unchanged (DESIGN.md section 9).
+// the data's moments) over the communicator, so that the core runs unchanged (docs/design.md section 9).
 // The solves are the core's: rank 0's, sent to all (host/core/u_solver.cpp).
 #pragma once
 

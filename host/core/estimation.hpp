@@ -1,4 +1,4 @@
-// The prior's settings estimated from all rows, inside the fit (DESIGN.md section 10): the b prior's
+// The prior's settings estimated from all rows, inside the fit (docs/design.md section 10): the b prior's
 // variance tau2 by EM, and the shrinkage of Sigma towards isotropic as the weight of an
 // inverse-Wishart prior that maximises the marginal likelihood. Nothing is held out; both come from
 // sums over tasks that the task steps return anyway, so they run over many processes unchanged.

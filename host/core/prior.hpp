@@ -1,4 +1,4 @@
-// The empirical-Bayes model of DESIGN.md section 6: its starting point and its hyperparameter
+// The empirical-Bayes model of docs/design.md section 6: its starting point and its hyperparameter
 // updates (the M-step of EM for Sigma and s2), from the sums the backends return. Backend-agnostic.
 #pragma once
 

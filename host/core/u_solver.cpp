@@ -14,7 +14,7 @@ namespace lrsmeta::core {
 namespace {
 // Passes over the data a cg U step makes (its start, then one a step), for the cost model: with
 // the forcing term 1 to 3 steps were measured per U step, solved to 1e-10 10 to 22
-// (bench/RESULTS.md).
+// (docs/benchmarks.md).
 double cg_passes_estimate(const Options& o) { return 1.0 + (o.cg_forcing > 0 ? 3.0 : 15.0); }
 }  // namespace
 
@@ -59,7 +59,7 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
   // One operator pass: with the prior X_i M and X_i^T (.) per task (4 n d r'); without, E_i is rank
   // one and a pass is two matrix-vector products per task (4 n d) plus the w's (4 t d r).
   const double flops = prior ? 4.0 * static_cast<double>(n) * dd * rr : 4.0 * static_cast<double>(n) * dd + 4.0 * static_cast<double>(t) * dd * rr;
-  // Measured on the 2-core development machine (bench/RESULTS.md), against G's GEMM at about 1e11
+  // Measured on the 2-core development machine (docs/benchmarks.md), against G's GEMM at about 1e11
   // flops/s: a pass without the prior at d = 100 (2.4e8 flops, 160 MB of float32 X) took about
   // 15 ms (11 to 12 ms once its products on float data ran in float), the time of 1.1e9
   // to 1.5e9 flops of GEMM (its short products run far below GEMM's rate, and it waits on X's

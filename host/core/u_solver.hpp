@@ -1,4 +1,4 @@
-// The U step as the algorithm runs it (DESIGN.md section 8): which solver (Options::u_solver),
+// The U step as the algorithm runs it (docs/design.md section 8): which solver (Options::u_solver),
 // decided once per fit from the data's sizes, and the conjugate-gradient solver itself, which runs
 // here on two passes any backend provides (Backend::accumulate_rhs, Backend::apply_normal_operator).
 // The direct solve is the backend's: it forms G where the data lives.

@@ -1,4 +1,4 @@
-// One task's (w, b) update with U fixed: the three variants of DESIGN.md section 2.
+// One task's (w, b) update with U fixed: the three variants of docs/design.md section 2.
 // Works in double whatever the data precision; allocation-free (all scratch in TaskWorkspace,
 // sized once per thread).
 #pragma once
@@ -15,7 +15,7 @@
 
 namespace lrsmeta::cpu {
 
-// The empirical-Bayes prior of DESIGN.md section 6 as one task step sees it (all fixed during the
+// The empirical-Bayes prior of docs/design.md section 6 as one task step sees it (all fixed during the
 // step): theta_i = beta + U w_i + b_i, w_i ~ N(0, Sigma), each non-zero of b_i ~ N(0, tau2), noise
 // variance s2. The task's system becomes (A^T A + s2 P) x = A^T (y - X beta), A = [X U, X_S],
 // P = blockdiag(Sigma^-1, I / tau2).

@@ -1,4 +1,4 @@
-// The CPU backend's two passes for the U step by conjugate gradients (DESIGN.md section 8; the
+// The CPU backend's two passes for the U step by conjugate gradients (docs/design.md section 8; the
 // solver itself is the core's, host/core/u_solver.cpp): the normal equations (G + lambda I)
 // vec(U~) = v solved without forming G. G = sum_i E_i kron X_i^T X_i, so a product G x is one pass
 // over the tasks, each adding X_i^T X_i M E_i (M: x as a d x r' matrix, E_i = E[w'_i w'_i^T]);

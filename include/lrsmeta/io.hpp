@@ -1,5 +1,5 @@
 // lrsmeta file formats: NumPy .npy arrays, data folders, CSV tables, model folders, and the
-// synthetic data generator of DESIGN.md section 1.
+// synthetic data generator of docs/design.md section 1.
 #pragma once
 
 #include <cstdint>

@@ -49,14 +49,14 @@ struct TaskDataView {
   std::int64_t task_size(std::int64_t i) const { return task_offsets[i + 1] - task_offsets[i]; }
 };
 
-// How each task's (w_i, b_i) is updated with U fixed. See DESIGN.md section 2 and the README.
+// How each task's (w_i, b_i) is updated with U fixed. See docs/design.md section 2 and docs/model.md.
 enum class Variant { pursuit, htp, iht };
 // automatic ("auto"): spectral with the prior (measured: random starts left a noisy fit at 0.614 to
 // 0.689 held-out RMSE by seed, the spectral start at 0.612), random otherwise (the paper's model,
 // and private training, where a spectral start would cost one more release).
 enum class Init { random, spectral, automatic };
 enum class Device { cpu, cuda, automatic };
-// The statistical model (DESIGN.md section 6). automatic ("auto"): the empirical-Bayes model
+// The statistical model (docs/design.md section 6). automatic ("auto"): the empirical-Bayes model
 // theta_i = beta + U w_i + b_i with w_i ~ N(0, Sigma), b_i's non-zeros ~ N(0, tau2) and noise
 // variance s2, beta, Sigma and s2 estimated from all tasks; none: the paper's AMHT-LRS exactly.
 enum class Prior { none, automatic };
@@ -69,13 +69,13 @@ enum class Prior { none, automatic };
 enum class USolver { direct, cg, automatic };
 // How the settings that least squares cannot fit are found (the b prior's variance, Sigma's
 // shrinkage, r and k where they are "auto"). evidence (the default): estimated from all rows inside
-// the fit, as a mixed-model program fits its variance components (DESIGN.md section 10): tau2 and
+// the fit, as a mixed-model program fits its variance components (docs/design.md section 10): tau2 and
 // the supports' inclusion probability by EM, Sigma's shrinkage by marginal likelihood, r and k by
 // the log marginal likelihood of each candidate's fit (less BIC's charge for U and Sigma).
 // validation (the default): chosen on held-out rows of each task (Options::validation_fraction),
 // then refitted on all rows. Evidence needs no held-out rows and far fewer fits (0.9 s against
 // 37.3 s on bench/noisy_synthetic, where its held-out error is also lower); on MovieLens it is
-// behind validation by 0.003 to 0.005 in three regimes of four (README, "Estimated from all rows").
+// behind validation by 0.003 to 0.005 in three regimes of four (docs/model.md, "Estimated from all rows"; docs/benchmarks.md).
 enum class Selection { evidence, validation };
 
 LRSMETA_API const char* to_string(Variant v);
@@ -92,7 +92,7 @@ LRSMETA_API Prior parse_prior(const std::string& name);  // "auto" or "none"
 LRSMETA_API USolver parse_u_solver(const std::string& name);  // "direct", "cg" or "auto"
 LRSMETA_API Selection parse_selection(const std::string& name);  // "evidence" or "validation"
 
-// User-level differential privacy (DESIGN.md section 3, README "Differential privacy"). Only U is
+// User-level differential privacy (docs/design.md section 3, docs/model.md "Differential privacy"). Only U is
 // released; each task's (w_i, b_i) stays with the task. Every task's contribution to G and v is
 // bounded (rows of X_i scaled to norm <= clip_x, residuals clipped to |e| <= clip_y, ||w_i|| <=
 // clip_w, its first max_samples rows only), then Gaussian noise is added to G (symmetric) and v.
@@ -152,7 +152,7 @@ struct Options {
   // cg: also stop once the residual is this fraction of the warm start's. Each U step then only
   // has to follow the task step's last change, not solve to cg_tolerance: the fit's fixed points
   // are the same (a U step that takes any step moves a U that is not one) and on the benchmarks
-  // the outer iterations were too (bench/RESULTS.md). 0: every U step solved to cg_tolerance.
+  // the outer iterations were too (docs/benchmarks.md). 0: every U step solved to cg_tolerance.
   double cg_forcing = 0.1;
   int cg_max_steps = 300;
 

@@ -22,7 +22,7 @@ LRSMETA_API double noise_multiplier(double epsilon, double delta, int releases);
 // Mechanisms released by a private fit of `outer_iterations` iterations: G and v per iteration,
 // plus one for a privatised spectral start.
 LRSMETA_API int releases(int outer_iterations, bool private_spectral_start);
-// Sensitivities of one task's contribution under the bounds (DESIGN.md section 3).
+// Sensitivities of one task's contribution under the bounds (docs/design.md section 3).
 LRSMETA_API double sensitivity_G(const PrivacyOptions& p);  // m_max C_x^2 C_w^2
 LRSMETA_API double sensitivity_v(const PrivacyOptions& p);  // m_max C_x C_y C_w
 LRSMETA_API double sensitivity_spectral(const PrivacyOptions& p);  // m_max C_x^2 C_y^2

@@ -166,7 +166,7 @@ def _as_y(y, X):
 
 
 class LRSRegressor:
-    """theta_i = beta + U w_i + b_i fitted by AMHT-LRS with the empirical-Bayes prior (see the README).
+    """theta_i = beta + U w_i + b_i fitted by AMHT-LRS with the empirical-Bayes prior (docs/python.md, docs/model.md).
 
     fit(X, y, groups): X (n x d) float32 or float64 and C-contiguous is used in place (no copy;
     other layouts and types are converted once); groups is one task key per row (ints or strings,
