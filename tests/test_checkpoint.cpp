@@ -197,6 +197,7 @@ TEST(Checkpoint, AResumeStopsWhereTheStraightFitConverged) {
 TEST(Checkpoint, TheChoiceOnValidationRowsIsCheckpointedBeforeTheFinalFit) {
   const SyntheticData s = noisy_data(5);
   Options o = six_iterations(Prior::automatic);
+  o.selection = Selection::validation;
   o.rank_candidates = {1, 2};
   o.sparsity_candidates = {0, 1};
   o.sparse_prior_scale = -1.0;
@@ -229,6 +230,7 @@ TEST(Checkpoint, TheChoiceOnValidationRowsIsCheckpointedBeforeTheFinalFit) {
 TEST(Checkpoint, AStopDuringTheChoiceOnValidationRowsSaysSo) {
   const SyntheticData s = noisy_data(6);
   Options o = six_iterations(Prior::automatic);
+  o.selection = Selection::validation;
   o.rank_candidates = {1, 2};
   FitControl control;
   control.stop = [] { return true; };

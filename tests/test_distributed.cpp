@@ -186,6 +186,7 @@ TEST(Distributed, ChoicesOnValidationRowsAreRefusedByEveryProcess) {
     const std::vector<std::string> messages = testing::collective_errors(2, [&](Communicator& comm) {
       const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
       Options o = fixed_options();
+      o.selection = Selection::validation;
       FitControl control;
       control.communicator = &comm;
       if (what == 0) o.rank_candidates = {1, 2};

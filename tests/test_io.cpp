@@ -572,6 +572,7 @@ TEST_F(IoTest, AFitThatCannotFitInMemoryIsRefusedBeforeItStarts) {
   Options choose = o;
   choose.prior = Prior::automatic;
   choose.rank_candidates = {1, 2};
+  choose.selection = Selection::validation;
   ::setenv("LRSMETA_MEMORY_LIMIT", std::to_string(data_bytes * 1.5).c_str(), 1);
   try {
     fit(syn.data.view(), choose);

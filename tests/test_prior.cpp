@@ -484,6 +484,7 @@ TEST(Prior, SelectionIsRecordedAndTheModelFileRoundTrips) {
   o.rank_candidates = {0, 1, 2, 3};
   o.sparsity_candidates = {0, 1, 2};
   o.iterations = 12;
+  o.selection = Selection::validation;
   const Model model = fit(syn.data.view(), o);
   ASSERT_TRUE(model.selection.performed);
   EXPECT_TRUE(model.selection.rank_auto && model.selection.sparsity_auto && model.selection.sparse_prior_scale_auto &&
@@ -543,6 +544,7 @@ TEST(Prior, TheChoiceOnManyTasksIsMadeOnARandomSubsetOfThem) {
   o.rank_candidates = {1, 2};
   o.sparsity = 1;
   o.iterations = 8;
+  o.selection = Selection::validation;
   o.selection_tasks = 100;
   const Model model = fit(syn.data.view(), o);
   ASSERT_TRUE(model.selection.performed);

@@ -283,6 +283,7 @@ Options whole_fit_options(Prior prior, int sparsity, int iterations) {
   o.sparse_prior_scale = 0.3;
   o.support_threshold = 2.0;
   o.covariance_shrinkage = 1.0;
+  o.selection = Selection::validation;  // the prior's settings as given, fixed during the fit
   o.threads = 2;
   o.u_solver = USolver::direct;
   return o;

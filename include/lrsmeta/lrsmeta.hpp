@@ -68,14 +68,15 @@ enum class Prior { none, automatic };
 // on G).
 enum class USolver { direct, cg, automatic };
 // How the settings that least squares cannot fit are found (the b prior's variance, Sigma's
-// shrinkage, r and k where they are "auto"). evidence (the default): estimated from all rows inside
+// shrinkage, r and k where they are "auto"). evidence: estimated from all rows inside
 // the fit, as a mixed-model program fits its variance components (docs/design.md section 10): tau2 and
 // the supports' inclusion probability by EM, Sigma's shrinkage by marginal likelihood, r and k by
 // the log marginal likelihood of each candidate's fit (less BIC's charge for U and Sigma).
 // validation (the default): chosen on held-out rows of each task (Options::validation_fraction),
 // then refitted on all rows. Evidence needs no held-out rows and far fewer fits (0.9 s against
 // 37.3 s on bench/noisy_synthetic, where its held-out error is also lower); on MovieLens it is
-// behind validation by 0.003 to 0.005 in three regimes of four (docs/model.md, "Estimated from all rows"; docs/benchmarks.md).
+// behind validation by 0.003 to 0.005 in three regimes of four, and on the quickstart's data (r and
+// k given) its estimated tau2 leads to a worse fit (docs/model.md, docs/benchmarks.md).
 enum class Selection { evidence, validation };
 
 LRSMETA_API const char* to_string(Variant v);
