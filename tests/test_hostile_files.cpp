@@ -31,22 +31,29 @@ using nlohmann::json;
 namespace lrsmeta {
 namespace {
 
+// Small synthetic data (d = 4 or given, r = k = 1), and options that fit it in two iterations.
+SyntheticData tiny_data(std::int64_t tasks, std::int64_t rows, std::int64_t d = 4) {
+  SyntheticSpec s;
+  s.tasks = tasks;
+  s.min_samples = s.max_samples = rows;
+  s.d = d;
+  s.r = 1;
+  s.k = 1;
+  return generate_synthetic(s);
+}
+Options two_iterations() {
+  Options o;
+  o.rank = 1;
+  o.sparsity = 1;
+  o.iterations = 2;
+  return o;
+}
+
 class HostileFiles : public testing::ScratchFolderTest {
  protected:
-  // A small trained model folder, and its model.json as JSON.
+  // A small trained model folder (6 tasks, keys "task 0" ... unless not asked).
   std::string small_model(const std::string& name, bool keys = true) const {
-    SyntheticSpec s;
-    s.tasks = 6;
-    s.min_samples = s.max_samples = 8;
-    s.d = 4;
-    s.r = 1;
-    s.k = 1;
-    const SyntheticData syn = generate_synthetic(s);
-    Options o;
-    o.rank = 1;
-    o.sparsity = 1;
-    o.iterations = 2;
-    Model m = fit(syn.data.view(), o);
+    Model m = fit(tiny_data(6, 8).data.view(), two_iterations());
     if (keys)
       for (int i = 0; i < 6; ++i) m.task_keys.push_back("task " + std::to_string(i));
     save_model(m, path(name));
@@ -84,14 +91,8 @@ TEST_F(HostileFiles, AClaimLargerThanTheFileIsRefusedNamingIt) {
 }
 
 TEST_F(HostileFiles, EveryFolderReaderRefusesAHugeClaimWithoutAllocating) {
-  // A data folder whose y.npy and task_offsets.npy claim far more than they hold.
-  SyntheticSpec s;
-  s.tasks = 3;
-  s.min_samples = s.max_samples = 4;
-  s.d = 3;
-  s.r = 1;
-  s.k = 1;
-  save_synthetic(path("data"), generate_synthetic(s));
+  // A data folder whose task_offsets.npy claims far more than it holds.
+  save_synthetic(path("data"), tiny_data(3, 4, 3));
   const std::string hostile = testing::npy_bytes(claim_header("<i8", "(100000000000,)"), std::string(64, '\0'));
   std::ofstream(path("data/task_offsets.npy"), std::ios::binary) << hostile;
   expect_error([&] { load_data_folder<double>(path("data")); }, {"task_offsets.npy", "truncated"});
@@ -205,20 +206,9 @@ TEST_F(HostileFiles, JsonFieldsAreReadWithTheirTypesChecked) {
 }
 
 TEST_F(HostileFiles, CheckpointCountsAreCheckedAgainstItsModel) {
-  SyntheticSpec s;
-  s.tasks = 5;
-  s.min_samples = s.max_samples = 6;
-  s.d = 4;
-  s.r = 1;
-  s.k = 1;
-  const SyntheticData syn = generate_synthetic(s);
-  Options o;
-  o.rank = 1;
-  o.sparsity = 1;
-  o.iterations = 2;
   FitControl control;
   control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, path("ck")); };
-  fit(syn.data.view(), o, control);
+  fit(tiny_data(5, 6).data.view(), two_iterations(), control);
   std::ifstream latest(path("ck/latest"));
   std::string name;
   std::getline(latest, name);
