@@ -84,13 +84,17 @@ def main():
         print("matplotlib is not installed: no plot (apt-get install python3-matplotlib)")
         return
     labels = [str(n or "all") for n in settings]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(labels, lrs, "o-", label="lrsmeta (defaults)")
-    ax.plot(labels, glob, "s--", label="one global linear fit")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(labels, lrs, "o-", color="#0072b2", label="lrsmeta (defaults)")
+    ax.plot(labels, glob, "s--", color="#d55e00", label="one global linear fit")
     ax.set_xlabel("training ratings per user")
-    ax.set_ylabel("test RMSE (5 ratings per user)")
-    ax.legend()
-    fig.tight_layout()
+    ax.set_ylabel("test RMSE")
+    low, high = min(lrs + glob), max(lrs + glob)
+    ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
+    ax.grid(alpha=0.3)
+    # The key below the axes, never over the lines.
+    fig.legend(loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(png, dpi=120)
     print(f"plot: {png}")
 

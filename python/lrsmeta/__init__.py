@@ -15,8 +15,27 @@ import warnings
 
 import numpy as np
 
-from . import _lrsmeta
-from ._lrsmeta import Error, __version__  # noqa: F401  (Error is a ValueError)
+def _import_compiled_part():
+    """The compiled module, or an ImportError saying which Python it was built for."""
+    try:
+        from . import _lrsmeta as compiled
+        return compiled
+    except ImportError as error:
+        import glob
+        import sys
+        here = os.path.dirname(os.path.abspath(__file__))
+        built = sorted(os.path.basename(p) for p in glob.glob(os.path.join(here, "_lrsmeta*.so")))
+        tags = sorted({"-".join(name.split(".")[1].split("-")[:2]) for name in built if name.count(".") >= 2})
+        raise ImportError(
+            f"lrsmeta's compiled part ({', '.join(built) or 'none found in ' + here}) was built for "
+            f"{', '.join(tags) or 'another interpreter'}, and this is {sys.implementation.cache_tag} ({sys.executable}): "
+            f"import lrsmeta from the Python it was built for, or rebuild it for this one "
+            f"(cmake -DPython3_EXECUTABLE={sys.executable})") from error
+
+
+_lrsmeta = _import_compiled_part()
+Error = _lrsmeta.Error  # a ValueError
+__version__ = _lrsmeta.__version__
 
 __all__ = ["LRSRegressor", "load", "Error", "ConvergenceWarning", "__version__"]
 

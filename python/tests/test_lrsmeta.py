@@ -370,3 +370,18 @@ def test_running_out_of_iterations_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error", lrsmeta.ConvergenceWarning)
         lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=300, select="evidence").fit(X, y, task)
+
+
+def test_importing_from_another_python_says_which_it_was_built_for(tmp_path):
+    import shutil
+    import sys
+    source = os.path.dirname(lrsmeta.__file__)
+    copy = tmp_path / "lrsmeta"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in os.listdir(copy):  # as if built for another interpreter
+        if name.startswith("_lrsmeta") and name.endswith(".so"):
+            os.rename(copy / name, copy / "_lrsmeta.cpython-39-x86_64-linux-gnu.so")
+    result = subprocess.run([sys.executable, "-c", "import lrsmeta"], cwd=tmp_path, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert result.returncode != 0
+    assert "was built for cpython-39, and this is " + sys.implementation.cache_tag in result.stderr, result.stderr
