@@ -12,6 +12,7 @@ packages=(
   python3-numpy                     # the NumPy interoperability test and the Python module
   python3-dev pybind11-dev          # the Python module (lrsmeta)
   python3-pytest python3-sklearn    # its tests (scikit-learn's clone and GridSearchCV)
+  python3-venv python3-pip          # pip install of the module (tests/pip_install.sh)
   python3-matplotlib                # examples/movielens.py's plot
   gnuplot-nox                       # the MovieLens benchmark's plots
   libopenmpi-dev openmpi-bin        # training over many processes (mpirun); its tests run under mpirun
