@@ -37,7 +37,10 @@ namespace {
 // LF or CR ends a record; blank lines are skipped. Each record's first line is kept for messages.
 class CsvReader {
  public:
-  explicit CsvReader(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "rb")) {
+  // check_text: refuse fields that are not UTF-8 (off for a second pass over a file the first pass
+  // checked: its values are then matched against what the first pass kept).
+  explicit CsvReader(const std::string& path, bool check_text = true)
+      : path_(path), file_(std::fopen(path.c_str(), "rb")), check_text_(check_text) {
     if (!file_) throw Error(path + ": cannot open for reading (" + std::strerror(errno) + ")");
     std::error_code ec;
     size_ = fs::file_size(path, ec);
@@ -71,7 +74,7 @@ class CsvReader {
         }
         fields.resize(count + 1);
         *line = start_line;
-        check_text(fields, start_line);
+        if (check_text_) check_text(fields, start_line);
         return true;
       }
       if (in_quotes) {
@@ -104,7 +107,7 @@ class CsvReader {
         }
         fields.resize(count + 1);
         *line = start_line;
-        check_text(fields, start_line);
+        if (check_text_) check_text(fields, start_line);
         return true;
       } else {
         field().push_back(static_cast<char>(c));
@@ -160,6 +163,7 @@ class CsvReader {
   std::int64_t line_ = 1;
   std::vector<std::string> header_;  // the first record, for messages
   std::vector<bool> quoted_;         // per field of the last record
+  bool check_text_ = true;
 };
 
 // Whether the whole of s (spaces and tabs around it allowed) is a number for strtod; its value in
@@ -431,7 +435,7 @@ void fill_csv(const std::string& path, const CsvScan& scan, std::int64_t d,
   }
   std::vector<std::int64_t> next(task_offsets.begin(), task_offsets.end() - 1);
   std::vector<T> x(static_cast<std::size_t>(d));
-  CsvReader reader(path);
+  CsvReader reader(path, false);  // pass 1 checked the text
   std::vector<std::string> fields;
   std::int64_t line = 0, i = 0;
   reader.next(fields, &line);  // the header
