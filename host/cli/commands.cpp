@@ -804,17 +804,22 @@ void add_convert(CLI::App& app) {
   });
 }
 
-// The model with the adapted tasks appended (same U and prior): one model holding both. A task
-// of the model's cannot be added again (adapt fits new tasks), and keys must be on both or neither.
-Model with_tasks_added(const Model& model, const Model& added) {
-  if (model.task_keys.empty() != added.task_keys.empty())
+// Whether tasks with `keys` can join the model's in one model: keys on both or neither, and none
+// of the model's own (adapt fits new tasks).
+void check_new_task_keys(const Model& model, const std::vector<std::string>& keys) {
+  if (model.task_keys.empty() != keys.empty())
     throw Error(std::string("--into: the ") + (model.task_keys.empty() ? "model's tasks have no keys and the new data's do"
                                                                        : "new data's tasks have no keys and the model's do") +
                 ": a model cannot hold both (write the new tasks alone with --out)");
   std::unordered_set<std::string> known(model.task_keys.begin(), model.task_keys.end());
-  for (const std::string& key : added.task_keys)
+  for (const std::string& key : keys)
     if (known.count(key))
       throw Error("--into: task '" + key + "' is in the model already; adapt fits new tasks (refit the model to change its tasks)");
+}
+
+// The model with the adapted tasks appended (same U and prior): one model holding both.
+Model with_tasks_added(const Model& model, const Model& added) {
+  check_new_task_keys(model, added.task_keys);
   Model out = model;
   out.W.insert(out.W.end(), added.W.begin(), added.W.end());
   out.B_index.insert(out.B_index.end(), added.B_index.begin(), added.B_index.end());
@@ -853,11 +858,7 @@ void add_adapt(CLI::App& app) {
     auto adapt_on = [&](const auto& ds) {
       prefetch_with_progress(ds, progress, data->path, "adapt");
       progress.done();
-      if (!into->empty()) {  // the keys checked before the work: an empty model of the new tasks' keys
-        Model keys_only;
-        keys_only.task_keys = ds.task_keys;
-        with_tasks_added(model, keys_only);
-      }
+      if (!into->empty()) check_new_task_keys(model, ds.task_keys);  // before the work
       Model adapted = adapt(model, ds.view(), o);
       adapted.task_keys = ds.task_keys;
       Evaluation ev = evaluate(adapted, ds.view());
