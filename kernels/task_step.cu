@@ -37,7 +37,7 @@ struct Layout {
            evidence_doubles();
   }
   __host__ __device__ std::size_t ints() const {
-    return 4 * static_cast<std::size_t>(cols) + 8 + (with_prior ? 2 * static_cast<std::size_t>(k + 1) : 0);
+    return 4 * static_cast<std::size_t>(cols) + 8 + (with_prior ? static_cast<std::size_t>(detail::evidence_subset_picks(k)) : 0);
   }
   __host__ __device__ std::size_t bytes() const { return doubles() * sizeof(double) + ints() * sizeof(int); }
 };

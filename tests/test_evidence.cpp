@@ -138,7 +138,7 @@ std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 
     for (int b = 0; b <= a; ++b) K[a * n + b] += p.s2 * inv[a * r + b];
   for (int q = 0; q < p.n_C; ++q) K[(r + q) * n + r + q] += p.s2 / p.tau2;
   std::vector<double> scratch(static_cast<std::size_t>(detail::evidence_subset_scratch(r, p.n_C, p.k)));
-  std::vector<int> picks(static_cast<std::size_t>(2 * (p.k + 1)));
+  std::vector<int> picks(static_cast<std::size_t>(detail::evidence_subset_picks(p.k)));
   if (inclusion) inclusion->assign(static_cast<std::size_t>(p.n_C), -1.0);
   const int n_S = detail::evidence_subset(K.data(), rhs.data(), r, p.n_C, p.k, std::log(p.tau2 / p.s2), p.s2, enumerate, n_start,
                                           scratch.data(), picks.data(), inclusion ? inclusion->data() : nullptr);

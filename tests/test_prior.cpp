@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <random>
 
 #include "core/backend.hpp"
 #include "core/prior.hpp"
 #include "core/random.hpp"
+#include "core/small_dense.hpp"
 #include "core/u_solver.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/task_step.hpp"
@@ -95,6 +97,52 @@ TEST(PriorTaskStep, PosteriorModeCovarianceAndDegreesOfFreedomMatchADenseComputa
   EXPECT_NEAR(post.effective_params, df_ref, kTol * df_ref);
   EXPECT_NEAR(post.effective_params_b, 0.0, kTol);
   EXPECT_NEAR(sse, sse_ref, kTol * sse_ref);
+}
+
+// A task trapped by its incoming support ends with one that fits its rows to the noise. The task
+// (tests/data/trapped_task: 40 rows, d = 100) is one of the quickstart's, with the fitted U, beta,
+// Sigma, s2, tau2 and pi of a fit in which it kept the support {21, 77, 90}, chosen in the first
+// iterations with b, to the end: its residual sum of squares stayed 22.6 against 40 s2 = 0.0068,
+// because no single swap among the candidates improves the marginal likelihood. Its true support
+// is {0, 8, 80}.
+TEST(PriorTaskStep, ATaskTrappedByItsIncomingSupportFindsOneThatFitsItsRows) {
+  const std::string folder = LRSMETA_TEST_DATA_DIR "/trapped_task/";
+  std::vector<std::int64_t> shape;
+  const std::vector<double> X = read_npy_as<double>(folder + "X.npy", &shape);
+  const int m = static_cast<int>(shape[0]), d = static_cast<int>(shape[1]);
+  const std::vector<double> y = read_npy_as<double>(folder + "y.npy", &shape);
+  const std::vector<double> U = read_npy_as<double>(folder + "U.npy", &shape);
+  const int r = static_cast<int>(shape[1]);
+  const std::vector<double> beta = read_npy_as<double>(folder + "beta.npy", &shape);
+  const std::vector<double> Sigma = read_npy_as<double>(folder + "Sigma.npy", &shape);
+  // s2, tau2, pi, the support threshold, then the incoming support.
+  const std::vector<double> settings_file = read_npy_as<double>(folder + "settings.npy", &shape);
+  const int k = static_cast<int>(settings_file.size()) - 4;
+  ASSERT_EQ(k, 3);
+  const double s2 = settings_file[0], tau2 = settings_file[1], pi = settings_file[2];
+  Matrix precision = inverse(Sigma, r);
+  for (double& x : precision) x *= s2;
+  cpu::TaskPrior prior;
+  prior.beta = beta.data();
+  prior.w_precision = precision.data();
+  prior.w_covariance = Sigma.data();
+  prior.b_precision = s2 / tau2;
+  prior.noise_variance = s2;
+  prior.support_threshold = settings_file[3];
+  prior.log_inclusion = std::log(pi);
+  prior.log_exclusion = std::log(1 - pi);
+  prior.log_support_mass = detail::support_prior_log_mass(d, k, prior.log_inclusion, prior.log_exclusion);
+  cpu::TaskStepSettings settings;
+  settings.k = k;
+  settings.prior = &prior;
+  cpu::TaskWorkspace ws(m, d, r, k);
+  std::vector<double> w(r, 0.0), b_value(k, 0.0), V(static_cast<std::size_t>(r) * r);
+  std::vector<std::int32_t> b_index(k);
+  for (int q = 0; q < k; ++q) b_index[q] = static_cast<std::int32_t>(settings_file[4 + q]);
+  cpu::TaskPosterior post{V.data()};
+  const double sse = cpu::task_step(X.data(), y.data(), m, d, U.data(), r, w.data(), b_index.data(), b_value.data(), k, settings, ws, &post);
+  EXPECT_LT(sse, s2 * (m + 6.0 * std::sqrt(2.0 * m)));
+  EXPECT_EQ(b_index, (std::vector<std::int32_t>{0, 8, 80}));
 }
 
 TEST(PriorBackend, DataMomentsMatchPlainSums) {

@@ -61,6 +61,9 @@ struct TaskStepSettings {
   double task_ridge = 1e-10;
   double step_size = 0.5;  // iht/htp: eta = step_size / m
   const TaskPrior* prior = nullptr;  // null: the paper's task step (no prior)
+  // Pursuit under the prior: score every support among the candidates that the enumeration budget
+  // allows, whatever the task's rows (else only for tasks with few rows per unknown).
+  bool enumerate_supports = false;
 };
 
 // eta * m_i: the user's value, or the variant's default (iht 0.5: the paper's step, which at
@@ -122,6 +125,9 @@ struct TaskWorkspace {
   int n_inclusion = 0;
   int last_n = 0;               // size of the last system solved, and whether it was factored
   bool last_factored = false;
+  // A task's (w, b) before a restart from the empty support (task_step).
+  std::vector<double> kept_w, kept_b_value;
+  std::vector<std::int32_t> kept_b_index;
 
   TaskWorkspace(int m_max_, int d_, int r_, int k_)
       : m_max(m_max_), d(d_), r(r_), k(k_), cols(max_joint_columns(r_, k_, d_)) {
@@ -149,7 +155,7 @@ struct TaskWorkspace {
     support_values.resize(cols + 1);
     candidate_values.resize(cols + 1);
     evidence_scratch.resize(static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)) + 1);
-    evidence_picks.resize(static_cast<std::size_t>(2 * (k + 1)));
+    evidence_picks.resize(static_cast<std::size_t>(detail::evidence_subset_picks(k)));
     inclusion.resize(static_cast<std::size_t>(std::max(cols - r, 1)));
     inclusion_chosen.resize(static_cast<std::size_t>(k + 1));
     inclusion_features.resize(static_cast<std::size_t>(k + 1));
@@ -459,6 +465,17 @@ inline void prune_support(TaskWorkspace& ws, const TaskPrior& prior, int n_joint
   subsystem_least_squares(ws, n_joint, P, n_S, ridge, w, bS);
 }
 
+// Whether pursuit under the prior searches a task's support again from the empty one: the task has
+// a support and its residual sum of squares is implausible under the noise variance s2 (beyond
+// m s2 by six standard deviations of a chi-square with m degrees of freedom).
+inline bool restart_from_empty_support(const TaskStepSettings& settings, int m, double sse, const std::int32_t* b_index, int k_slots) {
+  if (settings.variant != Variant::pursuit || settings.k <= 0 || !settings.prior || !(settings.prior->noise_variance > 0)) return false;
+  bool has_support = false;
+  for (int s = 0; s < k_slots; ++s) has_support = has_support || b_index[s] >= 0;
+  const double expected = static_cast<double>(m);
+  return has_support && sse > settings.prior->noise_variance * (expected + 6.0 * std::sqrt(2.0 * expected));
+}
+
 // The task step proper; y is the data's targets (no prior) or y - X beta in double (prior).
 template <typename T, typename Y>
 double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r, double* w,
@@ -566,7 +583,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         // candidates need not be capped by m.
         const bool by_evidence = prior && prior->b_precision > 0 && prior->noise_variance > 0;
         bool enumerate = false;
-        const int cap = by_evidence ? std::min(detail::evidence_candidates(m, d, r, k, &enumerate), ws.cols - r)
+        const int cap = by_evidence ? std::min(detail::evidence_candidates(settings.enumerate_supports ? 0 : m, d, r, k, &enumerate), ws.cols - r)
                                     : pursuit_candidate_cap(n_S, k, m, r, d);
         const int n_incoming = n_S;  // C starts with the incoming support
         // The new candidates: the largest |corr| outside S (S marked below every magnitude).
@@ -673,7 +690,31 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     for (int a = 0; a < d; ++a) s += static_cast<double>(row[a]) * beta[a];
     target[j] = static_cast<double>(y[j]) - s;
   }
-  const double sse = task_detail::task_step_on(X, target, m, d, U_data, r, w, b_index, b_value, k_slots, settings, ws);
+  double sse = task_detail::task_step_on(X, target, m, d, U_data, r, w, b_index, b_value, k_slots, settings, ws);
+  if (task_detail::restart_from_empty_support(settings, m, sse, b_index, k_slots)) {
+    // The support the task came in with was chosen while U, beta and s2 were others, and the search
+    // (swaps among the few columns that correlate with the residual) can stay next to it while the
+    // task's rows reject it: its residual is far above the noise (measured: tasks with 1000 times
+    // the noise, after U had converged). Searched again from the empty support, as in the first
+    // iteration with b, but scoring every support among the candidates (the wrong support can also
+    // be where greedy inclusion leads); the support kept is the one that fits the rows better.
+    ws.kept_w.assign(w, w + r);
+    ws.kept_b_index.assign(b_index, b_index + k_slots);
+    ws.kept_b_value.assign(b_value, b_value + k_slots);
+    std::fill(b_index, b_index + k_slots, -1);
+    std::fill(b_value, b_value + k_slots, 0.0);
+    TaskStepSettings every_support = settings;
+    every_support.enumerate_supports = true;
+    const double fresh = task_detail::task_step_on(X, target, m, d, U_data, r, w, b_index, b_value, k_slots, every_support, ws);
+    if (fresh < sse) {
+      sse = fresh;
+    } else {  // the first search's support again (its step again, so that the workspace is its)
+      std::copy(ws.kept_w.begin(), ws.kept_w.end(), w);
+      std::copy(ws.kept_b_index.begin(), ws.kept_b_index.end(), b_index);
+      std::copy(ws.kept_b_value.begin(), ws.kept_b_value.end(), b_value);
+      sse = task_detail::task_step_on(X, target, m, d, U_data, r, w, b_index, b_value, k_slots, settings, ws);
+    }
+  }
   if (posterior) {
     task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
     task_detail::evidence_and_b_moments(ws, *settings.prior, m, d, sse, w, b_value, b_index, k_slots, *posterior);
