@@ -825,6 +825,11 @@ std::vector<int> default_sparsity_candidates(std::int64_t d) {
 // tolerance: that fit is the model, nothing is refitted from scratch.
 constexpr double kCandidateTolerance = 1e-4;
 constexpr int kCandidateIterations = 40;
+// Sigma's shrinkage of the isotropic variant of the full-rank model: Sigma = (tr S / r) I to
+// within 1e-6 of it.
+constexpr double kIsotropicShrinkage = 1e6;
+// The margin in log marginal likelihood (nats) by which a larger candidate must beat a smaller one.
+constexpr double kEvidenceMargin = 1.0;
 
 template <typename T>
 Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun& final_run, Checkpoint& header,
@@ -875,6 +880,16 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     const double shared = r * (d - r) + sigma;
     return c.log_evidence - 0.5 * shared * std::log(std::max<double>(2.0, static_cast<double>(data.t)));
   };
+  // Whether candidate c is preferred to `than`: between models of the same size (numbers per task,
+  // r + 2k) the higher score; otherwise the larger one only where it scores more than
+  // kEvidenceMargin higher. A log Bayes factor of a nat or so is no evidence either way (Jeffreys:
+  // "barely worth mentioning"), and the smaller model is cheaper to store and to use (MovieLens
+  // with 5 ratings: k = 1, 3 and 5 within 0.02 of each other).
+  auto better = [&](const SelectionCandidate& c, const SelectionCandidate& than) {
+    const int size = c.rank + 2 * c.sparsity, than_size = than.rank + 2 * than.sparsity;
+    if (size == than_size) return score(c) > score(than);
+    return size > than_size ? score(c) > score(than) + kEvidenceMargin : score(c) > score(than) - kEvidenceMargin;
+  };
   if (!choose_rank && !choose_sparsity) {  // one fit: only the priors' settings are estimated
     options.rank = ranks.front();
     options.sparsity = sparsities.front();
@@ -891,12 +906,16 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   // one copy of the per-task parameters, whatever the number of candidates).
   std::optional<SelectionCandidate> leader;
   std::optional<Checkpoint> leader_state;
-  auto try_candidate = [&](int r, int k) -> SelectionCandidate {
+  // Sigma's shrinkage of a candidate: options.covariance_shrinkage (estimated where negative), or
+  // for the isotropic variant of the full-rank model kIsotropicShrinkage.
+  auto try_candidate = [&](int r, int k, double shrinkage) -> SelectionCandidate {
+    const bool isotropic = shrinkage == kIsotropicShrinkage;
     for (const SelectionCandidate& x : selection.candidates)
-      if (x.rank == r && x.sparsity == k) return x;
+      if (x.rank == r && x.sparsity == k && (x.covariance_shrinkage == kIsotropicShrinkage) == isotropic) return x;
     Options o = options;
     o.rank = r;
     o.sparsity = k;
+    o.covariance_shrinkage = shrinkage;
     o.relative_tolerance = std::max(options.relative_tolerance, kCandidateTolerance);
     o.iterations = std::min(options.iterations, kCandidateIterations);
     validate(o, data.d);
@@ -911,8 +930,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     const SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     selection.candidates.push_back(c);
     // On a tie (k above what any task's support uses gives the same fit) the smaller model leads.
-    const bool ties = leader && score(c) == score(*leader) && c.rank + 2 * c.sparsity < leader->rank + 2 * leader->sparsity;
-    if (!leader || score(c) > score(*leader) || ties) {
+    if (!leader || better(c, *leader)) {
       leader = c;
       leader_state = std::move(last);
     }
@@ -923,7 +941,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     int worse = 0;
     for (int v : values) {
       const SelectionCandidate c = candidate_at(v);
-      if (!best || score(c) > score(*best)) {
+      if (!best || better(c, *best)) {
         best = c;
         worse = 0;
       } else if (++worse >= 2) {
@@ -933,12 +951,30 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     return *best;
   };
   const int k_middle = sparsities[sparsities.size() / 2];
-  const SelectionCandidate by_rank = search(ranks, [&](int r) { return try_candidate(r, k_middle); });
-  search(sparsities, [&](int k) { return try_candidate(by_rank.rank, k); });
+  const double asked_shrinkage = options.covariance_shrinkage;
+  SelectionCandidate by_rank = search(ranks, [&](int r) { return try_candidate(r, k_middle, asked_shrinkage); });
+  // The full-rank model (r = d: the mixed model, or with Sigma isotropic per-task ridge towards
+  // beta) is scored wherever it is a candidate: it charges nothing for U's span, so the search
+  // upwards from small ranks, which stops where larger spans stop paying, says nothing of it. Where
+  // Sigma's shrinkage is estimated, its isotropic variant (one variance, not d (d + 1) / 2) is
+  // scored too: the shrinkage that maximises the marginal likelihood of the tasks' w (as if they
+  // were observed) is near 0 even where tasks have a handful of rows each (MovieLens with 5
+  // ratings: 2e-6), and the full covariance then costs more than it explains.
+  if (ranks.size() > 1 && ranks.back() == data.d) {
+    const SelectionCandidate full = try_candidate(ranks.back(), k_middle, asked_shrinkage);
+    if (better(full, by_rank)) by_rank = full;
+    if (asked_shrinkage < 0) {
+      const SelectionCandidate ridge = try_candidate(ranks.back(), k_middle, kIsotropicShrinkage);
+      if (better(ridge, by_rank)) by_rank = ridge;
+    }
+  }
+  const double by_rank_shrinkage = by_rank.covariance_shrinkage == kIsotropicShrinkage ? kIsotropicShrinkage : asked_shrinkage;
+  search(sparsities, [&](int k) { return try_candidate(by_rank.rank, k, by_rank_shrinkage); });
   // The chosen candidate (the leader: the best of every candidate either search tried) continues
   // from its last state to the asked tolerance.
   options.rank = leader->rank;
   options.sparsity = leader->sparsity;
+  if (leader->covariance_shrinkage == kIsotropicShrinkage) options.covariance_shrinkage = kIsotropicShrinkage;
   validate(options, data.d);
   selection.chosen = *leader;
   header.model.selection = selection;
