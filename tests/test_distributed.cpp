@@ -145,6 +145,13 @@ TEST(Distributed, EveryModelAndSolverEqualsTheOneProcessFit) {
   estimated.options.prior = Prior::automatic;
   estimated.options.selection = Selection::evidence;
   cases.push_back(estimated);
+  // r and k chosen by the marginal likelihood: each candidate's score is a sum over tasks too.
+  Case chosen{"prior auto, r and k chosen by evidence", fixed_options()};
+  chosen.options.prior = Prior::automatic;
+  chosen.options.selection = Selection::evidence;
+  chosen.options.rank_candidates = {1, 2, 3};
+  chosen.options.sparsity_candidates = {0, 1, 2};
+  cases.push_back(chosen);
   Case private_fit{"private, fixed noise seed", fixed_options()};
   private_fit.options.privacy.enabled = true;
   private_fit.options.privacy.epsilon = 4.0;
@@ -154,12 +161,21 @@ TEST(Distributed, EveryModelAndSolverEqualsTheOneProcessFit) {
   cases.push_back(private_fit);
   for (const Case& c : cases) {
     const Model whole = fit(syn.data.view(), c.options);
+    if (!c.options.rank_candidates.empty()) EXPECT_EQ(whole.selection.candidates.size() > 1, true) << c.name;
     // The estimated settings (a maximisation over Sigma's shrinkage among them) carry the sums'
     // rounding a little further than the fixed ones: the same model to 1e-7 rather than 1e-10.
     const double tolerance = c.options.selection == Selection::evidence ? 1e-7 : 1e-10;
-    for (int processes : {1, 2, 3})
-      expect_same_model(whole, fit_in_shards(syn.data, c.options, processes), c.name + ", " + std::to_string(processes) + " processes",
-                        tolerance);
+    for (int processes : {1, 2, 3}) {
+      const std::vector<Model> parts = fit_in_shards(syn.data, c.options, processes);
+      expect_same_model(whole, parts, c.name + ", " + std::to_string(processes) + " processes", tolerance);
+      for (const Model& part : parts) {  // the same choice, from the same scores
+        EXPECT_EQ(part.selection.candidates.size(), whole.selection.candidates.size()) << c.name;
+        EXPECT_EQ(part.selection.tasks, whole.selection.tasks) << c.name;
+        for (std::size_t i = 0; i < part.selection.candidates.size() && i < whole.selection.candidates.size(); ++i)
+          EXPECT_NEAR(part.selection.candidates[i].log_evidence, whole.selection.candidates[i].log_evidence,
+                      1e-7 * std::fabs(whole.selection.candidates[i].log_evidence)) << c.name;
+      }
+    }
   }
 }
 

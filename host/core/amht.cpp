@@ -852,8 +852,12 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   selection.support_threshold_auto = false;
   selection.covariance_shrinkage_auto = options.covariance_shrinkage < 0;
   selection.performed = choose_rank || choose_sparsity || selection.sparse_prior_scale_auto || selection.covariance_shrinkage_auto;
-  selection.tasks = data.t;
-  selection.fit_rows = data.n;
+  // Over many processes `data` is this one's shard: the counts are the whole data's.
+  std::int64_t counts[2] = {data.t, data.n};
+  if (final_run.communicator) final_run.communicator->sum(counts, 2);
+  const std::int64_t t_all = counts[0];
+  selection.tasks = t_all;
+  selection.fit_rows = counts[1];
   selection.validation_rows = 0;
   header.model.notes = notes;
   auto candidate_of = [&](const Model& m) {
@@ -878,7 +882,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     const double d = static_cast<double>(data.d), r = c.rank;
     const double sigma = r > 0 ? 1.0 + (r * (r + 1) / 2 - 1.0) / (1.0 + c.covariance_shrinkage) : 0.0;
     const double shared = r * (d - r) + sigma;
-    return c.log_evidence - 0.5 * shared * std::log(std::max<double>(2.0, static_cast<double>(data.t)));
+    return c.log_evidence - 0.5 * shared * std::log(std::max<double>(2.0, static_cast<double>(t_all)));
   };
   // Whether candidate c is preferred to `than`: between models of the same size (numbers per task,
   // r + 2k) the higher score; otherwise the larger one only where it scores more than
@@ -927,9 +931,10 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     run.checkpoint_every = std::numeric_limits<int>::max();
     run.checkpoint_at_end = true;
     run.header = &header;
+    run.communicator = final_run.communicator;
     const SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     selection.candidates.push_back(c);
-    // On a tie (k above what any task's support uses gives the same fit) the smaller model leads.
+    // The leader: the best candidate so far (a larger one must beat a smaller one by the margin).
     if (!leader || better(c, *leader)) {
       leader = c;
       leader_state = std::move(last);
@@ -1035,19 +1040,30 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
       validate(data, true);
       if (control.checkpoint && control.checkpoint_every < 1)
         throw Error("options: checkpoints every " + std::to_string(control.checkpoint_every) + " iterations: must be at least 1");
-      // Estimated settings are sums over tasks and run over processes; choices among fits do not.
-      const bool estimated = asked.selection == Selection::evidence;
-      if (!asked.rank_candidates.empty() || !asked.sparsity_candidates.empty() ||
-          (!estimated && asked.prior == Prior::automatic && !asked.privacy.enabled &&
-           (asked.sparse_prior_scale < 0 || asked.support_threshold < 0 || asked.covariance_shrinkage < 0)))
-        throw Error("options: a fit over many processes does not choose among candidate fits: give r and k (--rank, --sparsity) "
-                    "and either --select evidence (the priors' settings estimated) or, with the prior, --sparse-prior-scale, "
-                    "--support-threshold and --covariance-shrinkage (or --prior none)");
-      validate(asked, data.d);
-      Options in_effect = resolved(asked, &notes);
-      in_effect.rank_candidates.clear();
-      in_effect.sparsity_candidates.clear();
+      // What evidence estimates or chooses comes from sums over tasks (each candidate's log marginal
+      // likelihood too), so it runs over processes; a choice on validation rows does not.
+      const bool estimated = asked.selection == Selection::evidence && asked.prior == Prior::automatic && !asked.privacy.enabled;
+      const bool candidates = !asked.rank_candidates.empty() || !asked.sparsity_candidates.empty();
+      if (!estimated && (candidates || (asked.prior == Prior::automatic && !asked.privacy.enabled &&
+                                        (asked.sparse_prior_scale < 0 || asked.support_threshold < 0 || asked.covariance_shrinkage < 0))))
+        throw Error("options: a fit over many processes does not choose on validation rows: use --select evidence (r, k and the "
+                    "priors' settings estimated from all rows) or, with the prior, give r and k (--rank, --sparsity), "
+                    "--sparse-prior-scale, --support-threshold and --covariance-shrinkage (or --prior none)");
+      Options requested = asked;
+      for (std::vector<int>* c : {&requested.rank_candidates, &requested.sparsity_candidates})
+        if (!c->empty()) {
+          c->erase(std::remove_if(c->begin(), c->end(), [&](int v) { return v > data.d; }), c->end());
+          if (c->empty()) c->push_back(0);
+        }
+      validate(requested, data.d);
+      Options in_effect = resolved(requested, &notes);
+      if (!estimated) {
+        in_effect.rank_candidates.clear();
+        in_effect.sparsity_candidates.clear();
+      }
       validate(in_effect, data.d);
+      // (Candidates that would not fit in memory are not dropped here, as one process does: each
+      // process holds a shard, and all must try the same candidates.)
       refuse_if_too_big(data, in_effect, false);
       return in_effect;
     } catch (const std::exception& e) {
@@ -1080,6 +1096,7 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
     model.notes.insert(model.notes.begin(), c->model.notes.begin(), c->model.notes.end());
     return model;
   }
+  if (options.selection == Selection::evidence && options.prior == Prior::automatic) return fit_by_evidence(data, options, run, header, notes);
   Model model = fit_fixed(data, options, run);
   model.notes.insert(model.notes.begin(), notes.begin(), notes.end());
   return model;
