@@ -26,13 +26,13 @@ for f in X.npy y.npy task_offsets.npy truth/U.npy truth/W.npy truth/B.npy; do [[
 for f in U.npy W.npy B_index.npy B_value.npy model.json; do [[ -f model/$f ]] || fail "model has no $f"; done
 grep -q '"iterations_run": 30' metrics.json || fail "metrics.json does not report 30 iterations"
 grep -q '"history"' metrics.json || fail "metrics.json has no history"
-# The priors' settings were chosen on validation rows (the default) and the report says so; with
-# --select evidence they are estimated, and it says that.
-grep -q "^chosen on [0-9]* validation rows" train.txt || fail "train did not report its choice on validation rows: $(cat train.txt)"
-grep -q '"method": "validation"' model/model.json || fail "model.json does not record the choice on validation rows"
-"$bin" train --data data -r 3 -k 2 --select evidence --out model_ev --iterations 30 > train_ev.txt
-grep -q "^estimated from all rows: r = 3, k = 2, tau2 " train_ev.txt || fail "train --select evidence did not report its estimates: $(cat train_ev.txt)"
-grep -q '"method": "evidence"' model_ev/model.json || fail "model.json does not record the estimates"
+# The priors' settings were estimated from all rows (the default) and the report says so; with
+# --select validation they are chosen on validation rows, and it says that.
+grep -q "^estimated from all rows: r = 3, k = 2, tau2 " train.txt || fail "train did not report its estimates: $(cat train.txt)"
+grep -q '"method": "evidence"' model/model.json || fail "model.json does not record the estimates"
+"$bin" train --data data -r 3 -k 2 --select validation --out model_val --iterations 30 > train_val.txt
+grep -q "^chosen on [0-9]* validation rows" train_val.txt || fail "train --select validation did not report its choice on validation rows: $(cat train_val.txt)"
+grep -q '"method": "validation"' model_val/model.json || fail "model.json does not record the choice on validation rows"
 "$bin" eval --model model --data data --truth data/truth --json eval.json > eval.txt
 err=$(sed -n 's/.*"relative_parameter_error": \([^,]*\),*/\1/p' eval.json)
 awk -v e="$err" 'BEGIN { exit !(e < 1e-8) }' || fail "relative parameter error $err is not below 1e-8"

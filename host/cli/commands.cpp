@@ -414,7 +414,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
   cmd->add_option("--rank,-r", *rank, "rank r of the shared U (0: sparse only; auto: chosen, see --select)")->capture_default_str();
   cmd->add_option("--sparsity,-k", *sparsity, "non-zeros k of each b_i (0: low-rank only; auto: chosen, see --select)")
       ->capture_default_str();
-  auto select = std::make_shared<std::string>("validation");
+  auto select = std::make_shared<std::string>("evidence");
   cmd->add_option("--select", *select, "how what is auto is found: validation (chosen on held-out rows of each task, then "
                   "refitted) or evidence (estimated from all rows by EM and the marginal likelihood, no rows held out)")
       ->check(CLI::IsMember({"evidence", "validation"}))->capture_default_str();
@@ -638,6 +638,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         std::cout << "), then refitting on all rows" << std::endl;
       }
       Model model;
+      const auto fit_start = std::chrono::steady_clock::now();
       try {
         model = fit(ds.view(), opts, control);
       } catch (const Stopped& e) {
@@ -655,6 +656,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                               (comm ? "mpirun -np " + std::to_string(comm->size()) + " " : std::string()) + resume_command(command_line, checkpoint_to), interrupt_signal());
       }
       progress.done();
+      const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count();
       model.task_keys = ds.task_keys;
       model.feature_names = ds.feature_names;
       model.encoding = ds.encoding;
@@ -729,6 +731,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                                        {"training_mse", ev.mse},
                                        {"task_step_seconds", task_s},
                                        {"u_step_seconds", u_s},
+                                       // The whole fit (with the estimation or choice of r, k and
+                                       // the priors' settings), and the chosen model's own
+                                       // iterations (its history's last elapsed time).
+                                       {"fit_seconds", fit_seconds},
                                        {"total_seconds", model.history.empty() ? 0.0 : model.history.back().elapsed_seconds},
                                        {"privacy", described.at("privacy")},
                                        {"prior", described.at("prior")},
@@ -884,7 +890,7 @@ void add_predict(CLI::App& app) {
   auto data = std::make_shared<DataArgs>();
   auto model_path = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("predict", "predict <x, U w_i + b_i> for every row");
+  CLI::App* cmd = app.add_subcommand("predict", "predict <x, theta_i> for every row (theta_i = beta + U w_i + b_i)");
   cmd->add_option("--model", *model_path, "trained model folder")->required();
   add_data_options(cmd, *data);
   cmd->add_option("--out,-o", *out, "predictions in the input's row order: .npy (n) or .csv (row,task,prediction)")->required();

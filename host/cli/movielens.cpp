@@ -16,6 +16,8 @@
 #include <random>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "cli/commands.hpp"
 #include "core/small_dense.hpp"
 #include "lrsmeta/io.hpp"
@@ -229,7 +231,50 @@ std::vector<double> per_task_predict(const Dataset<double>& eval, const std::vec
   return pred;
 }
 
-std::vector<Method> methods(int iterations, int threads) {
+// lme4's lmer (R), run by bench/peers/lme4_fit.R on CSVs of the rows: the features but the constant
+// (lmer adds its own intercept), named g1..g19, year and movie_mean.
+std::vector<double> lme4_fit_predict(const std::string& script, const std::string& random_effects, const Dataset<double>& train,
+                                     const Dataset<double>& eval) {
+  static int calls = 0;
+  const fs::path folder = fs::temp_directory_path() / ("lrsmeta-movielens-lme4-" + std::to_string(::getpid()) + "-" + std::to_string(calls++));
+  fs::create_directories(folder);
+  const std::int64_t d = train.d, used = d - 1;  // the last feature is the constant
+  auto write = [&](const Dataset<double>& ds, const fs::path& path) {
+    std::ostringstream out;
+    out.precision(17);
+    out << "group,y";
+    for (std::int64_t a = 0; a < used; ++a) out << "," << (a + 2 < used ? "g" + std::to_string(a + 1) : a + 2 == used ? "year" : "movie_mean");
+    out << "\n";
+    for (std::int64_t i = 0; i < ds.t(); ++i)
+      for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j) {
+        out << i << "," << ds.y[static_cast<std::size_t>(j)];
+        for (std::int64_t a = 0; a < used; ++a) out << "," << ds.X[static_cast<std::size_t>(j * d + a)];
+        out << "\n";
+      }
+    write_text_file_atomically(path.string(), out.str());
+  };
+  write(train, folder / "train.csv");
+  write(eval, folder / "test.csv");
+  const fs::path predictions = folder / "predictions.txt";
+  const std::string command = "Rscript '" + script + "' '" + (folder / "train.csv").string() + "' '" + (folder / "test.csv").string() +
+                              "' 'y ~ . + (" + random_effects + " | group)' '" + predictions.string() + "' > '" + (folder / "log.txt").string() + "' 2>&1";
+  const int status = std::system(command.c_str());
+  std::vector<double> pred;
+  std::ifstream in(predictions);
+  for (double v; in >> v;) pred.push_back(v);
+  fs::remove_all(folder);
+  if (status != 0 || pred.size() != eval.y.size())
+    throw Error("benchmark movielens: lme4 (" + script + ") failed or returned " + std::to_string(pred.size()) + " predictions for " +
+                std::to_string(eval.y.size()) + " rows");
+  return pred;
+}
+
+// Whether Rscript runs and has lme4, and the script is there.
+bool lme4_usable(const std::string& script) {
+  return fs::is_regular_file(script) && std::system("Rscript -e 'suppressPackageStartupMessages(library(lme4))' > /dev/null 2>&1") == 0;
+}
+
+std::vector<Method> methods(int iterations, int threads, const std::string& lme4_script) {
   std::vector<Method> out;
   out.push_back({"global mean", {json::object()},
                  [](const Dataset<double>&, const Dataset<double>& eval, const json&, Model*) {
@@ -310,12 +355,24 @@ std::vector<Method> methods(int iterations, int threads) {
   };
   // The classical mixed model: Sigma by maximum likelihood (no shrinkage).
   out.push_back({"mixed effects (r = d and k = 0)", {json{{"r", 22}, {"k", 0}, {"covariance_shrinkage", 0.0}, {"iterations", 400}}}, lrs, stored});
+  if (!lme4_script.empty()) {
+    out.push_back({"lme4 lmer, random intercept", {json::object()},
+                   [lme4_script](const Dataset<double>& train, const Dataset<double>& eval, const json&, Model*) {
+                     return lme4_fit_predict(lme4_script, "1", train, eval);
+                   },
+                   [](const json&, std::int64_t) { return 1.0; }});
+    out.push_back({"lme4 lmer, random intercept and movie-mean slope", {json::object()},
+                   [lme4_script](const Dataset<double>& train, const Dataset<double>& eval, const json&, Model*) {
+                     return lme4_fit_predict(lme4_script, "1 + movie_mean", train, eval);
+                   },
+                   [](const json&, std::int64_t) { return 2.0; }});
+  }
   out.push_back({"low-rank only (k = 0)", grid({1, 2, 3, 5, 8}, {0}), lrs, stored});
   out.push_back({"sparse only (r = 0)", grid({0}, {1, 2, 3, 5}), lrs, stored});
   out.push_back({"LRS", grid({1, 2, 3, 5, 8}, {1, 2, 3}), lrs, stored});
-  out.push_back({"LRS (r and k auto)", {json{{"rank_auto", true}, {"sparsity_auto", true}}}, lrs,
+  out.push_back({"LRS (r and k auto: the default)", {json{{"rank_auto", true}, {"sparsity_auto", true}}}, lrs,
                  [](const json&, std::int64_t) { return 0.0; }});
-  out.push_back({"LRS (r and k by evidence)", {json{{"rank_auto", true}, {"sparsity_auto", true}, {"select", "evidence"}}}, lrs,
+  out.push_back({"LRS (r and k auto on validation rows)", {json{{"rank_auto", true}, {"sparsity_auto", true}, {"select", "validation"}}}, lrs,
                  [](const json&, std::int64_t) { return 0.0; }});
   std::vector<json> paper;
   for (int r : {1, 2, 3, 5, 8})
@@ -349,6 +406,7 @@ void add_benchmark(CLI::App& app) {
     int iterations = 30;
     int threads = 0;
     bool no_plots = false;
+    std::string lme4_script = "bench/peers/lme4_fit.R";
     std::vector<std::int64_t> regimes{5, 10, 20, 0};
   };
   auto a = std::make_shared<Args>();
@@ -361,6 +419,8 @@ void add_benchmark(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "CPU threads (0: all cores)");
   cmd->add_option("--regimes", a->regimes, "training ratings kept per user (0: all)")->capture_default_str();
   cmd->add_flag("--no-plots", a->no_plots, "skip the gnuplot plots");
+  cmd->add_option("--lme4-script", a->lme4_script, "R script that fits lme4's lmer (its rows are left out where Rscript or lme4 is missing)")
+      ->capture_default_str();
   cmd->callback([a] {
     const Corpus corpus = load_ratings(a->data, a->max_users);
     const Split split = split_ratings(corpus, a->seed);
@@ -373,7 +433,11 @@ void add_benchmark(CLI::App& app) {
     std::cout << "MovieLens: " << total << " ratings of " << corpus.by_user.size() << " users; features: "
               << corpus.genre_names.size() << " genres, year, movie mean, constant (d = " << corpus.genre_names.size() + 3
               << "); split seed " << a->seed << "\n";
-    const std::vector<Method> all = methods(a->iterations, a->threads);
+    const bool with_lme4 = lme4_usable(a->lme4_script);
+    const std::string lme4_note = with_lme4 ? "" : "lme4 rows left out: no Rscript with lme4, or no " + a->lme4_script +
+                                                   " (Debian: apt-get install r-base-core r-cran-lme4; run from the source tree)";
+    if (!with_lme4) std::cout << "note: " << lme4_note << "\n";
+    const std::vector<Method> all = methods(a->iterations, a->threads, with_lme4 ? a->lme4_script : std::string());
     json rows = json::array();
     std::map<std::string, std::map<std::int64_t, double>> table;
     std::map<std::int64_t, std::vector<IterationInfo>> lrs_history;
@@ -439,6 +503,7 @@ void add_benchmark(CLI::App& app) {
       const auto st = storage_all.find(m.name);
       text << " " << (st == storage_all.end() ? std::string("-") : std::to_string(static_cast<long long>(st->second))) << " |\n";
     }
+    if (!with_lme4) text << "\n" << lme4_note << "\n";
     std::cout << "test RMSE (hyperparameters chosen on validation ratings carved from training):\n" << text.str();
     fs::create_directories(a->out);
     const fs::path out(a->out);
@@ -490,16 +555,16 @@ void add_benchmark(CLI::App& app) {
     }
     write_text_file_atomically((out / "training_loss.dat").string(), loss.str());
     if (!a->no_plots) {
-      // Eleven distinct colours (no cycle), point and dash types; the key below the plot, not over
+      // Thirteen distinct colours (no cycle), point and dash types; the key below the plot, not over
       // it; the y axis the distance from the best method of each regime, so that the thousandths
       // that separate the methods show (the baselines far behind run off the top; the table has
       // every number).
       std::ostringstream p1;
       const char* colours[] = {"#000000", "#e69f00", "#56b4e9", "#009e73", "#d55e00", "#0072b2",
-                               "#cc79a7", "#7f7f7f", "#b8860b", "#8b0000", "#2e8b57", "#4b0082"};
+                               "#cc79a7", "#7f7f7f", "#b8860b", "#8b0000", "#2e8b57", "#4b0082", "#ff1493"};
       p1 << "set terminal pngcairo size 900,700 font 'sans,11'\nset output 'rmse_vs_ratings.png'\n";
       for (std::size_t i = 0; i < all.size(); ++i)
-        p1 << "set linetype " << i + 1 << " lc rgb '" << colours[i % 12] << "' lw 2 pt " << (i % 13) + 1 << " dt " << (i / 6) + 1 << "\n";
+        p1 << "set linetype " << i + 1 << " lc rgb '" << colours[i % 13] << "' lw 2 pt " << (i % 13) + 1 << " dt " << (i / 6) + 1 << "\n";
       p1 << "set title \"MovieLens: test RMSE behind the best method of each column\\n(lines off the top are further behind: table.md has every number)\"\n"
          << "set xlabel 'training ratings per user (log scale; rightmost: all, mean " << static_cast<int>(mean_pool) << ")'\n"
          << "set ylabel 'test RMSE minus the best of each column'\nset logscale x\nset xrange [4:" << static_cast<int>(mean_pool * 1.3) + 1

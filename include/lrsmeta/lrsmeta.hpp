@@ -68,15 +68,14 @@ enum class Prior { none, automatic };
 // on G).
 enum class USolver { direct, cg, automatic };
 // How the settings that least squares cannot fit are found (the b prior's variance, Sigma's
-// shrinkage, r and k where they are "auto"). evidence: estimated from all rows inside
+// shrinkage, r and k where they are "auto"). evidence (the default): estimated from all rows inside
 // the fit, as a mixed-model program fits its variance components (docs/design.md section 10): tau2 and
 // the supports' inclusion probability by EM, Sigma's shrinkage by marginal likelihood, r and k by
 // the log marginal likelihood of each candidate's fit (less BIC's charge for U and Sigma).
-// validation (the default): chosen on held-out rows of each task (Options::validation_fraction),
-// then refitted on all rows. Evidence needs no held-out rows and far fewer fits (0.9 s against
-// 37.3 s on bench/noisy_synthetic, where its held-out error is also lower); on MovieLens it is
-// behind validation by 0.003 to 0.005 in three regimes of four, and on the quickstart's data (r and
-// k given) its estimated tau2 leads to a worse fit (docs/model.md, docs/benchmarks.md).
+// validation: chosen on held-out rows of each task (Options::validation_fraction), then refitted
+// on all rows. Evidence needs no held-out rows and far fewer fits (1.1 s against 50 s per fit on
+// bench/noisy_synthetic, where its held-out error is also lower); docs/model.md and
+// docs/benchmarks.md compare the two on every benchmark, MovieLens included.
 enum class Selection { evidence, validation };
 
 LRSMETA_API const char* to_string(Variant v);
@@ -164,37 +163,40 @@ struct Options {
   // cross-validation picks for the global linear fit (it vanishes with the noise, like the other
   // priors). false: beta unpenalised, as in the classical linear mixed model.
   bool population_prior = true;
-  // How what is "auto" below is found: chosen on held-out rows (validation) or estimated from all
-  // rows (evidence).
-  Selection selection = Selection::validation;
+  // How what is "auto" below is found: estimated from all rows (evidence, the default) or chosen
+  // on held-out rows (validation).
+  Selection selection = Selection::evidence;
   // Prior variance tau2 of b_i's non-zeros, as a multiple of the data's coefficient scale (the
   // variance one coefficient would need to explain the residual variance of the global linear fit
-  // alone). < 0 (the default): chosen among sparse_prior_scale_candidates on validation rows, or
-  // with Selection::evidence estimated by EM (the mean of E[b_q^2] over the tasks' non-zeros).  
+  // alone). < 0 (the default): estimated by EM (the mean of E[b_q^2] over the tasks' non-zeros),
+  // or with Selection::validation chosen among sparse_prior_scale_candidates on validation rows.
   double sparse_prior_scale = -1.0;
   std::vector<double> sparse_prior_scale_candidates{0.01, 0.03, 0.1, 0.3, 1.0, 3.0};
   // A non-zero of b_i is kept only where its posterior mean exceeds c posterior variances
   // (b_q^2 > c Var(b_q | data)): tasks too small to identify their support keep fewer non-zeros.
-  // < 0 (the default): chosen among support_threshold_candidates, jointly with the scale above
-  // (every pair costs one task-step pass, no refit); with Selection::evidence 2 (measured: 0 to 4
-  // give the same fits there, the supports' prior already keeps weak non-zeros out).
+  // < 0 (the default): 2 (measured: 0 to 4 give the same fits under Selection::evidence, where the
+  // supports' prior already keeps weak non-zeros out); with Selection::validation chosen among
+  // support_threshold_candidates, jointly with the scale above (every pair costs one task-step
+  // pass, no refit).
   double support_threshold = -1.0;
   std::vector<double> support_threshold_candidates{0.0, 2.0, 4.0, 8.0};
   // Shrinkage f of Sigma towards isotropic: each EM update takes Sigma = (S + f (tr S / r) I) /
   // (1 + f), S the maximum-likelihood estimate (an inverse-Wishart-like prior worth f tasks per
   // task). 0 is the plain mixed model; large f approaches per-task ridge shrunk to the population
   // model, which tasks of a handful of rows can need (MovieLens with 5 ratings per user). < 0 (the
-  // default): chosen among covariance_shrinkage_candidates on validation rows (one task-step pass
-  // each); with Selection::evidence, at every M-step the f that maximises the marginal likelihood
-  // of the tasks' w under an inverse-Wishart prior with mean (tr S / r) I and f t pseudo-tasks.
+  // default): at every M-step the f that maximises the marginal likelihood of the tasks' w under an
+  // inverse-Wishart prior with mean (tr S / r) I and f t pseudo-tasks; with Selection::validation
+  // chosen among covariance_shrinkage_candidates on validation rows (one task-step pass each).
   double covariance_shrinkage = -1.0;
   std::vector<double> covariance_shrinkage_candidates{0.0, 1.0, 10.0, 100.0};
   // Non-empty (`--rank auto`, `--sparsity auto`): rank and sparsity are then ignored. Validation:
   // both chosen on validation rows, then refitted on all rows with the choice. Evidence: each
   // candidate fitted on all rows and scored by its log marginal likelihood less half its number of
   // shared parameters (U's span, r (d - r), and Sigma, r (r + 1) / 2) times log t;
-  // r searched upwards with the middle k, then k with that r, each until two candidates in a row
-  // do not improve; the chosen candidate's fit continues to the asked tolerance.
+  // r searched upwards with the middle k, then r = d where it is a candidate (with Sigma's
+  // shrinkage estimated, and with Sigma isotropic), then k with the best r, each search until two
+  // candidates in a row do not improve; a larger candidate must score a nat more than a smaller
+  // one; the chosen candidate's fit continues to the asked tolerance.
   std::vector<int> rank_candidates;
   std::vector<int> sparsity_candidates;
   // Share of each task's rows held out for validation when something is chosen on validation rows
