@@ -227,6 +227,50 @@ TEST(Checkpoint, TheChoiceOnValidationRowsIsCheckpointedBeforeTheFinalFit) {
   expect_same_model(straight, fit(s.data.view(), o, resume));
 }
 
+// Evidence's choice of r and k is checkpointed after each candidate (the best one's state and
+// every score): a stop inside the third candidate resumes, fits only the candidates not yet
+// scored, and ends with the uninterrupted model.
+TEST(Checkpoint, AStopWhileChoosingRAndKByEvidenceResumesWithoutRefittingTheCandidatesScored) {
+  const SyntheticData s = noisy_data(7);
+  Options o = six_iterations(Prior::automatic);
+  o.selection = Selection::evidence;
+  o.rank_candidates = {0, 1, 2, 3};
+  o.sparsity_candidates = {0, 1, 2};
+  o.sparse_prior_scale = -1.0;
+  o.support_threshold = -1.0;
+  o.covariance_shrinkage = -1.0;
+  o.iterations = 30;
+  o.relative_tolerance = 1e-6;
+  int total = 0;
+  FitControl counting;
+  counting.on_iteration = [&](const IterationInfo&) { return ++total > 0; };
+  const Model straight = fit(s.data.view(), o, counting);
+  ASSERT_GE(straight.selection.candidates.size(), 4u);
+  const int first = straight.selection.candidates[0].iterations, second = straight.selection.candidates[1].iterations;
+  TempDir dir("choosing");
+  int seen = 0;
+  FitControl control;
+  control.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
+  control.stop = [&] { return seen >= first + second + 1; };  // inside the third candidate
+  control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+  EXPECT_THROW(fit(s.data.view(), o, control), Stopped);
+  const Checkpoint saved = load_checkpoint(dir.str());
+  EXPECT_TRUE(saved.choosing);
+  ASSERT_EQ(saved.model.selection.candidates.size(), 2u);
+  int refitted = 0;
+  FitControl resume;
+  resume.resume = &saved;
+  resume.on_iteration = [&](const IterationInfo&) { return ++refitted > 0; };
+  const Model resumed = fit(s.data.view(), o, resume);
+  expect_same_model(straight, resumed);
+  EXPECT_EQ(refitted, total - first - second);
+  ASSERT_EQ(resumed.selection.candidates.size(), straight.selection.candidates.size());
+  for (std::size_t i = 0; i < straight.selection.candidates.size(); ++i)
+    EXPECT_EQ(resumed.selection.candidates[i].log_evidence, straight.selection.candidates[i].log_evidence) << "candidate " << i;
+  EXPECT_EQ(resumed.selection.chosen.rank, straight.selection.chosen.rank);
+  EXPECT_EQ(resumed.selection.chosen.sparsity, straight.selection.chosen.sparsity);
+}
+
 TEST(Checkpoint, AStopDuringTheChoiceOnValidationRowsSaysSo) {
   const SyntheticData s = noisy_data(6);
   Options o = six_iterations(Prior::automatic);

@@ -390,6 +390,56 @@ TEST_F(DistributedFiles, AStoppedFitResumesFromItsCheckpointToTheSameModel) {
   EXPECT_NE(messages[0].find("made by 2 process(es)"), std::string::npos) << messages[0];
 }
 
+// Over many processes too, a stop while r and k are chosen by evidence leaves a checkpoint of the
+// candidates scored (every process's tasks of the best one, on rank 0), and a resume from it ends
+// with the uninterrupted model.
+TEST_F(DistributedFiles, AStopWhileChoosingRAndKResumesToTheSameModel) {
+  const SyntheticData syn = ragged(13);
+  Options o = fixed_options();
+  o.prior = Prior::automatic;
+  o.selection = Selection::evidence;
+  o.rank_candidates = {1, 2, 3};
+  o.sparsity_candidates = {0, 1};
+  o.iterations = 20;
+  const std::vector<Model> uninterrupted = fit_in_shards(syn.data, o, 2);
+  ASSERT_GE(uninterrupted[0].selection.candidates.size(), 3u);
+  const int first = uninterrupted[0].selection.candidates[0].iterations;
+  const std::string dir = (dir_ / "choosing").string();
+  testing::run_ranks(2, [&](Communicator& comm) {
+    const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
+    FitControl control;
+    control.communicator = &comm;
+    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir, comm); };
+    int polls = 0;
+    control.stop = [&] { return ++polls >= first + 1; };  // inside the second candidate
+    EXPECT_THROW(fit(mine.view(), o, control), Stopped);
+  });
+  const Checkpoint whole = load_checkpoint(dir);
+  EXPECT_TRUE(whole.choosing);
+  EXPECT_EQ(whole.model.selection.candidates.size(), 1u);
+  EXPECT_EQ(whole.model.t, syn.data.t());
+  std::vector<Model> resumed(2);
+  testing::run_ranks(2, [&](Communicator& comm) {
+    const TaskRange range = shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size());
+    const Dataset<double> mine = shard_of(syn.data, range);
+    const Checkpoint part = load_checkpoint_tasks(dir, range.first, range.end - range.first, comm.rank() == 0);
+    FitControl control;
+    control.communicator = &comm;
+    control.resume = &part;
+    resumed[static_cast<std::size_t>(comm.rank())] = fit(mine.view(), o, control);
+  });
+  for (int q = 0; q < 2; ++q) {  // to rounding, as above
+    const Model& a = resumed[static_cast<std::size_t>(q)];
+    const Model& b = uninterrupted[static_cast<std::size_t>(q)];
+    EXPECT_EQ(a.r, b.r);
+    EXPECT_EQ(a.k, b.k);
+    EXPECT_EQ(a.selection.candidates.size(), b.selection.candidates.size());
+    EXPECT_LT(max_difference(a.U, b.U), 1e-8);
+    EXPECT_LT(max_difference(a.W, b.W), 1e-8);
+    EXPECT_EQ(a.history.size(), b.history.size());
+  }
+}
+
 TEST_F(DistributedFiles, AShardOfABrokenFolderIsRefusedNamingTheFile) {
   const SyntheticData syn = ragged(13);
   const std::string folder = (dir_ / "data").string();

@@ -576,14 +576,23 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     control.stop = [] { return interrupt_requested(); };
     control.resume = resume_from.get();
     control.communicator = comm;
+    // Candidates scored in the last checkpoint written while r and k were being chosen (-1: none).
+    auto candidates_checkpointed = std::make_shared<long>(-1);
     if (!checkpoint_to.empty()) {
-      control.checkpoint = [&](const Checkpoint& c) {
+      control.checkpoint = [&, candidates_checkpointed](const Checkpoint& c) {
         const auto start = std::chrono::steady_clock::now();
         if (comm) save_checkpoint(c, checkpoint_to, *comm);
         else save_checkpoint(c, checkpoint_to);
-        if (progress.lines)
-          std::fprintf(stderr, "checkpoint of iteration %d written to %s in %.2f s\n", c.iteration, checkpoint_to.c_str(),
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        *candidates_checkpointed = c.choosing ? static_cast<long>(c.model.selection.candidates.size()) : -1;
+        if (progress.lines) {
+          if (c.choosing)
+            std::fprintf(stderr, "checkpoint of the choice of r and k (%zu candidates scored) written to %s in %.2f s\n",
+                         c.model.selection.candidates.size(), checkpoint_to.c_str(),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+          else
+            std::fprintf(stderr, "checkpoint of iteration %d written to %s in %.2f s\n", c.iteration, checkpoint_to.c_str(),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
       };
       control.checkpoint_every = *checkpoint_every;
     }
@@ -620,7 +629,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                                      : "the b prior's scale and support threshold");
       if (opts.prior == Prior::automatic && !opts.privacy.enabled && (rank_auto || opts.rank > 0) && opts.covariance_shrinkage < 0)
         chosen.push_back("Sigma's shrinkage");
-      if (resume_from) {
+      if (resume_from && resume_from->choosing) {
+        std::cout << "resuming the choice of r and k from " << *resume_dir << " (" << resume_from->model.selection.candidates.size()
+                  << " candidates scored, not fitted again)" << std::endl;
+      } else if (resume_from) {
         const Options& o = resume_from->model.options;
         std::cout << "resuming from " << *resume_dir << " after iteration " << resume_from->iteration << " of " << o.iterations
                   << " (r = " << o.rank << ", k = " << o.sparsity
@@ -637,6 +649,9 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
           std::cout << ", of " << opts.selection_tasks << " of the " << ds.t() << " tasks drawn at random";
         std::cout << "), then refitting on all rows" << std::endl;
       }
+      // A resumed choice's checkpoint stays where it is until the next one replaces it.
+      if (resume_from && resume_from->choosing && checkpoint_to == *resume_dir)
+        *candidates_checkpointed = static_cast<long>(resume_from->model.selection.candidates.size());
       Model model;
       const auto fit_start = std::chrono::steady_clock::now();
       try {
@@ -644,16 +659,25 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       } catch (const Stopped& e) {
         progress.done();
         const std::string by = std::string("train: stopped by ") + signal_name(interrupt_signal());
+        const std::string resume_line = "; to continue:\n  " + (comm ? "mpirun -np " + std::to_string(comm->size()) + " " : std::string()) +
+                                        resume_command(command_line, checkpoint_to);
+        if (e.iteration() == 0 && *candidates_checkpointed >= 0)
+          throw Interrupted(by + " while choosing r and k; the checkpoint (" + std::to_string(*candidates_checkpointed) +
+                                " candidates scored, which a resume does not fit again) is in " + checkpoint_to + resume_line,
+                            interrupt_signal());
         if (e.iteration() == 0)
-          throw Interrupted(by + (opts.selection == Selection::validation ? " while choosing on validation rows" : " while choosing r and k")
-                            + "; no model was written and there is no checkpoint yet (one is written once the final fit starts)",
+          throw Interrupted(by + (opts.selection == Selection::validation ? " while choosing on validation rows" : " while choosing r and k") +
+                                "; no model was written and there is no checkpoint yet (" +
+                                (opts.selection == Selection::validation ? "one is written once the final fit starts"
+                                 : checkpoint_to.empty()                 ? "give --checkpoint DIR: one is written after each candidate"
+                                                                         : "one is written after each candidate, and the first had not ended") +
+                                ")",
                             interrupt_signal());
         const std::string after = "after outer iteration " + std::to_string(e.iteration());
         if (checkpoint_to.empty())
           throw Interrupted(by + " " + after + "; no model was written (give --checkpoint DIR to be able to resume)",
                             interrupt_signal());
-        throw Interrupted(by + " " + after + "; the checkpoint is in " + checkpoint_to + "; to continue:\n  " +
-                              (comm ? "mpirun -np " + std::to_string(comm->size()) + " " : std::string()) + resume_command(command_line, checkpoint_to), interrupt_signal());
+        throw Interrupted(by + " " + after + "; the checkpoint is in " + checkpoint_to + resume_line, interrupt_signal());
       }
       progress.done();
       const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count();

@@ -910,6 +910,25 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   // one copy of the per-task parameters, whatever the number of candidates).
   std::optional<SelectionCandidate> leader;
   std::optional<Checkpoint> leader_state;
+  // A resume of a checkpoint made while choosing: the candidates it had scored (the search below
+  // meets them again in the same order and does not refit them) and its leader's state.
+  if (final_run.resume && final_run.resume->choosing) {
+    selection.candidates = final_run.resume->model.selection.candidates;
+    leader = final_run.resume->model.selection.chosen;
+    leader_state = *final_run.resume;
+    leader_state->choosing = false;
+    leader_state->model.selection = SelectionReport();
+  }
+  // After each candidate: where checkpoints are asked for, the leader's state with every candidate
+  // scored so far, so that a stop during the next costs only that one.
+  auto checkpoint_choice = [&]() {
+    if (!final_run.checkpoint || !leader_state) return;
+    Checkpoint c = *leader_state;
+    c.choosing = true;
+    c.model.selection = selection;
+    c.model.selection.chosen = *leader;
+    final_run.checkpoint(c);
+  };
   // Sigma's shrinkage of a candidate: options.covariance_shrinkage (estimated where negative), or
   // for the isotropic variant of the full-rank model kIsotropicShrinkage.
   auto try_candidate = [&](int r, int k, double shrinkage) -> SelectionCandidate {
@@ -939,6 +958,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
       leader = c;
       leader_state = std::move(last);
     }
+    checkpoint_choice();
     return c;
   };
   auto search = [&](const std::vector<int>& values, auto&& candidate_at) {
@@ -1086,12 +1106,14 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
   if (const Checkpoint* c = control.resume) {
     try {
       check_resume(*c, header);
-      validate(options_to_resume(*c, asked), data.d);
+      if (!c->choosing) validate(options_to_resume(*c, asked), data.d);
     } catch (const std::exception& e) {
       failure = e.what();
     }
     first = comm.first_error(failure);
     if (!first.empty()) throw CollectiveError(first);
+  }
+  if (const Checkpoint* c = control.resume; c && !c->choosing) {  // (made while choosing: the choice goes on below)
     Model model = fit_fixed(data, options_to_resume(*c, asked), run);
     model.notes.insert(model.notes.begin(), c->model.notes.begin(), c->model.notes.end());
     return model;
@@ -1127,7 +1149,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     h.value_bytes = static_cast<int>(sizeof(T));
     h.data_fingerprint = core::data_fingerprint(data);
   }
-  if (const Checkpoint* c = control.resume) {
+  if (const Checkpoint* c = control.resume; c && !c->choosing) {  // (made while choosing: the choice goes on below)
     check_resume(*c, header);
     const Options options = options_to_resume(*c, asked);
     validate(options, data.d);
@@ -1137,6 +1159,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     model.notes.insert(model.notes.begin(), c->model.notes.begin(), c->model.notes.end());  // with the U step's choice
     return model;
   }
+  if (const Checkpoint* c = control.resume) check_resume(*c, header);
   // Candidates of r and k above d cannot be fitted: they are left out (an explicit r or k above d
   // is still an error).
   Options requested = asked;

@@ -149,6 +149,7 @@ void finish_checkpoint(const Checkpoint& c, const std::string& dir, const fs::pa
                      {"format_version", kCheckpointFormatVersion},
                      {"lrsmeta_version", version()},
                      {"iteration", c.iteration},
+                     {"choosing", c.choosing},
                      {"elapsed_seconds", c.elapsed_seconds},
                      {"data",
                       {{"n", c.n},
@@ -275,6 +276,7 @@ Checkpoint checkpoint_state(const json& j, const std::string& json_file, const f
         throw Error(file.string() + ": damaged (its contents do not match the hash recorded when the checkpoint was written)");
     }
     c.iteration = static_cast<int>(f.integer("iteration", 0, std::numeric_limits<int>::max()));
+    c.choosing = f.boolean("choosing", false);
     c.elapsed_seconds = f.number("elapsed_seconds");
     const io::JsonFields data = f.object("data");
     c.n = data.integer("n", 0, std::numeric_limits<std::int64_t>::max());

@@ -351,6 +351,10 @@ struct Checkpoint {
   Model model;
   Options asked;                  // the options fit was called with (a resume must ask the same)
   int iteration = 0;              // outer iterations done (0: the choice is made, none run yet)
+  // True: made while r and k were being chosen by evidence. `model` is then the best candidate so
+  // far (its fit at the candidates' tolerance, `iteration` its iterations) and model.selection
+  // every candidate scored; a resume scores only the candidates not yet scored.
+  bool choosing = false;
   double elapsed_seconds = 0.0;   // of the final fit, up to this point
   // The data it was made on: a resume on other data is refused.
   std::int64_t n = 0, d = 0, t = 0;
