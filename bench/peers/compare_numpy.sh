@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # lrsmeta against the NumPy peer (bench/peers/numpy_amht.py) on the same generated data: the
-# paper's model (--prior none), t = 20000 tasks of m = 20 rows, d = 100, r = 10, k = 5, float32 X
-# (issue: the U step without G). Prints each one's seconds per outer iteration and the ratio, for
+# paper's model (--prior none), t = 20000 tasks of m = 20 rows, d = 100, r = 10, k = 5, float32 X.
+# Prints each one's seconds per outer iteration and the ratio, for
 # lrsmeta's default U solver (auto), direct and cg, and for lrsmeta's default task step (pursuit)
-# and the NumPy peer's (iht).
+# and the NumPy peer's (iht); and lrsmeta's default model (the empirical-Bayes priors, their
+# settings estimated) with r and k given, against the same peer.
 #
 # A shared machine's speed moves by 10 to 30% from one minute to the next, and an lrsmeta run (under
 # a second) can fall in one slow moment where the NumPy run (ten seconds) averages over several:
@@ -29,8 +30,10 @@ data=$work/data
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # One lrsmeta run: its median seconds per outer iteration after the first, of which U step, and the
 # most cg steps, from --metrics-out.
-lrsmeta_run() {  # variant solver
-  "$bin" train --data "$data" --out "$work/model" -r 10 -k 5 --prior none --variant "$1" --u-solver "$2" \
+lrsmeta_run() {  # variant solver [model]: model "prior" is lrsmeta's default model (the priors estimated)
+  local model=(--prior none)
+  [[ ${3:-} == prior ]] && model=(--relative-tolerance 0)
+  "$bin" train --data "$data" --out "$work/model" -r 10 -k 5 "${model[@]}" --variant "$1" --u-solver "$2" \
     --iterations "$iterations" --warm-start 1 --tolerance 0 --metrics-out "$work/m.json" -q > "$work/train.txt"
   "$py" - "$work/m.json" <<'PY'
 import json, sys
@@ -40,7 +43,7 @@ u = sorted(x["u_step_seconds"] for x in h[1:])
 print("%.4f %.4f %d" % (s[len(s) // 2], u[len(u) // 2], max(x.get("u_solver_steps", 0) for x in h)))
 PY
 }
-configs=("pursuit auto" "pursuit direct" "pursuit cg" "iht auto" "iht direct" "iht cg")
+configs=("pursuit auto" "pursuit direct" "pursuit cg" "iht auto" "iht direct" "iht cg" "pursuit auto prior")
 : > "$work/numpy_runs.txt"
 for c in "${configs[@]}"; do : > "$work/runs_${c// /_}.txt"; done
 for ((run = 1; run <= runs; ++run)); do
@@ -59,8 +62,12 @@ for c in "${configs[@]}"; do
   u=$(cut -d' ' -f2 "$f" | median)
   steps=$(cut -d' ' -f3 "$f" | sort -n | tail -1)
   ratio=$(awk -v a="$numpy_s" -v b="$per" 'BEGIN { printf "%.1f", a / b }')
-  read -r variant solver <<< "$c"
-  echo "| --variant $variant --u-solver $solver | $per | $u | $steps | $ratio |"
+  read -r variant solver model <<< "$c"
+  if [[ $model == prior ]]; then
+    echo "| the default model (the priors estimated), --variant $variant --u-solver $solver | $per | $u | $steps | $ratio |"
+  else
+    echo "| --prior none --variant $variant --u-solver $solver | $per | $u | $steps | $ratio |"
+  fi
 done
 echo
 echo "NumPy peer (iht task step, direct U step): $numpy_s s per outer iteration (median of $runs runs: $(tr '\n' ' ' < "$work/numpy_runs.txt"))"
