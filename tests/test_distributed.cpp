@@ -69,6 +69,35 @@ std::vector<Model> fit_in_shards(const Dataset<double>& all, const Options& o, i
   return models;
 }
 
+// Fits `processes` shards, checkpointing into `dir`, stopped (as by a signal) at the `polls`-th
+// poll of every process's stop.
+void stop_in_shards(const Dataset<double>& all, const Options& o, int processes, int polls, const std::string& dir) {
+  testing::run_ranks(processes, [&](Communicator& comm) {
+    const Dataset<double> mine = shard_of(all, shard_tasks(all.task_offsets.data(), all.t(), comm.rank(), comm.size()));
+    FitControl control;
+    control.communicator = &comm;
+    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir, comm); };
+    int seen = 0;
+    control.stop = [&] { return ++seen >= polls; };
+    EXPECT_THROW(fit(mine.view(), o, control), Stopped);
+  });
+}
+
+// Resumes `processes` shards from the checkpoint in `dir`, each reading its own tasks' part.
+std::vector<Model> resume_in_shards(const Dataset<double>& all, const Options& o, int processes, const std::string& dir) {
+  std::vector<Model> resumed(static_cast<std::size_t>(processes));
+  testing::run_ranks(processes, [&](Communicator& comm) {
+    const TaskRange range = shard_tasks(all.task_offsets.data(), all.t(), comm.rank(), comm.size());
+    const Dataset<double> mine = shard_of(all, range);
+    const Checkpoint part = load_checkpoint_tasks(dir, range.first, range.end - range.first, comm.rank() == 0);
+    FitControl control;
+    control.communicator = &comm;
+    control.resume = &part;
+    resumed[static_cast<std::size_t>(comm.rank())] = fit(mine.view(), o, control);
+  });
+  return resumed;
+}
+
 double max_difference(const std::vector<double>& a, const std::vector<double>& b) {
   EXPECT_EQ(a.size(), b.size());
   double worst = 0;
@@ -345,29 +374,12 @@ TEST_F(DistributedFiles, AStoppedFitResumesFromItsCheckpointToTheSameModel) {
   o.covariance_shrinkage = 10.0;
   const std::vector<Model> uninterrupted = fit_in_shards(syn.data, o, 2);
   const std::string dir = (dir_ / "checkpoints").string();
-  testing::run_ranks(2, [&](Communicator& comm) {
-    const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
-    FitControl control;
-    control.communicator = &comm;
-    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir, comm); };
-    int polls = 0;
-    control.stop = [&] { return ++polls >= 3; };
-    EXPECT_THROW(fit(mine.view(), o, control), Stopped);
-  });
+  stop_in_shards(syn.data, o, 2, 3, dir);
   const Checkpoint whole = load_checkpoint(dir);
   EXPECT_EQ(whole.iteration, 3);
   EXPECT_EQ(whole.processes, 2);
   EXPECT_EQ(whole.model.t, syn.data.t());
-  std::vector<Model> resumed(2);
-  testing::run_ranks(2, [&](Communicator& comm) {
-    const TaskRange range = shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size());
-    const Dataset<double> mine = shard_of(syn.data, range);
-    const Checkpoint part = load_checkpoint_tasks(dir, range.first, range.end - range.first, comm.rank() == 0);
-    FitControl control;
-    control.communicator = &comm;
-    control.resume = &part;
-    resumed[static_cast<std::size_t>(comm.rank())] = fit(mine.view(), o, control);
-  });
+  const std::vector<Model> resumed = resume_in_shards(syn.data, o, 2, dir);
   // To rounding, not bit for bit: threads standing in for processes share OpenBLAS's one global
   // thread count, which each process's BLAS guard sets and restores (separate processes do not).
   for (int q = 0; q < 2; ++q) {
@@ -405,29 +417,12 @@ TEST_F(DistributedFiles, AStopWhileChoosingRAndKResumesToTheSameModel) {
   ASSERT_GE(uninterrupted[0].selection.candidates.size(), 3u);
   const int first = uninterrupted[0].selection.candidates[0].iterations;
   const std::string dir = (dir_ / "choosing").string();
-  testing::run_ranks(2, [&](Communicator& comm) {
-    const Dataset<double> mine = shard_of(syn.data, shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size()));
-    FitControl control;
-    control.communicator = &comm;
-    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir, comm); };
-    int polls = 0;
-    control.stop = [&] { return ++polls >= first + 1; };  // inside the second candidate
-    EXPECT_THROW(fit(mine.view(), o, control), Stopped);
-  });
+  stop_in_shards(syn.data, o, 2, first + 1, dir);  // inside the second candidate
   const Checkpoint whole = load_checkpoint(dir);
   EXPECT_TRUE(whole.choosing);
   EXPECT_EQ(whole.model.selection.candidates.size(), 1u);
   EXPECT_EQ(whole.model.t, syn.data.t());
-  std::vector<Model> resumed(2);
-  testing::run_ranks(2, [&](Communicator& comm) {
-    const TaskRange range = shard_tasks(syn.data.task_offsets.data(), syn.data.t(), comm.rank(), comm.size());
-    const Dataset<double> mine = shard_of(syn.data, range);
-    const Checkpoint part = load_checkpoint_tasks(dir, range.first, range.end - range.first, comm.rank() == 0);
-    FitControl control;
-    control.communicator = &comm;
-    control.resume = &part;
-    resumed[static_cast<std::size_t>(comm.rank())] = fit(mine.view(), o, control);
-  });
+  const std::vector<Model> resumed = resume_in_shards(syn.data, o, 2, dir);
   for (int q = 0; q < 2; ++q) {  // to rounding, as above
     const Model& a = resumed[static_cast<std::size_t>(q)];
     const Model& b = uninterrupted[static_cast<std::size_t>(q)];
