@@ -577,13 +577,13 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     control.resume = resume_from.get();
     control.communicator = comm;
     // Candidates scored in the last checkpoint written while r and k were being chosen (-1: none).
-    auto candidates_checkpointed = std::make_shared<long>(-1);
+    long candidates_checkpointed = -1;
     if (!checkpoint_to.empty()) {
-      control.checkpoint = [&, candidates_checkpointed](const Checkpoint& c) {
+      control.checkpoint = [&](const Checkpoint& c) {
         const auto start = std::chrono::steady_clock::now();
         if (comm) save_checkpoint(c, checkpoint_to, *comm);
         else save_checkpoint(c, checkpoint_to);
-        *candidates_checkpointed = c.choosing ? static_cast<long>(c.model.selection.candidates.size()) : -1;
+        candidates_checkpointed = c.choosing ? static_cast<long>(c.model.selection.candidates.size()) : -1;
         if (progress.lines) {
           if (c.choosing)
             std::fprintf(stderr, "checkpoint of the choice of r and k (%zu candidates scored) written to %s in %.2f s\n",
@@ -651,7 +651,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       }
       // A resumed choice's checkpoint stays where it is until the next one replaces it.
       if (resume_from && resume_from->choosing && checkpoint_to == *resume_dir)
-        *candidates_checkpointed = static_cast<long>(resume_from->model.selection.candidates.size());
+        candidates_checkpointed = static_cast<long>(resume_from->model.selection.candidates.size());
       Model model;
       const auto fit_start = std::chrono::steady_clock::now();
       try {
@@ -661,8 +661,8 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         const std::string by = std::string("train: stopped by ") + signal_name(interrupt_signal());
         const std::string resume_line = "; to continue:\n  " + (comm ? "mpirun -np " + std::to_string(comm->size()) + " " : std::string()) +
                                         resume_command(command_line, checkpoint_to);
-        if (e.iteration() == 0 && *candidates_checkpointed >= 0)
-          throw Interrupted(by + " while choosing r and k; the checkpoint (" + std::to_string(*candidates_checkpointed) +
+        if (e.iteration() == 0 && candidates_checkpointed >= 0)
+          throw Interrupted(by + " while choosing r and k; the checkpoint (" + std::to_string(candidates_checkpointed) +
                                 " candidates scored, which a resume does not fit again) is in " + checkpoint_to + resume_line,
                             interrupt_signal());
         if (e.iteration() == 0)

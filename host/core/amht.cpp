@@ -1013,6 +1013,16 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   return model;
 }
 
+// Candidates of r and k above d cannot be fitted: they are left out (an explicit r or k above d
+// is still an error), and a list left empty becomes {0}.
+void drop_candidates_above(Options& options, std::int64_t d) {
+  for (std::vector<int>* c : {&options.rank_candidates, &options.sparsity_candidates}) {
+    if (c->empty()) continue;
+    c->erase(std::remove_if(c->begin(), c->end(), [&](int v) { return v > d; }), c->end());
+    if (c->empty()) c->push_back(0);
+  }
+}
+
 // Whether checkpoint c may be resumed by a fit whose checkpoints would say `header` (its data, the
 // options asked, the number of processes); throws naming what differs.
 void check_resume(const Checkpoint& c, const Checkpoint& h) {
@@ -1070,11 +1080,7 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
                     "priors' settings estimated from all rows) or, with the prior, give r and k (--rank, --sparsity), "
                     "--sparse-prior-scale, --support-threshold and --covariance-shrinkage (or --prior none)");
       Options requested = asked;
-      for (std::vector<int>* c : {&requested.rank_candidates, &requested.sparsity_candidates})
-        if (!c->empty()) {
-          c->erase(std::remove_if(c->begin(), c->end(), [&](int v) { return v > data.d; }), c->end());
-          if (c->empty()) c->push_back(0);
-        }
+      drop_candidates_above(requested, data.d);
       validate(requested, data.d);
       Options in_effect = resolved(requested, &notes);
       if (!estimated) {
@@ -1149,8 +1155,8 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     h.value_bytes = static_cast<int>(sizeof(T));
     h.data_fingerprint = core::data_fingerprint(data);
   }
+  if (const Checkpoint* c = control.resume) check_resume(*c, header);
   if (const Checkpoint* c = control.resume; c && !c->choosing) {  // (made while choosing: the choice goes on below)
-    check_resume(*c, header);
     const Options options = options_to_resume(*c, asked);
     validate(options, data.d);
     refuse_if_too_big(data, options, false);
@@ -1159,17 +1165,8 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     model.notes.insert(model.notes.begin(), c->model.notes.begin(), c->model.notes.end());  // with the U step's choice
     return model;
   }
-  if (const Checkpoint* c = control.resume) check_resume(*c, header);
-  // Candidates of r and k above d cannot be fitted: they are left out (an explicit r or k above d
-  // is still an error).
   Options requested = asked;
-  auto at_most_d = [&](std::vector<int>& candidates) {
-    if (candidates.empty()) return;
-    candidates.erase(std::remove_if(candidates.begin(), candidates.end(), [&](int v) { return v > data.d; }), candidates.end());
-    if (candidates.empty()) candidates.push_back(0);
-  };
-  at_most_d(requested.rank_candidates);
-  at_most_d(requested.sparsity_candidates);
+  drop_candidates_above(requested, data.d);
   validate(requested, data.d);
   std::vector<std::string> notes;
   Options options = resolved(requested, &notes);

@@ -181,10 +181,11 @@ LRSMETA_HD inline int evidence_enumeration_candidates(int d, int k) {
 }
 
 // The candidates pursuit weighs under the prior for a task of m rows, and whether it enumerates
-// them (else searches locally among 3k).
-LRSMETA_HD inline int evidence_candidates(int m, int d, int r, int k, bool* enumerate) {
+// them (else searches locally among 3k); with `always`, it enumerates whatever the rows where the
+// budget allows.
+LRSMETA_HD inline int evidence_candidates(int m, int d, int r, int k, bool* enumerate, bool always = false) {
   const int enumerable = evidence_enumeration_candidates(d, k);
-  *enumerate = enumerable > 0 && m < kEvidenceEnumerationRowsPerUnknown * (r + k);
+  *enumerate = enumerable > 0 && (always || m < kEvidenceEnumerationRowsPerUnknown * (r + k));
   return *enumerate ? enumerable : (3 * k < d ? 3 * k : d);
 }
 

@@ -125,7 +125,7 @@ struct TaskWorkspace {
   int n_inclusion = 0;
   int last_n = 0;               // size of the last system solved, and whether it was factored
   bool last_factored = false;
-  // A task's (w, b) before a restart from the empty support (task_step).
+  // A task's (w, b) before a restart from the empty support (task_step): r and k slots.
   std::vector<double> kept_w, kept_b_value;
   std::vector<std::int32_t> kept_b_index;
 
@@ -159,6 +159,9 @@ struct TaskWorkspace {
     inclusion.resize(static_cast<std::size_t>(std::max(cols - r, 1)));
     inclusion_chosen.resize(static_cast<std::size_t>(k + 1));
     inclusion_features.resize(static_cast<std::size_t>(k + 1));
+    kept_w.resize(static_cast<std::size_t>(std::max(r, 1)));
+    kept_b_index.resize(static_cast<std::size_t>(std::max(k, 1)));
+    kept_b_value.resize(kept_b_index.size());
   }
 };
 
@@ -583,7 +586,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         // candidates need not be capped by m.
         const bool by_evidence = prior && prior->b_precision > 0 && prior->noise_variance > 0;
         bool enumerate = false;
-        const int cap = by_evidence ? std::min(detail::evidence_candidates(settings.enumerate_supports ? 0 : m, d, r, k, &enumerate), ws.cols - r)
+        const int cap = by_evidence ? std::min(detail::evidence_candidates(m, d, r, k, &enumerate, settings.enumerate_supports), ws.cols - r)
                                     : pursuit_candidate_cap(n_S, k, m, r, d);
         const int n_incoming = n_S;  // C starts with the incoming support
         // The new candidates: the largest |corr| outside S (S marked below every magnitude).
@@ -698,9 +701,13 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     // the noise, after U had converged). Searched again from the empty support, as in the first
     // iteration with b, but scoring every support among the candidates (the wrong support can also
     // be where greedy inclusion leads); the support kept is the one that fits the rows better.
-    ws.kept_w.assign(w, w + r);
-    ws.kept_b_index.assign(b_index, b_index + k_slots);
-    ws.kept_b_value.assign(b_value, b_value + k_slots);
+    if (ws.kept_b_index.size() < static_cast<std::size_t>(k_slots)) {  // more slots than the workspace's k
+      ws.kept_b_index.resize(static_cast<std::size_t>(k_slots));
+      ws.kept_b_value.resize(static_cast<std::size_t>(k_slots));
+    }
+    std::copy(w, w + r, ws.kept_w.begin());
+    std::copy(b_index, b_index + k_slots, ws.kept_b_index.begin());
+    std::copy(b_value, b_value + k_slots, ws.kept_b_value.begin());
     std::fill(b_index, b_index + k_slots, -1);
     std::fill(b_value, b_value + k_slots, 0.0);
     TaskStepSettings every_support = settings;
@@ -709,9 +716,9 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     if (fresh < sse) {
       sse = fresh;
     } else {  // the first search's support again (its step again, so that the workspace is its)
-      std::copy(ws.kept_w.begin(), ws.kept_w.end(), w);
-      std::copy(ws.kept_b_index.begin(), ws.kept_b_index.end(), b_index);
-      std::copy(ws.kept_b_value.begin(), ws.kept_b_value.end(), b_value);
+      std::copy(ws.kept_w.begin(), ws.kept_w.begin() + r, w);
+      std::copy(ws.kept_b_index.begin(), ws.kept_b_index.begin() + k_slots, b_index);
+      std::copy(ws.kept_b_value.begin(), ws.kept_b_value.begin() + k_slots, b_value);
       sse = task_detail::task_step_on(X, target, m, d, U_data, r, w, b_index, b_value, k_slots, settings, ws);
     }
   }
