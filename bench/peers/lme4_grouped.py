@@ -132,6 +132,10 @@ def main():
     ap.add_argument("--groups", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if not os.access(os.path.join(args.build, "lrsmeta"), os.X_OK):
+        sys.exit("lme4_grouped.py: no lrsmeta executable in '%s' (build it first)" % args.build)
+    if args.groups < 2:
+        sys.exit("lme4_grouped.py: --groups must be at least 2 (got %d)" % args.groups)
     have_r = shutil.which("Rscript") is not None and subprocess.run(
         ["Rscript", "-e", "library(lme4)"], capture_output=True).returncode == 0
     results = []
