@@ -32,9 +32,10 @@ class CMakeBuild(build_ext):
         target = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
         os.makedirs(target, exist_ok=True)
         package = os.path.join(staging, "package", "lrsmeta")
-        # The module, and the library under its soname (what the module asks for), as plain files.
+        # The module, the library under its soname (what the module asks for) and the backend
+        # modules this build made (the library loads them from beside itself), as plain files.
         for name in os.listdir(package):
-            if name.startswith("_lrsmeta") or re.fullmatch(r"liblrsmeta\.so\.\d+\.\d+", name):
+            if name.startswith("_lrsmeta") or re.fullmatch(r"liblrsmeta\.so\.\d+\.\d+|liblrsmeta_(cuda|mpi)\.so", name):
                 shutil.copyfile(os.path.join(package, name), os.path.join(target, name))
 
 

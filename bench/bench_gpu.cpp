@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "core/backend.hpp"
+#include "cuda/cuda_backend.hpp"
 #include "anchor_data.hpp"
 #include "lrsmeta/io.hpp"
 

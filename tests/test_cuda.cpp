@@ -7,6 +7,8 @@
 #include <numeric>
 
 #include "core/backend.hpp"
+#include "cpu/cpu_backend.hpp"
+#include "cuda/cuda_backend.hpp"
 #include "core/small_dense.hpp"
 #include "core/u_solver.hpp"
 #include "linalg/blas_lapack.hpp"

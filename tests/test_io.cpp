@@ -10,6 +10,7 @@
 #include <iterator>
 
 #include "core/backend.hpp"
+#include "cpu/cpu_backend.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 #include "scratch_folder.hpp"

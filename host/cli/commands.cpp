@@ -532,7 +532,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     opts.u_solver = parse_u_solver(*u_solver);
     opts.selection = parse_selection(*select);
     opts.threads = data->threads;
-    data->gpu = opts.device == Device::cuda || (opts.device == Device::automatic && cuda_available() && opts.prior == Prior::none);
+    data->gpu = device_for(opts) == Device::cuda;
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
       throw Error(*out + ": exists and is not a model folder; refusing to overwrite it");
     // Under mpirun (more than one process): each trains on its shard of the tasks; rank 0 prints

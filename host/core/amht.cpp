@@ -268,23 +268,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-template <typename T>
-std::unique_ptr<core::Backend> make_backend(const TaskDataView<T>& data, const Options& options) {
-  switch (options.device) {
-    case Device::cpu: return core::make_cpu_backend(data, options);
-    case Device::cuda:
-      if (options.prior == Prior::automatic)
-        throw Error("options: the CUDA backend does not implement the empirical-Bayes prior yet: use prior none "
-                    "(--prior none) on the GPU, or the CPU (--device cpu)");
-      return core::make_cuda_backend(data, options);
-    case Device::automatic:
-      // The GPU where it is usable and runs the model asked for.
-      return cuda_available() && options.prior == Prior::none ? core::make_cuda_backend(data, options)
-                                                              : core::make_cpu_backend(data, options);
-  }
-  throw Error("unknown device");
-}
-
 }  // namespace
 
 namespace core {
@@ -338,8 +321,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   const std::int64_t n_all = sizes[0], t_all = sizes[1];
   // auto's U solver, decided for this fit's r and data (by rank 0: every process must use the same).
   Options options = fit_options;
-  const bool on_gpu = options.device == Device::cuda ||
-                      (options.device == Device::automatic && cuda_available() && options.prior == Prior::none);
+  const bool on_gpu = device_for(options) == Device::cuda;
   core::USolverChoice u_solver =
       core::choose_u_solver(n_all, t_all, data.d, options.rank, static_cast<int>(sizeof(T)), options, on_gpu);
   if (core::rank0_says(comm, u_solver.solver == USolver::cg) != (u_solver.solver == USolver::cg)) {
@@ -351,7 +333,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   const std::string u_note = !u_solver.why.empty() && solves_for_something ? "U step: " + u_solver.why : std::string();
   const Checkpoint* resume = run.resume;
   const std::int64_t d = data.d, r = options.rank, k = options.sparsity;
-  std::unique_ptr<core::Backend> backend = make_backend(data, options);
+  std::unique_ptr<core::Backend> backend = core::make_backend(data, options);
   if (comm.size() > 1) backend = core::make_distributed_backend(std::move(backend), comm, data.n);
   core::UStep u_step(*backend, options, comm);
 
@@ -731,9 +713,6 @@ Options resolved(const Options& options, std::vector<std::string>* notes) {
   return o;
 }
 
-bool runs_on_cpu(const Options& options) {
-  return options.device == Device::cpu || (options.device == Device::automatic && !(cuda_available() && options.prior == Prior::none));
-}
 
 // Rank candidates whose fit on all tasks would not fit in memory are left out, with a note: the
 // plan of a choice on validation rows would otherwise be that of its largest candidate (at t = 1e6
@@ -741,7 +720,7 @@ bool runs_on_cpu(const Options& options) {
 // that would fit at the rank it ends up choosing would be refused.
 template <typename T>
 void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, std::vector<std::string>& notes) {
-  if (options.rank_candidates.size() < 2 || !runs_on_cpu(options)) return;
+  if (options.rank_candidates.size() < 2) return;
   std::string source;
   const double available = core::available_memory_bytes(&source);
   std::vector<int> kept;
@@ -752,7 +731,7 @@ void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, s
     o.rank = r;
     o.rank_candidates.clear();
     const bool on_validation_rows = o.selection == Selection::validation || o.prior == Prior::none;
-    const double needs = core::plan_cpu_memory(data, o, on_validation_rows).total();
+    const double needs = core::plan_host_memory(data, o, on_validation_rows).total();
     if (needs <= available) {
       kept.push_back(r);
     } else if (first_dropped < 0 || r < first_dropped) {
@@ -770,8 +749,8 @@ void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, s
 // Refuse before any work a CPU fit that cannot fit in memory, with the numbers and the way out.
 template <typename T>
 void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool selecting) {
-  if (runs_on_cpu(options)) {
-    const core::MemoryPlan plan = core::plan_cpu_memory(data, options, selecting);
+  {
+    const core::MemoryPlan plan = core::plan_host_memory(data, options, selecting);
     std::string source;
     const double available = core::available_memory_bytes(&source);
     if (plan.total() > available) {
@@ -1401,7 +1380,7 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
   o.rank_candidates.clear();
   o.sparsity_candidates.clear();
   validate(o, data.d);
-  std::unique_ptr<core::Backend> backend = make_backend(data, o);
+  std::unique_ptr<core::Backend> backend = core::make_backend(data, o);
   backend->set_U(model.U);
   core::PriorState prior;
   if (model.has_prior()) {  // the new tasks' posterior modes under the trained model's prior

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/module_api.hpp"
 #include "core/noise.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
@@ -73,7 +74,7 @@ struct DataMoments {
   std::int64_t rows = 0;
 };
 
-class Backend {
+class LRSMETA_MODULE_API Backend {
  public:
   virtual ~Backend() = default;
 
@@ -157,19 +158,13 @@ class Backend {
 
 };
 
-template <typename T>
-std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<T>& data, const Options& options);
-
-// What a CPU fit will hold in memory, by part, in bytes, estimated before any work: the data, the
-// per-task state, G and its factor, the threads' scratch, and (where r, k or the priors are chosen
-// on validation rows) the copy of the rows split for validation.
+// What a fit will hold in memory, by part, in bytes, estimated before any work (the CPU backend's
+// plan: cpu/cpu_backend.hpp).
 struct MemoryPlan {
   std::vector<std::pair<std::string, double>> parts;
   double total() const;
   std::string describe() const;  // "data 1.6 GB, per-task state 0.2 GB, ..."
 };
-template <typename T>
-MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& options, bool validation_copy);
 
 // The memory this process may use, in bytes: the cgroup's limit where there is one (v2 memory.max,
 // v1 memory.limit_in_bytes), else physical memory; the environment variable LRSMETA_MEMORY_LIMIT
@@ -177,8 +172,14 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& options, 
 // number there is an error). Sets *source to where the number came from.
 double available_memory_bytes(std::string* source);
 
-// Defined by the CUDA backend when the library is built with it; otherwise by a stub that throws.
+// The backends, from host/backends/registry.cpp, the one file that knows which exist. The backend
+// of device_for(options) (lrsmeta.hpp): the CPU's, or the CUDA module's (loaded on first use).
 template <typename T>
-std::unique_ptr<Backend> make_cuda_backend(const TaskDataView<T>& data, const Options& options);
+std::unique_ptr<Backend> make_backend(const TaskDataView<T>& data, const Options& options);
+// The host memory a fit on device_for(options) plans to hold: the CPU backend's plan, with (where
+// r, k or the priors are chosen on validation rows) the copy of the rows split for validation;
+// empty on the GPU (whose allocations that fail are errors naming the call).
+template <typename T>
+MemoryPlan plan_host_memory(const TaskDataView<T>& data, const Options& options, bool validation_copy);
 
 }  // namespace lrsmeta::core

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/module_api.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta::core {
@@ -42,8 +43,8 @@ struct PrivateRelease {
 };
 
 // G (n x n, symmetric) += sigma * N with N symmetric: upper triangle i.i.d. standard normal, mirrored.
-void add_symmetric_noise(double* G, int n, double sigma, GaussianNoise& noise);
+LRSMETA_MODULE_API void add_symmetric_noise(double* G, int n, double sigma, GaussianNoise& noise);
 // v (n) += sigma * standard normal, i.i.d.
-void add_noise(double* v, int n, double sigma, GaussianNoise& noise);
+LRSMETA_MODULE_API void add_noise(double* v, int n, double sigma, GaussianNoise& noise);
 
 }  // namespace lrsmeta::core

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/backend.hpp"
@@ -115,3 +116,12 @@ class CpuBackend final : public core::Backend {
 };
 
 }  // namespace lrsmeta::cpu
+
+namespace lrsmeta::core {
+template <typename T>
+std::unique_ptr<Backend> make_cpu_backend(const TaskDataView<T>& data, const Options& options);
+// What a CPU fit will hold in memory, by part: the data, the per-task state, G and its factor, the
+// threads' scratch, and with validation_copy the copy of the rows split for validation.
+template <typename T>
+MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& options, bool validation_copy);
+}  // namespace lrsmeta::core

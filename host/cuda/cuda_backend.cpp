@@ -11,6 +11,7 @@
 
 #include "core/backend.hpp"
 #include "core/noise.hpp"
+#include "cuda/cuda_backend.hpp"
 #include "cpu/task_step.hpp"  // task_step_settings
 #include "cuda/cuda_utils.hpp"
 #include "kernels/device_kernels.hpp"
@@ -23,11 +24,8 @@ void throw_cuda_error(const char* call, int code, const char* name, const char* 
               std::to_string(line));
 }
 
-namespace {
-
-// Whether a GPU can be used: cudaGetDeviceCount returns an error code (not only a zero count) on a
-// machine without a driver.
-bool device_usable(std::string* why = nullptr) {
+// cudaGetDeviceCount returns an error code (not only a zero count) on a machine without a driver.
+bool device_usable(std::string* why) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
@@ -38,6 +36,8 @@ bool device_usable(std::string* why = nullptr) {
   if (count == 0 && why) *why = "no CUDA device";
   return count > 0;
 }
+
+namespace {
 
 // The contribution bounds of a private release, as the kernels take them (none without one).
 kernels::Bounds bounds_of(const core::PrivateRelease* release) {
@@ -546,8 +546,6 @@ class CudaBackend final : public core::Backend {
 
 }  // namespace
 }  // namespace cuda
-
-bool cuda_available() { return cuda::device_usable(); }
 
 namespace core {
 template <typename T>

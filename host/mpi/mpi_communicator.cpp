@@ -1,5 +1,5 @@
-// lrsmeta's Communicator over MPI_COMM_WORLD. Every MPI call's status is checked and becomes an
-// Error naming the call and MPI's message.
+// lrsmeta's Communicator over MPI_COMM_WORLD, built into the module liblrsmeta_mpi.so. Every MPI
+// call's status is checked and becomes an Error naming the call and MPI's message.
 #include <mpi.h>
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/module_interface.hpp"
 #include "lrsmeta/mpi.hpp"
 
 namespace lrsmeta {
@@ -117,16 +118,12 @@ class MpiWorld final : public Communicator {
   bool owns_mpi_ = false;
 };
 
-}  // namespace
-
-bool mpi_built() { return true; }
-
-Communicator& mpi_world() {
-  static MpiWorld world;
-  return world;
+Communicator& world() {
+  static MpiWorld processes;
+  return processes;
 }
 
-void mpi_abort(const std::string& message, int exit_code) {
+[[noreturn]] void abort_all(const std::string& message, int exit_code) {
   std::fprintf(stderr, "%s\n", message.c_str());
   std::fflush(stderr);
   int initialised = 0;
@@ -135,4 +132,12 @@ void mpi_abort(const std::string& message, int exit_code) {
   std::_Exit(exit_code);
 }
 
+}  // namespace
 }  // namespace lrsmeta
+
+// The entry point of liblrsmeta_mpi.so (host/backends/module_interface.hpp).
+extern "C" const lrsmeta::backends::MpiModule* lrsmeta_mpi_module() {
+  static const lrsmeta::backends::MpiModule table{lrsmeta::backends::this_build_stamp(), &lrsmeta::world,
+                                                  &lrsmeta::abort_all};
+  return &table;
+}

@@ -449,7 +449,11 @@ LRSMETA_API void validate(const TaskDataView<T>& data, bool require_y = true);
 // Check options against data dimensions; throws Error naming the first problem.
 LRSMETA_API void validate(const Options& options, std::int64_t d);
 
-// Whether this build has the CUDA backend and a usable GPU is present.
+// Whether a usable GPU is present and this library's CUDA module (liblrsmeta_cuda.so, installed
+// beside liblrsmeta.so where the library was built with the CUDA toolkit) loads.
 LRSMETA_API bool cuda_available();
+// The device a fit with these options runs on, cpu or cuda. auto: the GPU where cuda_available()
+// and the model is one the CUDA backend implements (prior none), else the CPU.
+LRSMETA_API Device device_for(const Options& options);
 
 }  // namespace lrsmeta
