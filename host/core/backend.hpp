@@ -1,4 +1,4 @@
-// The seam between the algorithm (host/core/amht.cpp, which knows nothing of hardware) and the
+// The seam between the algorithm (host/core/fit_loop.cpp, which knows nothing of hardware) and the
 // backends that run its heavy steps: the reference CPU path (host/cpu) and the CUDA path (kernels/
 // with its host side). A backend owns the data as it needs it, the current U and every task's
 // (w, b); U stays inside the backend between iterations so that a device backend never copies it

@@ -1,0 +1,79 @@
+// What the files of the fit share (host/core: fit.cpp, fit_loop.cpp, selection.cpp, resume.cpp,
+// options.cpp): one fit with its settings fixed, the choices made around it, and resuming one.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+
+namespace lrsmeta {
+
+// The b prior's settings in the fits on the fit rows that validation's candidates are evaluated
+// from, and the start of their estimates (values validation chose most often in
+// bench/noisy_synthetic and the MovieLens benchmark); the support threshold where it is not chosen
+// on validation rows.
+constexpr double kDefaultSparseScale = 0.1, kDefaultThreshold = 2.0, kDefaultShrinkage = 10.0;
+
+// How one fit_fixed runs: the caller's hooks, and for the final fit its checkpoints.
+struct FitRun {
+  IterationCallback on_iteration;
+  std::function<bool()> stop;
+  bool final_fit = false;  // false: a fit of the choice on validation rows (Stopped says so)
+  std::function<void(const Checkpoint&)> checkpoint;
+  int checkpoint_every = 1;
+  bool checkpoint_at_start = false;
+  bool checkpoint_at_end = false;  // also after the last outer iteration, however the fit ends
+  const Checkpoint* resume = nullptr;
+  const Checkpoint* header = nullptr;  // what every checkpoint records besides the fit's state (data, asked options, choice)
+  Communicator* communicator = nullptr;  // over many processes (data: this one's shard); null: one
+};
+
+// The fit with r, k and tau2 fixed (fit_loop.cpp). With `validation` (the held-out rows of the same
+// tasks), the validation MSE of every b-prior scale candidate is returned in *candidate_mse, each
+// from one more task-step pass with the fitted U, beta, Sigma and s2.
+template <typename T>
+Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const FitRun& run,
+                const TaskDataView<T>* validation = nullptr, std::vector<double>* candidate_mse = nullptr);
+
+// Options as a fit runs them: private training takes no prior (options.cpp).
+Options resolved(const Options& options, std::vector<std::string>* notes);
+// Candidates of r and k above d cannot be fitted: they are left out (an explicit r or k above d
+// is still an error), and a list left empty becomes {0} (options.cpp).
+void drop_candidates_above(Options& options, std::int64_t d);
+
+// What the options leave to be chosen (selection.cpp).
+struct LeftToChoose {
+  bool rank = false, sparsity = false;
+  bool scale_auto = false;  // the b prior's scale or support threshold (chosen together, on the same passes)
+  bool scale = false, threshold = false, shrinkage = false;
+  std::vector<int> ranks, sparsities;  // the candidates, or the one given
+  bool any_b = false, any_w = false;   // whether any candidate has b, or w
+  // Whether a choice on validation rows has something to choose.
+  bool on_validation_rows() const { return rank || sparsity || (scale_auto && any_b) || (shrinkage && any_w); }
+};
+LeftToChoose left_to_choose(const Options& options);
+// The choice on validation rows: r, k and the priors' settings that `options` leaves to be chosen
+// are chosen on held-out rows and set in it (where nothing is left, the b prior's defaults are
+// set); notes and the report say how.
+template <typename T>
+SelectionReport choose_on_validation_rows(const TaskDataView<T>& data, Options& options, const std::function<bool()>& stop,
+                                          std::vector<std::string>& notes);
+// The fit with what is "auto" estimated from all rows (Options::selection == evidence, with the
+// prior): see selection.cpp.
+template <typename T>
+Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun& final_run, Checkpoint& header,
+                      const std::vector<std::string>& notes);
+
+// Whether checkpoint c may be resumed by a fit whose checkpoints would say `header`; throws naming
+// what differs (resume.cpp).
+void check_resume(const Checkpoint& c, const Checkpoint& header);
+// The options a resumed fit runs with: those in effect when the checkpoint was made (after any
+// choice), with this run's threads.
+Options options_to_resume(const Checkpoint& c, const Options& asked);
+
+}  // namespace lrsmeta
