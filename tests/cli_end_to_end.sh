@@ -256,7 +256,7 @@ one_line_error() {  # one_line_error "expected line" command...
   if "$@" > out.txt 2> err.txt; then fail "no error from: $*"; fi
   [[ $(cat err.txt) == "$expected" ]] || fail "for '$*' expected the line '$expected', got: $(cat err.txt)"
 }
-one_line_error "lrsmeta: error: unknown subcommand 'trian' (did you mean train?); the subcommands are generate, train, convert, adapt, predict, eval, benchmark" "$bin" trian
+one_line_error "lrsmeta: error: unknown subcommand 'trian' (did you mean train?); the subcommands are generate, train, convert, adapt, predict, eval" "$bin" trian
 one_line_error "lrsmeta train: error: unknown option --rnak (did you mean --rank?); lrsmeta train --help lists them" "$bin" train --rnak 3 --data data --out bad
 one_line_error "lrsmeta train: error: --threads must be >= 0 (got -1)" "$bin" train --threads -1 --data data --out bad
 one_line_error "lrsmeta generate: error: --tasks takes a number, not 'many'" "$bin" generate --out bad --tasks many

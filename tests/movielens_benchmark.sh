@@ -4,11 +4,11 @@
 set -euo pipefail
 work=$1
 data=$2
-bin=${LRSMETA:?set LRSMETA to the lrsmeta executable}
+bin=${MOVIELENS:?set MOVIELENS to the benchmark program bench/movielens}
 rm -rf "$work"
 plots=""
 command -v gnuplot > /dev/null || plots="--no-plots"
-"$bin" benchmark movielens --data "$data" --out "$work" --max-users 150 --iterations 10 --threads 2 $plots > "$work.log" 2>&1 ||
+"$bin" --data "$data" --out "$work" --max-users 150 --iterations 10 --threads 2 $plots > "$work.log" 2>&1 ||
   { cat "$work.log"; exit 1; }
 for f in results.json results.csv table.md rmse_vs_ratings.dat training_loss.dat; do
   [[ -s $work/$f ]] || { echo "FAIL: no $f"; exit 1; }

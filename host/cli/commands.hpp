@@ -14,7 +14,6 @@ void add_convert(CLI::App& app);
 void add_adapt(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_eval(CLI::App& app);
-void add_benchmark(CLI::App& app);  // movielens.cpp
 
 // Under mpirun (or srun) with more than one process: their number and this one's rank; else 1, 0.
 int process_count();

@@ -23,7 +23,6 @@ int main(int argc, char** argv) {
   lrsmeta::cli::add_adapt(app);
   lrsmeta::cli::add_predict(app);
   lrsmeta::cli::add_eval(app);
-  lrsmeta::cli::add_benchmark(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,7 +1,9 @@
-// `lrsmeta benchmark movielens`: personalisation on real data. Each user is a task; a rating's
+// bench/movielens: personalisation on real data. Each user is a task; a rating's
 // features describe its movie. Baselines and lrsmeta's models are fitted by the same code, their
 // hyperparameters chosen on a validation split carved from the training ratings, and compared on
 // held-out test ratings, with all of each user's training ratings and with only 5, 10 or 20.
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,7 +20,6 @@
 
 #include <unistd.h>
 
-#include "cli/commands.hpp"
 #include "core/small_dense.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
@@ -26,7 +27,7 @@
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace lrsmeta::cli {
+namespace lrsmeta::bench {
 namespace {
 
 struct Rating {
@@ -395,22 +396,22 @@ void run_gnuplot(const fs::path& out, const std::string& script_name, const std:
 
 }  // namespace
 
-void add_benchmark(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand("benchmark", "benchmarks on bundled real data");
-  bench->require_subcommand(1);
-  struct Args {
-    std::string data = "data/movielens/ratings.csv";
-    std::string out = "movielens-benchmark";
-    std::uint64_t seed = 1;
-    std::int64_t max_users = 0;
-    int iterations = 30;
-    int threads = 0;
-    bool no_plots = false;
-    std::string lme4_script = "bench/peers/lme4_fit.R";
-    std::vector<std::int64_t> regimes{5, 10, 20, 0};
-  };
-  auto a = std::make_shared<Args>();
-  CLI::App* cmd = bench->add_subcommand("movielens", "personalised rating prediction on MovieLens: baselines against LRS");
+// The benchmark's options, parsed into Args.
+struct Args {
+  std::string data = "data/movielens/ratings.csv";
+  std::string out = "movielens-benchmark";
+  std::uint64_t seed = 1;
+  std::int64_t max_users = 0;
+  int iterations = 30;
+  int threads = 0;
+  bool no_plots = false;
+  std::string lme4_script = "bench/peers/lme4_fit.R";
+  std::vector<std::int64_t> regimes{5, 10, 20, 0};
+};
+
+void add_options(CLI::App& app, Args& args) {
+  Args* a = &args;
+  CLI::App* cmd = &app;
   cmd->add_option("--data", a->data, "ratings.csv (movieId, title, year, genres, userId, rating, timestamp)")->capture_default_str();
   cmd->add_option("--out,-o", a->out, "folder for the table (JSON, CSV) and plots")->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of the per-user train/validation/test split")->capture_default_str();
@@ -421,7 +422,10 @@ void add_benchmark(CLI::App& app) {
   cmd->add_flag("--no-plots", a->no_plots, "skip the gnuplot plots");
   cmd->add_option("--lme4-script", a->lme4_script, "R script that fits lme4's lmer (its rows are left out where Rscript or lme4 is missing)")
       ->capture_default_str();
-  cmd->callback([a] {
+}
+
+void run(const Args& args) {
+  const Args* a = &args;
     const Corpus corpus = load_ratings(a->data, a->max_users);
     const Split split = split_ratings(corpus, a->seed);
     std::size_t total = 0, pool_total = 0;
@@ -585,7 +589,22 @@ void add_benchmark(CLI::App& app) {
     }
     std::cout << "wrote " << (out / "results.json").string() << ", results.csv, table.md"
               << (a->no_plots ? "" : ", rmse_vs_ratings.png, training_loss.png") << "\n";
-  });
 }
 
-}  // namespace lrsmeta::cli
+}  // namespace lrsmeta::bench
+
+int main(int argc, char** argv) {
+  CLI::App app{"movielens: personalised rating prediction on the bundled MovieLens ratings, baselines against LRS"};
+  lrsmeta::bench::Args args;
+  lrsmeta::bench::add_options(app, args);
+  try {
+    app.parse(argc, argv);
+    lrsmeta::bench::run(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "movielens: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
