@@ -281,12 +281,5 @@ LRSMETA_API void save_synthetic(const std::string& path, const SyntheticData& sy
 // Reads a truth folder written by save_synthetic; the result's data is empty.
 LRSMETA_API SyntheticData load_truth(const std::string& path);
 
-// ||(I - U U^T) V||_F for two d x r (row-major) bases with orthonormal columns: 0 when they span
-// the same subspace, sqrt(r) at most.
-LRSMETA_API double subspace_distance(const std::vector<double>& U, const std::vector<double>& V, std::int64_t d,
-                                     std::int64_t r);
-
-// ||A - B||_F / ||B||_F for two equally sized arrays.
-LRSMETA_API double relative_error(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace lrsmeta

@@ -443,6 +443,14 @@ struct Evaluation {
 template <typename T>
 LRSMETA_API Evaluation evaluate(const Model& model, const TaskDataView<T>& data);
 
+// ||(I - U U^T) V||_F for two d x r (row-major) bases with orthonormal columns: 0 when they span
+// the same subspace, sqrt(r) at most.
+LRSMETA_API double subspace_distance(const std::vector<double>& U, const std::vector<double>& V, std::int64_t d,
+                                     std::int64_t r);
+
+// ||A - B||_F / ||B||_F for two equally sized arrays.
+LRSMETA_API double relative_error(const std::vector<double>& a, const std::vector<double>& b);
+
 // Check a data view; throws Error naming the first problem. require_y: y must be present.
 template <typename T>
 LRSMETA_API void validate(const TaskDataView<T>& data, bool require_y = true);

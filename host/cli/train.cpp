@@ -1,0 +1,433 @@
+// The train subcommand: options, data, checkpoints and resuming, the fit, and its report.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+#include <sstream>
+
+#include "cli/commands.hpp"
+#include "cli/interrupt.hpp"
+#include "cli/subcommand_support.hpp"
+#include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.hpp"
+#include "lrsmeta/mpi.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace lrsmeta::cli {
+
+namespace {
+
+// An argument as a POSIX shell reads it back.
+std::string shell_quoted(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,/:@%") == std::string::npos)
+    return arg;
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The command line that continues a stopped train from the checkpoint folder `dir`: the same
+// arguments, with --checkpoint and --resume replaced by --resume dir.
+std::string resume_command(const std::vector<std::string>& argv, const std::string& dir) {
+  std::string out;
+  for (std::size_t a = 0; a < argv.size(); ++a) {
+    const std::string& arg = argv[a];
+    if (arg == "--checkpoint" || arg == "--resume") {
+      ++a;  // and its value
+      continue;
+    }
+    if (arg.rfind("--checkpoint=", 0) == 0 || arg.rfind("--resume=", 0) == 0) continue;
+    out += (out.empty() ? "" : " ") + shell_quoted(arg);
+  }
+  return out + " --resume " + shell_quoted(dir);
+}
+
+}  // namespace
+
+void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
+  auto data = std::make_shared<DataArgs>();
+  auto o = std::make_shared<Options>();
+  auto out = std::make_shared<std::string>();
+  auto metrics = std::make_shared<std::string>();
+  auto variant = std::make_shared<std::string>("pursuit");
+  auto init = std::make_shared<std::string>("auto");
+  auto device = std::make_shared<std::string>("cpu");
+  auto quiet = std::make_shared<bool>(false), verbose = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("train", "fit a model: beta + U w_i + b_i with priors estimated from all tasks (AMHT-LRS inside)");
+  add_data_options(cmd, *data);
+  add_progress_options(cmd, quiet.get(), verbose.get());
+  add_csv_feature_options(cmd, *data);
+  auto rank = std::make_shared<std::string>("auto");
+  auto sparsity = std::make_shared<std::string>("auto");
+  auto prior = std::make_shared<std::string>("auto");
+  auto sparse_scale = std::make_shared<std::string>("auto");
+  auto shrinkage = std::make_shared<std::string>("auto");
+  auto threshold = std::make_shared<std::string>("auto");
+  cmd->add_option("--rank,-r", *rank, "rank r of the shared U (0: sparse only; auto: chosen, see --select)")->capture_default_str();
+  cmd->add_option("--sparsity,-k", *sparsity, "non-zeros k of each b_i (0: low-rank only; auto: chosen, see --select)")
+      ->capture_default_str();
+  auto select = std::make_shared<std::string>("evidence");
+  cmd->add_option("--select", *select, "how what is auto is found: validation (chosen on held-out rows of each task, then "
+                  "refitted) or evidence (estimated from all rows by EM and the marginal likelihood, no rows held out)")
+      ->check(CLI::IsMember({"evidence", "validation"}))->capture_default_str();
+  cmd->add_option("--prior", *prior, "auto: the empirical-Bayes model (beta + U w_i + b_i, priors estimated from all tasks); "
+                  "none: the paper's AMHT-LRS")->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
+  cmd->add_option("--sparse-prior-scale", *sparse_scale, "prior variance of b's non-zeros in units of the data's coefficient "
+                  "scale (auto: chosen, see --select)")->capture_default_str();
+  cmd->add_option("--support-threshold", *threshold, "c: a non-zero of b is kept only where b_q^2 > c Var(b_q | data) "
+                  "(auto: chosen with the b prior's scale; 2 under --select evidence)")->capture_default_str();
+  cmd->add_option("--covariance-shrinkage", *shrinkage, "f: shrink Sigma towards isotropic, (S + f (tr S / r) I) / (1 + f) "
+                  "(0: the plain mixed model; auto: chosen, see --select)")->capture_default_str();
+  cmd->add_option("--validation-fraction", o->validation_fraction, "share of each task's rows held out when choosing on validation rows")
+      ->capture_default_str();
+  cmd->add_option("--selection-tasks", o->selection_tasks, "with more tasks than this, choose on validation rows of this many "
+                  "tasks drawn at random (the final fit uses all; 0: every task)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--out,-o", *out, "model folder to write")->required();
+  cmd->add_option("--variant", *variant, "task step")->check(CLI::IsMember({"pursuit", "htp", "iht"}))->capture_default_str();
+  cmd->add_option("--iterations,-L", o->iterations, "most outer iterations (fewer once a tolerance stops training)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--inner-iterations", o->inner_iterations, "task-step iterations per outer iteration")->capture_default_str();
+  cmd->add_option("--warm-start", o->warm_start_iterations, "first outer iterations with k = 0")->capture_default_str();
+  cmd->add_option("--ridge", o->ridge, "ridge lambda on the dr x dr system for U")->capture_default_str();
+  cmd->add_option("--task-ridge", o->task_ridge, "relative ridge on each task's small system")->capture_default_str();
+  cmd->add_option("--step-size", o->step_size, "iht/htp: eta * m_i (0: variant default)")->capture_default_str();
+  cmd->add_option("--init", *init, "initialisation of U (auto: spectral with the prior, random otherwise)")
+      ->check(CLI::IsMember({"auto", "random", "spectral"}))->capture_default_str();
+  cmd->add_option("--tolerance", o->tolerance, "stop when the change in U falls below this (0: never)")->capture_default_str();
+  cmd->add_option("--relative-tolerance", o->relative_tolerance, "prior auto: stop once an iteration changes s2 and the "
+                  "training loss by less than this, relatively (0: never)")->capture_default_str();
+  cmd->add_option("--device", *device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
+  auto u_solver = std::make_shared<std::string>("auto");
+  cmd->add_option("--u-solver", *u_solver, "the U step: direct (form and factor G), cg (conjugate gradients, no G: any d r), "
+                  "auto (the cheaper by a cost model; direct for private training)")
+      ->check(CLI::IsMember({"direct", "cg", "auto"}))->capture_default_str();
+  cmd->add_option("--cg-tolerance", o->cg_tolerance, "cg: stop at this relative residual")->capture_default_str();
+  cmd->add_option("--cg-forcing", o->cg_forcing, "cg: also stop once the residual is this fraction of the "
+                  "warm start's (0: solve every U step to --cg-tolerance)")->capture_default_str();
+  cmd->add_option("--cg-max-steps", o->cg_max_steps, "cg: most steps per U step")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of the random initialisation and of the validation split")->capture_default_str();
+  cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");
+  auto checkpoint_dir = std::make_shared<std::string>();
+  auto resume_dir = std::make_shared<std::string>();
+  auto checkpoint_every = std::make_shared<int>(1);
+  cmd->add_option("--checkpoint", *checkpoint_dir, "write the training state to this folder (every --checkpoint-every "
+                  "iterations, and when stopped by SIGINT or SIGTERM) so that --resume can continue it")->group("Checkpoints");
+  cmd->add_option("--checkpoint-every", *checkpoint_every, "outer iterations between checkpoints")
+      ->capture_default_str()->check(CLI::PositiveNumber)->group("Checkpoints");
+  cmd->add_option("--resume", *resume_dir, "continue the training whose checkpoint is in this folder (give the same data "
+                  "and options; checkpoints go on into it)")->group("Checkpoints");
+  auto epsilon = std::make_shared<double>(0.0);
+  auto delta = std::make_shared<double>(0.0);
+  auto noise_seed = std::make_shared<std::uint64_t>(0);
+  CLI::Option* eps_opt = cmd->add_option("--epsilon", *epsilon, "differential privacy: target epsilon (needs --delta)")
+                             ->group("Differential privacy");
+  CLI::Option* delta_opt = cmd->add_option("--delta", *delta, "differential privacy: target delta")->group("Differential privacy");
+  eps_opt->needs(delta_opt);
+  delta_opt->needs(eps_opt);
+  cmd->add_option("--clip-x", o->privacy.clip_x, "row-norm bound C_x")->capture_default_str()->group("Differential privacy");
+  cmd->add_option("--clip-y", o->privacy.clip_y, "residual bound C_y")->capture_default_str()->group("Differential privacy");
+  cmd->add_option("--clip-w", o->privacy.clip_w, "coefficient bound C_w on ||w_i||")->capture_default_str()->group("Differential privacy");
+  cmd->add_option("--max-samples", o->privacy.max_samples, "rows of a task that contribute (m_max)")
+      ->capture_default_str()->group("Differential privacy");
+  cmd->add_option("--noise-multiplier", o->privacy.noise_multiplier, "noise multiplier z (default: calibrated to epsilon, delta)")
+      ->group("Differential privacy");
+  CLI::Option* seed_opt = cmd->add_option("--noise-seed", *noise_seed, "fix the noise seed: reproducible, NO privacy guarantee")
+                              ->group("Differential privacy");
+  cmd->callback([=] {
+    check_outputs({{"--out", *out}, {"--metrics-out", *metrics}, {"--checkpoint", *checkpoint_dir}, {"--resume", *resume_dir}});
+    Options opts = *o;
+    if (!eps_opt->empty()) {
+      opts.privacy.enabled = true;
+      opts.privacy.epsilon = *epsilon;
+      opts.privacy.delta = *delta;
+      if (!seed_opt->empty()) {
+        opts.privacy.fixed_seed = true;
+        opts.privacy.noise_seed = *noise_seed;
+      }
+    } else if (!seed_opt->empty()) {
+      throw Error("--noise-seed applies to private training only (give --epsilon and --delta)");
+    }
+    opts.prior = parse_prior(*prior);
+    auto count_or_auto = [](const std::string& text, const char* name, int* value) {
+      if (text == "auto") return true;
+      try {
+        std::size_t used = 0;
+        const int v = std::stoi(text, &used);
+        if (used != text.size() || v < 0) throw std::invalid_argument(text);
+        *value = v;
+      } catch (const std::exception&) {
+        throw Error(std::string("--") + name + " must be a non-negative integer or auto, not '" + text + "'");
+      }
+      return false;
+    };
+    const bool rank_auto = count_or_auto(*rank, "rank", &opts.rank);
+    const bool sparsity_auto = count_or_auto(*sparsity, "sparsity", &opts.sparsity);
+    // A finite number (above 0, or at least 0) or "auto" (the value stays < 0: chosen by the fit).
+    auto number_or_auto = [](const std::string& text, const char* name, bool positive, double* value) {
+      if (text == "auto") return;
+      try {
+        std::size_t used = 0;
+        const double v = std::stod(text, &used);
+        if (used != text.size() || !std::isfinite(v) || !(positive ? v > 0 : v >= 0)) throw std::invalid_argument(text);
+        *value = v;
+      } catch (const std::exception&) {
+        throw Error(std::string("--") + name + " must be a " + (positive ? "positive number" : "number >= 0") + " or auto, not '" +
+                    text + "'");
+      }
+    };
+    number_or_auto(*sparse_scale, "sparse-prior-scale", true, &opts.sparse_prior_scale);
+    number_or_auto(*threshold, "support-threshold", false, &opts.support_threshold);
+    number_or_auto(*shrinkage, "covariance-shrinkage", false, &opts.covariance_shrinkage);
+    opts.variant = parse_variant(*variant);
+    opts.init = parse_init(*init);
+    opts.device = parse_device(*device);
+    opts.u_solver = parse_u_solver(*u_solver);
+    opts.selection = parse_selection(*select);
+    opts.threads = data->threads;
+    data->gpu = device_for(opts) == Device::cuda;
+    if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))
+      throw Error(*out + ": exists and is not a model folder; refusing to overwrite it");
+    // Under mpirun (more than one process): each trains on its shard of the tasks; rank 0 prints
+    // and writes the model.
+    Communicator* comm = distributed_processes();
+    const bool root = !comm || comm->rank() == 0;
+    if (!root) std::cout.setstate(std::ios::badbit);  // the others print nothing
+    // Checkpoints: into --checkpoint, else on into the folder resumed from.
+    const std::string checkpoint_to = !checkpoint_dir->empty() ? *checkpoint_dir : *resume_dir;
+    std::unique_ptr<Checkpoint> resume_from;
+    if (!resume_dir->empty()) {
+      // Over many processes each reads its own tasks' part, once its shard of the data is known.
+      if (!comm) resume_from = std::make_unique<Checkpoint>(load_checkpoint(*resume_dir));
+    } else if (!checkpoint_dir->empty() && has_checkpoint(*checkpoint_dir)) {
+      throw Error(*checkpoint_dir + " holds a checkpoint already (iteration " +
+                  std::to_string(load_checkpoint_tasks(*checkpoint_dir, 0, 0, false).iteration) +
+                  "): continue it with --resume " + *checkpoint_dir + ", or remove the folder to start again");
+    } else if (!checkpoint_dir->empty() && fs::exists(*checkpoint_dir) &&
+               (!fs::is_directory(*checkpoint_dir) || !fs::is_empty(*checkpoint_dir))) {
+      throw Error(*checkpoint_dir + ": exists and is not an empty folder or a checkpoint folder; refusing to write checkpoints into it");
+    }
+    const Progress progress(*quiet || !root, *verbose && root);
+    auto show = [&](const IterationInfo& info) {
+      char text[200];
+      // At most this much left: a tolerance may stop training sooner.
+      const double left = info.elapsed_seconds / info.iteration * (opts.iterations - info.iteration);
+      char cg[48] = "";
+      if (info.u_solver_steps > 0) std::snprintf(cg, sizeof cg, "  cg %d steps (%.1e)", info.u_solver_steps, info.u_solver_residual);
+      std::snprintf(text, sizeof text, "iteration %d/%d  loss %.4e  U change %.3e  k %d%s  %.2f s/iteration  at most %s left",
+                    info.iteration, opts.iterations, info.training_loss, info.u_change, info.sparsity_in_effect, cg,
+                    info.elapsed_seconds / info.iteration, eta_text(left).c_str());
+      progress.show(text);
+      return true;
+    };
+    // SIGINT or SIGTERM: training ends after the current outer iteration (of the final fit, or of
+    // a fit of the choice on validation rows), a checkpoint is written where one was asked for,
+    // and no model is written.
+    const InterruptGuard guard;
+    FitControl control;
+    control.on_iteration = show;
+    control.stop = [] { return interrupt_requested(); };
+    control.resume = resume_from.get();
+    control.communicator = comm;
+    // Candidates scored in the last checkpoint written while r and k were being chosen (-1: none).
+    long candidates_checkpointed = -1;
+    if (!checkpoint_to.empty()) {
+      control.checkpoint = [&](const Checkpoint& c) {
+        const auto start = std::chrono::steady_clock::now();
+        if (comm) save_checkpoint(c, checkpoint_to, *comm);
+        else save_checkpoint(c, checkpoint_to);
+        candidates_checkpointed = c.choosing ? static_cast<long>(c.model.selection.candidates.size()) : -1;
+        if (progress.lines) {
+          if (c.choosing)
+            std::fprintf(stderr, "checkpoint of the choice of r and k (%zu candidates scored) written to %s in %.2f s\n",
+                         c.model.selection.candidates.size(), checkpoint_to.c_str(),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+          else
+            std::fprintf(stderr, "checkpoint of iteration %d written to %s in %.2f s\n", c.iteration, checkpoint_to.c_str(),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
+      };
+      control.checkpoint_every = *checkpoint_every;
+    }
+    const auto load_start = std::chrono::steady_clock::now();
+    auto train_on = [&](const auto& ds) {
+      prefetch_with_progress(ds, progress, data->path, "train");
+      progress.done();
+      const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+      if (progress.lines)
+        std::fprintf(stderr, "loaded %s: %lld rows, %lld tasks, d = %lld, %s in %.2f s%s\n", data->path.c_str(),
+                     static_cast<long long>(all_rows(ds)), static_cast<long long>(all_tasks(ds)), static_cast<long long>(ds.d),
+                     sizeof(*ds.view().X) == sizeof(float) ? "float" : "double", load_seconds,
+                     comm ? (" (rank 0's shard: " + std::to_string(ds.t()) + " tasks; " + std::to_string(comm->size()) + " processes)").c_str() : "");
+      if (comm && !resume_dir->empty()) {
+        std::string failure;
+        try {  // rank 0 checks the files' hashes; each reads its tasks' rows
+          resume_from = std::make_unique<Checkpoint>(load_checkpoint_tasks(*resume_dir, first_task_of(ds), ds.t(), comm->rank() == 0));
+        } catch (const std::exception& e) {
+          failure = e.what();
+        }
+        const std::string first = comm->first_error(failure);
+        if (!first.empty()) throw CollectiveError(first);
+        control.resume = resume_from.get();
+      }
+      if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
+      if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
+      std::vector<std::string> chosen;
+      if (rank_auto) chosen.push_back("r");
+      if (sparsity_auto) chosen.push_back("k");
+      const bool by_evidence = opts.selection == Selection::evidence && opts.prior == Prior::automatic;
+      if (opts.prior == Prior::automatic && !opts.privacy.enabled && (sparsity_auto || opts.sparsity > 0) &&
+          (opts.sparse_prior_scale < 0 || (!by_evidence && opts.support_threshold < 0)))
+        chosen.push_back(by_evidence ? "the b prior's variance and the supports' inclusion probability"
+                                     : "the b prior's scale and support threshold");
+      if (opts.prior == Prior::automatic && !opts.privacy.enabled && (rank_auto || opts.rank > 0) && opts.covariance_shrinkage < 0)
+        chosen.push_back("Sigma's shrinkage");
+      if (resume_from && resume_from->choosing) {
+        std::cout << "resuming the choice of r and k from " << *resume_dir << " (" << resume_from->model.selection.candidates.size()
+                  << " candidates scored, not fitted again)" << std::endl;
+      } else if (resume_from) {
+        const Options& o = resume_from->model.options;
+        std::cout << "resuming from " << *resume_dir << " after iteration " << resume_from->iteration << " of " << o.iterations
+                  << " (r = " << o.rank << ", k = " << o.sparsity
+                  << (resume_from->model.selection.performed ? ", as chosen before" : "") << ")" << std::endl;
+      } else if (!chosen.empty() && !comm && by_evidence) {
+        std::string what;
+        for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
+        std::cout << "estimating " << what << " from all rows (marginal likelihood)" << std::endl;
+      } else if (!chosen.empty() && !comm) {
+        std::string what;
+        for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
+        std::cout << "choosing " << what << " on validation rows (" << opts.validation_fraction * 100 << "% of each task's rows";
+        if (opts.selection_tasks > 0 && ds.t() > opts.selection_tasks)
+          std::cout << ", of " << opts.selection_tasks << " of the " << ds.t() << " tasks drawn at random";
+        std::cout << "), then refitting on all rows" << std::endl;
+      }
+      // A resumed choice's checkpoint stays where it is until the next one replaces it.
+      if (resume_from && resume_from->choosing && checkpoint_to == *resume_dir)
+        candidates_checkpointed = static_cast<long>(resume_from->model.selection.candidates.size());
+      Model model;
+      const auto fit_start = std::chrono::steady_clock::now();
+      try {
+        model = fit(ds.view(), opts, control);
+      } catch (const Stopped& e) {
+        progress.done();
+        const std::string by = std::string("train: stopped by ") + signal_name(interrupt_signal());
+        const std::string resume_line = "; to continue:\n  " + (comm ? "mpirun -np " + std::to_string(comm->size()) + " " : std::string()) +
+                                        resume_command(command_line, checkpoint_to);
+        if (e.iteration() == 0 && candidates_checkpointed >= 0)
+          throw Interrupted(by + " while choosing r and k; the checkpoint (" + std::to_string(candidates_checkpointed) +
+                                " candidates scored, which a resume does not fit again) is in " + checkpoint_to + resume_line,
+                            interrupt_signal());
+        if (e.iteration() == 0)
+          throw Interrupted(by + (opts.selection == Selection::validation ? " while choosing on validation rows" : " while choosing r and k") +
+                                "; no model was written and there is no checkpoint yet (" +
+                                (opts.selection == Selection::validation ? "one is written once the final fit starts"
+                                 : checkpoint_to.empty()                 ? "give --checkpoint DIR: one is written after each candidate"
+                                                                         : "one is written after each candidate, and the first had not ended") +
+                                ")",
+                            interrupt_signal());
+        const std::string after = "after outer iteration " + std::to_string(e.iteration());
+        if (checkpoint_to.empty())
+          throw Interrupted(by + " " + after + "; no model was written (give --checkpoint DIR to be able to resume)",
+                            interrupt_signal());
+        throw Interrupted(by + " " + after + "; the checkpoint is in " + checkpoint_to + resume_line, interrupt_signal());
+      }
+      progress.done();
+      const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count();
+      model.task_keys = ds.task_keys;
+      model.feature_names = ds.feature_names;
+      model.encoding = ds.encoding;
+      Evaluation ev = evaluate(model, ds.view());
+      std::int64_t tasks = model.t;
+      if (comm) {  // the training MSE over every process's rows
+        sum_evaluation(ev, *comm);
+        comm->sum(&tasks, 1);
+      }
+      print_encoding(ds.encoding, std::cout);
+      progress.show("writing " + *out + " (" + std::to_string(tasks) + " tasks' parameters)");
+      const auto write_start = std::chrono::steady_clock::now();
+      if (comm) save_model(model, *out, *comm);
+      else save_model(model, *out);
+      const double write_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
+      progress.done();
+      for (const std::string& note : model.notes) {
+        if (note.rfind("not converged", 0) == 0) std::cerr << "warning: " << note << "\n";
+        else std::cout << "note: " << note << "\n";
+      }
+      if (model.selection.performed && model.selection.method == Selection::evidence) {
+        const SelectionCandidate& c = model.selection.chosen;
+        std::cout << "estimated from all rows";
+        if (model.selection.candidates.size() > 1) {
+          std::cout << " (log marginal likelihood of each (r, k) tried:";
+          for (const SelectionCandidate& x : model.selection.candidates) std::cout << " " << x.rank << "," << x.sparsity << ": " << x.log_evidence;
+          std::cout << ")";
+        }
+        std::cout << ": r = " << c.rank << ", k = " << c.sparsity;
+        if (c.sparsity > 0) std::cout << ", tau2 " << model.sparse_prior_variance << ", inclusion probability " << model.support_inclusion_probability;
+        if (c.rank > 0) std::cout << ", covariance shrinkage " << model.covariance_shrinkage;
+        std::cout << "\n";
+      } else if (model.selection.performed) {
+        const SelectionCandidate& c = model.selection.chosen;
+        std::cout << "chosen on " << model.selection.validation_rows << " validation rows (" << model.selection.candidates.size()
+                  << " candidates): r = " << c.rank << ", k = " << c.sparsity;
+        if (c.sparsity > 0 && model.has_prior())
+          std::cout << ", sparse prior scale " << c.sparse_prior_scale << ", support threshold " << c.support_threshold;
+        if (c.rank > 0 && model.has_prior()) std::cout << ", covariance shrinkage " << c.covariance_shrinkage;
+        std::cout << " (validation MSE " << c.validation_mse << ")\n";
+      }
+      std::cout << "trained " << to_string(opts.variant) << " model (prior " << to_string(model.options.prior) << ", d = " << model.d
+                << ", r = " << model.r << ", k = " << model.k << ", t = " << tasks << ") in " << model.history.size()
+                << " iterations: training MSE " << ev.mse;
+      if (model.has_prior()) std::cout << ", noise variance s2 " << model.noise_variance;
+      std::cout << "; wrote " << *out << "\n";
+      if (model.privacy.enabled)
+        std::cout << "privacy spent: epsilon " << model.privacy.epsilon << " at delta " << model.privacy.delta << " ("
+                  << model.privacy.releases << " Gaussian releases, noise multiplier " << model.privacy.noise_multiplier
+                  << ")" << (model.privacy.fixed_seed ? "; the noise seed was fixed: NO privacy guarantee" : "") << "\n";
+      if (!metrics->empty() && root) {
+        double task_s = 0, u_s = 0;
+        for (const IterationInfo& h : model.history) {
+          task_s += h.task_step_seconds;
+          u_s += h.u_step_seconds;
+        }
+        const json described = json::parse(model_json(model));  // the parts model.json has too
+        write_json_file(*metrics, json{{"data", data->path},
+                                       {"model", *out},
+                                       {"precision", sizeof(*ds.view().X) == sizeof(float) ? "float" : "double"},
+                                       {"n", all_rows(ds)},
+                                       {"d", model.d},
+                                       {"t", tasks},
+                                       {"processes", comm ? comm->size() : 1},
+                                       {"r", model.r},
+                                       {"k", model.k},
+                                       {"variant", to_string(opts.variant)},
+                                       {"device", to_string(opts.device)},
+                                       {"iterations_run", model.history.size()},
+                                       {"load_seconds", load_seconds},
+                                       {"write_seconds", write_seconds},
+                                       {"training_mse", ev.mse},
+                                       {"task_step_seconds", task_s},
+                                       {"u_step_seconds", u_s},
+                                       // The whole fit (with the estimation or choice of r, k and
+                                       // the priors' settings), and the chosen model's own
+                                       // iterations (its history's last elapsed time).
+                                       {"fit_seconds", fit_seconds},
+                                       {"total_seconds", model.history.empty() ? 0.0 : model.history.back().elapsed_seconds},
+                                       {"privacy", described.at("privacy")},
+                                       {"prior", described.at("prior")},
+                                       {"selection", described.at("selection")},
+                                       {"history", described.at("history")}});
+      }
+    };
+    if (comm) with_mapped_shard(*data, *comm, train_on, *verbose);
+    else with_mapped_dataset(*data, train_on);
+  });
+}
+
+}  // namespace lrsmeta::cli
