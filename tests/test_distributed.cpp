@@ -262,7 +262,9 @@ class SelfSumming final : public core::Backend {
     inner_.apply_normal_operator(x, y);
     if (joined_) joined_->sum(y.data(), y.size());
   }
-  double set_U_step_solution(std::vector<double> s) override { return inner_.set_U_step_solution(std::move(s)); }
+  double orthonormalise_U(const std::vector<double>& U_tilde, std::vector<double>* R) override {
+    return inner_.orthonormalise_U(U_tilde, R);
+  }
   void set_U(const std::vector<double>& U) override { inner_.set_U(U); }
   std::vector<double> get_U() const override { return inner_.get_U(); }
   core::TaskStepTotals task_step_all(int k) override { return inner_.task_step_all(k); }
@@ -270,8 +272,6 @@ class SelfSumming final : public core::Backend {
   void export_task_parameters(Model& m) const override { inner_.export_task_parameters(m); }
   void import_task_parameters(const Model& m) override { inner_.import_task_parameters(m); }
   void set_prior(const core::PriorState* p) override { inner_.set_prior(p); }
-  std::vector<double> beta() const override { return inner_.beta(); }
-  std::vector<double> last_R() const override { return inner_.last_R(); }
   core::DataMoments data_moments() override { return inner_.data_moments(); }
   bool joined() const { return joined_ != nullptr; }
 

@@ -125,9 +125,10 @@ class LRSMETA_MODULE_API Backend {
     accumulate_rhs(v, W_hat);
     apply_normal_operator(x0, G_x0);
   }
-  // From a solution [beta,] U~: beta and R (under a prior), U <- the Q factor of U~. Returns
-  // ||(I - U_old U_old^T) U_new||_F.
-  virtual double set_U_step_solution(std::vector<double> solution) = 0;
+  // The U step's factorisation: U <- the Q factor of U~ (d x r, column-major, as the U step's
+  // unknowns after beta's block); with R, also R = Q^T U~ (r x r, row-major: U~ = U R). Returns
+  // ||(I - U_old U_old^T) U_new||_F. (With r = 0: nothing to do, 0, R left as it was.)
+  virtual double orthonormalise_U(const std::vector<double>& U_tilde, std::vector<double>* R) = 0;
 
   // (1/n) sum_j y_j^2 x_j x_j^T, d x d (for the spectral initialisation). With `release`: the sum
   // over each task's first m_max rows, clipped (rows to C_x, y to C_y), unnormalised (n is private),
@@ -143,9 +144,6 @@ class LRSMETA_MODULE_API Backend {
   // steps also return V_i and the U step solves for [beta, U~] jointly, with E[w w^T] = w w^T + V_i in
   // G: G = sum_i E[w'_i w'_i^T] kron X_i^T X_i, w'_i = (1, w_i), v = sum_i w'_i kron X_i^T (y_i - X_i b_i).
   virtual void set_prior(const PriorState* prior) = 0;
-  // After a U step with a prior: beta (d), and R (r x r, row-major) of U~ = U R (U~'s Q R).
-  virtual std::vector<double> beta() const = 0;
-  virtual std::vector<double> last_R() const = 0;
 
   virtual DataMoments data_moments() = 0;
 

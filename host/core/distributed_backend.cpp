@@ -61,7 +61,9 @@ class DistributedBackend final : public Backend {
     std::vector<double> packed;  // one sum for the three
     sum_packed({&v, &W_hat, &G_x0}, packed);
   }
-  double set_U_step_solution(std::vector<double> solution) override { return local_->set_U_step_solution(std::move(solution)); }
+  double orthonormalise_U(const std::vector<double>& U_tilde, std::vector<double>* R) override {
+    return local_->orthonormalise_U(U_tilde, R);
+  }
 
   // Without a release the local moment is normalised by the local rows: undone, summed, and
   // normalised by all rows. With one it is an unnormalised sum already.
@@ -78,8 +80,6 @@ class DistributedBackend final : public Backend {
   void export_task_parameters(Model& model) const override { local_->export_task_parameters(model); }
   void import_task_parameters(const Model& model) override { local_->import_task_parameters(model); }
   void set_prior(const PriorState* prior) override { local_->set_prior(prior); }
-  std::vector<double> beta() const override { return local_->beta(); }
-  std::vector<double> last_R() const override { return local_->last_R(); }
 
   DataMoments data_moments() override {
     DataMoments m = local_->data_moments();

@@ -270,8 +270,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     if (estimate_inclusion && k_now > 0) prior.inclusion_probability = core::estimate_inclusion_probability(totals, t_all, d);
     const double change = u_start ? u_step.run_from_start(std::move(*u_start), prior_now) : u_step.run(private_release, prior_now);
     if (use_prior) {
-      prior.beta = backend->beta();
-      core::carry_to_new_basis(prior, backend->last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));
+      prior.beta = u_step.beta();
+      core::carry_to_new_basis(prior, u_step.last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));
       if (estimate_shrinkage) prior.covariance_shrinkage = core::estimate_covariance_shrinkage(prior.Sigma, static_cast<int>(r), t_all);
       core::shrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
     }

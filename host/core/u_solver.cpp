@@ -121,6 +121,15 @@ double Backend::update_U_direct(const PrivateRelease*) {
   throw Error("U update: this backend forms the direct solve's sums only (accumulate_normal_equations)");
 }
 
+double UStep::take_solution(std::vector<double> solution, const PriorState* prior) {
+  if (!prior) return backend_.orthonormalise_U(solution, nullptr);
+  const std::size_t d = prior->beta.size();
+  if (solution.size() < d) throw Error("U update: the solution has no beta block");
+  beta_.assign(solution.begin(), solution.begin() + static_cast<std::ptrdiff_t>(d));
+  solution.erase(solution.begin(), solution.begin() + static_cast<std::ptrdiff_t>(d));
+  return backend_.orthonormalise_U(solution, &R_);
+}
+
 UStep::UStep(Backend& backend, const Options& options, Communicator& communicator)
     : backend_(backend), options_(options), comm_(communicator) {
   if (options_.u_solver == USolver::automatic) throw Error("U step: the solver must be resolved (direct or cg) before the fit");
@@ -169,7 +178,7 @@ double UStep::run_from_start(UStepStart start, const PriorState* prior) {
   add_model_terms(x, model_terms, prior);
   for (std::size_t e = 0; e < x.size(); ++e) start.residual[e] -= model_terms[e];
   last_ = solve_cg(start.v, start.W_hat, x, prior, &start.residual);
-  return backend_.set_U_step_solution(std::move(x));
+  return take_solution(std::move(x), prior);
 }
 
 // G and v (summed over the processes by the backend: core/distributed_backend.hpp); rank 0 adds the release's noise (drawn once), the ridges and
@@ -207,7 +216,7 @@ double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
     throw Error(failure);
   }
   broadcast(comm_, x);
-  return backend_.set_U_step_solution(std::move(x));
+  return take_solution(std::move(x), prior);
 }
 
 void UStep::apply(std::vector<double> x, std::vector<double>& y, const PriorState* prior) {

@@ -57,6 +57,9 @@ class UStep {
   double run_from_start(UStepStart start, const PriorState* prior);
   // What the last run's solver did (zeros for a direct solve).
   SolverReport last() const { return last_; }
+  // After a U step with the prior: beta (d), and R (r x r, row-major) of U~ = U R.
+  const std::vector<double>& beta() const { return beta_; }
+  const std::vector<double>& last_R() const { return R_; }
 
   // (G + lambda I) x, plus the beta prior's precision on beta's block, for rank 0's x on every
   // process: the backend's pass and what the model adds to it.
@@ -76,12 +79,16 @@ class UStep {
  private:
   double direct(const PrivateRelease* release, const PriorState* prior);
   std::vector<double> current_solution(const PriorState* prior) const;  // [beta,] U, column-major
+  // From a solution [beta,] U~: beta and, under the prior, R; U <- U~'s Q factor. Returns
+  // ||(I - U_old U_old^T) U_new||_F.
+  double take_solution(std::vector<double> solution, const PriorState* prior);
 
   Backend& backend_;
   Options options_;
   Communicator& comm_;
   std::vector<double> C_vectors_, C_values_;  // C's eigendecomposition, on the first cg solve
   SolverReport last_;
+  std::vector<double> beta_, R_;
 };
 
 // One direct U step in this process alone (tests and benchmarks).

@@ -458,24 +458,18 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
 }
 
 template <typename T>
-double CpuBackend<T>::set_U_step_solution(std::vector<double> solution) {
-  std::vector<double> U_tilde;
-  if (has_prior_) {
-    beta_.assign(solution.begin(), solution.begin() + d_);
-    U_tilde.assign(solution.begin() + d_, solution.end());
-  } else {
-    U_tilde = std::move(solution);
-  }
+double CpuBackend<T>::orthonormalise_U(const std::vector<double>& U_tilde, std::vector<double>* R) {
   if (r_ == 0) return 0.0;
+  if (U_tilde.size() != static_cast<std::size_t>(d_) * r_) throw Error("CPU backend: U~ has the wrong size");
   std::vector<double> Q = U_tilde;
   linalg::qr_q_factor(d_, r_, Q.data());
-  if (has_prior_) {  // R = Q^T U~ (upper triangular up to rounding), row-major
-    last_R_.assign(static_cast<std::size_t>(r_) * r_, 0.0);
+  if (R) {  // R = Q^T U~ (upper triangular up to rounding), row-major
+    R->assign(static_cast<std::size_t>(r_) * r_, 0.0);
     for (int p = 0; p < r_; ++p)
       for (int q = 0; q < r_; ++q) {
         double s = 0.0;
         for (int a = 0; a < d_; ++a) s += Q[static_cast<std::size_t>(p) * d_ + a] * U_tilde[static_cast<std::size_t>(q) * d_ + a];
-        last_R_[static_cast<std::size_t>(p) * r_ + q] = s;
+        (*R)[static_cast<std::size_t>(p) * r_ + q] = s;
       }
   }
   std::vector<double> U_new(U_.size());

@@ -40,13 +40,11 @@ class CpuBackend final : public core::Backend {
   void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override;
   void accumulate_rhs_and_apply(const std::vector<double>& x0, std::vector<double>& v, std::vector<double>& W_hat,
                                 std::vector<double>& G_x0) override;
-  double set_U_step_solution(std::vector<double> solution) override;
+  double orthonormalise_U(const std::vector<double>& U_tilde, std::vector<double>* R) override;
   std::vector<double> spectral_moment(const core::PrivateRelease* release = nullptr) override;
   void export_task_parameters(Model& model) const override;
   void import_task_parameters(const Model& model) override;
   void set_prior(const core::PriorState* prior) override;
-  std::vector<double> beta() const override { return beta_; }
-  std::vector<double> last_R() const override { return last_R_; }
   core::DataMoments data_moments() override;
 
   // G and v as Backend::accumulate_normal_equations says, vec(U)[a + d p] = U[a, p]; the bounds
@@ -78,11 +76,11 @@ class CpuBackend final : public core::Backend {
   std::vector<double> task_sse_;
   // The prior (set_prior) and what it adds: each task's V_i (packed upper triangle, r(r+1)/2) and
   // posterior statistics (effective numbers of parameters, all and b's part; log evidence; b's
-  // E[b^2] sum and count), beta, and the R of the last U~ = Q R. Per task, summed in task order.
+  // E[b^2] sum and count). Per task, summed in task order.
   static constexpr int kPosteriorStats = 5;
   bool has_prior_ = false;
   core::PriorState prior_;
-  std::vector<double> V_, task_posterior_stats_, beta_, last_R_;
+  std::vector<double> V_, task_posterior_stats_;
   std::vector<T> U_whitened_;  // U L, Sigma = L L^T: the task steps' basis under the prior
   // Per-thread buffers of accumulate_normal_equations, kept between iterations (allocating a few
   // MiB per call costs page faults on every iteration).

@@ -216,11 +216,24 @@ class CudaBackend final : public core::Backend {
     copy_to_host(y, product_);
   }
 
-  double set_U_step_solution(std::vector<double> solution) override {
+  double orthonormalise_U(const std::vector<double>& U_tilde, std::vector<double>* R) override {
     if (r_ == 0) return 0.0;
-    if (solution.size() != static_cast<std::size_t>(d_) * r_) throw Error("CUDA backend: the U step's solution has the wrong size");
-    copy_to_device(v_, solution.data(), solution.size(), stream_.get());
+    if (U_tilde.size() != static_cast<std::size_t>(d_) * r_) throw Error("CUDA backend: U~ has the wrong size");
+    copy_to_device(v_, U_tilde.data(), U_tilde.size(), stream_.get());
+    if (R) copy_to_device(U_tilde_, U_tilde.data(), U_tilde.size(), stream_.get());
     orthonormalise_and_swap();
+    if (R) {  // R = Q^T U~ (column-major r x r in C_), then row-major on the host
+      const double one = 1.0, zero = 0.0;
+      C_.resize(static_cast<std::size_t>(r_) * r_);
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_T, CUBLAS_OP_N, r_, r_, d_, &one, U_.data(), d_, U_tilde_.data(),
+                                       d_, &zero, C_.data(), r_));
+      std::vector<double> column_major;
+      copy_to_host(column_major, C_);
+      R->assign(column_major.size(), 0.0);
+      for (int p = 0; p < r_; ++p)
+        for (int q = 0; q < r_; ++q)
+          (*R)[static_cast<std::size_t>(p) * r_ + q] = column_major[static_cast<std::size_t>(p) + static_cast<std::size_t>(r_) * q];
+    }
     stream_.synchronize();
     return last_change_;
   }
@@ -349,8 +362,6 @@ class CudaBackend final : public core::Backend {
   void set_prior(const core::PriorState* prior) override {
     if (prior) throw Error("the CUDA backend does not implement the empirical-Bayes prior yet (use --prior none or --device cpu)");
   }
-  std::vector<double> beta() const override { return {}; }
-  std::vector<double> last_R() const override { return {}; }
   // X^T X, X^T y, y^T y and n in double (cg's preconditioner): rows in chunks, converted to double.
   core::DataMoments data_moments() override {
     const cudaStream_t s = stream_.get();
@@ -533,6 +544,7 @@ class CudaBackend final : public core::Backend {
   DeviceBuffer<T> X_, y_, U_data_, Wp_, Sp_;
   DeviceBuffer<std::int64_t> offsets_;
   DeviceBuffer<double> U_, Z_, target_, resid_, W_, B_value_, task_sse_;
+  DeviceBuffer<double> U_tilde_;  // orthonormalise_U's U~, kept for R
   DeviceBuffer<double> Qc_, Wc_, M_, G_, v_, factor_, work_, tau_, C_, D_, noise_G_, noise_v_;
   DeviceBuffer<double> Wm_, W_hat_, iterate_, product_, Mw_, g_;  // cg's
   DeviceBuffer<float> chunk_product_;
