@@ -9,6 +9,7 @@
 #include <random>
 
 #include "core/backend.hpp"
+#include "core/posterior.hpp"
 #include "core/prior.hpp"
 #include "core/random.hpp"
 #include "core/small_dense.hpp"
@@ -143,6 +144,65 @@ TEST(PriorTaskStep, ATaskTrappedByItsIncomingSupportFindsOneThatFitsItsRows) {
   const double sse = cpu::task_step(X.data(), y.data(), m, d, U.data(), r, w.data(), b_index.data(), b_value.data(), k, settings, ws, &post);
   EXPECT_LT(sse, s2 * (m + 6.0 * std::sqrt(2.0 * m)));
   EXPECT_EQ(b_index, (std::vector<std::int32_t>{0, 8, 80}));
+}
+
+TEST(Posterior, WhiteningAndMappingBackMatchDenseProducts) {
+  // Sigma = A A^T + I on fresh random A; L its factor; a whitened w and V (SPD) mapped back must be
+  // L w and L V L^T, and the task's E[w w^T] is w w^T + V: all to 1e-12 against plain dense loops.
+  std::mt19937_64 engine(20261205);
+  std::normal_distribution<double> normal;
+  for (int r : {1, 3, 6}) {
+    std::vector<double> A(static_cast<std::size_t>(r * r)), Sigma(A.size(), 0.0);
+    for (double& x : A) x = normal(engine);
+    for (int p = 0; p < r; ++p)
+      for (int q = 0; q < r; ++q) {
+        for (int c = 0; c < r; ++c) Sigma[p * r + q] += A[p * r + c] * A[q * r + c];
+        if (p == q) Sigma[p * r + q] += 1.0;
+      }
+    const std::vector<double> L = core::whitening_factor(Sigma, r);
+    for (int p = 0; p < r; ++p)
+      for (int q = 0; q < r; ++q) {
+        double LLt = 0.0;
+        for (int c = 0; c < r; ++c) LLt += L[p * r + c] * L[q * r + c];
+        EXPECT_NEAR(LLt, Sigma[p * r + q], 1e-12 * (1.0 + std::abs(Sigma[p * r + q])));
+        if (q > p) EXPECT_EQ(L[p * r + q], 0.0);
+      }
+    const int d = 5;
+    std::vector<double> U(static_cast<std::size_t>(d * r));
+    for (double& x : U) x = normal(engine);
+    std::vector<double> UL;
+    core::whitened_basis(U, L, d, r, UL);
+    for (int a = 0; a < d; ++a)
+      for (int q = 0; q < r; ++q) {
+        double s = 0.0;
+        for (int p = 0; p < r; ++p) s += U[a * r + p] * L[p * r + q];
+        EXPECT_NEAR(UL[a * r + q], s, 1e-12 * (1.0 + std::abs(s)));
+      }
+    std::vector<double> w(static_cast<std::size_t>(r)), B(static_cast<std::size_t>(r * r)), V(B.size(), 0.0);
+    for (double& x : w) x = normal(engine);
+    for (double& x : B) x = normal(engine);
+    for (int p = 0; p < r; ++p)
+      for (int q = 0; q < r; ++q)
+        for (int c = 0; c < r; ++c) V[p * r + q] += B[p * r + c] * B[q * r + c];
+    std::vector<double> w_back = w, V_packed(static_cast<std::size_t>(r * (r + 1) / 2)), scratch(static_cast<std::size_t>(r + r * r));
+    core::map_back_from_whitened(L.data(), r, w_back.data(), V.data(), V_packed.data(), scratch.data());
+    std::vector<double> S(static_cast<std::size_t>(r * r), 0.0), w_sum(static_cast<std::size_t>(r), 0.0);
+    core::add_second_moment(w_back.data(), V_packed.data(), r, S.data(), w_sum.data());
+    core::symmetrise_upper(S.data(), r);
+    for (int p = 0, pq = 0; p < r; ++p) {
+      double Lw = 0.0;
+      for (int c = 0; c < r; ++c) Lw += L[p * r + c] * w[c];
+      EXPECT_NEAR(w_back[p], Lw, 1e-12 * (1.0 + std::abs(Lw)));
+      EXPECT_EQ(w_sum[p], w_back[p]);
+      for (int q = 0; q < r; ++q) {
+        double LVLt = 0.0;
+        for (int c = 0; c < r; ++c)
+          for (int e = 0; e < r; ++e) LVLt += L[p * r + c] * V[c * r + e] * L[q * r + e];
+        if (q >= p) EXPECT_NEAR(V_packed[pq++], LVLt, 1e-12 * (1.0 + std::abs(LVLt)));
+        EXPECT_NEAR(S[p * r + q], LVLt + w_back[p] * w_back[q], 1e-12 * (1.0 + std::abs(LVLt)));
+      }
+    }
+  }
 }
 
 TEST(PriorBackend, DataMomentsMatchPlainSums) {

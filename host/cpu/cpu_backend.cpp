@@ -12,6 +12,7 @@
 #include <string>
 #include <type_traits>
 
+#include "core/posterior.hpp"
 #include "core/u_solver.hpp"
 #include "linalg/blas_lapack.hpp"
 #include "cpu/task_step.hpp"
@@ -65,24 +66,13 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
     throw Error("CPU backend: the U step's warm start has the wrong size");
   TaskStepSettings settings = task_step_settings(options_, k_in_effect);
   TaskPrior task_prior;
-  // With a prior the task step runs in whitened coordinates w = L v, Sigma = L L^T (lower
-  // Cholesky factor): Z = X (U L), v's prior precision s2 I, so the task systems stay well
-  // conditioned however close Sigma comes to singular (as Sigma^-1 would not).
+  // With a prior the task step runs in whitened coordinates (core/posterior.hpp): Z = X (U L),
+  // v's prior precision s2 I.
   std::vector<double> L, identity, prior_precision;
   const T* U_task = U_data_.data();
   if (has_prior_) {
-    L.assign(static_cast<std::size_t>(r_) * r_, 0.0);
-    if (r_ > 0 && !detail::ridge_cholesky(prior_.Sigma.data(), r_, 1e-14, L.data()))
-      std::fill(L.begin(), L.end(), 0.0);  // Sigma = 0: no w at all
-    for (int p = 0; p < r_; ++p)
-      for (int q = p + 1; q < r_; ++q) L[static_cast<std::size_t>(p) * r_ + q] = 0.0;  // the factor is lower triangular
-    U_whitened_.assign(static_cast<std::size_t>(d_) * r_, T(0));
-    for (int a = 0; a < d_; ++a)
-      for (int q = 0; q < r_; ++q) {
-        double s = 0.0;
-        for (int p = q; p < r_; ++p) s += U_[static_cast<std::size_t>(a) * r_ + p] * L[static_cast<std::size_t>(p) * r_ + q];
-        U_whitened_[static_cast<std::size_t>(a) * r_ + q] = static_cast<T>(s);
-      }
+    L = core::whitening_factor(prior_.Sigma, r_);
+    core::whitened_basis(U_, L, d_, r_, U_whitened_);
     U_task = U_whitened_.data();
     identity.assign(static_cast<std::size_t>(r_) * r_, 0.0);
     prior_precision.assign(identity.size(), 0.0);
@@ -131,7 +121,7 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
 #pragma omp parallel num_threads(threads_)
   {
     TaskWorkspace ws(m_max_, d_, r_, k_);
-    std::vector<double> V(static_cast<std::size_t>(r_) * r_), LV(V.size()), v(static_cast<std::size_t>(r_));
+    std::vector<double> V(static_cast<std::size_t>(r_) * r_), map_scratch(V.size() + static_cast<std::size_t>(r_));
     TaskPosterior posterior{V.data(), 0.0, 0.0};
     std::optional<CgScratch> cg_scratch;
     if (u_start) {
@@ -154,27 +144,7 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
                       B_index_.data() + i * k_, B_value_.data() + i * k_, k_, settings, ws,
                       has_prior_ ? &posterior : nullptr);
         if (has_prior_) {
-          // Back from whitened coordinates: w = L v, V = L V_v L^T.
-          double* w = W_.data() + i * r_;
-          std::copy(w, w + r_, v.begin());
-          for (int p = 0; p < r_; ++p) {
-            double s = 0.0;
-            for (int q = 0; q <= p; ++q) s += L[static_cast<std::size_t>(p) * r_ + q] * v[static_cast<std::size_t>(q)];
-            w[p] = s;
-          }
-          for (int p = 0; p < r_; ++p)
-            for (int q = 0; q < r_; ++q) {
-              double s = 0.0;
-              for (int c = 0; c <= p; ++c) s += L[static_cast<std::size_t>(p) * r_ + c] * V[static_cast<std::size_t>(c) * r_ + q];
-              LV[static_cast<std::size_t>(p) * r_ + q] = s;
-            }
-          double* Vi = V_.data() + i * P;
-          for (int p = 0, pq = 0; p < r_; ++p)
-            for (int q = p; q < r_; ++q) {
-              double s = 0.0;
-              for (int c = 0; c <= q; ++c) s += LV[static_cast<std::size_t>(p) * r_ + c] * L[static_cast<std::size_t>(q) * r_ + c];
-              Vi[pq++] = s;
-            }
+          core::map_back_from_whitened(L.data(), r_, W_.data() + i * r_, V.data(), V_.data() + i * P, map_scratch.data());
           double* stats = task_posterior_stats_.data() + i * kPosteriorStats;
           stats[0] = posterior.effective_params;
           stats[1] = posterior.effective_params_b;
@@ -207,13 +177,8 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
   if (has_prior_) {
     totals.w_second_moment.assign(static_cast<std::size_t>(r_) * r_, 0.0);
     totals.w_sum.assign(static_cast<std::size_t>(r_), 0.0);
-    double* S = totals.w_second_moment.data();
     for (std::int64_t i = 0; i < t_; ++i) {
-      const double* w = W_.data() + i * r_;
-      for (int p = 0; p < r_; ++p) totals.w_sum[static_cast<std::size_t>(p)] += w[p];
-      const double* Vi = V_.data() + i * P;
-      for (int p = 0, pq = 0; p < r_; ++p)
-        for (int q = p; q < r_; ++q, ++pq) S[p * r_ + q] += w[p] * w[q] + Vi[pq];
+      core::add_second_moment(W_.data() + i * r_, V_.data() + i * P, r_, totals.w_second_moment.data(), totals.w_sum.data());
       const double* stats = task_posterior_stats_.data() + i * kPosteriorStats;
       totals.effective_params += stats[0];
       totals.effective_params_b += stats[1];
@@ -221,8 +186,7 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
       totals.b_square_sum += stats[3];
       totals.b_count += static_cast<std::int64_t>(stats[4]);
     }
-    for (int p = 0; p < r_; ++p)
-      for (int q = 0; q < p; ++q) S[p * r_ + q] = S[q * r_ + p];
+    core::symmetrise_upper(totals.w_second_moment.data(), r_);
   }
   return totals;
 }
