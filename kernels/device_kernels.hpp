@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "lrsmeta/lrsmeta.hpp"  // Variant
+
 namespace lrsmeta::kernels {
 
 // Everything the batched task step reads and writes, all device pointers. One thread block per
@@ -21,7 +23,7 @@ struct TaskStepArgs {
   int d = 0, r = 0;
   int k_slots = 0;                   // the model's k
   int k = 0;                         // sparsity in effect (0 during warm start)
-  int variant = 0;                   // 0 pursuit, 1 htp, 2 iht (lrsmeta::Variant)
+  Variant variant = Variant::pursuit;
   int inner_iterations = 1;
   double task_ridge = 0.0;
   double step_size = 1.0;            // eta * m_i
@@ -33,7 +35,7 @@ struct TaskStepArgs {
   std::int32_t* B_index = nullptr;   // t x k_slots
   double* B_value = nullptr;         // t x k_slots
   double* task_sse = nullptr;        // t
-  // The empirical-Bayes prior (host/cpu/task_step.hpp's TaskPrior); beta == nullptr: none.
+  // The empirical-Bayes prior (core/task_step_rules.hpp's TaskPrior); beta == nullptr: none.
   const double* beta = nullptr;          // d
   const double* w_precision = nullptr;   // r x r, row-major: added to the w block
   const double* w_covariance = nullptr;  // r x r: the posterior of a task with no rows
@@ -46,11 +48,11 @@ struct TaskStepArgs {
 };
 
 // The settings part of TaskStepArgs (the rest are data pointers): `Settings` is
-// cpu::TaskStepSettings, taken as a template so that this header needs no host headers.
+// core::TaskStepSettings, taken as a template so that this header needs no internal headers.
 template <typename T, typename Settings>
 void set_task_step_settings(TaskStepArgs<T>& args, const Settings& s) {
   args.k = s.k;
-  args.variant = static_cast<int>(s.variant);
+  args.variant = s.variant;
   args.inner_iterations = s.inner_iterations;
   args.task_ridge = s.task_ridge;
   args.step_size = s.step_size;

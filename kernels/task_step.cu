@@ -9,6 +9,7 @@
 #endif
 
 #include "core/small_dense.hpp"
+#include "core/task_step_rules.hpp"
 #include "kernels/device_kernels.hpp"
 
 namespace lrsmeta::kernels {
@@ -329,13 +330,13 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
     }
     __syncthreads();
   };
-  if (k == 0 || a.variant == 2) {  // w-only start (iht keeps w-only fits throughout)
+  if (k == 0 || a.variant == Variant::iht) {  // w-only start (iht keeps w-only fits throughout)
     fill_target(true);
     joint_least_squares(task, sh, target, sh.S, 0, sh.bS);
   }
   if (k > 0) {
     for (int it = 0; it < a.inner_iterations; ++it) {
-      if (a.variant == 2) {  // iht
+      if (a.variant == Variant::iht) {
         if (it > 0) {
           fill_target(true);
           joint_least_squares(task, sh, target, sh.S, 0, sh.bS);
@@ -359,7 +360,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
       if (threadIdx.x == 0) {
         for (int q = 0; q < sh.counts[0]; ++q) sh.previous[q] = sh.S[q];
         sh.counts[3] = sh.counts[0];
-        if (a.variant == 1) {  // htp: new support
+        if (a.variant == Variant::htp) {  // a new support
           for (int c = 0; c < d; ++c) sh.dense[c] = eta * sh.corr[c];
           for (int q = 0; q < sh.counts[0]; ++q) sh.dense[sh.S[q]] += sh.bS[q];
           const int n_S = detail::top_k_abs(sh.dense, d, k, static_cast<const int*>(nullptr), 0, sh.S);
@@ -368,10 +369,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
         } else {  // pursuit: candidates
           const int n_S = sh.counts[0];
           for (int q = 0; q < n_S; ++q) sh.C[q] = sh.S[q];
-          int cap = n_S + 2 * k;
-          const int overdetermined = (m - r) > (k + 1) ? (m - r) : (k + 1);
-          if (overdetermined < cap) cap = overdetermined;
-          if (d < cap) cap = d;
+          int cap = core::pursuit_candidate_cap(n_S, k, m, r, d);
           if (by_evidence) {
             bool enumerate = false;
             const int wanted = detail::evidence_candidates(m, d, r, k, &enumerate);
@@ -383,7 +381,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
       }
       __syncthreads();
       // target still holds y (htp and pursuit fit y itself).
-      if (a.variant == 1) {
+      if (a.variant == Variant::htp) {
         joint_least_squares(task, sh, target, sh.S, sh.counts[0], sh.bS);
         if (threadIdx.x == 0) {
           for (int q = 0; q < sh.counts[0]; ++q) sh.P[q] = q;
@@ -429,7 +427,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
     if (a.beta && a.support_threshold > 0 && threadIdx.x == 0 && sh.counts[6] > 0 && sh.counts[0] > 0)
       prune_support(sh, r, sh.counts[6], a.task_ridge, a.noise_variance, a.support_threshold);
     __syncthreads();
-    if (a.variant == 2) {
+    if (a.variant == Variant::iht) {
       fill_target(true);
       joint_least_squares(task, sh, target, sh.S, 0, sh.bS);
     }

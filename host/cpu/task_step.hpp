@@ -10,91 +10,20 @@
 #include <vector>
 
 #include "core/small_dense.hpp"
+#include "core/task_step_rules.hpp"
 #include "linalg/blas_lapack.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta::cpu {
 
-// The empirical-Bayes prior of docs/design.md section 6 as one task step sees it (all fixed during the
-// step): theta_i = beta + U w_i + b_i, w_i ~ N(0, Sigma), each non-zero of b_i ~ N(0, tau2), noise
-// variance s2. The task's system becomes (A^T A + s2 P) x = A^T (y - X beta), A = [X U, X_S],
-// P = blockdiag(Sigma^-1, I / tau2).
-struct TaskPrior {
-  const double* beta = nullptr;          // d: the population model
-  const double* w_precision = nullptr;   // r x r, row-major: s2 Sigma^-1
-  const double* w_covariance = nullptr;  // r x r, row-major: Sigma (the posterior of a task with no rows)
-  double b_precision = 0.0;              // s2 / tau2, on each entry of b_S
-  double noise_variance = 0.0;           // s2
-  // A non-zero of b is kept only where its posterior mean exceeds this many posterior variances
-  // (b_q^2 > c Var(b_q)): the support of a task too small to identify it is pruned (0: never).
-  double support_threshold = 0.0;
-  // The prior over supports (PriorState::inclusion_probability pi): log pi and log(1 - pi), both 0
-  // for none. A support S of d features has log prior |S| log pi + (d - |S|) log(1 - pi).
-  double log_inclusion = 0.0, log_exclusion = 0.0;
-  // log of that prior's mass on supports of at most k features (detail::support_prior_log_mass):
-  // with k an upper bound the prior is renormalised over them, which makes a larger k cost.
-  double log_support_mass = 0.0;
-  // Each non-zero of b is returned times its posterior inclusion probability among the supports the
-  // evidence search enumerated (a task's prediction averaged over its supports, as far as the k
-  // non-zeros it stores allow); false: the posterior mode given the chosen support.
-  bool average_supports = false;
-};
-
-// What the task step returns of the posterior, for the prior's hyperparameters and the U step.
-struct TaskPosterior {
-  double* V = nullptr;           // r x r, row-major: posterior covariance of w_i, s2 [(A^T A + s2 P)^-1]_ww
-  double effective_params = 0;   // tr((A^T A + s2 P)^-1 A^T A): the fit's degrees of freedom
-  double effective_params_b = 0; // the part of that trace on b's block
-  // log p(y_i | U, beta, Sigma, s2, tau2, S_i): the task's marginal likelihood with w_i and b_S
-  // integrated out, its support S_i as chosen (0 for a task with no rows).
-  double log_evidence = 0;
-  // sum over the support of E[b_q^2] = b_q^2 + Var(b_q | y_i), and the support's size: the sums
-  // of tau2's EM update.
-  double b_square_sum = 0;
-  int b_count = 0;
-};
-
-struct TaskStepSettings {
-  Variant variant = Variant::pursuit;
-  int k = 0;               // sparsity in effect (0 during warm start)
-  int inner_iterations = 3;
-  double task_ridge = 1e-10;
-  double step_size = 0.5;  // iht/htp: eta = step_size / m
-  const TaskPrior* prior = nullptr;  // null: the paper's task step (no prior)
-  // Pursuit under the prior: score every support among the candidates that the enumeration budget
-  // allows, whatever the task's rows (else only for tasks with few rows per unknown).
-  bool enumerate_supports = false;
-};
-
-// eta * m_i: the user's value, or the variant's default (iht 0.5: the paper's step, which at
-// 1.0 oscillates when m_i < d; htp 1.0, which converges exactly where 0.5 stalls).
-inline double effective_step_size(const Options& o) {
-  if (o.step_size > 0) return o.step_size;
-  return o.variant == Variant::iht ? 0.5 : 1.0;
-}
-
-// The task-step settings of a fit's options with sparsity k_in_effect (capped at the model's k).
-inline TaskStepSettings task_step_settings(const Options& o, int k_in_effect) {
-  TaskStepSettings s;
-  s.variant = o.variant;
-  s.k = std::min(k_in_effect, o.sparsity);
-  s.inner_iterations = o.inner_iterations;
-  s.task_ridge = o.task_ridge;
-  s.step_size = effective_step_size(o);
-  return s;
-}
-
-// Largest number of columns a joint least-squares system can have: r + candidates (pursuit's 3k,
-// or under the prior as many as the evidence search weighs).
-inline int max_joint_columns(int r, int k, int d) { return r + std::max(std::min(d, 3 * k), detail::evidence_candidate_capacity(d, k)); }
-
-// Pursuit's candidate count: the current support plus up to 2k new entries, capped so that
-// [X U, X_cand] keeps more rows than columns where the task allows it (at least k + 1 so the
-// support can still move when the task is tiny; the ridge keeps that system well-posed).
-inline int pursuit_candidate_cap(int n_support, int k, int m, int r, int d) {
-  const int overdetermined = std::max(m - r, k + 1);
-  return std::min({d, n_support + 2 * k, overdetermined});
-}
+// The task step's settings and prior, and the rules it shares with the CUDA kernel.
+using core::effective_step_size;
+using core::max_joint_columns;
+using core::pursuit_candidate_cap;
+using core::TaskPosterior;
+using core::TaskPrior;
+using core::task_step_settings;
+using core::TaskStepSettings;
 
 struct TaskWorkspace {
   int m_max = 0, d = 0, r = 0, k = 0, cols = 0;

@@ -12,7 +12,7 @@
 #include "core/backend.hpp"
 #include "core/noise.hpp"
 #include "cuda/cuda_backend.hpp"
-#include "cpu/task_step.hpp"  // task_step_settings
+#include "core/task_step_rules.hpp"
 #include "cuda/cuda_utils.hpp"
 #include "kernels/device_kernels.hpp"
 
@@ -142,7 +142,7 @@ class CudaBackend final : public core::Backend {
     args.d = d_;
     args.r = r_;
     args.k_slots = k_;
-    kernels::set_task_step_settings(args, cpu::task_step_settings(options_, k_in_effect));
+    kernels::set_task_step_settings(args, core::task_step_settings(options_, k_in_effect));
     args.U = U_data_.data();
     args.Z = Z_.data();
     args.target = target_.data();
