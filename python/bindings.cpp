@@ -29,12 +29,11 @@ Options options_from_dict(const py::dict& d) {
     const py::handle v = item.second;
     auto text = [&] { return py::cast<std::string>(v); };
     auto is_auto = [&] { return py::isinstance<py::str>(v) && text() == "auto"; };
+
     if (key == "rank") {
-      if (is_auto()) o.rank_candidates = {-1};  // filled in fit once d is known
-      else o.rank = py::cast<int>(v);
+      o.rank = is_auto() ? Options::kAuto : py::cast<int>(v);
     } else if (key == "sparsity") {
-      if (is_auto()) o.sparsity_candidates = {-1};
-      else o.sparsity = py::cast<int>(v);
+      o.sparsity = is_auto() ? Options::kAuto : py::cast<int>(v);
     } else if (key == "variant") o.variant = parse_variant(text());
     else if (key == "prior") o.prior = parse_prior(text());
     else if (key == "init") o.init = parse_init(text());
@@ -148,9 +147,6 @@ Model fit_any(const py::array& X_in, const py::array& y_in, const py::array& off
   const auto offsets = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(offsets_in);
   if (!offsets) throw Error("task offsets must be integers");
   Options o = options_from_dict(options);
-  const std::int64_t d = rows.array.shape(1);
-  if (!o.rank_candidates.empty()) o.rank_candidates = default_rank_candidates(d);
-  if (!o.sparsity_candidates.empty()) o.sparsity_candidates = default_sparsity_candidates(d);
   std::optional<py::error_already_set> raised;
   FitControl control;
   control.on_iteration = [&](const IterationInfo& info) {

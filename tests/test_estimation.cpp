@@ -16,6 +16,7 @@
 #include "core/estimation.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "lrsmeta/io.hpp"
+#include "lrsmeta/lrsmeta.h"
 #include "lrsmeta/lrsmeta.hpp"
 #include "test_helpers.hpp"
 
@@ -340,6 +341,38 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   // Every rank tried was scored by its log evidence; r = 3 had the best criterion.
   ASSERT_GE(m.selection.candidates.size(), 4u);
   for (const SelectionCandidate& c : m.selection.candidates) EXPECT_TRUE(std::isfinite(c.log_evidence));
+}
+
+// "auto" is one value, Options::kAuto, resolved inside fit for the data's d: with d <= 32 the
+// full-rank model is among the ranks tried, from C++ and from the C API alike.
+TEST(Estimation, AutoRankTriesTheFullRankModelFromCppAndC) {
+  const SyntheticData syn = planted(120, 5, 15, 6, 2, 1, 11);
+  const TaskDataView<double> v = syn.data.view();
+  auto tried_full_rank = [&](const Model& m) {
+    for (const SelectionCandidate& c : m.selection.candidates)
+      if (c.rank == 6) return true;
+    return false;
+  };
+  Options o;
+  o.threads = 2;
+  o.rank = Options::kAuto;
+  o.sparsity = 1;
+  EXPECT_TRUE(tried_full_rank(fit(v, o)));
+
+  lrsmeta_options* opts = nullptr;
+  ASSERT_EQ(lrsmeta_options_create(&opts), LRSMETA_OK);
+  ASSERT_EQ(lrsmeta_options_set_string(opts, "rank", "auto"), LRSMETA_OK);
+  ASSERT_EQ(lrsmeta_options_set_int(opts, "sparsity", 1), LRSMETA_OK);
+  ASSERT_EQ(lrsmeta_options_set_int(opts, "threads", 2), LRSMETA_OK);
+  lrsmeta_model* model = nullptr;
+  ASSERT_EQ(lrsmeta_fit_f64(v.X, v.y, v.task_offsets, v.n, v.d, v.t, opts, &model), LRSMETA_OK) << lrsmeta_last_error();
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("lrsmeta_auto_rank_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(lrsmeta_model_save(model, dir.string().c_str()), LRSMETA_OK) << lrsmeta_last_error();
+  lrsmeta_model_destroy(model);
+  lrsmeta_options_destroy(opts);
+  EXPECT_TRUE(tried_full_rank(load_model(dir.string())));
+  std::filesystem::remove_all(dir);
 }
 
 // The method and the estimates survive the model file; an unknown selection name in it is refused

@@ -116,8 +116,6 @@ lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* nam
     o.selection_tasks = value;  // checked by the fit
     return LRSMETA_OK;
   }
-  if (key == "rank") o.rank_candidates.clear();  // a number replaces "auto"
-  if (key == "sparsity") o.sparsity_candidates.clear();
   if (key == "seed") {
     if (value < 0) return fail(LRSMETA_INVALID_ARGUMENT, "option seed must be >= 0");
     o.seed = static_cast<std::uint64_t>(value);
@@ -182,10 +180,8 @@ lrsmeta_status lrsmeta_options_set_string(lrsmeta_options* options, const char* 
     else if ((key == "rank" || key == "sparsity") && std::string(value) != "auto")
       throw lrsmeta::Error("option " + key + ": the only string value is \"auto\" (a number goes through "
                            "lrsmeta_options_set_int), not '" + value + "'");
-    else if (key == "rank" || key == "sparsity")
-      // Every default candidate; those above the data's d are left out at fit time.
-      (key == "rank" ? options->value.rank_candidates : options->value.sparsity_candidates) =
-          key == "rank" ? lrsmeta::default_rank_candidates(1 << 30) : lrsmeta::default_sparsity_candidates(1 << 30);
+    else if (key == "rank" || key == "sparsity")  // the fit tries the default candidates for the data's d
+      (key == "rank" ? options->value.rank : options->value.sparsity) = lrsmeta::Options::kAuto;
     else throw lrsmeta::Error("unknown string option '" + key + "'");
   });
 }

@@ -169,6 +169,8 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     };
     const bool rank_auto = count_or_auto(*rank, "rank", &opts.rank);
     const bool sparsity_auto = count_or_auto(*sparsity, "sparsity", &opts.sparsity);
+    if (rank_auto) opts.rank = Options::kAuto;
+    if (sparsity_auto) opts.sparsity = Options::kAuto;
     // A finite number (above 0, or at least 0) or "auto" (the value stays < 0: chosen by the fit).
     auto number_or_auto = [](const std::string& text, const char* name, bool positive, double* value) {
       if (text == "auto") return;
@@ -276,8 +278,6 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         if (!first.empty()) throw CollectiveError(first);
         control.resume = resume_from.get();
       }
-      if (rank_auto) opts.rank_candidates = default_rank_candidates(ds.d);
-      if (sparsity_auto) opts.sparsity_candidates = default_sparsity_candidates(ds.d);
       std::vector<std::string> chosen;
       if (rank_auto) chosen.push_back("r");
       if (sparsity_auto) chosen.push_back("k");

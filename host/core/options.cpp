@@ -112,8 +112,8 @@ template void validate(const TaskDataView<double>&, bool);
 
 void validate(const Options& o, std::int64_t d) {
   auto fail = [](const std::string& what) { throw Error("options: " + what); };
-  if (o.rank < 0) fail("rank r = " + std::to_string(o.rank) + " is negative");
-  if (o.sparsity < 0) fail("sparsity k = " + std::to_string(o.sparsity) + " is negative");
+  if (o.rank < 0 && o.rank != Options::kAuto) fail("rank r = " + std::to_string(o.rank) + " is negative");
+  if (o.sparsity < 0 && o.sparsity != Options::kAuto) fail("sparsity k = " + std::to_string(o.sparsity) + " is negative");
   // (With candidates, r or k itself is not used.)
   if (o.rank > d && o.rank_candidates.empty())
     fail("rank r = " + std::to_string(o.rank) + " exceeds the dimension d = " + std::to_string(d));
@@ -206,6 +206,11 @@ Options resolved(const Options& options, std::vector<std::string>* notes) {
   return o;
 }
 
+void resolve_auto(Options& options, std::int64_t d) {
+  if (options.rank == Options::kAuto && options.rank_candidates.empty()) options.rank_candidates = default_rank_candidates(d);
+  if (options.sparsity == Options::kAuto && options.sparsity_candidates.empty())
+    options.sparsity_candidates = default_sparsity_candidates(d);
+}
 
 void drop_candidates_above(Options& options, std::int64_t d) {
   for (std::vector<int>* c : {&options.rank_candidates, &options.sparsity_candidates}) {

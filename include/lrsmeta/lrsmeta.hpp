@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -125,8 +126,12 @@ struct PrivacyReport {
 };
 
 struct Options {
-  int rank = 3;                   // r: columns of U; 0 = sparse only
-  int sparsity = 2;               // k: non-zeros per b_i; 0 = low-rank only
+  // The value of rank or sparsity that leaves it to be chosen ("auto"): fit() tries
+  // rank_candidates (sparsity_candidates), or where that list is empty default_rank_candidates(d)
+  // (default_sparsity_candidates(d)) for the data's d. (Not -1: a negative count is an error.)
+  static constexpr int kAuto = std::numeric_limits<int>::min();
+  int rank = 3;                   // r: columns of U; 0 = sparse only; kAuto: chosen
+  int sparsity = 2;               // k: non-zeros per b_i; 0 = low-rank only; kAuto: chosen
   Variant variant = Variant::pursuit;
   int iterations = 100;           // L: outer iterations (U updates), at most: see relative_tolerance
   int inner_iterations = 3;       // task-step iterations per outer iteration (at most: htp and
