@@ -4,6 +4,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 
 #include "core/small_dense.hpp"
 #include "lrsmeta/lrsmeta.hpp"
@@ -91,6 +93,17 @@ LRSMETA_HD inline int pursuit_candidate_cap(int n_support, int k, int m, int r, 
   int cap = n_support + 2 * k;
   if (overdetermined < cap) cap = overdetermined;
   return d < cap ? d : cap;
+}
+
+// Whether pursuit under the prior searches a task's support again from the empty one: the task has
+// a support and its residual sum of squares is implausible under the noise variance s2 (beyond
+// m s2 by six standard deviations of a chi-square with m degrees of freedom).
+LRSMETA_HD inline bool restart_from_empty_support(const TaskStepSettings& settings, int m, double sse, const std::int32_t* b_index, int k_slots) {
+  if (settings.variant != Variant::pursuit || settings.k <= 0 || !settings.prior || !(settings.prior->noise_variance > 0)) return false;
+  bool has_support = false;
+  for (int s = 0; s < k_slots; ++s) has_support = has_support || b_index[s] >= 0;
+  const double expected = static_cast<double>(m);
+  return has_support && sse > settings.prior->noise_variance * (expected + 6.0 * sqrt(2.0 * expected));
 }
 
 }  // namespace lrsmeta::core

@@ -13,6 +13,10 @@ namespace lrsmeta::cpu {
 
 struct TaskWorkspace;  // cpu/task_step.hpp
 
+// Tasks per GEMM in the accumulation of G: large enough for an efficient GEMM (K = chunk), small
+// enough that a thread's packed Grams (chunk x d(d+1)/2 doubles) stay in cache-friendly sizes.
+constexpr std::int64_t kTasksPerChunk = 64;
+
 // Packed symmetric index of (a, b), a <= b < n, rows of the upper triangle one after another.
 inline std::int64_t packed_index(std::int64_t a, std::int64_t b, std::int64_t n) {
   return a * n - a * (a - 1) / 2 + (b - a);
