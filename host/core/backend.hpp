@@ -74,6 +74,27 @@ struct DataMoments {
   std::int64_t rows = 0;
 };
 
+// The direct U step's system, G x = v, where it was formed: the core's solve policy (the release's
+// noise, beta's precision, the ridge, and the jitter with its anchor: core/u_solver.cpp,
+// solve_direct) runs on it through these operations, so that a backend whose memory is not the
+// host's factors G where it is and only the solution comes back.
+class LRSMETA_MODULE_API DirectSystem {
+ public:
+  virtual ~DirectSystem() = default;
+  virtual int unknowns() const = 0;
+  // max_i |G_ii| (a noisy G, under privacy, can have negative diagonal entries).
+  virtual double largest_abs_diagonal() = 0;
+  // G += sigma_G N (N symmetric, its upper triangle i.i.d. standard normal) and v += sigma_v n, drawn
+  // from `noise` in the order core::add_symmetric_noise and core::add_noise draw them.
+  virtual void add_noise(double sigma_G, double sigma_v, GaussianNoise& noise) = 0;
+  // G_ii += value for i in [first, first + count).
+  virtual void add_to_diagonal(int first, int count, double value) = 0;
+  // The Cholesky factor of G + shift I; false where that is not positive definite.
+  virtual bool factor(double shift) = 0;
+  // After factor: x = (G + shift I)^-1 (v + weight anchor) (anchor null: v).
+  virtual std::vector<double> solve(const std::vector<double>* anchor, double weight) = 0;
+};
+
 class LRSMETA_MODULE_API Backend {
  public:
   virtual ~Backend() = default;
@@ -107,11 +128,10 @@ class LRSMETA_MODULE_API Backend {
   // release's sensitivity).
   virtual void accumulate_normal_equations(std::vector<double>& G, std::vector<double>& v,
                                            const PrivacyOptions* bounds = nullptr) = 0;
-  // A backend whose memory is not the host's may form, noise and solve G where it is (one process
-  // only): then update_U_direct does what the core's direct step does (host/core/u_solver.cpp) and
-  // returns ||(I - U_old U_old^T) U_new||_F.
-  virtual bool solves_U_in_place() const { return false; }
-  virtual double update_U_direct(const PrivateRelease* release = nullptr);
+  // A backend whose memory is not the host's may form G and v where it is (one process only) and
+  // hand the core that system to solve (bounded as accumulate_normal_equations bounds it); null
+  // where it cannot (the core then solves accumulate_normal_equations' G and v on the host).
+  virtual DirectSystem* direct_system_in_place(const PrivacyOptions* /*bounds*/) { return nullptr; }
   // For cg, one pass over the tasks: v (d r') and W_hat = sum_i m_i E[w'_i w'_i^T] (r' x r',
   // row-major), the preconditioner's task side.
   virtual void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) = 0;

@@ -42,7 +42,7 @@ class DistributedBackend final : public Backend {
     sum(comm_, G);
     sum(comm_, v);
   }
-  // The core sums and solves (solves_U_in_place stays false): never called.
+  // (No direct system in place: over many processes rank 0 solves on the host.)
 
   void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override {
     local_->accumulate_rhs(v, W_hat);

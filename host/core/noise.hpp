@@ -32,7 +32,7 @@ class GaussianNoise {
   bool has_spare_ = false;
 };
 
-// How the direct U step (Backend::update_U_direct) privatises G and v (and the spectral start its
+// How the direct U step (core/u_solver.cpp) privatises G and v (and the spectral start its
 // moment): the contribution bounds, the noise scales and the ridge that keeps the noisy G positive
 // definite.
 struct PrivateRelease {

@@ -1,6 +1,7 @@
 #include "core/u_solver.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <cmath>
 #include <cstdio>
 
@@ -78,32 +79,63 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
   return choice;
 }
 
-std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v, double shift,
-                                           const std::vector<double>* anchor) {
-  const int n = static_cast<int>(v.size());
-  if (G.size() != static_cast<std::size_t>(n) * n) throw Error("U update: G and v have inconsistent sizes");
-  // Scale of G for the jitter: its largest diagonal magnitude (a noisy G, under privacy, can have
-  // negative diagonal entries).
+HostDirectSystem::HostDirectSystem(std::vector<double>& G, std::vector<double>& v) : G_(G), v_(v) {
+  if (G_.size() != v_.size() * v_.size()) throw Error("U update: G and v have inconsistent sizes");
+}
+
+double HostDirectSystem::largest_abs_diagonal() {
+  const int n = unknowns();
   double scale = 0;
-  for (int i = 0; i < n; ++i) scale = std::max(scale, std::fabs(G[static_cast<std::size_t>(i) * n + i]));
+  for (int i = 0; i < n; ++i) scale = std::max(scale, std::fabs(G_[static_cast<std::size_t>(i) * n + i]));
+  return scale;
+}
+
+void HostDirectSystem::add_noise(double sigma_G, double sigma_v, GaussianNoise& noise) {
+  core::add_symmetric_noise(G_.data(), unknowns(), sigma_G, noise);
+  core::add_noise(v_.data(), unknowns(), sigma_v, noise);
+}
+
+void HostDirectSystem::add_to_diagonal(int first, int count, double value) {
+  const std::size_t n = v_.size();
+  for (int a = first; a < first + count; ++a) G_[static_cast<std::size_t>(a) * n + static_cast<std::size_t>(a)] += value;
+}
+
+bool HostDirectSystem::factor(double shift) {
+  const int n = unknowns();
+  factor_ = G_;
+  for (int i = 0; i < n; ++i) factor_[static_cast<std::size_t>(i) * n + i] += shift;
+  return linalg::potrf_lower(n, factor_.data()) == 0;
+}
+
+std::vector<double> HostDirectSystem::solve(const std::vector<double>* anchor, double weight) {
+  const int n = unknowns();
+  std::vector<double> x = v_;
+  if (anchor)
+    for (int i = 0; i < n; ++i) x[static_cast<std::size_t>(i)] += weight * (*anchor)[static_cast<std::size_t>(i)];
+  linalg::potrs_lower(n, factor_.data(), x.data());
+  return x;
+}
+
+std::vector<double> solve_direct(DirectSystem& system, double shift, const std::vector<double>* anchor) {
+  // Scale of G for the jitter.
+  const double scale = system.largest_abs_diagonal();
   if (!std::isfinite(scale)) throw Error("U update: the normal equations are not finite");
-  std::vector<double> A;
   // The ridge first; where G is singular a growing jitter relative to G's scale keeps the Cholesky
   // well-posed.
   double jitter = 0.0;
   for (int attempt = 0; attempt < 10; ++attempt) {
-    A = G;
-    for (int i = 0; i < n; ++i) A[static_cast<std::size_t>(i) * n + i] += shift + jitter;
-    if (linalg::potrf_lower(n, A.data()) == 0) {
-      if (anchor && jitter > 0)
-        for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] += jitter * (*anchor)[static_cast<std::size_t>(i)];
-      linalg::potrs_lower(n, A.data(), v.data());
-      G = std::move(A);
-      return v;
-    }
+    if (system.factor(shift + jitter)) return system.solve(anchor && jitter > 0 ? anchor : nullptr, jitter);
     jitter = jitter > 0 ? jitter * 100 : std::max(scale, 1e-300) * 1e-12;
   }
   throw Error("U update: the dr x dr system is not positive definite even with a ridge");
+}
+
+std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v, double shift,
+                                           const std::vector<double>* anchor) {
+  HostDirectSystem system(G, v);
+  std::vector<double> x = solve_direct(system, shift, anchor);
+  G = std::move(system.factor_matrix());
+  return x;
 }
 
 void Backend::u_step_start(UStepStart& start) {
@@ -117,9 +149,6 @@ void Backend::u_step_start(UStepStart& start) {
 
 void Backend::sum_in_place_over(Communicator&) { throw Error("this backend sums nothing over processes itself"); }
 
-double Backend::update_U_direct(const PrivateRelease*) {
-  throw Error("U update: this backend forms the direct solve's sums only (accumulate_normal_equations)");
-}
 
 double UStep::take_solution(std::vector<double> solution, const PriorState* prior) {
   if (!prior) return backend_.orthonormalise_U(solution, nullptr);
@@ -184,30 +213,35 @@ double UStep::run_from_start(UStepStart start, const PriorState* prior) {
 // G and v (summed over the processes by the backend: core/distributed_backend.hpp); rank 0 adds the release's noise (drawn once), the ridges and
 // beta's precision, and solves; every process takes rank 0's solution.
 double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
-  if (comm_.size() == 1 && backend_.solves_U_in_place()) return backend_.update_U_direct(release);
+  const PrivacyOptions* bounds = release ? &release->bounds : nullptr;
+  // One process: the system where the backend formed it, if it can; else G and v on the host.
+  DirectSystem* in_place = comm_.size() == 1 ? backend_.direct_system_in_place(bounds) : nullptr;
   std::vector<double> G, v;
-  backend_.accumulate_normal_equations(G, v, release ? &release->bounds : nullptr);
-  std::vector<double> x(v.size());
+  if (!in_place) backend_.accumulate_normal_equations(G, v, bounds);
+  std::vector<double> x;
   std::string failure;
   if (comm_.rank() == 0) {
     try {
-      const int n = static_cast<int>(v.size());
+      std::optional<HostDirectSystem> on_host;
+      if (!in_place) on_host.emplace(G, v);
+      DirectSystem& system = in_place ? *in_place : *on_host;
       double extra_ridge = 0.0;
       if (release) {
-        add_symmetric_noise(G.data(), n, release->sigma_G, *release->noise);
-        add_noise(v.data(), n, release->sigma_v, *release->noise);
+        system.add_noise(release->sigma_G, release->sigma_v, *release->noise);
         extra_ridge = release->ridge;
       }
       if (prior && prior->beta_precision > 0)  // beta's prior: its block comes first
-        for (std::size_t a = 0; a < prior->beta.size(); ++a) G[a * v.size() + a] += prior->beta_precision;
+        system.add_to_diagonal(0, static_cast<int>(prior->beta.size()), prior->beta_precision);
       // With the prior, the jitter (where G is singular) pulls towards the current [beta, U] rather
       // than towards 0: a direction the data does not determine then keeps its column, where
       // shrinking it would shrink R and with it Sigma, a little more every iteration.
       const std::vector<double> anchor = prior ? current_solution(prior) : std::vector<double>();
-      x = solve_normal_equations(G, std::move(v), options_.ridge + extra_ridge, prior ? &anchor : nullptr);
+      x = solve_direct(system, options_.ridge + extra_ridge, prior ? &anchor : nullptr);
     } catch (const std::exception& e) {
       failure = e.what();
     }
+  } else {
+    x.assign(v.size(), 0.0);
   }
   if (comm_.size() > 1) {  // the others wait for rank 0's solution: they must learn of its failure
     const std::string first = comm_.first_error(failure);

@@ -30,6 +30,30 @@ struct USolverChoice {
 USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, int r, int value_bytes, const Options& options,
                               bool on_gpu);
 
+// G and v on the host (G column-major n x n), as DirectSystem (core/backend.hpp): the factor goes
+// to a copy of G, which stays as it was.
+class HostDirectSystem final : public DirectSystem {
+ public:
+  HostDirectSystem(std::vector<double>& G, std::vector<double>& v);
+  int unknowns() const override { return static_cast<int>(v_.size()); }
+  double largest_abs_diagonal() override;
+  void add_noise(double sigma_G, double sigma_v, GaussianNoise& noise) override;
+  void add_to_diagonal(int first, int count, double value) override;
+  bool factor(double shift) override;
+  std::vector<double> solve(const std::vector<double>* anchor, double weight) override;
+  std::vector<double>& factor_matrix() { return factor_; }
+
+ private:
+  std::vector<double>& G_;
+  std::vector<double>& v_;
+  std::vector<double> factor_;
+};
+
+// The direct solve's policy: (G + shift I) x = v by Cholesky, where G is singular (too few tasks or
+// samples for the unknowns) with a growing jitter relative to G's largest diagonal entry, pulling
+// towards `anchor` (same layout as x) when given, towards 0 otherwise.
+std::vector<double> solve_direct(DirectSystem& system, double shift, const std::vector<double>* anchor);
+
 // Solve (G + shift I) x = v by Cholesky (G column-major n x n, overwritten by its factor); returns
 // x. Where G is singular (too few tasks or samples for the unknowns) a growing jitter relative to
 // G's largest diagonal entry keeps the factorisation defined, pulling towards `anchor` (same

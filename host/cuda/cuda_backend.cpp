@@ -55,7 +55,7 @@ kernels::Bounds bounds_of(const core::PrivateRelease* release) {
 std::string mib(double bytes) { return std::to_string(static_cast<long long>(std::ceil(bytes / (1024.0 * 1024.0)))) + " MiB"; }
 
 template <typename T>
-class CudaBackend final : public core::Backend {
+class CudaBackend final : public core::Backend, private core::DirectSystem {
  public:
   CudaBackend(const TaskDataView<T>& data, const Options& options)
       : options_(options),
@@ -238,8 +238,15 @@ class CudaBackend final : public core::Backend {
     return last_change_;
   }
 
-  // One process: G is formed, noised and factored on the device (only scalars come back).
-  bool solves_U_in_place() const override { return true; }
+  // One process: G and v are formed, noised and factored on the device; the core's solve policy
+  // runs on them (core::DirectSystem) and only scalars and the solution come back.
+  core::DirectSystem* direct_system_in_place(const PrivacyOptions* bounds) override {
+    if (r_ == 0) return nullptr;
+    core::PrivateRelease release;
+    if (bounds) release.bounds = *bounds;
+    accumulate_on_device(bounds ? &release : nullptr);
+    return this;
+  }
 
   // Over many processes: the device's G and v (summed over the GPUs by NCCL where it joined them),
   // copied to the host for rank 0's solve.
@@ -253,28 +260,80 @@ class CudaBackend final : public core::Backend {
     copy_to_host(v, v_);
   }
 
-  double update_U_direct(const core::PrivateRelease* release) override {
-    if (r_ == 0) return 0.0;
-    accumulate_on_device(release);
+  // core::DirectSystem on G_ and v_.
+  int unknowns() const override { return d_ * r_; }
+
+  double largest_abs_diagonal() override {
+    const int n = d_ * r_;
+    int index = 0;  // 1-based, of the largest |diagonal| entry
+    LRSMETA_CUBLAS_CHECK(cublasIdamax(cublas_.get(), n, G_.data(), n + 1, &index));
+    double value = 0.0;
+    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(&value, G_.data() + static_cast<std::size_t>(index - 1) * (n + 1), sizeof(double),
+                                       cudaMemcpyDeviceToHost, stream_.get()));
+    stream_.synchronize();
+    return std::fabs(value);
+  }
+
+  void add_noise(double sigma_G, double sigma_v, core::GaussianNoise& noise) override {
+    // Drawn on the host (the same generator and order as the CPU path), added on the device.
     const cudaStream_t s = stream_.get();
-    const int dr = d_ * r_;
+    const int n = d_ * r_;
     const double one = 1.0;
-    double extra_ridge = 0.0;
-    if (release) {
-      // The noise is drawn on the host (the same generator as the CPU path) and added on the device.
-      std::vector<double> noise_G(static_cast<std::size_t>(dr) * dr, 0.0), noise_v(static_cast<std::size_t>(dr), 0.0);
-      core::add_symmetric_noise(noise_G.data(), dr, release->sigma_G, *release->noise);
-      core::add_noise(noise_v.data(), dr, release->sigma_v, *release->noise);
-      copy_to_device(noise_G_, noise_G.data(), noise_G.size(), s);
-      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_G_.data(), 1, G_.data(), 1));
-      copy_to_device(noise_v_, noise_v.data(), noise_v.size(), s);
-      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), dr, &one, noise_v_.data(), 1, v_.data(), 1));
-      stream_.synchronize();  // the host vectors go out of scope here
-      extra_ridge = release->ridge;
+    std::vector<double> noise_G(static_cast<std::size_t>(n) * n, 0.0), noise_v(static_cast<std::size_t>(n), 0.0);
+    core::add_symmetric_noise(noise_G.data(), n, sigma_G, noise);
+    core::add_noise(noise_v.data(), n, sigma_v, noise);
+    copy_to_device(noise_G_, noise_G.data(), noise_G.size(), s);
+    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_G_.data(), 1, G_.data(), 1));
+    copy_to_device(noise_v_, noise_v.data(), noise_v.size(), s);
+    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), n, &one, noise_v_.data(), 1, v_.data(), 1));
+    stream_.synchronize();  // the host vectors go out of scope here
+  }
+
+  void add_to_diagonal(int first, int count, double value) override {
+    if (count <= 0) return;
+    const int n = d_ * r_;
+    const double one = 1.0;
+    const std::vector<double> values(static_cast<std::size_t>(count), value);
+    copy_to_device(noise_v_, values.data(), values.size(), stream_.get());
+    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), count, &one, noise_v_.data(), 1,
+                                     G_.data() + static_cast<std::size_t>(first) * (n + 1), n + 1));
+    stream_.synchronize();
+  }
+
+  bool factor(double shift) override {
+    const cudaStream_t s = stream_.get();
+    const int n = d_ * r_;
+    factor_.resize(static_cast<std::size_t>(n) * n);
+    info_.resize(1);
+    int lwork = 0;
+    LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, &lwork));
+    work_.resize(static_cast<std::size_t>(std::max(lwork, 1)));
+    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(factor_.data(), G_.data(), G_.size() * sizeof(double), cudaMemcpyDeviceToDevice, s));
+    kernels::launch_add_diagonal(factor_.data(), n, shift, s);
+    LRSMETA_CUDA_CHECK(cudaGetLastError());
+    LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, work_.data(), lwork,
+                                            info_.data()));
+    int info = 0;
+    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(&info, info_.data(), sizeof(int), cudaMemcpyDeviceToHost, s));
+    stream_.synchronize();
+    if (info < 0) throw Error("cusolverDnDpotrf: argument " + std::to_string(-info) + " is invalid");
+    return info == 0;
+  }
+
+  std::vector<double> solve(const std::vector<double>* anchor, double weight) override {
+    const cudaStream_t s = stream_.get();
+    const int n = d_ * r_;
+    D_.resize(static_cast<std::size_t>(n));
+    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(D_.data(), v_.data(), static_cast<std::size_t>(n) * sizeof(double), cudaMemcpyDeviceToDevice, s));
+    if (anchor) {
+      copy_to_device(noise_v_, anchor->data(), anchor->size(), s);
+      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), n, &weight, noise_v_.data(), 1, D_.data(), 1));
     }
-    solve(extra_ridge);  // v_ becomes U~ (d x r, column-major)
-    orthonormalise_and_swap();
-    return last_change_;
+    LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrs(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, 1, factor_.data(), n, D_.data(), n,
+                                            info_.data()));
+    std::vector<double> x;
+    copy_to_host(x, D_);
+    return x;
   }
 
   // G_ (d r x d r, column-major) and v_ from every task's (w, b), bounded under a release.
@@ -469,43 +528,6 @@ class CudaBackend final : public core::Backend {
 
   // (G + (ridge + extra + jitter) I) x = v by cuSOLVER's Cholesky, raising a jitter relative to G's
   // largest diagonal entry while the factorisation fails.
-  void solve(double extra_ridge) {
-    const cudaStream_t s = stream_.get();
-    const int n = d_ * r_;
-    factor_.resize(static_cast<std::size_t>(n) * n);
-    info_.resize(1);
-    int index = 0;  // 1-based, of the largest |diagonal| entry
-    LRSMETA_CUBLAS_CHECK(cublasIdamax(cublas_.get(), n, G_.data(), n + 1, &index));
-    double scale = 0.0;
-    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(&scale, G_.data() + static_cast<std::size_t>(index - 1) * (n + 1), sizeof(double),
-                                       cudaMemcpyDeviceToHost, s));
-    stream_.synchronize();
-    scale = std::fabs(scale);
-    if (!std::isfinite(scale)) throw Error("U update: the normal equations are not finite");
-    int lwork = 0;
-    LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, &lwork));
-    work_.resize(static_cast<std::size_t>(std::max(lwork, 1)));
-    double jitter = 0.0;
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(factor_.data(), G_.data(), G_.size() * sizeof(double), cudaMemcpyDeviceToDevice, s));
-      kernels::launch_add_diagonal(factor_.data(), n, options_.ridge + extra_ridge + jitter, s);
-      LRSMETA_CUDA_CHECK(cudaGetLastError());
-      LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, work_.data(),
-                                              lwork, info_.data()));
-      int info = 0;
-      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(&info, info_.data(), sizeof(int), cudaMemcpyDeviceToHost, s));
-      stream_.synchronize();
-      if (info < 0) throw Error("cusolverDnDpotrf: argument " + std::to_string(-info) + " is invalid");
-      if (info == 0) {
-        LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrs(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, 1, factor_.data(), n, v_.data(), n,
-                                                info_.data()));
-        return;
-      }
-      jitter = jitter > 0 ? jitter * 100 : std::max(scale, 1e-300) * 1e-12;
-    }
-    throw Error("U update: the dr x dr system is not positive definite even with a ridge");
-  }
-
   // v_ holds U~ (d x r, column-major): replace it by its Q factor, measure the change from U_ and
   // make it the new U.
   void orthonormalise_and_swap() {
