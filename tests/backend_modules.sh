@@ -39,6 +39,12 @@ LRSMETA_MODULE_DIR=$work/empty "$bin" train --data data -r 2 -k 1 --prior none -
   fail "--device cuda with LRSMETA_MODULE_DIR empty did not fail"
 grep -q "liblrsmeta_cuda.so" err.txt || fail "the error does not name the CUDA module: $(cat err.txt)"
 
+# Under an MPI launcher without the MPI module: one line naming it, nothing written.
+OMPI_COMM_WORLD_SIZE=2 LRSMETA_MODULE_DIR=$work/empty "$bin" train --data data -r 2 -k 1 --out model_mpi > out.txt 2> err.txt && \
+  fail "training under a launcher without the MPI module did not fail"
+[[ $(wc -l < err.txt) -eq 1 ]] && grep -q "liblrsmeta_mpi.so" err.txt || fail "without the MPI module: $(cat err.txt)"
+[[ ! -e model_mpi ]] || fail "a failed fit left model_mpi behind"
+
 # With the build's modules beside the library: a module that loads but finds no GPU says so.
 if [[ -f $build/liblrsmeta_cuda.so ]]; then
   if "$bin" train --data data -r 2 -k 1 --prior none --device cuda --out model_gpu > out.txt 2> err.txt; then
