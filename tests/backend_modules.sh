@@ -22,7 +22,8 @@ if grep -Ei 'libcuda|libcublas|libcusolver|libnccl|libmpi' ldd.txt; then fail "l
 # The program finds the copy first (its run path is a RUNPATH, searched after LD_LIBRARY_PATH).
 cp -L "$build/liblrsmeta.so" "lib/$soname"
 export LD_LIBRARY_PATH=$work/lib
-LD_LIBRARY_PATH=$work/lib ldd "$bin" | grep -q "$work/lib/$soname" || fail "the program does not load the copied library: $(ldd "$bin")"
+ldd "$bin" > ldd_program.txt  # (into a file: grep -q ending a pipe early fails it under pipefail)
+grep -q "$work/lib/$soname" ldd_program.txt || fail "the program does not load the copied library: $(cat ldd_program.txt)"
 "$bin" train --data data -r 2 -k 1 --iterations 5 --out model_cpu > train.txt 2> train.err || fail "training without the modules failed: $(cat train.err)"
 [[ -f model_cpu/model.json ]] || fail "no model written without the modules"
 if "$bin" train --data data -r 2 -k 1 --prior none --device cuda --out model_gpu > out.txt 2> err.txt; then
