@@ -12,7 +12,9 @@ expect_error() {  # expect_error "needle" command...
   grep -q -- "$needle" err.txt || fail "error for '$*' does not mention '$needle': $(cat err.txt)"
 }
 
-"$bin" --help | grep -q "generate" || fail "--help lists no subcommands"
+# (Outputs go to files before grep -q reads them: grep ending a pipe early would fail it under pipefail.)
+"$bin" --help > help.txt
+grep -q "generate" help.txt || fail "--help lists no subcommands"
 for sub in generate train adapt predict eval; do
   "$bin" "$sub" --help > help.txt || fail "$sub --help"
   grep -q -- "--" help.txt || fail "$sub --help prints no options"
@@ -275,7 +277,8 @@ header_length=$(( (10 + ${#dict} + 1 + 63) / 64 * 64 - 10 ))
 printf "\x93NUMPY\x01\x00\x$(printf %02x $header_length)\x00%s%*s\n" "$dict" $((header_length - ${#dict} - 1)) '' > hostile/y.npy
 # (Under a 2 GB address-space limit, but for AddressSanitizer builds, whose shadow memory needs terabytes.)
 limit=2000000
-if ldd "$bin" | grep -q libasan; then limit=unlimited; fi
+ldd "$bin" > ldd.txt
+if grep -q libasan ldd.txt; then limit=unlimited; fi
 ( ulimit -v $limit && "$bin" train --data hostile -r 3 -k 2 --out bad > out.txt 2> err.txt ) && fail "a y.npy claiming 1e11 values was accepted"
 grep -q "lrsmeta train: error: .*hostile/y.npy: truncated: its header claims shape (100000000000,)" err.txt ||
   fail "a y.npy claiming 1e11 values was not refused as truncated: $(cat err.txt)"
