@@ -214,6 +214,25 @@ grep -q "wrote combined (the model's 7 tasks and these)" into.txt || fail "adapt
 cmp -s p_new_combined.npy p_new_alone.npy || fail "the combined model predicts the new tasks differently"
 "$bin" predict --model combined --data table.csv --out p_old_combined.csv > /dev/null
 cmp -s p_old_combined.csv pred.csv || fail "the combined model predicts the model's own tasks differently"
+# Tasks the model does not have: predicted with the population model (beta), or refused.
+{ cat table.csv; tail -n +2 new_tasks.csv | head -n 20; } > mixed.csv
+"$bin" predict --model csvmodel --data mixed.csv --out p_mixed.csv > mixed.txt
+grep -q "^note: 20 rows of 7 tasks the model does not have were predicted with the population model" mixed.txt ||
+  fail "predict does not say it used the population model: $(cat mixed.txt)"
+head -n 201 p_mixed.csv | cmp -s - pred.csv || fail "the model's own tasks are predicted differently among unseen ones"
+python3 - mixed.csv p_mixed.csv csvmodel/beta.npy <<'PY' || fail "unseen tasks are not predicted with beta"
+import csv, struct, sys
+rows = list(csv.DictReader(open(sys.argv[1])))[200:]
+pred = list(csv.DictReader(open(sys.argv[2])))[200:]
+raw = open(sys.argv[3], "rb").read()  # a version 1.0 .npy of float64 (no numpy needed)
+start = 10 + int.from_bytes(raw[8:10], "little")
+beta = struct.unpack("<%dd" % ((len(raw) - start) // 8), raw[start:])
+for r, p in zip(rows, pred):
+    expected = beta[0] + beta[1] * float(r["x1"]) + beta[2] * float(r["x2"])
+    assert p["task"] == r["user"] and abs(float(p["prediction"]) - expected) <= 1e-9 * (1 + abs(expected)), (r, p, expected)
+PY
+expect_error "task 'new0' is not in the model (7 such tasks; --unseen population" "$bin" predict --model csvmodel --data mixed.csv --out p_bad.csv --unseen error
+[[ ! -e p_bad.csv ]] || fail "a refused predict wrote p_bad.csv"
 # eval reports the file's tasks, and each task's error in --json.
 head -n 5 table.csv > few_tasks.csv
 "$bin" eval --model csvmodel --data few_tasks.csv --json few.json > few.txt

@@ -230,10 +230,16 @@ void add_predict(CLI::App& app) {
   auto data = std::make_shared<DataArgs>();
   auto model_path = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
+  auto unseen = std::make_shared<std::string>("population");
   CLI::App* cmd = app.add_subcommand("predict", "predict <x, theta_i> for every row (theta_i = beta + U w_i + b_i)");
   cmd->add_option("--model", *model_path, "trained model folder")->required();
   add_data_options(cmd, *data);
   cmd->add_option("--out,-o", *out, "predictions in the input's row order: .npy (n) or .csv (row,task,prediction)")->required();
+  cmd->add_option("--unseen", *unseen,
+                  "rows of tasks the model does not have: population (predicted with the population model, beta; adapt "
+                  "fits such tasks) or error")
+      ->check(CLI::IsMember({"population", "error"}))
+      ->capture_default_str();
   cmd->callback([=] {
     const std::string kind = fs::path(*out).extension().string();
     if (kind != ".npy" && kind != ".csv")
@@ -267,12 +273,32 @@ void add_predict(CLI::App& app) {
     data->encoding = model.encoding.present ? &model.encoding : nullptr;
     data->target_optional = true;  // predictions need no target
     with_dataset(*data, [&](const auto& loaded) {
-      const auto ds = aligned_to_model(loaded, model);
+      // Tasks the model does not have: predicted with the population model, or refused.
+      const auto [known, unseen_tasks] = split_unseen_tasks(loaded, model);
+      if (unseen_tasks.t() > 0 && *unseen == "error")
+        throw Error("task '" + unseen_tasks.task_keys.front() + "' is not in the model (" + std::to_string(unseen_tasks.t()) +
+                    " such tasks; --unseen population predicts them with the population model, adapt fits them)");
+      const auto ds = aligned_to_model(known, model);
       const std::vector<double> grouped = predict(model, ds.view());
       // Back to the input's row order (CSV and task_ids.npy inputs were regrouped by task).
-      const std::size_t n = grouped.size();
+      const std::size_t n = grouped.size() + static_cast<std::size_t>(unseen_tasks.n());
       std::vector<double> pred(n);
       std::vector<std::string> task_of_row(n);
+      if (unseen_tasks.t() > 0) {
+        const std::vector<double> population = model.population_theta();
+        for (std::int64_t i = 0; i < unseen_tasks.t(); ++i)
+          for (std::int64_t j = unseen_tasks.task_offsets[i]; j < unseen_tasks.task_offsets[i + 1]; ++j) {
+            const std::size_t at = static_cast<std::size_t>(unseen_tasks.source_rows[static_cast<std::size_t>(j)]);
+            if (at >= n) throw Error("predict: internal row mapping out of range");
+            double value = 0.0;
+            for (std::int64_t a = 0; a < unseen_tasks.d; ++a)
+              value += static_cast<double>(unseen_tasks.X[static_cast<std::size_t>(j * unseen_tasks.d + a)]) * population[static_cast<std::size_t>(a)];
+            pred[at] = value;
+            task_of_row[at] = unseen_tasks.task_keys[static_cast<std::size_t>(i)];
+          }
+        std::cout << "note: " << unseen_tasks.n() << " rows of " << unseen_tasks.t()
+                  << " tasks the model does not have were predicted with the population model (--unseen error refuses them)\n";
+      }
       for (std::int64_t i = 0; i < ds.t(); ++i)
         for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j) {
           const std::size_t at = ds.source_rows.empty() ? static_cast<std::size_t>(j) : static_cast<std::size_t>(ds.source_rows[j]);
