@@ -96,6 +96,9 @@ py::dict info_dict(const IterationInfo& h) {
   d["log_evidence"] = h.log_evidence;
   d["u_solver_steps"] = h.u_solver_steps;
   d["u_solver_residual"] = h.u_solver_residual;
+  d["rank"] = h.rank;
+  d["max_iterations"] = h.max_iterations;
+  d["candidate"] = h.candidate;
   return d;
 }
 

@@ -218,13 +218,16 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     const Progress progress(*quiet || !root, *verbose && root);
     auto show = [&](const IterationInfo& info) {
       char text[200];
-      // At most this much left: a tolerance may stop training sooner.
-      const double left = info.elapsed_seconds / info.iteration * (opts.iterations - info.iteration);
-      char cg[48] = "";
+      // At most this much left of this fit (a candidate's, while choosing, or the model's): a
+      // tolerance may stop it sooner.
+      const int cap = info.max_iterations > 0 ? info.max_iterations : opts.iterations;
+      const double left = info.elapsed_seconds / info.iteration * (cap - info.iteration);
+      char cg[48] = "", fit[40] = "";
       if (info.u_solver_steps > 0) std::snprintf(cg, sizeof cg, "  cg %d steps (%.1e)", info.u_solver_steps, info.u_solver_residual);
-      std::snprintf(text, sizeof text, "iteration %d/%d  loss %.4e  U change %.3e  k %d%s  %.2f s/iteration  at most %s left",
-                    info.iteration, opts.iterations, info.training_loss, info.u_change, info.sparsity_in_effect, cg,
-                    info.elapsed_seconds / info.iteration, eta_text(left).c_str());
+      if (info.candidate) std::snprintf(fit, sizeof fit, "candidate r = %d: ", info.rank);
+      std::snprintf(text, sizeof text, "%siteration %d/%d  loss %.4e  U change %.3e  k %d%s  %.2f s/iteration  at most %s left%s",
+                    fit, info.iteration, cap, info.training_loss, info.u_change, info.sparsity_in_effect, cg,
+                    info.elapsed_seconds / info.iteration, eta_text(left).c_str(), info.candidate ? " of it" : "");
       progress.show(text);
       return true;
     };

@@ -278,6 +278,9 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     if (private_release && r > 0) report.releases += 2;
     IterationInfo info;
     info.iteration = it;
+    info.rank = static_cast<int>(r);
+    info.max_iterations = options.iterations;
+    info.candidate = !run.final_fit;
     info.training_loss = totals.rows > 0 ? totals.sse / static_cast<double>(totals.rows) : 0.0;
     info.u_change = change;
     info.u_step_seconds = seconds_since(t1);

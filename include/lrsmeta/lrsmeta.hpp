@@ -240,6 +240,12 @@ struct IterationInfo {
   // With the prior: the model's log marginal likelihood at this iteration's task step, sum_i log
   // p(y_i | U, beta, Sigma, s2, tau2, S_i) (w_i and b_i integrated out; 0 without a prior).
   double log_evidence = 0.0;
+  // The fit this iteration belongs to: its rank, its iteration cap, and whether it is one of the
+  // candidates compared while choosing (by marginal likelihood, or on validation rows) rather than
+  // the fit that becomes the model.
+  int rank = 0;
+  int max_iterations = 0;
+  bool candidate = false;
 };
 // Return false to stop training after this iteration (a final task step still runs).
 using IterationCallback = std::function<bool(const IterationInfo&)>;
