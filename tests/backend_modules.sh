@@ -40,6 +40,13 @@ LRSMETA_MODULE_DIR=$work/empty "$bin" train --data data -r 2 -k 1 --prior none -
   fail "--device cuda with LRSMETA_MODULE_DIR empty did not fail"
 grep -q "liblrsmeta_cuda.so" err.txt || fail "the error does not name the CUDA module: $(cat err.txt)"
 
+# A damaged module (not a shared library): one line naming it, nothing written.
+mkdir -p damaged && echo "not a library" > damaged/liblrsmeta_cuda.so
+LRSMETA_MODULE_DIR=$work/damaged "$bin" train --data data -r 2 -k 1 --prior none --device cuda --out model_gpu > out.txt 2> err.txt && \
+  fail "--device cuda with a damaged module did not fail"
+[[ $(wc -l < err.txt) -eq 1 ]] && grep -q "damaged/liblrsmeta_cuda.so" err.txt || fail "a damaged module: $(cat err.txt)"
+[[ ! -e model_gpu ]] || fail "a failed fit left model_gpu behind"
+
 # Under an MPI launcher without the MPI module: one line naming it, nothing written.
 OMPI_COMM_WORLD_SIZE=2 LRSMETA_MODULE_DIR=$work/empty "$bin" train --data data -r 2 -k 1 --out model_mpi > out.txt 2> err.txt && \
   fail "training under a launcher without the MPI module did not fail"

@@ -228,29 +228,11 @@ Dataset<T> aligned_to_model(Dataset<T> data, const Model& model) {
 // keys: every task is the model's), each with its rows' places in the input (source_rows).
 template <typename T>
 std::pair<Dataset<T>, Dataset<T>> split_unseen_tasks(const Dataset<T>& data, const Model& model) {
-  std::pair<Dataset<T>, Dataset<T>> parts;
-  for (Dataset<T>* part : {&parts.first, &parts.second}) {
-    part->d = data.d;
-    part->feature_names = data.feature_names;
-    part->encoding = data.encoding;
-    part->task_offsets.assign(1, 0);
-  }
-  if (model.task_keys.empty() || data.task_keys.empty()) {
-    parts.first = data;
-    return parts;
-  }
+  std::vector<std::int64_t> seen, unseen;
+  if (model.task_keys.empty() || data.task_keys.empty()) return {data, select_tasks(data, unseen)};
   const std::unordered_set<std::string> known(model.task_keys.begin(), model.task_keys.end());
-  for (std::int64_t i = 0; i < data.t(); ++i) {
-    const std::string& key = data.task_keys[static_cast<std::size_t>(i)];
-    Dataset<T>& to = known.count(key) ? parts.first : parts.second;
-    const std::int64_t a = data.task_offsets[static_cast<std::size_t>(i)], b = data.task_offsets[static_cast<std::size_t>(i + 1)];
-    to.X.insert(to.X.end(), data.X.begin() + a * data.d, data.X.begin() + b * data.d);
-    to.y.insert(to.y.end(), data.y.begin() + a, data.y.begin() + b);
-    for (std::int64_t j = a; j < b; ++j) to.source_rows.push_back(data.source_rows.empty() ? j : data.source_rows[static_cast<std::size_t>(j)]);
-    to.task_offsets.push_back(to.n());
-    to.task_keys.push_back(key);
-  }
-  return parts;
+  for (std::int64_t i = 0; i < data.t(); ++i) (known.count(data.task_keys[static_cast<std::size_t>(i)]) ? seen : unseen).push_back(i);
+  return {select_tasks(data, seen), select_tasks(data, unseen)};
 }
 
 inline bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }

@@ -102,7 +102,7 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
       // What evidence estimates or chooses comes from sums over tasks (each candidate's log marginal
       // likelihood too), so it runs over processes; a choice on validation rows does not.
       Options requested = asked;
-      resolve_auto(requested, data.d);
+      resolve_candidates(requested, data.d);
       const bool estimated = asked.selection == Selection::evidence && asked.prior == Prior::automatic && !asked.privacy.enabled;
       const bool candidates = !requested.rank_candidates.empty() || !requested.sparsity_candidates.empty();
       if (!estimated && (candidates || (asked.prior == Prior::automatic && !asked.privacy.enabled &&
@@ -110,7 +110,6 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
         throw Error("options: a fit over many processes does not choose on validation rows: use --select evidence (r, k and the "
                     "priors' settings estimated from all rows) or, with the prior, give r and k (--rank, --sparsity), "
                     "--sparse-prior-scale, --support-threshold and --covariance-shrinkage (or --prior none)");
-      drop_candidates_above(requested, data.d);
       validate(requested, data.d);
       Options in_effect = resolved(requested, &notes);
       if (!estimated) {
@@ -202,8 +201,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     return model;
   }
   Options requested = asked;
-  resolve_auto(requested, data.d);
-  drop_candidates_above(requested, data.d);
+  resolve_candidates(requested, data.d);
   validate(requested, data.d);
   std::vector<std::string> notes;
   Options options = resolved(requested, &notes);

@@ -42,12 +42,11 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
 
 // Options as a fit runs them: private training takes no prior (options.cpp).
 Options resolved(const Options& options, std::vector<std::string>* notes);
-// r or k left to be chosen (Options::kAuto) without candidates gets the default candidates for d
-// (options.cpp): the one place "auto" is resolved.
-void resolve_auto(Options& options, std::int64_t d);
-// Candidates of r and k above d cannot be fitted: they are left out (an explicit r or k above d
-// is still an error), and a list left empty becomes {0} (options.cpp).
-void drop_candidates_above(Options& options, std::int64_t d);
+// The candidates of r and k for data of dimension d (options.cpp): r or k left to be chosen
+// (Options::kAuto) without candidates gets the defaults for d (the one place "auto" is resolved);
+// candidates above d cannot be fitted and are left out (an explicit r or k above d is still an
+// error), and a list left empty becomes {0}.
+void resolve_candidates(Options& options, std::int64_t d);
 
 // What the options leave to be chosen (selection.cpp).
 struct LeftToChoose {

@@ -206,13 +206,10 @@ Options resolved(const Options& options, std::vector<std::string>* notes) {
   return o;
 }
 
-void resolve_auto(Options& options, std::int64_t d) {
+void resolve_candidates(Options& options, std::int64_t d) {
   if (options.rank == Options::kAuto && options.rank_candidates.empty()) options.rank_candidates = default_rank_candidates(d);
   if (options.sparsity == Options::kAuto && options.sparsity_candidates.empty())
     options.sparsity_candidates = default_sparsity_candidates(d);
-}
-
-void drop_candidates_above(Options& options, std::int64_t d) {
   for (std::vector<int>* c : {&options.rank_candidates, &options.sparsity_candidates}) {
     if (c->empty()) continue;
     c->erase(std::remove_if(c->begin(), c->end(), [&](int v) { return v > d; }), c->end());

@@ -284,8 +284,8 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     core::add_noise(noise_v.data(), n, sigma_v, noise);
     copy_to_device(noise_G_, noise_G.data(), noise_G.size(), s);
     LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_G_.data(), 1, G_.data(), 1));
-    copy_to_device(noise_v_, noise_v.data(), noise_v.size(), s);
-    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), n, &one, noise_v_.data(), 1, v_.data(), 1));
+    copy_to_device(host_terms_, noise_v.data(), noise_v.size(), s);
+    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), n, &one, host_terms_.data(), 1, v_.data(), 1));
     stream_.synchronize();  // the host vectors go out of scope here
   }
 
@@ -294,8 +294,8 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     const int n = d_ * r_;
     const double one = 1.0;
     const std::vector<double> values(static_cast<std::size_t>(count), value);
-    copy_to_device(noise_v_, values.data(), values.size(), stream_.get());
-    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), count, &one, noise_v_.data(), 1,
+    copy_to_device(host_terms_, values.data(), values.size(), stream_.get());
+    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), count, &one, host_terms_.data(), 1,
                                      G_.data() + static_cast<std::size_t>(first) * (n + 1), n + 1));
     stream_.synchronize();
   }
@@ -326,8 +326,8 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     D_.resize(static_cast<std::size_t>(n));
     LRSMETA_CUDA_CHECK(cudaMemcpyAsync(D_.data(), v_.data(), static_cast<std::size_t>(n) * sizeof(double), cudaMemcpyDeviceToDevice, s));
     if (anchor) {
-      copy_to_device(noise_v_, anchor->data(), anchor->size(), s);
-      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), n, &weight, noise_v_.data(), 1, D_.data(), 1));
+      copy_to_device(host_terms_, anchor->data(), anchor->size(), s);
+      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), n, &weight, host_terms_.data(), 1, D_.data(), 1));
     }
     LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrs(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, 1, factor_.data(), n, D_.data(), n,
                                             info_.data()));
@@ -567,7 +567,8 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
   DeviceBuffer<std::int64_t> offsets_;
   DeviceBuffer<double> U_, Z_, target_, resid_, W_, B_value_, task_sse_;
   DeviceBuffer<double> U_tilde_;  // orthonormalise_U's U~, kept for R
-  DeviceBuffer<double> Qc_, Wc_, M_, G_, v_, factor_, work_, tau_, C_, D_, noise_G_, noise_v_;
+  DeviceBuffer<double> Qc_, Wc_, M_, G_, v_, factor_, work_, tau_, C_, D_, noise_G_;
+  DeviceBuffer<double> host_terms_;  // a vector from the host added on the device: v's noise, a diagonal block, the anchor
   DeviceBuffer<double> Wm_, W_hat_, iterate_, product_, Mw_, g_;  // cg's
   DeviceBuffer<float> chunk_product_;
   DeviceBuffer<std::int32_t> B_index_;

@@ -125,25 +125,14 @@ template Dataset<float> load_dataset(const std::string&, const CsvOptions&);
 template Dataset<double> load_dataset(const std::string&, const CsvOptions&);
 
 template <typename T>
-Dataset<T> align_tasks(const Dataset<T>& data, const std::vector<std::string>& keys) {
-  std::unordered_map<std::string, std::int64_t> position;
-  for (std::size_t i = 0; i < keys.size(); ++i) position.emplace(keys[i], static_cast<std::int64_t>(i));
-  const std::int64_t t_out = static_cast<std::int64_t>(keys.size());
-  std::vector<std::int64_t> source_of(static_cast<std::size_t>(t_out), -1);
-  for (std::int64_t i = 0; i < data.t(); ++i) {
-    const auto it = position.find(data.task_keys.at(static_cast<std::size_t>(i)));
-    if (it == position.end())
-      throw Error("task '" + data.task_keys[static_cast<std::size_t>(i)] + "' is not in the model (use adapt for new tasks)");
-    source_of[static_cast<std::size_t>(it->second)] = i;
-  }
+Dataset<T> select_tasks(const Dataset<T>& data, const std::vector<std::int64_t>& tasks) {
   Dataset<T> out;
   out.d = data.d;
-  out.task_keys = keys;
   out.feature_names = data.feature_names;
   out.encoding = data.encoding;
   out.task_offsets.assign(1, 0);
-  for (std::int64_t i = 0; i < t_out; ++i) {
-    const std::int64_t s = source_of[static_cast<std::size_t>(i)];
+  for (const std::int64_t s : tasks) {
+    if (s >= data.t()) throw Error("select_tasks: task " + std::to_string(s) + " of " + std::to_string(data.t()));
     if (s >= 0) {
       const std::int64_t a = data.task_offsets[static_cast<std::size_t>(s)], b = data.task_offsets[static_cast<std::size_t>(s + 1)];
       out.X.insert(out.X.end(), data.X.begin() + a * data.d, data.X.begin() + b * data.d);
@@ -152,7 +141,26 @@ Dataset<T> align_tasks(const Dataset<T>& data, const std::vector<std::string>& k
         out.source_rows.push_back(data.source_rows.empty() ? j : data.source_rows[static_cast<std::size_t>(j)]);
     }
     out.task_offsets.push_back(out.n());
+    if (!data.task_keys.empty()) out.task_keys.push_back(s >= 0 ? data.task_keys[static_cast<std::size_t>(s)] : std::string());
   }
+  return out;
+}
+template Dataset<float> select_tasks(const Dataset<float>&, const std::vector<std::int64_t>&);
+template Dataset<double> select_tasks(const Dataset<double>&, const std::vector<std::int64_t>&);
+
+template <typename T>
+Dataset<T> align_tasks(const Dataset<T>& data, const std::vector<std::string>& keys) {
+  std::unordered_map<std::string, std::int64_t> position;
+  for (std::size_t i = 0; i < keys.size(); ++i) position.emplace(keys[i], static_cast<std::int64_t>(i));
+  std::vector<std::int64_t> source_of(keys.size(), -1);
+  for (std::int64_t i = 0; i < data.t(); ++i) {
+    const auto it = position.find(data.task_keys.at(static_cast<std::size_t>(i)));
+    if (it == position.end())
+      throw Error("task '" + data.task_keys[static_cast<std::size_t>(i)] + "' is not in the model (use adapt for new tasks)");
+    source_of[static_cast<std::size_t>(it->second)] = i;
+  }
+  Dataset<T> out = select_tasks(data, source_of);
+  out.task_keys = keys;
   return out;
 }
 template Dataset<float> align_tasks(const Dataset<float>&, const std::vector<std::string>&);

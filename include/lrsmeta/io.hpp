@@ -183,6 +183,11 @@ LRSMETA_API std::int64_t convert_csv(const std::string& csv_path, const CsvOptio
 template <typename T>
 LRSMETA_API Dataset<T> load_dataset(const std::string& path, const CsvOptions& csv = {});
 
+// The rows of the data set's tasks `tasks` (indices; -1: a task with no rows), in that order, with
+// each row's place in the input in source_rows, and the tasks' keys where the data has them.
+template <typename T>
+LRSMETA_API Dataset<T> select_tasks(const Dataset<T>& data, const std::vector<std::int64_t>& tasks);
+
 // Reorder a data set's tasks to follow `keys` (a model's task keys). Tasks of the data set that
 // are not among keys are an error; keys absent from the data get zero rows.
 template <typename T>
