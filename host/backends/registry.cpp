@@ -47,7 +47,7 @@ std::string module_missing(const char* what, const char* file, const std::string
                            const char* build_with) {
   return std::string("lrsmeta's ") + what + " module " + file +
          (built ? " did not load (" + why + "): install it beside liblrsmeta.so, with " + needs
-                : std::string(" was not built with this library (build lrsmeta where ") + build_with + " is installed)");
+                : std::string(" was not built with this library (build lrsmeta where ") + build_with + " is installed; " + why + ")");
 }
 
 #ifdef LRSMETA_BUILT_CUDA_MODULE
