@@ -4,11 +4,13 @@
 // cuSOLVER calls made by the host side (host/cuda/cuda_backend.cpp).
 // LRSMETA_EMULATE_KERNELS: compiled as plain C++ by tests/test_kernel_emulation.cpp, which runs
 // the kernels on CPU threads to check their logic where no GPU is available.
-#ifndef LRSMETA_EMULATE_KERNELS
+#ifndef LRSMETA_KERNELS_ON_CPU  // else tests/cuda_emulation/kernel_runtime.hpp defines these
 #include <cuda_runtime.h>
 #define LRSMETA_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#define LRSMETA_LAUNCH(kernel, grid, block, shared_bytes, stream) kernel<<<grid, block, shared_bytes, stream>>>
 #endif
 
+#include "cuda/cuda_utils.hpp"  // checked calls
 #include "kernels/device_kernels.hpp"
 
 namespace lrsmeta::kernels {
@@ -248,9 +250,11 @@ void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std:
                        const double* V, double* Wm) {
   if (count == 0) return;
   const std::size_t bytes = (2 * static_cast<std::size_t>(max_rows) + r + 2) * sizeof(double);
-  cudaFuncSetAttribute(pack_chunk_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  pack_chunk_kernel<T><<<static_cast<unsigned>(count), kThreadsPerBlock, bytes, stream>>>(X, y, offsets, first, d, r, k_slots, W,
+  auto* const kernel = &pack_chunk_kernel<T>;  // one specialisation, for the typed overload
+  LRSMETA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  LRSMETA_LAUNCH(pack_chunk_kernel<T>, static_cast<unsigned>(count), kThreadsPerBlock, bytes, stream)(X, y, offsets, first, d, r, k_slots, W,
                                                                                  B_index, B_value, bounds, Wp, Sp, Q, Wc, V, Wm);
+  cuda::check_launch("pack_chunk_kernel", __FILE__, __LINE__);
 }
 template void launch_pack_chunk<float>(const float*, const float*, const std::int64_t*, std::int64_t, std::int64_t, int,
                                        int, int, const double*, const std::int32_t*, const double*, Bounds, float*,
@@ -264,8 +268,9 @@ void launch_normal_operator(const T* X, const std::int64_t* offsets, std::int64_
                             const double* W, const double* M, double* Mw, double* g, cudaStream_t stream) {
   if (count == 0) return;
   constexpr int kThreads = 128;
-  normal_operator_kernel<T><<<static_cast<unsigned>(count), kThreads, kThreads * sizeof(double), stream>>>(X, offsets, first, d, r,
+  LRSMETA_LAUNCH(normal_operator_kernel<T>, static_cast<unsigned>(count), kThreads, kThreads * sizeof(double), stream)(X, offsets, first, d, r,
                                                                                                      W, M, Mw, g);
+  cuda::check_launch("normal_operator_kernel", __FILE__, __LINE__);
 }
 template void launch_normal_operator<float>(const float*, const std::int64_t*, std::int64_t, std::int64_t, int, int,
                                             const double*, const double*, double*, double*, cudaStream_t);
@@ -276,7 +281,8 @@ template <typename T>
 void launch_rows_as_double(const T* X, const T* y, std::int64_t first_row, std::int64_t count, int d, double* rows,
                            double* y_rows, cudaStream_t stream) {
   if (count == 0) return;
-  rows_as_double_kernel<T><<<static_cast<unsigned>(count), 128, 0, stream>>>(X, y, first_row, count, d, rows, y_rows);
+  LRSMETA_LAUNCH(rows_as_double_kernel<T>, static_cast<unsigned>(count), 128, 0, stream)(X, y, first_row, count, d, rows, y_rows);
+  cuda::check_launch("rows_as_double_kernel", __FILE__, __LINE__);
 }
 template void launch_rows_as_double<float>(const float*, const float*, std::int64_t, std::int64_t, int, double*, double*,
                                            cudaStream_t);
@@ -286,25 +292,29 @@ template void launch_rows_as_double<double>(const double*, const double*, std::i
 void launch_add_float_to_double(const float* chunk, double* M, std::size_t count, cudaStream_t stream) {
   if (count == 0) return;
   const unsigned blocks = static_cast<unsigned>((count + kThreadsPerBlock - 1) / kThreadsPerBlock < 4096 ? (count + kThreadsPerBlock - 1) / kThreadsPerBlock : 4096);
-  add_float_to_double_kernel<<<blocks, kThreadsPerBlock, 0, stream>>>(chunk, M, count);
+  LRSMETA_LAUNCH(add_float_to_double_kernel, blocks, kThreadsPerBlock, 0, stream)(chunk, M, count);
+  cuda::check_launch("add_float_to_double_kernel", __FILE__, __LINE__);
 }
 
 void launch_unpack_gram(const double* M, int d, int r, double* G, cudaStream_t stream) {
   const std::size_t entries = static_cast<std::size_t>(r) * (r + 1) / 2 * (static_cast<std::size_t>(d) * (d + 1) / 2);
   if (entries == 0) return;
   const unsigned blocks = static_cast<unsigned>((entries + kThreadsPerBlock - 1) / kThreadsPerBlock < 4096 ? (entries + kThreadsPerBlock - 1) / kThreadsPerBlock : 4096);
-  unpack_gram_kernel<<<blocks, kThreadsPerBlock, 0, stream>>>(M, d, r, G);
+  LRSMETA_LAUNCH(unpack_gram_kernel, blocks, kThreadsPerBlock, 0, stream)(M, d, r, G);
+  cuda::check_launch("unpack_gram_kernel", __FILE__, __LINE__);
 }
 
 void launch_add_diagonal(double* G, int n, double shift, cudaStream_t stream) {
   if (n == 0) return;
-  add_diagonal_kernel<<<(n + kThreadsPerBlock - 1) / kThreadsPerBlock, kThreadsPerBlock, 0, stream>>>(G, n, shift);
+  LRSMETA_LAUNCH(add_diagonal_kernel, (n + kThreadsPerBlock - 1) / kThreadsPerBlock, kThreadsPerBlock, 0, stream)(G, n, shift);
+  cuda::check_launch("add_diagonal_kernel", __FILE__, __LINE__);
 }
 
 template <typename T>
 void launch_store_U(const double* U_colmajor, int d, int r, T* U_data, cudaStream_t stream) {
   if (d * r == 0) return;
-  store_U_kernel<T><<<(d * r + kThreadsPerBlock - 1) / kThreadsPerBlock, kThreadsPerBlock, 0, stream>>>(U_colmajor, d, r, U_data);
+  LRSMETA_LAUNCH(store_U_kernel<T>, (d * r + kThreadsPerBlock - 1) / kThreadsPerBlock, kThreadsPerBlock, 0, stream)(U_colmajor, d, r, U_data);
+  cuda::check_launch("store_U_kernel", __FILE__, __LINE__);
 }
 template void launch_store_U<float>(const double*, int, int, float*, cudaStream_t);
 template void launch_store_U<double>(const double*, int, int, double*, cudaStream_t);
@@ -313,7 +323,8 @@ template <typename T>
 void launch_scaled_rows(const T* X, const T* y, const std::int64_t* offsets, std::int64_t t, std::int64_t first_row,
                         std::int64_t count, int d, Bounds bounds, double* rows, cudaStream_t stream) {
   if (count == 0) return;
-  scaled_rows_kernel<T><<<static_cast<unsigned>(count), 128, 0, stream>>>(X, y, offsets, t, first_row, count, d, bounds, rows);
+  LRSMETA_LAUNCH(scaled_rows_kernel<T>, static_cast<unsigned>(count), 128, 0, stream)(X, y, offsets, t, first_row, count, d, bounds, rows);
+  cuda::check_launch("scaled_rows_kernel", __FILE__, __LINE__);
 }
 template void launch_scaled_rows<float>(const float*, const float*, const std::int64_t*, std::int64_t, std::int64_t,
                                         std::int64_t, int, Bounds, double*, cudaStream_t);

@@ -3,13 +3,15 @@
 // small Cholesky solves and the top-k selection (host/core/small_dense.hpp, shared with the CPU).
 // LRSMETA_EMULATE_KERNELS: compiled as plain C++ by tests/test_kernel_emulation.cpp, which runs
 // the kernels on CPU threads to check their logic where no GPU is available.
-#ifndef LRSMETA_EMULATE_KERNELS
+#ifndef LRSMETA_KERNELS_ON_CPU  // else tests/cuda_emulation/kernel_runtime.hpp defines these
 #include <cuda_runtime.h>
 #define LRSMETA_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#define LRSMETA_LAUNCH(kernel, grid, block, shared_bytes, stream) kernel<<<grid, block, shared_bytes, stream>>>
 #endif
 
 #include "core/small_dense.hpp"
 #include "core/task_step_rules.hpp"
+#include "cuda/cuda_utils.hpp"  // checked calls
 #include "kernels/device_kernels.hpp"
 
 namespace lrsmeta::kernels {
@@ -488,19 +490,23 @@ void launch_task_step(const TaskStepArgs<T>& args, cudaStream_t stream) {
   const bool with_prior = args.beta != nullptr;
   const Layout L{joint_columns(args.r, args.k_slots, args.d, with_prior), args.d, args.r, args.k_slots, with_prior};
   const std::size_t bytes = L.bytes();
-  cudaFuncSetAttribute(task_step_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  task_step_kernel<T><<<static_cast<unsigned>(args.t), kTaskStepThreads, bytes, stream>>>(args, L);
+  auto* const kernel = &task_step_kernel<T>;  // one specialisation, for the typed overload
+  LRSMETA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  LRSMETA_LAUNCH(task_step_kernel<T>, static_cast<unsigned>(args.t), kTaskStepThreads, bytes, stream)(args, L);
+  cuda::check_launch("task_step_kernel", __FILE__, __LINE__);
 }
 template void launch_task_step<float>(const TaskStepArgs<float>&, cudaStream_t);
 template void launch_task_step<double>(const TaskStepArgs<double>&, cudaStream_t);
 
 void launch_top_k_rows(const double* values, int rows, int n, int k, int* out, cudaStream_t stream) {
-  top_k_rows_kernel<<<(rows + 127) / 128, 128, 0, stream>>>(values, rows, n, k, out);
+  LRSMETA_LAUNCH(top_k_rows_kernel, (rows + 127) / 128, 128, 0, stream)(values, rows, n, k, out);
+  cuda::check_launch("top_k_rows_kernel", __FILE__, __LINE__);
 }
 
 void launch_batched_ridge_solve(const double* A, double* b, int batch, int n, double relative_ridge, double* scratch,
                                 cudaStream_t stream) {
-  batched_ridge_solve_kernel<<<(batch + 63) / 64, 64, 0, stream>>>(A, b, batch, n, relative_ridge, scratch);
+  LRSMETA_LAUNCH(batched_ridge_solve_kernel, (batch + 63) / 64, 64, 0, stream)(A, b, batch, n, relative_ridge, scratch);
+  cuda::check_launch("batched_ridge_solve_kernel", __FILE__, __LINE__);
 }
 
 #endif  // LRSMETA_EMULATE_KERNELS

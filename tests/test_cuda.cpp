@@ -1,5 +1,6 @@
 // The CUDA backend: kernels against host references, CPU/GPU parity, exact recovery on the GPU.
-// Built only with the CUDA backend; every test skips cleanly where no GPU is usable.
+// Built with the CUDA backend, where every test skips cleanly if no GPU is usable; and in the
+// emulated CUDA build (test_cuda_emulated, tests/cuda_emulation), where none may skip.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
@@ -15,12 +16,22 @@
 #include "kernels/device_kernels.hpp"
 #include "lrsmeta/io.hpp"
 #include "test_helpers.hpp"
+#ifdef LRSMETA_CUDA_EMULATION
+#include "cuda_emulation/emulation.hpp"
+#endif
 
 namespace lrsmeta {
 namespace {
 
+#ifdef LRSMETA_CUDA_EMULATION
+#define SKIP_WITHOUT_GPU() ASSERT_TRUE(cuda_available()) << "the emulated CUDA module did not load"
+// The emulation runs a kernel's threads one after another on one core: fewer tasks there.
+constexpr std::int64_t kRecoveryTasks = 300;
+#else
+constexpr std::int64_t kRecoveryTasks = 1000;
 #define SKIP_WITHOUT_GPU() \
   if (!cuda_available()) GTEST_SKIP() << "no usable CUDA device"
+#endif
 
 template <typename T>
 T* device_copy(const std::vector<T>& host) {
@@ -129,7 +140,10 @@ TEST(CudaParity, OneOuterIterationMatchesTheCpu) {
     EXPECT_NEAR(g1.sse, c1.sse, 1e-9 * c1.sse);
     const double cc = core::direct_U_step(*cpu, o), gc = core::direct_U_step(*gpu, o);
     EXPECT_NEAR(gc, cc, 1e-8 * (1 + cc));
-    EXPECT_LT(testing::subspace_distance(cpu->get_U(), gpu->get_U(), 30, 3), 1e-9);
+    // Not 1e-9: tasks with fewer rows than r have w set partly by the small task ridge alone, so
+    // the two summation orders differ there by up to 5e-6 in w (a task of 1 or 2 rows, in the
+    // emulated build), and U by about 2e-8.
+    EXPECT_LT(testing::subspace_distance(cpu->get_U(), gpu->get_U(), 30, 3), 1e-7);
     cpu->task_step_all(2);
     gpu->task_step_all(2);
     Model mc, mg;
@@ -169,7 +183,7 @@ TEST(CudaParity, WholeFitMatchesTheCpu) {
 TEST(CudaRecovery, Float32RecoversNoiselessData) {
   SKIP_WITHOUT_GPU();
   SyntheticSpec s;
-  s.tasks = 1000;
+  s.tasks = kRecoveryTasks;
   s.min_samples = s.max_samples = 60;
   s.d = 40;
   s.r = 3;
@@ -268,7 +282,11 @@ TEST(CudaCg, WholeFitMatchesTheCpuAndTheDirectSolve) {
 }
 
 TEST(CudaBackend, WithoutAGpuTheErrorSaysSo) {
+#ifdef LRSMETA_CUDA_EMULATION
+  cuda_emulation::fail_call("cudaGetDeviceCount", 1);  // as on a machine without a driver
+#else
   if (cuda_available()) GTEST_SKIP() << "a GPU is present";
+#endif
   const SyntheticData syn = ragged_data(6);
   Options o;
   o.rank = 3;

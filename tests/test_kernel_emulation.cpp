@@ -1,11 +1,11 @@
 // The CUDA kernels' logic checked on the CPU: kernels/*.cu compiled as C++ and run by
-// kernel_emulation.hpp on CPU threads, against the CPU path on the same random ragged data. This
+// cuda_emulation/kernel_runtime.hpp on CPU fibers, against the CPU path on the same random ragged data. This
 // runs in every build that has the CUDA toolkit, GPU or not; the hardware-specific parts (cuBLAS,
 // cuSOLVER, the memory model) are left to tests/test_cuda.cpp on a GPU.
 #include <gtest/gtest.h>
 
 #include "kernels/device_kernels.hpp"
-#include "kernel_emulation.hpp"
+#include "cuda_emulation/kernel_runtime.hpp"
 
 #define LRSMETA_EMULATE_KERNELS
 #include "kernels/normal_equations.cu"

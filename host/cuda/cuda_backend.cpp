@@ -102,6 +102,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     B_value_.resize(static_cast<std::size_t>(t_ * k_));
     B_index_.resize(static_cast<std::size_t>(t_ * k_));
     task_sse_.resize(static_cast<std::size_t>(t_));
+    info_.resize(1);  // cuSOLVER's status: the Cholesky and the QR of every U step write it
     if (W_.size()) LRSMETA_CUDA_CHECK(cudaMemsetAsync(W_.data(), 0, W_.size() * sizeof(double), s));
     if (B_value_.size()) {
       LRSMETA_CUDA_CHECK(cudaMemsetAsync(B_value_.data(), 0, B_value_.size() * sizeof(double), s));
@@ -117,7 +118,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     copy_to_device(U_, colmajor.data(), colmajor.size(), stream_.get());
     U_data_.resize(U.size());
     kernels::launch_store_U(U_.data(), d_, r_, U_data_.data(), stream_.get());
-    LRSMETA_CUDA_CHECK(cudaGetLastError());
     stream_.synchronize();
   }
 
@@ -152,7 +152,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     args.B_value = B_value_.data();
     args.task_sse = task_sse_.data();
     kernels::launch_task_step(args, stream_.get());
-    LRSMETA_CUDA_CHECK(cudaGetLastError());
     double sse = 0.0;  // every entry is >= 0: the sum is the absolute sum
     if (t_ > 0) LRSMETA_CUBLAS_CHECK(cublasDasum(cublas_.get(), static_cast<int>(t_), task_sse_.data(), 1, &sse));
     core::TaskStepTotals totals;
@@ -179,7 +178,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
       kernels::launch_pack_chunk<T>(X_.data(), y_.data(), offsets_.data(), first, count, d_, r_, k_, W_.data(), B_index_.data(),
                                     B_value_.data(), kernels::Bounds{}, nullptr, nullptr, Qc_.data(), Wc_.data(),
                                     static_cast<int>(max_rows(first, count)), s, nullptr, Wm_.data());
-      LRSMETA_CUDA_CHECK(cudaGetLastError());
       // v (column-major d x r) += Q_cm (d x count) Wc_cm^T; W_hat (r x r) += Wm_cm (r x count) Wc_cm^T.
       LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one,
                                        Qc_.data(), d_, Wc_.data(), r_, &one, v_.data(), d_));
@@ -206,7 +204,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
       const std::int64_t count = std::min(cg_chunk_, t_ - first);
       kernels::launch_normal_operator<T>(X_.data(), offsets_.data(), first, count, d_, r_, W_.data(), iterate_.data(), Mw_.data(),
                                          g_.data(), s);
-      LRSMETA_CUDA_CHECK(cudaGetLastError());
       // product (column-major d x r) += g_cm (d x count) W_chunk_cm^T; W_ (t x r row-major) is
       // column-major r x t, so the chunk's w's are r x count with leading dimension r.
       LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one, g_.data(),
@@ -304,13 +301,11 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     const cudaStream_t s = stream_.get();
     const int n = d_ * r_;
     factor_.resize(static_cast<std::size_t>(n) * n);
-    info_.resize(1);
     int lwork = 0;
     LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, &lwork));
     work_.resize(static_cast<std::size_t>(std::max(lwork, 1)));
     LRSMETA_CUDA_CHECK(cudaMemcpyAsync(factor_.data(), G_.data(), G_.size() * sizeof(double), cudaMemcpyDeviceToDevice, s));
     kernels::launch_add_diagonal(factor_.data(), n, shift, s);
-    LRSMETA_CUDA_CHECK(cudaGetLastError());
     LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, work_.data(), lwork,
                                             info_.data()));
     int info = 0;
@@ -358,7 +353,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
       kernels::launch_pack_chunk(X_.data(), y_.data(), offsets_.data(), first, count, d_, r_, k_, W_.data(),
                                  B_index_.data(), B_value_.data(), bounds, Wp_.data(), Sp_.data(), Qc_.data(),
                                  Wc_.data(), static_cast<int>(most_rows), s);
-      LRSMETA_CUDA_CHECK(cudaGetLastError());
       // Row-major M (P x Q) is column-major (Q x P): M_cm += Sp_cm (Q x count) Wp_cm^T (count x P).
       if constexpr (std::is_same_v<T, double>) {
         LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, Q, P, static_cast<int>(count), &one,
@@ -368,7 +362,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
         LRSMETA_CUBLAS_CHECK(cublasSgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, Q, P, static_cast<int>(count), &onef,
                                          Sp_.data(), Q, Wp_.data(), P, &zerof, chunk_product_.data(), Q));
         kernels::launch_add_float_to_double(chunk_product_.data(), M_.data(), M_.size(), s);
-        LRSMETA_CUDA_CHECK(cudaGetLastError());
       }
       // v (column-major d x r, i.e. vec order a + d p) += Q_cm (d x count) Wc_cm^T (count x r).
       LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one,
@@ -376,7 +369,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     }
     G_.resize(static_cast<std::size_t>(dr) * dr);
     kernels::launch_unpack_gram(M_.data(), d_, r_, G_.data(), s);
-    LRSMETA_CUDA_CHECK(cudaGetLastError());
   }
 
   std::vector<double> spectral_moment(const core::PrivateRelease* release) override {
@@ -389,7 +381,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     for (std::int64_t start = 0; start < n_; start += kRows) {
       const std::int64_t count = std::min(kRows, n_ - start);
       kernels::launch_scaled_rows(X_.data(), y_.data(), offsets_.data(), t_, start, count, d_, bounds, rows.data(), s);
-      LRSMETA_CUDA_CHECK(cudaGetLastError());
       // Row-major rows (count x d) are column-major (d x count): M += rows_cm rows_cm^T.
       LRSMETA_CUBLAS_CHECK(cublasDsyrk(cublas_.get(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, d_, static_cast<int>(count), &one,
                                        rows.data(), d_, &one, M.data(), d_));
@@ -434,7 +425,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     for (std::int64_t start = 0; start < n_; start += kRows) {
       const std::int64_t count = std::min(kRows, n_ - start);
       kernels::launch_rows_as_double<T>(X_.data(), y_.data(), start, count, d_, rows.data(), y_rows.data(), s);
-      LRSMETA_CUDA_CHECK(cudaGetLastError());
       // Row-major rows (count x d) are column-major (d x count): XtX += rows_cm rows_cm^T, Xty += rows_cm y.
       LRSMETA_CUBLAS_CHECK(cublasDsyrk(cublas_.get(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, d_, static_cast<int>(count), &one,
                                        rows.data(), d_, &one, XtX.data(), d_));
@@ -553,7 +543,6 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     LRSMETA_CUBLAS_CHECK(cublasDnrm2(cublas_.get(), static_cast<int>(D_.size()), D_.data(), 1, &last_change_));
     std::swap(U_, v_);
     kernels::launch_store_U(U_.data(), d_, r_, U_data_.data(), s);
-    LRSMETA_CUDA_CHECK(cudaGetLastError());
   }
 
   Options options_;

@@ -20,6 +20,14 @@ namespace lrsmeta::cuda {
 
 [[noreturn]] void throw_cuda_error(const char* call, int code, const char* name, const char* file, int line);
 
+// After a kernel launch: a refused configuration (too many threads, too much shared memory), which
+// only cudaGetLastError reports, becomes an lrsmeta::Error naming the kernel.
+inline void check_launch(const char* kernel, const char* file, int line) {
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess)
+    throw_cuda_error((std::string("the launch of ") + kernel).c_str(), static_cast<int>(status), cudaGetErrorName(status), file, line);
+}
+
 }  // namespace lrsmeta::cuda
 
 // One macro per library: the failing call and its code become an lrsmeta::Error.
