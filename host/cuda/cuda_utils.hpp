@@ -31,12 +31,16 @@ inline void check_launch(const char* kernel, const char* file, int line) {
 }  // namespace lrsmeta::cuda
 
 // One macro per library: the failing call and its code become an lrsmeta::Error.
+// A failed runtime call is also the runtime's last error: it is cleared here, or the next
+// launch's check (check_launch) would report it again, as that launch's failure.
 #define LRSMETA_CUDA_CHECK(call)                                                                   \
   do {                                                                                             \
     const cudaError_t lrsmeta_status_ = (call);                                                    \
-    if (lrsmeta_status_ != cudaSuccess)                                                            \
+    if (lrsmeta_status_ != cudaSuccess) {                                                          \
+      cudaGetLastError();                                                                          \
       ::lrsmeta::cuda::throw_cuda_error(#call, static_cast<int>(lrsmeta_status_),                  \
                                         cudaGetErrorName(lrsmeta_status_), __FILE__, __LINE__);   \
+    }                                                                                              \
   } while (0)
 
 #define LRSMETA_CUBLAS_CHECK(call)                                                                 \
@@ -102,7 +106,8 @@ class DeviceBuffer {
 
  private:
   void release() noexcept {
-    if (ptr_) cudaFree(ptr_);  // errors at teardown cannot be reported from a destructor
+    // An error at teardown cannot be reported from a destructor; it must not linger as the last error.
+    if (ptr_ && cudaFree(ptr_) != cudaSuccess) cudaGetLastError();
     ptr_ = nullptr;
     count_ = 0;
   }
@@ -113,7 +118,9 @@ class DeviceBuffer {
 class Stream {
  public:
   Stream() { LRSMETA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
-  ~Stream() { cudaStreamDestroy(stream_); }
+  ~Stream() {
+    if (stream_ && cudaStreamDestroy(stream_) != cudaSuccess) cudaGetLastError();
+  }
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
   cudaStream_t get() const { return stream_; }

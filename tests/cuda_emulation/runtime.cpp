@@ -343,6 +343,7 @@ cudaError_t cudaFree(void* pointer) {
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   std::lock_guard<std::recursive_mutex> guard(lock());
+  if (emu::fault("cudaMemGetInfo")) return set_error(cudaErrorInvalidValue);
   if (!free_bytes || !total_bytes) return set_error(cudaErrorInvalidValue);
   *total_bytes = state().device_bytes;
   *free_bytes = state().device_bytes - state().live_bytes;
@@ -351,6 +352,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
   std::lock_guard<std::recursive_mutex> guard(lock());
+  if (emu::fault("cudaStreamCreateWithFlags")) return set_error(cudaErrorMemoryAllocation);
   if (!stream || (flags & ~cudaStreamNonBlocking) != 0) return set_error(cudaErrorInvalidValue);
   auto* created = new CUstream_st;
   created->non_blocking = (flags & cudaStreamNonBlocking) != 0;
@@ -370,6 +372,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> guard(lock());
+  if (emu::fault("cudaStreamSynchronize")) return set_error(cudaErrorLaunchFailure);  // a kernel's fault surfaces here
   CUstream_st* s = stream_of(stream);
   if (!s) return report("cudaStreamSynchronize: not a live stream"), set_error(cudaErrorInvalidResourceHandle);
   emu::synchronise(s);
