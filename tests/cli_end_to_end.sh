@@ -167,6 +167,18 @@ done
 grep -q '"u0"' convmodel/model.json || fail "the converted folder's task keys did not reach the model"
 "$bin" predict --model convmodel --data table.csv --target rating --task user --out pred2.csv > /dev/null
 cmp -s pred.csv pred2.csv || fail "predictions from the converted folder's model differ"
+# Missing values: an error naming --missing drop; with it, their rows are left out and a note
+# counts them, at train and at predict (whose rows keep their numbers in the file).
+{ head -1 table.csv; sed -n '2,200p' table.csv | awk -F, 'BEGIN { OFS = "," } NR == 5 { $3 = "NA" } NR == 9 { $5 = "" } { print }'; } > gaps.csv
+expect_error "--missing drop" "$bin" train --data gaps.csv --target rating --task user -r 1 -k 1 --out gapmodel --iterations 3
+"$bin" train --data gaps.csv --target rating --task user -r 1 -k 1 --out gapmodel --iterations 3 --missing drop > gaps.txt
+grep -q "note: 2 of 199 rows had a missing value and were left out (--missing drop); missing by column: target 'rating' 1, 'x1' 1" gaps.txt ||
+  fail "train --missing drop does not count the rows it left out: $(cat gaps.txt)"
+"$bin" predict --model gapmodel --data gaps.csv --out gaps_pred.csv --missing drop > gaps_pred.txt
+grep -q "note: 1 of 199 rows had a missing value" gaps_pred.txt || fail "predict --missing drop: $(cat gaps_pred.txt)"
+[[ $(wc -l < gaps_pred.csv) -eq 199 ]] || fail "predict --missing drop should write 198 rows"
+grep -q "^4," gaps_pred.csv && fail "the row missing x1 was predicted"
+grep -q "^8," gaps_pred.csv || fail "the row missing only its target was not predicted"
 # Running out of iterations while still changing is a warning that says what to do; converging is not.
 "$bin" generate --out noisy --tasks 200 --samples 6 -d 10 -r 2 -k 1 --noise 0.5 --seed 5 > /dev/null
 "$bin" train --data noisy -r 2 -k 1 --iterations 8 --select evidence --out capped > capped.txt 2> capped.err

@@ -267,7 +267,7 @@ TEST_F(IoTest, CsvErrorsNameTheProblem) {
   expect_error("u,x,y\n1,2,3\n", {"rating", "u"}, "no column 'rating'");
   expect_error("u,x,y\n1,2,3\n2,4\n", {"y", "u"}, "line 3 has 2 fields");
   expect_error("u,x,y\n1,2,abc\n", {"y", "u"}, "line 2: target 'y' is not a finite number");
-  expect_error("u,x,y\n1,2,nan\n", {"y", "u"}, "not a finite number");
+  expect_error("u,x,y\n1,2,nan\n", {"y", "u"}, "target 'y' is missing ('nan'); fill it in, or --missing drop");
   expect_error("u,x,y\n", {"y", "u"}, "no rows");
   expect_error("", {"y", "u"}, "empty");
   CsvOptions nothing{"y", "u"};
@@ -288,6 +288,92 @@ TEST_F(IoTest, CsvErrorsNameTheProblem) {
   expect_error("u,x,y\n1,2,3\n", target_as_feature, "is the target column");
   expect_error("u,x,y\n1,\"2,3\n", {"y", "u"}, "unterminated");
   expect_error("u,x,y\n1,2,3\n", {"y", ""}, "no task column");
+}
+
+// --missing drop: rows missing the target, the task or a used feature are left out, counted by
+// column; the rest keep their values and their rows' places in the file; a task whose rows all
+// go keeps its place with none; a missing value in a column not used costs no row.
+TEST_F(IoTest, CsvMissingValuesDropTheirRowsWhenAsked) {
+  write_bytes("gaps.csv",
+              "u,x,city,note,y\n"
+              "a,1.5,Oslo,,2.0\n"     // row 0: kept (note is ignored)
+              "a,NA,Oslo,hi,3.0\n"    // row 1: x missing
+              "b,2.5,,hi,4.0\n"       // row 2: city missing
+              "b,3.5,Rome,hi,\n"      // row 3: target missing
+              ",4.5,Rome,hi,5.0\n"    // row 4: task missing
+              "c,NaN,Rome,hi,6.0\n"   // row 5: x missing: task c has no row left
+              "a,5.5,Rome,hi,7.0\n"); // row 6: kept
+  CsvOptions o{"y", "u"};
+  o.ignore = {"note"};
+  o.drop_missing = true;
+  const Dataset<double> ds = load_csv<double>(path("gaps.csv"), o);
+  ASSERT_EQ(ds.task_keys, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(ds.task_offsets, (std::vector<std::int64_t>{0, 2, 2, 2}));
+  EXPECT_EQ(ds.source_rows, (std::vector<std::int64_t>{0, 6}));
+  EXPECT_EQ(ds.y, (std::vector<double>{2.0, 7.0}));
+  const std::vector<std::string> names = ds.feature_names;
+  const auto x = std::find(names.begin(), names.end(), "x") - names.begin();
+  EXPECT_EQ(ds.X[static_cast<std::size_t>(x)], 1.5);
+  EXPECT_EQ(ds.X[static_cast<std::size_t>(ds.d + x)], 5.5);
+  ASSERT_EQ(ds.notes.size(), 1u);
+  EXPECT_NE(ds.notes[0].find("5 of 7 rows had a missing value"), std::string::npos) << ds.notes[0];
+  EXPECT_NE(ds.notes[0].find("task 'u' 1, target 'y' 1, 'x' 2, 'city' 1"), std::string::npos) << ds.notes[0];
+  // The missing city is not a level of its own.
+  EXPECT_EQ(std::count_if(names.begin(), names.end(), [](const std::string& n) { return n.rfind("city=", 0) == 0; }), 2);
+  // The model's encoding, applied to the same file: the same rows go.
+  CsvOptions again{"", ""};
+  again.encoding = &ds.encoding;
+  again.drop_missing = true;
+  const Dataset<double> applied = load_csv<double>(path("gaps.csv"), again);
+  EXPECT_EQ(applied.source_rows, ds.source_rows);
+  EXPECT_EQ(applied.X, ds.X);
+  // Without drop_missing: the first missing number is an error that names the way out.
+  o.drop_missing = false;
+  try {
+    load_csv<double>(path("gaps.csv"), o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--missing drop"), std::string::npos) << e.what();
+  }
+  // Every row missing something: an error, not an empty data set.
+  write_bytes("all_gaps.csv", "u,x,y\na,NA,1\nb,2,\n");
+  CsvOptions all{"y", "u"};
+  all.drop_missing = true;
+  try {
+    load_csv<double>(path("all_gaps.csv"), all);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("every row has a missing value"), std::string::npos) << e.what();
+  }
+}
+
+// Exactly collinear numeric columns are named, with what they are a combination of; one-hot
+// blocks (which sum to the intercept by construction) and merely correlated columns are not.
+TEST_F(IoTest, CsvNotesExactlyCollinearColumns) {
+  std::string text = "u,a,b,c,d,city,noisy,y\n";
+  for (int i = 0; i < 30; ++i) {
+    const double a = 0.5 * i - 3, b = 0.25 * (i % 7), noisy = a + 1e-3 * ((i * 37) % 11);
+    text += "t" + std::to_string(i % 4) + "," + std::to_string(a) + "," + std::to_string(b) + "," + std::to_string(2 * a - b + 1) +
+            ",7," + (i % 2 ? "Oslo" : "Rome") + "," + std::to_string(noisy) + "," + std::to_string(i) + "\n";
+  }
+  write_bytes("collinear.csv", text);
+  const Dataset<double> ds = load_csv<double>(path("collinear.csv"), CsvOptions{"y", "u"});
+  std::vector<std::string> collinear;
+  for (const std::string& note : ds.encoding.notes)
+    if (note.find("exact linear combination") != std::string::npos) collinear.push_back(note);
+  ASSERT_EQ(collinear.size(), 2u) << ::testing::PrintToString(ds.encoding.notes);
+  EXPECT_NE(collinear[0].find("column c is an exact linear combination of (intercept), a, b"), std::string::npos) << collinear[0];
+  EXPECT_NE(collinear[1].find("column d is an exact linear combination of (intercept):"), std::string::npos) << collinear[1];
+  EXPECT_NE(collinear[1].find("--ignore d"), std::string::npos);
+  // Without the intercept, d (= 7 (c - 2a + b)) is still a combination of the others, and only d.
+  CsvOptions plain{"y", "u"};
+  plain.intercept = false;
+  const Dataset<double> without = load_csv<double>(path("collinear.csv"), plain);
+  std::vector<std::string> found;
+  for (const std::string& note : without.encoding.notes)
+    if (note.find("exact linear combination") != std::string::npos) found.push_back(note);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].rfind("column d is an exact linear combination of a, b, c", 0), 0u) << found[0];
 }
 
 TEST_F(IoTest, CsvEncodingInterceptOneHotIdColumnsAndReapplication) {

@@ -98,6 +98,7 @@ void add_convert(CLI::App& app) {
   cmd->add_option("--target", data->target, "name of the target column")->required();
   cmd->add_option("--task", data->task, "name of the task column")->required();
   add_csv_feature_options(cmd, *data);
+  add_missing_option(cmd, *data);
   cmd->add_option("--out,-o", *out, "data folder to write")->required();
   cmd->add_option("--dtype", *dtype, "element type of X.npy (float32 halves its size; y.npy is float64)")
       ->check(CLI::IsMember({"float64", "float32"}))->capture_default_str();
@@ -113,6 +114,7 @@ void add_convert(CLI::App& app) {
     csv.categorical = data->categorical;
     csv.numeric = data->numeric;
     csv.max_levels = data->max_levels;
+    csv.drop_missing = data->missing == "drop";
     const InterruptGuard guard;
     const Progress progress(*quiet, *verbose);
     const auto start = std::chrono::steady_clock::now();
@@ -280,37 +282,43 @@ void add_predict(CLI::App& app) {
                     " such tasks; --unseen population predicts them with the population model, adapt fits them)");
       const auto ds = aligned_to_model(known, model);
       const std::vector<double> grouped = predict(model, ds.view());
-      // Back to the input's row order (CSV and task_ids.npy inputs were regrouped by task).
-      const std::size_t n = grouped.size() + static_cast<std::size_t>(unseen_tasks.n());
-      std::vector<double> pred(n);
-      std::vector<std::string> task_of_row(n);
+      // Back to the input's row order (CSV and task_ids.npy inputs were regrouped by task); each
+      // row keeps its number in the input (rows left out by --missing drop leave gaps).
+      struct Predicted {
+        std::int64_t row;
+        std::string task;
+        double value;
+      };
+      std::vector<Predicted> rows;
+      rows.reserve(grouped.size() + static_cast<std::size_t>(unseen_tasks.n()));
+      auto source_row = [](const auto& set, std::int64_t j) { return set.source_rows.empty() ? j : set.source_rows[static_cast<std::size_t>(j)]; };
       if (unseen_tasks.t() > 0) {
         const std::vector<double> population = model.population_theta();
         for (std::int64_t i = 0; i < unseen_tasks.t(); ++i)
           for (std::int64_t j = unseen_tasks.task_offsets[i]; j < unseen_tasks.task_offsets[i + 1]; ++j) {
-            const std::size_t at = static_cast<std::size_t>(unseen_tasks.source_rows[static_cast<std::size_t>(j)]);
-            if (at >= n) throw Error("predict: internal row mapping out of range");
             double value = 0.0;
             for (std::int64_t a = 0; a < unseen_tasks.d; ++a)
               value += static_cast<double>(unseen_tasks.X[static_cast<std::size_t>(j * unseen_tasks.d + a)]) * population[static_cast<std::size_t>(a)];
-            pred[at] = value;
-            task_of_row[at] = unseen_tasks.task_keys[static_cast<std::size_t>(i)];
+            rows.push_back({source_row(unseen_tasks, j), unseen_tasks.task_keys[static_cast<std::size_t>(i)], value});
           }
         std::cout << "note: " << unseen_tasks.n() << " rows of " << unseen_tasks.t()
                   << " tasks the model does not have were predicted with the population model (--unseen error refuses them)\n";
       }
       for (std::int64_t i = 0; i < ds.t(); ++i)
-        for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j) {
-          const std::size_t at = ds.source_rows.empty() ? static_cast<std::size_t>(j) : static_cast<std::size_t>(ds.source_rows[j]);
-          if (at >= n) throw Error("predict: internal row mapping out of range");
-          pred[at] = grouped[static_cast<std::size_t>(j)];
-          task_of_row[at] = ds.task_keys.empty() ? std::to_string(i) : ds.task_keys[static_cast<std::size_t>(i)];
-        }
+        for (std::int64_t j = ds.task_offsets[i]; j < ds.task_offsets[i + 1]; ++j)
+          rows.push_back({source_row(ds, j), ds.task_keys.empty() ? std::to_string(i) : ds.task_keys[static_cast<std::size_t>(i)],
+                          grouped[static_cast<std::size_t>(j)]});
+      std::sort(rows.begin(), rows.end(), [](const Predicted& a, const Predicted& b) { return a.row < b.row; });
+      for (std::size_t j = 1; j < rows.size(); ++j)
+        if (rows[j].row == rows[j - 1].row) throw Error("predict: input row " + std::to_string(rows[j].row) + " was read twice");
+      const std::size_t n = rows.size();
+      std::vector<double> pred(n);
+      for (std::size_t j = 0; j < n; ++j) pred[j] = rows[j].value;
       if (fs::path(*out).extension() == ".csv") {
         std::ostringstream csv;
         csv.precision(17);
         csv << "row,task,prediction\n";
-        for (std::size_t j = 0; j < n; ++j) csv << j << "," << task_of_row[j] << "," << pred[j] << "\n";
+        for (const Predicted& p : rows) csv << p.row << "," << p.task << "," << p.value << "\n";
         write_text_file_atomically(*out, csv.str());
       } else {
         write_npy(*out, pred.data(), {static_cast<std::int64_t>(n)});

@@ -36,10 +36,17 @@ struct DataArgs {
   int max_levels = 50;
   const FeatureEncoding* encoding = nullptr;  // a model's: its CSV columns, target and task are the defaults
   bool target_optional = false;                // predict: a CSV without the target column
+  std::string missing = "error";               // CSV: a missing value is an error, or its row is dropped
   std::string precision = "auto";  // a data folder: X.npy's type; CSV: float on the GPU, double on the CPU
   int threads = 0;
   bool gpu = false;                // set by train when it will run on the GPU
 };
+
+inline void add_missing_option(CLI::App* cmd, DataArgs& a) {
+  cmd->add_option("--missing", a.missing, "CSV: a missing value (empty, NA, NaN, null, None) in the target, the task or a "
+                  "feature column: error, or drop its row (a note says how many, by column)")
+      ->check(CLI::IsMember({"error", "drop"}))->capture_default_str();
+}
 
 inline void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
   cmd->add_option("--data", a.path, "data folder (X.npy, y.npy, task_offsets.npy) or CSV file")
@@ -50,6 +57,7 @@ inline void add_data_options(CLI::App* cmd, DataArgs& a, bool required = true) {
       ->check(CLI::IsMember({"auto", "float", "double"}))
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  add_missing_option(cmd, a);
 }
 
 inline void add_csv_feature_options(CLI::App* cmd, DataArgs& a) {
@@ -100,10 +108,18 @@ void with_dataset(const DataArgs& a, F&& f) {
   csv.max_levels = a.max_levels;
   csv.encoding = a.encoding;
   csv.target_optional = a.target_optional;
+  csv.drop_missing = a.missing == "drop";
+  // Rows left out are said here where the model's encoding is applied; train and convert print
+  // the note with the encoding they chose.
+  auto with_notes = [&](const auto& ds) {
+    if (a.encoding)
+      for (const std::string& note : ds.notes) std::cout << "note: " << note << "\n";
+    f(ds);
+  };
   if (single_precision(a)) {
-    f(load_dataset<float>(a.path, csv));
+    with_notes(load_dataset<float>(a.path, csv));
   } else {
-    f(load_dataset<double>(a.path, csv));
+    with_notes(load_dataset<double>(a.path, csv));
   }
 }
 

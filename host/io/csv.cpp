@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -78,7 +79,9 @@ struct ColumnScan {
   bool repeated = false;
   bool quoted_numbers = false;  // a number in quotes: a category's code, as R writes factors
 
-  void add(const std::string& field, bool quoted, std::int64_t line, std::size_t level_cap) {
+  // skip_missing: a missing value is not a value of the column (its row will be left out).
+  void add(const std::string& field, bool quoted, std::int64_t line, std::size_t level_cap, bool skip_missing) {
+    if (skip_missing && missing_marker(field)) return;
     double v = 0;
     const bool is_number = parse_number(field, &v);
     quoted_numbers = quoted_numbers || (quoted && is_number);
@@ -113,12 +116,48 @@ struct CsvScan {
   std::vector<std::string> header;
   std::size_t target_col = 0, task_col = 0;
   bool has_target = true;   // false: no target column, and none needed (y reads as 0)
+  bool target_needed = true;  // false (predict): a missing target value reads as 0
   std::string target, task;  // the column names in effect
   FeatureEncoding encoding;
   std::vector<std::string> task_keys;  // in order of first appearance
   std::vector<std::int64_t> task_rows;
   std::unordered_map<std::string, std::int64_t> task_of_key;
-  std::int64_t n = 0;
+  std::int64_t n = 0;             // rows kept
+  std::int64_t rows_in_file = 0;  // every data row
+  std::vector<std::int64_t> dropped;  // drop_missing: the data rows (0-based) left out, ascending
+  std::string dropped_note;           // and what they were missing
+};
+
+// drop_missing, during pass 1: the rows with a missing value, by column, and each such row's task
+// (-1: the task's own value is missing). Missing values are rare: memory follows them, not n.
+struct MissingRows {
+  std::vector<std::vector<std::int64_t>> by_column;  // header column -> rows
+  std::unordered_map<std::int64_t, std::int64_t> task_of_row;
+  std::vector<std::int64_t> no_task;  // rows whose task value is missing
+
+  // After pass 1: leave out every row missing a value in `used` columns (or its task), taking them
+  // from the tasks' row counts; a note names the columns.
+  void drop(CsvScan& scan, const std::vector<std::size_t>& used) {
+    std::vector<std::int64_t> rows = no_task;
+    std::string counts = no_task.empty() ? "" : "task '" + scan.task + "' " + std::to_string(no_task.size());
+    for (std::size_t c : used) {
+      if (by_column[c].empty()) continue;
+      rows.insert(rows.end(), by_column[c].begin(), by_column[c].end());
+      counts += (counts.empty() ? "" : ", ") + ((c == scan.target_col ? "target '" : "'") + scan.header[c] + "' ") +
+                std::to_string(by_column[c].size());
+    }
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    for (std::int64_t row : rows) {
+      const std::int64_t task = task_of_row.at(row);
+      if (task >= 0) --scan.task_rows[static_cast<std::size_t>(task)];
+    }
+    scan.n = scan.rows_in_file - static_cast<std::int64_t>(rows.size());
+    if (!rows.empty())
+      scan.dropped_note = std::to_string(rows.size()) + " of " + std::to_string(scan.rows_in_file) +
+                          " rows had a missing value and were left out (--missing drop); missing by column: " + counts;
+    scan.dropped = std::move(rows);
+  }
 };
 
 using CsvProgress = std::function<void(const char* pass, std::uint64_t bytes_read, std::uint64_t bytes_total)>;
@@ -137,6 +176,7 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
   const std::vector<std::string>& header = scan.header;
   scan.has_target = !(options.target_optional &&
                       (scan.target.empty() || std::find(header.begin(), header.end(), scan.target) == header.end()));
+  scan.target_needed = !options.target_optional;
   scan.task_col = column_of(header, scan.task, path);
   scan.target_col = scan.has_target ? column_of(header, scan.target, path) : header.size();
   if (scan.target_col == scan.task_col) throw Error(path + ": the target and task columns are the same");
@@ -170,6 +210,19 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
     if (listed(options.ignore, name) && asked) throw Error(path + ": column '" + name + "' is both in --features and in --ignore");
     studied.push_back(c);
   }
+  // drop_missing: the columns whose missing values are recorded (the target, and every column
+  // that may become a feature: those studied, or the model's).
+  const bool drop = options.drop_missing;
+  std::vector<std::size_t> watched;
+  if (drop) {
+    if (scan.has_target && scan.target_needed) watched.push_back(scan.target_col);
+    if (choose)
+      watched.insert(watched.end(), studied.begin(), studied.end());
+    else
+      for (const FeatureColumn& col : options.encoding->columns) watched.push_back(column_of(header, col.name, path));
+  }
+  MissingRows missing;
+  missing.by_column.resize(header.size());
   std::vector<ColumnScan> stats(header.size());
   const std::size_t level_cap = static_cast<std::size_t>(std::max(options.max_levels, 0)) + 1000;
   std::vector<std::string> fields;
@@ -177,20 +230,45 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
     if (fields.size() != header.size())
       throw Error(path + ": line " + std::to_string(line) + " has " + std::to_string(fields.size()) + " fields, the header has " +
                   std::to_string(header.size()));
-    for (std::size_t c : studied) stats[c].add(fields[c], reader.quoted(c), line, level_cap);
+    const std::int64_t row = scan.rows_in_file++;
+    if (row % kProgressRows == 0 && row > 0 && progress) progress("reading", reader.bytes_read(), reader.size());
+    for (std::size_t c : studied) stats[c].add(fields[c], reader.quoted(c), line, level_cap, drop);
     const std::string& key = fields[scan.task_col];
-    auto [it, inserted] = scan.task_of_key.emplace(key, static_cast<std::int64_t>(scan.task_keys.size()));
-    if (inserted) {
-      scan.task_keys.push_back(key);
-      scan.task_rows.push_back(0);
+    std::int64_t task = -1;
+    if (drop && missing_marker(key)) {
+      missing.no_task.push_back(row);
+    } else {
+      auto [it, inserted] = scan.task_of_key.emplace(key, static_cast<std::int64_t>(scan.task_keys.size()));
+      if (inserted) {
+        scan.task_keys.push_back(key);
+        scan.task_rows.push_back(0);
+      }
+      task = it->second;
+      ++scan.task_rows[static_cast<std::size_t>(task)];
     }
-    ++scan.task_rows[static_cast<std::size_t>(it->second)];
-    if (++scan.n % kProgressRows == 0 && progress) progress("reading", reader.bytes_read(), reader.size());
+    bool recorded = task < 0;
+    for (std::size_t c : watched)
+      if (missing_marker(fields[c])) {
+        missing.by_column[c].push_back(row);
+        recorded = true;
+      }
+    if (recorded) missing.task_of_row.emplace(row, task);
   }
   if (progress) progress("reading", reader.bytes_read(), reader.size());
+  scan.n = scan.rows_in_file;
   if (scan.n == 0) throw Error(path + ": the CSV has a header but no rows");
+  // The columns in use once the encoding is known, for drop_missing.
+  auto drop_missing_rows = [&] {
+    if (!drop) return;
+    std::vector<std::size_t> used;
+    if (scan.has_target && scan.target_needed) used.push_back(scan.target_col);
+    for (const FeatureColumn& col : enc.columns) used.push_back(column_of(header, col.name, path));
+    missing.drop(scan, used);
+    if (scan.n == 0) throw Error(path + ": every row has a missing value (" + scan.dropped_note + ")");
+  };
   if (!choose) {
     enc = *options.encoding;
+    drop_missing_rows();
     return scan;
   }
   // Decide how each column becomes features.
@@ -218,7 +296,7 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
                   std::to_string(s.first_non_finite_line) + "); fix it, or --ignore " + name);
     if (!s.numeric && s.numbers_or_empty && s.empty < n)
       throw Error(path + ": column '" + name + "' is numeric but " + std::to_string(s.empty) + " of its values are missing ('" +
-                  s.first_empty + "' on line " + std::to_string(s.first_empty_line) + "); fill them in, or --ignore " + name);
+                  s.first_empty + "' on line " + std::to_string(s.first_empty_line) + "); fill them in, --missing drop to leave those rows out, or --ignore " + name);
     const bool as_numbers = listed(options.numeric, name), as_categories = listed(options.categorical, name);
     if (as_numbers && !s.numeric)
       throw Error(path + ": column '" + name + "' is in --numeric but holds values that are not numbers");
@@ -252,15 +330,89 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
   }
   if (enc.columns.empty() && !enc.intercept)
     throw Error(path + ": no feature columns besides the target and task columns (and no intercept)");
+  drop_missing_rows();
+  if (!scan.dropped_note.empty()) enc.notes.push_back(scan.dropped_note);  // the data a model was trained on
   return scan;
 }
+
+// Exact collinearity among the numeric features and the intercept (one-hot blocks sum to the
+// intercept by construction, so they are left out): their Gram, summed row by row in pass 2, is
+// factored column by column; a column the columns before it reproduce (its residual below 1e-12 of
+// its squared norm) is named, with those it is a combination of. Its coefficient is then not
+// identified by the data; the fit's ridge settles it.
+class Collinearity {
+ public:
+  Collinearity(const FeatureEncoding& enc, const std::vector<std::int64_t>& first_feature) {
+    if (enc.intercept) {
+      names_.push_back("(intercept)");
+      index_.push_back(0);
+    }
+    for (std::size_t c = 0; c < enc.columns.size(); ++c)
+      if (enc.columns[c].levels.empty()) {
+        names_.push_back(enc.columns[c].name);
+        index_.push_back(first_feature[c]);
+      }
+    gram_.assign(names_.size() * names_.size(), 0.0);
+  }
+  template <typename T>
+  void add(const T* x) {
+    const std::size_t p = names_.size();
+    for (std::size_t a = 0; a < p; ++a)
+      for (std::size_t b = a; b < p; ++b)
+        gram_[a * p + b] += static_cast<double>(x[index_[a]]) * static_cast<double>(x[index_[b]]);
+  }
+  std::vector<std::string> notes() const {
+    const std::size_t p = names_.size();
+    std::vector<std::string> out;
+    std::vector<std::size_t> kept;  // columns accepted so far, and their Cholesky rows
+    std::vector<std::vector<double>> L;
+    for (std::size_t j = 0; j < p; ++j) {
+      const double norm = gram_[j * p + j];
+      std::vector<double> l(kept.size());  // L^-1 G[kept, j]
+      double residual = norm;
+      for (std::size_t a = 0; a < kept.size(); ++a) {
+        double v = gram_[std::min(kept[a], j) * p + std::max(kept[a], j)];
+        for (std::size_t b = 0; b < a; ++b) v -= L[a][b] * l[b];
+        l[a] = v / L[a][a];
+        residual -= l[a] * l[a];
+      }
+      if (norm > 0 && residual > 1e-12 * norm) {
+        l.push_back(std::sqrt(residual));
+        L.push_back(l);
+        kept.push_back(j);
+        continue;
+      }
+      // Coefficients over the kept columns: L^T c = l.
+      std::vector<double> coef(kept.size());
+      for (std::size_t a = kept.size(); a-- > 0;) {
+        double v = l[a];
+        for (std::size_t b = a + 1; b < kept.size(); ++b) v -= L[b][a] * coef[b];
+        coef[a] = v / L[a][a];
+      }
+      std::string with;
+      for (std::size_t a = 0; a < kept.size(); ++a)
+        if (std::fabs(coef[a]) > 1e-9) with += (with.empty() ? "" : ", ") + names_[kept[a]];
+      out.push_back("column " + names_[j] + (norm > 0 ? " is an exact linear combination of " + (with.empty() ? "other columns" : with)
+                                                     : " is all zeros") +
+                    ": its coefficient is not identified by the data (the fit's ridge settles it); --ignore " + names_[j] +
+                    " to leave it out");
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::int64_t> index_;
+  std::vector<double> gram_;  // upper triangle, row-major
+};
 
 // Pass 2: each row's features and target, handed to `put` with the row's place in task order and
 // its place in the file. The scan's task keys must be those of this file (the same file).
 template <typename T>
 void fill_csv(const std::string& path, const CsvScan& scan, std::int64_t d,
               const std::vector<std::int64_t>& task_offsets, const CsvProgress& progress,
-              const std::function<void(std::int64_t row, std::int64_t source_row, const T* x, double y)>& put) {
+              const std::function<void(std::int64_t row, std::int64_t source_row, const T* x, double y)>& put,
+              std::vector<std::string>* collinear_notes = nullptr) {
   const FeatureEncoding& enc = scan.encoding;
   std::vector<std::size_t> source;
   std::vector<std::unordered_map<std::string, std::int64_t>> level_index(enc.columns.size());
@@ -273,22 +425,35 @@ void fill_csv(const std::string& path, const CsvScan& scan, std::int64_t d,
     for (std::size_t l = 0; l < col.levels.size(); ++l) level_index[c].emplace(col.levels[l], static_cast<std::int64_t>(l));
     at += col.levels.empty() ? 1 : static_cast<std::int64_t>(col.levels.size());
   }
+  std::optional<Collinearity> collinearity;
+  if (collinear_notes) collinearity.emplace(enc, first_feature);
   std::vector<std::int64_t> next(task_offsets.begin(), task_offsets.end() - 1);
   std::vector<T> x(static_cast<std::size_t>(d));
   CsvReader reader(path, false);  // pass 1 checked the text
   std::vector<std::string> fields;
-  std::int64_t line = 0, i = 0;
+  std::int64_t line = 0, i = 0, source_row = -1;
+  auto next_dropped = scan.dropped.begin();
   reader.next(fields, &line);  // the header
   while (reader.next(fields, &line)) {
     if (fields.size() != scan.header.size()) throw Error(path + ": changed while it was read (line " + std::to_string(line) + ")");
+    ++source_row;
+    if (next_dropped != scan.dropped.end() && *next_dropped == source_row) {  // left out (drop_missing)
+      ++next_dropped;
+      continue;
+    }
     const auto task = scan.task_of_key.find(fields[scan.task_col]);
     if (task == scan.task_of_key.end()) throw Error(path + ": changed while it was read (line " + std::to_string(line) + ")");
     const std::int64_t row = next[static_cast<std::size_t>(task->second)]++;
     double v = 0;
-    if (scan.has_target && !parse_number(fields[scan.target_col], &v))
+    const bool target_read = scan.has_target && parse_number(fields[scan.target_col], &v);
+    if (scan.has_target && !target_read && (scan.target_needed || !missing_marker(fields[scan.target_col]))) {
+      if (missing_marker(fields[scan.target_col]))
+        throw Error(path + ": line " + std::to_string(line) + ": target '" + scan.target + "' is missing ('" + fields[scan.target_col] +
+                    "'); fill it in, or --missing drop to leave out the rows missing a value");
       throw Error(path + ": line " + std::to_string(line) + ": target '" + scan.target + "' is not a finite number: '" +
                   fields[scan.target_col] + "'");
-    const double y = scan.has_target ? v : 0.0;
+    }
+    const double y = target_read ? v : 0.0;
     std::fill(x.begin(), x.end(), T(0));
     if (enc.intercept) x[0] = T(1);
     for (std::size_t c = 0; c < enc.columns.size(); ++c) {
@@ -303,11 +468,14 @@ void fill_csv(const std::string& path, const CsvScan& scan, std::int64_t d,
         if (it != level_index[c].end()) x[static_cast<std::size_t>(first_feature[c] + it->second)] = T(1);  // unseen level: zeros
       }
     }
-    put(row, i, x.data(), y);
+    put(row, source_row, x.data(), y);
+    if (collinearity) collinearity->add(x.data());
     if (++i % kProgressRows == 0 && progress) progress("encoding", reader.bytes_read(), reader.size());
   }
-  if (i != scan.n) throw Error(path + ": changed while it was read (" + std::to_string(i) + " rows, then " + std::to_string(scan.n) + ")");
+  if (i != scan.n || source_row + 1 != scan.rows_in_file)
+    throw Error(path + ": changed while it was read (" + std::to_string(source_row + 1) + " rows, then " + std::to_string(scan.rows_in_file) + ")");
   if (progress) progress("encoding", reader.bytes_read(), reader.size());
+  if (collinearity) *collinear_notes = collinearity->notes();
 }
 
 std::vector<std::int64_t> offsets_of(const CsvScan& scan) {
@@ -371,11 +539,18 @@ Dataset<T> load_csv(const std::string& path, const CsvOptions& options, std::vec
   ds.X.assign(n * static_cast<std::size_t>(d), T(0));
   ds.y.resize(n);
   ds.source_rows.resize(n);
-  fill_csv<T>(path, scan, d, ds.task_offsets, {}, [&](std::int64_t row, std::int64_t source_row, const T* x, double y) {
-    std::copy_n(x, d, ds.X.data() + row * d);
-    ds.y[static_cast<std::size_t>(row)] = static_cast<T>(y);
-    ds.source_rows[static_cast<std::size_t>(row)] = source_row;
-  });
+  if (!scan.dropped_note.empty()) ds.notes.push_back(scan.dropped_note);
+  std::vector<std::string> collinear;  // where the encoding is chosen here: it says so
+  fill_csv<T>(
+      path, scan, d, ds.task_offsets, {},
+      [&](std::int64_t row, std::int64_t source_row, const T* x, double y) {
+        std::copy_n(x, d, ds.X.data() + row * d);
+        ds.y[static_cast<std::size_t>(row)] = static_cast<T>(y);
+        ds.source_rows[static_cast<std::size_t>(row)] = source_row;
+      },
+      options.encoding ? nullptr : &collinear);
+  ds.encoding.notes.insert(ds.encoding.notes.end(), collinear.begin(), collinear.end());
+  ds.notes.insert(ds.notes.end(), collinear.begin(), collinear.end());
   validate(ds.view(), true);
   return ds;
 } catch (...) {
@@ -422,10 +597,16 @@ std::int64_t convert_csv_as(const std::string& csv_path, const CsvOptions& optio
     if (::ftruncate(fd, static_cast<off_t>(header.size() + static_cast<std::uint64_t>(n * d) * sizeof(T))) != 0)
       throw Error(x_path + ": cannot size the file (" + std::strerror(errno) + ")");
     std::vector<double> y(static_cast<std::size_t>(n));
-    fill_csv<T>(csv_path, scan, d, offsets, progress, [&](std::int64_t row, std::int64_t, const T* x, double target) {
-      write_at(x, static_cast<std::size_t>(d) * sizeof(T), header.size() + static_cast<std::uint64_t>(row * d) * sizeof(T));
-      y[static_cast<std::size_t>(row)] = target;
-    });
+    std::vector<std::string> collinear;
+    fill_csv<T>(
+        csv_path, scan, d, offsets, progress,
+        [&](std::int64_t row, std::int64_t, const T* x, double target) {
+          write_at(x, static_cast<std::size_t>(d) * sizeof(T), header.size() + static_cast<std::uint64_t>(row * d) * sizeof(T));
+          y[static_cast<std::size_t>(row)] = target;
+        },
+        &collinear);
+    FeatureEncoding encoding = scan.encoding;
+    encoding.notes.insert(encoding.notes.end(), collinear.begin(), collinear.end());
     write_npy((dir / "y.npy").string(), y.data(), {n});
     write_npy((dir / "task_offsets.npy").string(), offsets.data(), {static_cast<std::int64_t>(offsets.size())});
     const nlohmann::json meta{{"format", "lrsmeta-data"},
@@ -434,7 +615,7 @@ std::int64_t convert_csv_as(const std::string& csv_path, const CsvOptions& optio
                               {"task", options.task},
                               {"task_keys", scan.task_keys},
                               {"feature_names", encoded_feature_names(scan.encoding)},
-                              {"csv_encoding", io::encoding_json(scan.encoding)}};
+                              {"csv_encoding", io::encoding_json(encoding)}};
     write_text_file_atomically((dir / "dataset.json").string(), meta.dump(1) + "\n");
   } catch (...) {
     fs::remove_all(staged, ec);

@@ -49,6 +49,8 @@ struct Dataset {
   // Where each row came from in the input (its 0-based row there) when loading regrouped the rows
   // by task (CSV, task_ids.npy); empty when rows are in input order.
   std::vector<std::int64_t> source_rows;
+  // What reading the input did that its user should hear of (CSV rows left out by drop_missing).
+  std::vector<std::string> notes;
 
   std::int64_t n() const { return static_cast<std::int64_t>(y.size()); }
   std::int64_t t() const { return task_offsets.empty() ? 0 : std::int64_t(task_offsets.size()) - 1; }
@@ -135,7 +137,10 @@ LRSMETA_API DType data_folder_dtype(const std::string& path);
 // "(intercept)" comes first. Given `encoding` (a model's), exactly that encoding is applied instead
 // (a level unseen in training encodes as all zeros), and an empty target or task names the
 // encoding's (the columns used in training). Rows of one task need not be contiguous: tasks are
-// numbered in order of first appearance.
+// numbered in order of first appearance. A missing value (empty, NA, N/A, NaN, null, None) in a
+// numeric feature column is an error naming the column; with `drop_missing`, every row with a
+// missing value in the target, the task or a feature column used is left out instead (a note says
+// how many, by column; a task whose rows are all left out keeps its place with no rows).
 struct CsvOptions {
   std::string target;
   std::string task;
@@ -147,6 +152,7 @@ struct CsvOptions {
   int max_levels = 50;
   const FeatureEncoding* encoding = nullptr;
   bool target_optional = false;  // a file without the target column is read with y = 0 (predict)
+  bool drop_missing = false;
 };
 // The feature names an encoding produces: "(intercept)", numeric columns by name, one-hot ones as
 // "column=level".
