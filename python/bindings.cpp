@@ -250,7 +250,14 @@ PYBIND11_MODULE(_lrsmeta, m) {
       .def_property_readonly("description", [](const Model& x) { return model_json(x); })
       .def_property_readonly("population_theta", [](const Model& x) { return to_numpy(x.population_theta(), {x.d}); })
       .def_property("task_keys", [](const Model& x) { return x.task_keys; },
-                    [](Model& x, const std::vector<std::string>& keys) { x.task_keys = keys; });
+                    [](Model& x, const std::vector<std::string>& keys) { x.task_keys = keys; })
+      // The features' names (a DataFrame's columns), kept in model.json; empty: none.
+      .def_property("feature_names", [](const Model& x) { return x.feature_names; },
+                    [](Model& x, const std::vector<std::string>& names) {
+                      if (!names.empty() && static_cast<std::int64_t>(names.size()) != x.d)
+                        throw Error("feature_names: " + std::to_string(names.size()) + " names for " + std::to_string(x.d) + " features");
+                      x.feature_names = names;
+                    });
 
   m.def("fit", &fit_any, py::arg("X"), py::arg("y"), py::arg("task_offsets"), py::arg("options"), py::arg("callback") = py::none(),
         "Train on rows grouped by task (task i owns rows task_offsets[i] to task_offsets[i+1]-1).");

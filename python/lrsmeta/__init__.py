@@ -177,6 +177,22 @@ def _as_X(X):
     return X
 
 
+def _feature_names(X):
+    """The column names of X where it has them (a pandas DataFrame's), as scikit-learn takes
+    them: every name a string, or no names at all (integer column labels); a mix is an error."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = list(columns)
+    kinds = sorted({type(name).__name__ for name in names})
+    if names and all(isinstance(name, str) for name in names):
+        return np.asarray(names, dtype=object)
+    if any(isinstance(name, str) for name in names):
+        raise TypeError(f"X's column names mix strings with other types ({kinds}): give every column a string name "
+                        "(X.columns = X.columns.astype(str)), or none")
+    return None
+
+
 def _as_y(y, X):
     y = np.asarray(y, dtype=X.dtype)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
@@ -211,7 +227,9 @@ class LRSRegressor:
     prior; else None), Sigma_, noise_variance_, groups_ (task keys), history_ (list of dicts),
     privacy_ (dict), notes_ (what the fit decided), selection_ (what was estimated or chosen, every
     candidate's score, and the prior's estimates: model.json's "selection" and "prior"),
-    n_features_in_ (X's columns, a group column included).
+    n_features_in_ (X's columns, a group column included), feature_names_in_ (X's column names, where X
+    is a DataFrame whose columns are all named by strings; predict, score and adapt then require
+    the same columns in the same order).
 
     Pickling (pickle, joblib, multiprocessing) keeps the parameters and the fitted model (its model
     folder's arrays and model.json), never X.
@@ -284,14 +302,22 @@ class LRSRegressor:
         if y is None:
             raise ValueError("LRSRegressor requires y to be passed, but the target y is None")
         columns = _as_X(X).shape[1]
+        names = _feature_names(X)
         X, groups = self._split(X, groups)
         y = _as_y(y, X)
         keys, task = _group_rows(groups, X.shape[0])
         Xg, yg, offsets = _grouped(X, y, task, len(keys))
         model = _lrsmeta.fit(Xg, np.ascontiguousarray(yg), offsets, self._options(), self.callback)
         model.task_keys = keys
+        if names is not None:  # the features' names, without a group column
+            model.feature_names = [str(n) for i, n in enumerate(names) if self.group_column is None
+                                   or i != int(self.group_column) % len(names)]
         self._set_fitted(model)
         self.n_features_in_ = columns  # as scikit-learn counts them: X's columns, a group column included
+        if names is not None:
+            self.feature_names_in_ = names
+        else:
+            self.__dict__.pop("feature_names_in_", None)
         if not model.converged:
             warnings.warn(next(n for n in model.notes if n.startswith("not converged")).replace("--iterations", "iterations=")
                           .replace("--relative-tolerance", "relative_tolerance="), ConvergenceWarning, stacklevel=2)
@@ -318,11 +344,40 @@ class LRSRegressor:
         if not hasattr(self, "model_"):
             raise RuntimeError("this LRSRegressor is not fitted yet: call fit(X, y, groups) first")
 
+    def _check_feature_names(self, X):
+        """X's columns against fit's, where either had names: the same names in the same order,
+        else an error naming what differs; names on one side only is a warning."""
+        names, fitted = _feature_names(X), getattr(self, "feature_names_in_", None)
+        if names is None and fitted is None:
+            return
+        if fitted is None:
+            warnings.warn("X has column names, but this LRSRegressor was fitted on X without them: columns are "
+                          "taken by position", UserWarning, stacklevel=3)
+            return
+        if names is None:
+            warnings.warn("X has no column names, but this LRSRegressor was fitted on X with them: columns are "
+                          "taken by position", UserWarning, stacklevel=3)
+            return
+        if list(names) == list(fitted):
+            return
+        missing = [n for n in fitted if n not in set(names)]
+        unexpected = [n for n in names if n not in set(fitted)]
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if unexpected:
+            parts.append(f"not seen in fit {unexpected}")
+        if not parts:
+            parts.append("the same names in another order (reorder them as in feature_names_in_)")
+        raise ValueError("X's columns are not those fit saw: " + "; ".join(parts))
+
     def predict(self, X, groups=None):
         """<x, theta_task> for every row, in the rows' order. A row of a task the fit has not seen
         is predicted with the population model: beta (with the prior; without it, the mean of the
-        fitted tasks' theta), unless unseen="error". adapt fits such tasks."""
+        fitted tasks' theta), unless unseen="error". adapt fits such tasks. Where fit saw column
+        names (a DataFrame), X must have the same columns in the same order."""
         self._check_fitted()
+        self._check_feature_names(X)
         X, groups = self._split(X, groups)
         bad = np.argwhere(~np.isfinite(X))
         if bad.size:
@@ -342,14 +397,19 @@ class LRSRegressor:
     def adapt(self, X, y, groups=None):
         """New tasks with the fitted U (and prior) fixed: a new fitted LRSRegressor for those tasks."""
         self._check_fitted()
+        self._check_feature_names(X)
         X, groups = self._split(X, groups)
         y = _as_y(y, X)
         keys, task = _group_rows(groups, X.shape[0])
         Xg, yg, offsets = _grouped(X, y, task, len(keys))
         model = _lrsmeta.adapt(self.model_, Xg, np.ascontiguousarray(yg), offsets, {"threads": self.threads})
         model.task_keys = keys
+        model.feature_names = list(self.model_.feature_names)
         out = LRSRegressor(**self.get_params())
         out._set_fitted(model)
+        if hasattr(self, "feature_names_in_"):
+            out.feature_names_in_ = self.feature_names_in_
+        out.n_features_in_ = self.n_features_in_
         return out
 
     # Pickling (joblib, multiprocessing, GridSearchCV's best_estimator_): the parameters, and a
@@ -414,4 +474,6 @@ def load(path):
                       noise_multiplier=privacy["noise_multiplier"] or None)
     out = LRSRegressor(**params)
     out._set_fitted(model)
+    if model.feature_names:  # a fit on a DataFrame (without a group column: its name is not kept)
+        out.feature_names_in_ = np.asarray(model.feature_names, dtype=object)
     return out

@@ -385,3 +385,55 @@ def test_importing_from_another_python_says_which_it_was_built_for(tmp_path):
                             env=dict(os.environ, PYTHONPATH=str(tmp_path)))
     assert result.returncode != 0
     assert "was built for cpython-39, and this is " + sys.implementation.cache_tag in result.stderr, result.stderr
+
+
+class _Frame:
+    """Enough of a pandas DataFrame for the estimator (pandas is not installed where this runs):
+    named columns, and an array through __array__."""
+
+    def __init__(self, values, columns):
+        self._values = np.asarray(values)
+        self.columns = list(columns)
+
+    def __array__(self, dtype=None, copy=None):
+        return self._values if dtype is None else self._values.astype(dtype)
+
+    def reordered(self, columns):
+        return _Frame(self._values[:, [self.columns.index(c) for c in columns]], columns)
+
+
+def test_dataframe_columns_are_remembered_and_checked(tmp_path):
+    import pickle
+    import warnings
+    X, y, task, _ = low_rank_tasks(t=30, m=8, d=4, noise=0.1, seed=27)
+    names = ["age", "dose", "height", "weight"]
+    frame = _Frame(X, names)
+    est = lrsmeta.LRSRegressor(rank=1, sparsity=0, prior="none", iterations=5).fit(frame, y, task)
+    assert list(est.feature_names_in_) == names and est.n_features_in_ == 4
+    # Reordered, missing or renamed columns are refused, naming what differs.
+    with pytest.raises(ValueError, match="another order"):
+        est.predict(frame.reordered(["dose", "age", "height", "weight"]), task)
+    with pytest.raises(ValueError, match=r"missing \['weight'\]; not seen in fit \['mass'\]"):
+        est.predict(_Frame(X, names[:3] + ["mass"]), task)
+    # An array without names: taken by position, with a warning; and the reverse.
+    with pytest.warns(UserWarning, match="no column names"):
+        plain = est.predict(X, task)
+    np.testing.assert_array_equal(plain, est.predict(frame, task))
+    unnamed = lrsmeta.LRSRegressor(**est.get_params()).fit(X, y, task)
+    assert not hasattr(unnamed, "feature_names_in_")
+    with pytest.warns(UserWarning, match="fitted on X without them"):
+        unnamed.predict(frame, task)
+    # Integer labels are no names; a mix of strings and others is an error.
+    assert not hasattr(lrsmeta.LRSRegressor(**est.get_params()).fit(_Frame(X, [0, 1, 2, 3]), y, task), "feature_names_in_")
+    with pytest.raises(TypeError, match="mix strings"):
+        lrsmeta.LRSRegressor(**est.get_params()).fit(_Frame(X, ["a", 1, "c", "d"]), y, task)
+    # Kept by pickling, save and load, and adapt.
+    assert list(pickle.loads(pickle.dumps(est)).feature_names_in_) == names
+    est.save(tmp_path / "m")
+    assert list(lrsmeta.load(tmp_path / "m").feature_names_in_) == names
+    with open(tmp_path / "m" / "model.json") as f:
+        assert json.load(f)["feature_names"] == names
+    assert list(est.adapt(frame, y, task + 1000).feature_names_in_) == names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.score(frame, y, task)  # matching names: no warning
