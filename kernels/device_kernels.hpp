@@ -42,9 +42,12 @@ struct TaskStepArgs {
   double b_precision = 0.0;
   double noise_variance = 0.0;
   double support_threshold = 0.0;
+  double log_inclusion = 0.0, log_exclusion = 0.0, log_support_mass = 0.0;  // the prior over supports
   double* response = nullptr;            // n scratch: y - X beta
   double* V = nullptr;                   // t x r x r: posterior covariance of w (null: not wanted)
-  double* effective_params = nullptr;    // t x 2: all, and b's part (with V)
+  // t x 5 (with V): the effective numbers of parameters (all, b's part), the log marginal
+  // likelihood, b's second moments and count (core/task_posterior.hpp, store_posterior_stats).
+  double* posterior_stats = nullptr;
 };
 
 // The settings part of TaskStepArgs (the rest are data pointers): `Settings` is

@@ -10,6 +10,7 @@
 #endif
 
 #include "core/small_dense.hpp"
+#include "core/task_posterior.hpp"
 #include "core/task_step_rules.hpp"
 #include "cuda/cuda_utils.hpp"  // checked calls
 #include "kernels/device_kernels.hpp"
@@ -193,30 +194,34 @@ __device__ void prune_support(Shared& sh, int r, int n_joint, double ridge, doub
   subsystem_least_squares(sh, r, n_joint, n_kept, ridge);
 }
 
-// Thread 0, with the prior: V = s2 [K^-1]_ww and the effective numbers of parameters
-// tr(K^-1 A^T A) = n - tr(K^-1 s2 P) (all, and the b block's part), K the last system.
+// The prior as core::TaskPrior (core/task_posterior.hpp reads it).
 template <typename T>
-__device__ void posterior(const TaskStepArgs<T>& a, Shared& sh, std::int64_t i) {
-  const int r = a.r, n = sh.counts[4];
-  double* V = a.V + i * r * r;
-  if (!sh.counts[5] || n == 0) {
-    for (int e = 0; e < r * r; ++e) V[e] = a.w_covariance[e];
-    a.effective_params[2 * i] = a.effective_params[2 * i + 1] = 0.0;
-    return;
-  }
-  double* M = sh.G_sub;  // K^-1, column c in row c
-  for (int c = 0; c < n; ++c) {
-    for (int e = 0; e < n; ++e) M[c * n + e] = e == c ? 1.0 : 0.0;
-    detail::cholesky_solve(sh.chol, n, M + c * n);
-  }
-  double trace_w = 0.0, trace_b = 0.0;
-  for (int p = 0; p < r; ++p)
-    for (int p2 = 0; p2 < r; ++p2) trace_w += M[p * n + p2] * a.w_precision[p2 * r + p];
-  for (int q = r; q < n; ++q) trace_b += M[q * n + q] * a.b_precision;
-  a.effective_params[2 * i + 1] = static_cast<double>(n - r) - trace_b;
-  a.effective_params[2 * i] = static_cast<double>(r) - trace_w + a.effective_params[2 * i + 1];
-  for (int p = 0; p < r; ++p)
-    for (int p2 = 0; p2 < r; ++p2) V[p * r + p2] = a.noise_variance * M[p * n + p2];
+__device__ core::TaskPrior prior_of(const TaskStepArgs<T>& a) {
+  core::TaskPrior p;
+  p.beta = a.beta;
+  p.w_precision = a.w_precision;
+  p.w_covariance = a.w_covariance;
+  p.b_precision = a.b_precision;
+  p.noise_variance = a.noise_variance;
+  p.support_threshold = a.support_threshold;
+  p.log_inclusion = a.log_inclusion;
+  p.log_exclusion = a.log_exclusion;
+  p.log_support_mass = a.log_support_mass;
+  return p;
+}
+
+// Thread 0, with the prior, after the task's outputs are written: V_i and the posterior statistics
+// from the last system solved (counts[4] its size, counts[5] whether it factored), as on the CPU.
+template <typename T>
+__device__ void posterior(const TaskStepArgs<T>& a, Shared& sh, std::int64_t i, int m, double sse) {
+  const core::TaskPrior prior = prior_of(a);
+  const core::LastSystem last{sh.chol, sh.counts[4], sh.counts[5] != 0, a.r};
+  core::TaskPosterior out;
+  out.V = a.V + i * a.r * a.r;
+  core::posterior_of_last_system(last, prior, sh.G_sub, out);
+  core::evidence_and_b_moments(last, sh.G_sub, prior, m, a.d, sse, a.W + i * a.r, a.B_value + i * a.k_slots,
+                               a.B_index + i * a.k_slots, a.k_slots, out);
+  if (a.posterior_stats) core::store_posterior_stats(out, a.posterior_stats + i * core::kPosteriorStats);
 }
 
 // Block-wide: resid = y - Z w - X_S b_S (global, per row), then corr = X^T resid (shared).
@@ -284,8 +289,8 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
     if (threadIdx.x == 0) {
       a.task_sse[i] = 0.0;
       if (a.beta && a.V) {
-        sh.counts[5] = 0;
-        posterior(a, sh, i);
+        sh.counts[4] = sh.counts[5] = 0;
+        posterior(a, sh, i, 0, 0.0);
       }
     }
     return;
@@ -395,7 +400,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
           const int n_C = sh.counts[1];
           int n_S = -1;
           if (by_evidence) {
-            n_S = detail::evidence_subset(sh.G, sh.rhs_saved, r, n_C, k, -log(a.b_precision), a.noise_variance,
+            n_S = detail::evidence_subset(sh.G, sh.rhs_saved, r, n_C, k, core::support_entry_cost(prior_of(a)), a.noise_variance,
                                           sh.counts[7] != 0, sh.counts[3], sh.evidence,
                                           sh.evidence_picks);
             for (int q = 0; q < n_S; ++q) sh.P[q] = sh.evidence_picks[q];
@@ -443,7 +448,6 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
   atomicAdd(sh.scalar, local);  // blockDim.x shared-memory atomics per task: negligible
   __syncthreads();
   if (threadIdx.x == 0) {
-    if (a.beta && a.V) posterior(a, sh, i);
     a.task_sse[i] = sh.scalar[0];
     const int n_S = sh.counts[0];
     detail::sort_by_index(sh.S, sh.bS, n_S);
@@ -452,6 +456,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
       bi_out[s] = s < n_S ? sh.S[s] : -1;
       bv_out[s] = s < n_S ? sh.bS[s] : 0.0;
     }
+    if (a.beta && a.V) posterior(a, sh, i, m, sh.scalar[0]);
   }
 }
 

@@ -116,8 +116,10 @@ TEST(KernelEmulation, TaskStepMatchesTheCpuForEveryVariant) {
 
 // The task step under the empirical-Bayes prior (a general Sigma, beta, the b prior and the support
 // threshold): the emulated kernel against cpu::task_step task by task, from the same state, with
-// the posterior covariance and the effective numbers of parameters.
-void compare_task_step_with_prior(Variant variant, int k_in_effect) {
+// the posterior covariance, the effective numbers of parameters, the log evidence and b's moments.
+// support_prior: no pruning threshold, and a prior over supports that makes each non-zero cost
+// 14 nats more (the evidence search must charge it, as the CPU's does).
+void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support_prior = false) {
   const int d = 14, r = 3, k = 2;
   const std::int64_t t = 50;
   const SyntheticData syn = ragged(60 + static_cast<int>(variant), t, d, r, k);
@@ -140,7 +142,11 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect) {
     for (int a = 0; a < r; ++a) precision[a * r + c] = s2 * col[a];
   }
   // A high threshold, so that the pruning runs on these clean tasks too.
-  cpu::TaskPrior prior{beta.data(), precision.data(), Sigma.data(), s2 / 0.8, s2, 400.0};
+  cpu::TaskPrior prior{beta.data(), precision.data(), Sigma.data(), s2 / 0.8, s2, support_prior ? 0.0 : 400.0};
+  const double pi = support_prior ? 1e-3 : 0.2;  // the evidence below charges it either way
+  prior.log_inclusion = std::log(pi);
+  prior.log_exclusion = std::log1p(-pi);
+  prior.log_support_mass = detail::support_prior_log_mass(d, k, prior.log_inclusion, prior.log_exclusion);
   Options o;
   o.rank = r;
   o.sparsity = k;
@@ -160,8 +166,8 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect) {
   // The next step: the CPU task by task, the kernel on all tasks, from that state.
   settings = cpu::task_step_settings(o, k_in_effect);
   settings.prior = &prior;
-  std::vector<double> W_cpu = W, Bv_cpu = Bv, V_cpu(static_cast<std::size_t>(t) * r * r), df_cpu(static_cast<std::size_t>(2 * t)),
-                      sse_cpu(static_cast<std::size_t>(t));
+  std::vector<double> W_cpu = W, Bv_cpu = Bv, V_cpu(static_cast<std::size_t>(t) * r * r),
+                      stats_cpu(static_cast<std::size_t>(core::kPosteriorStats * t)), sse_cpu(static_cast<std::size_t>(t));
   std::vector<std::int32_t> Bi_cpu = Bi;
   for (std::int64_t i = 0; i < t; ++i) {
     const std::int64_t row0 = data.task_offsets[i];
@@ -170,13 +176,12 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect) {
     sse_cpu[static_cast<std::size_t>(i)] =
         cpu::task_step(data.X.data() + row0 * d, data.y.data() + row0, m, d, U.data(), r, W_cpu.data() + i * r,
                        Bi_cpu.data() + i * k, Bv_cpu.data() + i * k, k, settings, ws, &post);
-    df_cpu[static_cast<std::size_t>(2 * i)] = post.effective_params;
-    df_cpu[static_cast<std::size_t>(2 * i + 1)] = post.effective_params_b;
+    core::store_posterior_stats(post, stats_cpu.data() + i * core::kPosteriorStats);
   }
   kernels::TaskStepArgs<double> a;
   const std::size_t n = static_cast<std::size_t>(data.n());
   std::vector<double> Z(n * r), target(n), resid(n), response(n), sse(static_cast<std::size_t>(t)),
-      V(static_cast<std::size_t>(t) * r * r, -1.0), df(static_cast<std::size_t>(2 * t), -1.0);
+      V(static_cast<std::size_t>(t) * r * r, -1.0), stats(static_cast<std::size_t>(core::kPosteriorStats * t), -1.0);
   a.X = data.X.data();
   a.y = data.y.data();
   a.offsets = data.task_offsets.data();
@@ -199,9 +204,12 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect) {
   a.b_precision = prior.b_precision;
   a.noise_variance = s2;
   a.support_threshold = prior.support_threshold;
+  a.log_inclusion = prior.log_inclusion;
+  a.log_exclusion = prior.log_exclusion;
+  a.log_support_mass = prior.log_support_mass;
   a.response = response.data();
   a.V = V.data();
-  a.effective_params = df.data();
+  a.posterior_stats = stats.data();
   const kernels::Layout L{kernels::joint_columns(r, k, d, true), d, r, k, true};
   emulation::launch(static_cast<unsigned>(t), 32, L.bytes(), [&] { kernels::task_step_kernel<double>(a, L); });
   int same_support = 0;
@@ -215,8 +223,11 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect) {
     for (int p = 0; p < r; ++p) EXPECT_NEAR(W[i * r + p], W_cpu[i * r + p], kTol) << where;
     for (int s = 0; s < k; ++s) EXPECT_NEAR(Bv[i * k + s], Bv_cpu[i * k + s], kTol) << where;
     for (int e = 0; e < r * r; ++e) EXPECT_NEAR(V[i * r * r + e], V_cpu[i * r * r + e], kTol) << where;
-    EXPECT_NEAR(df[2 * i], df_cpu[2 * i], kTol) << where;
-    EXPECT_NEAR(df[2 * i + 1], df_cpu[2 * i + 1], kTol) << where;
+    // The effective numbers of parameters, the log evidence, b's second moments and count.
+    for (int e = 0; e < core::kPosteriorStats; ++e)
+      EXPECT_NEAR(stats[i * core::kPosteriorStats + e], stats_cpu[i * core::kPosteriorStats + e],
+                  kTol * (1 + std::fabs(stats_cpu[i * core::kPosteriorStats + e])))
+          << where << ", statistic " << e;
     EXPECT_NEAR(sse[i], sse_cpu[i], kTol * (1 + sse_cpu[i])) << where;
   }
   EXPECT_GE(same_support, t - 2) << to_string(variant);
@@ -230,14 +241,23 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect) {
     pruned += nonzeros < k;
     narrower += V_cpu[i * r * r] < Sigma[0];
   }
-  if (variant != Variant::iht && k_in_effect > 0) EXPECT_GT(pruned, 0) << to_string(variant);
+  if (variant != Variant::iht && k_in_effect > 0 && !support_prior) EXPECT_GT(pruned, 0) << to_string(variant);
   EXPECT_GT(narrower, t / 2) << to_string(variant);
+  // And the statistics are not all zero: evidence for tasks with rows, b's moments where b is kept.
+  int with_evidence = 0, with_b = 0;
+  for (std::int64_t i = 0; i < t; ++i) {
+    with_evidence += stats_cpu[i * core::kPosteriorStats + 2] != 0.0;
+    with_b += stats_cpu[i * core::kPosteriorStats + 4] > 0;
+  }
+  EXPECT_GT(with_evidence, t / 2) << to_string(variant);
+  if (variant != Variant::iht && k_in_effect > 0) EXPECT_GT(with_b, 0) << to_string(variant);
 }
 
 TEST(KernelEmulation, TaskStepWithThePriorMatchesTheCpuForEveryVariant) {
   for (Variant v : {Variant::pursuit, Variant::htp, Variant::iht}) {
     compare_task_step_with_prior(v, 2);
     compare_task_step_with_prior(v, 0);
+    compare_task_step_with_prior(v, 2, true);
   }
 }
 

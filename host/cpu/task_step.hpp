@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/small_dense.hpp"
+#include "core/task_posterior.hpp"
 #include "core/task_step_rules.hpp"
 #include "cpu/task_workspace.hpp"
 #include "lrsmeta/lrsmeta.hpp"
@@ -21,77 +22,15 @@ namespace lrsmeta::cpu {
 // unused). settings.k <= k_slots is the sparsity in effect.
 namespace task_detail {
 
-// The posterior of the last system solved: V = s2 [K^-1]_ww and tr(K^-1 A^T A) = n - tr(K^-1 s2 P),
-// with K = A^T A + s2 P factored in ws.chol (the relative task ridge on top is ignored here).
-inline void posterior_from_last_solve(TaskWorkspace& ws, const TaskPrior& prior, TaskPosterior& out) {
-  const int r = ws.r, n = ws.last_n;
-  if (!ws.last_factored || n == 0) {  // nothing was fitted: the posterior is the prior
-    if (out.V) std::copy(prior.w_covariance, prior.w_covariance + r * r, out.V);
-    out.effective_params = out.effective_params_b = 0.0;
-    return;
-  }
-  double* M = ws.inverse.data();  // column c of K^-1 in row c (K^-1 is symmetric)
-  for (int c = 0; c < n; ++c) {
-    double* e = M + c * n;
-    std::fill(e, e + n, 0.0);
-    e[c] = 1.0;
-    detail::cholesky_solve(ws.chol.data(), n, e);
-  }
-  double trace_prior_w = 0.0, trace_prior_b = 0.0;
-  for (int p = 0; p < r; ++p)
-    for (int p2 = 0; p2 < r; ++p2) trace_prior_w += M[p * n + p2] * prior.w_precision[p2 * r + p];
-  for (int q = r; q < n; ++q) trace_prior_b += M[q * n + q] * prior.b_precision;
-  out.effective_params_b = static_cast<double>(n - r) - trace_prior_b;
-  out.effective_params = static_cast<double>(r) - trace_prior_w + out.effective_params_b;
-  if (out.V)
-    for (int p = 0; p < r; ++p)
-      for (int p2 = 0; p2 < r; ++p2) out.V[p * r + p2] = prior.noise_variance * M[p * n + p2];
-}
+// The last system this workspace solved (core/task_posterior.hpp reads its factor).
+inline core::LastSystem last_system(const TaskWorkspace& ws) { return {ws.chol.data(), ws.last_n, ws.last_factored, ws.r}; }
 
-// The task's log marginal likelihood and b's posterior second moments, from the last system solved
-// (K = A^T A + s2 P, A = [Z, X_S], factored in ws.chol: the final support's) and the fit it gave.
-// Where P = blockdiag(I, I / tau2) (w whitened: Z = X U L), the covariance of y_i - X_i beta is
-// C = s2 I + A P^-1 A^T, and by the determinant lemma and Woodbury's identity
-//   log det C = (m - n) log s2 + log det K + |S| log tau2,
-//   y^T C^-1 y = (||y - A x||^2 + s2 x^T P x) / s2 = sse / s2 + ||v||^2 + ||b_S||^2 / tau2,
-// x = (v, b_S) the posterior mode (n = r + |S| unknowns). b's outside the last system (iht's
-// gradient steps) are taken as fixed. The relative task ridge on K is ignored.
-inline void evidence_and_b_moments(const TaskWorkspace& ws, const TaskPrior& prior, int m, int d, double sse, const double* v,
-                                   const double* b_value, const std::int32_t* b_index, int k_slots, TaskPosterior& out) {
-  out.log_evidence = 0.0;
-  out.b_square_sum = 0.0;
-  out.b_count = 0;
-  const int r = ws.r, n = ws.last_factored ? ws.last_n : 0;
-  const double s2 = prior.noise_variance;
-  if (m == 0 || !(s2 > 0)) return;
-  const int n_b = n > r ? n - r : 0;  // b's integrated out
-  const double tau2 = prior.b_precision > 0 ? s2 / prior.b_precision : 0.0;
-  if (n_b > 0 && !(tau2 > 0)) return;  // no b prior: no evidence
-  double log_det_K = 0.0;
-  for (int c = 0; c < n; ++c) log_det_K += 2.0 * std::log(ws.chol[static_cast<std::size_t>(c) * n + c]);
-  // Without a factored system (Sigma = 0 and no support) K is the w block s2 I, C = s2 I.
-  if (n == 0) log_det_K = r * std::log(s2);
-  const int n_unknowns = n == 0 ? r : n;
-  double quad = sse / s2;
-  for (int p = 0; p < r; ++p) quad += v[p] * v[p];
-  const double* M = ws.inverse.data();  // K^-1, from posterior_from_last_solve
-  int slot_q = 0;
-  for (int s = 0; s < k_slots; ++s) {
-    if (b_index[s] < 0) continue;
-    const double b = b_value[s];
-    if (n_b > 0) {
-      quad += b * b / tau2;
-      // b_value is sorted by feature; the system's b columns follow the same order (the support
-      // is sorted before the final solve), so slot_q is this b's column r + slot_q.
-      out.b_square_sum += b * b + s2 * M[static_cast<std::size_t>(r + slot_q) * n + r + slot_q];
-      ++out.b_count;
-    }
-    ++slot_q;
-  }
-  constexpr double kLog2Pi = 1.8378770664093453;
-  const double log_support_prior = slot_q * prior.log_inclusion + (d - slot_q) * prior.log_exclusion - prior.log_support_mass;
-  const double log_det_b_prior = n_b > 0 ? n_b * std::log(tau2) : 0.0;
-  out.log_evidence = -0.5 * (m * kLog2Pi + (m - n_unknowns) * std::log(s2) + log_det_K + log_det_b_prior + quad) + log_support_prior;
+// The posterior statistics of the task's final fit (core/task_posterior.hpp, as the kernel's).
+inline void posterior_statistics(TaskWorkspace& ws, const TaskPrior& prior, int m, int d, double sse, const double* v,
+                                 const double* b_value, const std::int32_t* b_index, int k_slots, TaskPosterior& out) {
+  const core::LastSystem last = last_system(ws);
+  core::posterior_of_last_system(last, prior, ws.inverse.data(), out);
+  core::evidence_and_b_moments(last, ws.inverse.data(), prior, m, d, sse, v, b_value, b_index, k_slots, out);
 }
 
 // Drop the non-zeros of b whose posterior mean is within sqrt(c) posterior standard deviations of 0
@@ -245,8 +184,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         int* P = ws.picked.data();
         n_S = -1;
         if (by_evidence) {
-          // Each non-zero costs log(tau2 / s2) and, with a prior over supports, 2 log((1 - pi) / pi).
-          const double entry_cost = -std::log(prior->b_precision) + 2.0 * (prior->log_exclusion - prior->log_inclusion);
+          const double entry_cost = core::support_entry_cost(*prior);
           n_S = detail::evidence_subset(ws.gram.data(), ws.rhs_saved.data(), r, n_C, k, entry_cost,
                                         prior->noise_variance, enumerate, n_incoming, ws.evidence_scratch.data(),
                                         ws.evidence_picks.data(), prior->average_supports ? ws.inclusion.data() : nullptr);
@@ -320,8 +258,7 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     std::fill(b_value, b_value + k_slots, 0.0);
     if (settings.prior && posterior) {
       ws.last_n = 0;
-      task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
-      task_detail::evidence_and_b_moments(ws, *settings.prior, 0, d, 0.0, w, b_value, b_index, k_slots, *posterior);
+      task_detail::posterior_statistics(ws, *settings.prior, 0, d, 0.0, w, b_value, b_index, k_slots, *posterior);
     }
     return 0.0;
   }
@@ -365,8 +302,7 @@ double task_step(const T* X, const T* y, int m, int d, const T* U_data, int r, d
     }
   }
   if (posterior) {
-    task_detail::posterior_from_last_solve(ws, *settings.prior, *posterior);
-    task_detail::evidence_and_b_moments(ws, *settings.prior, m, d, sse, w, b_value, b_index, k_slots, *posterior);
+    task_detail::posterior_statistics(ws, *settings.prior, m, d, sse, w, b_value, b_index, k_slots, *posterior);
   }
   if (settings.prior->average_supports)  // after the statistics, which are of the posterior mode
     for (int s = 0; s < k_slots; ++s)
