@@ -43,6 +43,7 @@ struct TaskStepArgs {
   double noise_variance = 0.0;
   double support_threshold = 0.0;
   double log_inclusion = 0.0, log_exclusion = 0.0, log_support_mass = 0.0;  // the prior over supports
+  bool average_supports = false;  // b times its posterior inclusion probability (the model's final step)
   double* response = nullptr;            // n scratch: y - X beta
   double* V = nullptr;                   // t x r x r: posterior covariance of w (null: not wanted)
   // t x 5 (with V): the effective numbers of parameters (all, b's part), the log marginal

@@ -36,19 +36,27 @@ struct Layout {
   __host__ __device__ std::size_t evidence_doubles() const {
     return with_prior ? static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)) : 0;
   }
+  // With the prior: each candidate's posterior inclusion probability, and the chosen features' (the
+  // model's final step averages b over the supports the search weighed).
+  __host__ __device__ std::size_t inclusion_doubles() const { return with_prior ? static_cast<std::size_t>(cols) + k + 1 : 0; }
   __host__ __device__ std::size_t doubles() const {
     return 3 * static_cast<std::size_t>(cols) * cols + 4 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1 +
-           evidence_doubles();
+           evidence_doubles() + inclusion_doubles();
   }
   __host__ __device__ std::size_t ints() const {
-    return 4 * static_cast<std::size_t>(cols) + 8 + (with_prior ? static_cast<std::size_t>(detail::evidence_subset_picks(k)) : 0);
+    return 4 * static_cast<std::size_t>(cols) + kCounts +
+           (with_prior ? static_cast<std::size_t>(detail::evidence_subset_picks(k)) + k + 1 : 0);
   }
+  static constexpr int kCounts = 10;
   __host__ __device__ std::size_t bytes() const { return doubles() * sizeof(double) + ints() * sizeof(int); }
 };
 
+// counts: [0] n_S, [1] n_C, [2] stop flag, [3] the previous support's size, [4] the last system's
+// size, [5] whether it factored, [6] the last joint system's columns, [7] enumerate supports,
+// [8] how many chosen features have an inclusion probability.
 struct Shared {
-  double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar, *evidence;
-  int *S, *C, *P, *previous, *counts, *evidence_picks;  // counts[0] = n_S, [1] = n_C, [2] = stop flag
+  double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar, *evidence, *inclusion, *inclusion_chosen;
+  int *S, *C, *P, *previous, *counts, *evidence_picks, *inclusion_features;
 };
 
 __device__ Shared carve(void* base, const Layout& L) {
@@ -67,13 +75,16 @@ __device__ Shared carve(void* base, const Layout& L) {
   s.w = dp; dp += L.r;
   s.scalar = dp; dp += 1;
   s.evidence = dp; dp += L.evidence_doubles();
+  s.inclusion = dp; dp += L.with_prior ? L.cols : 0;
+  s.inclusion_chosen = dp; dp += L.with_prior ? L.k + 1 : 0;
   int* ip = reinterpret_cast<int*>(dp);
   s.S = ip; ip += L.cols;
   s.C = ip; ip += L.cols;
   s.P = ip; ip += L.cols;
   s.previous = ip; ip += L.cols;
-  s.counts = ip; ip += 8;
-  s.evidence_picks = ip;
+  s.counts = ip; ip += Layout::kCounts;
+  s.evidence_picks = ip; ip += L.with_prior ? detail::evidence_subset_picks(L.k) : 0;
+  s.inclusion_features = ip;
   return s;
 }
 
@@ -323,6 +334,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
     sh.counts[0] = n_S;
     sh.counts[2] = 0;
     sh.counts[4] = sh.counts[5] = sh.counts[6] = 0;  // last system; columns of the last joint one
+    sh.counts[8] = 0;
   }
   __syncthreads();
   double* target = a.target + task.row0;
@@ -402,8 +414,15 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
           if (by_evidence) {
             n_S = detail::evidence_subset(sh.G, sh.rhs_saved, r, n_C, k, core::support_entry_cost(prior_of(a)), a.noise_variance,
                                           sh.counts[7] != 0, sh.counts[3], sh.evidence,
-                                          sh.evidence_picks);
+                                          sh.evidence_picks, a.average_supports ? sh.inclusion : nullptr);
             for (int q = 0; q < n_S; ++q) sh.P[q] = sh.evidence_picks[q];
+            sh.counts[8] = 0;
+            if (a.average_supports)
+              for (int q = 0; q < n_S; ++q) {
+                sh.inclusion_features[q] = sh.C[sh.P[q]];
+                sh.inclusion_chosen[q] = sh.inclusion[sh.P[q]];
+                ++sh.counts[8];
+              }
             if (n_S < 0) {  // the w block could not be factored: rank the candidates' fitted values
               solve_small(sh.G, sh.x, r + n_C, a.task_ridge, sh.chol, sh.counts);
               for (int q = 0; q < n_C; ++q) sh.bC[q] = sh.x[r + q];
@@ -457,6 +476,10 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
       bv_out[s] = s < n_S ? sh.bS[s] : 0.0;
     }
     if (a.beta && a.V) posterior(a, sh, i, m, sh.scalar[0]);
+    if (a.beta && a.average_supports)  // after the statistics, which are of the posterior mode
+      for (int s = 0; s < a.k_slots; ++s)
+        for (int q = 0; q < sh.counts[8]; ++q)
+          if (bi_out[s] == sh.inclusion_features[q]) bv_out[s] *= sh.inclusion_chosen[q];
   }
 }
 

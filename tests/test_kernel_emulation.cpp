@@ -117,8 +117,9 @@ TEST(KernelEmulation, TaskStepMatchesTheCpuForEveryVariant) {
 // The task step under the empirical-Bayes prior (a general Sigma, beta, the b prior and the support
 // threshold): the emulated kernel against cpu::task_step task by task, from the same state, with
 // the posterior covariance, the effective numbers of parameters, the log evidence and b's moments.
-// support_prior: no pruning threshold, and a prior over supports that makes each non-zero cost
-// 14 nats more (the evidence search must charge it, as the CPU's does).
+// support_prior: no pruning threshold, a prior over supports that makes each non-zero cost 14 nats
+// more (the evidence search must charge it, as the CPU's does), and b averaged over the supports
+// the search weighed (the model's final step).
 void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support_prior = false) {
   const int d = 14, r = 3, k = 2;
   const std::int64_t t = 50;
@@ -147,6 +148,7 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support
   prior.log_inclusion = std::log(pi);
   prior.log_exclusion = std::log1p(-pi);
   prior.log_support_mass = detail::support_prior_log_mass(d, k, prior.log_inclusion, prior.log_exclusion);
+  prior.average_supports = support_prior;  // and b averaged over the supports weighed
   Options o;
   o.rank = r;
   o.sparsity = k;
@@ -207,6 +209,7 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support
   a.log_inclusion = prior.log_inclusion;
   a.log_exclusion = prior.log_exclusion;
   a.log_support_mass = prior.log_support_mass;
+  a.average_supports = prior.average_supports;
   a.response = response.data();
   a.V = V.data();
   a.posterior_stats = stats.data();
