@@ -38,14 +38,17 @@ struct Layout {
   }
   // With the prior: each candidate's posterior inclusion probability, and the chosen features' (the
   // model's final step averages b over the supports the search weighed).
-  __host__ __device__ std::size_t inclusion_doubles() const { return with_prior ? static_cast<std::size_t>(cols) + k + 1 : 0; }
+  // With the prior also the first pass's (w, b) while the task is searched again from the empty support.
+  __host__ __device__ std::size_t inclusion_doubles() const {
+    return with_prior ? static_cast<std::size_t>(cols) + k + 1 + static_cast<std::size_t>(r) + k : 0;
+  }
   __host__ __device__ std::size_t doubles() const {
     return 3 * static_cast<std::size_t>(cols) * cols + 4 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1 +
            evidence_doubles() + inclusion_doubles();
   }
   __host__ __device__ std::size_t ints() const {
     return 4 * static_cast<std::size_t>(cols) + kCounts +
-           (with_prior ? static_cast<std::size_t>(detail::evidence_subset_picks(k)) + k + 1 : 0);
+           (with_prior ? static_cast<std::size_t>(detail::evidence_subset_picks(k)) + k + 1 + k : 0);
   }
   static constexpr int kCounts = 10;
   __host__ __device__ std::size_t bytes() const { return doubles() * sizeof(double) + ints() * sizeof(int); }
@@ -55,8 +58,9 @@ struct Layout {
 // size, [5] whether it factored, [6] the last joint system's columns, [7] enumerate supports,
 // [8] how many chosen features have an inclusion probability.
 struct Shared {
-  double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar, *evidence, *inclusion, *inclusion_chosen;
-  int *S, *C, *P, *previous, *counts, *evidence_picks, *inclusion_features;
+  double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar, *evidence, *inclusion, *inclusion_chosen, *kept_w,
+      *kept_b_value;
+  int *S, *C, *P, *previous, *counts, *evidence_picks, *inclusion_features, *kept_b_index;
 };
 
 __device__ Shared carve(void* base, const Layout& L) {
@@ -77,6 +81,8 @@ __device__ Shared carve(void* base, const Layout& L) {
   s.evidence = dp; dp += L.evidence_doubles();
   s.inclusion = dp; dp += L.with_prior ? L.cols : 0;
   s.inclusion_chosen = dp; dp += L.with_prior ? L.k + 1 : 0;
+  s.kept_w = dp; dp += L.with_prior ? L.r : 0;
+  s.kept_b_value = dp; dp += L.with_prior ? L.k : 0;
   int* ip = reinterpret_cast<int*>(dp);
   s.S = ip; ip += L.cols;
   s.C = ip; ip += L.cols;
@@ -84,7 +90,8 @@ __device__ Shared carve(void* base, const Layout& L) {
   s.previous = ip; ip += L.cols;
   s.counts = ip; ip += Layout::kCounts;
   s.evidence_picks = ip; ip += L.with_prior ? detail::evidence_subset_picks(L.k) : 0;
-  s.inclusion_features = ip;
+  s.inclusion_features = ip; ip += L.with_prior ? L.k + 1 : 0;
+  s.kept_b_index = ip;
   return s;
 }
 
@@ -278,49 +285,19 @@ __device__ void sort_ints(int* v, int n) {
   }
 }
 
+// One pass of the task step from the support in the task's output slots (empty during warm
+// start): the variant's iterations, the final residual, and (thread 0) the outputs written, sorted
+// by feature. Returns the sum of squared residuals, to every thread. every_support: pursuit under
+// the prior scores every support the enumeration budget allows, whatever the task's rows.
 template <typename T>
-__global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
-  LRSMETA_DYNAMIC_SHARED(shared_raw);
-  Shared sh = carve(shared_raw, L);
-  const std::int64_t i = blockIdx.x;
-  if (i >= a.t) return;
-  const Task<T> task{a, a.offsets[i], static_cast<int>(a.offsets[i + 1] - a.offsets[i])};
+__device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& sh, const Task<T>& task, std::int64_t i,
+                            bool every_support) {
   const int r = a.r, d = a.d, k = a.k, m = task.m;
   // Under the prior, pursuit picks the support by the marginal likelihood (as on the CPU).
   const bool by_evidence = a.beta && a.b_precision > 0 && a.noise_variance > 0 && L.with_prior;
   double* w_out = a.W + i * r;
   std::int32_t* bi_out = a.B_index + i * a.k_slots;
   double* bv_out = a.B_value + i * a.k_slots;
-  if (m == 0) {
-    for (int p = threadIdx.x; p < r; p += blockDim.x) w_out[p] = 0.0;
-    for (int s = threadIdx.x; s < a.k_slots; s += blockDim.x) {
-      bi_out[s] = -1;
-      bv_out[s] = 0.0;
-    }
-    if (threadIdx.x == 0) {
-      a.task_sse[i] = 0.0;
-      if (a.beta && a.V) {
-        sh.counts[4] = sh.counts[5] = 0;
-        posterior(a, sh, i, 0, 0.0);
-      }
-    }
-    return;
-  }
-  if (a.beta) {  // the prior's target y - X beta
-    for (int j = threadIdx.x; j < m; j += blockDim.x) {
-      double s = static_cast<double>(a.y[task.row0 + j]);
-      for (int c = 0; c < d; ++c) s -= static_cast<double>(a.X[(task.row0 + j) * d + c]) * a.beta[c];
-      a.response[task.row0 + j] = s;
-    }
-  }
-  // Z = X U.
-  for (int e = threadIdx.x; e < m * r; e += blockDim.x) {
-    const int j = e / r, p = e % r;
-    double s = 0;
-    for (int c = 0; c < d; ++c)
-      s += static_cast<double>(a.X[(task.row0 + j) * d + c]) * static_cast<double>(a.U[c * r + p]);
-    a.Z[(task.row0 + j) * r + p] = s;
-  }
   // The incoming support (empty during warm start).
   if (threadIdx.x == 0) {
     int n_S = 0;
@@ -391,7 +368,7 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
           int cap = core::pursuit_candidate_cap(n_S, k, m, r, d);
           if (by_evidence) {
             bool enumerate = false;
-            const int wanted = detail::evidence_candidates(m, d, r, k, &enumerate);
+            const int wanted = detail::evidence_candidates(m, d, r, k, &enumerate, every_support);
             cap = wanted < L.cols - r ? wanted : L.cols - r;
             sh.counts[7] = enumerate ? 1 : 0;
           }
@@ -467,7 +444,6 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
   atomicAdd(sh.scalar, local);  // blockDim.x shared-memory atomics per task: negligible
   __syncthreads();
   if (threadIdx.x == 0) {
-    a.task_sse[i] = sh.scalar[0];
     const int n_S = sh.counts[0];
     detail::sort_by_index(sh.S, sh.bS, n_S);
     for (int p = 0; p < r; ++p) w_out[p] = sh.w[p];
@@ -475,7 +451,92 @@ __global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
       bi_out[s] = s < n_S ? sh.S[s] : -1;
       bv_out[s] = s < n_S ? sh.bS[s] : 0.0;
     }
-    if (a.beta && a.V) posterior(a, sh, i, m, sh.scalar[0]);
+  }
+  __syncthreads();
+  return sh.scalar[0];
+}
+
+template <typename T>
+__global__ void task_step_kernel(TaskStepArgs<T> a, Layout L) {
+  LRSMETA_DYNAMIC_SHARED(shared_raw);
+  Shared sh = carve(shared_raw, L);
+  const std::int64_t i = blockIdx.x;
+  if (i >= a.t) return;
+  const Task<T> task{a, a.offsets[i], static_cast<int>(a.offsets[i + 1] - a.offsets[i])};
+  const int r = a.r, d = a.d, k = a.k, m = task.m;
+  double* w_out = a.W + i * r;
+  std::int32_t* bi_out = a.B_index + i * a.k_slots;
+  double* bv_out = a.B_value + i * a.k_slots;
+  if (m == 0) {
+    for (int p = threadIdx.x; p < r; p += blockDim.x) w_out[p] = 0.0;
+    for (int s = threadIdx.x; s < a.k_slots; s += blockDim.x) {
+      bi_out[s] = -1;
+      bv_out[s] = 0.0;
+    }
+    if (threadIdx.x == 0) {
+      a.task_sse[i] = 0.0;
+      if (a.beta && a.V) {
+        sh.counts[4] = sh.counts[5] = 0;
+        posterior(a, sh, i, 0, 0.0);
+      }
+    }
+    return;
+  }
+  if (a.beta) {  // the prior's target y - X beta
+    for (int j = threadIdx.x; j < m; j += blockDim.x) {
+      double s = static_cast<double>(a.y[task.row0 + j]);
+      for (int c = 0; c < d; ++c) s -= static_cast<double>(a.X[(task.row0 + j) * d + c]) * a.beta[c];
+      a.response[task.row0 + j] = s;
+    }
+  }
+  // Z = X U.
+  for (int e = threadIdx.x; e < m * r; e += blockDim.x) {
+    const int j = e / r, p = e % r;
+    double s = 0;
+    for (int c = 0; c < d; ++c)
+      s += static_cast<double>(a.X[(task.row0 + j) * d + c]) * static_cast<double>(a.U[c * r + p]);
+    a.Z[(task.row0 + j) * r + p] = s;
+  }
+  double sse = step_once(a, L, sh, task, i, false);
+  // A support trapped by where it came from is searched again from the empty one, every support
+  // scored; the better fit is kept (core::restart_from_empty_support, as on the CPU).
+  const core::TaskPrior prior = prior_of(a);
+  core::TaskStepSettings settings;
+  settings.variant = a.variant;
+  settings.k = k;
+  settings.prior = a.beta ? &prior : nullptr;
+  // Every thread decides from the outputs before thread 0 clears them.
+  const bool restart = L.with_prior && core::restart_from_empty_support(settings, m, sse, bi_out, a.k_slots);
+  __syncthreads();
+  if (restart) {
+    if (threadIdx.x == 0) {
+      for (int p = 0; p < r; ++p) sh.kept_w[p] = w_out[p];
+      for (int s = 0; s < a.k_slots; ++s) {
+        sh.kept_b_index[s] = bi_out[s];
+        sh.kept_b_value[s] = bv_out[s];
+        bi_out[s] = -1;
+        bv_out[s] = 0.0;
+      }
+    }
+    __syncthreads();
+    const double fresh = step_once(a, L, sh, task, i, true);
+    if (fresh < sse) {
+      sse = fresh;
+    } else {  // the first search's support again (its step again, so that the last system is its)
+      if (threadIdx.x == 0) {
+        for (int p = 0; p < r; ++p) w_out[p] = sh.kept_w[p];
+        for (int s = 0; s < a.k_slots; ++s) {
+          bi_out[s] = sh.kept_b_index[s];
+          bv_out[s] = sh.kept_b_value[s];
+        }
+      }
+      __syncthreads();
+      sse = step_once(a, L, sh, task, i, false);
+    }
+  }
+  if (threadIdx.x == 0) {
+    a.task_sse[i] = sse;
+    if (a.beta && a.V) posterior(a, sh, i, m, sse);
     if (a.beta && a.average_supports)  // after the statistics, which are of the posterior mode
       for (int s = 0; s < a.k_slots; ++s)
         for (int q = 0; q < sh.counts[8]; ++q)

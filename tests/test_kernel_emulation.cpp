@@ -264,6 +264,91 @@ TEST(KernelEmulation, TaskStepWithThePriorMatchesTheCpuForEveryVariant) {
   }
 }
 
+// A task trapped by its incoming support (tests/data/trapped_task, one of the quickstart's: 40
+// rows, d = 100, with the fitted U, beta, Sigma, s2, tau2, pi): the kernel searches it again from
+// the empty support, as the CPU does, and ends with the CPU's support, w and b.
+TEST(KernelEmulation, ATrappedTaskIsSearchedAgainAsOnTheCpu) {
+  const std::string folder = LRSMETA_TEST_DATA_DIR "/trapped_task/";
+  std::vector<std::int64_t> shape;
+  const std::vector<double> X = read_npy_as<double>(folder + "X.npy", &shape);
+  const int m = static_cast<int>(shape[0]), d = static_cast<int>(shape[1]);
+  const std::vector<double> y = read_npy_as<double>(folder + "y.npy", &shape);
+  const std::vector<double> U = read_npy_as<double>(folder + "U.npy", &shape);
+  const int r = static_cast<int>(shape[1]);
+  const std::vector<double> beta = read_npy_as<double>(folder + "beta.npy", &shape);
+  const std::vector<double> Sigma = read_npy_as<double>(folder + "Sigma.npy", &shape);
+  const std::vector<double> file = read_npy_as<double>(folder + "settings.npy", &shape);  // s2, tau2, pi, threshold, support
+  const int k = static_cast<int>(file.size()) - 4;
+  const double s2 = file[0], tau2 = file[1], pi = file[2];
+  std::vector<double> precision(static_cast<std::size_t>(r) * r);
+  for (int c = 0; c < r; ++c) {
+    std::vector<double> e(static_cast<std::size_t>(r), 0.0);
+    e[static_cast<std::size_t>(c)] = 1.0;
+    const std::vector<double> col = testing::solve_dense(Sigma, e);
+    for (int a = 0; a < r; ++a) precision[static_cast<std::size_t>(a * r + c)] = s2 * col[static_cast<std::size_t>(a)];
+  }
+  cpu::TaskPrior prior{beta.data(), precision.data(), Sigma.data(), s2 / tau2, s2, file[3]};
+  prior.log_inclusion = std::log(pi);
+  prior.log_exclusion = std::log(1 - pi);
+  prior.log_support_mass = detail::support_prior_log_mass(d, k, prior.log_inclusion, prior.log_exclusion);
+  cpu::TaskStepSettings settings;
+  settings.k = k;
+  settings.prior = &prior;
+  std::vector<std::int32_t> incoming(static_cast<std::size_t>(k));
+  for (int q = 0; q < k; ++q) incoming[static_cast<std::size_t>(q)] = static_cast<std::int32_t>(file[static_cast<std::size_t>(4 + q)]);
+  // The CPU.
+  cpu::TaskWorkspace ws(m, d, r, k);
+  std::vector<double> w_cpu(static_cast<std::size_t>(r), 0.0), b_cpu(static_cast<std::size_t>(k), 0.0),
+      V_cpu(static_cast<std::size_t>(r) * r);
+  std::vector<std::int32_t> bi_cpu = incoming;
+  cpu::TaskPosterior post{V_cpu.data()};
+  const double sse_cpu = cpu::task_step(X.data(), y.data(), m, d, U.data(), r, w_cpu.data(), bi_cpu.data(), b_cpu.data(), k, settings,
+                                        ws, &post);
+  ASSERT_EQ(bi_cpu, (std::vector<std::int32_t>{0, 8, 80}));  // the CPU's answer (test_prior checks it)
+  // The kernel, one task, from the same incoming support.
+  const std::vector<std::int64_t> offsets{0, m};
+  std::vector<double> Z(static_cast<std::size_t>(m) * r), target(static_cast<std::size_t>(m)), resid(target.size()),
+      response(target.size()), sse(1), W(static_cast<std::size_t>(r), 0.0), Bv(static_cast<std::size_t>(k), 0.0),
+      V(static_cast<std::size_t>(r) * r), stats(core::kPosteriorStats);
+  std::vector<std::int32_t> Bi = incoming;
+  kernels::TaskStepArgs<double> a;
+  a.X = X.data();
+  a.y = y.data();
+  a.offsets = offsets.data();
+  a.t = 1;
+  a.d = d;
+  a.r = r;
+  a.k_slots = k;
+  kernels::set_task_step_settings(a, settings);
+  a.U = U.data();
+  a.Z = Z.data();
+  a.target = target.data();
+  a.resid = resid.data();
+  a.W = W.data();
+  a.B_index = Bi.data();
+  a.B_value = Bv.data();
+  a.task_sse = sse.data();
+  a.beta = beta.data();
+  a.w_precision = precision.data();
+  a.w_covariance = Sigma.data();
+  a.b_precision = prior.b_precision;
+  a.noise_variance = s2;
+  a.support_threshold = prior.support_threshold;
+  a.log_inclusion = prior.log_inclusion;
+  a.log_exclusion = prior.log_exclusion;
+  a.log_support_mass = prior.log_support_mass;
+  a.response = response.data();
+  a.V = V.data();
+  a.posterior_stats = stats.data();
+  const kernels::Layout L{kernels::joint_columns(r, k, d, true), d, r, k, true};
+  emulation::launch(1, 128, L.bytes(), [&] { kernels::task_step_kernel<double>(a, L); });
+  EXPECT_EQ(Bi, bi_cpu);
+  EXPECT_NEAR(sse[0], sse_cpu, 1e-9 * sse_cpu);
+  for (int p = 0; p < r; ++p) EXPECT_NEAR(W[static_cast<std::size_t>(p)], w_cpu[static_cast<std::size_t>(p)], 1e-9);
+  for (int q = 0; q < k; ++q) EXPECT_NEAR(Bv[static_cast<std::size_t>(q)], b_cpu[static_cast<std::size_t>(q)], 1e-9);
+  EXPECT_NEAR(stats[2], post.log_evidence, 1e-9 * std::fabs(post.log_evidence));
+}
+
 // The host side of the U step done naively on what the emulated packing kernel wrote: M (P x Q) =
 // Wp^T Sp, v (d x cols, column-major) = Q^T Wc, then the emulated unpack of M into G.
 void gram_and_rhs(const std::vector<double>& Wp, const std::vector<double>& Sp, const std::vector<double>& Qv,
