@@ -49,6 +49,9 @@ struct TaskStepArgs {
   // t x 5 (with V): the effective numbers of parameters (all, b's part), the log marginal
   // likelihood, b's second moments and count (core/task_posterior.hpp, store_posterior_stats).
   double* posterior_stats = nullptr;
+  // r x r, row-major (null: none): L with Sigma = L L^T, U the whitened basis U L. After the
+  // statistics (which are of the whitened fit), w and V are mapped back: w = L v, V = L V_v L^T.
+  const double* whitening = nullptr;
 };
 
 // The settings part of TaskStepArgs (the rest are data pointers): `Settings` is

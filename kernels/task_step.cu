@@ -9,6 +9,7 @@
 #define LRSMETA_LAUNCH(kernel, grid, block, shared_bytes, stream) kernel<<<grid, block, shared_bytes, stream>>>
 #endif
 
+#include "core/posterior.hpp"
 #include "core/small_dense.hpp"
 #include "core/task_posterior.hpp"
 #include "core/task_step_rules.hpp"
@@ -240,6 +241,13 @@ __device__ void posterior(const TaskStepArgs<T>& a, Shared& sh, std::int64_t i, 
   core::evidence_and_b_moments(last, sh.G_sub, prior, m, a.d, sse, a.W + i * a.r, a.B_value + i * a.k_slots,
                                a.B_index + i * a.k_slots, a.k_slots, out);
   if (a.posterior_stats) core::store_posterior_stats(out, a.posterior_stats + i * core::kPosteriorStats);
+  if (a.whitening) {  // back from whitened coordinates (core/posterior.hpp); scratch from G on (G,
+    // G_sub and chol are contiguous, 3 cols^2 >= r + r^2 + r(r+1)/2 doubles, and done with)
+    double* packed = sh.G + a.r + a.r * a.r;
+    core::map_back_from_whitened(a.whitening, a.r, a.W + i * a.r, out.V, packed, sh.G);
+    for (int p = 0, pq = 0; p < a.r; ++p)
+      for (int q = p; q < a.r; ++q, ++pq) out.V[p * a.r + q] = out.V[q * a.r + p] = packed[pq];
+  }
 }
 
 // Block-wide: resid = y - Z w - X_S b_S (global, per row), then corr = X^T resid (shared).

@@ -280,7 +280,7 @@ expect_error "no column 'score'" "$bin" train --data table.csv --target score --
 expect_error "not a model folder" "$bin" train --data data -r 3 -k 2 --out data
 expect_error "--rank must be a non-negative integer or auto" "$bin" train --data data -r two -k 2 --out bad
 expect_error "lrsmeta train: error" "$bin" train --data data -r 3 -k 2 --out bad --sparse-prior-scale -1
-expect_error "prior none" "$bin" train --data data -r 3 -k 2 --out bad --device cuda
+expect_error "device 'cuda' requested, but" "$bin" train --data data -r 3 -k 2 --out bad --device cuda
 expect_error "device 'cuda' requested, but" "$bin" train --data data -r 3 -k 2 --out bad --device cuda --prior none
 expect_error "requires --delta" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1
 expect_error "delta must be in (0, 1)" "$bin" train --data data -r 3 -k 2 --out bad --epsilon 1 --delta 2

@@ -281,6 +281,38 @@ TEST(CudaCg, WholeFitMatchesTheCpuAndTheDirectSolve) {
   for (const IterationInfo& h : gpu.history) EXPECT_GT(h.u_solver_steps, 0);
 }
 
+// The default model (the empirical-Bayes prior, its settings estimated) with r and k given, on
+// noisy ragged data: the GPU's model is the CPU's (task steps in whitened coordinates, the kernel's
+// mapping back, the M-step's sums by cuBLAS, the joint [beta, U] solve on the device).
+TEST(CudaPrior, TheDefaultModelWithRAndKGivenMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  SyntheticSpec s;
+  s.tasks = 150;
+  s.min_samples = 1;
+  s.max_samples = 14;
+  s.d = 12;
+  s.r = 2;
+  s.k = 1;
+  s.noise = 0.1;
+  s.seed = 12;
+  const SyntheticData syn = generate_synthetic(s);
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  o.iterations = 25;
+  o.u_solver = USolver::direct;
+  const Model cpu = fit(syn.data.view(), o);
+  o.device = Device::cuda;
+  const Model gpu = fit(syn.data.view(), o);
+  ASSERT_FALSE(cpu.beta.empty());
+  ASSERT_EQ(gpu.options.device, Device::cuda);
+  EXPECT_LT(relative_error(gpu.theta_matrix(), cpu.theta_matrix()), 1e-6);
+  EXPECT_LT(relative_error(gpu.beta, cpu.beta), 1e-6);
+  EXPECT_LT(relative_error(gpu.Sigma, cpu.Sigma), 1e-6);
+  EXPECT_NEAR(gpu.noise_variance, cpu.noise_variance, 1e-6 * cpu.noise_variance);
+  EXPECT_EQ(gpu.history.size(), cpu.history.size());
+}
+
 TEST(CudaBackend, WithoutAGpuTheErrorSaysSo) {
 #ifdef LRSMETA_CUDA_EMULATION
   cuda_emulation::fail_call("cudaGetDeviceCount", 1);  // as on a machine without a driver

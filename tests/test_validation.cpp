@@ -144,7 +144,7 @@ TEST(BadInput, DeviceCudaWithoutTheBackendIsAClearError) {
   if (cuda_available()) GTEST_SKIP() << "this build has a usable CUDA backend";
   Options o = small_options();
   o.device = Device::cuda;
-  expect_fit_error(small_data().view(), o, "does not implement the empirical-Bayes prior yet");
+  expect_fit_error(small_data().view(), o, "device 'cuda' requested, but");  // the default model
   o.prior = Prior::none;
   expect_fit_error(small_data().view(), o, "device 'cuda' requested, but");
   o.device = Device::automatic;  // falls back to the CPU

@@ -96,9 +96,6 @@ namespace core {
 template <typename T>
 std::unique_ptr<Backend> make_backend(const TaskDataView<T>& data, const Options& options) {
   if (device_for(options) == Device::cpu) return make_cpu_backend(data, options);
-  if (options.prior == Prior::automatic)
-    throw Error("options: the CUDA backend does not implement the empirical-Bayes prior yet: use prior none "
-                "(--prior none) on the GPU, or the CPU (--device cpu)");
   const auto& cuda = cuda_module();
   if (!cuda.table)
     throw Error("device 'cuda' requested, but " +

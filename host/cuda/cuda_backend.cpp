@@ -11,6 +11,8 @@
 
 #include "core/backend.hpp"
 #include "core/noise.hpp"
+#include "core/posterior.hpp"
+#include "core/task_posterior.hpp"
 #include "cuda/cuda_backend.hpp"
 #include "core/task_step_rules.hpp"
 #include "cuda/cuda_utils.hpp"
@@ -82,10 +84,18 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
                              : chunk_ * (P + Q) * sizeof(T) + chunk_ * (d_ + r_) * 8.0                 // one chunk
                                    + P * Q * 8.0 + (std::is_same_v<T, float> ? P * Q * 4.0 : 0.0)     // M
                                    + 3 * dr * dr * 8 + 8 * dr * 8;                                     // G, factor, noise
+    // The prior's: V_i and the statistics per task, y - X beta per row, and the joint [beta, U]
+    // system's larger U step (r + 1 columns).
+    const bool prior = options.prior == Prior::automatic;
+    const double r1 = r_ + 1.0;
+    const double prior_state = prior ? t_ * (r_ * r_ + core::kPosteriorStats + 1.0) * 8 + n_ * 8.0 +
+                                           (cg ? 0.0 : chunk_ * (r1 * (r1 + 1) / 2 - P) * sizeof(T) +
+                                                           (r1 * (r1 + 1) / 2 - P) * Q * 8.0 + 3 * (d_ * r1 * d_ * r1 - dr * dr) * 8)
+                                     : 0.0;
     const double need = static_cast<double>(n_) * d_ * sizeof(T) + n_ * sizeof(T) + (t_ + 1) * 8.0  // data
                         + n_ * (r_ + 2.0) * 8                                                      // Z, target, resid
                         + t_ * (r_ + 2.0 * k_ + 1) * 8                                             // W, B, per-task loss
-                        + u_step;
+                        + u_step + prior_state;
     std::size_t free_bytes = 0, total_bytes = 0;
     LRSMETA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     if (need > 0.95 * static_cast<double>(free_bytes))
@@ -142,8 +152,10 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     args.d = d_;
     args.r = r_;
     args.k_slots = k_;
-    kernels::set_task_step_settings(args, core::task_step_settings(options_, k_in_effect));
+    const core::TaskStepSettings settings = core::task_step_settings(options_, k_in_effect);
+    kernels::set_task_step_settings(args, settings);
     args.U = U_data_.data();
+    if (has_prior_) set_prior_arguments(args, settings.k);
     args.Z = Z_.data();
     args.target = target_.data();
     args.resid = resid_.data();
@@ -157,12 +169,14 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     core::TaskStepTotals totals;
     totals.sse = sse;
     totals.rows = n_;
+    if (has_prior_) add_prior_totals(totals);
     return totals;
   }
 
   // cg's passes (the solver itself is the core's): each copies the d r vector in and the result out;
   // everything per task stays on the device.
   void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override {
+    refuse_cg_under_the_prior();
     const cudaStream_t s = stream_.get();
     const int dr = d_ * r_;
     v_.resize(static_cast<std::size_t>(dr));
@@ -191,6 +205,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
   }
 
   void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override {
+    refuse_cg_under_the_prior();
     const cudaStream_t s = stream_.get();
     const std::size_t dr = static_cast<std::size_t>(d_) * r_;
     if (x.size() != dr) throw Error("CUDA backend: the U step's vector has the wrong size");
@@ -238,7 +253,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
   // One process: G and v are formed, noised and factored on the device; the core's solve policy
   // runs on them (core::DirectSystem) and only scalars and the solution come back.
   core::DirectSystem* direct_system_in_place(const PrivacyOptions* bounds) override {
-    if (r_ == 0) return nullptr;
+    if (r_joint() == 0) return nullptr;
     core::PrivateRelease release;
     if (bounds) release.bounds = *bounds;
     accumulate_on_device(bounds ? &release : nullptr);
@@ -258,10 +273,10 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
   }
 
   // core::DirectSystem on G_ and v_.
-  int unknowns() const override { return d_ * r_; }
+  int unknowns() const override { return d_ * r_joint(); }
 
   double largest_abs_diagonal() override {
-    const int n = d_ * r_;
+    const int n = unknowns();
     int index = 0;  // 1-based, of the largest |diagonal| entry
     LRSMETA_CUBLAS_CHECK(cublasIdamax(cublas_.get(), n, G_.data(), n + 1, &index));
     double value = 0.0;
@@ -274,7 +289,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
   void add_noise(double sigma_G, double sigma_v, core::GaussianNoise& noise) override {
     // Drawn on the host (the same generator and order as the CPU path), added on the device.
     const cudaStream_t s = stream_.get();
-    const int n = d_ * r_;
+    const int n = unknowns();
     const double one = 1.0;
     std::vector<double> noise_G(static_cast<std::size_t>(n) * n, 0.0), noise_v(static_cast<std::size_t>(n), 0.0);
     core::add_symmetric_noise(noise_G.data(), n, sigma_G, noise);
@@ -288,7 +303,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
 
   void add_to_diagonal(int first, int count, double value) override {
     if (count <= 0) return;
-    const int n = d_ * r_;
+    const int n = unknowns();
     const double one = 1.0;
     const std::vector<double> values(static_cast<std::size_t>(count), value);
     copy_to_device(host_terms_, values.data(), values.size(), stream_.get());
@@ -299,7 +314,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
 
   bool factor(double shift) override {
     const cudaStream_t s = stream_.get();
-    const int n = d_ * r_;
+    const int n = unknowns();
     factor_.resize(static_cast<std::size_t>(n) * n);
     int lwork = 0;
     LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, &lwork));
@@ -317,7 +332,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
 
   std::vector<double> solve(const std::vector<double>* anchor, double weight) override {
     const cudaStream_t s = stream_.get();
-    const int n = d_ * r_;
+    const int n = unknowns();
     D_.resize(static_cast<std::size_t>(n));
     LRSMETA_CUDA_CHECK(cudaMemcpyAsync(D_.data(), v_.data(), static_cast<std::size_t>(n) * sizeof(double), cudaMemcpyDeviceToDevice, s));
     if (anchor) {
@@ -334,7 +349,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
   // G_ (d r x d r, column-major) and v_ from every task's (w, b), bounded under a release.
   void accumulate_on_device(const core::PrivateRelease* release) {
     const cudaStream_t s = stream_.get();
-    const int P = r_ * (r_ + 1) / 2, Q = d_ * (d_ + 1) / 2, dr = d_ * r_;
+    const int rj = r_joint(), P = rj * (rj + 1) / 2, Q = d_ * (d_ + 1) / 2, dr = d_ * rj;
     M_.resize(static_cast<std::size_t>(P) * Q);
     v_.resize(static_cast<std::size_t>(dr));
     LRSMETA_CUDA_CHECK(cudaMemsetAsync(M_.data(), 0, M_.size() * sizeof(double), s));
@@ -342,7 +357,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     Wp_.resize(static_cast<std::size_t>(chunk_) * P);
     Sp_.resize(static_cast<std::size_t>(chunk_) * Q);
     Qc_.resize(static_cast<std::size_t>(chunk_) * d_);
-    Wc_.resize(static_cast<std::size_t>(chunk_) * r_);
+    Wc_.resize(static_cast<std::size_t>(chunk_) * rj);
     if constexpr (std::is_same_v<T, float>) chunk_product_.resize(static_cast<std::size_t>(P) * Q);
     const kernels::Bounds bounds = bounds_of(release);
     const double one = 1.0;
@@ -352,7 +367,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
       if (bounds.enabled) most_rows = std::min<std::int64_t>(most_rows, bounds.max_samples);
       kernels::launch_pack_chunk(X_.data(), y_.data(), offsets_.data(), first, count, d_, r_, k_, W_.data(),
                                  B_index_.data(), B_value_.data(), bounds, Wp_.data(), Sp_.data(), Qc_.data(),
-                                 Wc_.data(), static_cast<int>(most_rows), s);
+                                 Wc_.data(), static_cast<int>(most_rows), s, has_prior_ ? V_.data() : nullptr);
       // Row-major M (P x Q) is column-major (Q x P): M_cm += Sp_cm (Q x count) Wp_cm^T (count x P).
       if constexpr (std::is_same_v<T, double>) {
         LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, Q, P, static_cast<int>(count), &one,
@@ -363,12 +378,12 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
                                          Sp_.data(), Q, Wp_.data(), P, &zerof, chunk_product_.data(), Q));
         kernels::launch_add_float_to_double(chunk_product_.data(), M_.data(), M_.size(), s);
       }
-      // v (column-major d x r, i.e. vec order a + d p) += Q_cm (d x count) Wc_cm^T (count x r).
-      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one,
-                                       Qc_.data(), d_, Wc_.data(), r_, &one, v_.data(), d_));
+      // v (column-major d x r', i.e. vec order a + d p) += Q_cm (d x count) Wc_cm^T (count x r').
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, rj, static_cast<int>(count), &one,
+                                       Qc_.data(), d_, Wc_.data(), rj, &one, v_.data(), d_));
     }
     G_.resize(static_cast<std::size_t>(dr) * dr);
-    kernels::launch_unpack_gram(M_.data(), d_, r_, G_.data(), s);
+    kernels::launch_unpack_gram(M_.data(), d_, rj, G_.data(), s);
   }
 
   std::vector<double> spectral_moment(const core::PrivateRelease* release) override {
@@ -407,10 +422,36 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     stream_.synchronize();
   }
 
-  // The empirical-Bayes prior is not in the device kernels yet: fit() never asks for it here
-  // (make_backend refuses the combination with a message naming the way out).
+  // The empirical-Bayes prior: the task steps run in whitened coordinates (core/posterior.hpp) and
+  // the kernel maps each task's w and V back; the U step solves for [beta, U~] with V in G.
   void set_prior(const core::PriorState* prior) override {
-    if (prior) throw Error("the CUDA backend does not implement the empirical-Bayes prior yet (use --prior none or --device cpu)");
+    has_prior_ = prior != nullptr;
+    if (!prior) return;
+    if (prior->beta.size() != static_cast<std::size_t>(d_) || prior->Sigma.size() != static_cast<std::size_t>(r_) * r_)
+      throw Error("CUDA backend: the prior has the wrong size");
+    if (kernels::task_step_shared_bytes(d_, r_, k_, true) == 0)
+      throw Error("CUDA backend: d = " + std::to_string(d_) + ", r = " + std::to_string(r_) + ", k = " + std::to_string(k_) +
+                  " need more shared memory per task under the prior than a thread block has; use the CPU backend");
+    if (options_.u_solver == USolver::cg)
+      throw Error("CUDA backend: cg's U step under the prior is not on the GPU yet; use --u-solver direct, or --device cpu");
+    prior_ = *prior;
+    const cudaStream_t s = stream_.get();
+    copy_to_device(beta_, prior_.beta.data(), prior_.beta.size(), s);
+    // Whitened: v's prior precision is s2 I and its covariance I.
+    std::vector<double> precision(static_cast<std::size_t>(r_) * r_, 0.0), identity(precision.size(), 0.0);
+    for (int p = 0; p < r_; ++p) {
+      precision[static_cast<std::size_t>(p) * r_ + p] = prior_.noise_variance;
+      identity[static_cast<std::size_t>(p) * r_ + p] = 1.0;
+    }
+    copy_to_device(w_precision_, precision.data(), precision.size(), s);
+    copy_to_device(w_covariance_, identity.data(), identity.size(), s);
+    // Never empty, even at r = 0: the packing kernel reads "V given" as "the joint [beta, U] system".
+    V_.resize(std::max<std::size_t>(static_cast<std::size_t>(t_) * r_ * r_, 1));
+    stats_.resize(static_cast<std::size_t>(t_) * core::kPosteriorStats);
+    response_.resize(static_cast<std::size_t>(std::max<std::int64_t>(n_, 1)));
+    const std::vector<double> ones(static_cast<std::size_t>(std::max<std::int64_t>(t_, 1)), 1.0);
+    copy_to_device(ones_, ones.data(), ones.size(), s);
+    stream_.synchronize();
   }
   // X^T X, X^T y, y^T y and n in double (cg's preconditioner): rows in chunks, converted to double.
   core::DataMoments data_moments() override {
@@ -500,6 +541,83 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
 #endif
   }
 
+  // The task step's prior: Sigma's factor L, the whitened basis U L in the data's precision, the
+  // prior over supports as the CPU's task steps see it (cpu/cpu_backend.cpp).
+  template <typename Args>
+  void set_prior_arguments(Args& args, int k_in_effect) {
+    const cudaStream_t s = stream_.get();
+    const std::vector<double> L = core::whitening_factor(prior_.Sigma, r_);
+    std::vector<T> whitened;
+    core::whitened_basis(get_U(), L, d_, r_, whitened);
+    copy_to_device(U_whitened_, whitened.data(), whitened.size(), s);
+    copy_to_device(whitening_, L.data(), L.size(), s);
+    args.U = U_whitened_.data();
+    args.beta = beta_.data();
+    args.w_precision = w_precision_.data();
+    args.w_covariance = w_covariance_.data();
+    args.b_precision = prior_.b_precision;
+    args.noise_variance = prior_.noise_variance;
+    args.support_threshold = prior_.support_threshold;
+    if (prior_.inclusion_probability > 0 && prior_.inclusion_probability < 1) {
+      args.log_inclusion = std::log(prior_.inclusion_probability);
+      args.log_exclusion = std::log1p(-prior_.inclusion_probability);
+      args.log_support_mass = detail::support_prior_log_mass(d_, k_in_effect, args.log_inclusion, args.log_exclusion);
+    }
+    args.average_supports = prior_.average_supports;
+    args.response = response_.data();
+    args.V = V_.data();
+    args.posterior_stats = stats_.data();
+    args.whitening = whitening_.data();
+  }
+
+  // The M-step's sums over the tasks, by cuBLAS on the device: sum E[w w^T] = W^T W + sum V_i, sum
+  // w_i, and the posterior statistics; r x r and a few numbers come back.
+  void add_prior_totals(core::TaskStepTotals& totals) {
+    const cudaStream_t s = stream_.get();
+    const double one = 1.0, zero = 0.0;
+    const int t = static_cast<int>(t_), rr = r_ * r_;
+    sums_.resize(static_cast<std::size_t>(rr + rr + r_ + core::kPosteriorStats));
+    double* second = sums_.data();           // W^T W (upper), r x r column-major
+    double* v_sum = second + rr;             // sum V_i, r x r
+    double* w_sum = v_sum + rr;              // r
+    double* stats = w_sum + r_;              // kPosteriorStats
+    LRSMETA_CUDA_CHECK(cudaMemsetAsync(sums_.data(), 0, sums_.size() * sizeof(double), s));
+    if (t > 0) {
+      if (r_ > 0) {
+        // W (t x r row-major) is column-major r x t: W_cm W_cm^T is sum_i w_i w_i^T.
+        LRSMETA_CUBLAS_CHECK(cublasDsyrk(cublas_.get(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, r_, t, &one, W_.data(), r_, &zero,
+                                         second, r_));
+        LRSMETA_CUBLAS_CHECK(cublasDgemv(cublas_.get(), CUBLAS_OP_N, rr, t, &one, V_.data(), rr, ones_.data(), 1, &zero, v_sum, 1));
+        LRSMETA_CUBLAS_CHECK(cublasDgemv(cublas_.get(), CUBLAS_OP_N, r_, t, &one, W_.data(), r_, ones_.data(), 1, &zero, w_sum, 1));
+      }
+      LRSMETA_CUBLAS_CHECK(cublasDgemv(cublas_.get(), CUBLAS_OP_N, core::kPosteriorStats, t, &one, stats_.data(),
+                                       core::kPosteriorStats, ones_.data(), 1, &zero, stats, 1));
+    }
+    std::vector<double> host;
+    copy_to_host(host, sums_);
+    totals.w_second_moment.assign(static_cast<std::size_t>(rr), 0.0);
+    totals.w_sum.assign(host.begin() + 2 * rr, host.begin() + 2 * rr + r_);
+    for (int p = 0; p < r_; ++p)
+      for (int q = p; q < r_; ++q)  // column-major upper (p, q) at p + r q; V_i row-major and symmetric
+        totals.w_second_moment[static_cast<std::size_t>(p) * r_ + q] =
+            host[static_cast<std::size_t>(p) + static_cast<std::size_t>(r_) * q] + host[static_cast<std::size_t>(rr + p * r_ + q)];
+    core::symmetrise_upper(totals.w_second_moment.data(), r_);
+    const double* st = host.data() + 2 * rr + r_;
+    totals.effective_params = st[0];
+    totals.effective_params_b = st[1];
+    totals.log_evidence = st[2];
+    totals.b_square_sum = st[3];
+    totals.b_count = static_cast<std::int64_t>(std::llround(st[4]));
+  }
+
+  // cg's passes have no V_i, beta's column or the prior's terms on the device yet.
+  void refuse_cg_under_the_prior() const {
+    if (has_prior_) throw Error("CUDA backend: cg's U step under the prior is not on the GPU yet; use --u-solver direct, or --device cpu");
+  }
+
+  // The U step's columns per feature: r, and beta's under the prior.
+  int r_joint() const { return r_ + (has_prior_ ? 1 : 0); }
+
   // The most rows any task of tasks first .. first + count - 1 has (sizes a kernel's shared memory).
   std::int64_t max_rows(std::int64_t first, std::int64_t count) const {
     std::int64_t most = 0;
@@ -560,6 +678,12 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
   DeviceBuffer<double> host_terms_;  // a vector from the host added on the device: v's noise, a diagonal block, the anchor
   DeviceBuffer<double> Wm_, W_hat_, iterate_, product_, Mw_, g_;  // cg's
   DeviceBuffer<float> chunk_product_;
+  // The prior's (set_prior): beta, v's prior, V_i (t x r x r) and the statistics (t x 5) per task,
+  // y - X beta per row, the whitened basis and L, ones for the sums over tasks, the sums.
+  bool has_prior_ = false;
+  core::PriorState prior_;
+  DeviceBuffer<double> beta_, w_precision_, w_covariance_, V_, stats_, response_, whitening_, ones_, sums_;
+  DeviceBuffer<T> U_whitened_;
   DeviceBuffer<std::int32_t> B_index_;
   DeviceBuffer<int> info_;
   double last_change_ = 0.0;

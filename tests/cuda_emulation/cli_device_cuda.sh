@@ -32,6 +32,19 @@ for solver in direct cg; do
 done
 grep -q '"device": "cuda"' cuda_direct/model.json || fail "model.json does not record the GPU fit's device"
 
+# The default model (the prior, r, k and its settings estimated by marginal likelihood) on the
+# GPU: the same choice, and the CPU's predictions to a relative 1e-6.
+"$bin" train --data data --device cpu --out cpu_default > cpu_default.txt
+"$bin" train --data data --device cuda --out cuda_default > cuda_default.txt
+"$bin" predict --model cpu_default --data data --out cpu_default.csv > /dev/null
+"$bin" predict --model cuda_default --data data --out cuda_default.csv > /dev/null
+chosen() { grep -o "): r = [0-9]*, k = [0-9]*" "$1"; }
+[[ -n $(chosen cpu_default.txt) && $(chosen cpu_default.txt) == $(chosen cuda_default.txt) ]] ||
+  fail "the GPU chose $(chosen cuda_default.txt), the CPU $(chosen cpu_default.txt)"
+diff=$(relative_difference cuda_default.csv cpu_default.csv)
+awk -v e="$diff" 'BEGIN { exit !(e < 1e-6) }' || fail "the default model on the GPU predicts $diff (relative) from the CPU's"
+echo "default model: the same choice ($(chosen cuda_default.txt | cut -c4-)); predictions differ by $diff (relative)"
+
 # Noiseless float32 data: the GPU recovers the model.
 "$bin" generate --out data32 --tasks 200 --samples 40 -d 16 -r 2 -k 1 --seed 5 --dtype float32 > /dev/null
 "$bin" train --data data32 -r 2 -k 1 --prior none --device cuda --out cuda32 --iterations 60 > /dev/null
