@@ -65,6 +65,22 @@ void set_task_step_settings(TaskStepArgs<T>& args, const Settings& s) {
   args.step_size = s.step_size;
 }
 
+// The prior part of TaskStepArgs from core::TaskPrior (its pointers the device's), taken as a
+// template as set_task_step_settings takes its settings.
+template <typename T, typename Prior>
+void set_task_prior(TaskStepArgs<T>& args, const Prior& p) {
+  args.beta = p.beta;
+  args.w_precision = p.w_precision;
+  args.w_covariance = p.w_covariance;
+  args.b_precision = p.b_precision;
+  args.noise_variance = p.noise_variance;
+  args.support_threshold = p.support_threshold;
+  args.log_inclusion = p.log_inclusion;
+  args.log_exclusion = p.log_exclusion;
+  args.log_support_mass = p.log_support_mass;
+  args.average_supports = p.average_supports;
+}
+
 // Shared memory one block needs for the task step; 0 when the sizes exceed what a block can hold.
 std::size_t task_step_shared_bytes(int d, int r, int k_slots, bool with_prior = false);
 template <typename T>

@@ -15,6 +15,7 @@
 #include "cpu/task_step.hpp"
 #include "lrsmeta/io.hpp"
 #include "test_helpers.hpp"
+#include "trapped_task.hpp"
 
 namespace lrsmeta {
 namespace {
@@ -114,6 +115,43 @@ TEST(KernelEmulation, TaskStepMatchesTheCpuForEveryVariant) {
   }
 }
 
+// The prior's task step over tasks t (rows by offsets), every buffer on the host (the kernel runs
+// here): its scratch, and V_i and the statistics it writes.
+struct PriorStepBuffers {
+  std::vector<double> Z, target, resid, response, sse, V, stats;
+  PriorStepBuffers(std::int64_t n, std::int64_t t, int r)
+      : Z(static_cast<std::size_t>(n) * r), target(static_cast<std::size_t>(n)), resid(target.size()), response(target.size()),
+        sse(static_cast<std::size_t>(t)), V(static_cast<std::size_t>(t) * r * r, -1.0),
+        stats(static_cast<std::size_t>(core::kPosteriorStats * t), -1.0) {}
+};
+void run_prior_step(const double* X, const double* y, const std::int64_t* offsets, std::int64_t t, int d, int r, int k,
+                    const cpu::TaskStepSettings& settings, const cpu::TaskPrior& prior, const double* U, double* W,
+                    std::int32_t* B_index, double* B_value, PriorStepBuffers& b, unsigned threads) {
+  kernels::TaskStepArgs<double> a;
+  a.X = X;
+  a.y = y;
+  a.offsets = offsets;
+  a.t = t;
+  a.d = d;
+  a.r = r;
+  a.k_slots = k;
+  kernels::set_task_step_settings(a, settings);
+  a.U = U;
+  a.Z = b.Z.data();
+  a.target = b.target.data();
+  a.resid = b.resid.data();
+  a.W = W;
+  a.B_index = B_index;
+  a.B_value = B_value;
+  a.task_sse = b.sse.data();
+  kernels::set_task_prior(a, prior);
+  a.response = b.response.data();
+  a.V = b.V.data();
+  a.posterior_stats = b.stats.data();
+  const kernels::Layout L{kernels::joint_columns(r, k, d, true), d, r, k, true};
+  emulation::launch(static_cast<unsigned>(t), threads, L.bytes(), [&] { kernels::task_step_kernel<double>(a, L); });
+}
+
 // The task step under the empirical-Bayes prior (a general Sigma, beta, the b prior and the support
 // threshold): the emulated kernel against cpu::task_step task by task, from the same state, with
 // the posterior covariance, the effective numbers of parameters, the log evidence and b's moments.
@@ -180,41 +218,12 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support
                        Bi_cpu.data() + i * k, Bv_cpu.data() + i * k, k, settings, ws, &post);
     core::store_posterior_stats(post, stats_cpu.data() + i * core::kPosteriorStats);
   }
-  kernels::TaskStepArgs<double> a;
-  const std::size_t n = static_cast<std::size_t>(data.n());
-  std::vector<double> Z(n * r), target(n), resid(n), response(n), sse(static_cast<std::size_t>(t)),
-      V(static_cast<std::size_t>(t) * r * r, -1.0), stats(static_cast<std::size_t>(core::kPosteriorStats * t), -1.0);
-  a.X = data.X.data();
-  a.y = data.y.data();
-  a.offsets = data.task_offsets.data();
-  a.t = t;
-  a.d = d;
-  a.r = r;
-  a.k_slots = k;
-  kernels::set_task_step_settings(a, settings);
-  a.U = U.data();
-  a.Z = Z.data();
-  a.target = target.data();
-  a.resid = resid.data();
-  a.W = W.data();
-  a.B_index = Bi.data();
-  a.B_value = Bv.data();
-  a.task_sse = sse.data();
-  a.beta = beta.data();
-  a.w_precision = precision.data();
-  a.w_covariance = Sigma.data();
-  a.b_precision = prior.b_precision;
-  a.noise_variance = s2;
-  a.support_threshold = prior.support_threshold;
-  a.log_inclusion = prior.log_inclusion;
-  a.log_exclusion = prior.log_exclusion;
-  a.log_support_mass = prior.log_support_mass;
-  a.average_supports = prior.average_supports;
-  a.response = response.data();
-  a.V = V.data();
-  a.posterior_stats = stats.data();
-  const kernels::Layout L{kernels::joint_columns(r, k, d, true), d, r, k, true};
-  emulation::launch(static_cast<unsigned>(t), 32, L.bytes(), [&] { kernels::task_step_kernel<double>(a, L); });
+  PriorStepBuffers buffers(data.n(), t, r);
+  run_prior_step(data.X.data(), data.y.data(), data.task_offsets.data(), t, d, r, k, settings, prior, U.data(), W.data(), Bi.data(),
+                 Bv.data(), buffers, 32);
+  const std::vector<double>& V = buffers.V;
+  const std::vector<double>& stats = buffers.stats;
+  const std::vector<double>& sse = buffers.sse;
   int same_support = 0;
   for (std::int64_t i = 0; i < t; ++i) {
     const bool same = std::equal(Bi.begin() + i * k, Bi.begin() + (i + 1) * k, Bi_cpu.begin() + i * k);
@@ -268,34 +277,16 @@ TEST(KernelEmulation, TaskStepWithThePriorMatchesTheCpuForEveryVariant) {
 // rows, d = 100, with the fitted U, beta, Sigma, s2, tau2, pi): the kernel searches it again from
 // the empty support, as the CPU does, and ends with the CPU's support, w and b.
 TEST(KernelEmulation, ATrappedTaskIsSearchedAgainAsOnTheCpu) {
-  const std::string folder = LRSMETA_TEST_DATA_DIR "/trapped_task/";
-  std::vector<std::int64_t> shape;
-  const std::vector<double> X = read_npy_as<double>(folder + "X.npy", &shape);
-  const int m = static_cast<int>(shape[0]), d = static_cast<int>(shape[1]);
-  const std::vector<double> y = read_npy_as<double>(folder + "y.npy", &shape);
-  const std::vector<double> U = read_npy_as<double>(folder + "U.npy", &shape);
-  const int r = static_cast<int>(shape[1]);
-  const std::vector<double> beta = read_npy_as<double>(folder + "beta.npy", &shape);
-  const std::vector<double> Sigma = read_npy_as<double>(folder + "Sigma.npy", &shape);
-  const std::vector<double> file = read_npy_as<double>(folder + "settings.npy", &shape);  // s2, tau2, pi, threshold, support
-  const int k = static_cast<int>(file.size()) - 4;
-  const double s2 = file[0], tau2 = file[1], pi = file[2];
-  std::vector<double> precision(static_cast<std::size_t>(r) * r);
-  for (int c = 0; c < r; ++c) {
-    std::vector<double> e(static_cast<std::size_t>(r), 0.0);
-    e[static_cast<std::size_t>(c)] = 1.0;
-    const std::vector<double> col = testing::solve_dense(Sigma, e);
-    for (int a = 0; a < r; ++a) precision[static_cast<std::size_t>(a * r + c)] = s2 * col[static_cast<std::size_t>(a)];
-  }
-  cpu::TaskPrior prior{beta.data(), precision.data(), Sigma.data(), s2 / tau2, s2, file[3]};
-  prior.log_inclusion = std::log(pi);
-  prior.log_exclusion = std::log(1 - pi);
-  prior.log_support_mass = detail::support_prior_log_mass(d, k, prior.log_inclusion, prior.log_exclusion);
+  const testing::TrappedTask task(LRSMETA_TEST_DATA_DIR "/trapped_task/");
+  const int m = task.m, d = task.d, r = task.r, k = task.k;
+  const std::vector<double>& X = task.X;
+  const std::vector<double>& y = task.y;
+  const std::vector<double>& U = task.U;
+  const cpu::TaskPrior& prior = task.prior;
   cpu::TaskStepSettings settings;
   settings.k = k;
   settings.prior = &prior;
-  std::vector<std::int32_t> incoming(static_cast<std::size_t>(k));
-  for (int q = 0; q < k; ++q) incoming[static_cast<std::size_t>(q)] = static_cast<std::int32_t>(file[static_cast<std::size_t>(4 + q)]);
+  const std::vector<std::int32_t>& incoming = task.incoming;
   // The CPU.
   cpu::TaskWorkspace ws(m, d, r, k);
   std::vector<double> w_cpu(static_cast<std::size_t>(r), 0.0), b_cpu(static_cast<std::size_t>(k), 0.0),
@@ -307,41 +298,12 @@ TEST(KernelEmulation, ATrappedTaskIsSearchedAgainAsOnTheCpu) {
   ASSERT_EQ(bi_cpu, (std::vector<std::int32_t>{0, 8, 80}));  // the CPU's answer (test_prior checks it)
   // The kernel, one task, from the same incoming support.
   const std::vector<std::int64_t> offsets{0, m};
-  std::vector<double> Z(static_cast<std::size_t>(m) * r), target(static_cast<std::size_t>(m)), resid(target.size()),
-      response(target.size()), sse(1), W(static_cast<std::size_t>(r), 0.0), Bv(static_cast<std::size_t>(k), 0.0),
-      V(static_cast<std::size_t>(r) * r), stats(core::kPosteriorStats);
+  std::vector<double> W(static_cast<std::size_t>(r), 0.0), Bv(static_cast<std::size_t>(k), 0.0);
   std::vector<std::int32_t> Bi = incoming;
-  kernels::TaskStepArgs<double> a;
-  a.X = X.data();
-  a.y = y.data();
-  a.offsets = offsets.data();
-  a.t = 1;
-  a.d = d;
-  a.r = r;
-  a.k_slots = k;
-  kernels::set_task_step_settings(a, settings);
-  a.U = U.data();
-  a.Z = Z.data();
-  a.target = target.data();
-  a.resid = resid.data();
-  a.W = W.data();
-  a.B_index = Bi.data();
-  a.B_value = Bv.data();
-  a.task_sse = sse.data();
-  a.beta = beta.data();
-  a.w_precision = precision.data();
-  a.w_covariance = Sigma.data();
-  a.b_precision = prior.b_precision;
-  a.noise_variance = s2;
-  a.support_threshold = prior.support_threshold;
-  a.log_inclusion = prior.log_inclusion;
-  a.log_exclusion = prior.log_exclusion;
-  a.log_support_mass = prior.log_support_mass;
-  a.response = response.data();
-  a.V = V.data();
-  a.posterior_stats = stats.data();
-  const kernels::Layout L{kernels::joint_columns(r, k, d, true), d, r, k, true};
-  emulation::launch(1, 128, L.bytes(), [&] { kernels::task_step_kernel<double>(a, L); });
+  PriorStepBuffers buffers(m, 1, r);
+  run_prior_step(X.data(), y.data(), offsets.data(), 1, d, r, k, settings, prior, U.data(), W.data(), Bi.data(), Bv.data(), buffers, 128);
+  const std::vector<double>& sse = buffers.sse;
+  const std::vector<double>& stats = buffers.stats;
   EXPECT_EQ(Bi, bi_cpu);
   EXPECT_NEAR(sse[0], sse_cpu, 1e-9 * sse_cpu);
   for (int p = 0; p < r; ++p) EXPECT_NEAR(W[static_cast<std::size_t>(p)], w_cpu[static_cast<std::size_t>(p)], 1e-9);

@@ -19,6 +19,7 @@
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 #include "test_helpers.hpp"
+#include "trapped_task.hpp"
 
 namespace lrsmeta {
 namespace {
@@ -107,41 +108,19 @@ TEST(PriorTaskStep, PosteriorModeCovarianceAndDegreesOfFreedomMatchADenseComputa
 // because no single swap among the candidates improves the marginal likelihood. Its true support
 // is {0, 8, 80}.
 TEST(PriorTaskStep, ATaskTrappedByItsIncomingSupportFindsOneThatFitsItsRows) {
-  const std::string folder = LRSMETA_TEST_DATA_DIR "/trapped_task/";
-  std::vector<std::int64_t> shape;
-  const std::vector<double> X = read_npy_as<double>(folder + "X.npy", &shape);
-  const int m = static_cast<int>(shape[0]), d = static_cast<int>(shape[1]);
-  const std::vector<double> y = read_npy_as<double>(folder + "y.npy", &shape);
-  const std::vector<double> U = read_npy_as<double>(folder + "U.npy", &shape);
-  const int r = static_cast<int>(shape[1]);
-  const std::vector<double> beta = read_npy_as<double>(folder + "beta.npy", &shape);
-  const std::vector<double> Sigma = read_npy_as<double>(folder + "Sigma.npy", &shape);
-  // s2, tau2, pi, the support threshold, then the incoming support.
-  const std::vector<double> settings_file = read_npy_as<double>(folder + "settings.npy", &shape);
-  const int k = static_cast<int>(settings_file.size()) - 4;
+  const testing::TrappedTask task(LRSMETA_TEST_DATA_DIR "/trapped_task/");
+  const int m = task.m, d = task.d, r = task.r, k = task.k;
   ASSERT_EQ(k, 3);
-  const double s2 = settings_file[0], tau2 = settings_file[1], pi = settings_file[2];
-  Matrix precision = inverse(Sigma, r);
-  for (double& x : precision) x *= s2;
-  cpu::TaskPrior prior;
-  prior.beta = beta.data();
-  prior.w_precision = precision.data();
-  prior.w_covariance = Sigma.data();
-  prior.b_precision = s2 / tau2;
-  prior.noise_variance = s2;
-  prior.support_threshold = settings_file[3];
-  prior.log_inclusion = std::log(pi);
-  prior.log_exclusion = std::log(1 - pi);
-  prior.log_support_mass = detail::support_prior_log_mass(d, k, prior.log_inclusion, prior.log_exclusion);
+  const double s2 = task.prior.noise_variance;
   cpu::TaskStepSettings settings;
   settings.k = k;
-  settings.prior = &prior;
+  settings.prior = &task.prior;
   cpu::TaskWorkspace ws(m, d, r, k);
   std::vector<double> w(r, 0.0), b_value(k, 0.0), V(static_cast<std::size_t>(r) * r);
-  std::vector<std::int32_t> b_index(k);
-  for (int q = 0; q < k; ++q) b_index[q] = static_cast<std::int32_t>(settings_file[4 + q]);
+  std::vector<std::int32_t> b_index = task.incoming;
   cpu::TaskPosterior post{V.data()};
-  const double sse = cpu::task_step(X.data(), y.data(), m, d, U.data(), r, w.data(), b_index.data(), b_value.data(), k, settings, ws, &post);
+  const double sse = cpu::task_step(task.X.data(), task.y.data(), m, d, task.U.data(), r, w.data(), b_index.data(), b_value.data(), k,
+                                    settings, ws, &post);
   EXPECT_LT(sse, s2 * (m + 6.0 * std::sqrt(2.0 * m)));
   EXPECT_EQ(b_index, (std::vector<std::int32_t>{0, 8, 80}));
 }

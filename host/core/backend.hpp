@@ -5,6 +5,7 @@
 // back to the host inside the loop.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "core/module_api.hpp"
 #include "core/noise.hpp"
+#include "core/task_step_rules.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta::core {
@@ -52,6 +54,27 @@ struct PriorState {
   // Selection::evidence. false: the posterior mode given the chosen support (the EM steps).
   bool average_supports = false;
 };
+
+// The prior as every task step of a fit sees it (core/task_step_rules.hpp), with sparsity k in effect:
+// its scalars and the prior over supports' logs; beta, v's prior precision and covariance where the
+// backend keeps them (host or device memory).
+inline TaskPrior task_prior_of(const PriorState& prior, int d, int k, const double* beta, const double* w_precision,
+                               const double* w_covariance) {
+  TaskPrior p;
+  p.beta = beta;
+  p.w_precision = w_precision;
+  p.w_covariance = w_covariance;
+  p.b_precision = prior.b_precision;
+  p.noise_variance = prior.noise_variance;
+  p.support_threshold = prior.support_threshold;
+  p.average_supports = prior.average_supports;
+  if (prior.inclusion_probability > 0 && prior.inclusion_probability < 1) {
+    p.log_inclusion = std::log(prior.inclusion_probability);
+    p.log_exclusion = std::log1p(-prior.inclusion_probability);
+    p.log_support_mass = detail::support_prior_log_mass(d, k, p.log_inclusion, p.log_exclusion);
+  }
+  return p;
+}
 
 // The cg U step's start asked of a task step: x0, the warm start ([beta,] U, column-major, as the
 // U step's unknowns), in; v, W_hat and the warm start's residual v - G x0 (as

@@ -75,18 +75,7 @@ core::TaskStepTotals CpuBackend<T>::task_steps(int k_in_effect, core::UStepStart
       identity[static_cast<std::size_t>(p) * r_ + p] = 1.0;
       prior_precision[static_cast<std::size_t>(p) * r_ + p] = prior_.noise_variance;
     }
-    task_prior.beta = prior_.beta.data();
-    task_prior.w_precision = prior_precision.data();
-    task_prior.w_covariance = identity.data();
-    task_prior.b_precision = prior_.b_precision;
-    task_prior.noise_variance = prior_.noise_variance;
-    task_prior.support_threshold = prior_.support_threshold;
-    task_prior.average_supports = prior_.average_supports;
-    if (prior_.inclusion_probability > 0 && prior_.inclusion_probability < 1) {
-      task_prior.log_inclusion = std::log(prior_.inclusion_probability);
-      task_prior.log_exclusion = std::log1p(-prior_.inclusion_probability);
-      task_prior.log_support_mass = detail::support_prior_log_mass(d_, settings.k, task_prior.log_inclusion, task_prior.log_exclusion);
-    }
+    task_prior = core::task_prior_of(prior_, d_, settings.k, prior_.beta.data(), prior_precision.data(), identity.data());
     settings.prior = &task_prior;
   }
   const std::int64_t P = static_cast<std::int64_t>(r_) * (r_ + 1) / 2;

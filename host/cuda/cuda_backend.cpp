@@ -541,8 +541,8 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
 #endif
   }
 
-  // The task step's prior: Sigma's factor L, the whitened basis U L in the data's precision, the
-  // prior over supports as the CPU's task steps see it (cpu/cpu_backend.cpp).
+  // The task step's prior (core::task_prior_of, as the CPU's task steps see it), Sigma's factor L
+  // and the whitened basis U L in the data's precision.
   template <typename Args>
   void set_prior_arguments(Args& args, int k_in_effect) {
     const cudaStream_t s = stream_.get();
@@ -552,18 +552,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     copy_to_device(U_whitened_, whitened.data(), whitened.size(), s);
     copy_to_device(whitening_, L.data(), L.size(), s);
     args.U = U_whitened_.data();
-    args.beta = beta_.data();
-    args.w_precision = w_precision_.data();
-    args.w_covariance = w_covariance_.data();
-    args.b_precision = prior_.b_precision;
-    args.noise_variance = prior_.noise_variance;
-    args.support_threshold = prior_.support_threshold;
-    if (prior_.inclusion_probability > 0 && prior_.inclusion_probability < 1) {
-      args.log_inclusion = std::log(prior_.inclusion_probability);
-      args.log_exclusion = std::log1p(-prior_.inclusion_probability);
-      args.log_support_mass = detail::support_prior_log_mass(d_, k_in_effect, args.log_inclusion, args.log_exclusion);
-    }
-    args.average_supports = prior_.average_supports;
+    kernels::set_task_prior(args, core::task_prior_of(prior_, d_, k_in_effect, beta_.data(), w_precision_.data(), w_covariance_.data()));
     args.response = response_.data();
     args.V = V_.data();
     args.posterior_stats = stats_.data();

@@ -83,6 +83,20 @@ cublasStatus_t gemm(const char* call, cublasHandle_t handle, cublasOperation_t t
   return CUBLAS_STATUS_SUCCESS;
 }
 
+// BLAS's reductions of one vector to a host result: n <= 0 or incx <= 0 gives 0.
+template <typename Result, typename Reduce>
+cublasStatus_t reduction(const char* call, cublasHandle_t handle, int n, const double* x, int incx, Result* result, Reduce reduce) {
+  std::lock_guard<std::recursive_mutex> guard(emu::lock());
+  if (const cublasStatus_t s = begin(call, handle); s != CUBLAS_STATUS_SUCCESS) return s;
+  if (!emu::host_pointer(call, "the result", result)) return CUBLAS_STATUS_INVALID_VALUE;
+  wait_for(handle);
+  *result = Result(0);
+  if (n <= 0 || incx <= 0) return CUBLAS_STATUS_SUCCESS;
+  if (!device_vector(call, "x", x, n, incx)) return CUBLAS_STATUS_INVALID_VALUE;
+  *result = reduce();
+  return CUBLAS_STATUS_SUCCESS;
+}
+
 }  // namespace
 
 extern "C" {
@@ -197,52 +211,28 @@ cublasStatus_t cublasDdot_v2(cublasHandle_t handle, int n, const double* x, int 
   return CUBLAS_STATUS_SUCCESS;
 }
 
-// BLAS's reductions: n <= 0 or incx <= 0 gives 0.
 cublasStatus_t cublasDnrm2_v2(cublasHandle_t handle, int n, const double* x, int incx, double* result) {
-  constexpr const char* call = "cublasDnrm2_v2";
-  std::lock_guard<std::recursive_mutex> guard(emu::lock());
-  if (const cublasStatus_t s = begin(call, handle); s != CUBLAS_STATUS_SUCCESS) return s;
-  if (!emu::host_pointer(call, "the result", result)) return CUBLAS_STATUS_INVALID_VALUE;
-  wait_for(handle);
-  *result = 0.0;
-  if (n <= 0 || incx <= 0) return CUBLAS_STATUS_SUCCESS;
-  if (!device_vector(call, "x", x, n, incx)) return CUBLAS_STATUS_INVALID_VALUE;
-  *result = cblas_dnrm2(n, x, incx);
-  return CUBLAS_STATUS_SUCCESS;
+  return reduction("cublasDnrm2_v2", handle, n, x, incx, result, [&] { return cblas_dnrm2(n, x, incx); });
 }
 
 cublasStatus_t cublasDasum_v2(cublasHandle_t handle, int n, const double* x, int incx, double* result) {
-  constexpr const char* call = "cublasDasum_v2";
-  std::lock_guard<std::recursive_mutex> guard(emu::lock());
-  if (const cublasStatus_t s = begin(call, handle); s != CUBLAS_STATUS_SUCCESS) return s;
-  if (!emu::host_pointer(call, "the result", result)) return CUBLAS_STATUS_INVALID_VALUE;
-  wait_for(handle);
-  *result = 0.0;
-  if (n <= 0 || incx <= 0) return CUBLAS_STATUS_SUCCESS;
-  if (!device_vector(call, "x", x, n, incx)) return CUBLAS_STATUS_INVALID_VALUE;
-  *result = cblas_dasum(n, x, incx);
-  return CUBLAS_STATUS_SUCCESS;
+  return reduction("cublasDasum_v2", handle, n, x, incx, result, [&] { return cblas_dasum(n, x, incx); });
 }
 
-// 1-based, the first of equal magnitudes; 0 where n <= 0 or incx <= 0.
+// 1-based, the first of equal magnitudes.
 cublasStatus_t cublasIdamax_v2(cublasHandle_t handle, int n, const double* x, int incx, int* result) {
-  constexpr const char* call = "cublasIdamax_v2";
-  std::lock_guard<std::recursive_mutex> guard(emu::lock());
-  if (const cublasStatus_t s = begin(call, handle); s != CUBLAS_STATUS_SUCCESS) return s;
-  if (!emu::host_pointer(call, "the result", result)) return CUBLAS_STATUS_INVALID_VALUE;
-  wait_for(handle);
-  *result = 0;
-  if (n <= 0 || incx <= 0) return CUBLAS_STATUS_SUCCESS;
-  if (!device_vector(call, "x", x, n, incx)) return CUBLAS_STATUS_INVALID_VALUE;
-  double best = -1.0;
-  for (int i = 0; i < n; ++i) {
-    const double magnitude = std::fabs(x[static_cast<long long>(i) * incx]);
-    if (magnitude > best) {
-      best = magnitude;
-      *result = i + 1;
+  return reduction("cublasIdamax_v2", handle, n, x, incx, result, [&] {
+    double best = -1.0;
+    int index = 0;
+    for (int i = 0; i < n; ++i) {
+      const double magnitude = std::fabs(x[static_cast<long long>(i) * incx]);
+      if (magnitude > best) {
+        best = magnitude;
+        index = i + 1;
+      }
     }
-  }
-  return CUBLAS_STATUS_SUCCESS;
+    return index;
+  });
 }
 
 }  // extern "C"
