@@ -3,8 +3,10 @@
 // emulated CUDA build (test_cuda_emulated, tests/cuda_emulation), where none may skip.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <numeric>
 
 #include "core/backend.hpp"
@@ -311,6 +313,63 @@ TEST(CudaPrior, TheDefaultModelWithRAndKGivenMatchesTheCpu) {
   EXPECT_LT(relative_error(gpu.Sigma, cpu.Sigma), 1e-6);
   EXPECT_NEAR(gpu.noise_variance, cpu.noise_variance, 1e-6 * cpu.noise_variance);
   EXPECT_EQ(gpu.history.size(), cpu.history.size());
+  // float32 data: the same to float's precision (the GPU forms G from float chunks).
+  Dataset<float> f;
+  f.d = syn.data.d;
+  f.task_offsets = syn.data.task_offsets;
+  f.X.assign(syn.data.X.begin(), syn.data.X.end());
+  f.y.assign(syn.data.y.begin(), syn.data.y.end());
+  o.device = Device::cpu;
+  const Model cpu_float = fit(f.view(), o);
+  o.device = Device::cuda;
+  const Model gpu_float = fit(f.view(), o);
+  EXPECT_LT(relative_error(gpu_float.theta_matrix(), cpu_float.theta_matrix()), 1e-4);
+  EXPECT_LT(relative_error(gpu_float.beta, cpu_float.beta), 1e-4);
+}
+
+// A checkpoint of the default model written on one device resumes on the other, to the model
+// the first device trains straight through (within the two devices' rounding).
+TEST(CudaPrior, ACheckpointWrittenOnOneDeviceResumesOnTheOther) {
+  SKIP_WITHOUT_GPU();
+  SyntheticSpec s;
+  s.tasks = 120;
+  s.min_samples = 2;
+  s.max_samples = 14;
+  s.d = 10;
+  s.r = 2;
+  s.k = 1;
+  s.noise = 0.2;
+  s.seed = 13;
+  const SyntheticData syn = generate_synthetic(s);
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  o.iterations = 8;
+  o.relative_tolerance = 0.0;  // all eight run
+  o.u_solver = USolver::direct;
+  for (Device first : {Device::cpu, Device::cuda}) {
+    const Device second = first == Device::cpu ? Device::cuda : Device::cpu;
+    const std::string dir = (std::filesystem::temp_directory_path() / ("lrsmeta_cuda_ckpt_" + std::to_string(::getpid()))).string();
+    std::filesystem::remove_all(dir);
+    o.device = first;
+    const Model straight = fit(syn.data.view(), o);
+    FitControl control;
+    int seen = 0;
+    control.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
+    control.stop = [&] { return seen >= 4; };
+    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir); };
+    EXPECT_THROW(fit(syn.data.view(), o, control), Stopped);
+    const Checkpoint saved = load_checkpoint(dir);
+    ASSERT_EQ(saved.iteration, 4);
+    o.device = second;
+    FitControl resume;
+    resume.resume = &saved;
+    const Model resumed = fit(syn.data.view(), o, resume);
+    std::filesystem::remove_all(dir);
+    ASSERT_EQ(resumed.history.size(), straight.history.size());
+    EXPECT_LT(relative_error(resumed.theta_matrix(), straight.theta_matrix()), 1e-6) << to_string(first) << " first";
+    EXPECT_LT(relative_error(resumed.beta, straight.beta), 1e-6) << to_string(first) << " first";
+  }
 }
 
 TEST(CudaBackend, WithoutAGpuTheErrorSaysSo) {

@@ -23,7 +23,9 @@ void check_resume(const Checkpoint& c, const Checkpoint& h) {
   if (c.data_fingerprint != h.data_fingerprint)
     throw Error("resume: the checkpoint was made on other data (same sizes, different contents: its fingerprint differs)");
   Options theirs = c.asked, ours = h.asked;
-  theirs.threads = ours.threads = 0;  // threads may differ (the result then differs by rounding)
+  // Threads and the device may differ (the result then differs by rounding).
+  theirs.threads = ours.threads = 0;
+  theirs.device = ours.device = Device::cpu;
   const std::vector<std::string> differences = option_differences(theirs, ours);
   if (!differences.empty()) {
     std::string text;
@@ -33,10 +35,11 @@ void check_resume(const Checkpoint& c, const Checkpoint& h) {
 }
 
 // The options a resumed fit runs with: those in effect when the checkpoint was made (after any
-// choice), with this run's threads.
+// choice), with this run's threads and device.
 Options options_to_resume(const Checkpoint& c, const Options& asked) {
   Options options = c.model.options;
   options.threads = asked.threads;
+  options.device = asked.device;
   return options;
 }
 
