@@ -167,20 +167,32 @@ stage_tests() {
     "$unpacked/bin/lrsmeta" generate --out "$work/data" --tasks 20000 --samples 40 --dim 100 --rank 5 --sparsity 3 \
       --noise 0.01 --dtype float32 --seed 1 -q
   } >> "$out/tests.log" 2>&1
-  local device error start wall
-  for device in cuda cpu; do
-    [[ $device == cuda && $gpu == no ]] && { log "- CLI train --device cuda: left out (no GPU)"; continue; }
-    status=0
-    start=$(date +%s.%N)
-    timeout 300 "$unpacked/bin/lrsmeta" train --data "$work/data" -r 5 -k 3 --prior none --iterations 20 \
-      --device "$device" --out "$work/model_$device" -q > "$work/cli.txt" 2>&1 || status=$?
-    wall=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { printf "%.1f", a - b }')
-    [[ $status == 0 ]] && { "$unpacked/bin/lrsmeta" eval --model "$work/model_$device" --data "$work/data" \
-      --truth "$work/data/truth" >> "$work/cli.txt" 2>&1 || status=$?; }
-    cat "$work/cli.txt" >> "$out/tests.log"
-    error=$(grep -oP 'relative parameter error .* = \K[0-9.eE+-]+' "$work/cli.txt" || echo "none")
-    log "- CLI train --device $device --prior none, 20 iterations: exit $status, relative parameter error $error, train $wall s"
+  local device error start wall prior
+  # The paper's model, and the default model (the prior, its settings estimated, r and k given):
+  # each on the GPU and on the CPU, and for the default model the two devices' predictions compared.
+  for prior in none auto; do
+    for device in cuda cpu; do
+      [[ $device == cuda && $gpu == no ]] && { log "- CLI train --device cuda --prior $prior: left out (no GPU)"; continue; }
+      status=0
+      start=$(date +%s.%N)
+      timeout 300 "$unpacked/bin/lrsmeta" train --data "$work/data" -r 5 -k 3 --prior "$prior" --iterations 20 \
+        --device "$device" --out "$work/model_${prior}_$device" -q > "$work/cli.txt" 2>&1 || status=$?
+      wall=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { printf "%.1f", a - b }')
+      [[ $status == 0 ]] && { "$unpacked/bin/lrsmeta" eval --model "$work/model_${prior}_$device" --data "$work/data" \
+        --truth "$work/data/truth" >> "$work/cli.txt" 2>&1 || status=$?; }
+      [[ $status == 0 && $prior == auto ]] && { "$unpacked/bin/lrsmeta" predict --model "$work/model_${prior}_$device" \
+        --data "$work/data" --out "$work/pred_$device.csv" >> "$work/cli.txt" 2>&1 || status=$?; }
+      cat "$work/cli.txt" >> "$out/tests.log"
+      error=$(grep -oP 'relative parameter error .* = \K[0-9.eE+-]+' "$work/cli.txt" || echo "none")
+      log "- CLI train --device $device --prior $prior, 20 iterations: exit $status, relative parameter error $error, train $wall s"
+    done
   done
+  if [[ -f $work/pred_cuda.csv && -f $work/pred_cpu.csv ]]; then
+    local difference
+    difference=$(paste -d, "$work/pred_cuda.csv" "$work/pred_cpu.csv" | awk -F, 'NR > 1 { d = $3 - $6; if (d < 0) d = -d;
+      b = $6 < 0 ? -$6 : $6; if (d > dm) dm = d; if (b > bm) bm = b } END { printf "%.3g", dm / (bm > 0 ? bm : 1) }')
+    log "- default model, GPU against CPU: largest prediction difference $difference (relative to the largest prediction)"
+  fi
   rm -rf "$work"
 }
 
