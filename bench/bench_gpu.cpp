@@ -1,7 +1,8 @@
 // GPU timings at the anchor sizes of the GPU issue: d = 100, r = 10, k = 5, m = 20, float data,
 // t = 1e4, 1e5, 1e6. Reports the task step (with its effective bandwidth: the bytes of X over the
 // time, against a device-to-device copy measured here), the U step (with G's FLOP/s) and whole
-// outer iterations. Every benchmark reports an error and skips where no GPU is usable.
+// outer iterations, for the paper's model and for the default model (the empirical-Bayes prior).
+// Every benchmark reports an error and skips where no GPU is usable.
 //
 //   build/bench/bench_gpu --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -59,6 +60,55 @@ core::Backend* backend_for(std::int64_t t, Variant variant) {
   return slot->backend.get();
 }
 
+// The default model's steps: a prior as the empirical-Bayes fit would hand the backend after its
+// first estimates (Sigma isotropic, s2 at the anchor data's noise, b's prior and pi fixed).
+const core::PriorState& anchor_prior() {
+  static const core::PriorState prior = [] {
+    core::PriorState p;
+    p.beta.assign(static_cast<std::size_t>(kD), 0.0);
+    p.Sigma.assign(static_cast<std::size_t>(kR) * kR, 0.0);
+    for (int q = 0; q < kR; ++q) p.Sigma[static_cast<std::size_t>(q) * kR + q] = 1.0;
+    p.noise_variance = 0.01;
+    p.b_precision = p.noise_variance / 1.0;
+    p.support_threshold = 2.0;
+    p.inclusion_probability = 0.05;
+    return p;
+  }();
+  return prior;
+}
+
+core::Backend* prior_backend_for(std::int64_t t) {
+  static std::map<std::int64_t, std::unique_ptr<Fixture>> cache;
+  auto& slot = cache[t];
+  if (!slot) {
+    slot = std::make_unique<Fixture>();
+    slot->data = bench::anchor_data<float>(t);
+    Options o;
+    o.rank = kR;
+    o.sparsity = kK;
+    o.prior = Prior::automatic;
+    o.u_solver = USolver::direct;
+    slot->backend = core::make_cuda_backend(slot->data.view(), o);
+    slot->backend->set_U(bench::anchor_U());
+    slot->backend->set_prior(&anchor_prior());
+    slot->backend->task_step_all(0);
+    slot->backend->task_step_all(kK);
+  }
+  return slot->backend.get();
+}
+
+// One direct U step of the joint [beta, U] system under the prior.
+double prior_u_step(core::Backend& backend) {
+  Options o;
+  o.rank = kR;
+  o.sparsity = kK;
+  o.prior = Prior::automatic;
+  o.u_solver = USolver::direct;
+  core::SingleProcess alone;
+  core::UStep step(backend, o, alone);
+  return step.run(nullptr, &anchor_prior());
+}
+
 bool skip_without_gpu(benchmark::State& state) {
   if (cuda_available()) return false;
   state.SkipWithError("no usable CUDA device");
@@ -110,6 +160,23 @@ void BM_GpuOuterIteration(benchmark::State& state) {
   }
 }
 
+// The default model (the prior): the task step with its evidence search, posterior and mapping
+// back, and a whole outer iteration with the joint U step.
+void BM_GpuPriorTaskStep(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  core::Backend* backend = prior_backend_for(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(backend->task_step_all(kK));
+}
+
+void BM_GpuPriorOuterIteration(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  core::Backend* backend = prior_backend_for(state.range(0));
+  for (auto _ : state) {
+    backend->task_step_all(kK);
+    benchmark::DoNotOptimize(prior_u_step(*backend));
+  }
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   for (std::int64_t t : {10000, 100000, 1000000}) b->Args({t, 0});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -124,6 +191,8 @@ BENCHMARK(BM_DeviceCopy)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_GpuTaskStep)->Apply(variants);
 BENCHMARK(BM_GpuUStep)->Apply(sizes);
 BENCHMARK(BM_GpuOuterIteration)->Apply(sizes);
+BENCHMARK(BM_GpuPriorTaskStep)->Apply(sizes);
+BENCHMARK(BM_GpuPriorOuterIteration)->Apply(sizes);
 
 }  // namespace
 }  // namespace lrsmeta

@@ -23,8 +23,8 @@ namespace {
 namespace emu = lrsmeta::cuda_emulation::detail;
 
 std::set<cublasContext*>& handles() {
-  static std::set<cublasContext*> live;
-  return live;
+  static auto* live = new std::set<cublasContext*>;  // never destroyed: handles may outlive other statics
+  return *live;
 }
 
 // The start of every call: a due fault, then the handle. CUBLAS_STATUS_SUCCESS: go on.

@@ -29,8 +29,8 @@ namespace {
 namespace emu = lrsmeta::cuda_emulation::detail;
 
 std::set<cusolverDnContext*>& handles() {
-  static std::set<cusolverDnContext*> live;
-  return live;
+  static auto* live = new std::set<cusolverDnContext*>;  // never destroyed: handles may outlive other statics
+  return *live;
 }
 
 cusolverStatus_t begin(const char* call, cusolverDnHandle_t handle) {

@@ -19,8 +19,8 @@ namespace {
 namespace emu = lrsmeta::cuda_emulation::detail;
 
 std::set<ncclComm*>& communicators() {
-  static std::set<ncclComm*> live;
-  return live;
+  static auto* live = new std::set<ncclComm*>;  // never destroyed: handles may outlive other statics
+  return *live;
 }
 
 std::size_t type_size(ncclDataType_t type) {

@@ -54,16 +54,26 @@ struct State {
       }
     }
   }
-  ~State() {
-    if (!allocations.empty())
-      std::fprintf(stderr, "cuda emulation: %zu device allocations (%zu bytes) were never freed\n", allocations.size(), live_bytes);
-  }
 };
 
+State* state_pointer();
+
+// Never destroyed: a program's static objects (a benchmark's cached backends) may free device
+// memory after every other static is gone. What is still allocated at exit is said then.
 State& state() {
-  static State s;
-  return s;
+  static State* s = [] {
+    auto* created = new State;
+    std::atexit([] {
+      const State& st = *state_pointer();
+      if (!st.allocations.empty())
+        std::fprintf(stderr, "cuda emulation: %zu device allocations (%zu bytes) still live at exit\n", st.allocations.size(),
+                     st.live_bytes);
+    });
+    return created;
+  }();
+  return *s;
 }
+State* state_pointer() { return &state(); }
 
 thread_local cudaError_t last_error = cudaSuccess;
 
