@@ -10,6 +10,7 @@
 
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "core/backend.hpp"
 #include "core/communicator.hpp"
@@ -26,42 +27,13 @@ using bench::kK;
 using bench::kM;
 using bench::kR;
 
-// One direct U step with the core's solve policy, as a fit runs it.
-double u_step(core::Backend& backend, Options o) {
-  o.u_solver = USolver::direct;
-  core::SingleProcess alone;
-  core::UStep step(backend, o, alone);
-  return step.run(nullptr, nullptr);
-}
-
 struct Fixture {
   Dataset<float> data;
   std::unique_ptr<core::Backend> backend;
 };
 
-core::Backend* backend_for(std::int64_t t, Variant variant) {
-  static std::map<std::pair<std::int64_t, int>, std::unique_ptr<Fixture>> cache;
-  auto& slot = cache[{t, static_cast<int>(variant)}];
-  if (!slot) {
-    slot = std::make_unique<Fixture>();
-    slot->data = bench::anchor_data<float>(t);
-    Options o;
-    o.rank = kR;
-    o.sparsity = kK;
-    o.variant = variant;
-    slot->backend = core::make_cuda_backend(slot->data.view(), o);
-    slot->backend->set_U(bench::anchor_U());
-    for (int it = 0; it < 2; ++it) {
-      slot->backend->task_step_all(0);
-      u_step(*slot->backend, o);
-    }
-    slot->backend->task_step_all(kK);
-  }
-  return slot->backend.get();
-}
-
-// The default model's steps: a prior as the empirical-Bayes fit would hand the backend after its
-// first estimates (Sigma isotropic, s2 at the anchor data's noise, b's prior and pi fixed).
+// The prior as the empirical-Bayes fit would hand the backend after its first estimates (Sigma
+// isotropic, s2 at the anchor data's noise, b's prior and pi fixed): the default model's steps.
 const core::PriorState& anchor_prior() {
   static const core::PriorState prior = [] {
     core::PriorState p;
@@ -77,36 +49,47 @@ const core::PriorState& anchor_prior() {
   return prior;
 }
 
-core::Backend* prior_backend_for(std::int64_t t) {
-  static std::map<std::int64_t, std::unique_ptr<Fixture>> cache;
-  auto& slot = cache[t];
-  if (!slot) {
-    slot = std::make_unique<Fixture>();
-    slot->data = bench::anchor_data<float>(t);
-    Options o;
-    o.rank = kR;
-    o.sparsity = kK;
-    o.prior = Prior::automatic;
-    o.u_solver = USolver::direct;
-    slot->backend = core::make_cuda_backend(slot->data.view(), o);
-    slot->backend->set_U(bench::anchor_U());
-    slot->backend->set_prior(&anchor_prior());
-    slot->backend->task_step_all(0);
-    slot->backend->task_step_all(kK);
-  }
-  return slot->backend.get();
-}
-
-// One direct U step of the joint [beta, U] system under the prior.
-double prior_u_step(core::Backend& backend) {
+Options anchor_options(Variant variant, bool prior) {
   Options o;
   o.rank = kR;
   o.sparsity = kK;
-  o.prior = Prior::automatic;
+  o.variant = variant;
+  o.prior = prior ? Prior::automatic : Prior::none;
   o.u_solver = USolver::direct;
+  return o;
+}
+
+// One direct U step with the core's solve policy, as a fit runs it (the joint [beta, U] system
+// under the prior).
+double u_step(core::Backend& backend, bool prior = false) {
   core::SingleProcess alone;
-  core::UStep step(backend, o, alone);
-  return step.run(nullptr, &anchor_prior());
+  core::UStep step(backend, anchor_options(Variant::pursuit, prior), alone);
+  return step.run(nullptr, prior ? &anchor_prior() : nullptr);
+}
+
+// A backend on the anchor data after two warm-start iterations (the paper's model) or, with the
+// prior, one warm-start step, stepped once at sparsity k.
+core::Backend* backend_for(std::int64_t t, Variant variant, bool prior = false) {
+  static std::map<std::tuple<std::int64_t, int, bool>, std::unique_ptr<Fixture>> cache;
+  auto& slot = cache[{t, static_cast<int>(variant), prior}];
+  if (!slot) {
+    slot = std::make_unique<Fixture>();
+    slot->data = bench::anchor_data<float>(t);
+    const Options o = anchor_options(variant, prior);
+    slot->backend = core::make_cuda_backend(slot->data.view(), o);
+    slot->backend->set_U(bench::anchor_U());
+    if (prior) {
+      slot->backend->set_prior(&anchor_prior());
+      slot->backend->task_step_all(0);
+    } else {
+      for (int it = 0; it < 2; ++it) {
+        slot->backend->task_step_all(0);
+        u_step(*slot->backend);
+      }
+    }
+    slot->backend->task_step_all(kK);
+  }
+  return slot->backend.get();
 }
 
 bool skip_without_gpu(benchmark::State& state) {
@@ -146,7 +129,7 @@ void BM_GpuUStep(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
   const std::int64_t t = state.range(0);
   core::Backend* backend = backend_for(t, Variant::pursuit);
-  for (auto _ : state) benchmark::DoNotOptimize(u_step(*backend, Options()));
+  for (auto _ : state) benchmark::DoNotOptimize(u_step(*backend));
   const double P = kR * (kR + 1) / 2.0, Q = kD * (kD + 1) / 2.0;
   state.counters["G_GFLOPs"] = benchmark::Counter((2.0 * P * Q + 2.0 * Q * kM) * t / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -156,7 +139,7 @@ void BM_GpuOuterIteration(benchmark::State& state) {
   core::Backend* backend = backend_for(state.range(0), Variant::pursuit);
   for (auto _ : state) {
     backend->task_step_all(kK);
-    benchmark::DoNotOptimize(u_step(*backend, Options()));
+    benchmark::DoNotOptimize(u_step(*backend));
   }
 }
 
@@ -164,16 +147,16 @@ void BM_GpuOuterIteration(benchmark::State& state) {
 // back, and a whole outer iteration with the joint U step.
 void BM_GpuPriorTaskStep(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
-  core::Backend* backend = prior_backend_for(state.range(0));
+  core::Backend* backend = backend_for(state.range(0), Variant::pursuit, true);
   for (auto _ : state) benchmark::DoNotOptimize(backend->task_step_all(kK));
 }
 
 void BM_GpuPriorOuterIteration(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
-  core::Backend* backend = prior_backend_for(state.range(0));
+  core::Backend* backend = backend_for(state.range(0), Variant::pursuit, true);
   for (auto _ : state) {
     backend->task_step_all(kK);
-    benchmark::DoNotOptimize(prior_u_step(*backend));
+    benchmark::DoNotOptimize(u_step(*backend, true));
   }
 }
 

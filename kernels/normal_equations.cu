@@ -2,8 +2,9 @@
 // the right-hand side pieces, unpacking G, cg's pass (each task's X_i^T X_i M w_i), the data's rows
 // in double for its moments, and small helpers. The GEMMs and solves are cuBLAS and
 // cuSOLVER calls made by the host side (host/cuda/cuda_backend.cpp).
-// LRSMETA_EMULATE_KERNELS: compiled as plain C++ by tests/test_kernel_emulation.cpp, which runs
-// the kernels on CPU threads to check their logic where no GPU is available.
+// Without a GPU the kernels also compile as plain C++ and run on CPU fibers
+// (tests/cuda_emulation/kernel_runtime.hpp): alone in tests/test_kernel_emulation.cpp
+// (LRSMETA_EMULATE_KERNELS leaves out the launchers), and whole in the emulated CUDA build.
 #ifndef LRSMETA_KERNELS_ON_CPU  // else tests/cuda_emulation/kernel_runtime.hpp defines these
 #include <cuda_runtime.h>
 #define LRSMETA_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]

@@ -1,8 +1,9 @@
 // The batched task step: one thread block per task, the same maths as host/cpu/task_step.hpp.
 // Threads share the passes over the task's rows (X U, the Grams, X^T residual); one thread runs the
 // small Cholesky solves and the top-k selection (host/core/small_dense.hpp, shared with the CPU).
-// LRSMETA_EMULATE_KERNELS: compiled as plain C++ by tests/test_kernel_emulation.cpp, which runs
-// the kernels on CPU threads to check their logic where no GPU is available.
+// Without a GPU the kernels also compile as plain C++ and run on CPU fibers
+// (tests/cuda_emulation/kernel_runtime.hpp): alone in tests/test_kernel_emulation.cpp
+// (LRSMETA_EMULATE_KERNELS leaves out the launchers), and whole in the emulated CUDA build.
 #ifndef LRSMETA_KERNELS_ON_CPU  // else tests/cuda_emulation/kernel_runtime.hpp defines these
 #include <cuda_runtime.h>
 #define LRSMETA_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
@@ -37,15 +38,15 @@ struct Layout {
   __host__ __device__ std::size_t evidence_doubles() const {
     return with_prior ? static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)) : 0;
   }
-  // With the prior: each candidate's posterior inclusion probability, and the chosen features' (the
-  // model's final step averages b over the supports the search weighed).
-  // With the prior also the first pass's (w, b) while the task is searched again from the empty support.
-  __host__ __device__ std::size_t inclusion_doubles() const {
+  // With the prior: each candidate's posterior inclusion probability and the chosen features' (the
+  // model's final step averages b over the supports the search weighed), and the first pass's
+  // (w, b) while a trapped task is searched again from the empty support.
+  __host__ __device__ std::size_t prior_doubles() const {
     return with_prior ? static_cast<std::size_t>(cols) + k + 1 + static_cast<std::size_t>(r) + k : 0;
   }
   __host__ __device__ std::size_t doubles() const {
     return 3 * static_cast<std::size_t>(cols) * cols + 4 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1 +
-           evidence_doubles() + inclusion_doubles();
+           evidence_doubles() + prior_doubles();
   }
   __host__ __device__ std::size_t ints() const {
     return 4 * static_cast<std::size_t>(cols) + kCounts +

@@ -105,16 +105,7 @@ void add_convert(CLI::App& app) {
   add_progress_options(cmd, quiet.get(), verbose.get());
   cmd->callback([=] {
     check_outputs({{"--out", *out}});
-    CsvOptions csv;
-    csv.target = data->target;
-    csv.task = data->task;
-    csv.intercept = !data->no_intercept;
-    csv.features = data->features;
-    csv.ignore = data->ignore;
-    csv.categorical = data->categorical;
-    csv.numeric = data->numeric;
-    csv.max_levels = data->max_levels;
-    csv.drop_missing = data->missing == "drop";
+    const CsvOptions csv = csv_options(*data);
     const InterruptGuard guard;
     const Progress progress(*quiet, *verbose);
     const auto start = std::chrono::steady_clock::now();

@@ -94,9 +94,8 @@ inline bool single_precision(const DataArgs& a) {
   return std::filesystem::is_directory(a.path) ? data_folder_dtype(a.path) == DType::f32 : a.gpu;
 }
 
-// Call f with the data set loaded in the requested precision (float or double).
-template <typename F>
-void with_dataset(const DataArgs& a, F&& f) {
+// The CSV reading options the data options ask for (convert's and every data set's).
+inline CsvOptions csv_options(const DataArgs& a) {
   CsvOptions csv;
   csv.target = a.target;
   csv.task = a.task;
@@ -109,6 +108,13 @@ void with_dataset(const DataArgs& a, F&& f) {
   csv.encoding = a.encoding;
   csv.target_optional = a.target_optional;
   csv.drop_missing = a.missing == "drop";
+  return csv;
+}
+
+// Call f with the data set loaded in the requested precision (float or double).
+template <typename F>
+void with_dataset(const DataArgs& a, F&& f) {
+  const CsvOptions csv = csv_options(a);
   // Rows left out are said here where the model's encoding is applied; train and convert print
   // the note with the encoding they chose.
   auto with_notes = [&](const auto& ds) {

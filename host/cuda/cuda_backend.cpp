@@ -432,11 +432,13 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     if (kernels::task_step_shared_bytes(d_, r_, k_, true) == 0)
       throw Error("CUDA backend: d = " + std::to_string(d_) + ", r = " + std::to_string(r_) + ", k = " + std::to_string(k_) +
                   " need more shared memory per task under the prior than a thread block has; use the CPU backend");
-    if (options_.u_solver == USolver::cg)
-      throw Error("CUDA backend: cg's U step under the prior is not on the GPU yet; use --u-solver direct, or --device cpu");
+    if (options_.u_solver == USolver::cg) refuse_cg_under_the_prior();
     prior_ = *prior;
     const cudaStream_t s = stream_.get();
     copy_to_device(beta_, prior_.beta.data(), prior_.beta.size(), s);
+    // Sigma's factor L (r x r, row-major), for the whitened basis U L and the kernel's mapping back.
+    const std::vector<double> L = core::whitening_factor(prior_.Sigma, r_);
+    copy_to_device(whitening_, L.data(), L.size(), s);
     // Whitened: v's prior precision is s2 I and its covariance I.
     std::vector<double> precision(static_cast<std::size_t>(r_) * r_, 0.0), identity(precision.size(), 0.0);
     for (int p = 0; p < r_; ++p) {
@@ -541,16 +543,20 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
 #endif
   }
 
-  // The task step's prior (core::task_prior_of, as the CPU's task steps see it), Sigma's factor L
-  // and the whitened basis U L in the data's precision.
+  // The task step's prior (core::task_prior_of, as the CPU's task steps see it) and the whitened
+  // basis U L (d x r) in the data's precision, formed on the device: U L = U_cm (L as stored, read
+  // column-major, is L^T; op T makes it L), then stored row-major as the task step reads U.
   template <typename Args>
   void set_prior_arguments(Args& args, int k_in_effect) {
     const cudaStream_t s = stream_.get();
-    const std::vector<double> L = core::whitening_factor(prior_.Sigma, r_);
-    std::vector<T> whitened;
-    core::whitened_basis(get_U(), L, d_, r_, whitened);
-    copy_to_device(U_whitened_, whitened.data(), whitened.size(), s);
-    copy_to_device(whitening_, L.data(), L.size(), s);
+    U_whitened_.resize(static_cast<std::size_t>(d_) * r_);
+    if (r_ > 0) {
+      const double one = 1.0, zero = 0.0;
+      D_.resize(static_cast<std::size_t>(d_) * r_);
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, r_, &one, U_.data(), d_, whitening_.data(), r_,
+                                       &zero, D_.data(), d_));
+      kernels::launch_store_U(D_.data(), d_, r_, U_whitened_.data(), s);
+    }
     args.U = U_whitened_.data();
     kernels::set_task_prior(args, core::task_prior_of(prior_, d_, k_in_effect, beta_.data(), w_precision_.data(), w_covariance_.data()));
     args.response = response_.data();

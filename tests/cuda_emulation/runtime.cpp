@@ -56,15 +56,13 @@ struct State {
   }
 };
 
-State* state_pointer();
-
 // Never destroyed: a program's static objects (a benchmark's cached backends) may free device
 // memory after every other static is gone. What is still allocated at exit is said then.
 State& state() {
   static State* s = [] {
     auto* created = new State;
     std::atexit([] {
-      const State& st = *state_pointer();
+      const State& st = state();
       if (!st.allocations.empty())
         std::fprintf(stderr, "cuda emulation: %zu device allocations (%zu bytes) still live at exit\n", st.allocations.size(),
                      st.live_bytes);
@@ -73,7 +71,6 @@ State& state() {
   }();
   return *s;
 }
-State* state_pointer() { return &state(); }
 
 thread_local cudaError_t last_error = cudaSuccess;
 
