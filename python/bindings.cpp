@@ -54,6 +54,7 @@ Options options_from_dict(const py::dict& d) {
     else if (key == "support_threshold") o.support_threshold = is_auto() ? -1.0 : py::cast<double>(v);
     else if (key == "covariance_shrinkage") o.covariance_shrinkage = is_auto() ? -1.0 : py::cast<double>(v);
     else if (key == "validation_fraction") o.validation_fraction = py::cast<double>(v);
+    else if (key == "folds") o.folds = py::cast<int>(v);
     else if (key == "selection_tasks") o.selection_tasks = py::cast<std::int64_t>(v);
     else if (key == "cg_tolerance") o.cg_tolerance = py::cast<double>(v);
     else if (key == "cg_forcing") o.cg_forcing = py::cast<double>(v);
@@ -94,6 +95,7 @@ py::dict info_dict(const IterationInfo& h) {
   d["u_step_seconds"] = h.u_step_seconds;
   d["noise_variance"] = h.noise_variance;
   d["log_evidence"] = h.log_evidence;
+  d["covariance_shrinkage"] = h.covariance_shrinkage;
   d["u_solver_steps"] = h.u_solver_steps;
   d["u_solver_residual"] = h.u_solver_residual;
   d["rank"] = h.rank;

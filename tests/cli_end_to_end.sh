@@ -35,6 +35,12 @@ grep -q '"method": "evidence"' model/model.json || fail "model.json does not rec
 "$bin" train --data data -r 3 -k 2 --select validation --out model_val --iterations 30 > train_val.txt
 grep -q "^chosen on [0-9]* validation rows" train_val.txt || fail "train --select validation did not report its choice on validation rows: $(cat train_val.txt)"
 grep -q '"method": "validation"' model_val/model.json || fail "model.json does not record the choice on validation rows"
+# --select kfold: every row of the tasks (of 2 rows or more) held out once, in K fits a candidate.
+"$bin" train --data data -r 3 -k 2 --select kfold --folds 3 --out model_kfold --iterations 30 > train_kfold.txt
+rows=60000  # data: 1000 tasks of 60 rows
+grep -q "^chosen on $rows held-out rows in 3 folds" train_kfold.txt || fail "train --select kfold did not report its choice on all $rows rows in 3 folds: $(cat train_kfold.txt)"
+grep -q '"method": "kfold"' model_kfold/model.json || fail "model.json does not record the choice by folds"
+grep -q '"folds": 3' model_kfold/model.json || fail "model.json does not record the folds"
 "$bin" eval --model model --data data --truth data/truth --json eval.json > eval.txt
 err=$(sed -n 's/.*"relative_parameter_error": \([^,]*\),*/\1/p' eval.json)
 awk -v e="$err" 'BEGIN { exit !(e < 1e-8) }' || fail "relative parameter error $err is not below 1e-8"
@@ -296,7 +302,8 @@ one_line_error "lrsmeta: error: unknown subcommand 'trian' (did you mean train?)
 one_line_error "lrsmeta train: error: unknown option --rnak (did you mean --rank?); lrsmeta train --help lists them" "$bin" train --rnak 3 --data data --out bad
 one_line_error "lrsmeta train: error: --threads must be >= 0 (got -1)" "$bin" train --threads -1 --data data --out bad
 one_line_error "lrsmeta generate: error: --tasks takes a number, not 'many'" "$bin" generate --out bad --tasks many
-one_line_error "lrsmeta train: error: --select must be one of evidence|validation (got kfold)" "$bin" train --data data --out bad --select kfold
+one_line_error "lrsmeta train: error: --select must be one of evidence|validation|kfold (got loocv)" "$bin" train --data data --out bad --select loocv
+one_line_error "lrsmeta train: error: --folds must be between 2 and 100 (got 1)" "$bin" train --data data --out bad --select kfold --folds 1
 one_line_error "lrsmeta predict: error: --out pred.txt: the file's name must end in .npy or .csv, the formats predict writes" \
   "$bin" predict --model model --data data --out pred.txt
 one_line_error "lrsmeta train: error: --out is required; lrsmeta train --help lists the options" "$bin" train --data data

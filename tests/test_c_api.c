@@ -127,6 +127,18 @@ int c_api_train_predict_save_load(const char* folder, char* message, size_t size
     CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &chosen) == LRSMETA_OK, "fit with rank auto: %s", lrsmeta_last_error());
     CHECK(lrsmeta_model_dims(chosen, &d, &r, &k, &t) == LRSMETA_OK && r >= 0 && r <= D && k == 1, "dims of the chosen model");
     lrsmeta_model_destroy(chosen);
+    chosen = NULL;
+    /* The same choice on 3 folds of each task's rows. */
+    CHECK(lrsmeta_options_set_string(opts, "selection", "kfold") == LRSMETA_OK, "set selection kfold");
+    CHECK(lrsmeta_options_set_int(opts, "folds", 3) == LRSMETA_OK, "set folds");
+    CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &chosen) == LRSMETA_OK, "fit by kfold: %s", lrsmeta_last_error());
+    CHECK(lrsmeta_model_dims(chosen, &d, &r, &k, &t) == LRSMETA_OK && r >= 0 && r <= D && k == 1, "dims of the kfold model");
+    lrsmeta_model_destroy(chosen);
+    CHECK(lrsmeta_options_set_int(opts, "folds", 1) == LRSMETA_OK, "set folds 1 (checked by the fit)");
+    CHECK(lrsmeta_fit_f64(X, y, offsets, T * M, D, T, opts, &failed) == LRSMETA_INVALID_ARGUMENT, "1 fold accepted");
+    CHECK(strstr(lrsmeta_last_error(), "folds") != NULL, "message lacks folds: %s", lrsmeta_last_error());
+    CHECK(lrsmeta_options_set_int(opts, "folds", 5) == LRSMETA_OK, "set folds back");
+    CHECK(lrsmeta_options_set_string(opts, "selection", "evidence") == LRSMETA_OK, "set selection back");
     CHECK(lrsmeta_options_set_int(opts, "rank", 2) == LRSMETA_OK, "set rank 2 again");
   }
 

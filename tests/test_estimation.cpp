@@ -341,6 +341,25 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   // Every rank tried was scored by its log evidence; r = 3 had the best criterion.
   ASSERT_GE(m.selection.candidates.size(), 4u);
   for (const SelectionCandidate& c : m.selection.candidates) EXPECT_TRUE(std::isfinite(c.log_evidence));
+  // Ranks above the truth's, which cannot catch r = 3 once their evidence has settled, are
+  // abandoned before the candidates' iteration cap (40), and the model file says which.
+  int abandoned = 0;
+  for (const SelectionCandidate& c : m.selection.candidates) {
+    if (!c.abandoned) continue;
+    ++abandoned;
+    EXPECT_GT(c.rank, 3);
+    EXPECT_LT(c.iterations, 40);
+    EXPECT_GT(c.iterations, o.warm_start_iterations + 3);  // never while b's entry still moves the evidence
+  }
+  EXPECT_GE(abandoned, 1);
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("lrsmeta_abandoned_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  save_model(m, dir.string());
+  const Model back = load_model(dir.string());
+  ASSERT_EQ(back.selection.candidates.size(), m.selection.candidates.size());
+  for (std::size_t c = 0; c < m.selection.candidates.size(); ++c)
+    EXPECT_EQ(back.selection.candidates[c].abandoned, m.selection.candidates[c].abandoned);
+  std::filesystem::remove_all(dir);
 }
 
 // "auto" is one value, Options::kAuto, resolved inside fit for the data's d: with d <= 32 the

@@ -129,6 +129,7 @@ lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* nam
                : key == "threads" ? &o.threads
                : key == "max_samples" ? &o.privacy.max_samples
                : key == "cg_max_steps" ? &o.cg_max_steps
+               : key == "folds" ? &o.folds
                : nullptr;
   if (!field) return fail(LRSMETA_INVALID_ARGUMENT, "unknown integer option '" + key + "'");
   if (!fits_int) return fail(LRSMETA_INVALID_ARGUMENT, "option " + key + " out of range");

@@ -74,9 +74,12 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
   cmd->add_option("--sparsity,-k", *sparsity, "non-zeros k of each b_i (0: low-rank only; auto: chosen, see --select)")
       ->capture_default_str();
   auto select = std::make_shared<std::string>("evidence");
-  cmd->add_option("--select", *select, "how what is auto is found: validation (chosen on held-out rows of each task, then "
-                  "refitted) or evidence (estimated from all rows by EM and the marginal likelihood, no rows held out)")
-      ->check(CLI::IsMember({"evidence", "validation"}))->capture_default_str();
+  cmd->add_option("--select", *select, "how what is auto is found: evidence (estimated from all rows by EM and the marginal "
+                  "likelihood, no rows held out), validation (chosen on held-out rows of each task, then refitted) or kfold "
+                  "(chosen on --folds folds of each task's rows, then refitted)")
+      ->check(CLI::IsMember({"evidence", "validation", "kfold"}))->capture_default_str();
+  cmd->add_option("--folds", o->folds, "K under --select kfold: every row of a task with 2 rows or more is held out in one "
+                  "of K fits (2 to 100)")->check(CLI::Range(2, 100))->capture_default_str();
   cmd->add_option("--prior", *prior, "auto: the empirical-Bayes model (beta + U w_i + b_i, priors estimated from all tasks); "
                   "none: the paper's AMHT-LRS")->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
   cmd->add_option("--sparse-prior-scale", *sparse_scale, "prior variance of b's non-zeros in units of the data's coefficient "
@@ -306,7 +309,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       } else if (!chosen.empty() && !comm) {
         std::string what;
         for (std::size_t c = 0; c < chosen.size(); ++c) what += (c == 0 ? "" : c + 1 == chosen.size() ? " and " : ", ") + chosen[c];
-        std::cout << "choosing " << what << " on validation rows (" << opts.validation_fraction * 100 << "% of each task's rows";
+        if (opts.selection == Selection::kfold)
+          std::cout << "choosing " << what << " on " << opts.folds << " folds of each task's rows (" << opts.folds << " fits a candidate";
+        else
+          std::cout << "choosing " << what << " on validation rows (" << opts.validation_fraction * 100 << "% of each task's rows";
         if (opts.selection_tasks > 0 && ds.t() > opts.selection_tasks)
           std::cout << ", of " << opts.selection_tasks << " of the " << ds.t() << " tasks drawn at random";
         std::cout << "), then refitting on all rows" << std::endl;
@@ -328,9 +334,9 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                                 " candidates scored, which a resume does not fit again) is in " + checkpoint_to + resume_line,
                             interrupt_signal());
         if (e.iteration() == 0)
-          throw Interrupted(by + (opts.selection == Selection::validation ? " while choosing on validation rows" : " while choosing r and k") +
+          throw Interrupted(by + (!by_evidence ? (opts.selection == Selection::kfold ? " while choosing on folds of each task's rows" : " while choosing on validation rows") : " while choosing r and k") +
                                 "; no model was written and there is no checkpoint yet (" +
-                                (opts.selection == Selection::validation ? "one is written once the final fit starts"
+                                (!by_evidence ? "one is written once the final fit starts"
                                  : checkpoint_to.empty()                 ? "give --checkpoint DIR: one is written after each candidate"
                                                                          : "one is written after each candidate, and the first had not ended") +
                                 ")",
@@ -377,7 +383,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         std::cout << "\n";
       } else if (model.selection.performed) {
         const SelectionCandidate& c = model.selection.chosen;
-        std::cout << "chosen on " << model.selection.validation_rows << " validation rows (" << model.selection.candidates.size()
+        std::cout << "chosen on " << model.selection.validation_rows;
+        if (model.selection.method == Selection::kfold) std::cout << " held-out rows in " << model.selection.folds << " folds";
+        else std::cout << " validation rows";
+        std::cout << " (" << model.selection.candidates.size()
                   << " candidates): r = " << c.rank << ", k = " << c.sparsity;
         if (c.sparsity > 0 && model.has_prior())
           std::cout << ", sparse prior scale " << c.sparse_prior_scale << ", support threshold " << c.support_threshold;

@@ -35,7 +35,7 @@ void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, s
     Options o = options;
     o.rank = r;
     o.rank_candidates.clear();
-    const bool on_validation_rows = o.selection == Selection::validation || o.prior == Prior::none;
+    const bool on_validation_rows = o.selection != Selection::evidence || o.prior == Prior::none;
     const double needs = core::plan_host_memory(data, o, on_validation_rows).total();
     if (needs <= available) {
       kept.push_back(r);

@@ -289,6 +289,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     info.sparsity_in_effect = k_now;
     info.noise_variance = use_prior ? prior.noise_variance : 0.0;
     info.log_evidence = use_prior ? totals.log_evidence : 0.0;
+    info.covariance_shrinkage = use_prior && r > 0 ? prior.covariance_shrinkage : 0.0;
     const core::SolverReport solve = u_step.last();
     info.u_solver_steps = solve.steps;
     info.u_solver_residual = solve.residual;
@@ -302,7 +303,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     if (run.checkpoint && (it % run.checkpoint_every == 0 || !go_on || stop || (run.checkpoint_at_end && ends))) write_checkpoint(it);
     if (stop)
       throw Stopped(run.final_fit ? "fit: stopped after outer iteration " + std::to_string(it)
-                                  : std::string(options.selection == Selection::validation
+                                  : std::string(options.selection == Selection::kfold ? "fit: stopped during the choice on folds of each task's rows"
+                                                : options.selection == Selection::validation || options.prior == Prior::none
                                                     ? "fit: stopped during the choice on validation rows"
                                                     : "fit: stopped during the choice of r and k by marginal likelihood"),
                     run.final_fit ? it : 0);

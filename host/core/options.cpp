@@ -32,11 +32,14 @@ const char* to_string(Device v) {
 }
 const char* to_string(Prior v) { return v == Prior::none ? "none" : "auto"; }
 const char* to_string(USolver v) { return v == USolver::direct ? "direct" : v == USolver::cg ? "cg" : "auto"; }
-const char* to_string(Selection v) { return v == Selection::evidence ? "evidence" : "validation"; }
+const char* to_string(Selection v) {
+  return v == Selection::evidence ? "evidence" : v == Selection::validation ? "validation" : "kfold";
+}
 Selection parse_selection(const std::string& name) {
   if (name == "evidence") return Selection::evidence;
   if (name == "validation") return Selection::validation;
-  throw Error("unknown selection '" + name + "' (expected evidence or validation)");
+  if (name == "kfold") return Selection::kfold;
+  throw Error("unknown selection '" + name + "' (expected evidence, validation or kfold)");
 }
 USolver parse_u_solver(const std::string& name) {
   if (name == "direct") return USolver::direct;
@@ -154,6 +157,7 @@ void validate(const Options& o, std::int64_t d) {
   if (!(o.selection_tolerance >= 0) || !std::isfinite(o.selection_tolerance)) fail("selection tolerance must be finite and >= 0");
   if (!(o.validation_fraction > 0 && o.validation_fraction <= 0.5))
     fail("validation fraction must be in (0, 0.5]");
+  if (o.folds < 2 || o.folds > 100) fail("folds = " + std::to_string(o.folds) + " must be in [2, 100]");
   if (o.selection_tasks < 0) fail("selection tasks = " + std::to_string(o.selection_tasks) + " is negative (0: every task)");
   for (int r : o.rank_candidates)
     if (r < 0 || r > d) fail("rank candidate " + std::to_string(r) + " is outside [0, d = " + std::to_string(d) + "]");

@@ -59,6 +59,7 @@ json options_json(const Options& o) {
               {"selection_tasks", o.selection_tasks},
               {"selection_tolerance", o.selection_tolerance},
               {"selection", to_string(o.selection)},
+              {"folds", o.folds},
               {"privacy",
                {{"enabled", o.privacy.enabled},
                 {"epsilon", o.privacy.epsilon},
@@ -105,6 +106,7 @@ Options options_from_json(const JsonFields& j) {
   o.selection_tolerance = j.number("selection_tolerance", o.selection_tolerance);
   // Models written before estimation existed chose on validation rows.
   o.selection = parse_selection(j.text("selection", "validation"));
+  o.folds = j.small_integer("folds", o.folds);
   if (j.has("privacy")) {
     const JsonFields p = j.object("privacy");
     o.privacy.enabled = p.boolean("enabled", false);
@@ -160,7 +162,8 @@ std::string model_json(const Model& m) {
                        {"noise_variance", h.noise_variance},
                        {"u_solver_steps", h.u_solver_steps},
                        {"u_solver_residual", h.u_solver_residual},
-                       {"log_evidence", h.log_evidence}});
+                       {"log_evidence", h.log_evidence},
+                       {"covariance_shrinkage", h.covariance_shrinkage}});
   json j{{"format", "lrsmeta-model"},
          {"format_version", kModelFormatVersion},
          {"lrsmeta_version", version()},
@@ -194,7 +197,8 @@ std::string model_json(const Model& m) {
                 {"validation_mse", finite_or_null(c.validation_mse)},
                 {"log_evidence", finite_or_null(c.log_evidence)},
                 {"sparse_prior_variance", c.sparse_prior_variance},
-                {"iterations", c.iterations}};
+                {"iterations", c.iterations},
+                {"abandoned", c.abandoned}};
   };
   json selection{{"performed", m.selection.performed}};
   if (m.selection.performed) {
@@ -209,6 +213,7 @@ std::string model_json(const Model& m) {
     selection["tasks"] = m.selection.tasks;
     selection["fit_rows"] = m.selection.fit_rows;
     selection["validation_rows"] = m.selection.validation_rows;
+    selection["folds"] = m.selection.folds;
     selection["chosen"] = candidate_json(m.selection.chosen);
     selection["candidates"] = tried;
   }
@@ -351,6 +356,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
       info.u_solver_steps = h.small_integer("u_solver_steps", 0);
       info.u_solver_residual = h.number("u_solver_residual", 0.0);
       info.log_evidence = h.number("log_evidence", 0.0);
+      info.covariance_shrinkage = h.number("covariance_shrinkage", 0.0);
       m.history.push_back(info);
     }
     if (f.has("privacy") && f.object("privacy").boolean("enabled", false)) {
@@ -392,6 +398,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
         out.log_evidence = c.number_or_null("log_evidence", std::nan(""));
         out.sparse_prior_variance = c.number("sparse_prior_variance", 0.0);
         out.iterations = c.small_integer("iterations", 0);
+        out.abandoned = c.boolean("abandoned", false);
         return out;
       };
       m.selection.performed = true;
@@ -404,6 +411,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
       m.selection.tasks = sj.integer("tasks", 0, std::numeric_limits<std::int64_t>::max(), 0);
       m.selection.fit_rows = sj.integer("fit_rows", 0, std::numeric_limits<std::int64_t>::max(), 0);
       m.selection.validation_rows = sj.integer("validation_rows", 0, std::numeric_limits<std::int64_t>::max(), 0);
+      m.selection.folds = sj.small_integer("folds", m.selection.method == Selection::validation ? 1 : 0);
       m.selection.chosen = candidate(sj.object("chosen"));
       const json& candidates = sj.raw("candidates");
       if (!candidates.is_array()) sj.fail("candidates", "expected an array");

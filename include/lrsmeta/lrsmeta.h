@@ -36,13 +36,13 @@ LRSMETA_C_API const char* lrsmeta_version(void);
 
 /* Options start at the library defaults. Names: "rank", "sparsity", "iterations",
  * "inner_iterations", "warm_start_iterations", "threads", "seed", "population_prior", "selection_tasks",
- * "cg_max_steps" (integers);
+ * "cg_max_steps", "folds" (integers);
  * "ridge", "task_ridge", "step_size", "tolerance", "relative_tolerance", "sparse_prior_scale" (< 0:
  * auto), "support_threshold" (< 0: auto), "covariance_shrinkage" (< 0: auto), "validation_fraction",
  * "selection_tolerance", "cg_tolerance", "cg_forcing" (numbers);
  * "variant" (pursuit|htp|iht), "init" (auto|random|spectral), "device" (cpu|cuda|auto), "prior"
- * (auto|none), "u_solver" (direct|cg|auto), "selection" (evidence|validation: how what is auto is found), "rank" and
- * "sparsity" ("auto": by marginal likelihood, or on validation rows under "selection" validation) (strings). Differential privacy: "private" (1 to enable),
+ * (auto|none), "u_solver" (direct|cg|auto), "selection" (evidence|validation|kfold: how what is auto is found), "rank" and
+ * "sparsity" ("auto": by marginal likelihood, or on held-out rows under "selection" validation or kfold) (strings). Differential privacy: "private" (1 to enable),
  * "max_samples", "noise_seed" (integers; a noise seed makes the noise reproducible and voids the
  * guarantee); "epsilon", "delta", "clip_x", "clip_y", "clip_w", "noise_multiplier" (numbers). */
 LRSMETA_C_API lrsmeta_status lrsmeta_options_create(lrsmeta_options** out);

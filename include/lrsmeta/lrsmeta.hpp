@@ -74,10 +74,12 @@ enum class USolver { direct, cg, automatic };
 // the supports' inclusion probability by EM, Sigma's shrinkage by marginal likelihood, r and k by
 // the log marginal likelihood of each candidate's fit (less BIC's charge for U and Sigma).
 // validation: chosen on held-out rows of each task (Options::validation_fraction), then refitted
-// on all rows. Evidence needs no held-out rows and far fewer fits (1.1 s against 50 s per fit on
-// bench/noisy_synthetic, where its held-out error is also lower); docs/model.md and
-// docs/benchmarks.md compare the two on every benchmark, MovieLens included.
-enum class Selection { evidence, validation };
+// on all rows. kfold: as validation, on K folds of each task's rows (Options::folds): every row
+// of a task with 2 rows or more is held out once, at K times validation's cost, for small data where
+// one held-out fifth is too few rows to choose on. Evidence needs no held-out rows and far fewer
+// fits (docs/benchmarks.md: bench/noisy_synthetic, where its held-out error is also lower);
+// docs/model.md and docs/benchmarks.md compare them on every benchmark, MovieLens included.
+enum class Selection { evidence, validation, kfold };
 
 LRSMETA_API const char* to_string(Variant v);
 LRSMETA_API const char* to_string(Init v);
@@ -91,7 +93,7 @@ LRSMETA_API Init parse_init(const std::string& name);
 LRSMETA_API Device parse_device(const std::string& name);
 LRSMETA_API Prior parse_prior(const std::string& name);  // "auto" or "none"
 LRSMETA_API USolver parse_u_solver(const std::string& name);  // "direct", "cg" or "auto"
-LRSMETA_API Selection parse_selection(const std::string& name);  // "evidence" or "validation"
+LRSMETA_API Selection parse_selection(const std::string& name);  // "evidence", "validation" or "kfold"
 
 // User-level differential privacy (docs/design.md section 3, docs/model.md "Differential privacy"). Only U is
 // released; each task's (w_i, b_i) stays with the task. Every task's contribution to G and v is
@@ -207,6 +209,8 @@ struct Options {
   // Share of each task's rows held out for validation when something is chosen on validation rows
   // (tasks with fewer than 3 rows keep all their rows for fitting).
   double validation_fraction = 0.2;
+  // Selection::kfold: K, the folds of each task's rows (2 to 100).
+  int folds = 5;
   // With more tasks than this, the choice on validation rows is made on this many tasks drawn at
   // random (seeded), and only the final fit sees every task: the split's copy of the rows and the
   // candidates' fits stay bounded. 0: every task.
@@ -240,6 +244,7 @@ struct IterationInfo {
   // With the prior: the model's log marginal likelihood at this iteration's task step, sum_i log
   // p(y_i | U, beta, Sigma, s2, tau2, S_i) (w_i and b_i integrated out; 0 without a prior).
   double log_evidence = 0.0;
+  double covariance_shrinkage = 0.0;  // the prior's f after this iteration (0 without a prior or U)
   // The fit this iteration belongs to: its rank, its iteration cap, and whether it is one of the
   // candidates compared while choosing (by marginal likelihood, or on validation rows) rather than
   // the fit that becomes the model.
@@ -265,6 +270,9 @@ struct SelectionCandidate {
   double log_evidence = 0.0;
   double sparse_prior_variance = 0.0;
   int iterations = 0;
+  // evidence: stopped before its tolerance because it could not catch the best candidate so far
+  // (its score, plus its best recent gain per iteration until the iteration cap, fell short).
+  bool abandoned = false;
 };
 struct SelectionReport {
   bool performed = false;
@@ -272,7 +280,10 @@ struct SelectionReport {
   bool rank_auto = false, sparsity_auto = false, sparse_prior_scale_auto = false, support_threshold_auto = false;
   bool covariance_shrinkage_auto = false;
   std::int64_t tasks = 0;  // the tasks the choice was made on (all, or Options::selection_tasks of them)
+  // validation: the rows fitted and held out. kfold: the tasks' rows, and those held out in some
+  // fold (each once; a task with one row is never held out).
   std::int64_t fit_rows = 0, validation_rows = 0;
+  int folds = 0;  // kfold: K; validation: 1; evidence: 0
   std::vector<SelectionCandidate> candidates;  // in the order they were tried
   SelectionCandidate chosen;
 };

@@ -70,6 +70,7 @@ _DEFAULTS = {
     "support_threshold": "auto",
     "covariance_shrinkage": "auto",
     "validation_fraction": 0.2,
+    "folds": 5,
     "selection_tasks": 50000,
     "epsilon": None,
     "delta": None,
@@ -240,7 +241,7 @@ class LRSRegressor:
                  random_state=42, threads=0, tolerance=0.0, relative_tolerance=1e-6, device="cpu", u_solver="auto",
                  select="evidence", cg_tolerance=1e-10, cg_forcing=0.1, cg_max_steps=300,
                  sparse_prior_scale="auto", support_threshold="auto", covariance_shrinkage="auto",
-                 validation_fraction=0.2, selection_tasks=50000, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
+                 validation_fraction=0.2, folds=5, selection_tasks=50000, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
                  clip_w=1.0, max_samples=50, noise_multiplier=None, noise_seed=None, callback=None,
                  group_column=None, unseen="population"):
         # Stored as given (scikit-learn's convention: checked when fit runs, not here).
@@ -454,7 +455,7 @@ _FROM_OPTIONS = {
     "relative_tolerance": "relative_tolerance", "device": "device", "u_solver": "u_solver", "select": "selection",
     "cg_tolerance": "cg_tolerance", "cg_forcing": "cg_forcing", "cg_max_steps": "cg_max_steps",
     "sparse_prior_scale": "sparse_prior_scale", "support_threshold": "support_threshold",
-    "covariance_shrinkage": "covariance_shrinkage", "validation_fraction": "validation_fraction",
+    "covariance_shrinkage": "covariance_shrinkage", "validation_fraction": "validation_fraction", "folds": "folds",
     "selection_tasks": "selection_tasks",
 }
 

@@ -56,6 +56,13 @@ def test_settings_estimated_from_all_rows():
     assert est.history_[-1]["log_evidence"] < 0
     with pytest.raises(ValueError, match="selection"):
         lrsmeta.LRSRegressor(select="bogus", rank=2, sparsity=1).fit(X, y, task)
+    # K-fold over each task's rows: every row held out once, recorded in selection_.
+    kfold = lrsmeta.LRSRegressor(select="kfold", folds=3, rank="auto", sparsity=1, iterations=15).fit(X, y, task)
+    assert kfold.selection_["method"] == "kfold" and kfold.selection_["folds"] == 3
+    assert kfold.selection_["validation_rows"] == len(y) and kfold.U_.shape[1] == 2
+    assert kfold.get_params()["folds"] == 3
+    with pytest.raises(ValueError, match="folds"):
+        lrsmeta.LRSRegressor(select="kfold", folds=1, rank=2, sparsity=1).fit(X, y, task)
 
 
 def test_equals_the_command_line_and_round_trips_its_model_folder(tmp_path):
