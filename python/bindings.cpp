@@ -55,6 +55,7 @@ Options options_from_dict(const py::dict& d) {
     else if (key == "covariance_shrinkage") o.covariance_shrinkage = is_auto() ? -1.0 : py::cast<double>(v);
     else if (key == "validation_fraction") o.validation_fraction = py::cast<double>(v);
     else if (key == "folds") o.folds = py::cast<int>(v);
+    else if (key == "standardize") o.standardize = py::cast<bool>(v);
     else if (key == "selection_tasks") o.selection_tasks = py::cast<std::int64_t>(v);
     else if (key == "cg_tolerance") o.cg_tolerance = py::cast<double>(v);
     else if (key == "cg_forcing") o.cg_forcing = py::cast<double>(v);
@@ -227,6 +228,10 @@ PYBIND11_MODULE(_lrsmeta, m) {
         return to_numpy(x.Sigma, {x.r, x.r});
       })
       .def_property_readonly("noise_variance", [](const Model& x) { return x.noise_variance; })
+      .def_property_readonly("feature_scales", [](const Model& x) -> py::object {
+        if (x.feature_scales.empty()) return py::none();
+        return to_numpy(x.feature_scales, {x.d});
+      })
       .def_property_readonly("theta", [](const Model& x) { return to_numpy(x.theta_matrix(), {x.t, x.d}); })
       .def_property_readonly("history", [](const Model& x) {
         py::list out;

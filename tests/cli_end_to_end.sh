@@ -161,6 +161,16 @@ expect_error "lrsmeta eval: error" "$bin" eval --model csvmodel --data missing.c
 # Input order: row i of the table is row i of the predictions, with its own task.
 awk -F, 'NR > 1 && ($1 != NR - 2 || $2 != "u" ((NR - 2) % 7)) { bad = 1 } END { exit bad }' pred.csv ||
   fail "pred.csv is not in the input's row order"
+# Features in other units (x1 in 1/1024ths, x2 in 64s) give the same predictions: inside the fit
+# each feature is divided by a power of two that brings it to a common scale, the model mapped
+# back (to rounding: the two fits see the same numbers up to one power of two for all columns).
+awk -F, -v OFS=, 'NR == 1 { print; next } { $3 = $3 * 1024; $4 = $4 / 64; print }' table.csv > table_units.csv
+"$bin" train --data table_units.csv --target rating --task user -r 1 -k 1 --out unitsmodel --iterations 10 > unitstrain.txt
+grep -q "features were divided by a power of two" unitstrain.txt || fail "train does not say it scaled the features: $(cat unitstrain.txt)"
+grep -q '"feature_scales"' unitsmodel/model.json || fail "model.json does not record the features' scales"
+"$bin" predict --model unitsmodel --data table_units.csv --out pred_units.csv > /dev/null
+paste -d, pred.csv pred_units.csv | awk -F, 'NR > 1 { a = $3; b = $6; if ((a - b) ^ 2 > 1e-16 * (1 + a * a)) bad = 1 } END { exit bad }' ||
+  fail "the table in other units predicts differently: $(paste -d, pred.csv pred_units.csv | head -3)"
 # convert: the table once into a data folder; the model trained on it is the model trained on the
 # CSV, and it still takes CSV to predict.
 "$bin" convert --data table.csv --target rating --task user --out table_data > convert.txt

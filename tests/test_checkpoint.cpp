@@ -134,6 +134,20 @@ TEST(Checkpoint, ResumeEqualsStraightWithTheSettingsEstimated) {
   EXPECT_EQ(straight.log_evidence, resumed.log_evidence);
 }
 
+// Features brought to a common scale inside the fit: the checkpoints hold the fit at that scale, and a
+// resume (which scales the same data by the same factors) gives the same model, mapped back alike.
+TEST(Checkpoint, ResumeEqualsStraightWithTheFeaturesBroughtToACommonScale) {
+  SyntheticData s = noisy_data(3);
+  for (std::size_t j = 0; j < s.data.X.size(); ++j) s.data.X[j] *= j % static_cast<std::size_t>(s.data.d) % 3 == 0 ? 256.0 : 1.0 / 32.0;
+  const Options o = six_iterations(Prior::automatic);
+  const Model straight = fit(s.data.view(), o);
+  ASSERT_EQ(straight.feature_scales.size(), static_cast<std::size_t>(s.data.d));
+  TempDir dir("scaled");
+  const Model resumed = stop_and_resume(s.data.view(), o, 3, dir.str());
+  expect_same_model(straight, resumed);
+  EXPECT_EQ(straight.feature_scales, resumed.feature_scales);
+}
+
 TEST(Checkpoint, ResumeEqualsStraightWithoutThePriorAndInFloat) {
   const SyntheticData s = noisy_data(2);
   Dataset<float> f;

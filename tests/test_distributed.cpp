@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/distributed_backend.hpp"
+#include "core/feature_scaling.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "lrsmeta/io.hpp"
 #include "test_helpers.hpp"
@@ -205,6 +206,26 @@ TEST(Distributed, EveryModelAndSolverEqualsTheOneProcessFit) {
                       1e-7 * std::fabs(whole.selection.candidates[i].log_evidence)) << c.name;
       }
     }
+  }
+  // Features in other units: the factors that bring them to a common scale come from sums over every
+  // process's rows, so every shard scales its rows alike and the model is the one-process model's.
+  Dataset<double> units = syn.data;
+  for (std::int64_t j = 0; j < units.n(); ++j)
+    for (std::int64_t a = 0; a < units.d; ++a) units.X[static_cast<std::size_t>(j * units.d + a)] *= a % 2 == 0 ? 64.0 : 1.0 / 8.0;
+  Options scaled_options = fixed_options();
+  scaled_options.prior = Prior::automatic;
+  scaled_options.selection = Selection::evidence;
+  Model whole = fit(units.view(), scaled_options);
+  const std::vector<double> scales = whole.feature_scales;
+  ASSERT_EQ(scales.size(), static_cast<std::size_t>(units.d));
+  core::to_common_scale(whole);  // compared where the fits ran, as the cases above
+  for (int processes : {2, 3}) {
+    std::vector<Model> parts = fit_in_shards(units, scaled_options, processes);
+    for (Model& part : parts) {
+      EXPECT_EQ(part.feature_scales, scales);
+      core::to_common_scale(part);
+    }
+    expect_same_model(whole, parts, "features in other units, " + std::to_string(processes) + " processes", 1e-7);
   }
 }
 

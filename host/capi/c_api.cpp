@@ -112,6 +112,10 @@ lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* nam
     o.population_prior = value != 0;
     return LRSMETA_OK;
   }
+  if (key == "standardize") {
+    o.standardize = value != 0;
+    return LRSMETA_OK;
+  }
   if (key == "selection_tasks") {
     o.selection_tasks = value;  // checked by the fit
     return LRSMETA_OK;

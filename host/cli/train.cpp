@@ -78,6 +78,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                   "likelihood, no rows held out), validation (chosen on held-out rows of each task, then refitted) or kfold "
                   "(chosen on --folds folds of each task's rows, then refitted)")
       ->check(CLI::IsMember({"evidence", "validation", "kfold"}))->capture_default_str();
+  auto no_standardize = std::make_shared<bool>(false);
+  cmd->add_flag("--no-standardize", *no_standardize, "fit the features as given: without it, under the prior, the features are "
+                "divided inside the fit by powers of two that bring them to a common scale (a copy of X where they do not "
+                "share one), and the model mapped back");
   cmd->add_option("--folds", o->folds, "K under --select kfold: every row of a task with 2 rows or more is held out in one "
                   "of K fits (2 to 100)")->check(CLI::Range(2, 100))->capture_default_str();
   cmd->add_option("--prior", *prior, "auto: the empirical-Bayes model (beta + U w_i + b_i, priors estimated from all tasks); "
@@ -195,6 +199,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     opts.device = parse_device(*device);
     opts.u_solver = parse_u_solver(*u_solver);
     opts.selection = parse_selection(*select);
+    opts.standardize = !*no_standardize;
     opts.threads = data->threads;
     data->gpu = device_for(opts) == Device::cuda;
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))

@@ -9,6 +9,7 @@
 #include "core/backend.hpp"
 #include "core/communicator.hpp"
 #include "core/distributed_backend.hpp"
+#include "core/feature_scaling.hpp"
 #include "core/fingerprint.hpp"
 #include "core/fitting.hpp"
 #include "core/u_solver.hpp"
@@ -24,7 +25,7 @@ namespace {
 // and r = 32 with the prior, 4.2 GB of per-task posterior covariances alone), and a default run
 // that would fit at the rank it ends up choosing would be refused.
 template <typename T>
-void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, std::vector<std::string>& notes) {
+void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, std::vector<std::string>& notes, double copy_bytes) {
   if (options.rank_candidates.size() < 2) return;
   std::string source;
   const double available = core::available_memory_bytes(&source);
@@ -36,7 +37,7 @@ void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, s
     o.rank = r;
     o.rank_candidates.clear();
     const bool on_validation_rows = o.selection != Selection::evidence || o.prior == Prior::none;
-    const double needs = core::plan_host_memory(data, o, on_validation_rows).total();
+    const double needs = core::plan_host_memory(data, o, on_validation_rows).total() + copy_bytes;
     if (needs <= available) {
       kept.push_back(r);
     } else if (first_dropped < 0 || r < first_dropped) {
@@ -53,9 +54,10 @@ void drop_ranks_that_cannot_fit(const TaskDataView<T>& data, Options& options, s
 
 // Refuse before any work a CPU fit that cannot fit in memory, with the numbers and the way out.
 template <typename T>
-void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool selecting) {
+void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool selecting, double copy_bytes) {
   {
-    const core::MemoryPlan plan = core::plan_host_memory(data, options, selecting);
+    core::MemoryPlan plan = core::plan_host_memory(data, options, selecting);
+    if (copy_bytes > 0) plan.parts.push_back({"the features at a common scale (a copy of X)", copy_bytes});
     std::string source;
     const double available = core::available_memory_bytes(&source);
     if (plan.total() > available) {
@@ -87,7 +89,8 @@ void refuse_if_too_big(const TaskDataView<T>& data, const Options& options, bool
 // A fit over many processes: each checks its shard and the options, and all stop with the first
 // failing process's message (before any of them waits on the others in the fit itself).
 template <typename T>
-Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const FitControl& control, Checkpoint& header) {
+Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const FitControl& control, Checkpoint& header,
+                      double copy_bytes) {
   Communicator& comm = *control.communicator;
   std::string failure;
   std::vector<std::string> notes;
@@ -119,7 +122,7 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
       validate(in_effect, data.d);
       // (Candidates that would not fit in memory are not dropped here, as one process does: each
       // process holds a shard, and all must try the same candidates.)
-      refuse_if_too_big(data, in_effect, false);
+      refuse_if_too_big(data, in_effect, false, copy_bytes);
       return in_effect;
     } catch (const std::exception& e) {
       failure = e.what();
@@ -165,11 +168,13 @@ Model fit_distributed(const TaskDataView<T>& data, const Options& asked, const F
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+// The fit of the features as the caller gives them (copy_bytes: the copy of X at a common scale that
+// fit() holds meanwhile, counted in the memory plan).
 template <typename T>
-Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& control) {
+Model fit_as_given(const TaskDataView<T>& data, const Options& asked, const FitControl& control, double copy_bytes) {
   // What every checkpoint says about the data and the options asked, and what a resume checks.
   Checkpoint header;
-  if (control.communicator && control.communicator->size() > 1) return fit_distributed(data, asked, control, header);
+  if (control.communicator && control.communicator->size() > 1) return fit_distributed(data, asked, control, header, copy_bytes);
   validate(data, true);
   if (control.checkpoint && control.checkpoint_every < 1)
     throw Error("options: checkpoints every " + std::to_string(control.checkpoint_every) + " iterations: must be at least 1");
@@ -194,7 +199,7 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
   if (const Checkpoint* c = control.resume; c && !c->choosing) {  // (made while choosing: the choice goes on below)
     const Options options = options_to_resume(*c, asked);
     validate(options, data.d);
-    refuse_if_too_big(data, options, false);
+    refuse_if_too_big(data, options, false, copy_bytes);
     Model model = fit_fixed(data, options, final_run);
     model.selection = c->model.selection;
     model.notes.insert(model.notes.begin(), c->model.notes.begin(), c->model.notes.end());  // with the U step's choice
@@ -205,15 +210,15 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
   validate(requested, data.d);
   std::vector<std::string> notes;
   Options options = resolved(requested, &notes);
-  drop_ranks_that_cannot_fit(data, options, notes);
+  drop_ranks_that_cannot_fit(data, options, notes, copy_bytes);
   if (options.selection == Selection::evidence && options.prior == Prior::automatic) {
-    refuse_if_too_big(data, options, false);
+    refuse_if_too_big(data, options, false, copy_bytes);
     return fit_by_evidence(data, options, final_run, header, notes);
   }
   const LeftToChoose left = left_to_choose(options);
   if ((left.rank || left.sparsity) && options.selection == Selection::evidence)
     notes.push_back("prior none has no marginal likelihood to compare ranks or sparsities by: they were chosen on validation rows");
-  refuse_if_too_big(data, options, left.on_validation_rows());
+  refuse_if_too_big(data, options, left.on_validation_rows(), copy_bytes);
   const SelectionReport selection = choose_on_validation_rows(data, options, control.stop, notes);
   options.rank_candidates.clear();
   options.sparsity_candidates.clear();
@@ -226,11 +231,49 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
   model.notes.insert(model.notes.begin(), notes.begin(), notes.end());
   return model;
 }
-template Model fit(const TaskDataView<float>&, const Options&, const FitControl&);
-template Model fit(const TaskDataView<double>&, const Options&, const FitControl&);
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+// The features at a common scale where the options ask for it and some column needs it
+// (core/feature_scaling.hpp), the model mapped back; else the features as given. Data that fails its
+// checks goes to the fit as given, whose checks say what is wrong (over many processes, all
+// together).
+template <typename T>
+Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& control) {
+  if (!core::standardizes(asked)) return fit_as_given(data, asked, control, 0.0);
+  Communicator* comm = control.communicator && control.communicator->size() > 1 ? control.communicator : nullptr;
+  std::int64_t bad = 0;
+  try {
+    validate(data, true);
+  } catch (const std::exception&) {
+    bad = 1;
+  }
+  if (comm) comm->sum(&bad, 1);
+  if (bad) return fit_as_given(data, asked, control, 0.0);
+  const std::vector<double> scales = core::feature_scales(data, comm);
+  if (!core::any_scaled(scales)) return fit_as_given(data, asked, control, 0.0);
+  const double copy_bytes = static_cast<double>(data.n) * static_cast<double>(data.d) * sizeof(T);
+  std::string source;
+  const double available = core::available_memory_bytes(&source);
+  if (copy_bytes > available)
+    throw Error("memory: bringing the features to a common scale needs a copy of X (" + format_bytes(copy_bytes) + "), more than the " +
+                format_bytes(available) + " of " + source + "; give the features a common scale beforehand, or turn the scaling off "
+                "(--no-standardize, standardize=False)");
+  const std::vector<T> X = core::scaled_features(data, scales);
+  TaskDataView<T> scaled = data;
+  scaled.X = X.data();
+  Model model = fit_as_given(scaled, asked, control, copy_bytes);
+  core::from_common_scale(model, scales);
+  int changed = 0;
+  for (double s : scales) changed += s != 1.0 ? 1 : 0;
+  model.notes.push_back(std::to_string(changed) + " of the " + std::to_string(data.d) +
+                        " features were divided by a power of two inside the fit, to bring them to a common scale (model.json's "
+                        "feature_scales); the model is of the features as given");
+  return model;
+}
+template Model fit(const TaskDataView<float>&, const Options&, const FitControl&);
+template Model fit(const TaskDataView<double>&, const Options&, const FitControl&);
 
 template <typename T>
 Model fit(const TaskDataView<T>& data, const Options& options, const IterationCallback& callback) {

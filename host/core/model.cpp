@@ -80,6 +80,11 @@ void Model::validate() const {
     if (!(support_inclusion_probability >= 0 && support_inclusion_probability < 1))
       fail("support inclusion probability must be in [0, 1)");
   }
+  if (!feature_scales.empty()) {
+    if (feature_scales.size() != static_cast<std::size_t>(d)) fail("feature_scales must have d entries");
+    for (double x : feature_scales)
+      if (!(x > 0) || !std::isfinite(x)) fail("feature_scales must be positive and finite");
+  }
 }
 
 }  // namespace lrsmeta

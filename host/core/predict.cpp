@@ -4,17 +4,16 @@
 #include <vector>
 
 #include "core/backend.hpp"
+#include "core/feature_scaling.hpp"
 #include "core/prior.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 
 namespace lrsmeta {
 
+namespace {
+
 template <typename T>
-Model adapt(const Model& model, const TaskDataView<T>& data, const Options& options) {
-  model.validate();
-  validate(data, true);
-  if (data.d != model.d)
-    throw Error("adapt: the data has d = " + std::to_string(data.d) + " features, the model d = " + std::to_string(model.d));
+Model adapt_as_given(const Model& model, const TaskDataView<T>& data, const Options& options) {
   Options o = options;
   o.rank = static_cast<int>(model.r);
   o.sparsity = static_cast<int>(model.k);
@@ -45,6 +44,27 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
   out.notes.clear();
   out.privacy = PrivacyReport{};
   backend->export_task_parameters(out);
+  return out;
+}
+
+}  // namespace
+
+// A model fitted at a common scale (feature_scales) adapts there too: the new tasks' features are
+// scaled by the same factors, and the model mapped back.
+template <typename T>
+Model adapt(const Model& model, const TaskDataView<T>& data, const Options& options) {
+  model.validate();
+  validate(data, true);
+  if (data.d != model.d)
+    throw Error("adapt: the data has d = " + std::to_string(data.d) + " features, the model d = " + std::to_string(model.d));
+  if (model.feature_scales.empty()) return adapt_as_given(model, data, options);
+  Model unit = model;
+  core::to_common_scale(unit);
+  const std::vector<T> X = core::scaled_features(data, model.feature_scales);
+  TaskDataView<T> scaled = data;
+  scaled.X = X.data();
+  Model out = adapt_as_given(unit, scaled, options);
+  core::from_common_scale(out, model.feature_scales);
   return out;
 }
 template Model adapt(const Model&, const TaskDataView<float>&, const Options&);

@@ -60,6 +60,7 @@ json options_json(const Options& o) {
               {"selection_tolerance", o.selection_tolerance},
               {"selection", to_string(o.selection)},
               {"folds", o.folds},
+              {"standardize", o.standardize},
               {"privacy",
                {{"enabled", o.privacy.enabled},
                 {"epsilon", o.privacy.epsilon},
@@ -107,6 +108,8 @@ Options options_from_json(const JsonFields& j) {
   // Models written before estimation existed chose on validation rows.
   o.selection = parse_selection(j.text("selection", "validation"));
   o.folds = j.small_integer("folds", o.folds);
+  // Models written before the scaling existed fitted the features as given.
+  o.standardize = j.boolean("standardize", false);
   if (j.has("privacy")) {
     const JsonFields p = j.object("privacy");
     o.privacy.enabled = p.boolean("enabled", false);
@@ -223,6 +226,7 @@ std::string model_json(const Model& m) {
   if (m.encoding.present) j["csv_encoding"] = io::encoding_json(m.encoding);
   if (!m.task_keys.empty()) j["task_keys"] = m.task_keys;
   if (!m.feature_names.empty()) j["feature_names"] = m.feature_names;
+  if (!m.feature_scales.empty()) j["feature_scales"] = m.feature_scales;
   return j.dump(2) + "\n";
 }
 
@@ -440,6 +444,13 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
     m.feature_names = f.texts("feature_names", {});
     if (!m.feature_names.empty() && static_cast<std::int64_t>(m.feature_names.size()) != m.d)
       throw Error(json_file + ": has " + std::to_string(m.feature_names.size()) + " feature names for d = " + std::to_string(m.d));
+    if (f.has("feature_scales")) {
+      m.feature_scales = f.numbers("feature_scales");
+      if (static_cast<std::int64_t>(m.feature_scales.size()) != m.d)
+        throw Error(json_file + ": has " + std::to_string(m.feature_scales.size()) + " feature scales for d = " + std::to_string(m.d));
+      for (double s : m.feature_scales)
+        if (!(s > 0) || !std::isfinite(s)) throw Error(json_file + ": feature_scales: " + std::to_string(s) + " is not a positive finite number");
+    }
   } catch (const json::exception& e) {
     throw Error(json_file + ": " + e.what());
   }

@@ -35,7 +35,7 @@ LRSMETA_C_API const char* lrsmeta_last_error(void);
 LRSMETA_C_API const char* lrsmeta_version(void);
 
 /* Options start at the library defaults. Names: "rank", "sparsity", "iterations",
- * "inner_iterations", "warm_start_iterations", "threads", "seed", "population_prior", "selection_tasks",
+ * "inner_iterations", "warm_start_iterations", "threads", "seed", "population_prior", "standardize", "selection_tasks",
  * "cg_max_steps", "folds" (integers);
  * "ridge", "task_ridge", "step_size", "tolerance", "relative_tolerance", "sparse_prior_scale" (< 0:
  * auto), "support_threshold" (< 0: auto), "covariance_shrinkage" (< 0: auto), "validation_fraction",

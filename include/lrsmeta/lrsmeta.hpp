@@ -173,6 +173,12 @@ struct Options {
   // How what is "auto" below is found: estimated from all rows (evidence, the default) or chosen
   // on held-out rows (validation).
   Selection selection = Selection::evidence;
+  // With the prior (not private): each feature is divided inside the fit by a power of two (an
+  // indicator to 0/1, any other column to about twice its root mean square: Gelman's rule), and
+  // the model mapped back to the features as given (Model::feature_scales), so that the prior,
+  // which treats every feature alike, does not depend on the features' units. X is copied where
+  // the columns do not share a scale already. docs/model.md.
+  bool standardize = true;
   // Prior variance tau2 of b_i's non-zeros, as a multiple of the data's coefficient scale (the
   // variance one coefficient would need to explain the residual variance of the global linear fit
   // alone). < 0 (the default): estimated by EM (the mean of E[b_q^2] over the tasks' non-zeros),
@@ -332,6 +338,10 @@ struct Model {
   // The final task step's log marginal likelihood sum_i log p(y_i | ...) (with the prior; 0 without).
   double log_evidence = 0.0;
   SelectionReport selection;
+  // Options::standardize: the power of two each feature was divided by inside the fit (d entries;
+  // empty where none was). The model is of the features as given; tau2, pi and the support
+  // threshold are those of the scaled features, and adapt scales new tasks' features the same way.
+  std::vector<double> feature_scales;
   std::vector<std::string> notes;     // what the fit decided that a user should know
   // False when training reached Options::iterations while a tolerance was in effect and not met
   // (a note then says by how much it still changed, and what to do).

@@ -71,6 +71,7 @@ _DEFAULTS = {
     "covariance_shrinkage": "auto",
     "validation_fraction": 0.2,
     "folds": 5,
+    "standardize": True,
     "selection_tasks": 50000,
     "epsilon": None,
     "delta": None,
@@ -90,7 +91,7 @@ _PYTHON_ONLY = ("callback", "group_column", "unseen")
 
 
 # Attributes a fit sets (derived from model_; pickled as the model folder's bytes).
-_FITTED = ("model_", "U_", "W_", "B_index_", "B_value_", "beta_", "Sigma_", "noise_variance_", "groups_", "history_",
+_FITTED = ("model_", "U_", "W_", "B_index_", "B_value_", "beta_", "Sigma_", "noise_variance_", "feature_scales_", "groups_", "history_",
            "privacy_", "notes_", "n_features_in_", "selection_")
 
 
@@ -225,7 +226,9 @@ class LRSRegressor:
     cross-validation (GroupKFold) scores; "error": refuse them. adapt fits new tasks.
 
     Fitted attributes: U_ (d x r), W_ (t x r), B_index_ and B_value_ (t x k), beta_ (d, with the
-    prior; else None), Sigma_, noise_variance_, groups_ (task keys), history_ (list of dicts),
+    prior; else None), Sigma_, noise_variance_, feature_scales_ (the powers of two the features were
+    divided by inside the fit to bring them to a common scale, or None; standardize=False fits them as
+    given), groups_ (task keys), history_ (list of dicts),
     privacy_ (dict), notes_ (what the fit decided), selection_ (what was estimated or chosen, every
     candidate's score, and the prior's estimates: model.json's "selection" and "prior"),
     n_features_in_ (X's columns, a group column included), feature_names_in_ (X's column names, where X
@@ -241,7 +244,7 @@ class LRSRegressor:
                  random_state=42, threads=0, tolerance=0.0, relative_tolerance=1e-6, device="cpu", u_solver="auto",
                  select="evidence", cg_tolerance=1e-10, cg_forcing=0.1, cg_max_steps=300,
                  sparse_prior_scale="auto", support_threshold="auto", covariance_shrinkage="auto",
-                 validation_fraction=0.2, folds=5, selection_tasks=50000, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
+                 validation_fraction=0.2, folds=5, standardize=True, selection_tasks=50000, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
                  clip_w=1.0, max_samples=50, noise_multiplier=None, noise_seed=None, callback=None,
                  group_column=None, unseen="population"):
         # Stored as given (scikit-learn's convention: checked when fit runs, not here).
@@ -333,6 +336,7 @@ class LRSRegressor:
         self.beta_ = model.beta
         self.Sigma_ = model.Sigma
         self.noise_variance_ = model.noise_variance
+        self.feature_scales_ = model.feature_scales
         self.groups_ = list(model.task_keys)
         self.history_ = model.history
         self.privacy_ = model.privacy
@@ -456,6 +460,7 @@ _FROM_OPTIONS = {
     "cg_tolerance": "cg_tolerance", "cg_forcing": "cg_forcing", "cg_max_steps": "cg_max_steps",
     "sparse_prior_scale": "sparse_prior_scale", "support_threshold": "support_threshold",
     "covariance_shrinkage": "covariance_shrinkage", "validation_fraction": "validation_fraction", "folds": "folds",
+    "standardize": "standardize",
     "selection_tasks": "selection_tasks",
 }
 

@@ -39,6 +39,21 @@ def test_recovers_noiseless_tasks():
     assert est.history_[-1]["iteration"] == len(est.history_)
 
 
+def test_features_in_other_units_give_the_same_predictions():
+    X, y, task, _ = low_rank_tasks(noise=0.3, seed=4)
+    units = 2.0 ** np.arange(-4, 6)  # each column in other units, by powers of two
+    est = lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=15).fit(X, y, task)
+    scaled = lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=15).fit(X * units, y, task)
+    # X's columns share a scale: nothing to do. The copy's factors are its units, up to one power of
+    # two for all (which changes the fit by rounding only).
+    assert est.feature_scales_ is None
+    ratio = scaled.feature_scales_ / units
+    assert np.all(ratio == ratio[0]) and np.log2(ratio[0]) == np.round(np.log2(ratio[0]))
+    np.testing.assert_allclose(scaled.predict(X * units, task), est.predict(X, task), rtol=1e-8, atol=1e-8)
+    as_given = lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=15, standardize=False).fit(X * units, y, task)
+    assert as_given.feature_scales_ is None and as_given.get_params()["standardize"] is False
+
+
 def test_prior_model_has_beta_and_predicts_in_row_order():
     X, y, task, _ = low_rank_tasks(noise=0.3, seed=1)
     est = lrsmeta.LRSRegressor(rank=2, sparsity=0, iterations=15, covariance_shrinkage=1.0).fit(X, y, task)
