@@ -19,8 +19,9 @@ std::vector<double> feature_scales(const TaskDataView<T>& data, Communicator* co
   // Per column, over fixed blocks of rows (in parallel, added in block order: the same bits
   // whatever the threads): the sum of squares, the sum of magnitudes and the count of non-zeros;
   // then the row count. One sum over the processes.
-  const std::int64_t blocks = std::min<std::int64_t>(data.n, 256);
+  // (At most 256 blocks, and at most 4 Mi partial sums for wide data.)
   const std::int64_t width = 3 * d;
+  const std::int64_t blocks = std::max<std::int64_t>(1, std::min<std::int64_t>({data.n, 256, (std::int64_t{1} << 22) / std::max<std::int64_t>(1, width)}));
   std::vector<double> partial(static_cast<std::size_t>(blocks * width), 0.0);
 #pragma omp parallel for schedule(static)
   for (std::int64_t b = 0; b < blocks; ++b) {
