@@ -30,71 +30,84 @@ __host__ __device__ inline int joint_columns(int r, int k, int d, bool with_prio
   return r + (evidence > paper ? evidence : paper);
 }
 
-// Shared-memory layout of one block (doubles first, then ints).
-struct Layout {
-  int cols, d, r;
-  int k = 0;                // with the prior: the evidence search's scratch for sparsity k
-  bool with_prior = false;
-  __host__ __device__ std::size_t evidence_doubles() const {
-    return with_prior ? static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)) : 0;
-  }
-  // With the prior: each candidate's posterior inclusion probability and the chosen features' (the
-  // model's final step averages b over the supports the search weighed), and the first pass's
-  // (w, b) while a trapped task is searched again from the empty support.
-  __host__ __device__ std::size_t prior_doubles() const {
-    return with_prior ? static_cast<std::size_t>(cols) + k + 1 + static_cast<std::size_t>(r) + k : 0;
-  }
-  __host__ __device__ std::size_t doubles() const {
-    return 3 * static_cast<std::size_t>(cols) * cols + 4 * static_cast<std::size_t>(cols) + 2 * static_cast<std::size_t>(d) + r + 1 +
-           evidence_doubles() + prior_doubles();
-  }
-  __host__ __device__ std::size_t ints() const {
-    return 4 * static_cast<std::size_t>(cols) + kCounts +
-           (with_prior ? static_cast<std::size_t>(detail::evidence_subset_picks(k)) + k + 1 + k : 0);
-  }
-  static constexpr int kCounts = 10;
-  __host__ __device__ std::size_t bytes() const { return doubles() * sizeof(double) + ints() * sizeof(int); }
-};
-
 // counts: [0] n_S, [1] n_C, [2] stop flag, [3] the previous support's size, [4] the last system's
 // size, [5] whether it factored, [6] the last joint system's columns, [7] enumerate supports,
 // [8] how many chosen features have an inclusion probability.
+constexpr int kCounts = 9;
+
+// One block's shared memory: pointers into it, carved by Layout.
 struct Shared {
   double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar, *evidence, *inclusion, *inclusion_chosen, *kept_w,
       *kept_b_value;
   int *S, *C, *P, *previous, *counts, *evidence_picks, *inclusion_features, *kept_b_index;
 };
 
+// Shared-memory layout of one block: regions() lists every region in order (doubles first, then
+// ints), the one list that both sizes the block (bytes(), on the host) and carves it (carve(), on
+// the device).
+struct Layout {
+  int cols, d, r;
+  int k = 0;                // with the prior: the evidence search's scratch for sparsity k
+  bool with_prior = false;
+  // With the prior: the evidence search's scratch; each candidate's posterior inclusion probability
+  // and the chosen features' (the model's final step averages b over the supports the search
+  // weighed); the first pass's (w, b) while a trapped task is searched again from the empty support.
+  template <typename Visit>
+  __host__ __device__ void regions(Visit& v) const {
+    const std::size_t cc = static_cast<std::size_t>(cols) * cols, p = with_prior ? 1 : 0;
+    v.doubles(&Shared::G, cc);
+    v.doubles(&Shared::G_sub, cc);
+    v.doubles(&Shared::chol, cc);
+    v.doubles(&Shared::rhs_saved, cols);
+    v.doubles(&Shared::bS, cols);
+    v.doubles(&Shared::bC, cols);
+    v.doubles(&Shared::x, cols);
+    v.doubles(&Shared::corr, d);
+    v.doubles(&Shared::dense, d);
+    v.doubles(&Shared::w, r);
+    v.doubles(&Shared::scalar, 1);
+    v.doubles(&Shared::evidence, p * static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)));
+    v.doubles(&Shared::inclusion, p * cols);
+    v.doubles(&Shared::inclusion_chosen, p * (k + 1));
+    v.doubles(&Shared::kept_w, p * r);
+    v.doubles(&Shared::kept_b_value, p * k);
+    v.ints(&Shared::S, cols);
+    v.ints(&Shared::C, cols);
+    v.ints(&Shared::P, cols);
+    v.ints(&Shared::previous, cols);
+    v.ints(&Shared::counts, kCounts);
+    v.ints(&Shared::evidence_picks, p * static_cast<std::size_t>(detail::evidence_subset_picks(k)));
+    v.ints(&Shared::inclusion_features, p * (k + 1));
+    v.ints(&Shared::kept_b_index, p * k);
+  }
+  __host__ __device__ std::size_t bytes() const {
+    struct Count {
+      std::size_t doubles_ = 0, ints_ = 0;
+      __host__ __device__ void doubles(double* Shared::*, std::size_t n) { doubles_ += n; }
+      __host__ __device__ void ints(int* Shared::*, std::size_t n) { ints_ += n; }
+    } count;
+    regions(count);
+    return count.doubles_ * sizeof(double) + count.ints_ * sizeof(int);
+  }
+};
+
 __device__ Shared carve(void* base, const Layout& L) {
-  Shared s;
-  double* dp = static_cast<double*>(base);
-  const std::size_t cc = static_cast<std::size_t>(L.cols) * L.cols;
-  s.G = dp; dp += cc;
-  s.G_sub = dp; dp += cc;
-  s.chol = dp; dp += cc;
-  s.rhs_saved = dp; dp += L.cols;
-  s.bS = dp; dp += L.cols;
-  s.bC = dp; dp += L.cols;
-  s.x = dp; dp += L.cols;
-  s.corr = dp; dp += L.d;
-  s.dense = dp; dp += L.d;
-  s.w = dp; dp += L.r;
-  s.scalar = dp; dp += 1;
-  s.evidence = dp; dp += L.evidence_doubles();
-  s.inclusion = dp; dp += L.with_prior ? L.cols : 0;
-  s.inclusion_chosen = dp; dp += L.with_prior ? L.k + 1 : 0;
-  s.kept_w = dp; dp += L.with_prior ? L.r : 0;
-  s.kept_b_value = dp; dp += L.with_prior ? L.k : 0;
-  int* ip = reinterpret_cast<int*>(dp);
-  s.S = ip; ip += L.cols;
-  s.C = ip; ip += L.cols;
-  s.P = ip; ip += L.cols;
-  s.previous = ip; ip += L.cols;
-  s.counts = ip; ip += Layout::kCounts;
-  s.evidence_picks = ip; ip += L.with_prior ? detail::evidence_subset_picks(L.k) : 0;
-  s.inclusion_features = ip; ip += L.with_prior ? L.k + 1 : 0;
-  s.kept_b_index = ip;
-  return s;
+  struct Carve {
+    Shared s;
+    double* dp;
+    int* ip = nullptr;
+    __device__ void doubles(double* Shared::*region, std::size_t n) {
+      s.*region = dp;
+      dp += n;
+    }
+    __device__ void ints(int* Shared::*region, std::size_t n) {
+      if (!ip) ip = reinterpret_cast<int*>(dp);  // the ints follow the doubles
+      s.*region = ip;
+      ip += n;
+    }
+  } carve{Shared{}, static_cast<double*>(base)};
+  L.regions(carve);
+  return carve.s;
 }
 
 template <typename T>
