@@ -379,7 +379,8 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         std::cout << "estimated from all rows";
         if (model.selection.candidates.size() > 1) {
           std::cout << " (log marginal likelihood of each (r, k) tried:";
-          for (const SelectionCandidate& x : model.selection.candidates) std::cout << " " << x.rank << "," << x.sparsity << ": " << x.log_evidence;
+          for (const SelectionCandidate& x : model.selection.candidates)
+            std::cout << " " << x.rank << "," << x.sparsity << ": " << x.log_evidence << (x.abandoned ? " (abandoned)" : "");
           std::cout << ")";
         }
         std::cout << ": r = " << c.rank << ", k = " << c.sparsity;
