@@ -214,7 +214,30 @@ TEST(FeatureScaling, ACopyInOtherUnitsGivesTheSamePredictions) {
     EXPECT_NE(std::string(e.what()).find("model.json"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("feature_scales"), std::string::npos) << e.what();
   }
+  // So is one with fewer factors than features.
+  {
+    std::ifstream in(dir / "model.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t open = text.find('[', text.find("\"feature_scales\"")), close = text.find(']', open);
+    text.replace(open, close - open + 1, "[1.0, 2.0]");
+    std::ofstream(dir / "model.json") << text;
+  }
+  try {
+    load_model(dir.string());
+    ADD_FAILURE() << "2 feature scales for d = 10 were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2 feature scales for d = 10"), std::string::npos) << e.what();
+  }
   std::filesystem::remove_all(dir);
+  // A non-finite value in data whose columns are scaled is named as in data that is not.
+  Dataset<double> bad = other;
+  bad.X[static_cast<std::size_t>(7 * bad.d + 3)] = std::nan("");
+  try {
+    fit(bad.view(), o);
+    ADD_FAILURE() << "a NaN in X was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite value (NaN or Inf) at row 7, column 3"), std::string::npos) << e.what();
+  }
 }
 
 // Neither the paper's model (--prior none) nor private training scales the features.

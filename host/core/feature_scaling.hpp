@@ -36,10 +36,21 @@ std::vector<double> feature_scales(const TaskDataView<T>& data, Communicator* co
 // Whether any factor differs from 1 (else the data is used as it is).
 bool any_scaled(const std::vector<double>& scales);
 
-// X (n x d, row-major) with each column divided by its factor: with data's y and task offsets,
-// the data the fit sees.
+// X (n x d, row-major) with each column divided by its factor.
 template <typename T>
 std::vector<T> scaled_features(const TaskDataView<T>& data, const std::vector<double>& scales);
+
+// The data the fit sees: the scaled copy of X, with data's y and task offsets.
+template <typename T>
+struct ScaledFeatures {
+  std::vector<T> X;
+  TaskDataView<T> view;
+  ScaledFeatures(const TaskDataView<T>& data, const std::vector<double>& scales) : X(scaled_features(data, scales)), view(data) {
+    view.X = X.data();
+  }
+  ScaledFeatures(const ScaledFeatures&) = delete;  // view points into X
+  ScaledFeatures& operator=(const ScaledFeatures&) = delete;
+};
 
 // A model fitted to the scaled features, as a model of the features as given: theta_i is divided
 // by the factors, U re-orthonormalised (D^-1 U = Q R: U = Q, w_i = R w_i, Sigma = R Sigma R^T), and

@@ -236,16 +236,17 @@ Model fit_as_given(const TaskDataView<T>& data, const Options& asked, const FitC
 #endif
 
 // The features at a common scale where the options ask for it and some column needs it
-// (core/feature_scaling.hpp), the model mapped back; else the features as given. Data that fails its
-// checks goes to the fit as given, whose checks say what is wrong (over many processes, all
-// together).
+// (core/feature_scaling.hpp), the model mapped back; else the features as given. Only the layout is
+// checked here (a non-finite value leaves its column's factor 1, and the fit's own checks name it):
+// data that fails goes to the fit as given, whose checks say what is wrong (over many processes,
+// all together).
 template <typename T>
 Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& control) {
   if (!core::standardizes(asked)) return fit_as_given(data, asked, control, 0.0);
   Communicator* comm = control.communicator && control.communicator->size() > 1 ? control.communicator : nullptr;
   std::int64_t bad = 0;
   try {
-    validate(data, true);
+    validate_layout(data, true);
   } catch (const std::exception&) {
     bad = 1;
   }
@@ -260,10 +261,8 @@ Model fit(const TaskDataView<T>& data, const Options& asked, const FitControl& c
     throw Error("memory: bringing the features to a common scale needs a copy of X (" + format_bytes(copy_bytes) + "), more than the " +
                 format_bytes(available) + " of " + source + "; give the features a common scale beforehand, or turn the scaling off "
                 "(--no-standardize, standardize=False)");
-  const std::vector<T> X = core::scaled_features(data, scales);
-  TaskDataView<T> scaled = data;
-  scaled.X = X.data();
-  Model model = fit_as_given(scaled, asked, control, copy_bytes);
+  const core::ScaledFeatures<T> scaled(data, scales);
+  Model model = fit_as_given(scaled.view, asked, control, copy_bytes);
   core::from_common_scale(model, scales);
   int changed = 0;
   for (double s : scales) changed += s != 1.0 ? 1 : 0;

@@ -19,6 +19,11 @@ namespace lrsmeta {
 // on validation rows.
 constexpr double kDefaultSparseScale = 0.1, kDefaultThreshold = 2.0, kDefaultShrinkage = 10.0;
 
+// validate(data)'s checks of the sizes, pointers and task offsets, without its pass over the values
+// (options.cpp): enough to read X safely.
+template <typename T>
+void validate_layout(const TaskDataView<T>& data, bool require_y);
+
 // How one fit_fixed runs: the caller's hooks, and for the final fit its checkpoints.
 struct FitRun {
   IterationCallback on_iteration;

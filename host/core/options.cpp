@@ -72,7 +72,7 @@ Device parse_device(const std::string& name) {
 }
 
 template <typename T>
-void validate(const TaskDataView<T>& data, bool require_y) {
+void validate_layout(const TaskDataView<T>& data, bool require_y) {
   if (data.n < 0 || data.d < 0 || data.t < 0)
     throw Error("data: negative size (n = " + std::to_string(data.n) + ", d = " + std::to_string(data.d) +
                 ", t = " + std::to_string(data.t) + ")");
@@ -94,6 +94,13 @@ void validate(const TaskDataView<T>& data, bool require_y) {
   for (std::int64_t i = 0; i < data.t; ++i)
     if (data.task_size(i) > (std::int64_t{1} << 31) - 1)
       throw Error("data: task " + std::to_string(i) + " has more than 2^31 rows");
+}
+template void validate_layout(const TaskDataView<float>&, bool);
+template void validate_layout(const TaskDataView<double>&, bool);
+
+template <typename T>
+void validate(const TaskDataView<T>& data, bool require_y) {
+  validate_layout(data, require_y);
   // One parallel pass over X (it can be many GB, mapped from disk), reporting the first bad entry.
   const std::optional<std::int64_t> checked_entries = core::checked_multiply(data.n, data.d);
   if (!checked_entries) throw Error("data: n x d = " + std::to_string(data.n) + " x " + std::to_string(data.d) + " overflows a 64-bit count");

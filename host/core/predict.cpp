@@ -60,10 +60,8 @@ Model adapt(const Model& model, const TaskDataView<T>& data, const Options& opti
   if (model.feature_scales.empty()) return adapt_as_given(model, data, options);
   Model unit = model;
   core::to_common_scale(unit);
-  const std::vector<T> X = core::scaled_features(data, model.feature_scales);
-  TaskDataView<T> scaled = data;
-  scaled.X = X.data();
-  Model out = adapt_as_given(unit, scaled, options);
+  const core::ScaledFeatures<T> scaled(data, model.feature_scales);
+  Model out = adapt_as_given(unit, scaled.view, options);
   core::from_common_scale(out, model.feature_scales);
   return out;
 }
