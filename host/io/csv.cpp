@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "io/csv_collinearity.hpp"
 #include "io/csv_reader.hpp"
 #include "io/dataset_description.hpp"
 #include "core/utf8.hpp"
@@ -35,6 +36,7 @@ namespace fs = std::filesystem;
 namespace lrsmeta {
 namespace {
 
+using io::Collinearity;
 using io::CsvReader;
 using io::missing_marker;
 using io::non_finite_number;
@@ -334,77 +336,6 @@ CsvScan scan_csv(const std::string& path, const CsvOptions& options, const CsvPr
   if (!scan.dropped_note.empty()) enc.notes.push_back(scan.dropped_note);  // the data a model was trained on
   return scan;
 }
-
-// Exact collinearity among the numeric features and the intercept (one-hot blocks sum to the
-// intercept by construction, so they are left out): their Gram, summed row by row in pass 2, is
-// factored column by column; a column the columns before it reproduce (its residual below 1e-12 of
-// its squared norm) is named, with those it is a combination of. Its coefficient is then not
-// identified by the data; the fit's ridge settles it.
-class Collinearity {
- public:
-  Collinearity(const FeatureEncoding& enc, const std::vector<std::int64_t>& first_feature) {
-    if (enc.intercept) {
-      names_.push_back("(intercept)");
-      index_.push_back(0);
-    }
-    for (std::size_t c = 0; c < enc.columns.size(); ++c)
-      if (enc.columns[c].levels.empty()) {
-        names_.push_back(enc.columns[c].name);
-        index_.push_back(first_feature[c]);
-      }
-    gram_.assign(names_.size() * names_.size(), 0.0);
-  }
-  template <typename T>
-  void add(const T* x) {
-    const std::size_t p = names_.size();
-    for (std::size_t a = 0; a < p; ++a)
-      for (std::size_t b = a; b < p; ++b)
-        gram_[a * p + b] += static_cast<double>(x[index_[a]]) * static_cast<double>(x[index_[b]]);
-  }
-  std::vector<std::string> notes() const {
-    const std::size_t p = names_.size();
-    std::vector<std::string> out;
-    std::vector<std::size_t> kept;  // columns accepted so far, and their Cholesky rows
-    std::vector<std::vector<double>> L;
-    for (std::size_t j = 0; j < p; ++j) {
-      const double norm = gram_[j * p + j];
-      std::vector<double> l(kept.size());  // L^-1 G[kept, j]
-      double residual = norm;
-      for (std::size_t a = 0; a < kept.size(); ++a) {
-        double v = gram_[std::min(kept[a], j) * p + std::max(kept[a], j)];
-        for (std::size_t b = 0; b < a; ++b) v -= L[a][b] * l[b];
-        l[a] = v / L[a][a];
-        residual -= l[a] * l[a];
-      }
-      if (norm > 0 && residual > 1e-12 * norm) {
-        l.push_back(std::sqrt(residual));
-        L.push_back(l);
-        kept.push_back(j);
-        continue;
-      }
-      // Coefficients over the kept columns: L^T c = l.
-      std::vector<double> coef(kept.size());
-      for (std::size_t a = kept.size(); a-- > 0;) {
-        double v = l[a];
-        for (std::size_t b = a + 1; b < kept.size(); ++b) v -= L[b][a] * coef[b];
-        coef[a] = v / L[a][a];
-      }
-      std::string with;
-      for (std::size_t a = 0; a < kept.size(); ++a)
-        if (std::fabs(coef[a]) > 1e-9) with += (with.empty() ? "" : ", ") + names_[kept[a]];
-      out.push_back("column " + names_[j] + (norm > 0 ? " is an exact linear combination of " + (with.empty() ? "other columns" : with)
-                                                     : " is all zeros") +
-                    ": its coefficient is not identified by the data (the fit's ridge settles it); --ignore " + names_[j] +
-                    " to leave it out");
-    }
-    return out;
-  }
-
- private:
-  std::vector<std::string> names_;
-  std::vector<std::int64_t> index_;
-  std::vector<double> gram_;  // upper triangle, row-major
-};
 
 // Pass 2: each row's features and target, handed to `put` with the row's place in task order and
 // its place in the file. The scan's task keys must be those of this file (the same file).
