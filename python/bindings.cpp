@@ -13,6 +13,7 @@
 
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
+#include "lrsmeta/option_table.hpp"
 
 namespace py = pybind11;
 using namespace lrsmeta;
@@ -22,67 +23,51 @@ namespace {
 // The address of the X the last fit or adapt handed to the library (tests check zero copy).
 std::uintptr_t last_X_address = 0;
 
+// The options from a dict keyed by the options table's names (the estimator maps its arguments to
+// them): each value set as the table says, None leaving an option to the library.
 Options options_from_dict(const py::dict& d) {
-  Options o;
+  Options o = default_options();
   for (const auto& item : d) {
     const std::string key = py::cast<std::string>(item.first);
     const py::handle v = item.second;
-    auto text = [&] { return py::cast<std::string>(v); };
-    auto is_auto = [&] { return py::isinstance<py::str>(v) && text() == "auto"; };
-
-    if (key == "rank") {
-      o.rank = is_auto() ? Options::kAuto : py::cast<int>(v);
-    } else if (key == "sparsity") {
-      o.sparsity = is_auto() ? Options::kAuto : py::cast<int>(v);
-    } else if (key == "variant") o.variant = parse_variant(text());
-    else if (key == "prior") o.prior = parse_prior(text());
-    else if (key == "init") o.init = parse_init(text());
-    else if (key == "device") o.device = parse_device(text());
-    else if (key == "u_solver") o.u_solver = parse_u_solver(text());
-    else if (key == "select") o.selection = parse_selection(text());
-    else if (key == "iterations") o.iterations = py::cast<int>(v);
-    else if (key == "inner_iterations") o.inner_iterations = py::cast<int>(v);
-    else if (key == "warm_start") o.warm_start_iterations = py::cast<int>(v);
-    else if (key == "ridge") o.ridge = py::cast<double>(v);
-    else if (key == "task_ridge") o.task_ridge = py::cast<double>(v);
-    else if (key == "step_size") o.step_size = py::cast<double>(v);
-    else if (key == "random_state") o.seed = py::cast<std::uint64_t>(v);
-    else if (key == "threads") o.threads = py::cast<int>(v);
-    else if (key == "tolerance") o.tolerance = py::cast<double>(v);
-    else if (key == "relative_tolerance") o.relative_tolerance = py::cast<double>(v);
-    else if (key == "sparse_prior_scale") o.sparse_prior_scale = is_auto() ? -1.0 : py::cast<double>(v);
-    else if (key == "support_threshold") o.support_threshold = is_auto() ? -1.0 : py::cast<double>(v);
-    else if (key == "covariance_shrinkage") o.covariance_shrinkage = is_auto() ? -1.0 : py::cast<double>(v);
-    else if (key == "validation_fraction") o.validation_fraction = py::cast<double>(v);
-    else if (key == "folds") o.folds = py::cast<int>(v);
-    else if (key == "standardize") o.standardize = py::cast<bool>(v);
-    else if (key == "selection_tasks") o.selection_tasks = py::cast<std::int64_t>(v);
-    else if (key == "cg_tolerance") o.cg_tolerance = py::cast<double>(v);
-    else if (key == "cg_forcing") o.cg_forcing = py::cast<double>(v);
-    else if (key == "cg_max_steps") o.cg_max_steps = py::cast<int>(v);
-    else if (key == "epsilon") {
-      if (!v.is_none()) {
-        o.privacy.enabled = true;
-        o.privacy.epsilon = py::cast<double>(v);
-      }
-    } else if (key == "delta") {
-      if (!v.is_none()) o.privacy.delta = py::cast<double>(v);
-    } else if (key == "clip_x") o.privacy.clip_x = py::cast<double>(v);
-    else if (key == "clip_y") o.privacy.clip_y = py::cast<double>(v);
-    else if (key == "clip_w") o.privacy.clip_w = py::cast<double>(v);
-    else if (key == "max_samples") o.privacy.max_samples = py::cast<int>(v);
-    else if (key == "noise_multiplier") {
-      if (!v.is_none()) o.privacy.noise_multiplier = py::cast<double>(v);
-    } else if (key == "noise_seed") {
-      if (!v.is_none()) {
-        o.privacy.fixed_seed = true;
-        o.privacy.noise_seed = py::cast<std::uint64_t>(v);
-      }
-    } else {
-      throw Error("unknown option '" + key + "'");
-    }
+    const OptionSpec& spec = option_spec(key);
+    const std::string shown = spec.python.empty() ? key : spec.python;
+    if (v.is_none()) unset_option(o, key, shown);
+    else if (py::isinstance<py::str>(v)) set_option(o, key, py::cast<std::string>(v), shown);
+    else if (spec.type == OptionType::flag) set_option(o, key, py::cast<bool>(v) ? 1.0 : 0.0, shown);
+    // Integers as text: exact whatever their size (a bool is an int in Python: scikit-learn's
+    // checks pass warm_start=False). Anything else goes as a number, which an integer option takes
+    // only where it is whole (2.5 is refused, not truncated).
+    else if (spec.type == OptionType::integer && py::hasattr(v, "__index__"))
+      set_option(o, key, py::cast<std::string>(py::str(v.attr("__index__")())), shown);
+    else if (py::isinstance<py::float_>(v) || py::hasattr(v, "__float__")) set_option(o, key, py::cast<double>(v), shown);
+    else throw Error(shown + " must be a number, not " + py::cast<std::string>(py::repr(v)));
   }
   return o;
+}
+
+// The options table for the estimator: each option's names, type, default and help.
+py::list option_table_list() {
+  py::list out;
+  for (const OptionSpec& s : option_table()) {
+    py::dict row;
+    row["name"] = s.name;
+    row["python"] = s.python;
+    row["cli"] = s.cli;
+    row["type"] = s.type == OptionType::integer ? "integer" : s.type == OptionType::number ? "number" : s.type == OptionType::flag ? "flag" : "choice";
+    row["group"] = s.group;
+    row["choices"] = s.choices;
+    row["unset"] = s.unset;
+    row["unset_means"] = s.unset_means;
+    row["help"] = s.help;
+    row["default"] = s.default_value;
+    row["low"] = s.low;
+    row["high"] = s.high;
+    row["low_open"] = s.low_open;
+    row["high_open"] = s.high_open;
+    out.append(row);
+  }
+  return out;
 }
 
 py::dict info_dict(const IterationInfo& h) {
@@ -322,5 +307,15 @@ PYBIND11_MODULE(_lrsmeta, m) {
       py::arg("model"), py::arg("X"), py::arg("y"), py::arg("task_offsets"), py::arg("options"));
   m.def("save_model", static_cast<void (*)(const Model&, const std::string&)>(&save_model), py::arg("model"), py::arg("path"), py::call_guard<py::gil_scoped_release>());
   m.def("load_model", &load_model, py::arg("path"), py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "option_values",
+      [](const py::dict& options) {
+        const Options o = options_from_dict(options);
+        py::dict out;
+        for (const OptionSpec& s : option_table()) out[py::str(s.name)] = option_value(o, s.name);
+        return out;
+      },
+      py::arg("options"), "every option as text after setting `options` (the table's names) as fit does");
+  m.def("option_table", &option_table_list, "the library's options: name, python, cli, type, group, choices, unset, help, default, range");
   m.def("last_X_address", [] { return last_X_address; }, "address of the X the last fit or adapt passed to the library");
 }

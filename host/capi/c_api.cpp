@@ -8,6 +8,7 @@
 
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
+#include "lrsmeta/option_table.hpp"
 
 struct lrsmeta_options {
   lrsmeta::Options value;
@@ -89,106 +90,53 @@ const char* lrsmeta_version(void) { return LRSMETA_VERSION_STRING; }
 
 lrsmeta_status lrsmeta_options_create(lrsmeta_options** out) {
   LRSMETA_REQUIRE(out);
-  return guarded([&] { *out = std::make_unique<lrsmeta_options>().release(); });
+  return guarded([&] {
+    auto created = std::make_unique<lrsmeta_options>();
+    created->value = lrsmeta::default_options();
+    *out = created.release();
+  });
 }
 void lrsmeta_options_destroy(lrsmeta_options* options) { std::unique_ptr<lrsmeta_options> owned(options); }
 
+// The setters go through the options table (lrsmeta/option_table.hpp): every option the table
+// lists, under its name, with its checks.
 lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* name, int64_t value) {
   LRSMETA_REQUIRE(options);
   LRSMETA_REQUIRE(name);
-  lrsmeta::Options& o = options->value;
-  const std::string key(name);
-  const bool fits_int = value >= INT32_MIN && value <= INT32_MAX;
-  if (key == "private") {
-    o.privacy.enabled = value != 0;
-    return LRSMETA_OK;
-  }
-  if (key == "noise_seed") {  // a fixed noise seed: reproducible, and no privacy guarantee
-    o.privacy.fixed_seed = true;
-    o.privacy.noise_seed = static_cast<std::uint64_t>(value);
-    return LRSMETA_OK;
-  }
-  if (key == "population_prior") {
-    o.population_prior = value != 0;
-    return LRSMETA_OK;
-  }
-  if (key == "standardize") {
-    o.standardize = value != 0;
-    return LRSMETA_OK;
-  }
-  if (key == "selection_tasks") {
-    o.selection_tasks = value;  // checked by the fit
-    return LRSMETA_OK;
-  }
-  if (key == "seed") {
-    if (value < 0) return fail(LRSMETA_INVALID_ARGUMENT, "option seed must be >= 0");
-    o.seed = static_cast<std::uint64_t>(value);
-    return LRSMETA_OK;
-  }
-  int* field = key == "rank" ? &o.rank
-               : key == "sparsity" ? &o.sparsity
-               : key == "iterations" ? &o.iterations
-               : key == "inner_iterations" ? &o.inner_iterations
-               : key == "warm_start_iterations" ? &o.warm_start_iterations
-               : key == "threads" ? &o.threads
-               : key == "max_samples" ? &o.privacy.max_samples
-               : key == "cg_max_steps" ? &o.cg_max_steps
-               : key == "folds" ? &o.folds
-               : nullptr;
-  if (!field) return fail(LRSMETA_INVALID_ARGUMENT, "unknown integer option '" + key + "'");
-  if (!fits_int) return fail(LRSMETA_INVALID_ARGUMENT, "option " + key + " out of range");
-  *field = static_cast<int>(value);
-  return LRSMETA_OK;
+  return guarded([&] {
+    const lrsmeta::OptionSpec& spec = lrsmeta::option_spec(name);
+    if (spec.type == lrsmeta::OptionType::flag) lrsmeta::set_option(options->value, name, value != 0 ? 1.0 : 0.0);
+    else if (spec.type == lrsmeta::OptionType::number) lrsmeta::set_option(options->value, name, static_cast<double>(value));
+    else lrsmeta::set_option_integer(options->value, name, value);  // a choice: refused, naming what it takes
+  });
 }
 
 lrsmeta_status lrsmeta_options_set_double(lrsmeta_options* options, const char* name, double value) {
   LRSMETA_REQUIRE(options);
   LRSMETA_REQUIRE(name);
-  lrsmeta::Options& o = options->value;
-  const std::string key(name);
-  double* field = key == "ridge" ? &o.ridge
-                  : key == "task_ridge" ? &o.task_ridge
-                  : key == "step_size" ? &o.step_size
-                  : key == "tolerance" ? &o.tolerance
-                  : key == "relative_tolerance" ? &o.relative_tolerance
-                  : key == "sparse_prior_scale" ? &o.sparse_prior_scale
-                  : key == "support_threshold" ? &o.support_threshold
-                  : key == "covariance_shrinkage" ? &o.covariance_shrinkage
-                  : key == "validation_fraction" ? &o.validation_fraction
-                  : key == "selection_tolerance" ? &o.selection_tolerance
-                  : key == "cg_tolerance" ? &o.cg_tolerance
-                  : key == "cg_forcing" ? &o.cg_forcing
-                  : key == "epsilon" ? &o.privacy.epsilon
-                  : key == "delta" ? &o.privacy.delta
-                  : key == "clip_x" ? &o.privacy.clip_x
-                  : key == "clip_y" ? &o.privacy.clip_y
-                  : key == "clip_w" ? &o.privacy.clip_w
-                  : key == "noise_multiplier" ? &o.privacy.noise_multiplier
-                  : nullptr;
-  if (!field) return fail(LRSMETA_INVALID_ARGUMENT, "unknown number option '" + key + "'");
-  *field = value;
-  return LRSMETA_OK;
+  return guarded([&] { lrsmeta::set_option(options->value, name, value); });
 }
 
 lrsmeta_status lrsmeta_options_set_string(lrsmeta_options* options, const char* name, const char* value) {
   LRSMETA_REQUIRE(options);
   LRSMETA_REQUIRE(name);
   LRSMETA_REQUIRE(value);
-  const std::string key(name);
-  return guarded([&] {
-    if (key == "variant") options->value.variant = lrsmeta::parse_variant(value);
-    else if (key == "init") options->value.init = lrsmeta::parse_init(value);
-    else if (key == "device") options->value.device = lrsmeta::parse_device(value);
-    else if (key == "prior") options->value.prior = lrsmeta::parse_prior(value);
-    else if (key == "u_solver") options->value.u_solver = lrsmeta::parse_u_solver(value);
-    else if (key == "selection") options->value.selection = lrsmeta::parse_selection(value);
-    else if ((key == "rank" || key == "sparsity") && std::string(value) != "auto")
-      throw lrsmeta::Error("option " + key + ": the only string value is \"auto\" (a number goes through "
-                           "lrsmeta_options_set_int), not '" + value + "'");
-    else if (key == "rank" || key == "sparsity")  // the fit tries the default candidates for the data's d
-      (key == "rank" ? options->value.rank : options->value.sparsity) = lrsmeta::Options::kAuto;
-    else throw lrsmeta::Error("unknown string option '" + key + "'");
-  });
+  return guarded([&] { lrsmeta::set_option(options->value, name, std::string(value)); });
+}
+
+size_t lrsmeta_option_count(void) { return lrsmeta::option_table().size(); }
+const char* lrsmeta_option_name(size_t i) {
+  const auto& table = lrsmeta::option_table();
+  return i < table.size() ? table[i].name.c_str() : nullptr;
+}
+const char* lrsmeta_options_get(const lrsmeta_options* options, const char* name) {
+  thread_local std::string text;
+  if (!options || !name) {
+    fail(LRSMETA_INVALID_ARGUMENT, !options ? "options is NULL" : "name is NULL");
+    return nullptr;
+  }
+  const lrsmeta_status status = guarded([&] { text = lrsmeta::option_value(options->value, name); });
+  return status == LRSMETA_OK ? text.c_str() : nullptr;
 }
 
 lrsmeta_status lrsmeta_fit_f64(const double* X, const double* y, const int64_t* task_offsets, int64_t n, int64_t d,

@@ -91,8 +91,12 @@ int report_parse_error(CLI::App& app, const CLI::ParseError& error, int argc, ch
   } else {
     // "--threads: Value -1 not in range 0.000000 to 1.797e308" -> "--threads must be >= 0 (got -1)".
     static const std::regex range(R"((\S+): Value (\S+) not in range (\S+) to (\S+))");
+    // The options table's own messages name the option already: "--rank: --rank must be ...".
+    static const std::regex named(R"(^(\S+): (\S+) (must be .*)$)");
     std::smatch m;
-    if (std::regex_search(message, m, range)) {
+    if (std::regex_search(message, m, named) && m[1].str() == m[2].str()) {
+      message = m[2].str() + " " + m[3].str();
+    } else if (std::regex_search(message, m, range)) {
       const double high = std::strtod(m[4].str().c_str(), nullptr);
       message = m[1].str() + (high > 1e15 ? " must be >= " + plain_number(m[3].str())
                                            : " must be between " + plain_number(m[3].str()) + " and " + plain_number(m[4].str())) +

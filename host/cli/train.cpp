@@ -16,6 +16,7 @@
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 #include "lrsmeta/mpi.hpp"
+#include "lrsmeta/option_table.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -53,73 +54,61 @@ std::string resume_command(const std::vector<std::string>& argv, const std::stri
 
 void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
   auto data = std::make_shared<DataArgs>();
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<Options>(default_options());
   auto out = std::make_shared<std::string>();
   auto metrics = std::make_shared<std::string>();
-  auto variant = std::make_shared<std::string>("pursuit");
-  auto init = std::make_shared<std::string>("auto");
-  auto device = std::make_shared<std::string>("cpu");
   auto quiet = std::make_shared<bool>(false), verbose = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("train", "fit a model: beta + U w_i + b_i with priors estimated from all tasks (AMHT-LRS inside)");
   add_data_options(cmd, *data);
   add_progress_options(cmd, quiet.get(), verbose.get());
   add_csv_feature_options(cmd, *data);
-  auto rank = std::make_shared<std::string>("auto");
-  auto sparsity = std::make_shared<std::string>("auto");
-  auto prior = std::make_shared<std::string>("auto");
-  auto sparse_scale = std::make_shared<std::string>("auto");
-  auto shrinkage = std::make_shared<std::string>("auto");
-  auto threshold = std::make_shared<std::string>("auto");
-  cmd->add_option("--rank,-r", *rank, "rank r of the shared U (0: sparse only; auto: chosen, see --select)")->capture_default_str();
-  cmd->add_option("--sparsity,-k", *sparsity, "non-zeros k of each b_i (0: low-rank only; auto: chosen, see --select)")
-      ->capture_default_str();
-  auto select = std::make_shared<std::string>("evidence");
-  cmd->add_option("--select", *select, "how what is auto is found: evidence (estimated from all rows by EM and the marginal "
-                  "likelihood, no rows held out), validation (chosen on held-out rows of each task, then refitted) or kfold "
-                  "(chosen on --folds folds of each task's rows, then refitted)")
-      ->check(CLI::IsMember({"evidence", "validation", "kfold"}))->capture_default_str();
-  auto no_standardize = std::make_shared<bool>(false);
-  cmd->add_flag("--no-standardize", *no_standardize, "fit the features as given: without it, under the prior, the features are "
-                "divided inside the fit by powers of two that bring them to a common scale (a copy of X where they do not "
-                "share one), and the model mapped back");
-  cmd->add_option("--folds", o->folds, "K under --select kfold: every row of a task with 2 rows or more is held out in one "
-                  "of K fits (2 to 100)")->check(CLI::Range(2, 100))->capture_default_str();
-  cmd->add_option("--prior", *prior, "auto: the empirical-Bayes model (beta + U w_i + b_i, priors estimated from all tasks); "
-                  "none: the paper's AMHT-LRS")->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
-  cmd->add_option("--sparse-prior-scale", *sparse_scale, "prior variance of b's non-zeros in units of the data's coefficient "
-                  "scale (auto: chosen, see --select)")->capture_default_str();
-  cmd->add_option("--support-threshold", *threshold, "c: a non-zero of b is kept only where b_q^2 > c Var(b_q | data) "
-                  "(auto: chosen with the b prior's scale; 2 under --select evidence)")->capture_default_str();
-  cmd->add_option("--covariance-shrinkage", *shrinkage, "f: shrink Sigma towards isotropic, (S + f (tr S / r) I) / (1 + f) "
-                  "(0: the plain mixed model; auto: chosen, see --select)")->capture_default_str();
-  cmd->add_option("--validation-fraction", o->validation_fraction, "share of each task's rows held out when choosing on validation rows")
-      ->capture_default_str();
-  cmd->add_option("--selection-tasks", o->selection_tasks, "with more tasks than this, choose on validation rows of this many "
-                  "tasks drawn at random (the final fit uses all; 0: every task)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  // The model's options, from the options table: each given option is set from its text after
+  // parsing, through the table, so that the CLI takes what Python and C take.
+  struct GivenOption {
+    const OptionSpec* spec;
+    CLI::Option* option;
+    std::shared_ptr<std::string> text;
+    std::shared_ptr<bool> negated_flag;
+  };
+  auto given = std::make_shared<std::vector<GivenOption>>();
+  for (const OptionSpec& spec : option_table()) {
+    const std::string flag = "--" + spec.cli;
+    if (spec.cli.empty() || cmd->get_option_no_throw(flag)) continue;  // not on the CLI, or shared with predict (--threads)
+    const std::string names = flag + (spec.cli_short.empty() ? "" : ",-" + spec.cli_short);
+    std::string help = spec.help;
+    if (spec.unset == "auto") help += " (auto: " + spec.unset_means + ")";
+    else if (spec.unset == "unset") help += " (not given: " + spec.unset_means + ")";
+    GivenOption g{&spec, nullptr, nullptr, nullptr};
+    if (spec.type == OptionType::flag) {
+      if (!spec.cli_negated) continue;  // no flag of the table turns an option on
+      g.negated_flag = std::make_shared<bool>(false);
+      g.option = cmd->add_flag(names, *g.negated_flag, "turns " + spec.name + " off; " + help);
+    } else {
+      g.text = std::make_shared<std::string>(spec.default_value);
+      g.option = cmd->add_option(names, *g.text, help);
+      const std::string type = spec.type == OptionType::integer ? "INT" : spec.type == OptionType::number ? "NUMBER" : "TEXT";
+      g.option->type_name(spec.unset == "auto" ? type + "|auto" : type);
+      if (!spec.default_value.empty()) g.option->capture_default_str();
+      if (spec.type == OptionType::choice) g.option->check(CLI::IsMember(spec.choices));
+      // Checked when parsed, with the table's message ("--rank must be a non-negative integer or auto, not 'x'").
+      g.option->check(CLI::Validator(
+          [&spec, flag](std::string& text) {
+            Options scratch;
+            try {
+              set_option(scratch, spec.name, text, flag);
+            } catch (const Error& e) {
+              return std::string(e.what());
+            }
+            return std::string();
+          },
+          "", spec.name));
+      const bool closed = !spec.low_open && !spec.high_open;
+      if (spec.type != OptionType::choice && spec.unset.empty() && closed) g.option->check(CLI::Range(spec.low, spec.high).description(""));
+    }
+    if (spec.group == "privacy") g.option->group("Differential privacy");
+    given->push_back(g);
+  }
   cmd->add_option("--out,-o", *out, "model folder to write")->required();
-  cmd->add_option("--variant", *variant, "task step")->check(CLI::IsMember({"pursuit", "htp", "iht"}))->capture_default_str();
-  cmd->add_option("--iterations,-L", o->iterations, "most outer iterations (fewer once a tolerance stops training)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--inner-iterations", o->inner_iterations, "task-step iterations per outer iteration")->capture_default_str();
-  cmd->add_option("--warm-start", o->warm_start_iterations, "first outer iterations with k = 0")->capture_default_str();
-  cmd->add_option("--ridge", o->ridge, "ridge lambda on the dr x dr system for U")->capture_default_str();
-  cmd->add_option("--task-ridge", o->task_ridge, "relative ridge on each task's small system")->capture_default_str();
-  cmd->add_option("--step-size", o->step_size, "iht/htp: eta * m_i (0: variant default)")->capture_default_str();
-  cmd->add_option("--init", *init, "initialisation of U (auto: spectral with the prior, random otherwise)")
-      ->check(CLI::IsMember({"auto", "random", "spectral"}))->capture_default_str();
-  cmd->add_option("--tolerance", o->tolerance, "stop when the change in U falls below this (0: never)")->capture_default_str();
-  cmd->add_option("--relative-tolerance", o->relative_tolerance, "prior auto: stop once an iteration changes s2 and the "
-                  "training loss by less than this, relatively (0: never)")->capture_default_str();
-  cmd->add_option("--device", *device, "where to train")->check(CLI::IsMember({"cpu", "cuda", "auto"}))->capture_default_str();
-  auto u_solver = std::make_shared<std::string>("auto");
-  cmd->add_option("--u-solver", *u_solver, "the U step: direct (form and factor G), cg (conjugate gradients, no G: any d r), "
-                  "auto (the cheaper by a cost model; direct for private training)")
-      ->check(CLI::IsMember({"direct", "cg", "auto"}))->capture_default_str();
-  cmd->add_option("--cg-tolerance", o->cg_tolerance, "cg: stop at this relative residual")->capture_default_str();
-  cmd->add_option("--cg-forcing", o->cg_forcing, "cg: also stop once the residual is this fraction of the "
-                  "warm start's (0: solve every U step to --cg-tolerance)")->capture_default_str();
-  cmd->add_option("--cg-max-steps", o->cg_max_steps, "cg: most steps per U step")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "seed of the random initialisation and of the validation split")->capture_default_str();
   cmd->add_option("--metrics-out", *metrics, "write training metrics (history, timings) as JSON");
   auto checkpoint_dir = std::make_shared<std::string>();
   auto resume_dir = std::make_shared<std::string>();
@@ -130,76 +119,21 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       ->capture_default_str()->check(CLI::PositiveNumber)->group("Checkpoints");
   cmd->add_option("--resume", *resume_dir, "continue the training whose checkpoint is in this folder (give the same data "
                   "and options; checkpoints go on into it)")->group("Checkpoints");
-  auto epsilon = std::make_shared<double>(0.0);
-  auto delta = std::make_shared<double>(0.0);
-  auto noise_seed = std::make_shared<std::uint64_t>(0);
-  CLI::Option* eps_opt = cmd->add_option("--epsilon", *epsilon, "differential privacy: target epsilon (needs --delta)")
-                             ->group("Differential privacy");
-  CLI::Option* delta_opt = cmd->add_option("--delta", *delta, "differential privacy: target delta")->group("Differential privacy");
+  CLI::Option* eps_opt = cmd->get_option("--epsilon");
+  CLI::Option* delta_opt = cmd->get_option("--delta");
+  CLI::Option* seed_opt = cmd->get_option("--noise-seed");
   eps_opt->needs(delta_opt);
   delta_opt->needs(eps_opt);
-  cmd->add_option("--clip-x", o->privacy.clip_x, "row-norm bound C_x")->capture_default_str()->group("Differential privacy");
-  cmd->add_option("--clip-y", o->privacy.clip_y, "residual bound C_y")->capture_default_str()->group("Differential privacy");
-  cmd->add_option("--clip-w", o->privacy.clip_w, "coefficient bound C_w on ||w_i||")->capture_default_str()->group("Differential privacy");
-  cmd->add_option("--max-samples", o->privacy.max_samples, "rows of a task that contribute (m_max)")
-      ->capture_default_str()->group("Differential privacy");
-  cmd->add_option("--noise-multiplier", o->privacy.noise_multiplier, "noise multiplier z (default: calibrated to epsilon, delta)")
-      ->group("Differential privacy");
-  CLI::Option* seed_opt = cmd->add_option("--noise-seed", *noise_seed, "fix the noise seed: reproducible, NO privacy guarantee")
-                              ->group("Differential privacy");
   cmd->callback([=] {
     check_outputs({{"--out", *out}, {"--metrics-out", *metrics}, {"--checkpoint", *checkpoint_dir}, {"--resume", *resume_dir}});
     Options opts = *o;
-    if (!eps_opt->empty()) {
-      opts.privacy.enabled = true;
-      opts.privacy.epsilon = *epsilon;
-      opts.privacy.delta = *delta;
-      if (!seed_opt->empty()) {
-        opts.privacy.fixed_seed = true;
-        opts.privacy.noise_seed = *noise_seed;
-      }
-    } else if (!seed_opt->empty()) {
-      throw Error("--noise-seed applies to private training only (give --epsilon and --delta)");
+    for (const GivenOption& g : *given) {
+      if (g.option->empty()) continue;  // the table's default
+      if (g.negated_flag) set_option(opts, g.spec->name, std::string("false"));
+      else set_option(opts, g.spec->name, *g.text, "--" + g.spec->cli);
     }
-    opts.prior = parse_prior(*prior);
-    auto count_or_auto = [](const std::string& text, const char* name, int* value) {
-      if (text == "auto") return true;
-      try {
-        std::size_t used = 0;
-        const int v = std::stoi(text, &used);
-        if (used != text.size() || v < 0) throw std::invalid_argument(text);
-        *value = v;
-      } catch (const std::exception&) {
-        throw Error(std::string("--") + name + " must be a non-negative integer or auto, not '" + text + "'");
-      }
-      return false;
-    };
-    const bool rank_auto = count_or_auto(*rank, "rank", &opts.rank);
-    const bool sparsity_auto = count_or_auto(*sparsity, "sparsity", &opts.sparsity);
-    if (rank_auto) opts.rank = Options::kAuto;
-    if (sparsity_auto) opts.sparsity = Options::kAuto;
-    // A finite number (above 0, or at least 0) or "auto" (the value stays < 0: chosen by the fit).
-    auto number_or_auto = [](const std::string& text, const char* name, bool positive, double* value) {
-      if (text == "auto") return;
-      try {
-        std::size_t used = 0;
-        const double v = std::stod(text, &used);
-        if (used != text.size() || !std::isfinite(v) || !(positive ? v > 0 : v >= 0)) throw std::invalid_argument(text);
-        *value = v;
-      } catch (const std::exception&) {
-        throw Error(std::string("--") + name + " must be a " + (positive ? "positive number" : "number >= 0") + " or auto, not '" +
-                    text + "'");
-      }
-    };
-    number_or_auto(*sparse_scale, "sparse-prior-scale", true, &opts.sparse_prior_scale);
-    number_or_auto(*threshold, "support-threshold", false, &opts.support_threshold);
-    number_or_auto(*shrinkage, "covariance-shrinkage", false, &opts.covariance_shrinkage);
-    opts.variant = parse_variant(*variant);
-    opts.init = parse_init(*init);
-    opts.device = parse_device(*device);
-    opts.u_solver = parse_u_solver(*u_solver);
-    opts.selection = parse_selection(*select);
-    opts.standardize = !*no_standardize;
+    if (eps_opt->empty() && !seed_opt->empty()) throw Error("--noise-seed applies to private training only (give --epsilon and --delta)");
+    const bool rank_auto = opts.rank == Options::kAuto, sparsity_auto = opts.sparsity == Options::kAuto;
     opts.threads = data->threads;
     data->gpu = device_for(opts) == Device::cuda;
     if (fs::exists(*out) && !fs::exists(fs::path(*out) / "model.json"))

@@ -6,6 +6,7 @@
 
 #include "core/checked_size.hpp"
 #include "core/fitting.hpp"
+#include "core/option_fields.hpp"
 #include "core/u_solver.hpp"
 #include "core/utf8.hpp"
 #include "lrsmeta/lrsmeta.hpp"
@@ -129,43 +130,18 @@ void validate(const Options& o, std::int64_t d) {
     fail("rank r = " + std::to_string(o.rank) + " exceeds the dimension d = " + std::to_string(d));
   if (o.sparsity > d && o.sparsity_candidates.empty())
     fail("sparsity k = " + std::to_string(o.sparsity) + " exceeds the dimension d = " + std::to_string(d));
-  if (o.iterations < 0) fail("iterations = " + std::to_string(o.iterations) + " is negative");
-  if (o.inner_iterations < 1) fail("inner iterations = " + std::to_string(o.inner_iterations) + " must be at least 1");
-  if (o.warm_start_iterations < 0) fail("warm-start iterations = " + std::to_string(o.warm_start_iterations) + " is negative");
-  if (!(o.ridge >= 0) || !std::isfinite(o.ridge)) fail("ridge must be finite and >= 0");
-  if (!(o.task_ridge >= 0) || !std::isfinite(o.task_ridge)) fail("task ridge must be finite and >= 0");
-  if (!(o.step_size >= 0) || !std::isfinite(o.step_size)) fail("step size must be finite and >= 0 (0: the variant's default)");
-  if (!(o.tolerance >= 0) || !std::isfinite(o.tolerance)) fail("tolerance must be finite and >= 0");
-  if (!(o.relative_tolerance >= 0) || !std::isfinite(o.relative_tolerance)) fail("relative tolerance must be finite and >= 0");
-  if (o.threads < 0) fail("threads = " + std::to_string(o.threads) + " is negative");
+  core::check_ranges(o);  // every option's range, from the options table
   const PrivacyOptions& p = o.privacy;
-  if (p.enabled) {
-    if (!(p.epsilon > 0) || !std::isfinite(p.epsilon)) fail("privacy: epsilon must be finite and > 0");
-    if (!(p.delta > 0 && p.delta < 1)) fail("privacy: delta must be in (0, 1)");
-    for (double c : {p.clip_x, p.clip_y, p.clip_w})
-      if (!(c > 0) || !std::isfinite(c)) fail("privacy: the bounds clip_x, clip_y, clip_w must be finite and > 0");
-    if (p.max_samples < 1) fail("privacy: max_samples must be at least 1");
-    if (!std::isfinite(p.noise_multiplier)) fail("privacy: noise multiplier must be finite");
-    if (o.iterations < 1) fail("privacy: needs at least one outer iteration");
-  }
-  if (!std::isfinite(o.support_threshold)) fail("support threshold must be finite (>= 0, or < 0 for auto)");
+  if (p.enabled && o.iterations < 1) fail("privacy: needs at least one outer iteration");
   if (o.support_threshold_candidates.empty()) fail("no support threshold candidates");
   for (double c : o.support_threshold_candidates)
     if (!(c >= 0) || !std::isfinite(c)) fail("support threshold candidates must be finite and >= 0");
-  if (!std::isfinite(o.sparse_prior_scale) || o.sparse_prior_scale == 0)
-    fail("sparse prior scale must be > 0, or < 0 for auto (chosen on validation rows)");
   if (o.sparse_prior_scale_candidates.empty()) fail("no sparse prior scale candidates");
   for (double c : o.sparse_prior_scale_candidates)
     if (!(c > 0) || !std::isfinite(c)) fail("sparse prior scale candidates must be finite and > 0");
-  if (!std::isfinite(o.covariance_shrinkage)) fail("covariance shrinkage must be finite (>= 0, or < 0 for auto)");
   if (o.covariance_shrinkage_candidates.empty()) fail("no covariance shrinkage candidates");
   for (double c : o.covariance_shrinkage_candidates)
     if (!(c >= 0) || !std::isfinite(c)) fail("covariance shrinkage candidates must be finite and >= 0");
-  if (!(o.selection_tolerance >= 0) || !std::isfinite(o.selection_tolerance)) fail("selection tolerance must be finite and >= 0");
-  if (!(o.validation_fraction > 0 && o.validation_fraction <= 0.5))
-    fail("validation fraction must be in (0, 0.5]");
-  if (o.folds < 2 || o.folds > 100) fail("folds = " + std::to_string(o.folds) + " must be in [2, 100]");
-  if (o.selection_tasks < 0) fail("selection tasks = " + std::to_string(o.selection_tasks) + " is negative (0: every task)");
   for (int r : o.rank_candidates)
     if (r < 0 || r > d) fail("rank candidate " + std::to_string(r) + " is outside [0, d = " + std::to_string(d) + "]");
   for (int k : o.sparsity_candidates)
@@ -174,9 +150,6 @@ void validate(const Options& o, std::int64_t d) {
     fail("privacy: rank and sparsity cannot be chosen on validation rows of private data (give them as numbers)");
   int max_rank = o.rank_candidates.empty() ? o.rank : 0;
   for (int r : o.rank_candidates) max_rank = std::max(max_rank, r);
-  if (!(o.cg_tolerance > 0) || !std::isfinite(o.cg_tolerance)) fail("cg tolerance must be finite and > 0");
-  if (!(o.cg_forcing >= 0 && o.cg_forcing < 1)) fail("cg forcing must be in [0, 1)");
-  if (o.cg_max_steps < 1) fail("cg max steps = " + std::to_string(o.cg_max_steps) + " must be at least 1");
   if (p.enabled && o.u_solver == USolver::cg)
     fail("privacy: the private U step adds its noise to G, which cg never forms: use --u-solver direct (or auto)");
   // With the prior, beta is solved together with U: one more block of d unknowns.

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "core/checked_size.hpp"
+#include "core/option_fields.hpp"
 #include "io/files.hpp"
 #include "io/json_fields.hpp"
 #include "io/npy_stream.hpp"
@@ -30,97 +31,55 @@ constexpr int kModelFormatVersion = 2;
 }  // namespace
 
 namespace io {
+// The options as the table lists them (core/option_fields.hpp): raw values, those left to the
+// library included (-1 for an estimated scale, as the fit's own options hold them).
 json options_json(const Options& o) {
-  return json{{"rank", o.rank},
-              {"sparsity", o.sparsity},
-              {"variant", to_string(o.variant)},
-              {"iterations", o.iterations},
-              {"inner_iterations", o.inner_iterations},
-              {"warm_start_iterations", o.warm_start_iterations},
-              {"ridge", o.ridge},
-              {"task_ridge", o.task_ridge},
-              {"step_size", o.step_size},
-              {"init", to_string(o.init)},
-              {"seed", o.seed},
-              {"threads", o.threads},
-              {"tolerance", o.tolerance},
-              {"relative_tolerance", o.relative_tolerance},
-              {"device", to_string(o.device)},
-              {"u_solver", to_string(o.u_solver)},
-              {"cg_tolerance", o.cg_tolerance},
-              {"cg_forcing", o.cg_forcing},
-              {"cg_max_steps", o.cg_max_steps},
-              {"prior", to_string(o.prior)},
-              {"sparse_prior_scale", o.sparse_prior_scale},
-              {"support_threshold", o.support_threshold},
-              {"covariance_shrinkage", o.covariance_shrinkage},
-              {"population_prior", o.population_prior},
-              {"validation_fraction", o.validation_fraction},
-              {"selection_tasks", o.selection_tasks},
-              {"selection_tolerance", o.selection_tolerance},
-              {"selection", to_string(o.selection)},
-              {"folds", o.folds},
-              {"standardize", o.standardize},
-              {"privacy",
-               {{"enabled", o.privacy.enabled},
-                {"epsilon", o.privacy.epsilon},
-                {"delta", o.privacy.delta},
-                {"clip_x", o.privacy.clip_x},
-                {"clip_y", o.privacy.clip_y},
-                {"clip_w", o.privacy.clip_w},
-                {"max_samples", o.privacy.max_samples},
-                {"noise_multiplier", o.privacy.noise_multiplier},
-                {"fixed_seed", o.privacy.fixed_seed}}}};
+  json out = json::object();
+  Options& m = const_cast<Options&>(o);  // read only
+  for (const core::OptionField& f : core::option_fields()) {
+    json value;
+    if (f.json_presence) value = !f.is_unset(o);
+    else if (f.int_field) value = f.int_field(m);
+    else if (f.int64_field) value = f.int64_field(m);
+    else if (f.uint64_field) value = f.uint64_field(m);
+    else if (f.number_field) value = f.number_field(m);
+    else if (f.flag_field) value = f.flag_field(m);
+    else value = f.get_choice(o);
+    (f.spec.group.empty() ? out : out[f.spec.group])[f.json_name] = std::move(value);
+  }
+  return out;
 }
 
 Options options_from_json(const JsonFields& j) {
-  constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
   Options o;
-  o.rank = static_cast<int>(j.integer("rank", 0, kIntMax, o.rank));
-  o.sparsity = static_cast<int>(j.integer("sparsity", 0, kIntMax, o.sparsity));
-  o.variant = parse_variant(j.text("variant", to_string(o.variant)));
-  o.iterations = static_cast<int>(j.integer("iterations", 0, kIntMax, o.iterations));
-  o.inner_iterations = static_cast<int>(j.integer("inner_iterations", 0, kIntMax, o.inner_iterations));
-  o.warm_start_iterations = static_cast<int>(j.integer("warm_start_iterations", 0, kIntMax, o.warm_start_iterations));
-  o.ridge = j.number("ridge", o.ridge);
-  o.task_ridge = j.number("task_ridge", o.task_ridge);
-  o.step_size = j.number("step_size", o.step_size);
-  o.init = parse_init(j.text("init", to_string(o.init)));
-  o.seed = j.unsigned_integer("seed", o.seed);
-  o.threads = static_cast<int>(j.integer("threads", 0, kIntMax, o.threads));
-  o.tolerance = j.number("tolerance", o.tolerance);
-  o.relative_tolerance = j.number("relative_tolerance", o.relative_tolerance);
-  o.device = parse_device(j.text("device", to_string(o.device)));
-  // Models written before the choice existed were solved directly.
-  o.u_solver = parse_u_solver(j.text("u_solver", "direct"));
-  o.cg_tolerance = j.number("cg_tolerance", o.cg_tolerance);
-  o.cg_forcing = j.number("cg_forcing", 0.0);  // models written before it existed solved every U step to cg_tolerance
-  o.cg_max_steps = static_cast<int>(j.integer("cg_max_steps", 0, kIntMax, o.cg_max_steps));
-  // Models written before the prior existed were fitted without one.
-  o.prior = parse_prior(j.text("prior", "none"));
-  o.sparse_prior_scale = j.number("sparse_prior_scale", o.sparse_prior_scale);
-  o.support_threshold = j.number("support_threshold", o.support_threshold);
-  o.covariance_shrinkage = j.number("covariance_shrinkage", o.covariance_shrinkage);
-  o.population_prior = j.boolean("population_prior", o.population_prior);
-  o.validation_fraction = j.number("validation_fraction", o.validation_fraction);
-  o.selection_tasks = j.integer("selection_tasks", 0, std::numeric_limits<std::int64_t>::max(), o.selection_tasks);
-  o.selection_tolerance = j.number("selection_tolerance", o.selection_tolerance);
-  // Models written before estimation existed chose on validation rows.
-  o.selection = parse_selection(j.text("selection", "validation"));
-  o.folds = j.small_integer("folds", o.folds);
-  // Models written before the scaling existed fitted the features as given.
-  o.standardize = j.boolean("standardize", false);
-  if (j.has("privacy")) {
-    const JsonFields p = j.object("privacy");
-    o.privacy.enabled = p.boolean("enabled", false);
-    o.privacy.epsilon = p.number("epsilon", o.privacy.epsilon);
-    o.privacy.delta = p.number("delta", o.privacy.delta);
-    o.privacy.clip_x = p.number("clip_x", o.privacy.clip_x);
-    o.privacy.clip_y = p.number("clip_y", o.privacy.clip_y);
-    o.privacy.clip_w = p.number("clip_w", o.privacy.clip_w);
-    o.privacy.max_samples = static_cast<int>(p.integer("max_samples", 0, kIntMax, o.privacy.max_samples));
-    o.privacy.noise_multiplier = p.number("noise_multiplier", o.privacy.noise_multiplier);
-    o.privacy.fixed_seed = p.boolean("fixed_seed", false);
+  const bool has_privacy = j.has("privacy");
+  const json empty = json::object();
+  const JsonFields none(empty, j.file(), "options.privacy.");
+  const JsonFields privacy = has_privacy ? j.object("privacy") : none;
+  for (const core::OptionField& f : core::option_fields()) {
+    const JsonFields& in = f.spec.group.empty() ? j : privacy;
+    const char* key = f.json_name.c_str();
+    if (!in.has(key)) {
+      // Written before the option existed: what the fit did then (json_before), else the default.
+      if (!f.json_before.empty() && !f.json_presence) core::set_text(o, f, f.json_before, "");
+      continue;
+    }
+    if (f.json_presence) {
+      if (!in.boolean(key)) f.make_unset(o);
+      else o.privacy.fixed_seed = true;  // the seed itself is never recorded
+    } else if (f.int_field) {
+      f.int_field(o) = f.spec.name == "folds" ? in.small_integer(key) : static_cast<int>(in.integer(key, 0, std::numeric_limits<int>::max()));
+    } else if (f.int64_field) {
+      f.int64_field(o) = in.integer(key, 0, std::numeric_limits<std::int64_t>::max());
+    } else if (f.uint64_field) {
+      f.uint64_field(o) = in.unsigned_integer(key);
+    } else if (f.number_field) {
+      f.number_field(o) = in.number(key);
+    } else if (f.flag_field) {
+      f.flag_field(o) = in.boolean(key);
+    } else {
+      f.set_choice(o, in.text(key));
+    }
   }
   return o;
 }

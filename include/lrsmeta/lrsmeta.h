@@ -34,22 +34,24 @@ typedef struct lrsmeta_model lrsmeta_model;
 LRSMETA_C_API const char* lrsmeta_last_error(void);
 LRSMETA_C_API const char* lrsmeta_version(void);
 
-/* Options start at the library defaults. Names: "rank", "sparsity", "iterations",
- * "inner_iterations", "warm_start_iterations", "threads", "seed", "population_prior", "standardize", "selection_tasks",
- * "cg_max_steps", "folds" (integers);
- * "ridge", "task_ridge", "step_size", "tolerance", "relative_tolerance", "sparse_prior_scale" (< 0:
- * auto), "support_threshold" (< 0: auto), "covariance_shrinkage" (< 0: auto), "validation_fraction",
- * "selection_tolerance", "cg_tolerance", "cg_forcing" (numbers);
- * "variant" (pursuit|htp|iht), "init" (auto|random|spectral), "device" (cpu|cuda|auto), "prior"
- * (auto|none), "u_solver" (direct|cg|auto), "selection" (evidence|validation|kfold: how what is auto is found), "rank" and
- * "sparsity" ("auto": by marginal likelihood, or on held-out rows under "selection" validation or kfold) (strings). Differential privacy: "private" (1 to enable),
- * "max_samples", "noise_seed" (integers; a noise seed makes the noise reproducible and voids the
- * guarantee); "epsilon", "delta", "clip_x", "clip_y", "clip_w", "noise_multiplier" (numbers). */
+/* Options start at the library defaults. Every option of the library's options table
+ * (lrsmeta/option_table.hpp; docs/options.md lists them) is set by its name: integers and flags
+ * ("private", "standardize", "population_prior": 0 or 1) with set_int, numbers with set_double (or
+ * set_int), and any option from text with set_string ("pursuit", "kfold", "3", and "auto" for
+ * "rank", "sparsity", "sparse_prior_scale", "support_threshold" and "covariance_shrinkage", which the
+ * fit then estimates or chooses). Ranges are checked by the fit. "noise_seed" makes the private noise
+ * reproducible and voids the guarantee. */
 LRSMETA_C_API lrsmeta_status lrsmeta_options_create(lrsmeta_options** out);
 LRSMETA_C_API void lrsmeta_options_destroy(lrsmeta_options* options);
 LRSMETA_C_API lrsmeta_status lrsmeta_options_set_int(lrsmeta_options* options, const char* name, int64_t value);
 LRSMETA_C_API lrsmeta_status lrsmeta_options_set_double(lrsmeta_options* options, const char* name, double value);
 LRSMETA_C_API lrsmeta_status lrsmeta_options_set_string(lrsmeta_options* options, const char* name, const char* value);
+/* The options table: its size, the i-th option's name (NULL past the end), and an option's value as
+ * text ("auto" where the fit chooses it, "" where it is unset; NULL on error). The text stays valid
+ * until the next call of lrsmeta_options_get on this thread. */
+LRSMETA_C_API size_t lrsmeta_option_count(void);
+LRSMETA_C_API const char* lrsmeta_option_name(size_t i);
+LRSMETA_C_API const char* lrsmeta_options_get(const lrsmeta_options* options, const char* name);
 
 /* Train on ragged task data: X (n x d), y (n), task_offsets (t + 1). */
 LRSMETA_C_API lrsmeta_status lrsmeta_fit_f64(const double* X, const double* y, const int64_t* task_offsets,

@@ -8,6 +8,7 @@ The estimator follows scikit-learn's conventions (get_params/set_params, fit ret
 attributes end in "_") without depending on it. Every option of `lrsmeta train` is a constructor
 argument, named as on the command line with underscores ("auto" where the CLI takes auto).
 """
+import inspect
 import json
 import os
 import tempfile
@@ -43,51 +44,26 @@ __all__ = ["LRSRegressor", "load", "Error", "ConvergenceWarning", "__version__"]
 class ConvergenceWarning(UserWarning):
     """Training used every iteration while a tolerance was in effect and not met (see notes_)."""
 
-# Constructor arguments and their defaults: the library's (Options in lrsmeta.hpp).
-_DEFAULTS = {
-    "rank": "auto",
-    "sparsity": "auto",
-    "prior": "auto",
-    "variant": "pursuit",
-    "iterations": 100,
-    "inner_iterations": 3,
-    "warm_start": 5,
-    "ridge": 0.0,
-    "task_ridge": 1e-10,
-    "step_size": 0.0,
-    "init": "auto",
-    "random_state": 42,
-    "threads": 0,
-    "tolerance": 0.0,
-    "relative_tolerance": 1e-6,
-    "device": "cpu",
-    "u_solver": "auto",
-    "select": "evidence",
-    "cg_tolerance": 1e-10,
-    "cg_forcing": 0.1,
-    "cg_max_steps": 300,
-    "sparse_prior_scale": "auto",
-    "support_threshold": "auto",
-    "covariance_shrinkage": "auto",
-    "validation_fraction": 0.2,
-    "folds": 5,
-    "standardize": True,
-    "selection_tasks": 50000,
-    "epsilon": None,
-    "delta": None,
-    "clip_x": 1.0,
-    "clip_y": 1.0,
-    "clip_w": 1.0,
-    "max_samples": 50,
-    "noise_multiplier": None,
-    "noise_seed": None,
-    "callback": None,
-    "group_column": None,
-    "unseen": "population",
-}
+# The library's options table (lrsmeta/option_table.hpp): each constructor argument that is a
+# library option, its name there, and its default.
+_TABLE = [row for row in _lrsmeta.option_table() if row["python"]]
+_OPTION_NAME = {row["python"]: row["name"] for row in _TABLE}
 
-# Constructor arguments that are not the library's options.
-_PYTHON_ONLY = ("callback", "group_column", "unseen")
+
+def _default(row):
+    text = row["default"]
+    if text == "auto" or row["type"] == "choice":
+        return text
+    if text == "":
+        return None
+    return {"integer": int, "number": float, "flag": lambda t: t == "true"}[row["type"]](text)
+
+
+# Constructor arguments and their defaults: the table's (None: left out, as epsilon for training
+# without privacy), and those of the estimator alone.
+_DEFAULTS = {row["python"]: _default(row) for row in _TABLE}
+_DEFAULTS.update(callback=None, group_column=None, unseen="population")
+
 
 
 # Attributes a fit sets (derived from model_; pickled as the model folder's bytes).
@@ -244,7 +220,8 @@ class LRSRegressor:
                  random_state=42, threads=0, tolerance=0.0, relative_tolerance=1e-6, device="cpu", u_solver="auto",
                  select="evidence", cg_tolerance=1e-10, cg_forcing=0.1, cg_max_steps=300,
                  sparse_prior_scale="auto", support_threshold="auto", covariance_shrinkage="auto",
-                 validation_fraction=0.2, folds=5, standardize=True, selection_tasks=50000, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
+                 validation_fraction=0.2, folds=5, standardize=True, population_prior=True, selection_tasks=50000,
+                 selection_tolerance=0.005, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
                  clip_w=1.0, max_samples=50, noise_multiplier=None, noise_seed=None, callback=None,
                  group_column=None, unseen="population"):
         # Stored as given (scikit-learn's convention: checked when fit runs, not here).
@@ -280,7 +257,7 @@ class LRSRegressor:
             raise ValueError("differential privacy needs both epsilon and delta")
         if self.unseen not in ("population", "error"):
             raise ValueError(f"unseen must be 'population' or 'error', not {self.unseen!r}")
-        return {k: v for k, v in self.get_params().items() if k not in _PYTHON_ONLY}
+        return {_OPTION_NAME[k]: v for k, v in self.get_params().items() if k in _OPTION_NAME}
 
     def _split(self, X, groups):
         """X's features and the rows' task keys: `groups`, or (group_column set, groups None) that
@@ -451,18 +428,9 @@ class LRSRegressor:
         _lrsmeta.save_model(self.model_, str(path))
 
 
-# The constructor's arguments as model.json records the settings a fit ran with.
-_FROM_OPTIONS = {
-    "prior": "prior", "variant": "variant", "iterations": "iterations", "inner_iterations": "inner_iterations",
-    "warm_start": "warm_start_iterations", "ridge": "ridge", "task_ridge": "task_ridge", "step_size": "step_size",
-    "init": "init", "random_state": "seed", "threads": "threads", "tolerance": "tolerance",
-    "relative_tolerance": "relative_tolerance", "device": "device", "u_solver": "u_solver", "select": "selection",
-    "cg_tolerance": "cg_tolerance", "cg_forcing": "cg_forcing", "cg_max_steps": "cg_max_steps",
-    "sparse_prior_scale": "sparse_prior_scale", "support_threshold": "support_threshold",
-    "covariance_shrinkage": "covariance_shrinkage", "validation_fraction": "validation_fraction", "folds": "folds",
-    "standardize": "standardize",
-    "selection_tasks": "selection_tasks",
-}
+# The parameters in the constructor's order (get_params, repr); tests/test_lrsmeta.py checks that
+# the constructor's defaults are the table's.
+_DEFAULTS = {name: _DEFAULTS[name] for name in list(inspect.signature(LRSRegressor.__init__).parameters)[1:]}
 
 
 def load(path):
@@ -471,7 +439,8 @@ def load(path):
     trains that model again)."""
     model = _lrsmeta.load_model(str(path))
     options = json.loads(model.description)["options"]
-    params = {name: options[key] for name, key in _FROM_OPTIONS.items() if key in options}
+    # model.json records the options under the table's names (privacy's in their own object).
+    params = {row["python"]: options[row["name"]] for row in _TABLE if not row["group"] and row["name"] in options}
     params["rank"], params["sparsity"] = model.r, model.k
     privacy = options.get("privacy", {})
     if privacy.get("enabled"):

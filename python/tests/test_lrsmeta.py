@@ -459,3 +459,93 @@ def test_dataframe_columns_are_remembered_and_checked(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         est.score(frame, y, task)  # matching names: no warning
+
+
+def _sample(row):
+    """A value of the option other than its default, within its range (tests/test_option_table.cpp's)."""
+    if row["type"] == "flag":
+        return row["default"] != "true"
+    if row["type"] == "choice":
+        return next(c for c in row["choices"] if c != row["default"])
+    if row["type"] == "integer":
+        return int(row["low"]) + 1
+    if row["high"] == float("inf"):
+        return 0.75
+    return 0.25 if row["high"] - row["low"] == 1 else 0.125
+
+
+def _as_text(value):
+    return {True: "true", False: "false"}[value] if isinstance(value, bool) else str(value)
+
+
+def test_the_constructor_is_the_options_table():
+    import inspect
+    parameters = inspect.signature(lrsmeta.LRSRegressor).parameters
+    table = [row for row in _lrsmeta.option_table() if row["python"]]
+    for row in table:
+        assert row["python"] in parameters, row["name"]
+        default = parameters[row["python"]].default
+        assert default == lrsmeta._default(row) and type(default) is type(lrsmeta._default(row)), row["name"]
+        assert lrsmeta.LRSRegressor().get_params()[row["python"]] == default
+    assert set(parameters) - {row["python"] for row in table} == {"callback", "group_column", "unseen"}
+
+
+def test_every_option_of_the_table_reaches_the_library():
+    for row in _lrsmeta.option_table():
+        if not row["python"]:
+            continue
+        params = {"epsilon": 1.0, "delta": 1e-6} if row["group"] == "privacy" else {}  # read under private training
+        params[row["python"]] = _sample(row)
+        values = _lrsmeta.option_values(lrsmeta.LRSRegressor(**params)._options())
+        assert values[row["name"]] == _as_text(params[row["python"]]), row["name"]
+    with pytest.raises(ValueError, match="iterations must be a non-negative integer, not 2.5"):
+        _lrsmeta.option_values({"iterations": 2.5})
+    with pytest.raises(ValueError, match="unknown option 'colour'"):
+        _lrsmeta.option_values({"colour": 1})
+
+
+@pytest.mark.skipif(CLI is None, reason="needs LRSMETA (the CLI)")
+def test_every_option_of_the_table_reaches_the_cli(tmp_path):
+    X, y, task, _ = low_rank_tasks(t=20, m=10, d=6, noise=0.1, seed=31)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "X.npy", X)
+    np.save(data / "y.npy", y)
+    np.save(data / "task_offsets.npy", np.arange(0, len(y) + 1, 10, dtype=np.int64))
+    rows = [row for row in _lrsmeta.option_table() if row["cli"] and row["name"] != "device"]  # (cuda needs a GPU)
+    for private in (False, True):
+        given = {row["name"]: _sample(row) for row in rows if (row["group"] == "privacy") == private}
+        if private:
+            given.update(rank=1, sparsity=1, prior="none")
+        args = []
+        for row in rows:
+            if row["name"] in given:
+                value = given[row["name"]]
+                args += ["--" + row["cli"]] if row["type"] == "flag" else ["--" + row["cli"], str(value)]
+        out = tmp_path / ("private" if private else "model")
+        subprocess.run([CLI, "train", "--data", str(data), "--out", str(out), "-q"] + args, check=True)
+        with open(out / "model.json") as f:
+            options = json.load(f)["options"]
+        for name, value in given.items():
+            row = next(row for row in rows if row["name"] == name)
+            if row["group"] == "privacy":
+                recorded = options["privacy"]["fixed_seed" if name == "noise_seed" else name]
+                assert recorded == (True if name == "noise_seed" else value), name
+            else:
+                assert recorded_as(options[name]) == recorded_as(value), name
+
+
+def recorded_as(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def test_the_options_page_is_the_table():
+    import importlib.util
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    spec = importlib.util.spec_from_file_location("options_doc", os.path.join(root, "scripts", "options_doc.py"))
+    options_doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(options_doc)
+    with open(os.path.join(root, "docs", "options.md")) as f:
+        page = f.read()
+    assert page == options_doc.markdown(_lrsmeta.option_table()), \
+        "docs/options.md is not the options table's: PYTHONPATH=build/python python3 scripts/options_doc.py > docs/options.md"
