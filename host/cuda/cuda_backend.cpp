@@ -16,28 +16,12 @@
 #include "cuda/cuda_backend.hpp"
 #include "core/task_step_rules.hpp"
 #include "cuda/cuda_utils.hpp"
+#include "cuda/device_direct_system.hpp"
+#include "cuda/device_memory_plan.hpp"
 #include "kernels/device_kernels.hpp"
 
 namespace lrsmeta {
 namespace cuda {
-
-void throw_cuda_error(const char* call, int code, const char* name, const char* file, int line) {
-  throw Error(std::string("CUDA: ") + call + " failed with " + name + " (" + std::to_string(code) + ") at " + file + ":" +
-              std::to_string(line));
-}
-
-// cudaGetDeviceCount returns an error code (not only a zero count) on a machine without a driver.
-bool device_usable(std::string* why) {
-  int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  if (status != cudaSuccess) {
-    if (why) *why = cudaGetErrorString(status);
-    cudaGetLastError();  // clear the sticky error
-    return false;
-  }
-  if (count == 0 && why) *why = "no CUDA device";
-  return count > 0;
-}
 
 namespace {
 
@@ -57,7 +41,7 @@ kernels::Bounds bounds_of(const core::PrivateRelease* release) {
 std::string mib(double bytes) { return std::to_string(static_cast<long long>(std::ceil(bytes / (1024.0 * 1024.0)))) + " MiB"; }
 
 template <typename T>
-class CudaBackend final : public core::Backend, private core::DirectSystem {
+class CudaBackend final : public core::Backend {
  public:
   CudaBackend(const TaskDataView<T>& data, const Options& options)
       : options_(options),
@@ -67,35 +51,16 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
         t_(data.t),
         n_(data.n),
         cublas_(stream_.get()),
-        cusolver_(stream_.get()) {
+        cusolver_(stream_.get()),
+        system_(stream_, cublas_, cusolver_) {
     host_offsets_.assign(data.task_offsets, data.task_offsets + t_ + 1);
     if (kernels::task_step_shared_bytes(d_, r_, k_) == 0)
       throw Error("CUDA backend: d = " + std::to_string(d_) + ", r = " + std::to_string(r_) + ", k = " + std::to_string(k_) +
                   " need more shared memory per task than a thread block has; use the CPU backend");
-    const std::int64_t P = static_cast<std::int64_t>(r_) * (r_ + 1) / 2, Q = static_cast<std::int64_t>(d_) * (d_ + 1) / 2;
-    const bool cg = options.u_solver == USolver::cg;
-    // Tasks per chunk of the U step's passes: the direct solve's packed Grams (Q values a task) in
-    // 256 MiB, cg's per-task vectors (2 d + 2 r doubles) in 64 MiB.
-    chunk_ = std::max<std::int64_t>(1, std::min<std::int64_t>(t_, (std::int64_t{256} << 20) / std::max<std::int64_t>(1, Q * sizeof(T))));
-    cg_chunk_ = std::max<std::int64_t>(1, std::min<std::int64_t>(t_, (std::int64_t{64} << 20) / ((2 * d_ + 2 * r_ + 1) * 8)));
-    const double dr = static_cast<double>(d_) * r_;
-    // Everything the fit allocates, checked against the free memory before any work starts.
-    const double u_step = cg ? cg_chunk_ * (2.0 * d_ + 2.0 * r_) * 8 + 8 * dr * 8 + 4096.0 * (d_ + 1) * 8  // chunk, vectors, moment rows
-                             : chunk_ * (P + Q) * sizeof(T) + chunk_ * (d_ + r_) * 8.0                 // one chunk
-                                   + P * Q * 8.0 + (std::is_same_v<T, float> ? P * Q * 4.0 : 0.0)     // M
-                                   + 3 * dr * dr * 8 + 8 * dr * 8;                                     // G, factor, noise
-    // The prior's: V_i and the statistics per task, y - X beta per row, and the joint [beta, U]
-    // system's larger U step (r + 1 columns).
-    const bool prior = options.prior == Prior::automatic;
-    const double r1 = r_ + 1.0;
-    const double prior_state = prior ? t_ * (r_ * r_ + core::kPosteriorStats + 1.0) * 8 + n_ * 8.0 +
-                                           (cg ? 0.0 : chunk_ * (r1 * (r1 + 1) / 2 - P) * sizeof(T) +
-                                                           (r1 * (r1 + 1) / 2 - P) * Q * 8.0 + 3 * (d_ * r1 * d_ * r1 - dr * dr) * 8)
-                                     : 0.0;
-    const double need = static_cast<double>(n_) * d_ * sizeof(T) + n_ * sizeof(T) + (t_ + 1) * 8.0  // data
-                        + n_ * (r_ + 2.0) * 8                                                      // Z, target, resid
-                        + t_ * (r_ + 2.0 * k_ + 1) * 8                                             // W, B, per-task loss
-                        + u_step + prior_state;
+    const DeviceMemoryPlan plan = plan_device_memory(n_, t_, d_, r_, k_, static_cast<int>(sizeof(T)), options);
+    chunk_ = plan.chunk;
+    cg_chunk_ = plan.cg_chunk;
+    const double need = plan.bytes;
     std::size_t free_bytes = 0, total_bytes = 0;
     LRSMETA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     if (need > 0.95 * static_cast<double>(free_bytes))
@@ -257,7 +222,7 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     core::PrivateRelease release;
     if (bounds) release.bounds = *bounds;
     accumulate_on_device(bounds ? &release : nullptr);
-    return this;
+    return &system_;
   }
 
   // Over many processes: the device's G and v (summed over the GPUs by NCCL where it joined them),
@@ -266,84 +231,10 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     core::PrivateRelease release;
     if (bounds) release.bounds = *bounds;
     accumulate_on_device(bounds ? &release : nullptr);
-    sum_over_gpus(G_);
-    sum_over_gpus(v_);
-    copy_to_host(G, G_);
-    copy_to_host(v, v_);
-  }
-
-  // core::DirectSystem on G_ and v_.
-  int unknowns() const override { return d_ * r_joint(); }
-
-  double largest_abs_diagonal() override {
-    const int n = unknowns();
-    int index = 0;  // 1-based, of the largest |diagonal| entry
-    LRSMETA_CUBLAS_CHECK(cublasIdamax(cublas_.get(), n, G_.data(), n + 1, &index));
-    double value = 0.0;
-    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(&value, G_.data() + static_cast<std::size_t>(index - 1) * (n + 1), sizeof(double),
-                                       cudaMemcpyDeviceToHost, stream_.get()));
-    stream_.synchronize();
-    return std::fabs(value);
-  }
-
-  void add_noise(double sigma_G, double sigma_v, core::GaussianNoise& noise) override {
-    // Drawn on the host (the same generator and order as the CPU path), added on the device.
-    const cudaStream_t s = stream_.get();
-    const int n = unknowns();
-    const double one = 1.0;
-    std::vector<double> noise_G(static_cast<std::size_t>(n) * n, 0.0), noise_v(static_cast<std::size_t>(n), 0.0);
-    core::add_symmetric_noise(noise_G.data(), n, sigma_G, noise);
-    core::add_noise(noise_v.data(), n, sigma_v, noise);
-    copy_to_device(noise_G_, noise_G.data(), noise_G.size(), s);
-    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), static_cast<int>(noise_G.size()), &one, noise_G_.data(), 1, G_.data(), 1));
-    copy_to_device(host_terms_, noise_v.data(), noise_v.size(), s);
-    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), n, &one, host_terms_.data(), 1, v_.data(), 1));
-    stream_.synchronize();  // the host vectors go out of scope here
-  }
-
-  void add_to_diagonal(int first, int count, double value) override {
-    if (count <= 0) return;
-    const int n = unknowns();
-    const double one = 1.0;
-    const std::vector<double> values(static_cast<std::size_t>(count), value);
-    copy_to_device(host_terms_, values.data(), values.size(), stream_.get());
-    LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), count, &one, host_terms_.data(), 1,
-                                     G_.data() + static_cast<std::size_t>(first) * (n + 1), n + 1));
-    stream_.synchronize();
-  }
-
-  bool factor(double shift) override {
-    const cudaStream_t s = stream_.get();
-    const int n = unknowns();
-    factor_.resize(static_cast<std::size_t>(n) * n);
-    int lwork = 0;
-    LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf_bufferSize(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, &lwork));
-    work_.resize(static_cast<std::size_t>(std::max(lwork, 1)));
-    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(factor_.data(), G_.data(), G_.size() * sizeof(double), cudaMemcpyDeviceToDevice, s));
-    kernels::launch_add_diagonal(factor_.data(), n, shift, s);
-    LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrf(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, factor_.data(), n, work_.data(), lwork,
-                                            info_.data()));
-    int info = 0;
-    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(&info, info_.data(), sizeof(int), cudaMemcpyDeviceToHost, s));
-    stream_.synchronize();
-    if (info < 0) throw Error("cusolverDnDpotrf: argument " + std::to_string(-info) + " is invalid");
-    return info == 0;
-  }
-
-  std::vector<double> solve(const std::vector<double>* anchor, double weight) override {
-    const cudaStream_t s = stream_.get();
-    const int n = unknowns();
-    D_.resize(static_cast<std::size_t>(n));
-    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(D_.data(), v_.data(), static_cast<std::size_t>(n) * sizeof(double), cudaMemcpyDeviceToDevice, s));
-    if (anchor) {
-      copy_to_device(host_terms_, anchor->data(), anchor->size(), s);
-      LRSMETA_CUBLAS_CHECK(cublasDaxpy(cublas_.get(), n, &weight, host_terms_.data(), 1, D_.data(), 1));
-    }
-    LRSMETA_CUSOLVER_CHECK(cusolverDnDpotrs(cusolver_.get(), CUBLAS_FILL_MODE_LOWER, n, 1, factor_.data(), n, D_.data(), n,
-                                            info_.data()));
-    std::vector<double> x;
-    copy_to_host(x, D_);
-    return x;
+    sum_over_gpus(system_.G());
+    sum_over_gpus(system_.v());
+    copy_to_host(G, system_.G());
+    copy_to_host(v, system_.v());
   }
 
   // G_ (d r x d r, column-major) and v_ from every task's (w, b), bounded under a release.
@@ -382,8 +273,8 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
       LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, rj, static_cast<int>(count), &one,
                                        Qc_.data(), d_, Wc_.data(), rj, &one, v_.data(), d_));
     }
-    G_.resize(static_cast<std::size_t>(dr) * dr);
-    kernels::launch_unpack_gram(M_.data(), d_, rj, G_.data(), s);
+    system_.set_unknowns(dr);
+    kernels::launch_unpack_gram(M_.data(), d_, rj, system_.G().data(), s);
   }
 
   std::vector<double> spectral_moment(const core::PrivateRelease* release) override {
@@ -621,16 +512,8 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
     return most;
   }
 
-  // A device buffer's contents into a host vector (resized to it), on the backend's stream.
-  void copy_to_host(std::vector<double>& host, const DeviceBuffer<double>& device) const {
-    host.resize(device.size());
-    if (!host.empty())
-      LRSMETA_CUDA_CHECK(cudaMemcpyAsync(host.data(), device.data(), host.size() * sizeof(double), cudaMemcpyDeviceToHost, stream_.get()));
-    stream_.synchronize();
-  }
+  void copy_to_host(std::vector<double>& host, const DeviceBuffer<double>& device) const { cuda::copy_to_host(host, device, stream_); }
 
-  // (G + (ridge + extra + jitter) I) x = v by cuSOLVER's Cholesky, raising a jitter relative to G's
-  // largest diagonal entry while the factorisation fails.
   // v_ holds U~ (d x r, column-major): replace it by its Q factor, measure the change from U_ and
   // make it the new U.
   void orthonormalise_and_swap() {
@@ -669,8 +552,9 @@ class CudaBackend final : public core::Backend, private core::DirectSystem {
   DeviceBuffer<std::int64_t> offsets_;
   DeviceBuffer<double> U_, Z_, target_, resid_, W_, B_value_, task_sse_;
   DeviceBuffer<double> U_tilde_;  // orthonormalise_U's U~, kept for R
-  DeviceBuffer<double> Qc_, Wc_, M_, G_, v_, factor_, work_, tau_, C_, D_, noise_G_;
-  DeviceBuffer<double> host_terms_;  // a vector from the host added on the device: v's noise, a diagonal block, the anchor
+  DeviceBuffer<double> Qc_, Wc_, M_, work_, tau_, C_, D_;
+  DeviceDirectSystem system_;  // G and v of the direct U step
+  DeviceBuffer<double>& v_ = system_.v();  // v, then the U~ solved for (orthonormalise_and_swap)
   DeviceBuffer<double> Wm_, W_hat_, iterate_, product_, Mw_, g_;  // cg's
   DeviceBuffer<float> chunk_product_;
   // The prior's (set_prior): beta, v's prior, V_i (t x r x r) and the statistics (t x 5) per task,

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "lrsmeta/lrsmeta.hpp"
 
@@ -179,6 +180,14 @@ template <typename T>
 void copy_to_device(DeviceBuffer<T>& dst, const T* src, std::size_t count, cudaStream_t stream) {
   dst.resize(count);
   if (count) LRSMETA_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, count * sizeof(T), cudaMemcpyHostToDevice, stream));
+}
+
+// A device buffer's contents into a host vector (resized to it), on `stream`.
+inline void copy_to_host(std::vector<double>& host, const DeviceBuffer<double>& device, const Stream& stream) {
+  host.resize(device.size());
+  if (!host.empty())
+    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(host.data(), device.data(), host.size() * sizeof(double), cudaMemcpyDeviceToHost, stream.get()));
+  stream.synchronize();
 }
 
 }  // namespace lrsmeta::cuda
