@@ -121,15 +121,6 @@ struct Task {
   }
 };
 
-// Lower-triangle index e -> (row, col), col <= row.
-__device__ inline void unrank(int e, int* row, int* col) {
-  int rr = static_cast<int>((sqrt(8.0 * e + 1.0) - 1.0) / 2.0);
-  while ((rr + 1) * (rr + 2) / 2 <= e) ++rr;
-  while (rr * (rr + 1) / 2 > e) --rr;
-  *row = rr;
-  *col = e - rr * (rr + 1) / 2;
-}
-
 // Thread 0: ridged Cholesky solve of the system with lower triangle Gm (n x n) and right-hand side
 // x. counts[4] and counts[5] keep the size of the last system and whether it was factored (the
 // posterior and the support pruning read its factor).
@@ -156,7 +147,7 @@ __device__ void joint_least_squares(const Task<T>& task, Shared& sh, const doubl
   for (int e = threadIdx.x; e < entries + n; e += blockDim.x) {
     if (e < entries) {
       int row, col;
-      unrank(e, &row, &col);
+      detail::unrank_lower_triangle(e, &row, &col);
       double s = 0;
       for (int j = 0; j < task.m; ++j) s += task.column(row, S, j) * task.column(col, S, j);
       sh.G[row * n + col] = s;
@@ -285,28 +276,6 @@ __device__ void residual_and_correlation(const Task<T>& task, Shared& sh, int n_
   __syncthreads();
 }
 
-__device__ bool same_set(const int* x, int nx, const int* y, int ny) {
-  if (nx != ny) return false;
-  for (int i = 0; i < nx; ++i) {
-    bool found = false;
-    for (int j = 0; j < ny && !found; ++j) found = x[i] == y[j];
-    if (!found) return false;
-  }
-  return true;
-}
-
-__device__ void sort_ints(int* v, int n) {
-  for (int i = 1; i < n; ++i) {
-    const int key = v[i];
-    int j = i - 1;
-    while (j >= 0 && v[j] > key) {
-      v[j + 1] = v[j];
-      --j;
-    }
-    v[j + 1] = key;
-  }
-}
-
 // One pass of the task step from the support in the task's output slots (empty during warm
 // start): the variant's iterations, the final residual, and (thread 0) the outputs written, sorted
 // by feature. Returns the sum of squared residuals, to every thread. every_support: pursuit under
@@ -382,7 +351,7 @@ __device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& s
           for (int c = 0; c < d; ++c) sh.dense[c] = eta * sh.corr[c];
           for (int q = 0; q < sh.counts[0]; ++q) sh.dense[sh.S[q]] += sh.bS[q];
           const int n_S = detail::top_k_abs(sh.dense, d, k, static_cast<const int*>(nullptr), 0, sh.S);
-          sort_ints(sh.S, n_S);
+          core::sort_ascending(sh.S, n_S);
           sh.counts[0] = n_S;
         } else {  // pursuit: candidates
           const int n_S = sh.counts[0];
@@ -445,7 +414,7 @@ __device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& s
         }
         __syncthreads();
       }
-      if (threadIdx.x == 0) sh.counts[2] = same_set(sh.S, sh.counts[0], sh.previous, sh.counts[3]) ? 1 : 0;
+      if (threadIdx.x == 0) sh.counts[2] = core::same_set(sh.S, sh.counts[0], sh.previous, sh.counts[3]) ? 1 : 0;
       __syncthreads();
       if (sh.counts[2]) break;
     }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/small_dense.hpp"
+#include "core/task_step_rules.hpp"
 #include "test_helpers.hpp"
 
 namespace lrsmeta {
@@ -137,6 +138,45 @@ TEST(TopK, FloatInstantiationAgrees) {
   detail::top_k_abs(v.data(), 64, 9, static_cast<const int*>(nullptr), 0, a.data());
   detail::top_k_abs(f.data(), 64, 9, static_cast<const int*>(nullptr), 0, b.data());
   EXPECT_EQ(a, b);
+}
+
+// The packed lower triangle's index, as the kernels unpack G: against enumeration, up to 2000 rows
+// (the square root must not round to the neighbouring row).
+TEST(PackedIndex, UnrankingEnumeratesTheLowerTriangle) {
+  int e = 0;
+  for (int row = 0; row < 2000; ++row)
+    for (int col = 0; col <= row; ++col, ++e) {
+      int r = -1, c = -1;
+      detail::unrank_lower_triangle(e, &r, &c);
+      ASSERT_EQ(r, row) << e;
+      ASSERT_EQ(c, col) << e;
+    }
+}
+
+// The support rules the CPU loop and the kernel share: set equality and the canonical order, against
+// std::sort and sorted comparison on random short lists.
+TEST(SupportRules, SameSetAndCanonicalOrderMatchTheStandardLibrary) {
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int n = static_cast<int>(rng() % 12), m = trial % 3 == 0 ? n : static_cast<int>(rng() % 12);
+    std::vector<int> a(n), b(m);
+    for (int& v : a) v = static_cast<int>(rng() % 40);
+    std::sort(a.begin(), a.end());
+    a.erase(std::unique(a.begin(), a.end()), a.end());
+    b = a;
+    if (trial % 3 != 0) {
+      b.resize(m);
+      for (int& v : b) v = static_cast<int>(rng() % 40);
+      std::sort(b.begin(), b.end());
+      b.erase(std::unique(b.begin(), b.end()), b.end());
+    }
+    std::shuffle(b.begin(), b.end(), rng);
+    std::vector<int> sorted_b = b;
+    std::sort(sorted_b.begin(), sorted_b.end());
+    EXPECT_EQ(core::same_set(a.data(), static_cast<int>(a.size()), b.data(), static_cast<int>(b.size())), a == sorted_b);
+    core::sort_ascending(b.data(), static_cast<int>(b.size()));
+    EXPECT_EQ(b, sorted_b);
+  }
 }
 
 }  // namespace

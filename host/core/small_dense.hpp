@@ -18,6 +18,15 @@ using std::fabs;
 using std::log;
 using std::sqrt;
 
+// Packed lower-triangle index e -> (row, col), col <= row (e = row (row + 1) / 2 + col).
+LRSMETA_HD inline void unrank_lower_triangle(int e, int* row, int* col) {
+  int rr = static_cast<int>((sqrt(8.0 * e + 1.0) - 1.0) / 2.0);
+  while ((rr + 1) * (rr + 2) / 2 <= e) ++rr;
+  while (rr * (rr + 1) / 2 > e) --rr;
+  *row = rr;
+  *col = e - rr * (rr + 1) / 2;
+}
+
 // y[0..len) -= a x[0..len): the update the factorisation and the substitutions are made of.
 template <typename S>
 LRSMETA_HD inline void subtract_scaled(S* __restrict__ y, const S* __restrict__ x, S a, int len) {

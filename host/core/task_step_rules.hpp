@@ -106,4 +106,30 @@ LRSMETA_HD inline bool restart_from_empty_support(const TaskStepSettings& settin
   return has_support && sse > settings.prior->noise_variance * (expected + 6.0 * sqrt(2.0 * expected));
 }
 
+// Whether two short index lists hold the same set (a support met again: the step has reached its
+// fixed point).
+LRSMETA_HD inline bool same_set(const int* a, int na, const int* b, int nb) {
+  if (na != nb) return false;
+  for (int i = 0; i < na; ++i) {
+    bool found = false;
+    for (int j = 0; j < nb && !found; ++j) found = a[i] == b[j];
+    if (!found) return false;
+  }
+  return true;
+}
+
+// A short index list in ascending order (a support's canonical column order: the same support
+// gives the same fit, bit for bit). Insertion sort: at most a few dozen entries.
+LRSMETA_HD inline void sort_ascending(int* v, int n) {
+  for (int i = 1; i < n; ++i) {
+    const int key = v[i];
+    int j = i - 1;
+    while (j >= 0 && v[j] > key) {
+      v[j + 1] = v[j];
+      --j;
+    }
+    v[j + 1] = key;
+  }
+}
+
 }  // namespace lrsmeta::core

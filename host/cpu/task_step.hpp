@@ -156,7 +156,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         for (int a = 0; a < d; ++a) u[a] = eta * corr[a];
         for (int q = 0; q < n_S; ++q) u[S[q]] += bS[q];
         n_S = detail::top_k_abs(u, d, k, static_cast<const int*>(nullptr), 0, S);
-        std::sort(S, S + n_S);  // a canonical column order: the same support gives the same fit, bit for bit
+        core::sort_ascending(S, n_S);  // a canonical column order, as the kernel's
         joint_least_squares(X, m, d, ws, joint_target, S, n_S, ridge, w, bS, prior);
         for (int q = 0; q < n_S; ++q) ws.picked[static_cast<std::size_t>(q)] = q;
         n_joint = n_S;
@@ -219,7 +219,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
       }
       // The same support again means the same fit again: every later iteration would repeat this
       // one exactly, so stop (iht, whose values move by gradient steps, has no such fixed point).
-      if (same_set(S, n_S, previous, n_previous)) break;
+      if (core::same_set(S, n_S, previous, n_previous)) break;
     }
     if (prior && prior->support_threshold > 0 && n_joint > 0 && n_S > 0) prune_support(ws, *prior, n_joint, S, bS, n_S, ridge, w);
     if (settings.variant == Variant::iht) {  // w optimal for the final support

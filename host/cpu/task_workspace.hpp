@@ -256,17 +256,6 @@ inline void subsystem_least_squares(TaskWorkspace& ws, int n_C, const int* P, in
   solve_system(G, x, n, ridge, ws, w, b_S);
 }
 
-// Whether two short index lists hold the same set.
-inline bool same_set(const int* a, int na, const int* b, int nb) {
-  if (na != nb) return false;
-  for (int i = 0; i < na; ++i) {
-    bool found = false;
-    for (int j = 0; j < nb && !found; ++j) found = a[i] == b[j];
-    if (!found) return false;
-  }
-  return true;
-}
-
 // resid = y - Z w - X_S b_S.
 template <typename T, typename Y>
 inline void residual(const T* X, const Y* y, int m, int d, const TaskWorkspace& ws, const double* w,
