@@ -25,7 +25,8 @@ if(NOT LRSMETA_CUDA STREQUAL "OFF")
       ${CMAKE_CURRENT_SOURCE_DIR}/host/cuda/cuda_backend.cpp
       ${CMAKE_CURRENT_SOURCE_DIR}/host/cuda/device_direct_system.cpp
       ${CMAKE_CURRENT_SOURCE_DIR}/host/cuda/device_memory_plan.cpp
-      ${CMAKE_CURRENT_SOURCE_DIR}/host/cuda/cuda_utils.cpp)
+      ${CMAKE_CURRENT_SOURCE_DIR}/host/cuda/cuda_utils.cpp
+      ${CMAKE_CURRENT_SOURCE_DIR}/host/cuda/row_moments.cpp)
     set(LRSMETA_CUDA_LIBRARIES CUDA::cudart CUDA::cublas CUDA::cusolver)
     # NCCL (shipped with the toolkit here): sums between GPUs on device buffers in a fit over many
     # processes, each on a GPU. Optional: without it such a fit sums through MPI on the host.

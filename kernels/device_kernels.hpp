@@ -5,6 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "lrsmeta/lrsmeta.hpp"  // Variant
@@ -112,6 +113,18 @@ void launch_pack_chunk(const T* X, const T* y, const std::int64_t* offsets, std:
 template <typename T>
 void launch_normal_operator(const T* X, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d, int r,
                             const double* W, const double* M, double* Mw, double* g, cudaStream_t stream);
+// cg's pass under the prior over tasks first .. first + count - 1: row l of out (count x d r') gets
+// X_i^T X_i M E_i (d x r' column-major, r' = r + 1), E_i = w' w'^T + blockdiag(0, V_i), w' = (1, w_i),
+// V (t x r x r) the posterior covariances, M the d x r' column-major iterate. The caller sums the
+// rows over the tasks. Refused (Error) where r' is too large for a block's shared memory.
+template <typename T>
+void launch_prior_normal_operator(const T* X, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d, int r,
+                                  const double* W, const double* V, const double* M, double* out, cudaStream_t stream);
+// Its threads a block and shared-memory limit, and the bytes it takes for rank r (0: too many), with
+// the rows per tile in *tile.
+constexpr int kPriorOperatorThreads = 128;
+constexpr std::size_t kPriorOperatorSharedLimit = 96 * 1024;
+std::size_t prior_normal_operator_shared_bytes(int r, int* tile = nullptr);
 // Rows first_row .. first_row + count - 1 of X (count x d) and y (count) converted to double.
 template <typename T>
 void launch_rows_as_double(const T* X, const T* y, std::int64_t first_row, std::int64_t count, int d, double* rows,

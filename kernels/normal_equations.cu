@@ -146,6 +146,64 @@ __global__ void normal_operator_kernel(const T* X, const std::int64_t* offsets, 
   }
 }
 
+// cg's pass under the prior, one block per task of the chunk: out_l (d x r', column-major, r' = r +
+// 1) = X_i^T X_i M E_i, with M the d x r' column-major iterate ([beta, U~]) and E_i = E[w' w'^T] =
+// w' w'^T + blockdiag(0, V_i), w' = (1, w_i). E_i goes to shared memory; the task's rows are read in
+// tiles of `tile` rows (tile <= blockDim): one thread a row takes u_j = M^T x_j and z_j = E_i u_j,
+// then each thread adds sum_j x_j z_j^T over the tile to the entries of out_l it owns. The host sums
+// out_l over the tasks with one GEMV a chunk. Shared memory: r'^2 + 2 tile r' doubles.
+template <typename T>
+__global__ void prior_normal_operator_kernel(const T* X, const std::int64_t* offsets, std::int64_t first, int d, int r_own,
+                                             int tile, const double* W, const double* V, const double* M, double* out) {
+  LRSMETA_DYNAMIC_SHARED(shared_raw);
+  const int r = r_own + 1;
+  double* E = reinterpret_cast<double*>(shared_raw);  // r' x r', row-major
+  double* u = E + r * r;                              // tile x r'
+  double* z = u + tile * r;                           // tile x r'
+  const int l = blockIdx.x;
+  const std::int64_t i = first + l;
+  const std::int64_t row0 = offsets[i];
+  const int m = static_cast<int>(offsets[i + 1] - row0);
+  const T* Xi = X + row0 * d;
+  const double* w = W + i * r_own;
+  const double* Vi = V + i * r_own * r_own;
+  for (int e = threadIdx.x; e < r * r; e += blockDim.x) {
+    const int p = e / r, c = e % r;
+    const double wp = p == 0 ? 1.0 : w[p - 1], wc = c == 0 ? 1.0 : w[c - 1];
+    E[e] = wp * wc + (p > 0 && c > 0 ? Vi[(p - 1) * r_own + (c - 1)] : 0.0);
+  }
+  const std::int64_t size = static_cast<std::int64_t>(d) * r;
+  double* o = out + l * size;
+  for (std::int64_t e = threadIdx.x; e < size; e += blockDim.x) o[e] = 0.0;
+  __syncthreads();
+  for (int j0 = 0; j0 < m; j0 += tile) {
+    const int rows = m - j0 < tile ? m - j0 : tile;
+    if (static_cast<int>(threadIdx.x) < rows) {
+      const T* x = Xi + static_cast<std::int64_t>(j0 + threadIdx.x) * d;
+      double* uj = u + threadIdx.x * r;
+      double* zj = z + threadIdx.x * r;
+      for (int p = 0; p < r; ++p) {
+        double s = 0;
+        for (int a = 0; a < d; ++a) s += static_cast<double>(x[a]) * M[a + static_cast<std::int64_t>(d) * p];
+        uj[p] = s;
+      }
+      for (int c = 0; c < r; ++c) {
+        double s = 0;
+        for (int p = 0; p < r; ++p) s += uj[p] * E[p * r + c];
+        zj[c] = s;
+      }
+    }
+    __syncthreads();
+    for (std::int64_t e = threadIdx.x; e < size; e += blockDim.x) {
+      const int a = static_cast<int>(e % d), c = static_cast<int>(e / d);
+      double s = 0;
+      for (int jj = 0; jj < rows; ++jj) s += z[jj * r + c] * static_cast<double>(Xi[static_cast<std::int64_t>(j0 + jj) * d + a]);
+      o[e] += s;
+    }
+    __syncthreads();
+  }
+}
+
 // Rows first_row .. first_row + count - 1 of X and y in double (the data's moments: X^T X, X^T y).
 template <typename T>
 __global__ void rows_as_double_kernel(const T* X, const T* y, std::int64_t first_row, std::int64_t count, int d, double* rows,
@@ -277,6 +335,35 @@ template void launch_normal_operator<float>(const float*, const std::int64_t*, s
                                             const double*, const double*, double*, double*, cudaStream_t);
 template void launch_normal_operator<double>(const double*, const std::int64_t*, std::int64_t, std::int64_t, int, int,
                                              const double*, const double*, double*, double*, cudaStream_t);
+
+std::size_t prior_normal_operator_shared_bytes(int r, int* tile) {
+  const std::size_t rj = static_cast<std::size_t>(r) + 1;
+  int rows = kPriorOperatorThreads;
+  while (rows > 1 && (rj * rj + 2 * rows * rj) * sizeof(double) > kPriorOperatorSharedLimit) rows /= 2;
+  if (tile) *tile = rows;
+  const std::size_t bytes = (rj * rj + 2 * rows * rj) * sizeof(double);
+  return bytes > kPriorOperatorSharedLimit ? 0 : bytes;
+}
+
+template <typename T>
+void launch_prior_normal_operator(const T* X, const std::int64_t* offsets, std::int64_t first, std::int64_t count, int d, int r,
+                                  const double* W, const double* V, const double* M, double* out, cudaStream_t stream) {
+  if (count == 0) return;
+  int tile = 0;
+  const std::size_t bytes = prior_normal_operator_shared_bytes(r, &tile);
+  if (bytes == 0)
+    throw Error("CUDA backend: cg's U step under the prior takes r up to about 75 on the GPU (r = " + std::to_string(r) +
+                "); use --u-solver direct, or --device cpu");
+  auto* const kernel = &prior_normal_operator_kernel<T>;
+  LRSMETA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  LRSMETA_LAUNCH(prior_normal_operator_kernel<T>, static_cast<unsigned>(count), kPriorOperatorThreads, bytes, stream)(
+      X, offsets, first, d, r, tile, W, V, M, out);
+  cuda::check_launch("prior_normal_operator_kernel", __FILE__, __LINE__);
+}
+template void launch_prior_normal_operator<float>(const float*, const std::int64_t*, std::int64_t, std::int64_t, int, int,
+                                                  const double*, const double*, const double*, double*, cudaStream_t);
+template void launch_prior_normal_operator<double>(const double*, const std::int64_t*, std::int64_t, std::int64_t, int, int,
+                                                   const double*, const double*, const double*, double*, cudaStream_t);
 
 template <typename T>
 void launch_rows_as_double(const T* X, const T* y, std::int64_t first_row, std::int64_t count, int d, double* rows,

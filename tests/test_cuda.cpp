@@ -283,6 +283,77 @@ TEST(CudaCg, WholeFitMatchesTheCpuAndTheDirectSolve) {
   for (const IterationInfo& h : gpu.history) EXPECT_GT(h.u_solver_steps, 0);
 }
 
+// cg's passes under the prior (w' = (1, w_i), E_i with V_i, beta's column first): the GPU's against
+// the CPU's from the same U and prior, each after its own task step (which agree to rounding).
+TEST(CudaCg, UnderThePriorPassesMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const SyntheticData syn = ragged_data(9);
+  Options o;
+  o.rank = 3;
+  o.sparsity = 2;
+  o.u_solver = USolver::cg;
+  auto cpu = core::make_cpu_backend(syn.data.view(), o);
+  auto gpu = core::make_cuda_backend(syn.data.view(), o);
+  const std::vector<double> U = testing::random_orthonormal(30, 3, 12);
+  cpu->set_U(U);
+  gpu->set_U(U);
+  core::PriorState prior;
+  prior.beta = testing::random_normal(30, 13);
+  prior.Sigma = {1.0, 0.2, 0.0, 0.2, 0.8, 0.1, 0.0, 0.1, 0.5};
+  prior.noise_variance = 0.3;
+  prior.b_precision = 0.5;
+  prior.beta_precision = 2.5;
+  cpu->set_prior(&prior);
+  gpu->set_prior(&prior);
+  cpu->task_step_all(2);
+  gpu->task_step_all(2);
+  const std::vector<double> x = testing::random_normal(30 * 4, 14);
+  std::vector<double> yc, yg, vc, vg, Wc, Wg;
+  cpu->apply_normal_operator(x, yc);
+  gpu->apply_normal_operator(x, yg);
+  ASSERT_EQ(yg.size(), yc.size());
+  EXPECT_LT(relative_error(yg, yc), 1e-9);
+  cpu->accumulate_rhs(vc, Wc);
+  gpu->accumulate_rhs(vg, Wg);
+  ASSERT_EQ(Wg.size(), 16u);
+  EXPECT_LT(relative_error(vg, vc), 1e-9);
+  EXPECT_LT(relative_error(Wg, Wc), 1e-9);
+}
+
+// The default model with r and k given and the U step by cg, every step solved: the GPU's model is
+// the CPU's, and the direct solve's.
+TEST(CudaCg, TheDefaultModelByCgMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  SyntheticSpec s;
+  s.tasks = 150;
+  s.min_samples = 1;
+  s.max_samples = 14;
+  s.d = 12;
+  s.r = 2;
+  s.k = 1;
+  s.noise = 0.1;
+  s.seed = 15;
+  const SyntheticData syn = generate_synthetic(s);
+  Options o;
+  o.rank = 2;
+  o.sparsity = 1;
+  o.iterations = 20;
+  o.u_solver = USolver::cg;
+  o.cg_tolerance = 1e-13;
+  o.cg_forcing = 0;
+  const Model cpu = fit(syn.data.view(), o);
+  o.device = Device::cuda;
+  const Model gpu = fit(syn.data.view(), o);
+  o.u_solver = USolver::direct;
+  const Model gpu_direct = fit(syn.data.view(), o);
+  ASSERT_EQ(gpu.options.device, Device::cuda);
+  EXPECT_LT(relative_error(gpu.theta_matrix(), cpu.theta_matrix()), 1e-6);
+  EXPECT_LT(relative_error(gpu.beta, cpu.beta), 1e-6);
+  EXPECT_LT(relative_error(gpu.theta_matrix(), gpu_direct.theta_matrix()), 1e-5);
+  EXPECT_EQ(gpu.history.size(), cpu.history.size());
+  for (const IterationInfo& h : gpu.history) EXPECT_GT(h.u_solver_steps, 0);
+}
+
 // The default model (the empirical-Bayes prior, its settings estimated) with r and k given, on
 // noisy ragged data: the GPU's model is the CPU's (task steps in whitened coordinates, the kernel's
 // mapping back, the M-step's sums by cuBLAS, the joint [beta, U] solve on the device).

@@ -566,6 +566,68 @@ TEST(KernelEmulation, CgPassesGiveTheCpusProductRightHandSideAndMoments) {
   compare_cg_passes<float>(81);
 }
 
+// cg's operator under the prior: the emulated kernel (a tile of 8 rows, so that tasks of up to 45
+// rows wrap; zero-row tasks included) against X_i^T X_i M E_i formed here in double from its
+// definition, E_i = w' w'^T + blockdiag(0, V_i), on random w, random symmetric positive definite V_i
+// and a random iterate; float data to float's precision of the entries' scale.
+template <typename T>
+void compare_prior_operator(std::uint64_t seed) {
+  const int d = 9, r = 3, rj = r + 1;
+  const std::int64_t t = 40;
+  const SyntheticData syn = ragged(seed, t, d, r, 1);
+  std::vector<T> X(syn.data.X.begin(), syn.data.X.end());
+  const std::vector<std::int64_t>& offsets = syn.data.task_offsets;
+  const std::vector<double> W = testing::random_normal(static_cast<std::size_t>(t * r), seed + 1);
+  std::vector<double> V(static_cast<std::size_t>(t * r * r));
+  for (std::int64_t i = 0; i < t; ++i) {  // V_i = A A^T / r, A random
+    const std::vector<double> A = testing::random_normal(static_cast<std::size_t>(r * r), seed + 100 + static_cast<std::uint64_t>(i));
+    for (int p = 0; p < r; ++p)
+      for (int q = 0; q < r; ++q) {
+        double s = 0;
+        for (int c = 0; c < r; ++c) s += A[static_cast<std::size_t>(p * r + c)] * A[static_cast<std::size_t>(q * r + c)];
+        V[static_cast<std::size_t>((i * r + p) * r + q)] = s / r;
+      }
+  }
+  const std::vector<double> M = testing::random_normal(static_cast<std::size_t>(d * rj), seed + 2);
+  const int tile = 8;
+  std::vector<double> out(static_cast<std::size_t>(t * d * rj), -7.0);
+  emulation::launch(static_cast<unsigned>(t), 16, (rj * rj + 2 * tile * rj) * sizeof(double), [&] {
+    kernels::prior_normal_operator_kernel<T>(X.data(), offsets.data(), 0, d, r, tile, W.data(), V.data(), M.data(), out.data());
+  });
+  for (std::int64_t i = 0; i < t; ++i) {
+    std::vector<double> E(static_cast<std::size_t>(rj * rj));
+    for (int p = 0; p < rj; ++p)
+      for (int q = 0; q < rj; ++q) {
+        const double wp = p == 0 ? 1.0 : W[static_cast<std::size_t>(i * r + p - 1)], wq = q == 0 ? 1.0 : W[static_cast<std::size_t>(i * r + q - 1)];
+        E[static_cast<std::size_t>(p * rj + q)] = wp * wq + (p > 0 && q > 0 ? V[static_cast<std::size_t>((i * r + p - 1) * r + q - 1)] : 0.0);
+      }
+    // X_i^T X_i (d x d), then (X_i^T X_i) M E_i.
+    std::vector<double> G(static_cast<std::size_t>(d * d), 0.0);
+    for (std::int64_t j = offsets[static_cast<std::size_t>(i)]; j < offsets[static_cast<std::size_t>(i + 1)]; ++j)
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b)
+          G[static_cast<std::size_t>(a * d + b)] += static_cast<double>(X[static_cast<std::size_t>(j * d + a)]) * static_cast<double>(X[static_cast<std::size_t>(j * d + b)]);
+    double largest = 1e-300;
+    std::vector<double> expected(static_cast<std::size_t>(d * rj), 0.0);
+    for (int a = 0; a < d; ++a)
+      for (int q = 0; q < rj; ++q) {
+        double s = 0;
+        for (int b = 0; b < d; ++b)
+          for (int p = 0; p < rj; ++p) s += G[static_cast<std::size_t>(a * d + b)] * M[static_cast<std::size_t>(b + d * p)] * E[static_cast<std::size_t>(p * rj + q)];
+        expected[static_cast<std::size_t>(a + d * q)] = s;
+        largest = std::max(largest, std::fabs(s));
+      }
+    const double tolerance = (std::is_same_v<T, float> ? 1e-6 : 1e-12) * largest;
+    for (std::size_t e = 0; e < expected.size(); ++e)
+      ASSERT_NEAR(out[static_cast<std::size_t>(i * d * rj) + e], expected[e], tolerance) << "task " << i << " entry " << e;
+  }
+}
+
+TEST(KernelEmulation, CgOperatorUnderThePriorMatchesItsDefinition) {
+  compare_prior_operator<double>(90);
+  compare_prior_operator<float>(91);
+}
+
 TEST(KernelEmulation, StoreUAndDiagonalHelpers) {
   const int d = 5, r = 3;
   const std::vector<double> colmajor = testing::random_normal(d * r, 61);

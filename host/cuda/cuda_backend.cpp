@@ -18,6 +18,7 @@
 #include "cuda/cuda_utils.hpp"
 #include "cuda/device_direct_system.hpp"
 #include "cuda/device_memory_plan.hpp"
+#include "cuda/row_moments.hpp"
 #include "kernels/device_kernels.hpp"
 
 namespace lrsmeta {
@@ -60,6 +61,7 @@ class CudaBackend final : public core::Backend {
     const DeviceMemoryPlan plan = plan_device_memory(n_, t_, d_, r_, k_, static_cast<int>(sizeof(T)), options);
     chunk_ = plan.chunk;
     cg_chunk_ = plan.cg_chunk;
+    prior_cg_chunk_ = plan.prior_cg_chunk;
     const double need = plan.bytes;
     std::size_t free_bytes = 0, total_bytes = 0;
     LRSMETA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -141,53 +143,86 @@ class CudaBackend final : public core::Backend {
   // cg's passes (the solver itself is the core's): each copies the d r vector in and the result out;
   // everything per task stays on the device.
   void accumulate_rhs(std::vector<double>& v, std::vector<double>& W_hat) override {
-    refuse_cg_under_the_prior();
     const cudaStream_t s = stream_.get();
-    const int dr = d_ * r_;
+    const int rj = r_joint(), dr = d_ * rj;  // under the prior w' = (1, w_i): beta's column first
     v_.resize(static_cast<std::size_t>(dr));
-    W_hat_.resize(static_cast<std::size_t>(r_) * r_);
+    W_hat_.resize(static_cast<std::size_t>(rj) * rj);
     LRSMETA_CUDA_CHECK(cudaMemsetAsync(v_.data(), 0, v_.size() * sizeof(double), s));
     LRSMETA_CUDA_CHECK(cudaMemsetAsync(W_hat_.data(), 0, W_hat_.size() * sizeof(double), s));
     Qc_.resize(static_cast<std::size_t>(cg_chunk_) * d_);
-    Wc_.resize(static_cast<std::size_t>(cg_chunk_) * r_);
-    Wm_.resize(static_cast<std::size_t>(cg_chunk_) * r_);
-    const double one = 1.0;
+    Wc_.resize(static_cast<std::size_t>(cg_chunk_) * rj);
+    Wm_.resize(static_cast<std::size_t>(cg_chunk_) * rj);
+    const double one = 1.0, zero = 0.0;
     for (std::int64_t first = 0; first < t_; first += cg_chunk_) {
       const std::int64_t count = std::min(cg_chunk_, t_ - first);
       kernels::launch_pack_chunk<T>(X_.data(), y_.data(), offsets_.data(), first, count, d_, r_, k_, W_.data(), B_index_.data(),
                                     B_value_.data(), kernels::Bounds{}, nullptr, nullptr, Qc_.data(), Wc_.data(),
-                                    static_cast<int>(max_rows(first, count)), s, nullptr, Wm_.data());
-      // v (column-major d x r) += Q_cm (d x count) Wc_cm^T; W_hat (r x r) += Wm_cm (r x count) Wc_cm^T.
-      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one,
-                                       Qc_.data(), d_, Wc_.data(), r_, &one, v_.data(), d_));
-      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, r_, r_, static_cast<int>(count), &one,
-                                       Wm_.data(), r_, Wc_.data(), r_, &one, W_hat_.data(), r_));
+                                    static_cast<int>(max_rows(first, count)), s, has_prior_ ? V_.data() : nullptr, Wm_.data());
+      // v (column-major d x r') += Q_cm (d x count) Wc_cm^T; W_hat (r' x r') += Wm_cm (r' x count) Wc_cm^T.
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, rj, static_cast<int>(count), &one,
+                                       Qc_.data(), d_, Wc_.data(), rj, &one, v_.data(), d_));
+      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, rj, rj, static_cast<int>(count), &one,
+                                       Wm_.data(), rj, Wc_.data(), rj, &one, W_hat_.data(), rj));
+    }
+    // Under the prior W_hat's w block also holds sum_i m_i V_i: one GEMV over the tasks' V_i.
+    const bool covariances = has_prior_ && r_ > 0;
+    if (covariances) {
+      if (task_rows_.size() != static_cast<std::size_t>(t_)) {
+        std::vector<double> rows(static_cast<std::size_t>(t_));
+        for (std::int64_t i = 0; i < t_; ++i)
+          rows[static_cast<std::size_t>(i)] = static_cast<double>(host_offsets_[static_cast<std::size_t>(i + 1)] - host_offsets_[static_cast<std::size_t>(i)]);
+        copy_to_device(task_rows_, rows.data(), rows.size(), s);
+      }
+      const int rr = r_ * r_;
+      V_sum_.resize(static_cast<std::size_t>(rr));
+      LRSMETA_CUBLAS_CHECK(cublasDgemv(cublas_.get(), CUBLAS_OP_N, rr, static_cast<int>(t_), &one, V_.data(), rr, task_rows_.data(), 1,
+                                       &zero, V_sum_.data(), 1));
+      sum_over_gpus(V_sum_);
     }
     sum_over_gpus(v_);
     sum_over_gpus(W_hat_);
     copy_to_host(v, v_);
     copy_to_host(W_hat, W_hat_);
+    if (covariances) {
+      std::vector<double> V_sum;
+      copy_to_host(V_sum, V_sum_);
+      for (int p = 0; p < r_; ++p)
+        for (int q = 0; q < r_; ++q)
+          W_hat[static_cast<std::size_t>(p + 1) * rj + q + 1] += V_sum[static_cast<std::size_t>(p) * r_ + q];
+    }
   }
 
   void apply_normal_operator(const std::vector<double>& x, std::vector<double>& y) override {
-    refuse_cg_under_the_prior();
     const cudaStream_t s = stream_.get();
-    const std::size_t dr = static_cast<std::size_t>(d_) * r_;
+    const std::size_t dr = static_cast<std::size_t>(d_) * r_joint();
     if (x.size() != dr) throw Error("CUDA backend: the U step's vector has the wrong size");
     copy_to_device(iterate_, x.data(), dr, s);
     product_.resize(dr);
     LRSMETA_CUDA_CHECK(cudaMemsetAsync(product_.data(), 0, dr * sizeof(double), s));
-    Mw_.resize(static_cast<std::size_t>(cg_chunk_) * d_);
-    g_.resize(static_cast<std::size_t>(cg_chunk_) * d_);
     const double one = 1.0;
-    for (std::int64_t first = 0; first < t_; first += cg_chunk_) {
-      const std::int64_t count = std::min(cg_chunk_, t_ - first);
-      kernels::launch_normal_operator<T>(X_.data(), offsets_.data(), first, count, d_, r_, W_.data(), iterate_.data(), Mw_.data(),
-                                         g_.data(), s);
-      // product (column-major d x r) += g_cm (d x count) W_chunk_cm^T; W_ (t x r row-major) is
-      // column-major r x t, so the chunk's w's are r x count with leading dimension r.
-      LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one, g_.data(),
-                                       d_, W_.data() + first * r_, r_, &one, product_.data(), d_));
+    if (has_prior_) {
+      // E_i = w' w'^T + blockdiag(0, V_i): each task's X_i^T X_i M E_i (d x r') from the kernel, summed
+      // over the chunk's tasks by one GEMV.
+      prior_out_.resize(static_cast<std::size_t>(prior_cg_chunk_) * dr);
+      for (std::int64_t first = 0; first < t_; first += prior_cg_chunk_) {
+        const std::int64_t count = std::min(prior_cg_chunk_, t_ - first);
+        kernels::launch_prior_normal_operator<T>(X_.data(), offsets_.data(), first, count, d_, r_, W_.data(), V_.data(),
+                                                 iterate_.data(), prior_out_.data(), s);
+        LRSMETA_CUBLAS_CHECK(cublasDgemv(cublas_.get(), CUBLAS_OP_N, static_cast<int>(dr), static_cast<int>(count), &one,
+                                         prior_out_.data(), static_cast<int>(dr), ones_.data(), 1, &one, product_.data(), 1));
+      }
+    } else {
+      Mw_.resize(static_cast<std::size_t>(cg_chunk_) * d_);
+      g_.resize(static_cast<std::size_t>(cg_chunk_) * d_);
+      for (std::int64_t first = 0; first < t_; first += cg_chunk_) {
+        const std::int64_t count = std::min(cg_chunk_, t_ - first);
+        kernels::launch_normal_operator<T>(X_.data(), offsets_.data(), first, count, d_, r_, W_.data(), iterate_.data(), Mw_.data(),
+                                           g_.data(), s);
+        // product (column-major d x r) += g_cm (d x count) W_chunk_cm^T; W_ (t x r row-major) is
+        // column-major r x t, so the chunk's w's are r x count with leading dimension r.
+        LRSMETA_CUBLAS_CHECK(cublasDgemm(cublas_.get(), CUBLAS_OP_N, CUBLAS_OP_T, d_, r_, static_cast<int>(count), &one, g_.data(),
+                                         d_, W_.data() + first * r_, r_, &one, product_.data(), d_));
+      }
     }
     sum_over_gpus(product_);
     copy_to_host(y, product_);
@@ -278,30 +313,8 @@ class CudaBackend final : public core::Backend {
   }
 
   std::vector<double> spectral_moment(const core::PrivateRelease* release) override {
-    const cudaStream_t s = stream_.get();
-    constexpr std::int64_t kRows = 4096;
-    DeviceBuffer<double> rows(static_cast<std::size_t>(kRows) * d_), M(static_cast<std::size_t>(d_) * d_);
-    LRSMETA_CUDA_CHECK(cudaMemsetAsync(M.data(), 0, M.size() * sizeof(double), s));
-    const kernels::Bounds bounds = bounds_of(release);
-    const double one = 1.0;
-    for (std::int64_t start = 0; start < n_; start += kRows) {
-      const std::int64_t count = std::min(kRows, n_ - start);
-      kernels::launch_scaled_rows(X_.data(), y_.data(), offsets_.data(), t_, start, count, d_, bounds, rows.data(), s);
-      // Row-major rows (count x d) are column-major (d x count): M += rows_cm rows_cm^T.
-      LRSMETA_CUBLAS_CHECK(cublasDsyrk(cublas_.get(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, d_, static_cast<int>(count), &one,
-                                       rows.data(), d_, &one, M.data(), d_));
-    }
-    std::vector<double> host(M.size());
-    LRSMETA_CUDA_CHECK(cudaMemcpyAsync(host.data(), M.data(), host.size() * sizeof(double), cudaMemcpyDeviceToHost, s));
-    stream_.synchronize();
-    const double scale = release ? 1.0 : (n_ > 0 ? 1.0 / static_cast<double>(n_) : 0.0);
-    for (int a = 0; a < d_; ++a)
-      for (int b = a; b < d_; ++b) {  // column-major upper: (a, b) at a + d b
-        const double value = host[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * b] * scale;
-        host[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * b] = value;
-        host[static_cast<std::size_t>(b) + static_cast<std::size_t>(d_) * a] = value;
-      }
-    return host;
+    return device_spectral_moment(X_.data(), y_.data(), offsets_.data(), t_, n_, d_, bounds_of(release), release == nullptr, stream_,
+                                  cublas_);
   }
 
   void import_task_parameters(const Model& model) override {
@@ -323,7 +336,9 @@ class CudaBackend final : public core::Backend {
     if (kernels::task_step_shared_bytes(d_, r_, k_, true) == 0)
       throw Error("CUDA backend: d = " + std::to_string(d_) + ", r = " + std::to_string(r_) + ", k = " + std::to_string(k_) +
                   " need more shared memory per task under the prior than a thread block has; use the CPU backend");
-    if (options_.u_solver == USolver::cg) refuse_cg_under_the_prior();
+    if (options_.u_solver == USolver::cg && kernels::prior_normal_operator_shared_bytes(r_) == 0)
+      throw Error("CUDA backend: cg's U step under the prior takes r up to about 75 on the GPU (r = " + std::to_string(r_) +
+                  "); use --u-solver direct, or --device cpu");
     prior_ = *prior;
     const cudaStream_t s = stream_.get();
     copy_to_device(beta_, prior_.beta.data(), prior_.beta.size(), s);
@@ -346,39 +361,7 @@ class CudaBackend final : public core::Backend {
     copy_to_device(ones_, ones.data(), ones.size(), s);
     stream_.synchronize();
   }
-  // X^T X, X^T y, y^T y and n in double (cg's preconditioner): rows in chunks, converted to double.
-  core::DataMoments data_moments() override {
-    const cudaStream_t s = stream_.get();
-    constexpr std::int64_t kRows = 4096;
-    DeviceBuffer<double> rows(static_cast<std::size_t>(kRows) * d_), y_rows(static_cast<std::size_t>(kRows)),
-        XtX(static_cast<std::size_t>(d_) * d_), Xty(static_cast<std::size_t>(d_));
-    LRSMETA_CUDA_CHECK(cudaMemsetAsync(XtX.data(), 0, XtX.size() * sizeof(double), s));
-    LRSMETA_CUDA_CHECK(cudaMemsetAsync(Xty.data(), 0, Xty.size() * sizeof(double), s));
-    const double one = 1.0;
-    double yty = 0.0;
-    for (std::int64_t start = 0; start < n_; start += kRows) {
-      const std::int64_t count = std::min(kRows, n_ - start);
-      kernels::launch_rows_as_double<T>(X_.data(), y_.data(), start, count, d_, rows.data(), y_rows.data(), s);
-      // Row-major rows (count x d) are column-major (d x count): XtX += rows_cm rows_cm^T, Xty += rows_cm y.
-      LRSMETA_CUBLAS_CHECK(cublasDsyrk(cublas_.get(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, d_, static_cast<int>(count), &one,
-                                       rows.data(), d_, &one, XtX.data(), d_));
-      LRSMETA_CUBLAS_CHECK(cublasDgemv(cublas_.get(), CUBLAS_OP_N, d_, static_cast<int>(count), &one, rows.data(), d_,
-                                       y_rows.data(), 1, &one, Xty.data(), 1));
-      double part = 0.0;  // host pointer mode: returns when the result is on the host
-      LRSMETA_CUBLAS_CHECK(cublasDdot(cublas_.get(), static_cast<int>(count), y_rows.data(), 1, y_rows.data(), 1, &part));
-      yty += part;
-    }
-    core::DataMoments moments;
-    copy_to_host(moments.XtX, XtX);
-    copy_to_host(moments.Xty, Xty);
-    for (int a = 0; a < d_; ++a)
-      for (int b = a + 1; b < d_; ++b)  // column-major upper (a, b) at a + d b: mirror it
-        moments.XtX[static_cast<std::size_t>(b) + static_cast<std::size_t>(d_) * a] =
-            moments.XtX[static_cast<std::size_t>(a) + static_cast<std::size_t>(d_) * b];
-    moments.yty = yty;
-    moments.rows = n_;
-    return moments;
-  }
+  core::DataMoments data_moments() override { return device_data_moments(X_.data(), y_.data(), n_, d_, stream_, cublas_); }
 
   void export_task_parameters(Model& model) const override {
     model.W.resize(W_.size());
@@ -496,11 +479,6 @@ class CudaBackend final : public core::Backend {
     totals.b_count = static_cast<std::int64_t>(std::llround(st[4]));
   }
 
-  // cg's passes have no V_i, beta's column or the prior's terms on the device yet.
-  void refuse_cg_under_the_prior() const {
-    if (has_prior_) throw Error("CUDA backend: cg's U step under the prior is not on the GPU yet; use --u-solver direct, or --device cpu");
-  }
-
   // The U step's columns per feature: r, and beta's under the prior.
   int r_joint() const { return r_ + (has_prior_ ? 1 : 0); }
 
@@ -543,7 +521,7 @@ class CudaBackend final : public core::Backend {
 
   Options options_;
   int d_, r_, k_;
-  std::int64_t t_, n_, chunk_ = 1, cg_chunk_ = 1;
+  std::int64_t t_, n_, chunk_ = 1, cg_chunk_ = 1, prior_cg_chunk_ = 1;
   std::vector<std::int64_t> host_offsets_;
   Stream stream_;
   CublasHandle cublas_;
@@ -556,6 +534,7 @@ class CudaBackend final : public core::Backend {
   DeviceDirectSystem system_;  // G and v of the direct U step
   DeviceBuffer<double>& v_ = system_.v();  // v, then the U~ solved for (orthonormalise_and_swap)
   DeviceBuffer<double> Wm_, W_hat_, iterate_, product_, Mw_, g_;  // cg's
+  DeviceBuffer<double> prior_out_, task_rows_, V_sum_;              // cg's under the prior
   DeviceBuffer<float> chunk_product_;
   // The prior's (set_prior): beta, v's prior, V_i (t x r x r) and the statistics (t x 5) per task,
   // y - X beta per row, the whitened basis and L, ones for the sums over tasks, the sums.

@@ -10,7 +10,8 @@ namespace lrsmeta::cuda {
 
 struct DeviceMemoryPlan {
   // Tasks per chunk of the U step's passes: the direct solve's packed Grams, cg's per-task vectors.
-  std::int64_t chunk = 1, cg_chunk = 1;
+  // cg under the prior: tasks per chunk of its operator's per-task products (d (r + 1) doubles each).
+  std::int64_t chunk = 1, cg_chunk = 1, prior_cg_chunk = 1;
   double bytes = 0.0;  // everything the fit allocates
 };
 
