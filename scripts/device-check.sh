@@ -4,13 +4,13 @@
 #   scripts/device-check.sh prepare       here: build for sm_90 into build-device/ and pack what a bare
 #                                         device machine lacks (the programs, OpenBLAS, the Fortran
 #                                         runtime, Google Benchmark) into carry/ (git-ignored)
-#   scripts/device-check.sh run [STAGE]   there (or here): STAGE is tests, sanitizer, bench or all
-#                                         (default); writes summary.md and the logs to $OUT (./out
+#   scripts/device-check.sh run [STAGE]   there (or here): STAGE is tests, sanitizer, bench, scale or
+#                                         all (default); writes summary.md and the logs to $OUT (./out
 #                                         where OUT is unset) and prints the summary last
 #
 # On the device tool: carry ["carry"], command "bash scripts/device-check.sh run tests sanitizer",
-# then a second call with "run bench": a call may run 10 minutes, and each stage stops its programs
-# at its own time limit. Without a usable GPU `run` says so, the GPU tests skip and the sanitizer
+# then a second call with "run bench", a third with "run scale" (the default model at t = 1e6): a
+# call may run 10 minutes, and each stage stops its programs at its own time limit. Without a usable GPU `run` says so, the GPU tests skip and the sanitizer
 # and GPU benchmarks are left out; the CPU benchmark still runs.
 set -euo pipefail
 trap 'echo "device-check: stopped by a failed command at line $LINENO" >&2' ERR
@@ -217,6 +217,48 @@ stage_sanitizer() {
   done
 }
 
+# The default model at scale: t = 1e6 tasks of m = 20 rows, d = 100, float32, generated here, and
+# trained on the GPU with r = 10, k = 5 given (the prior and its settings estimated) for a few outer
+# iterations; the per-iteration times from --metrics-out. LRSMETA_SCALE_TASKS (default 1000000)
+# shrinks it, and with it set the stage also runs without a GPU, on the CPU: a rehearsal of the
+# script, whose times say nothing of a GPU.
+stage_scale() {
+  local tasks=${LRSMETA_SCALE_TASKS:-1000000} device=cuda
+  log ""
+  log "## The default model at scale (t = $tasks, m = 20, d = 100, r = 10, k = 5, float32)"
+  log ""
+  if [[ $gpu == no ]]; then
+    [[ -z ${LRSMETA_SCALE_TASKS:-} ]] && { log "- left out: no GPU"; return; }
+    device=cpu
+    log "- no GPU: a rehearsal on the CPU"
+  fi
+  local work status start wall
+  work=$(mktemp -d -p "${LRSMETA_SCALE_DIR:-/tmp}")
+  status=0
+  start=$(date +%s.%N)
+  timeout 240 "$unpacked/bin/lrsmeta" generate --out "$work/data" --tasks "$tasks" --samples 20 --dim 100 --rank 10 \
+    --sparsity 5 --noise 0.1 --dtype float32 --seed 3 -q >> "$out/scale.log" 2>&1 || status=$?
+  wall=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { printf "%.1f", a - b }')
+  log "- generate: exit $status in $wall s$([[ $status == 124 ]] && echo ' (stopped at its 240 s limit)')"
+  if [[ $status == 0 ]]; then
+    status=0
+    start=$(date +%s.%N)
+    timeout 300 "$unpacked/bin/lrsmeta" train --data "$work/data" -r 10 -k 5 --iterations 8 --device "$device" \
+      --out "$work/model" --metrics-out "$out/scale_metrics.json" -q >> "$out/scale.log" 2>&1 || status=$?
+    wall=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { printf "%.1f", a - b }')
+    log "- train --device $device (the default model, r and k given, 8 outer iterations at most): exit $status in $wall s$([[ $status == 124 ]] && echo ' (stopped at its 300 s limit)')"
+    [[ $status == 0 ]] && python3 - "$out/scale_metrics.json" << 'PY' | tee -a "$out/summary.md"
+import json, sys
+m = json.load(open(sys.argv[1]))
+history = [h for h in m.get("history", []) if not h.get("candidate")]
+print("- fit_seconds %.2f; per outer iteration (task step + U step, ms): %s" % (
+    m.get("fit_seconds", float("nan")),
+    ", ".join("%.0f + %.0f" % (1e3 * h["task_step_seconds"], 1e3 * h["u_step_seconds"]) for h in history)))
+PY
+  fi
+  rm -rf "$work"
+}
+
 # The rows of a Google Benchmark JSON file as a Markdown table: name, median time, counters.
 bench_table() {
   python3 - "$1" << 'PY' | tee -a "$out/summary.md"
@@ -270,9 +312,9 @@ stage_bench() {
 
 run() {
   local stages=("$@")
-  [[ ${#stages[@]} -eq 0 || ${stages[0]} == all ]] && stages=(tests sanitizer bench)
+  [[ ${#stages[@]} -eq 0 || ${stages[0]} == all ]] && stages=(tests sanitizer bench scale)
   for s in "${stages[@]}"; do
-    case $s in tests | sanitizer | bench) ;; *) echo "device-check run: unknown stage '$s' (tests, sanitizer, bench, all)" >&2; exit 2 ;; esac
+    case $s in tests | sanitizer | bench | scale) ;; *) echo "device-check run: unknown stage '$s' (tests, sanitizer, bench, scale, all)" >&2; exit 2 ;; esac
   done
   if [[ ! -f $archive ]]; then
     echo "device-check run: no pack at $archive: run 'scripts/device-check.sh prepare' here and carry 'carry'" >&2
@@ -280,7 +322,7 @@ run() {
   fi
   mkdir -p "$out"
   rm -f "$out"/summary.md "$out"/environment.log "$out"/tests.log "$out"/sanitizer.log "$out"/bench.log \
-    "$out"/bench_gpu.json "$out"/bench_cpu.json
+    "$out"/bench_gpu.json "$out"/bench_cpu.json "$out"/scale.log "$out"/scale_metrics.json
   unpacked=$(mktemp -d)
   trap 'rm -rf "$unpacked"' EXIT
   # tar's -J needs the xz program; Python's tarfile (lzma) where the machine lacks it.
@@ -302,5 +344,5 @@ run() {
 case ${1:-} in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) echo "usage: scripts/device-check.sh prepare | run [tests|sanitizer|bench|all]..." >&2; exit 2 ;;
+  *) echo "usage: scripts/device-check.sh prepare | run [tests|sanitizer|bench|scale|all]..." >&2; exit 2 ;;
 esac
