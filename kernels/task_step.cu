@@ -1,6 +1,7 @@
 // The batched task step: one thread block per task, the same maths as host/cpu/task_step.hpp.
-// Threads share the passes over the task's rows (X U, the Grams, X^T residual); one thread runs the
-// small Cholesky solves and the top-k selection (host/core/small_dense.hpp, shared with the CPU).
+// Threads share the passes over the task's rows (X U, the Grams, X^T residual) and, under the prior,
+// the enumeration of b's supports; one thread runs the small Cholesky solves and the top-k selection
+// (host/core/small_dense.hpp, shared with the CPU).
 // Without a GPU the kernels also compile as plain C++ and run on CPU fibers
 // (tests/cuda_emulation/kernel_runtime.hpp): alone in tests/test_kernel_emulation.cpp
 // (LRSMETA_EMULATE_KERNELS leaves out the launchers), and whole in the emulated CUDA build.
@@ -21,6 +22,9 @@ namespace lrsmeta::kernels {
 namespace {
 
 constexpr int kTaskStepThreads = 128;
+// Threads of a block that share the enumeration of b's supports under the prior (each scores every
+// kEvidenceThreads-th support: detail::evidence_enumerate_share).
+constexpr int kEvidenceThreads = 32;
 
 // Columns of the largest joint system: r + pursuit's candidates (under the prior, as many as the
 // evidence search weighs).
@@ -32,14 +36,15 @@ __host__ __device__ inline int joint_columns(int r, int k, int d, bool with_prio
 
 // counts: [0] n_S, [1] n_C, [2] stop flag, [3] the previous support's size, [4] the last system's
 // size, [5] whether it factored, [6] the last joint system's columns, [7] enumerate supports,
-// [8] how many chosen features have an inclusion probability.
-constexpr int kCounts = 9;
+// [8] how many chosen features have an inclusion probability, [9] the shared enumeration's support
+// size (-1: the w block did not factor).
+constexpr int kCounts = 10;
 
 // One block's shared memory: pointers into it, carved by Layout.
 struct Shared {
   double *G, *G_sub, *chol, *rhs_saved, *bS, *bC, *x, *corr, *dense, *w, *scalar, *evidence, *inclusion, *inclusion_chosen, *kept_w,
-      *kept_b_value;
-  int *S, *C, *P, *previous, *counts, *evidence_picks, *inclusion_features, *kept_b_index;
+      *kept_b_value, *share_F, *share_v, *share_scores, *share_totals, *share_sums;
+  int *S, *C, *P, *previous, *counts, *evidence_picks, *inclusion_features, *kept_b_index, *share_cols, *share_best, *share_sizes;
 };
 
 // Shared-memory layout of one block: regions() lists every region in order (doubles first, then
@@ -51,7 +56,8 @@ struct Layout {
   bool with_prior = false;
   // With the prior: the evidence search's scratch; each candidate's posterior inclusion probability
   // and the chosen features' (the model's final step averages b over the supports the search
-  // weighed); the first pass's (w, b) while a trapped task is searched again from the empty support.
+  // weighed); the first pass's (w, b) while a trapped task is searched again from the empty support;
+  // each enumerating thread's scratch and share (its best support, score and inclusion sums).
   template <typename Visit>
   __host__ __device__ void regions(Visit& v) const {
     const std::size_t cc = static_cast<std::size_t>(cols) * cols, p = with_prior ? 1 : 0;
@@ -71,6 +77,12 @@ struct Layout {
     v.doubles(&Shared::inclusion_chosen, p * (k + 1));
     v.doubles(&Shared::kept_w, p * r);
     v.doubles(&Shared::kept_b_value, p * k);
+    const std::size_t e = p * kEvidenceThreads;
+    v.doubles(&Shared::share_F, e * k * k);
+    v.doubles(&Shared::share_v, e * k);
+    v.doubles(&Shared::share_scores, e);
+    v.doubles(&Shared::share_totals, e);
+    v.doubles(&Shared::share_sums, e * (cols - r));
     v.ints(&Shared::S, cols);
     v.ints(&Shared::C, cols);
     v.ints(&Shared::P, cols);
@@ -79,6 +91,9 @@ struct Layout {
     v.ints(&Shared::evidence_picks, p * static_cast<std::size_t>(detail::evidence_subset_picks(k)));
     v.ints(&Shared::inclusion_features, p * (k + 1));
     v.ints(&Shared::kept_b_index, p * k);
+    v.ints(&Shared::share_cols, e * k);
+    v.ints(&Shared::share_best, e * k);
+    v.ints(&Shared::share_sizes, e);
   }
   __host__ __device__ std::size_t bytes() const {
     struct Count {
@@ -276,6 +291,31 @@ __device__ void residual_and_correlation(const Task<T>& task, Shared& sh, int n_
   __syncthreads();
 }
 
+// Block-wide, under the prior with enumeration: b's support among the n_C candidates by the marginal
+// likelihood, the supports shared out among kEvidenceThreads threads (detail::evidence_subset's
+// enumeration, the same choice). counts[9] gets the support's size, its positions go to
+// evidence_picks and, with averaging, each candidate's inclusion probability to inclusion.
+template <typename T>
+__device__ void shared_evidence_search(const TaskStepArgs<T>& a, Shared& sh) {
+  const int r = a.r, k = a.k, n_C = sh.counts[1];
+  if (threadIdx.x == 0) sh.counts[9] = detail::evidence_schur(sh.G, sh.rhs_saved, r, n_C, sh.evidence) ? 0 : -1;
+  __syncthreads();
+  const double* M = sh.evidence + r * r + r + n_C * r;
+  const double* h = M + n_C * n_C;
+  const int threads = kEvidenceThreads < static_cast<int>(blockDim.x) ? kEvidenceThreads : static_cast<int>(blockDim.x);
+  const int j = static_cast<int>(threadIdx.x);
+  if (sh.counts[9] == 0 && j < threads)
+    detail::evidence_enumerate_share(M, h, n_C, k, core::support_entry_cost(prior_of(a)), a.noise_variance, j, threads, j == 0,
+                                     sh.share_F + j * k * k, sh.share_v + j * k, sh.share_cols + j * k, sh.share_scores + j,
+                                     sh.share_best + j * k, sh.share_sizes + j, sh.share_totals + j,
+                                     a.average_supports ? sh.share_sums + j * n_C : nullptr);
+  __syncthreads();
+  if (threadIdx.x == 0 && sh.counts[9] == 0)
+    sh.counts[9] = detail::evidence_merge(threads, k, n_C, sh.share_scores, sh.share_best, sh.share_sizes, sh.share_totals,
+                                          sh.share_sums, sh.evidence_picks, a.average_supports ? sh.inclusion : nullptr);
+  __syncthreads();
+}
+
 // One pass of the task step from the support in the task's output slots (empty during warm
 // start): the variant's iterations, the final residual, and (thread 0) the outputs written, sorted
 // by feature. Returns the sum of squared residuals, to every thread. every_support: pursuit under
@@ -376,13 +416,17 @@ __device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& s
         }
       } else {
         joint_least_squares(task, sh, target, sh.C, sh.counts[1], sh.bC, !by_evidence);
+        const bool enumerate = by_evidence && sh.counts[7] != 0;
+        if (enumerate) shared_evidence_search(a, sh);
         if (threadIdx.x == 0) {
           const int n_C = sh.counts[1];
           int n_S = -1;
           if (by_evidence) {
-            n_S = detail::evidence_subset(sh.G, sh.rhs_saved, r, n_C, k, core::support_entry_cost(prior_of(a)), a.noise_variance,
-                                          sh.counts[7] != 0, sh.counts[3], sh.evidence,
-                                          sh.evidence_picks, a.average_supports ? sh.inclusion : nullptr);
+            // The local search from the incoming support (larger tasks) stays with thread 0.
+            n_S = enumerate ? sh.counts[9]
+                            : detail::evidence_subset(sh.G, sh.rhs_saved, r, n_C, k, core::support_entry_cost(prior_of(a)),
+                                                      a.noise_variance, false, sh.counts[3], sh.evidence, sh.evidence_picks,
+                                                      a.average_supports ? sh.inclusion : nullptr);
             for (int q = 0; q < n_S; ++q) sh.P[q] = sh.evidence_picks[q];
             sh.counts[8] = 0;
             if (a.average_supports)

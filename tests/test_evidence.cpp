@@ -114,9 +114,10 @@ AllSupports all_supports(const Problem& p) {
 // The library's choice: K = A^T A + s2 blockdiag(Sigma^-1, I / tau2) and rhs = A^T y as the task
 // step forms them.
 // With `inclusion`, also each candidate's posterior inclusion probability.
-std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 0, std::vector<double>* inclusion = nullptr) {
+void task_system(const Problem& p, std::vector<double>& K, std::vector<double>& rhs) {
   const int r = p.r, n = r + p.n_C;
-  std::vector<double> K(static_cast<std::size_t>(n) * n, 0.0), rhs(static_cast<std::size_t>(n), 0.0);
+  K.assign(static_cast<std::size_t>(n) * n, 0.0);
+  rhs.assign(static_cast<std::size_t>(n), 0.0);
   for (int j = 0; j < p.m; ++j)
     for (int a = 0; a < n; ++a) {
       rhs[a] += p.A[j * n + a] * p.y[j];
@@ -137,6 +138,12 @@ std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 
   for (int a = 0; a < r; ++a)
     for (int b = 0; b <= a; ++b) K[a * n + b] += p.s2 * inv[a * r + b];
   for (int q = 0; q < p.n_C; ++q) K[(r + q) * n + r + q] += p.s2 / p.tau2;
+}
+
+std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 0, std::vector<double>* inclusion = nullptr) {
+  const int r = p.r;
+  std::vector<double> K, rhs;
+  task_system(p, K, rhs);
   std::vector<double> scratch(static_cast<std::size_t>(detail::evidence_subset_scratch(r, p.n_C, p.k)));
   std::vector<int> picks(static_cast<std::size_t>(detail::evidence_subset_picks(p.k)));
   if (inclusion) inclusion->assign(static_cast<std::size_t>(p.n_C), -1.0);
@@ -146,6 +153,67 @@ std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 
   std::vector<int> chosen(picks.begin(), picks.begin() + std::max(n_S, 0));
   std::sort(chosen.begin(), chosen.end());
   return chosen;
+}
+
+// The enumeration shared out among threads (the kernel's: evidence_enumerate_share, then
+// evidence_merge) against evidence_subset's own: the same support, and the same inclusion
+// probabilities to rounding, for 1 to 32 threads; some problems have a candidate column repeated
+// (it adds nothing independent: the supports holding both copies are skipped).
+TEST(EvidenceSubset, TheEnumerationSharedAmongThreadsChoosesAsItsOwn) {
+  std::mt19937_64 rng(20261205);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int m = 3 + trial % 9, r = trial % 3, n_C = 5 + trial % 6, k = 1 + trial % 4;
+    Problem p = random_problem(rng, m, r, n_C, k);
+    if (trial % 4 == 3)  // candidate 1 a copy of candidate 0
+      for (int j = 0; j < m; ++j) p.A[j * (r + n_C) + r + 1] = p.A[j * (r + n_C) + r];
+    std::vector<double> inclusion;
+    const std::vector<int> chosen = library_choice(p, true, 0, &inclusion);
+    std::vector<double> K, rhs;
+    task_system(p, K, rhs);
+    std::vector<double> schur(static_cast<std::size_t>(detail::evidence_subset_scratch(r, n_C, k)));
+    ASSERT_TRUE(detail::evidence_schur(K.data(), rhs.data(), r, n_C, schur.data()));
+    const double* M = schur.data() + r * r + r + n_C * r;
+    const double* h = M + n_C * n_C;
+    for (int threads : {1, 2, 5, 32}) {
+      std::vector<double> scores(threads), totals(threads), sums(static_cast<std::size_t>(threads) * n_C), F(k * k), v(k);
+      std::vector<int> cols(k), best(static_cast<std::size_t>(threads) * k), sizes(threads);
+      for (int j = 0; j < threads; ++j)
+        detail::evidence_enumerate_share(M, h, n_C, k, std::log(p.tau2 / p.s2), p.s2, j, threads, j == 0, F.data(), v.data(), cols.data(),
+                                         &scores[j], best.data() + j * k, &sizes[j], &totals[j], sums.data() + j * n_C);
+      std::vector<int> picks(k);
+      std::vector<double> shared_inclusion(n_C);
+      const int n_S = detail::evidence_merge(threads, k, n_C, scores.data(), best.data(), sizes.data(), totals.data(), sums.data(),
+                                             picks.data(), shared_inclusion.data());
+      std::vector<int> shared(picks.begin(), picks.begin() + n_S);
+      std::sort(shared.begin(), shared.end());
+      EXPECT_EQ(shared, chosen) << "trial " << trial << ", " << threads << " threads";
+      for (int c = 0; c < n_C; ++c)
+        EXPECT_NEAR(shared_inclusion[c], inclusion[c], 1e-12) << "trial " << trial << ", " << threads << " threads, candidate " << c;
+    }
+  }
+}
+
+// Support number q of the shared enumeration's order: every support of 1 to k columns once, ascending.
+TEST(EvidenceSubset, TheSharedOrderListsEverySupportOnce) {
+  for (int n_C = 1; n_C <= 12; ++n_C)
+    for (int k = 1; k <= 5; ++k) {
+      std::vector<std::vector<int>> expected, current_out;
+      std::vector<int> current;
+      subsets(n_C, k, 0, current, expected);
+      expected.erase(expected.begin());  // the empty support is not in the order
+      std::sort(expected.begin(), expected.end());
+      const int count = detail::evidence_support_count(n_C, k);
+      ASSERT_EQ(count, static_cast<int>(expected.size())) << n_C << ", " << k;
+      std::vector<std::vector<int>> listed;
+      std::vector<int> cols(k);
+      for (int q = 0; q < count; ++q) {
+        const int s = detail::evidence_support(q, n_C, k, cols.data());
+        listed.emplace_back(cols.begin(), cols.begin() + s);
+        EXPECT_TRUE(std::is_sorted(listed.back().begin(), listed.back().end()));
+      }
+      std::sort(listed.begin(), listed.end());
+      EXPECT_EQ(listed, expected) << n_C << ", " << k;
+    }
 }
 
 TEST(EvidenceSubset, EnumerationFindsTheSupportOfHighestMarginalLikelihood) {

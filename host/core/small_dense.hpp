@@ -234,22 +234,20 @@ LRSMETA_HD inline int evidence_subset_picks(int k) { return 3 * (k + 1); }
 // probability among the supports enumerated, sum over S containing c of p(y | S) p(S) over the sum
 // over all S (the per-entry cost log_tau2_over_s2 carries the prior over supports); without
 // enumeration, 1 for the chosen candidates and 0 for the others.
+// The w block of K eliminated once (evidence_subset, below): into `scratch` (its layout) the factor
+// Lw (r x r), cw = Lw^-1 rhs_w, Lc (n_C x r, row c = Lw^-1 K_{w, c}), the Schur complement M (n_C x
+// n_C, lower triangle) and h = rhs_C - Lc cw (n_C). False where the w block cannot be factored.
 template <typename S>
-LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, int k, S log_tau2_over_s2,
-                                      S s2, bool enumerate, int n_start, S* scratch, int* P, S* inclusion = nullptr) {
+LRSMETA_HD inline bool evidence_schur(const S* K, const S* rhs, int r, int n_C, S* scratch) {
   const int n = r + n_C;
-  S* Lw = scratch;             // r x r factor of the w block
-  S* cw = Lw + r * r;          // Lw^-1 rhs_w
-  S* Lc = cw + r;              // n_C x r: row c is Lw^-1 K_{w, c}
-  S* M = Lc + n_C * r;         // n_C x n_C Schur complement of the w block (lower triangle)
-  S* h = M + n_C * n_C;        // n_C: rhs_C - Lc cw
-  S* F = h + n_C;              // (k+1) x (k+1) factor of one trial
-  S* v = F + (k + 1) * (k + 1);  // k + 1, then k + 2 for the enumeration's running scores
-  int* trial = P;              // P has evidence_subset_picks(k) entries
-  int* best = P + (k + 1);
+  S* Lw = scratch;
+  S* cw = Lw + r * r;
+  S* Lc = cw + r;
+  S* M = Lc + n_C * r;
+  S* h = M + n_C * n_C;
   for (int a = 0; a < r; ++a)
     for (int b = 0; b <= a; ++b) Lw[a * r + b] = K[a * n + b];
-  if (r > 0 && !cholesky_factor(Lw, r)) return -1;
+  if (r > 0 && !cholesky_factor(Lw, r)) return false;
   for (int a = 0; a < r; ++a) {
     S s = rhs[a];
     for (int b = 0; b < a; ++b) s -= Lw[a * r + b] * cw[b];
@@ -271,6 +269,19 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
       M[c * n_C + c2] = s;
     }
   }
+  return true;
+}
+
+template <typename S>
+LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, int k, S log_tau2_over_s2,
+                                      S s2, bool enumerate, int n_start, S* scratch, int* P, S* inclusion = nullptr) {
+  S* M = scratch + r * r + r + n_C * r;  // evidence_schur's Schur complement
+  S* h = M + n_C * n_C;        // n_C: rhs_C - Lc cw
+  S* F = h + n_C;              // (k+1) x (k+1) factor of one trial
+  S* v = F + (k + 1) * (k + 1);  // k + 1, then k + 2 for the enumeration's running scores
+  int* trial = P;              // P has evidence_subset_picks(k) entries
+  int* best = P + (k + 1);
+  if (!evidence_schur(K, rhs, r, n_C, scratch)) return -1;
   // -2 log evidence of the support cols[0..s) (plus a constant): +inf when its block is not
   // positive definite.
   auto score = [&](const int* cols, int s) -> S {
@@ -478,6 +489,151 @@ LRSMETA_HD inline void sort_by_index(int* idx, S* val, int n) {
     idx[j + 1] = key;
     val[j + 1] = kv;
   }
+}
+
+// The enumeration of evidence_subset shared out among a block's threads (the CUDA kernel): each
+// thread scores the supports q = first, first + stride, ... of the same set (sizes 1 to k, each in
+// lexicographic order), each from scratch with the arithmetic of the enumeration's incremental
+// factor, so a support's score is the one evidence_subset computes; evidence_merge then takes the
+// best over the threads. The same supports are scored and the same one chosen (ties go to the
+// support the depth-first enumeration meets first); the inclusion probabilities are summed in
+// another order, so they agree to rounding.
+
+// Supports of 1 to k columns of n_C: sum over s of C(n_C, s).
+LRSMETA_HD inline int evidence_support_count(int n_C, int k) {
+  long long total = 0, term = 1;
+  for (int s = 1; s <= k && s <= n_C; ++s) {
+    term = term * (n_C - s + 1) / s;
+    total += term;
+  }
+  return static_cast<int>(total);
+}
+
+// Support number q of that order, ascending, into cols; returns its size.
+LRSMETA_HD inline int evidence_support(int q, int n_C, int k, int* cols) {
+  auto binomial = [](int n, int s) -> long long {
+    if (s < 0 || s > n) return 0;
+    long long b = 1;
+    for (int j = 1; j <= s; ++j) b = b * (n - s + j) / j;
+    return b;
+  };
+  for (int s = 1; s <= k && s <= n_C; ++s) {
+    const long long count = binomial(n_C, s);
+    if (q >= count) {
+      q -= static_cast<int>(count);
+      continue;
+    }
+    int x = 0;
+    for (int a = 0; a < s; ++a) {
+      // Supports whose column a is x (given the columns before it): C(n_C - x - 1, s - a - 1).
+      for (long long with_x = binomial(n_C - x - 1, s - a - 1); q >= with_x; with_x = binomial(n_C - x - 1, s - a - 1)) {
+        q -= static_cast<int>(with_x);
+        ++x;
+      }
+      cols[a] = x++;
+    }
+    return s;
+  }
+  return 0;
+}
+
+// Whether support a (ascending) comes before support b in the depth-first enumeration (a prefix
+// before its extensions, then lexicographic).
+LRSMETA_HD inline bool evidence_support_before(const int* a, int na, const int* b, int nb) {
+  for (int j = 0; j < na && j < nb; ++j)
+    if (a[j] != b[j]) return a[j] < b[j];
+  return na < nb;
+}
+
+// -2 log evidence (plus a constant) of the support cols[0..s) from evidence_schur's M and h, by the
+// enumeration's incremental arithmetic; +inf where a column adds nothing independent of those before
+// it (the enumeration skips such supports). F: s x s, v: s scratch.
+template <typename S>
+LRSMETA_HD inline S evidence_support_score(const S* M, const S* h, int n_C, const int* cols, int s, S log_tau2_over_s2, S s2, S* F,
+                                           S* v) {
+  S acc = S(0);
+  for (int depth = 0; depth < s; ++depth) {
+    const int c = cols[depth];
+    S* row = F + depth * s;
+    S diag = M[c * n_C + c];
+    for (int a = 0; a < depth; ++a) {
+      S t = M[c * n_C + cols[a]];
+      for (int b = 0; b < a; ++b) t -= row[b] * F[a * s + b];
+      row[a] = t / F[a * s + a];
+      diag -= row[a] * row[a];
+    }
+    if (!(diag > S(0))) return S(INFINITY);
+    row[depth] = sqrt(diag);
+    S t = h[c];
+    for (int a = 0; a < depth; ++a) t -= row[a] * v[a];
+    v[depth] = t / row[depth];
+    acc = acc + log_tau2_over_s2 + log(diag) - v[depth] * v[depth] / s2;
+  }
+  return acc;
+}
+
+// One thread's share: the best of its supports (*best_score, best_cols[0..*best_size); the empty
+// support, score 0, to start with) and, where inclusion (n_C) is given, the sums of
+// exp(-(score - *best_score) / 2) over its supports (*total; the empty support's term too where
+// counts_empty, which one thread only should be) and, per candidate, over those containing it.
+// Scratch: F (k x k), v (k), cols (k).
+template <typename S>
+LRSMETA_HD inline void evidence_enumerate_share(const S* M, const S* h, int n_C, int k, S log_tau2_over_s2, S s2, int first,
+                                                int stride, bool counts_empty, S* F, S* v, int* cols, S* best_score,
+                                                int* best_cols, int* best_size, S* total, S* inclusion) {
+  *best_score = S(0);
+  *best_size = 0;
+  *total = counts_empty ? S(1) : S(0);
+  if (inclusion)
+    for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
+  const int supports = evidence_support_count(n_C, k);
+  for (int q = first; q < supports; q += stride) {
+    const int s = evidence_support(q, n_C, k, cols);
+    const S score = evidence_support_score(M, h, n_C, cols, s, log_tau2_over_s2, s2, F, v);
+    if (!(score < S(INFINITY))) continue;
+    if (score < *best_score || (score == *best_score && evidence_support_before(cols, s, best_cols, *best_size))) {
+      if (inclusion) {  // rescale what is summed to the new best
+        const S factor = exp(S(0.5) * (score - *best_score));
+        *total *= factor;
+        for (int c = 0; c < n_C; ++c) inclusion[c] *= factor;
+      }
+      *best_score = score;
+      *best_size = s;
+      for (int a = 0; a < s; ++a) best_cols[a] = cols[a];
+    }
+    if (inclusion) {
+      const S weight = exp(S(-0.5) * (score - *best_score));
+      *total += weight;
+      for (int a = 0; a < s; ++a) inclusion[cols[a]] += weight;
+    }
+  }
+}
+
+// The threads' shares (parts of them; share j's best columns at best_cols + j k, its inclusion sums
+// at inclusions + j n_C) merged: the chosen positions into P, their count returned, and where
+// inclusion is given each candidate's posterior inclusion probability, as evidence_subset returns them.
+template <typename S>
+LRSMETA_HD inline int evidence_merge(int parts, int k, int n_C, const S* best_scores, const int* best_cols, const int* best_sizes,
+                                     const S* totals, const S* inclusions, int* P, S* inclusion) {
+  int chosen = 0;
+  for (int j = 1; j < parts; ++j)
+    if (best_scores[j] < best_scores[chosen] ||
+        (best_scores[j] == best_scores[chosen] &&
+         evidence_support_before(best_cols + j * k, best_sizes[j], best_cols + chosen * k, best_sizes[chosen])))
+      chosen = j;
+  const S best = best_scores[chosen];
+  if (inclusion) {
+    S total = S(0);
+    for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
+    for (int j = 0; j < parts; ++j) {
+      const S factor = exp(S(-0.5) * (best_scores[j] - best));
+      total += totals[j] * factor;
+      for (int c = 0; c < n_C; ++c) inclusion[c] += inclusions[j * n_C + c] * factor;
+    }
+    for (int c = 0; c < n_C; ++c) inclusion[c] /= total;
+  }
+  for (int a = 0; a < best_sizes[chosen]; ++a) P[a] = best_cols[chosen * k + a];
+  return best_sizes[chosen];
 }
 
 }  // namespace lrsmeta::detail
