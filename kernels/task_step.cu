@@ -218,12 +218,7 @@ __device__ inline double response(const TaskStepArgs<T>& a, std::int64_t row) {
 __device__ void prune_support(Shared& sh, int r, int n_joint, double ridge, double s2, double threshold) {
   const int n_S = sh.counts[0], n = r + n_S;
   if (!sh.counts[5] || sh.counts[4] != n) return;
-  int n_kept = 0;
-  for (int q = 0; q < n_S; ++q) {
-    for (int c = 0; c < n; ++c) sh.x[c] = c == r + q ? 1.0 : 0.0;
-    detail::cholesky_solve(sh.chol, n, sh.x);
-    if (sh.bS[q] * sh.bS[q] > threshold * s2 * sh.x[r + q]) sh.previous[n_kept++] = q;
-  }
+  const int n_kept = core::kept_by_support_threshold(sh.chol, r, n_S, sh.bS, s2, threshold, sh.x, sh.previous);
   if (n_kept == n_S) return;
   for (int q = 0; q < n_kept; ++q) {
     sh.P[q] = sh.P[sh.previous[q]];
@@ -325,7 +320,7 @@ __device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& s
                             bool every_support) {
   const int r = a.r, d = a.d, k = a.k, m = task.m;
   // Under the prior, pursuit picks the support by the marginal likelihood (as on the CPU).
-  const bool by_evidence = a.beta && a.b_precision > 0 && a.noise_variance > 0 && L.with_prior;
+  const bool by_evidence = core::chooses_support_by_evidence(a.beta != nullptr && L.with_prior, a.b_precision, a.noise_variance);
   double* w_out = a.W + i * r;
   std::int32_t* bi_out = a.B_index + i * a.k_slots;
   double* bv_out = a.B_value + i * a.k_slots;
@@ -370,9 +365,7 @@ __device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& s
         }
         residual_and_correlation(task, sh, sh.counts[0], true);
         if (threadIdx.x == 0) {
-          for (int c = 0; c < d; ++c) sh.dense[c] = eta * sh.corr[c];
-          for (int q = 0; q < sh.counts[0]; ++q) sh.dense[sh.S[q]] += sh.bS[q];
-          const int n_S = detail::top_k_abs(sh.dense, d, k, static_cast<const int*>(nullptr), 0, sh.S);
+          const int n_S = core::gradient_step_support(sh.corr, eta, d, k, sh.S, sh.bS, sh.counts[0], sh.dense);
           for (int q = 0; q < n_S; ++q) sh.bS[q] = sh.dense[sh.S[q]];
           sh.counts[0] = n_S;
         }
@@ -388,21 +381,15 @@ __device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& s
         for (int q = 0; q < sh.counts[0]; ++q) sh.previous[q] = sh.S[q];
         sh.counts[3] = sh.counts[0];
         if (a.variant == Variant::htp) {  // a new support
-          for (int c = 0; c < d; ++c) sh.dense[c] = eta * sh.corr[c];
-          for (int q = 0; q < sh.counts[0]; ++q) sh.dense[sh.S[q]] += sh.bS[q];
-          const int n_S = detail::top_k_abs(sh.dense, d, k, static_cast<const int*>(nullptr), 0, sh.S);
+          const int n_S = core::gradient_step_support(sh.corr, eta, d, k, sh.S, sh.bS, sh.counts[0], sh.dense);
           core::sort_ascending(sh.S, n_S);
           sh.counts[0] = n_S;
         } else {  // pursuit: candidates
           const int n_S = sh.counts[0];
           for (int q = 0; q < n_S; ++q) sh.C[q] = sh.S[q];
-          int cap = core::pursuit_candidate_cap(n_S, k, m, r, d);
-          if (by_evidence) {
-            bool enumerate = false;
-            const int wanted = detail::evidence_candidates(m, d, r, k, &enumerate, every_support);
-            cap = wanted < L.cols - r ? wanted : L.cols - r;
-            sh.counts[7] = enumerate ? 1 : 0;
-          }
+          bool enumerate = false;
+          const int cap = core::pursuit_candidates(by_evidence, n_S, k, m, r, d, every_support, L.cols - r, &enumerate);
+          sh.counts[7] = enumerate ? 1 : 0;
           sh.counts[1] = n_S + detail::top_k_abs(sh.corr, d, cap - n_S, sh.S, n_S, sh.C + n_S);
         }
       }
@@ -441,16 +428,7 @@ __device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& s
             }
           }
           if (n_S < 0) n_S = detail::top_k_abs(sh.bC, n_C, k, static_cast<const int*>(nullptr), 0, sh.P);
-          // Canonical (ascending feature) order, as on the CPU.
-          for (int x = 1; x < n_S; ++x) {
-            const int key = sh.P[x];
-            int y = x - 1;
-            while (y >= 0 && sh.C[sh.P[y]] > sh.C[key]) {
-              sh.P[y + 1] = sh.P[y];
-              --y;
-            }
-            sh.P[y + 1] = key;
-          }
+          core::order_picks_by_feature(sh.P, n_S, sh.C);
           for (int q = 0; q < n_S; ++q) sh.S[q] = sh.C[sh.P[q]];
           sh.counts[0] = n_S;
           subsystem_least_squares(sh, r, n_C, n_S, a.task_ridge);

@@ -106,6 +106,63 @@ LRSMETA_HD inline bool restart_from_empty_support(const TaskStepSettings& settin
   return has_support && sse > settings.prior->noise_variance * (expected + 6.0 * sqrt(2.0 * expected));
 }
 
+// Whether the step under the prior picks pursuit's support by the marginal likelihood (the prior
+// in effect, with b's variance and the noise variance positive).
+LRSMETA_HD inline bool chooses_support_by_evidence(bool has_prior, double b_precision, double noise_variance) {
+  return has_prior && b_precision > 0 && noise_variance > 0;
+}
+
+// Pursuit's candidates to weigh (the current support of n_S and the largest |X^T residual| outside
+// it): by the evidence, as many as the search weighs, and whether it enumerates their supports
+// (tasks too small to identify their support, or every_support), within the workspace's
+// max_candidates; otherwise pursuit_candidate_cap.
+LRSMETA_HD inline int pursuit_candidates(bool by_evidence, int n_S, int k, int m, int r, int d, bool every_support, int max_candidates,
+                                         bool* enumerate) {
+  *enumerate = false;
+  if (!by_evidence) return pursuit_candidate_cap(n_S, k, m, r, d);
+  const int wanted = detail::evidence_candidates(m, d, r, k, enumerate, every_support);
+  return wanted < max_candidates ? wanted : max_candidates;
+}
+
+// htp's and iht's new support: the k largest |b + eta X^T residual| (b_S on the support S, 0 off
+// it), into S (overwritten); dense (d) keeps those values, which iht takes as b.
+LRSMETA_HD inline int gradient_step_support(const double* corr, double eta, int d, int k, int* S, const double* b_S, int n_S,
+                                            double* dense) {
+  for (int a = 0; a < d; ++a) dense[a] = eta * corr[a];
+  for (int q = 0; q < n_S; ++q) dense[S[q]] += b_S[q];
+  return detail::top_k_abs(dense, d, k, static_cast<const int*>(nullptr), 0, S);
+}
+
+// The support threshold under the prior: the non-zeros q of b_S kept, b_q^2 > c s2 [K^-1]_qq, K the
+// last joint system of r + n_S columns, factored in chol. Their positions go to kept; returns their
+// count. e: r + n_S scratch.
+LRSMETA_HD inline int kept_by_support_threshold(const double* chol, int r, int n_S, const double* b_S, double noise_variance,
+                                                double threshold, double* e, int* kept) {
+  const int n = r + n_S;
+  int n_kept = 0;
+  for (int q = 0; q < n_S; ++q) {
+    for (int c = 0; c < n; ++c) e[c] = c == r + q ? 1.0 : 0.0;
+    detail::cholesky_solve(chol, n, e);
+    const double variance = noise_variance * e[r + q];
+    if (b_S[q] * b_S[q] > threshold * variance) kept[n_kept++] = q;
+  }
+  return n_kept;
+}
+
+// Pursuit's picks (positions among the candidates C) in the canonical order, by feature: the same
+// support gives the same fit, bit for bit.
+LRSMETA_HD inline void order_picks_by_feature(int* P, int n, const int* C) {
+  for (int x = 1; x < n; ++x) {
+    const int key = P[x];
+    int y = x - 1;
+    while (y >= 0 && C[P[y]] > C[key]) {
+      P[y + 1] = P[y];
+      --y;
+    }
+    P[y + 1] = key;
+  }
+}
+
 // Whether two short index lists hold the same set (a support met again: the step has reached its
 // fixed point).
 LRSMETA_HD inline bool same_set(const int* a, int na, const int* b, int nb) {

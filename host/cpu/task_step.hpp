@@ -39,17 +39,9 @@ inline void posterior_statistics(TaskWorkspace& ws, const TaskPrior& prior, int 
 inline void prune_support(TaskWorkspace& ws, const TaskPrior& prior, int n_joint, int* S, double* bS, int& n_S,
                           double ridge, double* w) {
   if (!ws.last_factored) return;
-  const int r = ws.r, n = r + n_S;
-  double* e = ws.inverse.data();
   int* kept = ws.previous.data();
-  int n_kept = 0;
-  for (int q = 0; q < n_S; ++q) {
-    std::fill(e, e + n, 0.0);
-    e[r + q] = 1.0;
-    detail::cholesky_solve(ws.chol.data(), n, e);
-    const double variance = prior.noise_variance * e[r + q];
-    if (bS[q] * bS[q] > prior.support_threshold * variance) kept[n_kept++] = q;
-  }
+  const int n_kept =
+      core::kept_by_support_threshold(ws.chol.data(), ws.r, n_S, bS, prior.noise_variance, prior.support_threshold, ws.inverse.data(), kept);
   if (n_kept == n_S) return;
   int* P = ws.picked.data();
   for (int q = 0; q < n_kept; ++q) {
@@ -132,10 +124,8 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         }
         residual(X, y, m, d, ws, w, S, bS, n_S, resid);
         correlation(X, m, d, resid, corr);
-        double* u = ws.dense.data();
-        for (int a = 0; a < d; ++a) u[a] = eta * corr[a];
-        for (int q = 0; q < n_S; ++q) u[S[q]] += bS[q];
-        n_S = detail::top_k_abs(u, d, k, static_cast<const int*>(nullptr), 0, S);
+        const double* u = ws.dense.data();
+        n_S = core::gradient_step_support(corr, eta, d, k, S, bS, n_S, ws.dense.data());
         for (int q = 0; q < n_S; ++q) bS[q] = u[S[q]];
         continue;
       }
@@ -152,10 +142,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
       const int n_previous = n_S;
       std::copy(S, S + n_S, previous);
       if (settings.variant == Variant::htp) {
-        double* u = ws.dense.data();
-        for (int a = 0; a < d; ++a) u[a] = eta * corr[a];
-        for (int q = 0; q < n_S; ++q) u[S[q]] += bS[q];
-        n_S = detail::top_k_abs(u, d, k, static_cast<const int*>(nullptr), 0, S);
+        n_S = core::gradient_step_support(corr, eta, d, k, S, bS, n_S, ws.dense.data());
         core::sort_ascending(S, n_S);  // a canonical column order, as the kernel's
         joint_least_squares(X, m, d, ws, joint_target, S, n_S, ridge, w, bS, prior);
         for (int q = 0; q < n_S; ++q) ws.picked[static_cast<std::size_t>(q)] = q;
@@ -165,10 +152,10 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         std::copy(S, S + n_S, C);
         // Under the prior the system stays well-posed however few rows the task has, so the
         // candidates need not be capped by m.
-        const bool by_evidence = prior && prior->b_precision > 0 && prior->noise_variance > 0;
+        const bool by_evidence = core::chooses_support_by_evidence(prior != nullptr, prior ? prior->b_precision : 0.0,
+                                                                   prior ? prior->noise_variance : 0.0);
         bool enumerate = false;
-        const int cap = by_evidence ? std::min(detail::evidence_candidates(m, d, r, k, &enumerate, settings.enumerate_supports), ws.cols - r)
-                                    : pursuit_candidate_cap(n_S, k, m, r, d);
+        const int cap = core::pursuit_candidates(by_evidence, n_S, k, m, r, d, settings.enumerate_supports, ws.cols - r, &enumerate);
         const int n_incoming = n_S;  // C starts with the incoming support
         // The new candidates: the largest |corr| outside S (S marked below every magnitude).
         double* magnitude = ws.dense.data();
@@ -201,7 +188,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
           if (by_evidence) solve_system(ws.gram.data(), ws.rhs.data(), r + n_C, ridge, ws, w, bC);
           n_S = detail::top_k_abs(bC, n_C, k, static_cast<const int*>(nullptr), 0, P);
         }
-        std::sort(P, P + n_S, [C](int a, int b) { return C[a] < C[b]; });  // canonical order, as for htp
+        core::order_picks_by_feature(P, n_S, C);
         for (int q = 0; q < n_S; ++q) S[q] = C[P[q]];
         bool unchanged = !prior && n_S == n_previous;
         for (int q = 0; unchanged && q < n_S; ++q) unchanged = S[q] == previous[q];
