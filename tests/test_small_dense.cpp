@@ -179,5 +179,83 @@ TEST(SupportRules, SameSetAndCanonicalOrderMatchTheStandardLibrary) {
   }
 }
 
+// The task step's shared decisions against plain computations: the gradient step's support (the
+// k largest |b + eta corr| by sorting), the support threshold (K^-1's diagonal by Gauss-Jordan on
+// the full K), and the picks' canonical order (std::sort), on random inputs.
+TEST(SupportRules, GradientStepThresholdAndOrderMatchPlainComputations) {
+  std::mt19937 rng(23);
+  std::normal_distribution<double> normal;
+  for (int trial = 0; trial < 200; ++trial) {
+    const int d = 3 + static_cast<int>(rng() % 20), k = 1 + static_cast<int>(rng() % std::min(d, 5));
+    std::vector<double> corr(d), dense(d);
+    for (double& c : corr) c = normal(rng);
+    std::vector<int> all(d);
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), rng);
+    const int n_S = static_cast<int>(rng() % (k + 1));
+    std::vector<int> S(all.begin(), all.begin() + std::max(n_S, k));
+    std::vector<double> b(n_S);
+    for (double& v : b) v = normal(rng);
+    const double eta = 0.3 + 0.5 * (trial % 3);
+    std::vector<double> expected_dense(d);
+    for (int a = 0; a < d; ++a) expected_dense[a] = eta * corr[a];
+    for (int q = 0; q < n_S; ++q) expected_dense[S[q]] += b[q];
+    std::vector<int> order(d);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return std::fabs(expected_dense[x]) > std::fabs(expected_dense[y]); });
+    const int n = core::gradient_step_support(corr.data(), eta, d, k, S.data(), b.data(), n_S, dense.data());
+    ASSERT_EQ(n, k);
+    std::vector<int> got(S.begin(), S.begin() + n), want(order.begin(), order.begin() + k);
+    std::sort(got.begin(), got.end());
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(got, want) << "trial " << trial;
+    for (int a = 0; a < d; ++a) EXPECT_DOUBLE_EQ(dense[a], expected_dense[a]);
+
+    // The threshold: K = A^T A + I (r + m columns), its inverse's diagonal by Gauss-Jordan.
+    const int r = static_cast<int>(rng() % 3), m = 1 + static_cast<int>(rng() % 4), nn = r + m;
+    const std::vector<double> A = testing::random_normal(static_cast<std::size_t>(nn * (nn + 2)), 300 + trial);
+    std::vector<double> K(static_cast<std::size_t>(nn * nn), 0.0);
+    for (int x = 0; x < nn; ++x)
+      for (int y = 0; y < nn; ++y) {
+        for (int j = 0; j < nn + 2; ++j) K[x * nn + y] += A[j * nn + x] * A[j * nn + y];
+        if (x == y) K[x * nn + y] += 1.0;
+      }
+    std::vector<double> chol = K;
+    ASSERT_TRUE(detail::cholesky_factor(chol.data(), nn));
+    std::vector<double> M = K, inv(static_cast<std::size_t>(nn * nn), 0.0);
+    for (int x = 0; x < nn; ++x) inv[x * nn + x] = 1.0;
+    for (int c = 0; c < nn; ++c) {
+      const double piv = M[c * nn + c];
+      for (int y = 0; y < nn; ++y) M[c * nn + y] /= piv, inv[c * nn + y] /= piv;
+      for (int x = 0; x < nn; ++x)
+        if (x != c) {
+          const double f = M[x * nn + c];
+          for (int y = 0; y < nn; ++y) M[x * nn + y] -= f * M[c * nn + y], inv[x * nn + y] -= f * inv[c * nn + y];
+        }
+    }
+    std::vector<double> bS(m), e(nn);
+    for (double& v : bS) v = normal(rng);
+    const double s2 = 0.2 + 0.1 * (trial % 5), threshold = 1.0 + trial % 4;
+    std::vector<int> kept(m), expected_kept;
+    for (int q = 0; q < m; ++q)
+      if (bS[q] * bS[q] > threshold * s2 * inv[(r + q) * nn + r + q] * (1 + 1e-12)) expected_kept.push_back(q);
+    const int n_kept = core::kept_by_support_threshold(chol.data(), r, m, bS.data(), s2, threshold, e.data(), kept.data());
+    // (A b_q^2 within rounding of the threshold may go either way.)
+    std::vector<int> got_kept(kept.begin(), kept.begin() + n_kept);
+    for (int q : expected_kept) EXPECT_NE(std::find(got_kept.begin(), got_kept.end(), q), got_kept.end()) << "trial " << trial;
+    for (int q : got_kept)
+      EXPECT_GT(bS[q] * bS[q], threshold * s2 * inv[(r + q) * nn + r + q] * (1 - 1e-12)) << "trial " << trial;
+
+    // The picks' order by feature.
+    std::vector<int> C(all.begin(), all.begin() + std::min(d, 8)), P(C.size());
+    std::iota(P.begin(), P.end(), 0);
+    std::shuffle(P.begin(), P.end(), rng);
+    std::vector<int> sorted_P = P;
+    std::sort(sorted_P.begin(), sorted_P.end(), [&](int x, int y) { return C[x] < C[y]; });
+    core::order_picks_by_feature(P.data(), static_cast<int>(P.size()), C.data());
+    EXPECT_EQ(P, sorted_P);
+  }
+}
+
 }  // namespace
 }  // namespace lrsmeta
