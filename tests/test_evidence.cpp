@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "core/small_dense.hpp"
+#include "core/evidence_search.hpp"
 
 namespace lrsmeta {
 namespace {

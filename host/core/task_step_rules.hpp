@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/evidence_search.hpp"
 #include "core/small_dense.hpp"
 #include "lrsmeta/lrsmeta.hpp"
 

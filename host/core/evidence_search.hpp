@@ -1,0 +1,471 @@
+// The choice of b's support by the marginal likelihood of a task's data (detail::evidence_subset),
+// its enumeration shared out among a thread block's threads, and the prior over supports' mass.
+// Header-only and __host__ __device__ under nvcc, as core/small_dense.hpp, which it builds on: the
+// CPU loop and the CUDA kernel run the same search.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/small_dense.hpp"
+
+namespace lrsmeta::detail {
+
+// Supports evidence_subset enumerates at most (each costs O(k^2) flop on the incremental factor),
+// and candidates it weighs at most (their Gram is formed from the task's rows).
+constexpr long long kEvidenceEnumerationBudget = 512;
+constexpr int kEvidenceMaxCandidates = 48;
+// Tasks with fewer rows than this many per unknown (r + k) enumerate; the support of a larger task
+// is well determined by its data, and a local search from its current support finds it (measured
+// on bench/noisy_synthetic: no difference above about 5 rows per unknown).
+constexpr int kEvidenceEnumerationRowsPerUnknown = 4;
+
+// The largest candidate count n_C <= min(d, kEvidenceMaxCandidates) whose supports of size at most
+// k (sum over s <= k of C(n_C, s)) fit the enumeration budget, or 0 if fewer than k + 2 candidates
+// fit (then evidence_subset searches locally among 3k).
+LRSMETA_HD inline int evidence_enumeration_candidates(int d, int k) {
+  int best = 0;
+  for (int c = 1; c <= d && c <= kEvidenceMaxCandidates; ++c) {
+    long long total = 1, term = 1;
+    for (int s = 1; s <= k && s <= c; ++s) {
+      term = term * (c - s + 1) / s;
+      total += term;
+      if (total > kEvidenceEnumerationBudget) break;
+    }
+    if (total > kEvidenceEnumerationBudget) break;
+    best = c;
+  }
+  return best >= (k + 2 < d ? k + 2 : d) ? best : 0;
+}
+
+// The candidates pursuit weighs under the prior for a task of m rows, and whether it enumerates
+// them (else searches locally among 3k); with `always`, it enumerates whatever the rows where the
+// budget allows.
+LRSMETA_HD inline int evidence_candidates(int m, int d, int r, int k, bool* enumerate, bool always = false) {
+  const int enumerable = evidence_enumeration_candidates(d, k);
+  *enumerate = enumerable > 0 && (always || m < kEvidenceEnumerationRowsPerUnknown * (r + k));
+  return *enumerate ? enumerable : (3 * k < d ? 3 * k : d);
+}
+
+// The most candidates evidence_candidates returns for any task: what workspaces are sized for.
+LRSMETA_HD inline int evidence_candidate_capacity(int d, int k) {
+  if (k <= 0) return 0;
+  const int enumerable = evidence_enumeration_candidates(d, k), local = 3 * k < d ? 3 * k : d;
+  return enumerable > local ? enumerable : local;
+}
+
+// Scratch (in elements of S) that evidence_subset needs for r w-columns, n_C candidates and
+// sparsity k.
+LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k) {
+  return r * r + r + n_C * r + n_C * n_C + n_C + (k + 1) * (k + 1) + 2 * (k + 2);
+}
+
+// Entries of the index array P that evidence_subset needs for sparsity k.
+LRSMETA_HD inline int evidence_subset_picks(int k) { return 3 * (k + 1); }
+
+// The support of b among n_C candidate columns chosen by the marginal likelihood of the task's
+// data (the continuous parameters integrated out), rather than by the size of the fitted values:
+// where a task has too few rows to identify its support, the size of a fitted value says little,
+// and the likelihood's Occam factor is what keeps a spurious column out. With `enumerate`, every
+// support of at most k candidates is scored (the global optimum: greedy and swap searches were
+// measured to stop in poorer local optima on tasks of 5 to 15 rows); otherwise a local search:
+// from the incoming support (the first n_start candidates; greedy forward inclusion while the
+// evidence improves when there is none), the best improving swap, addition or removal until none
+// is left.
+//
+// K (n x n, n = r + n_C, row-major, lower triangle read) is the posterior precision times s2,
+// A^T A + s2 P, of [X U, X_C] with the prior added; rhs = A^T y. Up to terms that do not depend on
+// the support S, -2 log p(y | S) = |S| log(tau2 / s2) + log det K_S - rhs_S^T K_S^-1 rhs_S / s2.
+// The w block is eliminated once (its Schur complement M over the candidates), so each evaluation
+// only factors an |S| x |S| block of M. Writes the chosen positions (indices into the candidates)
+// to P and returns their count; returns -1 if the w block cannot be factored.
+// With `inclusion` (n_C entries) and `enumerate`, also each candidate's posterior inclusion
+// probability among the supports enumerated, sum over S containing c of p(y | S) p(S) over the sum
+// over all S (the per-entry cost log_tau2_over_s2 carries the prior over supports); without
+// enumeration, 1 for the chosen candidates and 0 for the others.
+// The w block of K eliminated once (evidence_subset, below): into `scratch` (its layout) the factor
+// Lw (r x r), cw = Lw^-1 rhs_w, Lc (n_C x r, row c = Lw^-1 K_{w, c}), the Schur complement M (n_C x
+// n_C, lower triangle) and h = rhs_C - Lc cw (n_C). False where the w block cannot be factored.
+template <typename S>
+LRSMETA_HD inline bool evidence_schur(const S* K, const S* rhs, int r, int n_C, S* scratch) {
+  const int n = r + n_C;
+  S* Lw = scratch;
+  S* cw = Lw + r * r;
+  S* Lc = cw + r;
+  S* M = Lc + n_C * r;
+  S* h = M + n_C * n_C;
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b <= a; ++b) Lw[a * r + b] = K[a * n + b];
+  if (r > 0 && !cholesky_factor(Lw, r)) return false;
+  for (int a = 0; a < r; ++a) {
+    S s = rhs[a];
+    for (int b = 0; b < a; ++b) s -= Lw[a * r + b] * cw[b];
+    cw[a] = s / Lw[a * r + a];
+  }
+  for (int c = 0; c < n_C; ++c) {
+    S* l = Lc + c * r;
+    for (int a = 0; a < r; ++a) {
+      S s = K[(r + c) * n + a];
+      for (int b = 0; b < a; ++b) s -= Lw[a * r + b] * l[b];
+      l[a] = s / Lw[a * r + a];
+    }
+    S hc = rhs[r + c];
+    for (int a = 0; a < r; ++a) hc -= l[a] * cw[a];
+    h[c] = hc;
+    for (int c2 = 0; c2 <= c; ++c2) {
+      S s = K[(r + c) * n + r + c2];
+      for (int a = 0; a < r; ++a) s -= l[a] * Lc[c2 * r + a];
+      M[c * n_C + c2] = s;
+    }
+  }
+  return true;
+}
+
+template <typename S>
+LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, int k, S log_tau2_over_s2,
+                                      S s2, bool enumerate, int n_start, S* scratch, int* P, S* inclusion = nullptr) {
+  S* M = scratch + r * r + r + n_C * r;  // evidence_schur's Schur complement
+  S* h = M + n_C * n_C;        // n_C: rhs_C - Lc cw
+  S* F = h + n_C;              // (k+1) x (k+1) factor of one trial
+  S* v = F + (k + 1) * (k + 1);  // k + 1, then k + 2 for the enumeration's running scores
+  int* trial = P;              // P has evidence_subset_picks(k) entries
+  int* best = P + (k + 1);
+  if (!evidence_schur(K, rhs, r, n_C, scratch)) return -1;
+  // -2 log evidence of the support cols[0..s) (plus a constant): +inf when its block is not
+  // positive definite.
+  auto score = [&](const int* cols, int s) -> S {
+    for (int a = 0; a < s; ++a) {
+      for (int b = 0; b <= a; ++b) {
+        const int ca = cols[a], cb = cols[b];
+        F[a * s + b] = ca >= cb ? M[ca * n_C + cb] : M[cb * n_C + ca];
+      }
+      v[a] = h[cols[a]];
+    }
+    if (!cholesky_factor(F, s)) return S(INFINITY);
+    S total = S(s) * log_tau2_over_s2;
+    for (int a = 0; a < s; ++a) {
+      S t = v[a];
+      for (int b = 0; b < a; ++b) t -= F[a * s + b] * v[b];
+      v[a] = t / F[a * s + a];
+      total += S(2) * log(F[a * s + a]) - v[a] * v[a] / s2;
+    }
+    return total;
+  };
+  auto chosen = [&](const int* cols, int s, int c) {
+    for (int a = 0; a < s; ++a)
+      if (cols[a] == c) return true;
+    return false;
+  };
+  if (enumerate) {
+    // Every support of size <= k in lexicographic order, depth first: appending column c to the
+    // support S extends the factor of M_SS by one row and the score by one term, O(|S|^2) flop.
+    // (A branch and bound on h^T M^-1 h was tried: its bound was too loose to pay for itself.)
+    int* idx = trial;
+    S* acc = v + (k + 1);  // k + 2: score of idx[0..depth)
+    acc[0] = S(0);
+    S best_score = S(0);
+    int n_best = 0, depth = 0, next = 0;
+    // Inclusion weights, relative to the best support so far (exp(-(score - best) / 2)); the empty
+    // support (score 0) counts too.
+    S total = S(1);
+    if (inclusion)
+      for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
+    while (true) {
+      if (depth < k && next < n_C) {
+        const int c = next;
+        S* row = F + depth * (k + 1);
+        S diag = M[c * n_C + c];
+        for (int a = 0; a < depth; ++a) {
+          S t = M[c * n_C + idx[a]];  // idx[a] < c: the lower triangle
+          for (int b = 0; b < a; ++b) t -= row[b] * F[a * (k + 1) + b];
+          row[a] = t / F[a * (k + 1) + a];
+          diag -= row[a] * row[a];
+        }
+        next = c + 1;
+        if (!(diag > S(0))) continue;  // c adds nothing independent of S: skip it
+        row[depth] = sqrt(diag);
+        S t = h[c];
+        for (int a = 0; a < depth; ++a) t -= row[a] * v[a];
+        v[depth] = t / row[depth];
+        acc[depth + 1] = acc[depth] + log_tau2_over_s2 + log(diag) - v[depth] * v[depth] / s2;
+        idx[depth] = c;
+        if (acc[depth + 1] < best_score) {
+          if (inclusion) {  // rescale what is summed to the new best
+            const S factor = exp(S(0.5) * (acc[depth + 1] - best_score));
+            total *= factor;
+            for (int a = 0; a < n_C; ++a) inclusion[a] *= factor;
+          }
+          best_score = acc[depth + 1];
+          n_best = depth + 1;
+          for (int a = 0; a < n_best; ++a) best[a] = idx[a];
+        }
+        if (inclusion) {
+          const S weight = exp(S(-0.5) * (acc[depth + 1] - best_score));
+          total += weight;
+          for (int a = 0; a <= depth; ++a) inclusion[idx[a]] += weight;
+        }
+        ++depth;
+      } else {
+        if (depth == 0) break;
+        --depth;
+        next = idx[depth] + 1;
+      }
+    }
+    for (int a = 0; a < n_best; ++a) P[a] = best[a];
+    if (inclusion)
+      for (int c = 0; c < n_C; ++c) inclusion[c] /= total;
+    return n_best;
+  }
+  // Greedy inclusion from the empty support while the evidence improves: the support in best,
+  // its score in *current.
+  auto greedy = [&](S* current) -> int {
+    int n_S = 0;
+    *current = S(0);
+    while (n_S < k) {
+      S best_score = *current;
+      int best_c = -1;
+      for (int a = 0; a < n_S; ++a) trial[a] = best[a];
+      for (int c = 0; c < n_C; ++c) {
+        if (chosen(best, n_S, c)) continue;
+        trial[n_S] = c;
+        const S sc = score(trial, n_S + 1);
+        if (sc < best_score) best_score = sc, best_c = c;
+      }
+      if (best_c < 0) break;
+      best[n_S++] = best_c;
+      *current = best_score;
+    }
+    return n_S;
+  };
+  // Swaps, additions and removals, best improvement first, from the support best[0..n_S); each
+  // accepted move lowers the score strictly, so this ends; the cap on moves only bounds the work on
+  // pathological ties in rounding.
+  auto improve = [&](int n_S, S* current) -> int {
+    for (int move = 0; move < 4 * (k + 1) * (n_C + 1); ++move) {
+      S best_score = *current;
+      int best_slot = -1, best_c = -1;  // slot n_S: add best_c; best_c -1: remove that slot
+      if (n_S < k) {  // a swap can make room for one more column
+        for (int a = 0; a < n_S; ++a) trial[a] = best[a];
+        for (int c = 0; c < n_C; ++c) {
+          if (chosen(best, n_S, c)) continue;
+          trial[n_S] = c;
+          const S sc = score(trial, n_S + 1);
+          if (sc < best_score) best_score = sc, best_slot = n_S, best_c = c;
+        }
+      }
+      for (int slot = 0; slot < n_S; ++slot) {
+        int s = 0;
+        for (int a = 0; a < n_S; ++a)
+          if (a != slot) trial[s++] = best[a];
+        const S removed = score(trial, s);
+        if (removed < best_score) best_score = removed, best_slot = slot, best_c = -1;
+        for (int c = 0; c < n_C; ++c) {
+          if (chosen(best, n_S, c)) continue;
+          trial[s] = c;
+          const S sc = score(trial, s + 1);
+          if (sc < best_score) best_score = sc, best_slot = slot, best_c = c;
+        }
+      }
+      if (best_slot < 0) break;
+      if (best_slot == n_S) {
+        best[n_S++] = best_c;
+      } else if (best_c >= 0) {
+        best[best_slot] = best_c;
+      } else {
+        for (int a = best_slot; a + 1 < n_S; ++a) best[a] = best[a + 1];
+        --n_S;
+      }
+      *current = best_score;
+    }
+    return n_S;
+  };
+  // Local search from the incoming support (candidates 0 .. n_start - 1), and from greedy
+  // inclusion; the better of the two. The incoming support was chosen when the shared part of the
+  // model (U, beta, s2) was another: single swaps from it can stay in a local optimum that fits the
+  // task's rows far worse (measured: tasks whose training error stayed 1000 times the noise).
+  int n_S = n_start < k ? n_start : k;
+  for (int a = 0; a < n_S; ++a) best[a] = a;
+  S current = score(best, n_S);
+  const bool from_incoming = n_S > 0 && current < S(INFINITY);
+  if (!from_incoming) n_S = greedy(&current);
+  n_S = improve(n_S, &current);
+  if (from_incoming) {
+    int* kept = P + 2 * (k + 1);  // the first search's support
+    for (int a = 0; a < n_S; ++a) kept[a] = best[a];
+    const int n_kept = n_S;
+    const S kept_score = current;
+    n_S = improve(greedy(&current), &current);
+    if (!(current < kept_score)) {
+      for (int a = 0; a < n_kept; ++a) best[a] = kept[a];
+      n_S = n_kept;
+      current = kept_score;
+    }
+  }
+  for (int a = 0; a < n_S; ++a) P[a] = best[a];
+  if (inclusion) {
+    for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
+    for (int a = 0; a < n_S; ++a) inclusion[best[a]] = S(1);
+  }
+  return n_S;
+}
+
+// log P(|S| <= k) for a support S of d features each included independently with probability pi
+// (log_pi = log pi, log_not_pi = log(1 - pi)): the binomial mass the prior over supports keeps when
+// supports are limited to k features.
+inline double support_prior_log_mass(int d, int k, double log_pi, double log_not_pi) {
+  const int last = k < d ? k : d;
+  auto log_term = [&](int s) {
+    return std::lgamma(d + 1.0) - std::lgamma(s + 1.0) - std::lgamma(d - s + 1.0) + s * log_pi + (d - s) * log_not_pi;
+  };
+  double top = -INFINITY, sum = 0.0;
+  for (int s = 0; s <= last; ++s) top = std::max(top, log_term(s));
+  for (int s = 0; s <= last; ++s) sum += std::exp(log_term(s) - top);
+  return std::min(0.0, top + std::log(sum));
+}
+
+// The enumeration of evidence_subset shared out among a block's threads (the CUDA kernel): each
+// thread scores the supports q = first, first + stride, ... of the same set (sizes 1 to k, each in
+// lexicographic order), each from scratch with the arithmetic of the enumeration's incremental
+// factor, so a support's score is the one evidence_subset computes; evidence_merge then takes the
+// best over the threads. The same supports are scored and the same one chosen (ties go to the
+// support the depth-first enumeration meets first); the inclusion probabilities are summed in
+// another order, so they agree to rounding.
+
+// Supports of 1 to k columns of n_C: sum over s of C(n_C, s).
+LRSMETA_HD inline int evidence_support_count(int n_C, int k) {
+  long long total = 0, term = 1;
+  for (int s = 1; s <= k && s <= n_C; ++s) {
+    term = term * (n_C - s + 1) / s;
+    total += term;
+  }
+  return static_cast<int>(total);
+}
+
+// Support number q of that order, ascending, into cols; returns its size.
+LRSMETA_HD inline int evidence_support(int q, int n_C, int k, int* cols) {
+  auto binomial = [](int n, int s) -> long long {
+    if (s < 0 || s > n) return 0;
+    long long b = 1;
+    for (int j = 1; j <= s; ++j) b = b * (n - s + j) / j;
+    return b;
+  };
+  for (int s = 1; s <= k && s <= n_C; ++s) {
+    const long long count = binomial(n_C, s);
+    if (q >= count) {
+      q -= static_cast<int>(count);
+      continue;
+    }
+    int x = 0;
+    for (int a = 0; a < s; ++a) {
+      // Supports whose column a is x (given the columns before it): C(n_C - x - 1, s - a - 1).
+      for (long long with_x = binomial(n_C - x - 1, s - a - 1); q >= with_x; with_x = binomial(n_C - x - 1, s - a - 1)) {
+        q -= static_cast<int>(with_x);
+        ++x;
+      }
+      cols[a] = x++;
+    }
+    return s;
+  }
+  return 0;
+}
+
+// Whether support a (ascending) comes before support b in the depth-first enumeration (a prefix
+// before its extensions, then lexicographic).
+LRSMETA_HD inline bool evidence_support_before(const int* a, int na, const int* b, int nb) {
+  for (int j = 0; j < na && j < nb; ++j)
+    if (a[j] != b[j]) return a[j] < b[j];
+  return na < nb;
+}
+
+// -2 log evidence (plus a constant) of the support cols[0..s) from evidence_schur's M and h, by the
+// enumeration's incremental arithmetic; +inf where a column adds nothing independent of those before
+// it (the enumeration skips such supports). F: s x s, v: s scratch.
+template <typename S>
+LRSMETA_HD inline S evidence_support_score(const S* M, const S* h, int n_C, const int* cols, int s, S log_tau2_over_s2, S s2, S* F,
+                                           S* v) {
+  S acc = S(0);
+  for (int depth = 0; depth < s; ++depth) {
+    const int c = cols[depth];
+    S* row = F + depth * s;
+    S diag = M[c * n_C + c];
+    for (int a = 0; a < depth; ++a) {
+      S t = M[c * n_C + cols[a]];
+      for (int b = 0; b < a; ++b) t -= row[b] * F[a * s + b];
+      row[a] = t / F[a * s + a];
+      diag -= row[a] * row[a];
+    }
+    if (!(diag > S(0))) return S(INFINITY);
+    row[depth] = sqrt(diag);
+    S t = h[c];
+    for (int a = 0; a < depth; ++a) t -= row[a] * v[a];
+    v[depth] = t / row[depth];
+    acc = acc + log_tau2_over_s2 + log(diag) - v[depth] * v[depth] / s2;
+  }
+  return acc;
+}
+
+// One thread's share: the best of its supports (*best_score, best_cols[0..*best_size); the empty
+// support, score 0, to start with) and, where inclusion (n_C) is given, the sums of
+// exp(-(score - *best_score) / 2) over its supports (*total; the empty support's term too where
+// counts_empty, which one thread only should be) and, per candidate, over those containing it.
+// Scratch: F (k x k), v (k), cols (k).
+template <typename S>
+LRSMETA_HD inline void evidence_enumerate_share(const S* M, const S* h, int n_C, int k, S log_tau2_over_s2, S s2, int first,
+                                                int stride, bool counts_empty, S* F, S* v, int* cols, S* best_score,
+                                                int* best_cols, int* best_size, S* total, S* inclusion) {
+  *best_score = S(0);
+  *best_size = 0;
+  *total = counts_empty ? S(1) : S(0);
+  if (inclusion)
+    for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
+  const int supports = evidence_support_count(n_C, k);
+  for (int q = first; q < supports; q += stride) {
+    const int s = evidence_support(q, n_C, k, cols);
+    const S score = evidence_support_score(M, h, n_C, cols, s, log_tau2_over_s2, s2, F, v);
+    if (!(score < S(INFINITY))) continue;
+    if (score < *best_score || (score == *best_score && evidence_support_before(cols, s, best_cols, *best_size))) {
+      if (inclusion) {  // rescale what is summed to the new best
+        const S factor = exp(S(0.5) * (score - *best_score));
+        *total *= factor;
+        for (int c = 0; c < n_C; ++c) inclusion[c] *= factor;
+      }
+      *best_score = score;
+      *best_size = s;
+      for (int a = 0; a < s; ++a) best_cols[a] = cols[a];
+    }
+    if (inclusion) {
+      const S weight = exp(S(-0.5) * (score - *best_score));
+      *total += weight;
+      for (int a = 0; a < s; ++a) inclusion[cols[a]] += weight;
+    }
+  }
+}
+
+// The threads' shares (parts of them; share j's best columns at best_cols + j k, its inclusion sums
+// at inclusions + j n_C) merged: the chosen positions into P, their count returned, and where
+// inclusion is given each candidate's posterior inclusion probability, as evidence_subset returns them.
+template <typename S>
+LRSMETA_HD inline int evidence_merge(int parts, int k, int n_C, const S* best_scores, const int* best_cols, const int* best_sizes,
+                                     const S* totals, const S* inclusions, int* P, S* inclusion) {
+  int chosen = 0;
+  for (int j = 1; j < parts; ++j)
+    if (best_scores[j] < best_scores[chosen] ||
+        (best_scores[j] == best_scores[chosen] &&
+         evidence_support_before(best_cols + j * k, best_sizes[j], best_cols + chosen * k, best_sizes[chosen])))
+      chosen = j;
+  const S best = best_scores[chosen];
+  if (inclusion) {
+    S total = S(0);
+    for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
+    for (int j = 0; j < parts; ++j) {
+      const S factor = exp(S(-0.5) * (best_scores[j] - best));
+      total += totals[j] * factor;
+      for (int c = 0; c < n_C; ++c) inclusion[c] += inclusions[j * n_C + c] * factor;
+    }
+    for (int c = 0; c < n_C; ++c) inclusion[c] /= total;
+  }
+  for (int a = 0; a < best_sizes[chosen]; ++a) P[a] = best_cols[chosen * k + a];
+  return best_sizes[chosen];
+}
+
+}  // namespace lrsmeta::detail
