@@ -124,6 +124,20 @@ SyntheticData ragged_data(std::uint64_t seed) {
   return generate_synthetic(s);
 }
 
+// 150 noisy ragged tasks of 1 to 14 rows, d = 12, r = 2, k = 1: the default model's parity cases.
+SyntheticData noisy_small_tasks(std::uint64_t seed) {
+  SyntheticSpec s;
+  s.tasks = 150;
+  s.min_samples = 1;
+  s.max_samples = 14;
+  s.d = 12;
+  s.r = 2;
+  s.k = 1;
+  s.noise = 0.1;
+  s.seed = seed;
+  return generate_synthetic(s);
+}
+
 TEST(CudaParity, OneOuterIterationMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   const SyntheticData syn = ragged_data(3);
@@ -324,16 +338,7 @@ TEST(CudaCg, UnderThePriorPassesMatchTheCpu) {
 // the CPU's, and the direct solve's.
 TEST(CudaCg, TheDefaultModelByCgMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
-  SyntheticSpec s;
-  s.tasks = 150;
-  s.min_samples = 1;
-  s.max_samples = 14;
-  s.d = 12;
-  s.r = 2;
-  s.k = 1;
-  s.noise = 0.1;
-  s.seed = 15;
-  const SyntheticData syn = generate_synthetic(s);
+  const SyntheticData syn = noisy_small_tasks(15);
   Options o;
   o.rank = 2;
   o.sparsity = 1;
@@ -359,16 +364,7 @@ TEST(CudaCg, TheDefaultModelByCgMatchesTheCpu) {
 // mapping back, the M-step's sums by cuBLAS, the joint [beta, U] solve on the device).
 TEST(CudaPrior, TheDefaultModelWithRAndKGivenMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
-  SyntheticSpec s;
-  s.tasks = 150;
-  s.min_samples = 1;
-  s.max_samples = 14;
-  s.d = 12;
-  s.r = 2;
-  s.k = 1;
-  s.noise = 0.1;
-  s.seed = 12;
-  const SyntheticData syn = generate_synthetic(s);
+  const SyntheticData syn = noisy_small_tasks(12);
   Options o;
   o.rank = 2;
   o.sparsity = 1;
