@@ -1,8 +1,10 @@
 // Built against the installed headers and shared library only.
 #include <lrsmeta/io.hpp>
 #include <lrsmeta/lrsmeta.hpp>
+#include <lrsmeta/option_table.hpp>
 
 #include <cstdio>
+#include <string>
 
 int main() {
   lrsmeta::SyntheticSpec spec;
@@ -12,9 +14,11 @@ int main() {
   spec.r = 2;
   spec.k = 1;
   const lrsmeta::SyntheticData truth = lrsmeta::generate_synthetic(spec);
-  lrsmeta::Options options;
-  options.rank = 2;
-  options.sparsity = 1;
+  // The options table is installed and exported: the options set by name, as the CLI sets them.
+  lrsmeta::Options options = lrsmeta::default_options();
+  lrsmeta::set_option(options, "rank", std::string("2"));
+  lrsmeta::set_option(options, "sparsity", std::string("1"));
+  if (lrsmeta::option_value(options, "rank") != "2" || lrsmeta::option_table().empty()) return 3;
   const lrsmeta::Model model = lrsmeta::fit(truth.data.view(), options);
   const double err = lrsmeta::relative_error(model.theta_matrix(), truth.theta());
   std::printf("lrsmeta %s: relative parameter error %.3g\n", lrsmeta::version(), err);
