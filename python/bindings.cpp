@@ -43,6 +43,9 @@ Options options_from_dict(const py::dict& d) {
     else if (py::isinstance<py::float_>(v) || py::hasattr(v, "__float__")) set_option(o, key, py::cast<double>(v), shown);
     else throw Error(shown + " must be a number, not " + py::cast<std::string>(py::repr(v)));
   }
+  // Ranges, in Python's names (fit checks them again, with the data).
+  const std::string out_of_range = option_out_of_range(o, [](const OptionSpec& s) { return s.python.empty() ? s.name : s.python; });
+  if (!out_of_range.empty()) throw Error(out_of_range);
   return o;
 }
 

@@ -321,6 +321,9 @@ one_line_error "lrsmeta train: error: --threads must be >= 0 (got -1)" "$bin" tr
 one_line_error "lrsmeta generate: error: --tasks takes a number, not 'many'" "$bin" generate --out bad --tasks many
 one_line_error "lrsmeta train: error: --select must be one of evidence|validation|kfold (got loocv)" "$bin" train --data data --out bad --select loocv
 one_line_error "lrsmeta train: error: --folds must be between 2 and 100 (got 1)" "$bin" train --data data --out bad --select kfold --folds 1
+# A range the table states, in the CLI's names and before any data is read (no such folder here).
+one_line_error "lrsmeta train: error: --cg-forcing must be in [0, 1) (got 1)" "$bin" train --data no_such_folder --out bad --cg-forcing 1
+[[ ! -e bad ]] || fail "a refused train left bad behind"
 one_line_error "lrsmeta predict: error: --out pred.txt: the file's name must end in .npy or .csv, the formats predict writes" \
   "$bin" predict --model model --data data --out pred.txt
 one_line_error "lrsmeta train: error: --out is required; lrsmeta train --help lists the options" "$bin" train --data data

@@ -154,6 +154,22 @@ TEST(OptionTable, TheCApiSetsAndReadsEveryOption) {
   lrsmeta_options_destroy(opts);
 }
 
+TEST(OptionTable, TheFirstOptionOutOfRangeIsNamedAsTheFrontEndNamesIt) {
+  Options o = default_options();
+  EXPECT_EQ(option_out_of_range(o), "");
+  o.cg_forcing = 1.0;
+  EXPECT_EQ(option_out_of_range(o), "cg_forcing must be in [0, 1) (got 1)");
+  EXPECT_EQ(option_out_of_range(o, [](const OptionSpec& s) { return "--" + s.cli; }), "--cg-forcing must be in [0, 1) (got 1)");
+  o.cg_forcing = 0.1;
+  o.warm_start_iterations = -2;
+  EXPECT_EQ(option_out_of_range(o, [](const OptionSpec& s) { return s.python; }), "warm_start = -2 is negative");
+  o.warm_start_iterations = 5;
+  o.privacy.delta = 2.0;  // privacy's ranges only under private training
+  EXPECT_EQ(option_out_of_range(o), "");
+  o.privacy.enabled = true;
+  EXPECT_EQ(option_out_of_range(o), "delta must be in (0, 1) (got 2)");
+}
+
 TEST(OptionTable, ValidateChecksEveryRangeTheTableStates) {
   for (const OptionSpec& s : option_table()) {
     if (s.type != OptionType::integer && s.type != OptionType::number) continue;

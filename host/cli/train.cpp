@@ -132,6 +132,9 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       if (g.negated_flag) set_option(opts, g.spec->name, std::string("false"));
       else set_option(opts, g.spec->name, *g.text, "--" + g.spec->cli);
     }
+    // Ranges, in the CLI's names, before any data is read (fit() checks them again).
+    const std::string out_of_range = option_out_of_range(opts, [](const OptionSpec& s) { return s.cli.empty() ? s.name : "--" + s.cli; });
+    if (!out_of_range.empty()) throw Error(out_of_range);
     if (eps_opt->empty() && !seed_opt->empty()) throw Error("--noise-seed applies to private training only (give --epsilon and --delta)");
     const bool rank_auto = opts.rank == Options::kAuto, sparsity_auto = opts.sparsity == Options::kAuto;
     opts.threads = data->threads;

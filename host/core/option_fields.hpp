@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,8 @@ void set_text(Options& o, const OptionField& f, const std::string& text, const s
 void set_number(Options& o, const OptionField& f, double v, const std::string& shown);
 void set_integer(Options& o, const OptionField& f, std::int64_t v, const std::string& shown);
 void unset(Options& o, const OptionField& f, const std::string& shown);
+// The first option outside its range, named by `shown` ("" where there is none); as check_ranges.
+std::string out_of_range(const Options& o, const std::function<std::string(const OptionSpec&)>& shown);
 // Every integer and number option within its range (privacy's only for private training; those left
 // to the library, and r and k, which validate() checks against d, skipped). Throws Error "options: ...".
 void check_ranges(const Options& o);

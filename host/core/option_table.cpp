@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <functional>
 #include <map>
 
 namespace lrsmeta {
@@ -387,7 +388,7 @@ void unset(Options& o, const OptionField& f, const std::string& shown) {
   f.make_unset(o);
 }
 
-void check_ranges(const Options& o) {
+std::string out_of_range(const Options& o, const std::function<std::string(const OptionSpec&)>& shown) {
   for (const OptionField& f : option_fields()) {
     const OptionSpec& s = f.spec;
     if (s.type != OptionType::integer && s.type != OptionType::number) continue;
@@ -395,21 +396,29 @@ void check_ranges(const Options& o) {
     if (f.is_unset && f.is_unset(o)) continue;
     if (s.name == "rank" || s.name == "sparsity") continue;  // checked against d (validate)
     Options& m = const_cast<Options&>(o);
-    // Named in words ("inner iterations"), as every front end's user reads it.
-    std::string words = s.name;
-    std::replace(words.begin(), words.end(), '_', ' ');
-    const std::string prefix = "options: " + std::string(s.group.empty() ? "" : s.group + ": ") + words;
+    const std::string name = shown(s);
     if (f.number_field) {
       const double v = f.number_field(m);
-      if (!in_range(s, v)) throw Error(prefix + " must be " + takes(f) + " (got " + number_text(v) + ")");
+      if (!in_range(s, v)) return name + " must be " + takes(f) + " (got " + number_text(v) + ")";
       continue;
     }
     const double v = f.int_field ? f.int_field(m) : f.int64_field ? static_cast<double>(f.int64_field(m)) : 0.0;
     if (f.uint64_field || in_range(s, v)) continue;
     const std::string value = f.int_field ? std::to_string(f.int_field(m)) : std::to_string(f.int64_field(m));
-    if (s.low == 0 && v < 0) throw Error(prefix + " = " + value + " is negative");
-    throw Error(prefix + " = " + value + " must be " + takes(f));
+    if (s.low == 0 && v < 0) return name + " = " + value + " is negative";
+    return name + " = " + value + " must be " + takes(f);
   }
+  return std::string();
+}
+
+void check_ranges(const Options& o) {
+  // Named in words ("inner iterations"), as every front end's user reads them.
+  const std::string problem = out_of_range(o, [](const OptionSpec& s) {
+    std::string words = s.name;
+    std::replace(words.begin(), words.end(), '_', ' ');
+    return (s.group.empty() ? "" : s.group + ": ") + words;
+  });
+  if (!problem.empty()) throw Error("options: " + problem);
 }
 
 }  // namespace core
@@ -438,6 +447,9 @@ void set_option(Options& options, const std::string& name, double value, const s
 }
 void set_option_integer(Options& options, const std::string& name, std::int64_t value, const std::string& shown) {
   core::set_integer(options, core::option_field(name), value, shown);
+}
+std::string option_out_of_range(const Options& options, const std::function<std::string(const OptionSpec&)>& shown) {
+  return core::out_of_range(options, shown ? shown : [](const OptionSpec& s) { return s.name; });
 }
 void unset_option(Options& options, const std::string& name, const std::string& shown) {
   core::unset(options, core::option_field(name), shown);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,11 @@ LRSMETA_API void set_option(Options& options, const std::string& name, const std
 // Sets a number or an integer option (an integer option takes only whole numbers), or a flag (0 or 1).
 LRSMETA_API void set_option(Options& options, const std::string& name, double value, const std::string& shown = "");
 LRSMETA_API void set_option_integer(Options& options, const std::string& name, std::int64_t value, const std::string& shown = "");
+// The first option outside its range (OptionSpec's low and high), as one line that names it as
+// `shown` does ("--cg-forcing must be in [0, 1) (got 1)"; by default its name), or "" where every
+// option is within its range. fit() refuses the same options (validate()); a front end can say so
+// before any data is read, in its own names.
+LRSMETA_API std::string option_out_of_range(const Options& options, const std::function<std::string(const OptionSpec&)>& shown = nullptr);
 // Leaves the option to the library (OptionSpec::unset non-empty; throws Error otherwise).
 LRSMETA_API void unset_option(Options& options, const std::string& name, const std::string& shown = "");
 

@@ -502,6 +502,11 @@ def test_every_option_of_the_table_reaches_the_library():
         _lrsmeta.option_values({"iterations": 2.5})
     with pytest.raises(ValueError, match="unknown option 'colour'"):
         _lrsmeta.option_values({"colour": 1})
+    # Ranges in Python's names, before any data is read.
+    with pytest.raises(ValueError, match=r"cg_forcing must be in \[0, 1\) \(got 1\)"):
+        lrsmeta.LRSRegressor(cg_forcing=1.0).fit(np.ones((4, 2)), np.ones(4), [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"warm_start = -1 is negative"):
+        _lrsmeta.option_values({"warm_start_iterations": -1})
 
 
 @pytest.mark.skipif(CLI is None, reason="needs LRSMETA (the CLI)")
