@@ -47,6 +47,12 @@ struct Row {
     if (before) field.json_before = before;
     return *this;
   }
+  // model.json records whether the option is set, under `name`, never its value (the noise seed).
+  Row& json_presence(const char* name) {
+    field.json_name = name;
+    field.json_presence = true;
+    return *this;
+  }
 };
 
 Row row(const char* name, const char* python, const char* cli, OptionType type, const char* help) {
@@ -63,6 +69,19 @@ Row integer(const char* name, const char* python, const char* cli, int& (*f)(Opt
   Row r = row(name, python, cli, OptionType::integer, help);
   r.field.int_field = f;
   r.field.spec.low = 0, r.field.spec.high = kIntMax;
+  return r;
+}
+// Integers in 64-bit fields: a count of tasks, and the seeds (unsigned, any 64-bit value).
+Row integer64(const char* name, const char* python, const char* cli, std::int64_t& (*f)(Options&), const char* help) {
+  Row r = row(name, python, cli, OptionType::integer, help);
+  r.field.int64_field = f;
+  r.field.spec.low = 0, r.field.spec.high = kInf;
+  return r;
+}
+Row seed(const char* name, const char* python, const char* cli, std::uint64_t& (*f)(Options&), const char* help) {
+  Row r = row(name, python, cli, OptionType::integer, help);
+  r.field.uint64_field = f;
+  r.field.spec.low = 0, r.field.spec.high = kInf;
   return r;
 }
 Row number(const char* name, const char* python, const char* cli, double& (*f)(Options&), const char* help) {
@@ -135,10 +154,9 @@ std::vector<OptionField> make_table() {
       number("validation_fraction", "validation_fraction", "validation-fraction", FIELD(double, validation_fraction),
              "share of each task's rows held out when choosing on validation rows")
           .range(0, 0.5, true),
-      integer("selection_tasks", "selection_tasks", "selection-tasks", nullptr,
-              "with more tasks than this, choose on held-out rows of this many tasks drawn at random (the final fit uses "
-              "all; 0: every task)")
-          .range(0, kInf),
+      integer64("selection_tasks", "selection_tasks", "selection-tasks", FIELD(std::int64_t, selection_tasks),
+                "with more tasks than this, choose on held-out rows of this many tasks drawn at random (the final fit uses "
+                "all; 0: every task)"),
       number("selection_tolerance", "selection_tolerance", "selection-tolerance", FIELD(double, selection_tolerance),
              "choosing on held-out rows: the smallest model within this relative margin of the best held-out error is taken"),
       choice("variant", "variant", "variant", {"pursuit", "htp", "iht"},
@@ -177,7 +195,7 @@ std::vector<OptionField> make_table() {
           .json(nullptr, "0"),
       integer("cg_max_steps", "cg_max_steps", "cg-max-steps", FIELD(int, cg_max_steps), "cg: most steps per U step")
           .range(1, kIntMax),
-      integer("seed", "random_state", "seed", nullptr, "seed of the random initialisation and of the held-out rows"),
+      seed("seed", "random_state", "seed", FIELD(std::uint64_t, seed), "seed of the random initialisation and of the held-out rows"),
       integer("threads", "threads", "threads", FIELD(int, threads), "CPU threads (0: all cores)"),
       flag("private", "", "", [](Options& o) -> bool& { return o.privacy.enabled; },
            "differential privacy (Python and the CLI: on where epsilon is given)")
@@ -206,25 +224,17 @@ std::vector<OptionField> make_table() {
           .privacy()
           .left_to_library("unset", "calibrated to epsilon and delta", [](const Options& o) { return o.privacy.noise_multiplier < 0; },
                            [](Options& o) { o.privacy.noise_multiplier = -1.0; }),
-      integer("noise_seed", "noise_seed", "noise-seed", nullptr, "fix the noise seed: reproducible, NO privacy guarantee")
+      seed("noise_seed", "noise_seed", "noise-seed", FIELD(std::uint64_t, privacy.noise_seed),
+           "fix the noise seed: reproducible, NO privacy guarantee")
           .privacy()
-          .range(0, kInf)
           .left_to_library("unset", "fresh noise (the guarantee holds)", [](const Options& o) { return !o.privacy.fixed_seed; },
                            [](Options& o) { o.privacy.fixed_seed = false; })
           .also([](Options& o) { o.privacy.fixed_seed = true; })
-          .json("fixed_seed"),
+          .json_presence("fixed_seed"),
   };
   std::vector<OptionField> table;
   for (Row& r : rows) {
     OptionField& f = r.field;
-    // The fields that are not int: selection_tasks (int64), the seeds (uint64).
-    if (f.spec.name == "selection_tasks") f.int64_field = FIELD(std::int64_t, selection_tasks);
-    if (f.spec.name == "seed") f.uint64_field = FIELD(std::uint64_t, seed), f.spec.high = kInf;
-    if (f.spec.name == "noise_seed") {
-      f.uint64_field = FIELD(std::uint64_t, privacy.noise_seed);
-      f.json_presence = true;  // model.json records whether the seed was fixed, never the seed
-    }
-    if (f.spec.name == "private") f.json_before = "false";
     f.spec.cli_negated = f.spec.cli.rfind("no-", 0) == 0;  // --no-standardize turns standardize off
     table.push_back(std::move(f));
   }

@@ -68,7 +68,7 @@ Options options_from_json(const JsonFields& j) {
       if (!in.boolean(key)) f.make_unset(o);
       else o.privacy.fixed_seed = true;  // the seed itself is never recorded
     } else if (f.int_field) {
-      f.int_field(o) = f.spec.name == "folds" ? in.small_integer(key) : static_cast<int>(in.integer(key, 0, std::numeric_limits<int>::max()));
+      f.int_field(o) = static_cast<int>(in.integer(key, 0, std::numeric_limits<int>::max()));
     } else if (f.int64_field) {
       f.int64_field(o) = in.integer(key, 0, std::numeric_limits<std::int64_t>::max());
     } else if (f.uint64_field) {
