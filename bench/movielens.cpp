@@ -336,6 +336,8 @@ std::vector<Method> methods(int iterations, int threads, const std::string& lme4
     if (h.contains("task_ridge")) o.task_ridge = h.at("task_ridge").get<double>();
     if (h.contains("select")) o.selection = parse_selection(h.at("select").get<std::string>());
     if (h.contains("covariance_shrinkage")) o.covariance_shrinkage = h.at("covariance_shrinkage").get<double>();
+    if (h.contains("low_rank_basis")) o.low_rank_basis = parse_low_rank_basis(h.at("low_rank_basis").get<std::string>());
+    if (h.contains("population_prior")) o.population_prior = h.at("population_prior").get<bool>();
     o.iterations = h.value("iterations", iterations);
     o.warm_start_iterations = std::min(5, o.iterations / 3);
     o.threads = threads;
@@ -368,6 +370,9 @@ std::vector<Method> methods(int iterations, int threads, const std::string& lme4
                    },
                    [](const json&, std::int64_t) { return 2.0; }});
   }
+  // lme4's random intercept in lrsmeta: U held at the constant feature's axis, beta unpenalised.
+  out.push_back({"random intercept (lrsmeta: U held at the constant feature)",
+                 {json{{"r", 1}, {"k", 0}, {"low_rank_basis", "intercept"}, {"population_prior", false}}}, lrs, stored});
   out.push_back({"low-rank only (k = 0)", grid({1, 2, 3, 5, 8}, {0}), lrs, stored});
   out.push_back({"sparse only (r = 0)", grid({0}, {1, 2, 3, 5}), lrs, stored});
   out.push_back({"LRS", grid({1, 2, 3, 5, 8}, {1, 2, 3}), lrs, stored});

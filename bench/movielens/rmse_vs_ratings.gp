@@ -13,6 +13,7 @@ set linetype 10 lc rgb '#8b0000' lw 2 pt 10 dt 2
 set linetype 11 lc rgb '#2e8b57' lw 2 pt 11 dt 2
 set linetype 12 lc rgb '#4b0082' lw 2 pt 12 dt 2
 set linetype 13 lc rgb '#ff1493' lw 2 pt 13 dt 3
+set linetype 14 lc rgb '#000000' lw 2 pt 1 dt 3
 set title "MovieLens: test RMSE behind the best method of each column\n(lines off the top are further behind: table.md has every number)"
 set xlabel 'training ratings per user (log scale; rightmost: all, mean 119)'
 set ylabel 'test RMSE minus the best of each column'
@@ -21,4 +22,4 @@ set xrange [4:155]
 set yrange [-0.002:0.05]
 set key below maxrows 4 width -4
 set grid
-plot for [c=15:27] 'rmse_vs_ratings.dat' using 1:c with linespoints title columnheader(c)
+plot for [c=16:29] 'rmse_vs_ratings.dat' using 1:c with linespoints title columnheader(c)

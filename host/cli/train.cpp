@@ -317,10 +317,19 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         if (model.selection.candidates.size() > 1) {
           std::cout << " (log marginal likelihood of each (r, k) tried:";
           for (const SelectionCandidate& x : model.selection.candidates)
-            std::cout << " " << x.rank << "," << x.sparsity << ": " << x.log_evidence << (x.abandoned ? " (abandoned)" : "");
+            std::cout << " " << x.rank << "," << x.sparsity
+                      << (x.low_rank_basis == LowRankBasis::intercept ? " (random intercept)"
+                          : x.low_rank_basis == LowRankBasis::slopes  ? " (random intercept and slopes)"
+                                                                      : "")
+                      << ": " << x.log_evidence << (x.abandoned ? " (abandoned)" : "");
           std::cout << ")";
         }
-        std::cout << ": r = " << c.rank << ", k = " << c.sparsity;
+        std::cout << ": r = " << c.rank;
+        if (c.low_rank_basis == LowRankBasis::intercept) std::cout << " (a random intercept: U held at the constant feature's axis)";
+        if (c.low_rank_basis == LowRankBasis::slopes)
+          std::cout << " (a random intercept and random slopes: U held at the features' axes, Sigma with the intercept's variance and one "
+                       "shared by the slopes)";
+        std::cout << ", k = " << c.sparsity;
         if (c.sparsity > 0) std::cout << ", tau2 " << model.sparse_prior_variance << ", inclusion probability " << model.support_inclusion_probability;
         if (c.rank > 0) std::cout << ", covariance shrinkage " << model.covariance_shrinkage;
         std::cout << "\n";

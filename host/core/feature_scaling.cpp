@@ -14,13 +14,13 @@ bool standardizes(const Options& options) {
 }
 
 template <typename T>
-std::vector<double> feature_scales(const TaskDataView<T>& data, Communicator* communicator) {
+ColumnSums column_sums(const TaskDataView<T>& data, Communicator* communicator) {
   const std::int64_t d = data.d;
   // Per column, over fixed blocks of rows (in parallel, added in block order: the same bits
-  // whatever the threads): the sum of squares, the sum of magnitudes and the count of non-zeros;
-  // then the row count. One sum over the processes.
+  // whatever the threads): the sums of squares, of magnitudes and of values, and the count of
+  // non-zeros; then the row count. One sum over the processes.
   // (At most 256 blocks, and at most 4 Mi partial sums for wide data.)
-  const std::int64_t width = 3 * d;
+  const std::int64_t width = 4 * d;
   const std::int64_t blocks = std::max<std::int64_t>(1, std::min<std::int64_t>({data.n, 256, (std::int64_t{1} << 22) / std::max<std::int64_t>(1, width)}));
   std::vector<double> partial(static_cast<std::size_t>(blocks * width), 0.0);
 #pragma omp parallel for schedule(static)
@@ -28,6 +28,7 @@ std::vector<double> feature_scales(const TaskDataView<T>& data, Communicator* co
     double* squares = partial.data() + b * width;
     double* magnitudes = squares + d;
     double* nonzeros = magnitudes + d;
+    double* values = nonzeros + d;
     for (std::int64_t j = data.n * b / blocks; j < data.n * (b + 1) / blocks; ++j) {
       const T* x = data.X + j * d;
       for (std::int64_t a = 0; a < d; ++a) {
@@ -35,6 +36,7 @@ std::vector<double> feature_scales(const TaskDataView<T>& data, Communicator* co
         squares[a] += v * v;
         magnitudes[a] += std::abs(v);
         nonzeros[a] += v != 0.0 ? 1.0 : 0.0;
+        values[a] += v;
       }
     }
   }
@@ -43,17 +45,53 @@ std::vector<double> feature_scales(const TaskDataView<T>& data, Communicator* co
     for (std::int64_t a = 0; a < width; ++a) sums[static_cast<std::size_t>(a)] += partial[static_cast<std::size_t>(b * width + a)];
   sums[static_cast<std::size_t>(width)] = static_cast<double>(data.n);
   if (communicator && communicator->size() > 1) communicator->sum(sums.data(), sums.size());
-  const double rows = sums[static_cast<std::size_t>(width)];
+  ColumnSums out;
+  auto part = [&](std::int64_t p) {
+    return std::vector<double>(sums.begin() + static_cast<std::ptrdiff_t>(p * d), sums.begin() + static_cast<std::ptrdiff_t>((p + 1) * d));
+  };
+  out.squares = part(0);
+  out.magnitudes = part(1);
+  out.nonzeros = part(2);
+  out.values = part(3);
+  out.rows = sums[static_cast<std::size_t>(width)];
+  return out;
+}
+template ColumnSums column_sums(const TaskDataView<float>&, Communicator*);
+template ColumnSums column_sums(const TaskDataView<double>&, Communicator*);
+
+namespace {
+// Whether every non-zero of column a has one magnitude (0/1, one-hot levels, the intercept).
+bool is_indicator(const ColumnSums& s, std::size_t a) {
+  return s.squares[a] * s.nonzeros[a] - s.magnitudes[a] * s.magnitudes[a] <= 1e-12 * s.magnitudes[a] * s.magnitudes[a];
+}
+}  // namespace
+
+template <typename T>
+std::int64_t constant_feature(const TaskDataView<T>& data, Communicator* communicator) {
+  const ColumnSums s = column_sums(data, communicator);
+  for (std::size_t a = 0; a < s.squares.size(); ++a)
+    if (s.rows > 0 && s.nonzeros[a] == s.rows && is_indicator(s, a) && std::abs(s.values[a]) == s.magnitudes[a])
+      return static_cast<std::int64_t>(a);
+  return -1;
+}
+template std::int64_t constant_feature(const TaskDataView<float>&, Communicator*);
+template std::int64_t constant_feature(const TaskDataView<double>&, Communicator*);
+
+template <typename T>
+std::vector<double> feature_scales(const TaskDataView<T>& data, Communicator* communicator) {
+  const std::int64_t d = data.d;
+  const ColumnSums sums = column_sums(data, communicator);
+  const double rows = sums.rows;
   auto nearest_power_of_two = [](double v) { return std::ldexp(1.0, static_cast<int>(std::lround(std::log2(v)))); };
   std::vector<double> scales(static_cast<std::size_t>(d), 1.0);
   for (std::int64_t a = 0; a < d; ++a) {
-    const double squares = sums[static_cast<std::size_t>(a)], magnitudes = sums[static_cast<std::size_t>(d + a)];
-    const double nonzeros = sums[static_cast<std::size_t>(2 * d + a)];
+    const std::size_t at = static_cast<std::size_t>(a);
+    const double squares = sums.squares[at], magnitudes = sums.magnitudes[at], nonzeros = sums.nonzeros[at];
     if (!(nonzeros > 0) || !(rows > 0)) continue;  // a column of zeros
     // An indicator (every non-zero of one magnitude c: 0/1, one-hot levels, the intercept) is
     // brought to 0/1 by the power of two nearest c; any other column to a root mean square of 1/2.
     const double c = magnitudes / nonzeros;
-    const bool indicator = squares * nonzeros - magnitudes * magnitudes <= 1e-12 * magnitudes * magnitudes;
+    const bool indicator = is_indicator(sums, at);
     const double size = indicator ? c : 2.0 * std::sqrt(squares / rows);
     if (size > 0 && std::isfinite(size)) scales[static_cast<std::size_t>(a)] = nearest_power_of_two(size);
   }

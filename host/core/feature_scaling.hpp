@@ -28,6 +28,20 @@ namespace lrsmeta::core {
 // for) and not the paper's model (--prior none: its algorithm as published).
 bool standardizes(const Options& options);
 
+// Per column, over all rows of every process: the sums of squares, of magnitudes and of values, and
+// the count of non-zeros; and the row count.
+struct ColumnSums {
+  std::vector<double> squares, magnitudes, nonzeros, values;
+  double rows = 0.0;
+};
+template <typename T>
+ColumnSums column_sums(const TaskDataView<T>& data, Communicator* communicator);
+
+// The first constant feature (one non-zero value in every row of every process: the intercept), or
+// -1 where there is none. LowRankBasis::intercept holds U at its axis.
+template <typename T>
+std::int64_t constant_feature(const TaskDataView<T>& data, Communicator* communicator);
+
 // The factor of each column, a power of two, from sums over all rows of every process: nearest the
 // magnitude of an indicator's non-zeros, else nearest the root mean square (1 for a column of zeros).
 template <typename T>

@@ -12,6 +12,7 @@
 #include "core/communicator.hpp"
 #include "core/distributed_backend.hpp"
 #include "core/estimation.hpp"
+#include "core/feature_scaling.hpp"
 #include "core/fingerprint.hpp"
 #include "core/fitting.hpp"
 #include "core/noise.hpp"
@@ -117,6 +118,14 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     report.fixed_seed = po.fixed_seed;
   }
 
+  // U held (LowRankBasis intercept or slopes): at the constant feature's axis, or the features'.
+  const bool holds_u = options.prior == Prior::automatic &&
+                       (options.low_rank_basis == LowRankBasis::intercept || options.low_rank_basis == LowRankBasis::slopes);
+  const std::int64_t constant = holds_u ? core::constant_feature(data, &comm) : -1;
+  if (holds_u && constant < 0)
+    throw Error(std::string("data: low-rank basis ") + to_string(options.low_rank_basis) +
+                " needs a constant feature (the same non-zero value in every row), and no column of X is one: add a column of ones");
+  u_step.set_held_axis(constant);
   if (resume) {
     if (resume->model.r != r || resume->model.k != k || resume->model.d != d || resume->model.t != data.t)
       throw Error("resume: the checkpoint's model (d = " + std::to_string(resume->model.d) + ", r = " + std::to_string(resume->model.r) +
@@ -125,6 +134,14 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     backend->import_task_parameters(resume->model);
     if (noise) noise->restore(resume->noise_state);
     report.releases = resume->model.privacy.releases;
+  } else if (holds_u) {
+    // U is the constant feature's axis (intercept) or the features' axes (slopes), held there by
+    // every U step.
+    std::vector<double> U(static_cast<std::size_t>(d * r), 0.0);
+    if (options.low_rank_basis == LowRankBasis::intercept) U[static_cast<std::size_t>(constant * r)] = 1.0;
+    else
+      for (std::int64_t a = 0; a < d; ++a) U[static_cast<std::size_t>(a * r + a)] = 1.0;
+    backend->set_U(U);
   } else if (options.init == Init::spectral && r > 0) {
     std::vector<double> M = backend->spectral_moment(private_release);  // symmetric: row- and column-major agree
     // Rank 0 draws the noise (once) and takes the eigenvectors; every process gets its U.
@@ -147,7 +164,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   // What the fit estimates from all rows (negative settings): tau2 by EM, Sigma's shrinkage by
   // marginal likelihood (host/core/estimation.hpp).
   const bool estimate_tau2 = use_prior && options.sparse_prior_scale < 0;
-  const bool estimate_shrinkage = use_prior && options.covariance_shrinkage < 0 && r > 0;
+  const bool slopes = use_prior && options.low_rank_basis == LowRankBasis::slopes;  // Sigma: two variances
+  const bool estimate_shrinkage = use_prior && options.covariance_shrinkage < 0 && r > 0 && !slopes;
   // Under Selection::evidence the supports have a prior too (inclusion probability pi, by EM), so
   // that k is an upper bound: each task pays for choosing among many supports.
   const bool estimate_inclusion = use_prior && options.selection == Selection::evidence && k > 0;
@@ -170,7 +188,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     prior = core::initial_prior(backend->data_moments(), static_cast<int>(d), static_cast<int>(r), &coefficient_scale);
     tau2 = (estimate_tau2 ? kDefaultSparseScale : options.sparse_prior_scale) * coefficient_scale;
     prior.support_threshold = options.support_threshold < 0 ? kDefaultThreshold : options.support_threshold;
-    prior.covariance_shrinkage = std::max(0.0, options.covariance_shrinkage);
+    prior.covariance_shrinkage = slopes ? 0.0 : std::max(0.0, options.covariance_shrinkage);
     prior.inclusion_probability = estimate_inclusion ? std::min(0.5, static_cast<double>(k) / static_cast<double>(d)) : 0.0;
     if (!options.population_prior) prior.beta_variance = 0.0;
   }
@@ -273,7 +291,13 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
       prior.beta = u_step.beta();
       core::carry_to_new_basis(prior, u_step.last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));
       if (estimate_shrinkage) prior.covariance_shrinkage = core::estimate_covariance_shrinkage(prior.Sigma, static_cast<int>(r), t_all);
-      core::shrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
+      if (slopes) {
+        const std::vector<double> U = backend->get_U();
+        const std::vector<double> u(U.begin() + constant * r, U.begin() + (constant + 1) * r);
+        core::keep_intercept_apart(prior.Sigma, u, static_cast<int>(r));
+      } else {
+        core::shrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
+      }
     }
     if (private_release && r > 0) report.releases += 2;
     IterationInfo info;

@@ -117,6 +117,14 @@ std::vector<OptionField> make_table() {
           .left_to_library("auto", "chosen, see select",
                            [](const Options& o) { return o.sparsity == Options::kAuto || !o.sparsity_candidates.empty(); },
                            [](Options& o) { o.sparsity = Options::kAuto; }),
+      choice("low_rank_basis", "low_rank_basis", "low-rank-basis", {"auto", "learned", "intercept", "slopes"},
+             [](const Options& o) -> std::string { return to_string(o.low_rank_basis); },
+             [](Options& o, const std::string& s) { o.low_rank_basis = parse_low_rank_basis(s); },
+             "prior auto: U learned; intercept: held at the constant feature's axis, r = 1 (a random intercept per task, "
+             "lme4's (1 | g)); slopes: held at the features' axes, r = d, Sigma diagonal with the constant feature's "
+             "variance and one shared by the others (random intercept and slopes); auto: learned, and where r is auto "
+             "the other two are candidates too")
+          .json(nullptr, "learned"),
       choice("selection", "select", "select", {"evidence", "validation", "kfold"},
              [](const Options& o) -> std::string { return to_string(o.selection); },
              [](Options& o, const std::string& s) { o.selection = parse_selection(s); },

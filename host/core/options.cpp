@@ -36,6 +36,22 @@ const char* to_string(USolver v) { return v == USolver::direct ? "direct" : v ==
 const char* to_string(Selection v) {
   return v == Selection::evidence ? "evidence" : v == Selection::validation ? "validation" : "kfold";
 }
+const char* to_string(LowRankBasis v) {
+  switch (v) {
+    case LowRankBasis::learned: return "learned";
+    case LowRankBasis::intercept: return "intercept";
+    case LowRankBasis::slopes: return "slopes";
+    case LowRankBasis::automatic: return "auto";
+  }
+  return "?";
+}
+LowRankBasis parse_low_rank_basis(const std::string& name) {
+  if (name == "learned") return LowRankBasis::learned;
+  if (name == "intercept") return LowRankBasis::intercept;
+  if (name == "slopes") return LowRankBasis::slopes;
+  if (name == "auto") return LowRankBasis::automatic;
+  throw Error("unknown low-rank basis '" + name + "' (expected learned, intercept, slopes or auto)");
+}
 Selection parse_selection(const std::string& name) {
   if (name == "evidence") return Selection::evidence;
   if (name == "validation") return Selection::validation;
@@ -150,11 +166,22 @@ void validate(const Options& o, std::int64_t d) {
     fail("privacy: rank and sparsity cannot be chosen on validation rows of private data (give them as numbers)");
   int max_rank = o.rank_candidates.empty() ? o.rank : 0;
   for (int r : o.rank_candidates) max_rank = std::max(max_rank, r);
+  if (o.low_rank_basis == LowRankBasis::intercept || o.low_rank_basis == LowRankBasis::slopes) {
+    const std::string name = to_string(o.low_rank_basis);
+    const bool intercept = o.low_rank_basis == LowRankBasis::intercept;
+    const int held_rank = intercept ? 1 : static_cast<int>(d);
+    if (o.prior != Prior::automatic || p.enabled) fail("low-rank basis " + name + " needs the prior (prior auto, without privacy)");
+    if (!o.rank_candidates.empty() || (o.rank != held_rank && o.rank != Options::kAuto))
+      fail("low-rank basis " + name + " holds U at " + (intercept ? "one column (r = 1)" : "the features' axes (r = d = " + std::to_string(d) + ")") +
+           ", but rank r = " + (o.rank_candidates.empty() ? std::to_string(o.rank) : std::string("auto")) +
+           " was given: give rank " + std::to_string(held_rank));
+    if (o.u_solver == USolver::cg) fail("low-rank basis " + name + " solves for beta directly: use --u-solver direct (or auto)");
+  }
   if (p.enabled && o.u_solver == USolver::cg)
     fail("privacy: the private U step adds its noise to G, which cg never forms: use --u-solver direct (or auto)");
   // With the prior, beta is solved together with U: one more block of d unknowns.
   const std::int64_t unknowns = static_cast<std::int64_t>(max_rank + (o.prior == Prior::automatic && !p.enabled ? 1 : 0)) * d;
-  const bool direct = o.u_solver == USolver::direct || (o.u_solver == USolver::automatic && p.enabled);
+  const bool direct = o.u_solver == USolver::direct || (o.u_solver == USolver::automatic && (p.enabled || o.low_rank_basis == LowRankBasis::intercept || o.low_rank_basis == LowRankBasis::slopes));
   if (direct && unknowns > core::kDirectUnknownsLimit)
     fail(std::to_string(unknowns) + " unknowns in the U step (d = " + std::to_string(d) + ", r = " + std::to_string(max_rank) +
          (o.prior == Prior::automatic ? ", plus beta" : "") + "): a direct solve's G would need " +
@@ -191,6 +218,10 @@ Options resolved(const Options& options, std::vector<std::string>* notes) {
 }
 
 void resolve_candidates(Options& options, std::int64_t d) {
+  if (options.rank == Options::kAuto && options.rank_candidates.empty()) {  // U held: its rank is the basis's
+    if (options.low_rank_basis == LowRankBasis::intercept) options.rank = 1;
+    if (options.low_rank_basis == LowRankBasis::slopes) options.rank = static_cast<int>(d);
+  }
   if (options.rank == Options::kAuto && options.rank_candidates.empty()) options.rank_candidates = default_rank_candidates(d);
   if (options.sparsity == Options::kAuto && options.sparsity_candidates.empty())
     options.sparsity_candidates = default_sparsity_candidates(d);

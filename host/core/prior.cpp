@@ -101,6 +101,21 @@ void shrink_covariance(std::vector<double>& Sigma, int r, double f) {
     }
 }
 
+void keep_intercept_apart(std::vector<double>& Sigma, const std::vector<double>& u, int r) {
+  if (r < 2 || u.size() != static_cast<std::size_t>(r) || Sigma.size() != static_cast<std::size_t>(r) * r) return;
+  double own = 0.0, trace = 0.0;
+  for (int a = 0; a < r; ++a) {
+    trace += Sigma[static_cast<std::size_t>(a) * r + a];
+    for (int b = 0; b < r; ++b) own += u[static_cast<std::size_t>(a)] * Sigma[static_cast<std::size_t>(a) * r + b] * u[static_cast<std::size_t>(b)];
+  }
+  const double shared = std::max(0.0, trace - own) / (r - 1);
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) {
+      const double P = u[static_cast<std::size_t>(a)] * u[static_cast<std::size_t>(b)];
+      Sigma[static_cast<std::size_t>(a) * r + b] = own * P + shared * ((a == b ? 1.0 : 0.0) - P);
+    }
+}
+
 void unshrink_covariance(std::vector<double>& Sigma, int r, double f) {
   if (!(f > 0) || r == 0) return;
   double mean_variance = 0.0;  // shrinking keeps the trace

@@ -20,6 +20,10 @@ PriorState initial_prior(const DataMoments& moments, int d, int r, double* coeff
 // The fit applies it once Sigma is in the new basis (after carry_to_new_basis), so that the task
 // steps use the shrunk Sigma.
 void shrink_covariance(std::vector<double>& Sigma, int r, double f);
+// LowRankBasis::slopes' M-step: Sigma (r x r, row-major, in w's coordinates) -> s0 P + s1 (I - P),
+// P = u u^T (u: the constant feature's direction, unit), s0 = u^T Sigma u and s1 = tr((I - P) Sigma)
+// / (r - 1): the maximum-likelihood Sigma of that form given the same second moments.
+void keep_intercept_apart(std::vector<double>& Sigma, const std::vector<double>& u, int r);
 // The inverse of shrink_covariance: the estimate before shrinking by f.
 void unshrink_covariance(std::vector<double>& Sigma, int r, double f);
 

@@ -31,6 +31,10 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
     choice.why = "direct (private training: its noise goes on G)";
     return choice;
   }
+  if (o.low_rank_basis == LowRankBasis::intercept || o.low_rank_basis == LowRankBasis::slopes) {
+    choice.why = "direct (U held: beta's d unknowns and U's scale are solved for)";
+    return choice;
+  }
   if (rr == 0) return choice;
   char text[300];
   if (unknowns > static_cast<double>(kDirectUnknownsLimit)) {
@@ -159,6 +163,65 @@ double UStep::take_solution(std::vector<double> solution, const PriorState* prio
   return backend_.orthonormalise_U(solution, &R_);
 }
 
+std::vector<std::vector<double>> held_directions(const std::vector<double>& U, int d, int r, LowRankBasis basis, std::int64_t axis) {
+  // U (d x r, row-major) times M (r x r, row-major), column-major as the solution holds U~.
+  auto times = [&](const std::vector<double>& M) {
+    std::vector<double> out(static_cast<std::size_t>(d) * r, 0.0);
+    for (int a = 0; a < d; ++a)
+      for (int p = 0; p < r; ++p)
+        for (int q = 0; q < r; ++q)
+          out[static_cast<std::size_t>(p) * d + a] += U[static_cast<std::size_t>(a) * r + q] * M[static_cast<std::size_t>(q) * r + p];
+    return out;
+  };
+  std::vector<double> identity(static_cast<std::size_t>(r) * r, 0.0), apart(identity.size(), 0.0);
+  for (int q = 0; q < r; ++q) identity[static_cast<std::size_t>(q) * r + q] = 1.0;
+  if (basis != LowRankBasis::slopes) return {times(identity)};
+  if (axis < 0 || axis >= d) throw Error("U update: no constant feature to hold the intercept's direction at");
+  // P = u u^T, u = U^T e_axis (U's row): the constant feature's direction in w's coordinates.
+  for (int p = 0; p < r; ++p)
+    for (int q = 0; q < r; ++q)
+      apart[static_cast<std::size_t>(p) * r + q] = U[static_cast<std::size_t>(axis) * r + p] * U[static_cast<std::size_t>(axis) * r + q];
+  std::vector<double> rest = identity;
+  for (std::size_t e = 0; e < rest.size(); ++e) rest[e] -= apart[e];
+  return {times(apart), times(rest)};
+}
+
+void restrict_to_directions(std::vector<double>& G, std::vector<double>& v, int d, const std::vector<std::vector<double>>& directions) {
+  const std::size_t n = v.size(), m = directions.size(), reduced = static_cast<std::size_t>(d) + m;
+  if (G.size() != n * n || n < static_cast<std::size_t>(d)) throw Error("U update: the system does not have beta's block");
+  for (const std::vector<double>& D : directions)
+    if (D.size() != n - static_cast<std::size_t>(d)) throw Error("U update: a held direction does not match U's block");
+  // B = [I_d 0; 0 D]: the reduced system is B^T G B y = B^T v.
+  auto column = [&](std::size_t j, std::vector<double>& out) {  // G B e_j
+    out.assign(n, 0.0);
+    if (j < static_cast<std::size_t>(d)) {
+      for (std::size_t a = 0; a < n; ++a) out[a] = G[j * n + a];
+      return;
+    }
+    const std::vector<double>& D = directions[j - static_cast<std::size_t>(d)];
+    for (std::size_t c = 0; c < D.size(); ++c)
+      if (D[c] != 0.0)
+        for (std::size_t a = 0; a < n; ++a) out[a] += G[(static_cast<std::size_t>(d) + c) * n + a] * D[c];
+  };
+  auto project = [&](const std::vector<double>& full, std::size_t i) {  // (B^T full)_i
+    if (i < static_cast<std::size_t>(d)) return full[i];
+    const std::vector<double>& D = directions[i - static_cast<std::size_t>(d)];
+    double s = 0.0;
+    for (std::size_t c = 0; c < D.size(); ++c) s += D[c] * full[static_cast<std::size_t>(d) + c];
+    return s;
+  };
+  std::vector<double> small(reduced * reduced), rhs(reduced), col;
+  for (std::size_t j = 0; j < reduced; ++j) {
+    column(j, col);
+    for (std::size_t i = 0; i < reduced; ++i) small[j * reduced + i] = project(col, i);
+  }
+  for (std::size_t i = 0; i < reduced; ++i) rhs[i] = project(v, i);
+  for (std::size_t j = 0; j < reduced; ++j)  // exactly symmetric
+    for (std::size_t i = 0; i < j; ++i) small[j * reduced + i] = small[i * reduced + j] = 0.5 * (small[j * reduced + i] + small[i * reduced + j]);
+  G = std::move(small);
+  v = std::move(rhs);
+}
+
 UStep::UStep(Backend& backend, const Options& options, Communicator& communicator)
     : backend_(backend), options_(options), comm_(communicator) {
   if (options_.u_solver == USolver::automatic) throw Error("U step: the solver must be resolved (direct or cg) before the fit");
@@ -215,9 +278,18 @@ double UStep::run_from_start(UStepStart start, const PriorState* prior) {
 double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
   const PrivacyOptions* bounds = release ? &release->bounds : nullptr;
   // One process: the system where the backend formed it, if it can; else G and v on the host.
-  DirectSystem* in_place = comm_.size() == 1 ? backend_.direct_system_in_place(bounds) : nullptr;
+  // U held (LowRankBasis intercept or slopes): U~ only within the held directions, the system
+  // restricted to them on the host.
+  const bool holds_u = prior && (options_.low_rank_basis == LowRankBasis::intercept || options_.low_rank_basis == LowRankBasis::slopes);
+  DirectSystem* in_place = comm_.size() == 1 && !holds_u ? backend_.direct_system_in_place(bounds) : nullptr;
   std::vector<double> G, v;
   if (!in_place) backend_.accumulate_normal_equations(G, v, bounds);
+  const std::size_t full_size = v.size();
+  std::vector<std::vector<double>> directions;
+  if (holds_u && comm_.rank() == 0) {
+    directions = held_directions(backend_.get_U(), static_cast<int>(prior->beta.size()), options_.rank, options_.low_rank_basis, held_axis_);
+    restrict_to_directions(G, v, static_cast<int>(prior->beta.size()), directions);
+  }
   std::vector<double> x;
   std::string failure;
   if (comm_.rank() == 0) {
@@ -235,13 +307,25 @@ double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
       // With the prior, the jitter (where G is singular) pulls towards the current [beta, U] rather
       // than towards 0: a direction the data does not determine then keeps its column, where
       // shrinking it would shrink R and with it Sigma, a little more every iteration.
-      const std::vector<double> anchor = prior ? current_solution(prior) : std::vector<double>();
+      std::vector<double> anchor = prior ? current_solution(prior) : std::vector<double>();
+      if (holds_u) {  // [beta, the directions' weights], each weight 1 now
+        anchor.resize(prior->beta.size());
+        anchor.insert(anchor.end(), directions.size(), 1.0);
+      }
       x = solve_direct(system, options_.ridge + extra_ridge, prior ? &anchor : nullptr);
+      if (holds_u) {  // U~ = the directions weighted by the solution
+        const std::size_t d = prior->beta.size();
+        std::vector<double> full(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(d));
+        full.resize(full_size, 0.0);
+        for (std::size_t j = 0; j < directions.size(); ++j)
+          for (std::size_t c = 0; c < directions[j].size(); ++c) full[d + c] += x[d + j] * directions[j][c];
+        x = std::move(full);
+      }
     } catch (const std::exception& e) {
       failure = e.what();
     }
   } else {
-    x.assign(v.size(), 0.0);
+    x.assign(full_size, 0.0);
   }
   if (comm_.size() > 1) {  // the others wait for rank 0's solution: they must learn of its failure
     const std::string first = comm_.first_error(failure);

@@ -61,6 +61,18 @@ std::vector<double> solve_direct(DirectSystem& system, double shift, const std::
 std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<double> v, double shift,
                                            const std::vector<double>* anchor = nullptr);
 
+// U held (LowRankBasis intercept or slopes): U~ is restricted to a few directions (column-major
+// d x r each), whose weights the U step solves for with beta: U~ = sum_j alpha_j D_j, and then
+// U~ = U R with R = sum_j alpha_j M_j. That keeps U (up to its columns' signs) and lets R rescale
+// Sigma within its structure: parameter-expanded EM (Liu, Rubin and Wu, Biometrika 85, 1998), which
+// converges in far fewer iterations than holding U~ = U. intercept: D = U (r = 1); slopes: D =
+// U P and U (I - P), P = u u^T with u = U^T e_axis, the constant feature's direction in w's
+// coordinates.
+std::vector<std::vector<double>> held_directions(const std::vector<double>& U, int d, int r, LowRankBasis basis, std::int64_t axis);
+// G x = v over [beta, U] (column-major n x n, beta's d unknowns first) restricted to [beta, the
+// directions' weights]: B^T G B y = B^T v, B = [I 0; 0 D].
+void restrict_to_directions(std::vector<double>& G, std::vector<double>& v, int d, const std::vector<std::vector<double>>& directions);
+
 // One fit's U steps on one backend, by the solver in options.u_solver (direct or cg; auto already
 // resolved by choose_u_solver), over the communicator's processes (the backend's sums are over all
 // of them: core/distributed_backend.hpp; rank 0 solves and takes cg's decisions, and every process
@@ -84,6 +96,8 @@ class UStep {
   // After a U step with the prior: beta (d), and R (r x r, row-major) of U~ = U R.
   const std::vector<double>& beta() const { return beta_; }
   const std::vector<double>& last_R() const { return R_; }
+  // The constant feature, whose axis LowRankBasis::slopes keeps apart.
+  void set_held_axis(std::int64_t axis) { held_axis_ = axis; }
 
   // (G + lambda I) x, plus the beta prior's precision on beta's block, for rank 0's x on every
   // process: the backend's pass and what the model adds to it.
@@ -113,6 +127,7 @@ class UStep {
   std::vector<double> C_vectors_, C_values_;  // C's eigendecomposition, on the first cg solve
   SolverReport last_;
   std::vector<double> beta_, R_;
+  std::int64_t held_axis_ = -1;
 };
 
 // One direct U step in this process alone (tests and benchmarks).

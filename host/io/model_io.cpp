@@ -160,7 +160,8 @@ std::string model_json(const Model& m) {
                 {"log_evidence", finite_or_null(c.log_evidence)},
                 {"sparse_prior_variance", c.sparse_prior_variance},
                 {"iterations", c.iterations},
-                {"abandoned", c.abandoned}};
+                {"abandoned", c.abandoned},
+                {"low_rank_basis", to_string(c.low_rank_basis)}};
   };
   json selection{{"performed", m.selection.performed}};
   if (m.selection.performed) {
@@ -349,7 +350,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
     }
     if (f.has("selection") && f.object("selection").boolean("performed", false)) {
       const JsonFields sj = f.object("selection");
-      auto candidate = [](const JsonFields& c) {
+      auto candidate = [&](const JsonFields& c) {
         SelectionCandidate out;
         out.rank = c.small_integer("rank");
         out.sparsity = c.small_integer("sparsity");
@@ -362,6 +363,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
         out.sparse_prior_variance = c.number("sparse_prior_variance", 0.0);
         out.iterations = c.small_integer("iterations", 0);
         out.abandoned = c.boolean("abandoned", false);
+        named("low_rank_basis", [&] { out.low_rank_basis = parse_low_rank_basis(c.text("low_rank_basis", "learned")); });
         return out;
       };
       m.selection.performed = true;

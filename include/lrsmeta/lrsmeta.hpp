@@ -80,6 +80,17 @@ enum class USolver { direct, cg, automatic };
 // fits (docs/benchmarks.md: bench/noisy_synthetic, where its held-out error is also lower);
 // docs/model.md and docs/benchmarks.md compare them on every benchmark, MovieLens included.
 enum class Selection { evidence, validation, kfold };
+// What U is, under the prior. learned: estimated from the data (the model's shared low-rank part).
+// intercept: held at the axis of the constant feature (a column with the same non-zero value in
+// every row), r = 1: a random intercept per task, w_i ~ N(0, Sigma), as lme4's (1 | g); nothing is
+// learned about U, so nothing is charged for its span when candidates are compared. slopes: r = d,
+// U held at the features' axes, Sigma diagonal with two variances, the constant feature's own and
+// one shared by every other feature: a random intercept and random slopes, or per-task ridge towards
+// beta with the intercept shrunk apart (Options::covariance_shrinkage does not apply). automatic
+// ("auto"): learned; and where r is auto (Selection::evidence) and the data have a constant
+// feature, the random intercept and (where r = d is a candidate) the slopes model are candidates
+// too (docs/model.md).
+enum class LowRankBasis { learned, intercept, slopes, automatic };
 
 LRSMETA_API const char* to_string(Variant v);
 LRSMETA_API const char* to_string(Init v);
@@ -87,6 +98,7 @@ LRSMETA_API const char* to_string(Device v);
 LRSMETA_API const char* to_string(Prior v);
 LRSMETA_API const char* to_string(USolver v);
 LRSMETA_API const char* to_string(Selection v);
+LRSMETA_API const char* to_string(LowRankBasis v);
 // Parse a name ("pursuit", "htp", "iht"; "random", "spectral"; "cpu", "cuda", "auto"); throws Error.
 LRSMETA_API Variant parse_variant(const std::string& name);
 LRSMETA_API Init parse_init(const std::string& name);
@@ -94,6 +106,7 @@ LRSMETA_API Device parse_device(const std::string& name);
 LRSMETA_API Prior parse_prior(const std::string& name);  // "auto" or "none"
 LRSMETA_API USolver parse_u_solver(const std::string& name);  // "direct", "cg" or "auto"
 LRSMETA_API Selection parse_selection(const std::string& name);  // "evidence", "validation" or "kfold"
+LRSMETA_API LowRankBasis parse_low_rank_basis(const std::string& name);  // "learned", "intercept", "slopes" or "auto"
 
 // User-level differential privacy (docs/design.md section 3, docs/model.md "Differential privacy"). Only U is
 // released; each task's (w_i, b_i) stays with the task. Every task's contribution to G and v is
@@ -173,6 +186,9 @@ struct Options {
   // How what is "auto" below is found: estimated from all rows (evidence, the default) or chosen
   // on held-out rows (validation).
   Selection selection = Selection::evidence;
+  // What U is: learned, the constant feature's axis held fixed (a random intercept), or auto (see
+  // LowRankBasis).
+  LowRankBasis low_rank_basis = LowRankBasis::automatic;
   // With the prior (not private): each feature is divided inside the fit by a power of two (an
   // indicator to 0/1, any other column to about twice its root mean square: Gelman's rule), and
   // the model mapped back to the features as given (Model::feature_scales), so that the prior,
@@ -207,7 +223,9 @@ struct Options {
   // candidate fitted on all rows and scored by its log marginal likelihood less half its number of
   // shared parameters (U's span, r (d - r), and Sigma, r (r + 1) / 2) times log t;
   // r searched upwards with the middle k, then r = d where it is a candidate (with Sigma's
-  // shrinkage estimated, and with Sigma isotropic), then k with the best r, each search until two
+  // shrinkage estimated, and with Sigma isotropic, or where a feature is constant the slopes
+  // model), then the random intercept where a feature is constant (LowRankBasis), then k with the
+  // best r, each search until two
   // candidates in a row do not improve; a larger candidate must score a nat more than a smaller
   // one; the chosen candidate's fit continues to the asked tolerance.
   std::vector<int> rank_candidates;
@@ -279,6 +297,8 @@ struct SelectionCandidate {
   // evidence: stopped before its tolerance because it could not catch the best candidate so far
   // (its score, plus its best recent gain per iteration until the iteration cap, fell short).
   bool abandoned = false;
+  // evidence: U learned, or held (the random-intercept and the slopes candidates: see LowRankBasis).
+  LowRankBasis low_rank_basis = LowRankBasis::learned;
 };
 struct SelectionReport {
   bool performed = false;

@@ -218,7 +218,7 @@ class LRSRegressor:
     def __init__(self, *, rank="auto", sparsity="auto", prior="auto", variant="pursuit", iterations=100,
                  inner_iterations=3, warm_start=5, ridge=0.0, task_ridge=1e-10, step_size=0.0, init="auto",
                  random_state=42, threads=0, tolerance=0.0, relative_tolerance=1e-6, device="cpu", u_solver="auto",
-                 select="evidence", cg_tolerance=1e-10, cg_forcing=0.1, cg_max_steps=300,
+                 select="evidence", low_rank_basis="auto", cg_tolerance=1e-10, cg_forcing=0.1, cg_max_steps=300,
                  sparse_prior_scale="auto", support_threshold="auto", covariance_shrinkage="auto",
                  validation_fraction=0.2, folds=5, standardize=True, population_prior=True, selection_tasks=50000,
                  selection_tolerance=0.005, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
