@@ -473,6 +473,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
       reach.rank = r;
       reach.sparsity = k;
       reach.covariance_shrinkage = it.covariance_shrinkage;
+      reach.low_rank_basis = basis;
       reach.log_evidence = it.log_evidence + gain * std::max(0, o.iterations - it.iteration);
       abandoned = !better(reach, *leader);
       return !abandoned;
