@@ -285,6 +285,58 @@ TEST(Checkpoint, AStopWhileChoosingRAndKByEvidenceResumesWithoutRefittingTheCand
   EXPECT_EQ(resumed.selection.chosen.sparsity, straight.selection.chosen.sparsity);
 }
 
+// With a constant feature the candidates include the models that hold U (the random intercept, the
+// slopes model): a stop inside any candidate, or in the chosen one's continuation, resumes to the
+// straight fit, each held candidate with its basis.
+TEST(Checkpoint, AStopInsideAnyCandidateWithUHeldResumesToTheStraightFit) {
+  SyntheticData s = noisy_data(8);
+  for (std::int64_t j = 0; j < s.data.n(); ++j) s.data.X[static_cast<std::size_t>(j * s.data.d + 4)] = 1.0;
+  Options o = six_iterations(Prior::automatic);
+  o.selection = Selection::evidence;
+  o.rank_candidates = {1, 2, static_cast<int>(s.data.d)};
+  o.sparsity_candidates = {0, 1};
+  o.sparse_prior_scale = -1.0;
+  o.support_threshold = -1.0;
+  o.covariance_shrinkage = -1.0;
+  o.iterations = 30;
+  o.relative_tolerance = 1e-6;
+  const Model straight = fit(s.data.view(), o);
+  // The second iteration of each held candidate and of the candidate after it (a stop inside the
+  // first candidate would leave no checkpoint: one is written after each), and one of the
+  // continuation.
+  std::vector<int> stops;
+  int done = 0, held = 0;
+  bool after_held = false;
+  for (const SelectionCandidate& c : straight.selection.candidates) {
+    const bool holds = c.low_rank_basis != LowRankBasis::learned;
+    if (done > 0 && (holds || after_held)) stops.push_back(done + 2);
+    after_held = holds;
+    done += c.iterations;
+    held += holds;
+  }
+  EXPECT_GE(held, 2);
+  stops.push_back(done + 2);
+  for (int stop_at : stops) {
+    TempDir dir("held_" + std::to_string(stop_at));
+    int seen = 0;
+    FitControl control;
+    control.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
+    control.stop = [&] { return seen >= stop_at; };
+    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+    EXPECT_THROW(fit(s.data.view(), o, control), Stopped);
+    const Checkpoint saved = load_checkpoint(dir.str());
+    FitControl resume;
+    resume.resume = &saved;
+    const Model resumed = fit(s.data.view(), o, resume);
+    SCOPED_TRACE("stopped after " + std::to_string(stop_at) + " iterations");
+    expect_same_model(straight, resumed);
+    EXPECT_EQ(resumed.options.low_rank_basis, straight.options.low_rank_basis);
+    ASSERT_EQ(resumed.selection.candidates.size(), straight.selection.candidates.size());
+    for (std::size_t i = 0; i < straight.selection.candidates.size(); ++i)
+      EXPECT_EQ(resumed.selection.candidates[i].low_rank_basis, straight.selection.candidates[i].low_rank_basis);
+  }
+}
+
 TEST(Checkpoint, AStopDuringTheChoiceOnValidationRowsSaysSo) {
   const SyntheticData s = noisy_data(6);
   Options o = six_iterations(Prior::automatic);

@@ -395,9 +395,9 @@ TEST(CudaPrior, TheDefaultModelWithRAndKGivenMatchesTheCpu) {
   EXPECT_LT(relative_error(gpu_float.beta, cpu_float.beta), 1e-4);
 }
 
-// The random intercept (U held at the constant feature's axis: the U step solves for beta alone,
-// from the G and v the device accumulates) matches the CPU's.
-TEST(CudaPrior, TheRandomInterceptMatchesTheCpu) {
+// The random intercept and the slopes model (U held: the U step solves for beta and U's held
+// directions' weights, from the G and v the device accumulates) match the CPU's.
+TEST(CudaPrior, TheModelsThatHoldUMatchTheCpu) {
   SKIP_WITHOUT_GPU();
   SyntheticData syn = noisy_small_tasks(21);
   for (std::int64_t j = 0; j < syn.data.n(); ++j) syn.data.X[static_cast<std::size_t>(j * syn.data.d + 3)] = 1.0;
@@ -415,6 +415,16 @@ TEST(CudaPrior, TheRandomInterceptMatchesTheCpu) {
   EXPECT_LT(relative_error(gpu.beta, cpu.beta), 1e-6);
   EXPECT_NEAR(gpu.Sigma[0], cpu.Sigma[0], 1e-6 * cpu.Sigma[0]);
   EXPECT_EQ(gpu.history.size(), cpu.history.size());
+  // The slopes model (r = d, U held at the features' axes, Sigma with two variances).
+  o.rank = static_cast<int>(syn.data.d);
+  o.low_rank_basis = LowRankBasis::slopes;
+  o.device = Device::cpu;
+  const Model cpu_slopes = fit(syn.data.view(), o);
+  o.device = Device::cuda;
+  const Model gpu_slopes = fit(syn.data.view(), o);
+  EXPECT_LT(relative_error(gpu_slopes.theta_matrix(), cpu_slopes.theta_matrix()), 1e-6);
+  EXPECT_LT(relative_error(gpu_slopes.Sigma, cpu_slopes.Sigma), 1e-6);
+  EXPECT_EQ(gpu_slopes.history.size(), cpu_slopes.history.size());
 }
 
 // A checkpoint of the default model written on one device resumes on the other, to the model

@@ -227,6 +227,37 @@ TEST(Distributed, EveryModelAndSolverEqualsTheOneProcessFit) {
     }
     expect_same_model(whole, parts, "features in other units, " + std::to_string(processes) + " processes", 1e-7);
   }
+  // A constant feature: the models that hold U there (the random intercept, the slopes model) are
+  // candidates, found by sums over every process's rows, and each runs over the processes.
+  Dataset<double> with_constant = syn.data;
+  for (std::int64_t j = 0; j < with_constant.n(); ++j) with_constant.X[static_cast<std::size_t>(j * with_constant.d)] = 1.0;
+  Options held = fixed_options();
+  held.prior = Prior::automatic;
+  held.selection = Selection::evidence;
+  held.rank_candidates = default_rank_candidates(with_constant.d);
+  held.sparsity_candidates = {0, 1, 2};
+  const Model whole_held = fit(with_constant.view(), held);
+  int held_candidates = 0;
+  for (const SelectionCandidate& c : whole_held.selection.candidates) held_candidates += c.low_rank_basis != LowRankBasis::learned;
+  EXPECT_GE(held_candidates, 2);
+  for (int processes : {2, 3}) {
+    const std::vector<Model> parts = fit_in_shards(with_constant, held, processes);
+    expect_same_model(whole_held, parts, "a constant feature, " + std::to_string(processes) + " processes", 1e-7);
+    for (const Model& part : parts) {
+      ASSERT_EQ(part.selection.candidates.size(), whole_held.selection.candidates.size());
+      for (std::size_t i = 0; i < part.selection.candidates.size(); ++i)
+        EXPECT_EQ(part.selection.candidates[i].low_rank_basis, whole_held.selection.candidates[i].low_rank_basis);
+    }
+  }
+  // U held at the intercept over the processes, r and k given.
+  held.rank_candidates.clear();
+  held.sparsity_candidates.clear();
+  held.rank = 1;
+  held.sparsity = 1;
+  held.low_rank_basis = LowRankBasis::intercept;
+  const Model whole_intercept = fit(with_constant.view(), held);
+  for (int processes : {2, 3})
+    expect_same_model(whole_intercept, fit_in_shards(with_constant, held, processes), "the random intercept, " + std::to_string(processes) + " processes", 1e-7);
 }
 
 TEST(Distributed, OneShardsBadDataStopsEveryProcessWithItsMessage) {
