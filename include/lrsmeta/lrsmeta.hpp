@@ -224,8 +224,8 @@ struct Options {
   // shared parameters (U's span, r (d - r), and Sigma, r (r + 1) / 2) times log t;
   // r searched upwards with the middle k, then r = d where it is a candidate (with Sigma's
   // shrinkage estimated, and with Sigma isotropic, or where a feature is constant the slopes
-  // model), then the random intercept where a feature is constant (LowRankBasis), then k with the
-  // best r, each search until two
+  // model), then the random intercept where a feature is constant (LowRankBasis), then k for each
+  // of the three best models so far, each search until two
   // candidates in a row do not improve; a larger candidate must score a nat more than a smaller
   // one; the chosen candidate's fit continues to the asked tolerance.
   std::vector<int> rank_candidates;
