@@ -121,7 +121,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   // U held (LowRankBasis intercept or slopes): at the constant feature's axis, or the features'.
   const bool holds_u = options.prior == Prior::automatic &&
                        (options.low_rank_basis == LowRankBasis::intercept || options.low_rank_basis == LowRankBasis::slopes);
-  const std::int64_t constant = holds_u ? core::constant_feature(data, &comm) : -1;
+  const std::int64_t constant = !holds_u ? -1 : run.constant_feature ? *run.constant_feature : core::constant_feature(data, &comm);
   if (holds_u && constant < 0)
     throw Error(std::string("data: low-rank basis ") + to_string(options.low_rank_basis) +
                 " needs a constant feature (the same non-zero value in every row), and no column of X is one: add a column of ones");
@@ -289,10 +289,10 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     const double change = u_start ? u_step.run_from_start(std::move(*u_start), prior_now) : u_step.run(private_release, prior_now);
     if (use_prior) {
       prior.beta = u_step.beta();
-      core::carry_to_new_basis(prior, u_step.last_R(), backend->get_U(), w_mean, static_cast<int>(d), static_cast<int>(r));
+      const std::vector<double> U = backend->get_U();
+      core::carry_to_new_basis(prior, u_step.last_R(), U, w_mean, static_cast<int>(d), static_cast<int>(r));
       if (estimate_shrinkage) prior.covariance_shrinkage = core::estimate_covariance_shrinkage(prior.Sigma, static_cast<int>(r), t_all);
       if (slopes) {
-        const std::vector<double> U = backend->get_U();
         const std::vector<double> u(U.begin() + constant * r, U.begin() + (constant + 1) * r);
         core::keep_intercept_apart(prior.Sigma, u, static_cast<int>(r));
       } else {

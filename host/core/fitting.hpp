@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,9 @@ struct FitRun {
   const Checkpoint* resume = nullptr;
   const Checkpoint* header = nullptr;  // what every checkpoint records besides the fit's state (data, asked options, choice)
   Communicator* communicator = nullptr;  // over many processes (data: this one's shard); null: one
+  // The constant feature (core::constant_feature) where the caller found it already: a fit that
+  // holds U then makes no pass over the data to find it.
+  std::optional<std::int64_t> constant_feature;
 };
 
 // The fit with r, k and tau2 fixed (fit_loop.cpp). With `validation` (the held-out rows of the same

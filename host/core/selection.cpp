@@ -444,14 +444,28 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     c.model.selection.chosen = *leader;
     final_run.checkpoint(c);
   };
+  // The model a candidate fits apart from its k: its rank, U's basis and Sigma's form (the isotropic
+  // variant or not).
+  auto same_model = [](const SelectionCandidate& a, const SelectionCandidate& b) {
+    return a.rank == b.rank && a.low_rank_basis == b.low_rank_basis &&
+           (a.covariance_shrinkage == kIsotropicShrinkage) == (b.covariance_shrinkage == kIsotropicShrinkage);
+  };
+  // The constant feature, found once for every candidate that holds U (-1: none, or not looked for).
+  const bool holds_u = options.low_rank_basis == LowRankBasis::intercept || options.low_rank_basis == LowRankBasis::slopes;
+  const std::int64_t constant_axis = (options.low_rank_basis == LowRankBasis::automatic && choose_rank) || holds_u
+                                         ? core::constant_feature(data, final_run.communicator)
+                                         : -1;
   // Sigma's shrinkage of a candidate: options.covariance_shrinkage (estimated where negative), or
-  // for the isotropic variant of the full-rank model kIsotropicShrinkage. basis: U learned, or
-  // held at the constant feature's axis (r = 1).
+  // for the isotropic variant of the full-rank model kIsotropicShrinkage. basis: U learned or held
+  // (LowRankBasis).
   auto try_candidate = [&](int r, int k, double shrinkage, LowRankBasis basis) -> SelectionCandidate {
-    const bool isotropic = shrinkage == kIsotropicShrinkage;
+    SelectionCandidate shape;  // what the candidate is, before its fit
+    shape.rank = r;
+    shape.sparsity = k;
+    shape.covariance_shrinkage = shrinkage;
+    shape.low_rank_basis = basis;
     for (const SelectionCandidate& x : selection.candidates)
-      if (x.rank == r && x.sparsity == k && (x.covariance_shrinkage == kIsotropicShrinkage) == isotropic && x.low_rank_basis == basis)
-        return x;
+      if (x.sparsity == k && same_model(x, shape)) return x;
     Options o = options;
     o.rank = r;
     o.sparsity = k;
@@ -474,11 +488,8 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
       const std::size_t j = evidence_trace.size();
       if (!go_on || !leader || it.iteration <= o.warm_start_iterations + kSettlingIterations || j < 3) return go_on;
       const double gain = std::max({0.0, evidence_trace[j - 1] - evidence_trace[j - 2], evidence_trace[j - 2] - evidence_trace[j - 3]});
-      SelectionCandidate reach;
-      reach.rank = r;
-      reach.sparsity = k;
+      SelectionCandidate reach = shape;
       reach.covariance_shrinkage = it.covariance_shrinkage;
-      reach.low_rank_basis = basis;
       reach.log_evidence = it.log_evidence + gain * std::max(0, o.iterations - it.iteration);
       abandoned = !better(reach, *leader);
       return !abandoned;
@@ -489,6 +500,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     run.checkpoint_at_end = true;
     run.header = &header;
     run.communicator = final_run.communicator;
+    if (constant_axis >= 0) run.constant_feature = constant_axis;
     SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     c.abandoned = abandoned;
     selection.candidates.push_back(c);
@@ -517,7 +529,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   const int k_middle = sparsities[sparsities.size() / 2];
   const double asked_shrinkage = options.covariance_shrinkage;
   const LowRankBasis learned = LowRankBasis::learned;
-  SelectionCandidate by_rank = search(ranks, [&](int r) { return try_candidate(r, k_middle, asked_shrinkage, learned); });
+  search(ranks, [&](int r) { return try_candidate(r, k_middle, asked_shrinkage, learned); });
   // The full-rank model (r = d: the mixed model, or with Sigma isotropic per-task ridge towards
   // beta) is scored wherever it is a candidate: it charges nothing for U's span, so the search
   // upwards from small ranks, which stops where larger spans stop paying, says nothing of it. Where
@@ -530,23 +542,15 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   // (Sigma isotropic but for the intercept's own variance). Learning U's direction from tasks of a
   // handful of rows fits noise (MovieLens with 5 ratings: the learned r = 1 weighs rare genres,
   // 0.9797 test RMSE against 0.9727 held at the intercept), and a held U's span is not charged for.
-  const bool constant = options.low_rank_basis == LowRankBasis::automatic && choose_rank &&
-                        core::constant_feature(data, final_run.communicator) >= 0;
+  // (Every candidate tried joins selection.candidates and may become the leader: the k search below
+  // starts from those scores.)
+  const bool constant = options.low_rank_basis == LowRankBasis::automatic && choose_rank && constant_axis >= 0;
   if (ranks.size() > 1 && ranks.back() == data.d) {
-    const SelectionCandidate full = try_candidate(ranks.back(), k_middle, asked_shrinkage, learned);
-    if (better(full, by_rank)) by_rank = full;
-    if (constant) {
-      const SelectionCandidate slopes = try_candidate(ranks.back(), k_middle, asked_shrinkage, LowRankBasis::slopes);
-      if (better(slopes, by_rank)) by_rank = slopes;
-    } else if (asked_shrinkage < 0) {
-      const SelectionCandidate ridge = try_candidate(ranks.back(), k_middle, kIsotropicShrinkage, learned);
-      if (better(ridge, by_rank)) by_rank = ridge;
-    }
+    try_candidate(ranks.back(), k_middle, asked_shrinkage, learned);
+    if (constant) try_candidate(ranks.back(), k_middle, asked_shrinkage, LowRankBasis::slopes);
+    else if (asked_shrinkage < 0) try_candidate(ranks.back(), k_middle, kIsotropicShrinkage, learned);
   }
-  if (constant && std::count(ranks.begin(), ranks.end(), 1) > 0) {
-    const SelectionCandidate intercept = try_candidate(1, k_middle, asked_shrinkage, LowRankBasis::intercept);
-    if (better(intercept, by_rank)) by_rank = intercept;
-  }
+  if (constant && std::count(ranks.begin(), ranks.end(), 1) > 0) try_candidate(1, k_middle, asked_shrinkage, LowRankBasis::intercept);
   // k is searched for the rank search's best kFinalists models (rank, basis and Sigma's form), by
   // score, that score within kFinalistMargin of the best, not for its winner alone: the ranks are
   // compared at the middle k, and a model that is best at another k can lose there (sleepstudy, 18
@@ -555,13 +559,9 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   // on bench/noisy_synthetic the next ranks are 170 nats behind, and their searches would add a
   // quarter to the default's time.
   std::vector<SelectionCandidate> finalists;
-  for (const SelectionCandidate& c : selection.candidates) {
-    auto same_model = [&](const SelectionCandidate& x) {
-      return x.rank == c.rank && x.low_rank_basis == c.low_rank_basis &&
-             (x.covariance_shrinkage == kIsotropicShrinkage) == (c.covariance_shrinkage == kIsotropicShrinkage);
-    };
-    if (std::none_of(finalists.begin(), finalists.end(), same_model)) finalists.push_back(c);
-  }
+  for (const SelectionCandidate& c : selection.candidates)
+    if (std::none_of(finalists.begin(), finalists.end(), [&](const SelectionCandidate& f) { return same_model(f, c); }))
+      finalists.push_back(c);
   std::stable_sort(finalists.begin(), finalists.end(), [&](const SelectionCandidate& a, const SelectionCandidate& b) { return score(a) > score(b); });
   if (finalists.size() > kFinalists) finalists.resize(kFinalists);
   while (finalists.size() > 1 && score(finalists.back()) < score(finalists.front()) - kFinalistMargin) finalists.pop_back();
@@ -579,6 +579,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   selection.chosen = *leader;
   header.model.selection = selection;
   FitRun run = final_run;
+  if (constant_axis >= 0) run.constant_feature = constant_axis;
   run.resume = &*leader_state;
   run.checkpoint_at_start = false;
   Model model = fit_fixed(data, options, run);
