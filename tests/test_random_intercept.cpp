@@ -377,6 +377,19 @@ TEST(RandomIntercept, RefusesWhatItCannotFit) {
   // rank auto with the intercept basis is r = 1.
   o.rank = Options::kAuto;
   EXPECT_EQ(fit(data.view(), o).r, 1);
+  // A basis that holds U, asked for with k auto: every candidate holds U so, and without a constant
+  // feature the fit is refused.
+  for (LowRankBasis basis : {LowRankBasis::intercept, LowRankBasis::slopes}) {
+    Options asked = default_options();
+    asked.threads = 2;
+    asked.low_rank_basis = basis;
+    const Model held = fit(data.view(), asked);
+    EXPECT_EQ(held.options.low_rank_basis, basis);
+    EXPECT_EQ(held.r, basis == LowRankBasis::intercept ? 1 : 4);
+    ASSERT_GE(held.selection.candidates.size(), 2u);
+    for (const SelectionCandidate& c : held.selection.candidates) EXPECT_EQ(c.low_rank_basis, basis);
+    EXPECT_NE(message([&] { fit(no_constant.view(), asked); }).find("needs a constant feature"), std::string::npos);
+  }
   // auto never tries it where no feature is constant.
   Options by_default = default_options();
   by_default.threads = 2;

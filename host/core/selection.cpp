@@ -528,8 +528,10 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   };
   const int k_middle = sparsities[sparsities.size() / 2];
   const double asked_shrinkage = options.covariance_shrinkage;
-  const LowRankBasis learned = LowRankBasis::learned;
-  search(ranks, [&](int r) { return try_candidate(r, k_middle, asked_shrinkage, learned); });
+  // U's basis of the searches: the one asked for where it holds U (r is then its rank, only k is
+  // searched), else learned.
+  const LowRankBasis learned = LowRankBasis::learned, searched = holds_u ? options.low_rank_basis : learned;
+  search(ranks, [&](int r) { return try_candidate(r, k_middle, asked_shrinkage, searched); });
   // The full-rank model (r = d: the mixed model, or with Sigma isotropic per-task ridge towards
   // beta) is scored wherever it is a candidate: it charges nothing for U's span, so the search
   // upwards from small ranks, which stops where larger spans stop paying, says nothing of it. Where
