@@ -342,14 +342,18 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   ASSERT_GE(m.selection.candidates.size(), 4u);
   for (const SelectionCandidate& c : m.selection.candidates) EXPECT_TRUE(std::isfinite(c.log_evidence));
   // Ranks above the truth's, which cannot catch r = 3 once their evidence has settled, are
-  // abandoned before the candidates' iteration cap (40), and the model file says which.
+  // abandoned before the candidates' iteration cap (40), and the model file says which. They start
+  // from the best candidate's state (r = 3), with no warm-start phase: three iterations settle.
   int abandoned = 0;
   for (const SelectionCandidate& c : m.selection.candidates) {
     if (!c.abandoned) continue;
     ++abandoned;
     EXPECT_GT(c.rank, 3);
     EXPECT_LT(c.iterations, 40);
-    EXPECT_GT(c.iterations, o.warm_start_iterations + 3);  // never while b's entry still moves the evidence
+    EXPECT_GT(c.iterations, 3);  // never before those three
+    // What it was extrapolated to reach (which decides whether its k is searched) is recorded.
+    EXPECT_TRUE(std::isfinite(c.reach_log_evidence));
+    EXPECT_GE(c.reach_log_evidence, c.log_evidence);
   }
   EXPECT_GE(abandoned, 1);
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("lrsmeta_abandoned_" + std::to_string(::getpid()));
@@ -357,8 +361,12 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   save_model(m, dir.string());
   const Model back = load_model(dir.string());
   ASSERT_EQ(back.selection.candidates.size(), m.selection.candidates.size());
-  for (std::size_t c = 0; c < m.selection.candidates.size(); ++c)
+  for (std::size_t c = 0; c < m.selection.candidates.size(); ++c) {
     EXPECT_EQ(back.selection.candidates[c].abandoned, m.selection.candidates[c].abandoned);
+    const double reach = m.selection.candidates[c].reach_log_evidence;
+    EXPECT_EQ(std::isnan(reach), !m.selection.candidates[c].abandoned);
+    if (!std::isnan(reach)) EXPECT_EQ(back.selection.candidates[c].reach_log_evidence, reach);
+  }
   std::filesystem::remove_all(dir);
 }
 

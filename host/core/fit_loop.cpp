@@ -19,6 +19,7 @@
 #include "core/prior.hpp"
 #include "core/random.hpp"
 #include "core/u_solver.hpp"
+#include "core/warm_start.hpp"
 #include "linalg/blas_lapack.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
@@ -126,6 +127,29 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     throw Error(std::string("data: low-rank basis ") + to_string(options.low_rank_basis) +
                 " needs a constant feature (the same non-zero value in every row), and no column of X is one: add a column of ones");
   u_step.set_held_axis(constant);
+  // A neighbouring fit's state to start from (not on a resume): U, Sigma and the tasks' (w, b) in
+  // this fit's shape; new columns of U from the data's moment (spectral initialisation) or drawn.
+  const Checkpoint* start_from = resume ? nullptr : run.start_from;
+  std::optional<core::NeighbourState> neighbour;
+  if (start_from) {
+    const Model& from = start_from->model;
+    if (!from.has_prior() || options.prior != Prior::automatic)
+      throw Error("warm start: only a fit with the prior starts from another's state");
+    if (from.d != d || from.t != data.t) throw Error("warm start: the neighbouring fit is of other data");
+    const int added = static_cast<int>(std::max<std::int64_t>(0, r - from.r));
+    std::vector<double> columns;
+    if (added > 0 && !holds_u) {
+      const std::vector<double> M = options.init == Init::spectral ? backend->spectral_moment(nullptr) : std::vector<double>();
+      if (comm.rank() == 0)
+        columns = core::directions_off_span(M, from.U, static_cast<int>(d), static_cast<int>(from.r), added, options.seed);
+      else
+        columns.assign(static_cast<std::size_t>(d * added), 0.0);
+      core::broadcast(comm, columns);
+    }
+    if (holds_u && (from.r != r || from.options.low_rank_basis != options.low_rank_basis))
+      throw Error("warm start: a fit that holds U starts only from a fit of the same basis and rank");
+    neighbour = core::state_from_neighbour(*start_from, static_cast<int>(r), static_cast<int>(k), columns, holds_u);
+  }
   if (resume) {
     if (resume->model.r != r || resume->model.k != k || resume->model.d != d || resume->model.t != data.t)
       throw Error("resume: the checkpoint's model (d = " + std::to_string(resume->model.d) + ", r = " + std::to_string(resume->model.r) +
@@ -134,6 +158,9 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     backend->import_task_parameters(resume->model);
     if (noise) noise->restore(resume->noise_state);
     report.releases = resume->model.privacy.releases;
+  } else if (neighbour) {
+    backend->set_U(neighbour->U);
+    backend->import_task_parameters(neighbour->task_parameters);
   } else if (holds_u) {
     // U is the constant feature's axis (intercept) or the features' axes (slopes), held there by
     // every U step.
@@ -184,6 +211,25 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     prior.inclusion_probability = resume->inclusion_probability;
     coefficient_scale = resume->coefficient_scale;
     tau2 = resume->sparse_prior_variance;
+  } else if (use_prior && neighbour) {
+    // The neighbour's prior; what it did not estimate (its k or r was 0) starts as from scratch.
+    const Checkpoint& from = *start_from;
+    prior.beta = from.model.beta;
+    prior.Sigma = neighbour->Sigma;
+    prior.noise_variance = from.noise_variance;
+    prior.beta_variance = from.beta_variance;
+    prior.beta_precision = from.beta_precision;
+    coefficient_scale = from.coefficient_scale;
+    const bool had_b = from.model.k > 0 && from.sparse_prior_variance > 0;
+    tau2 = estimate_tau2 && had_b ? from.sparse_prior_variance
+                                  : (estimate_tau2 ? kDefaultSparseScale : options.sparse_prior_scale) * coefficient_scale;
+    prior.support_threshold = options.support_threshold < 0 ? (had_b ? from.support_threshold : kDefaultThreshold) : options.support_threshold;
+    prior.covariance_shrinkage = slopes ? 0.0
+                                 : estimate_shrinkage && from.model.r > 0 ? from.covariance_shrinkage
+                                                                          : std::max(0.0, options.covariance_shrinkage);
+    prior.inclusion_probability = !estimate_inclusion ? 0.0
+                                  : had_b && from.inclusion_probability > 0 ? from.inclusion_probability
+                                                                            : std::min(0.5, static_cast<double>(k) / static_cast<double>(d));
   } else if (use_prior) {
     prior = core::initial_prior(backend->data_moments(), static_cast<int>(d), static_cast<int>(r), &coefficient_scale);
     tau2 = (estimate_tau2 ? kDefaultSparseScale : options.sparse_prior_scale) * coefficient_scale;
@@ -240,14 +286,24 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     c.elapsed_seconds = elapsed_before + seconds_since(start);
     run.checkpoint(c);
   };
+  // The warm-start phase (b held at 0 while U settles): none for a fit started from a neighbour's
+  // state, whose U has settled, nor for a fit without b; a resume continues where its history says
+  // b entered.
+  int warm_phase_end = start_from || k == 0 ? 0 : options.warm_start_iterations;
+  if (resume)
+    for (const IterationInfo& info : resume->model.history)
+      if (info.sparsity_in_effect > 0) {
+        warm_phase_end = std::min(warm_phase_end, info.iteration - 1);
+        break;
+      }
   // Whether the history says training is over (a tolerance met): checked after every iteration, and
   // on a resume before the first, so that a resumed fit stops where the uninterrupted one did.
   auto converged = [&]() {
     if (model.history.empty()) return false;
     const IterationInfo& info = model.history.back();
     const int it = info.iteration;
-    if (options.tolerance > 0 && info.u_change < options.tolerance && it > options.warm_start_iterations) return true;
-    if (use_prior && options.relative_tolerance > 0 && it > options.warm_start_iterations + 1 && model.history.size() >= 2) {
+    if (options.tolerance > 0 && info.u_change < options.tolerance && it > warm_phase_end) return true;
+    if (use_prior && options.relative_tolerance > 0 && it > warm_phase_end + 1 && model.history.size() >= 2) {
       const IterationInfo& before = model.history[model.history.size() - 2];
       auto relative = [](double now, double then) { return std::fabs(now - then) / std::max(std::fabs(then), 1e-300); };
       if (relative(info.noise_variance, before.noise_variance) < options.relative_tolerance &&
@@ -271,7 +327,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     write_checkpoint(0);
   }
   for (int it = first_iteration; it <= options.iterations; ++it) {
-    const int k_now = it <= options.warm_start_iterations ? 0 : static_cast<int>(k);
+    const int k_now = it <= warm_phase_end ? 0 : static_cast<int>(k);
     const auto t0 = Clock::now();
     apply_prior(k_now);
     const core::PriorState* prior_now = use_prior ? &prior : nullptr;
@@ -335,7 +391,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     if (ends) break;
   }
   // The final task step with the final U; full sparsity unless training never left the warm start.
-  const bool warm_only = options.iterations <= options.warm_start_iterations && options.iterations > 0;
+  const bool warm_only = options.iterations <= warm_phase_end && options.iterations > 0;
   const int k_final = warm_only ? 0 : static_cast<int>(k);
   // With a prior over supports, the model's b is averaged over each task's supports (its final step
   // only: the EM steps' statistics are of the posterior mode).
@@ -366,7 +422,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   // The iteration cap reached with a tolerance in effect and not met: say so, with the last change.
   const bool tolerance_in_effect = options.tolerance > 0 || (use_prior && options.relative_tolerance > 0);
   if (tolerance_in_effect && !model.history.empty() && model.history.back().iteration == options.iterations &&
-      options.iterations > options.warm_start_iterations + 1 && !converged()) {
+      options.iterations > warm_phase_end + 1 && !converged()) {
     const IterationInfo& last = model.history.back();
     const IterationInfo& before = model.history[model.history.size() - 2];
     char text[400];

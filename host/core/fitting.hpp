@@ -35,6 +35,9 @@ struct FitRun {
   bool checkpoint_at_start = false;
   bool checkpoint_at_end = false;  // also after the last outer iteration, however the fit ends
   const Checkpoint* resume = nullptr;
+  // Where not resuming: a neighbouring fit's last state (another r or k; core/warm_start.hpp) to
+  // start from rather than from scratch. The fit then has no warm-start phase: b enters at once.
+  const Checkpoint* start_from = nullptr;
   const Checkpoint* header = nullptr;  // what every checkpoint records besides the fit's state (data, asked options, choice)
   Communicator* communicator = nullptr;  // over many processes (data: this one's shard); null: one
   // The constant feature (core::constant_feature) where the caller found it already: a fit that

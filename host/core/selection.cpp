@@ -323,8 +323,9 @@ template SelectionReport choose_on_validation_rows(const TaskDataView<double>&, 
 // integrated out (without it, extra columns of U, fitted to the noise, always add a little
 // evidence). r is searched upwards with a middle k, then k with the best few models; along each,
 // the search stops after two candidates in a row that do not improve. A candidate is fitted to a looser
-// tolerance (kCandidateTolerance); the chosen one then continues from its state to the asked
-// tolerance: that fit is the model, nothing is refitted from scratch.
+// tolerance (kCandidateTolerance), from the best candidate's state where it can (core/warm_start.hpp);
+// the chosen one then continues from its state to the asked tolerance: that fit is the model,
+// nothing is refitted from scratch.
 constexpr double kCandidateTolerance = 1e-4;
 constexpr int kCandidateIterations = 40;
 // Sigma's shrinkage of the isotropic variant of the full-rank model: Sigma = (tr S / r) I to
@@ -476,22 +477,33 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     validate(o, data.d);
     std::optional<Checkpoint> last;
     FitRun run;
+    // The candidate starts from the leader's state (core/warm_start.hpp): U and the priors there are
+    // nearer its own than a start from scratch, and a few iterations settle them. A candidate that
+    // holds U starts there only from its own basis and rank.
+    const bool held = basis == LowRankBasis::intercept || basis == LowRankBasis::slopes;
+    if (leader_state && (!held || (leader->low_rank_basis == basis && leader->rank == r))) run.start_from = &*leader_state;
+    const int settling = (run.start_from ? 0 : o.warm_start_iterations) + kSettlingIterations;
     // A candidate that cannot catch the leader is abandoned: once past the warm start's jumps, its
     // score if it kept gaining its best recent gain per iteration until the cap (EM's gains fall
     // as it converges) is still not better. An extrapolation, not a bound: measured on
     // bench/noisy_synthetic and MovieLens, the choices stayed the same (docs/model.md).
     bool abandoned = false;
+    double reach_evidence = std::nan("");
     std::vector<double> evidence_trace;
     run.on_iteration = [&](const IterationInfo& it) {
       const bool go_on = !final_run.on_iteration || final_run.on_iteration(it);
       evidence_trace.push_back(it.log_evidence);
       const std::size_t j = evidence_trace.size();
-      if (!go_on || !leader || it.iteration <= o.warm_start_iterations + kSettlingIterations || j < 3) return go_on;
+      if (!go_on || !leader || it.iteration <= settling || j < 3) return go_on;
+      // Gains still rising: a direction growing from a small variance (a candidate started from a
+      // smaller rank's state) gains little at first, then more; nothing can be said yet.
+      if (evidence_trace[j - 1] - evidence_trace[j - 2] > evidence_trace[j - 2] - evidence_trace[j - 3]) return go_on;
       const double gain = std::max({0.0, evidence_trace[j - 1] - evidence_trace[j - 2], evidence_trace[j - 2] - evidence_trace[j - 3]});
       SelectionCandidate reach = shape;
       reach.covariance_shrinkage = it.covariance_shrinkage;
       reach.log_evidence = it.log_evidence + gain * std::max(0, o.iterations - it.iteration);
       abandoned = !better(reach, *leader);
+      if (abandoned) reach_evidence = reach.log_evidence;
       return !abandoned;
     };
     run.stop = final_run.stop;
@@ -503,6 +515,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     if (constant_axis >= 0) run.constant_feature = constant_axis;
     SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     c.abandoned = abandoned;
+    c.reach_log_evidence = reach_evidence;
     selection.candidates.push_back(c);
     // The leader: the best candidate so far (a larger one must beat a smaller one by the margin).
     if (!leader || better(c, *leader)) {
@@ -564,9 +577,21 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   for (const SelectionCandidate& c : selection.candidates)
     if (std::none_of(finalists.begin(), finalists.end(), [&](const SelectionCandidate& f) { return same_model(f, c); }))
       finalists.push_back(c);
-  std::stable_sort(finalists.begin(), finalists.end(), [&](const SelectionCandidate& a, const SelectionCandidate& b) { return score(a) > score(b); });
+  // An abandoned candidate counts with the score it was extrapolated to reach: it stopped short of
+  // its own (lme4's sleepstudy with U learned: r = 2 started from r = 1's state was abandoned 2.2
+  // nats short, where its model with k = 0 was the best of all).
+  auto could_score = [&](const SelectionCandidate& c) {
+    if (!c.abandoned || !(c.reach_log_evidence > c.log_evidence)) return score(c);
+    SelectionCandidate reached = c;
+    reached.log_evidence = c.reach_log_evidence;
+    return score(reached);
+  };
+  std::stable_sort(finalists.begin(), finalists.end(),
+                   [&](const SelectionCandidate& a, const SelectionCandidate& b) { return could_score(a) > could_score(b); });
   if (finalists.size() > kFinalists) finalists.resize(kFinalists);
-  while (finalists.size() > 1 && score(finalists.back()) < score(finalists.front()) - kFinalistMargin) finalists.pop_back();
+  double best_score = -INFINITY;
+  for (const SelectionCandidate& f : finalists) best_score = std::max(best_score, score(f));
+  while (finalists.size() > 1 && could_score(finalists.back()) < best_score - kFinalistMargin) finalists.pop_back();
   for (const SelectionCandidate& f : finalists) {
     const double shrinkage = f.covariance_shrinkage == kIsotropicShrinkage ? kIsotropicShrinkage : asked_shrinkage;
     search(sparsities, [&](int k) { return try_candidate(f.rank, k, shrinkage, f.low_rank_basis); });

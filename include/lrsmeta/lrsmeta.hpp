@@ -297,6 +297,9 @@ struct SelectionCandidate {
   // evidence: stopped before its tolerance because it could not catch the best candidate so far
   // (its score, plus its best recent gain per iteration until the iteration cap, fell short).
   bool abandoned = false;
+  // evidence, where abandoned: the log evidence it was extrapolated to reach at most, which decides
+  // whether its model is among those whose k is searched (NaN otherwise).
+  double reach_log_evidence = std::numeric_limits<double>::quiet_NaN();
   // evidence: U learned, or held (the random-intercept and the slopes candidates: see LowRankBasis).
   LowRankBasis low_rank_basis = LowRankBasis::learned;
 };
