@@ -13,6 +13,7 @@
 #include "core/prior.hpp"
 #include "core/random.hpp"
 #include "core/small_dense.hpp"
+#include "core/task_posterior.hpp"
 #include "core/u_solver.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "cpu/task_step.hpp"
@@ -99,6 +100,56 @@ TEST(PriorTaskStep, PosteriorModeCovarianceAndDegreesOfFreedomMatchADenseComputa
   EXPECT_NEAR(post.effective_params, df_ref, kTol * df_ref);
   EXPECT_NEAR(post.effective_params_b, 0.0, kTol);
   EXPECT_NEAR(sse, sse_ref, kTol * sse_ref);
+}
+
+// The posterior statistics of a solved system with w's and b's blocks (core/task_posterior.hpp):
+// V, the degrees of freedom of both blocks and b's posterior variances, against the inverse of K
+// by Gaussian elimination.
+TEST(PriorTaskStep, PosteriorOfASystemWithBMatchesTheDenseInverse) {
+  const int r = 4, n_b = 3, n = r + n_b;
+  const Matrix Sigma = random_spd(r, 31);
+  const double s2 = 0.6, b_precision = 0.4;
+  Matrix precision = inverse(Sigma, r);
+  for (double& x : precision) x *= s2;
+  // K = A^T A + s2 P, A random (12 rows), P = blockdiag(Sigma^-1, I / tau2).
+  const std::vector<double> A = testing::random_normal(static_cast<std::size_t>(12) * n, 32);
+  Matrix K(static_cast<std::size_t>(n) * n, 0.0), AtA(K.size(), 0.0);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      for (int l = 0; l < 12; ++l) AtA[i * n + j] += A[l * n + i] * A[l * n + j];
+  K = AtA;
+  for (int p = 0; p < r; ++p)
+    for (int q = 0; q < r; ++q) K[p * n + q] += precision[p * r + q];
+  for (int q = r; q < n; ++q) K[q * n + q] += b_precision;
+  Matrix chol = K, scratch(K.size());
+  ASSERT_TRUE(detail::cholesky_factor(chol.data(), n));
+  core::LastSystem last;
+  last.chol = chol.data();
+  last.n = n;
+  last.r = r;
+  last.factored = true;
+  core::TaskPrior prior;
+  prior.w_precision = precision.data();
+  prior.w_covariance = Sigma.data();
+  prior.b_precision = b_precision;
+  prior.noise_variance = s2;
+  std::vector<double> V(static_cast<std::size_t>(r) * r);
+  core::TaskPosterior post;
+  post.V = V.data();
+  core::posterior_of_last_system(last, prior, scratch.data(), post);
+  const Matrix K_inv = inverse(K, n);
+  double df = 0.0, df_b = 0.0;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      df += K_inv[i * n + j] * AtA[j * n + i];  // tr(K^-1 A^T A)
+      if (i >= r) df_b += K_inv[i * n + j] * AtA[j * n + i];
+    }
+  constexpr double kTol = 1e-11;
+  for (int p = 0; p < r; ++p)
+    for (int q = 0; q < r; ++q) EXPECT_NEAR(V[p * r + q], s2 * K_inv[p * n + q], kTol);
+  EXPECT_NEAR(post.effective_params, df, kTol * df);
+  EXPECT_NEAR(post.effective_params_b, df_b, kTol * df);
+  for (int q = r; q < n; ++q) EXPECT_NEAR(scratch[q * n + q], K_inv[q * n + q], kTol);
 }
 
 // A task trapped by its incoming support ends with one that fits its rows to the noise. The task

@@ -32,6 +32,36 @@ TEST(SmallCholesky, SolvesRandomSpdSystemsLikeGaussianElimination) {
   }
 }
 
+// The columns of L^-1 give every entry of A^-1 as a dot product over the rows at or below the
+// later column: against the inverse by Gaussian elimination, column by column of the identity.
+TEST(SmallCholesky, InverseFactorColumnsGiveTheInverse) {
+  for (int n : {1, 3, 8, 17}) {
+    const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(n) * n, 300 + n);
+    std::vector<double> A(static_cast<std::size_t>(n) * n, 0.0);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        for (int p = 0; p < n; ++p) A[i * n + j] += B[p * n + i] * B[p * n + j];
+        if (i == j) A[i * n + j] += 0.1;
+      }
+    std::vector<double> L = A, columns(static_cast<std::size_t>(n) * n);
+    ASSERT_TRUE(detail::cholesky_factor(L.data(), n));
+    for (int c = 0; c < n; ++c) {
+      detail::inverse_factor_column(L.data(), n, c, columns.data() + c * n);
+      for (int q = 0; q < c; ++q) EXPECT_EQ(columns[c * n + q], 0.0);
+    }
+    for (int c = 0; c < n; ++c) {
+      std::vector<double> unit(static_cast<std::size_t>(n), 0.0);
+      unit[c] = 1.0;
+      const std::vector<double> want = testing::solve_dense(A, unit);  // column c of A^-1
+      for (int p = 0; p < n; ++p) {
+        double entry = 0.0;
+        for (int j = std::max(p, c); j < n; ++j) entry += columns[p * n + j] * columns[c * n + j];
+        EXPECT_NEAR(entry, want[p], 1e-9 * (1 + std::fabs(want[p]))) << "n = " << n;
+      }
+    }
+  }
+}
+
 TEST(SmallCholesky, RefusesIndefiniteAndNonFinite) {
   std::vector<double> A = {1, 2, 2, 1};  // eigenvalues 3 and -1
   EXPECT_FALSE(detail::cholesky_factor(A.data(), 2));

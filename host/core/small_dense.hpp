@@ -60,6 +60,19 @@ LRSMETA_HD inline bool cholesky_factor(S* A, int n) {
   return true;
 }
 
+// Column c of L^-1, L from cholesky_factor (n x n; L's column p read as row p of its mirror), into
+// e (n): zero above row c, the rest by forward substitution from row c, about (n - c)^2 / 2 flop.
+// [(L L^T)^-1]_pq is the dot product of columns p and q over the rows at or below max(p, q).
+template <typename S>
+LRSMETA_HD inline void inverse_factor_column(const S* L, int n, int c, S* e) {
+  for (int q = 0; q < n; ++q) e[q] = q == c ? S(1) : S(0);
+  for (int p = c; p < n; ++p) {
+    const S x = e[p] / L[p * n + p];
+    e[p] = x;
+    subtract_scaled(e + p + 1, L + p * n + p + 1, x, n - p - 1);
+  }
+}
+
 // Solve L L^T x = b in place (b becomes x), L from cholesky_factor: both triangles are read, L and
 // the mirror L^T it leaves in the upper one. Both substitutions subtract a solved unknown from the
 // rest at once (independent updates, not a dot product's chain), along contiguous memory: the

@@ -32,9 +32,13 @@ LRSMETA_HD inline void store_posterior_stats(const TaskPosterior& p, double* sta
   stats[4] = static_cast<double>(p.b_count);
 }
 
-// V = s2 [K^-1]_ww and tr(K^-1 A^T A) = n - tr(K^-1 s2 P) (all, and b's block), K^-1 left in
-// `inverse` (n x n, column c in row c) for evidence_and_b_moments. Nothing fitted (no rows, or K
-// not factored): the posterior is the prior. The relative task ridge on K is ignored.
+// V = s2 [K^-1]_ww and tr(K^-1 A^T A) = n - tr(K^-1 s2 P) (all, and b's block). K^-1 = L^-T L^-1,
+// so [K^-1]_pq = sum over j >= max(p, q) of (L^-1)_jp (L^-1)_jq: the w block needs the first r
+// columns of L^-1 and each diagonal entry of b's block its own column, about n^3 / 6 flop in all
+// where solving for the whole of K^-1 took 2 n^3. `inverse` (n x n) holds the columns (column c
+// in row c) and is left with b's diagonal entries [K^-1]_qq at (q, q), for
+// evidence_and_b_moments; its other entries are scratch. Nothing fitted (no rows, or K not
+// factored): the posterior is the prior. The relative task ridge on K is ignored.
 LRSMETA_HD inline void posterior_of_last_system(const LastSystem& last, const TaskPrior& prior, double* inverse, TaskPosterior& out) {
   const int r = last.r, n = last.n;
   if (!last.factored || n == 0) {
@@ -43,20 +47,27 @@ LRSMETA_HD inline void posterior_of_last_system(const LastSystem& last, const Ta
     out.effective_params = out.effective_params_b = 0.0;
     return;
   }
-  for (int c = 0; c < n; ++c) {
-    double* e = inverse + c * n;
-    for (int q = 0; q < n; ++q) e[q] = q == c ? 1.0 : 0.0;
-    detail::cholesky_solve(last.chol, n, e);
-  }
+  for (int c = 0; c < n; ++c) detail::inverse_factor_column(last.chol, n, c, inverse + c * n);
   double trace_prior_w = 0.0, trace_prior_b = 0.0;
   for (int p = 0; p < r; ++p)
-    for (int p2 = 0; p2 < r; ++p2) trace_prior_w += inverse[p * n + p2] * prior.w_precision[p2 * r + p];
-  for (int q = r; q < n; ++q) trace_prior_b += inverse[q * n + q] * prior.b_precision;
+    for (int q = 0; q <= p; ++q) {
+      const double* lp = inverse + p * n;
+      const double* lq = inverse + q * n;
+      double entry = 0.0;  // [K^-1]_pq, q <= p
+      for (int j = p; j < n; ++j) entry += lp[j] * lq[j];
+      trace_prior_w += entry * prior.w_precision[q * r + p];
+      if (q != p) trace_prior_w += entry * prior.w_precision[p * r + q];
+      if (out.V) out.V[p * r + q] = out.V[q * r + p] = prior.noise_variance * entry;
+    }
+  for (int q = r; q < n; ++q) {
+    const double* lq = inverse + q * n;
+    double entry = 0.0;
+    for (int j = q; j < n; ++j) entry += lq[j] * lq[j];
+    inverse[q * n + q] = entry;  // column q is not read again
+    trace_prior_b += entry * prior.b_precision;
+  }
   out.effective_params_b = static_cast<double>(n - r) - trace_prior_b;
   out.effective_params = static_cast<double>(r) - trace_prior_w + out.effective_params_b;
-  if (out.V)
-    for (int p = 0; p < r; ++p)
-      for (int p2 = 0; p2 < r; ++p2) out.V[p * r + p2] = prior.noise_variance * inverse[p * n + p2];
 }
 
 // The task's log marginal likelihood and b's posterior second moments, from the last system (the

@@ -142,9 +142,12 @@ LRSMETA_HD inline int kept_by_support_threshold(const double* chol, int r, int n
   const int n = r + n_S;
   int n_kept = 0;
   for (int q = 0; q < n_S; ++q) {
-    for (int c = 0; c < n; ++c) e[c] = c == r + q ? 1.0 : 0.0;
-    detail::cholesky_solve(chol, n, e);
-    const double variance = noise_variance * e[r + q];
+    // [K^-1]_qq = ||column q of L^-1||^2 (K = L L^T): a forward substitution from row r + q.
+    const int c = r + q;
+    detail::inverse_factor_column(chol, n, c, e);
+    double inverse_qq = 0.0;
+    for (int j = c; j < n; ++j) inverse_qq += e[j] * e[j];
+    const double variance = noise_variance * inverse_qq;
     if (b_S[q] * b_S[q] > threshold * variance) kept[n_kept++] = q;
   }
   return n_kept;
