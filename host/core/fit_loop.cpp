@@ -302,6 +302,14 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     if (model.history.empty()) return false;
     const IterationInfo& info = model.history.back();
     const int it = info.iteration;
+    // Started from a neighbour's state: new directions of U grow from a small variance, gaining
+    // little at first and more each iteration; no tolerance is met while the gains still rise.
+    if (start_from && use_prior) {
+      const std::size_t h = model.history.size();
+      if (h < 3) return false;
+      const double last_gain = model.history[h - 1].log_evidence - model.history[h - 2].log_evidence;
+      if (last_gain > model.history[h - 2].log_evidence - model.history[h - 3].log_evidence) return false;
+    }
     if (options.tolerance > 0 && info.u_change < options.tolerance && it > warm_phase_end) return true;
     if (use_prior && options.relative_tolerance > 0 && it > warm_phase_end + 1 && model.history.size() >= 2) {
       const IterationInfo& before = model.history[model.history.size() - 2];
