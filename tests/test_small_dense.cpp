@@ -36,13 +36,7 @@ TEST(SmallCholesky, SolvesRandomSpdSystemsLikeGaussianElimination) {
 // later column: against the inverse by Gaussian elimination, column by column of the identity.
 TEST(SmallCholesky, InverseFactorColumnsGiveTheInverse) {
   for (int n : {1, 3, 8, 17}) {
-    const std::vector<double> B = testing::random_normal(static_cast<std::size_t>(n) * n, 300 + n);
-    std::vector<double> A(static_cast<std::size_t>(n) * n, 0.0);
-    for (int i = 0; i < n; ++i)
-      for (int j = 0; j < n; ++j) {
-        for (int p = 0; p < n; ++p) A[i * n + j] += B[p * n + i] * B[p * n + j];
-        if (i == j) A[i * n + j] += 0.1;
-      }
+    const std::vector<double> A = testing::random_spd(n, 300 + n, 0.1);
     std::vector<double> L = A, columns(static_cast<std::size_t>(n) * n);
     ASSERT_TRUE(detail::cholesky_factor(L.data(), n));
     for (int c = 0; c < n; ++c) {
