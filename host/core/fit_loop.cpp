@@ -127,6 +127,12 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     throw Error(std::string("data: low-rank basis ") + to_string(options.low_rank_basis) +
                 " needs a constant feature (the same non-zero value in every row), and no column of X is one: add a column of ones");
   u_step.set_held_axis(constant);
+  // The data's spectral moment, from the run's cache where it has one.
+  auto spectral_moment = [&]() {
+    if (!run.spectral_moment) return backend->spectral_moment(nullptr);
+    if (run.spectral_moment->empty()) *run.spectral_moment = backend->spectral_moment(nullptr);
+    return *run.spectral_moment;
+  };
   // A neighbouring fit's state to start from (not on a resume): U, Sigma and the tasks' (w, b) in
   // this fit's shape; new columns of U from the data's moment (spectral initialisation) or drawn.
   const Checkpoint* start_from = resume ? nullptr : run.start_from;
@@ -139,7 +145,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     const int added = static_cast<int>(std::max<std::int64_t>(0, r - from.r));
     std::vector<double> columns;
     if (added > 0 && !holds_u) {
-      const std::vector<double> M = options.init == Init::spectral ? backend->spectral_moment(nullptr) : std::vector<double>();
+      const std::vector<double> M = options.init == Init::spectral ? spectral_moment() : std::vector<double>();
       if (comm.rank() == 0)
         columns = core::directions_off_span(M, from.U, static_cast<int>(d), static_cast<int>(from.r), added, options.seed);
       else
@@ -170,7 +176,8 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
       for (std::int64_t a = 0; a < d; ++a) U[static_cast<std::size_t>(a * r + a)] = 1.0;
     backend->set_U(U);
   } else if (options.init == Init::spectral && r > 0) {
-    std::vector<double> M = backend->spectral_moment(private_release);  // symmetric: row- and column-major agree
+    // Symmetric: row- and column-major agree.
+    std::vector<double> M = private_release ? backend->spectral_moment(private_release) : spectral_moment();
     // Rank 0 draws the noise (once) and takes the eigenvectors; every process gets its U.
     std::vector<double> U(static_cast<std::size_t>(d * r));
     if (comm.rank() == 0) {
@@ -302,13 +309,13 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     if (model.history.empty()) return false;
     const IterationInfo& info = model.history.back();
     const int it = info.iteration;
-    // Started from a neighbour's state: new directions of U grow from a small variance, gaining
-    // little at first and more each iteration; no tolerance is met while the gains still rise.
+    // Started from a neighbour's state (new directions of U growing): no tolerance is met while
+    // the gains still rise.
     if (start_from && use_prior) {
       const std::size_t h = model.history.size();
-      if (h < 3) return false;
-      const double last_gain = model.history[h - 1].log_evidence - model.history[h - 2].log_evidence;
-      if (last_gain > model.history[h - 2].log_evidence - model.history[h - 3].log_evidence) return false;
+      if (h < 3 || evidence_gains_rising(model.history[h - 3].log_evidence, model.history[h - 2].log_evidence,
+                                         model.history[h - 1].log_evidence))
+        return false;
     }
     if (options.tolerance > 0 && info.u_change < options.tolerance && it > warm_phase_end) return true;
     if (use_prior && options.relative_tolerance > 0 && it > warm_phase_end + 1 && model.history.size() >= 2) {

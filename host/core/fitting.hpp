@@ -38,12 +38,21 @@ struct FitRun {
   // Where not resuming: a neighbouring fit's last state (another r or k; core/warm_start.hpp) to
   // start from rather than from scratch. The fit then has no warm-start phase: b enters at once.
   const Checkpoint* start_from = nullptr;
+  // The data's spectral moment (Backend::spectral_moment, not private), shared by the fits of one
+  // choice: filled by the first that needs it (new columns of U, or a spectral start), read by the
+  // others, so that the data is passed over once for it. Null: each fit computes its own.
+  std::vector<double>* spectral_moment = nullptr;
   const Checkpoint* header = nullptr;  // what every checkpoint records besides the fit's state (data, asked options, choice)
   Communicator* communicator = nullptr;  // over many processes (data: this one's shard); null: one
   // The constant feature (core::constant_feature) where the caller found it already: a fit that
   // holds U then makes no pass over the data to find it.
   std::optional<std::int64_t> constant_feature;
 };
+
+// Whether the gains of a log evidence trace still rise: its last three values, oldest first. A
+// direction of U growing from a small variance gains little at first and more each iteration;
+// neither a tolerance nor an abandonment judges a fit while its gains rise.
+inline bool evidence_gains_rising(double oldest, double previous, double last) { return last - previous > previous - oldest; }
 
 // The fit with r, k and tau2 fixed (fit_loop.cpp). With `validation` (the held-out rows of the same
 // tasks), the validation MSE of every b-prior scale candidate is returned in *candidate_mse, each

@@ -451,6 +451,8 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     return a.rank == b.rank && a.low_rank_basis == b.low_rank_basis &&
            (a.covariance_shrinkage == kIsotropicShrinkage) == (b.covariance_shrinkage == kIsotropicShrinkage);
   };
+  // The data's spectral moment, computed by the first candidate that needs it (FitRun).
+  std::vector<double> spectral_moment;
   // The constant feature, found once for every candidate that holds U (-1: none, or not looked for).
   const bool holds_u = options.low_rank_basis == LowRankBasis::intercept || options.low_rank_basis == LowRankBasis::slopes;
   const std::int64_t constant_axis = (options.low_rank_basis == LowRankBasis::automatic && choose_rank) || holds_u
@@ -495,9 +497,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
       evidence_trace.push_back(it.log_evidence);
       const std::size_t j = evidence_trace.size();
       if (!go_on || !leader || it.iteration <= settling || j < 3) return go_on;
-      // Gains still rising: a direction growing from a small variance (a candidate started from a
-      // smaller rank's state) gains little at first, then more; nothing can be said yet.
-      if (evidence_trace[j - 1] - evidence_trace[j - 2] > evidence_trace[j - 2] - evidence_trace[j - 3]) return go_on;
+      if (evidence_gains_rising(evidence_trace[j - 3], evidence_trace[j - 2], evidence_trace[j - 1])) return go_on;
       const double gain = std::max({0.0, evidence_trace[j - 1] - evidence_trace[j - 2], evidence_trace[j - 2] - evidence_trace[j - 3]});
       SelectionCandidate reach = shape;
       reach.covariance_shrinkage = it.covariance_shrinkage;
@@ -513,6 +513,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     run.header = &header;
     run.communicator = final_run.communicator;
     if (constant_axis >= 0) run.constant_feature = constant_axis;
+    run.spectral_moment = &spectral_moment;
     SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     c.abandoned = abandoned;
     c.reach_log_evidence = reach_evidence;
