@@ -11,6 +11,7 @@
 #include "core/backend.hpp"
 #include "core/communicator.hpp"
 #include "core/distributed_backend.hpp"
+#include "core/em_acceleration.hpp"
 #include "core/estimation.hpp"
 #include "core/feature_scaling.hpp"
 #include "core/fingerprint.hpp"
@@ -353,6 +354,11 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     const core::TaskStepTotals totals = u_start ? backend->task_step_all_with_u_start(k_now, *u_start) : backend->task_step_all(k_now);
     const double task_seconds = seconds_since(t0);
     const auto t1 = Clock::now();
+    // Where the M-step starts from, for over-relaxing it (core/em_acceleration.hpp).
+    const bool accelerate = use_prior && options.em_acceleration && holds_u;
+    const std::vector<double> Sigma_before = accelerate ? prior.Sigma : std::vector<double>();
+    const std::vector<double> U_before = accelerate && r > 0 ? backend->get_U() : std::vector<double>();
+    const double s2_before = prior.noise_variance;
     std::vector<double> w_mean;
     if (use_prior) w_mean = core::update_hyperparameters(prior, totals, t_all);
     if (estimate_tau2 && k_now > 0) tau2 = core::estimate_sparse_prior_variance(totals, tau2);
@@ -368,6 +374,21 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
         core::keep_intercept_apart(prior.Sigma, u, static_cast<int>(r));
       } else {
         core::shrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
+      }
+    }
+    if (accelerate) {
+      const double eta = core::overrelaxation_factor(model.history, k_now, totals.log_evidence, s2_before, prior.noise_variance);
+      if (eta > 1.0 && s2_before > 0 && prior.noise_variance > 0) {
+        prior.noise_variance = s2_before * std::pow(prior.noise_variance / s2_before, eta);
+        if (r > 0 && Sigma_before.size() == prior.Sigma.size()) {
+          const std::vector<double> U = backend->get_U();
+          const std::vector<double> from = core::covariance_in_basis(Sigma_before, U_before, U, static_cast<int>(d), static_cast<int>(r));
+          prior.Sigma = core::covariance_geodesic(from, prior.Sigma, static_cast<int>(r), eta);
+          if (slopes) {  // the geodesic between two such matrices stays one; kept exactly so
+            const std::vector<double> u(U.begin() + constant * r, U.begin() + (constant + 1) * r);
+            core::keep_intercept_apart(prior.Sigma, u, static_cast<int>(r));
+          }
+        }
       }
     }
     if (private_release && r > 0) report.releases += 2;

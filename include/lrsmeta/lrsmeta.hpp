@@ -183,6 +183,10 @@ struct Options {
   // cross-validation picks for the global linear fit (it vanishes with the noise, like the other
   // priors). false: beta unpenalised, as in the classical linear mixed model.
   bool population_prior = true;
+  // Over-relaxed EM for s2 and Sigma (core/em_acceleration.hpp): where the M-step keeps moving them
+  // the same way, its step is stretched, up to 8 times. The fixed point is EM's; false: EM's own
+  // steps (slower where a variance is poorly determined).
+  bool em_acceleration = true;
   // How what is "auto" below is found: estimated from all rows (evidence, the default) or chosen
   // on held-out rows (validation).
   Selection selection = Selection::evidence;

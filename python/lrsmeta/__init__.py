@@ -220,7 +220,8 @@ class LRSRegressor:
                  random_state=42, threads=0, tolerance=0.0, relative_tolerance=1e-6, device="cpu", u_solver="auto",
                  select="evidence", low_rank_basis="auto", cg_tolerance=1e-10, cg_forcing=0.1, cg_max_steps=300,
                  sparse_prior_scale="auto", support_threshold="auto", covariance_shrinkage="auto",
-                 validation_fraction=0.2, folds=5, standardize=True, population_prior=True, selection_tasks=50000,
+                 validation_fraction=0.2, folds=5, standardize=True, population_prior=True, em_acceleration=True,
+                 selection_tasks=50000,
                  selection_tolerance=0.005, epsilon=None, delta=None, clip_x=1.0, clip_y=1.0,
                  clip_w=1.0, max_samples=50, noise_multiplier=None, noise_seed=None, callback=None,
                  group_column=None, unseen="population"):
