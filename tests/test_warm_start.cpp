@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <random>
 
@@ -273,6 +274,118 @@ TEST(WarmStart, ASmallerRankKeepsSigmasLeadingDirectionsAndASmallerKTheLargestEn
 
 // Fits started from another fit's state: from its own converged state a fit stays there, and r = 3
 // started from r = 2's state reaches the evidence of r = 3 from scratch.
+// A held basis started from a learned neighbour: every task's w the held coordinates of its U w
+// (all of it for the slopes, its constant entry for the intercept), Sigma the held form of U Sigma
+// U^T (the constant feature's variance, the mean of the others'), b cut to k by size; from a
+// neighbour without a low-rank part (r = 0), both variances kNewDirectionVariance times the
+// coefficients' scale.
+TEST(WarmStart, AHeldBasisTakesTheNeighboursDeviationsAndSpreadInItsCoordinates) {
+  std::mt19937_64 gen(21);
+  const Checkpoint from = neighbour(gen);
+  const Model& m = from.model;
+  const int d = 10, r0 = 3, t = 6, constant = 4;
+  const Matrix spread = sandwich(m.U, m.Sigma, d, r0);
+  double trace = 0.0;
+  for (int a = 0; a < d; ++a) trace += spread[a * d + a];
+  const double own = spread[constant * d + constant], shared = (trace - own) / (d - 1);
+  const core::NeighbourState slopes = core::state_in_held_basis(from, LowRankBasis::slopes, constant, d, 1);
+  const core::NeighbourState intercept = core::state_in_held_basis(from, LowRankBasis::intercept, constant, 1, 3);
+  for (int a = 0; a < d; ++a) {
+    for (int b = 0; b < d; ++b) {
+      EXPECT_EQ(slopes.U[a * d + b], a == b ? 1.0 : 0.0);
+      EXPECT_NEAR(slopes.Sigma[a * d + b], a != b ? 0.0 : a == constant ? own : shared, 1e-12);
+    }
+    EXPECT_EQ(intercept.U[a], a == constant ? 1.0 : 0.0);
+  }
+  EXPECT_NEAR(intercept.Sigma[0], own, 1e-12);
+  for (int i = 0; i < t; ++i) {
+    for (int a = 0; a < d; ++a) {
+      double deviation = 0.0;
+      for (int p = 0; p < r0; ++p) deviation += m.U[a * r0 + p] * m.W[i * r0 + p];
+      EXPECT_NEAR(slopes.task_parameters.W[i * d + a], deviation, 1e-12);
+      if (a == constant) EXPECT_NEAR(intercept.task_parameters.W[i], deviation, 1e-12);
+    }
+    // k = 1 keeps the larger of the two entries; k = 3 all, and one unused slot more.
+    const int larger = m.B_index[i * 2 + 1] >= 0 && std::fabs(m.B_value[i * 2 + 1]) > std::fabs(m.B_value[i * 2]) ? 1 : 0;
+    EXPECT_EQ(slopes.task_parameters.B_index[i], m.B_index[i * 2 + larger]);
+    EXPECT_EQ(slopes.task_parameters.B_value[i], m.B_value[i * 2 + larger]);
+    for (int e = 0; e < 2; ++e) EXPECT_EQ(intercept.task_parameters.B_index[i * 3 + e], m.B_index[i * 2 + e]);
+    EXPECT_EQ(intercept.task_parameters.B_index[i * 3 + 2], -1);
+  }
+  Checkpoint sparse_only = from;
+  sparse_only.model.r = 0;
+  sparse_only.model.U.clear();
+  sparse_only.model.Sigma.clear();
+  sparse_only.model.W.clear();
+  sparse_only.coefficient_scale = 3.0;
+  const core::NeighbourState fresh = core::state_in_held_basis(sparse_only, LowRankBasis::slopes, constant, d, 2);
+  for (int a = 0; a < d; ++a) EXPECT_DOUBLE_EQ(fresh.Sigma[a * d + a], core::kNewDirectionVariance * 3.0);
+  for (double w : fresh.task_parameters.W) EXPECT_EQ(w, 0.0);
+  EXPECT_THROW(core::state_in_held_basis(from, LowRankBasis::slopes, constant, 3, 1), Error);
+  EXPECT_THROW(core::state_in_held_basis(from, LowRankBasis::intercept, d, 1, 1), Error);
+  EXPECT_THROW(core::state_in_held_basis(from, LowRankBasis::learned, constant, 1, 1), Error);
+}
+
+// The slopes model started from a learned fit's state reaches the optimum it reaches from scratch.
+TEST(WarmStart, TheSlopesModelStartedFromALearnedFitReachesItsOwnOptimum) {
+  // Tasks whose coefficients vary on every feature (the slopes model's truth) plus a constant.
+  std::mt19937_64 gen(8);
+  std::normal_distribution<double> normal;
+  const int d = 5, constant = 0, tasks = 200;
+  Dataset<double> data;
+  data.d = d;
+  data.task_offsets.assign(1, 0);
+  std::vector<double> beta(d);
+  for (double& b : beta) b = normal(gen);
+  for (int i = 0; i < tasks; ++i) {
+    std::vector<double> theta(beta);
+    for (int a = 0; a < d; ++a) theta[a] += (a == constant ? 1.0 : 0.4) * normal(gen);
+    for (int j = 0; j < 8; ++j) {
+      double y = 0.3 * normal(gen);
+      for (int a = 0; a < d; ++a) {
+        const double x = a == constant ? 1.0 : normal(gen);
+        data.X.push_back(x);
+        y += x * theta[a];
+      }
+      data.y.push_back(y);
+    }
+    data.task_offsets.push_back(data.n());
+  }
+  Options o;
+  o.threads = 2;
+  o.prior = Prior::automatic;
+  o.selection = Selection::evidence;
+  o.sparse_prior_scale = -1.0;
+  o.covariance_shrinkage = -1.0;
+  o.iterations = 300;
+  o.relative_tolerance = 1e-9;
+  o.sparsity = 0;
+  auto fitted = [&](int r, LowRankBasis basis, const Checkpoint* start, std::optional<Checkpoint>* last) {
+    Options fo = o;
+    fo.rank = r;
+    fo.low_rank_basis = basis;
+    Checkpoint header;
+    FitRun run;
+    run.start_from = start;
+    run.header = &header;
+    run.constant_feature = constant;
+    run.checkpoint = [last](const Checkpoint& c) { *last = c; };
+    run.checkpoint_every = 1 << 30;
+    run.checkpoint_at_end = true;
+    return fit_fixed(data.view(), fo, run);
+  };
+  std::optional<Checkpoint> learned, unused;
+  fitted(2, LowRankBasis::learned, nullptr, &learned);
+  ASSERT_TRUE(learned);
+  const Model scratch = fitted(d, LowRankBasis::slopes, nullptr, &unused);
+  const Model warm = fitted(d, LowRankBasis::slopes, &*learned, &unused);
+  EXPECT_NEAR(warm.log_evidence, scratch.log_evidence, 1e-6 * std::fabs(scratch.log_evidence));
+  EXPECT_NEAR(warm.noise_variance, scratch.noise_variance, 1e-4 * scratch.noise_variance);
+  for (int a = 0; a < d; ++a)
+    EXPECT_NEAR(warm.Sigma[a * d + a], scratch.Sigma[a * d + a], 1e-3 * scratch.Sigma[a * d + a]) << a;
+  std::fprintf(stderr, "slopes from scratch %zu iterations, from the learned r = 2 %zu\n", scratch.history.size(), warm.history.size());
+}
+
 TEST(WarmStart, AFitStartedFromANeighboursStateReachesItsOwnOptimum) {
   SyntheticSpec spec;
   spec.tasks = 300;

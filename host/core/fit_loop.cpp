@@ -153,9 +153,12 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
         columns.assign(static_cast<std::size_t>(d * added), 0.0);
       core::broadcast(comm, columns);
     }
+    // A fit that holds U keeps a neighbour's basis where it is its own, else takes the neighbour's
+    // U w_i and spread in its held coordinates.
     if (holds_u && (from.r != r || from.options.low_rank_basis != options.low_rank_basis))
-      throw Error("warm start: a fit that holds U starts only from a fit of the same basis and rank");
-    neighbour = core::state_from_neighbour(*start_from, static_cast<int>(r), static_cast<int>(k), columns, holds_u);
+      neighbour = core::state_in_held_basis(*start_from, options.low_rank_basis, constant, static_cast<int>(r), static_cast<int>(k));
+    else
+      neighbour = core::state_from_neighbour(*start_from, static_cast<int>(r), static_cast<int>(k), columns, holds_u);
   }
   if (resume) {
     if (resume->model.r != r || resume->model.k != k || resume->model.d != d || resume->model.t != data.t)

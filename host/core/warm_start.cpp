@@ -22,6 +22,26 @@ void project_off(std::vector<double>& v, const std::vector<double>& Q, int d, in
     }
 }
 
+// Task i's b from m's, cut or padded to k entries: the largest first where fewer are kept (then in
+// their order in m's b), index -1 in the slots left over.
+void carry_support(const Model& m, std::int64_t i, int k, Model& tp) {
+  const int k0 = static_cast<int>(m.k);
+  std::vector<int> slots;
+  for (int e = 0; e < k0; ++e)
+    if (m.B_index[static_cast<std::size_t>(i * k0 + e)] >= 0) slots.push_back(e);
+  if (static_cast<int>(slots.size()) > k) {
+    std::stable_sort(slots.begin(), slots.end(), [&](int a, int b) {
+      return std::fabs(m.B_value[static_cast<std::size_t>(i * k0 + a)]) > std::fabs(m.B_value[static_cast<std::size_t>(i * k0 + b)]);
+    });
+    slots.resize(static_cast<std::size_t>(k));
+    std::sort(slots.begin(), slots.end());
+  }
+  for (std::size_t e = 0; e < slots.size(); ++e) {
+    tp.B_index[static_cast<std::size_t>(i * k) + e] = m.B_index[static_cast<std::size_t>(i * k0 + slots[e])];
+    tp.B_value[static_cast<std::size_t>(i * k) + e] = m.B_value[static_cast<std::size_t>(i * k0 + slots[e])];
+  }
+}
+
 }  // namespace
 
 std::vector<double> directions_off_span(const std::vector<double>& M, const std::vector<double>& U, int d, int r, int count,
@@ -138,21 +158,71 @@ NeighbourState state_from_neighbour(const Checkpoint& from, int r, int k, const 
       for (int p = 0; p < r0; ++p) x += Q[static_cast<std::size_t>(j) * r0 + p] * m.W[static_cast<std::size_t>(i * r0 + p)];
       tp.W[static_cast<std::size_t>(i * r + j)] = x;
     }
-    // b's entries, the largest first where fewer are kept (then in their order in from's b).
-    std::vector<int> slots;
-    for (int e = 0; e < k0; ++e)
-      if (m.B_index[static_cast<std::size_t>(i * k0 + e)] >= 0) slots.push_back(e);
-    if (static_cast<int>(slots.size()) > k) {
-      std::stable_sort(slots.begin(), slots.end(), [&](int a, int b) {
-        return std::fabs(m.B_value[static_cast<std::size_t>(i * k0 + a)]) > std::fabs(m.B_value[static_cast<std::size_t>(i * k0 + b)]);
-      });
-      slots.resize(static_cast<std::size_t>(k));
-      std::sort(slots.begin(), slots.end());
+    carry_support(m, i, k, tp);
+  }
+  return s;
+}
+
+NeighbourState state_in_held_basis(const Checkpoint& from, LowRankBasis basis, std::int64_t constant, int r, int k) {
+  const Model& m = from.model;
+  const int d = static_cast<int>(m.d), r0 = static_cast<int>(m.r), k0 = static_cast<int>(m.k);
+  const std::int64_t t = m.t;
+  const bool intercept = basis == LowRankBasis::intercept;
+  if (!intercept && basis != LowRankBasis::slopes) throw Error("warm start: a held basis is the intercept's or the slopes'");
+  if (constant < 0 || constant >= d) throw Error("warm start: no constant feature to hold U at");
+  if (r != (intercept ? 1 : d)) throw Error("warm start: a held basis has rank 1 (intercept) or d (slopes)");
+  if (m.U.size() != static_cast<std::size_t>(d) * r0 || m.Sigma.size() != static_cast<std::size_t>(r0) * r0 ||
+      m.W.size() != static_cast<std::size_t>(t) * r0 || m.B_index.size() != static_cast<std::size_t>(t) * k0 ||
+      m.B_value.size() != static_cast<std::size_t>(t) * k0)
+    throw Error("warm start: the neighbouring fit's state does not have its own shape");
+  // The held U: the constant feature's axis, or every feature's (fit_fixed's own start).
+  NeighbourState s;
+  s.U.assign(static_cast<std::size_t>(d) * r, 0.0);
+  if (intercept) s.U[static_cast<std::size_t>(constant)] = 1.0;
+  else
+    for (int a = 0; a < d; ++a) s.U[static_cast<std::size_t>(a) * r + a] = 1.0;
+  // H^T x for x in feature space: its constant entry, or all of it.
+  auto held_coordinates = [&](const std::vector<double>& x, double* out) {
+    if (intercept) *out = x[static_cast<std::size_t>(constant)];
+    else std::copy(x.begin(), x.end(), out);
+  };
+  // from's spread of theta, U Sigma U^T, on the constant feature's axis (own) and on the others
+  // (shared: its mean variance), the slopes model's two variances; a variance from's model does not
+  // have (r = 0, or a random intercept's slopes) starts at kNewDirectionVariance times the one it
+  // has, or of the scale a start from scratch takes.
+  double own = 0.0, trace = 0.0;
+  for (int a = 0; a < d; ++a)
+    for (int p = 0; p < r0; ++p)
+      for (int q = 0; q < r0; ++q) {
+        const double c = m.U[static_cast<std::size_t>(a) * r0 + p] * m.Sigma[static_cast<std::size_t>(p) * r0 + q] * m.U[static_cast<std::size_t>(a) * r0 + q];
+        trace += c;
+        if (a == constant) own += c;
+      }
+  own = std::max(0.0, own);
+  double shared = d > 1 ? std::max(0.0, trace - own) / (d - 1) : 0.0;
+  const double scale = own > 0 ? own : shared > 0 ? shared : from.coefficient_scale;
+  if (!(own > 0)) own = kNewDirectionVariance * scale;
+  if (!(shared > 0)) shared = kNewDirectionVariance * scale;
+  s.Sigma.assign(static_cast<std::size_t>(r) * r, 0.0);
+  for (int j = 0; j < r; ++j) s.Sigma[static_cast<std::size_t>(j) * r + j] = intercept || j == constant ? own : shared;
+  Model& tp = s.task_parameters;
+  tp.d = m.d;
+  tp.t = t;
+  tp.r = r;
+  tp.k = k;
+  tp.W.assign(static_cast<std::size_t>(t) * r, 0.0);
+  tp.B_index.assign(static_cast<std::size_t>(t) * k, -1);
+  tp.B_value.assign(static_cast<std::size_t>(t) * k, 0.0);
+  std::vector<double> deviation(static_cast<std::size_t>(d));
+  for (std::int64_t i = 0; i < t; ++i) {
+    // The task's low-rank deviation U w_i in the held coordinates.
+    for (int a = 0; a < d; ++a) {
+      double x = 0.0;
+      for (int p = 0; p < r0; ++p) x += m.U[static_cast<std::size_t>(a) * r0 + p] * m.W[static_cast<std::size_t>(i * r0 + p)];
+      deviation[static_cast<std::size_t>(a)] = x;
     }
-    for (std::size_t e = 0; e < slots.size(); ++e) {
-      tp.B_index[static_cast<std::size_t>(i * k) + e] = m.B_index[static_cast<std::size_t>(i * k0 + slots[e])];
-      tp.B_value[static_cast<std::size_t>(i * k) + e] = m.B_value[static_cast<std::size_t>(i * k0 + slots[e])];
-    }
+    held_coordinates(deviation, tp.W.data() + i * r);
+    carry_support(m, i, k, tp);
   }
   return s;
 }

@@ -32,6 +32,14 @@ struct NeighbourState {
 NeighbourState state_from_neighbour(const Checkpoint& from, int r, int k, const std::vector<double>& new_columns,
                                     bool keep_basis = false);
 
+// What a fit that holds U (LowRankBasis intercept, r = 1, or slopes, r = d) takes from `from` of
+// another basis or rank: U held as a fit from scratch holds it; every task's w the held coordinates
+// of its U w (its constant entry, or all of it); Sigma the held basis's form of from's spread
+// U Sigma U^T (the constant feature's variance, and for the slopes the mean of the others), a
+// variance from has not (r = 0, a random intercept's slopes) kNewDirectionVariance times the one it
+// has; b cut or padded to k entries. constant: the constant feature's index.
+NeighbourState state_in_held_basis(const Checkpoint& from, LowRankBasis basis, std::int64_t constant, int r, int k);
+
 // `count` orthonormal directions orthogonal to U's r columns (d x r, row-major): the top eigenvectors
 // of M (d x d, symmetric) projected off U's span, or with M empty, Gaussian draws (seeded) projected
 // off it. Row-major d x count.
