@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/em_acceleration.hpp"
+#include "test_helpers.hpp"
 
 namespace lrsmeta {
 namespace {
@@ -100,21 +101,9 @@ TEST(EmAcceleration, TheGeodesicMeetsItsIdentities) {
 // covariance of theta, U Sigma U^T.
 TEST(EmAcceleration, ACovarianceCarriedToAnotherBasisDescribesTheSameSpread) {
   std::mt19937_64 gen(5);
-  std::normal_distribution<double> normal;
   const int d = 6, r = 3;
-  // U_before: orthonormal columns by Gram-Schmidt; U = U_before Q for a rotation Q of w's space.
-  Matrix U_before(static_cast<std::size_t>(d) * r);
-  for (double& u : U_before) u = normal(gen);
-  for (int p = 0; p < r; ++p) {
-    for (int q = 0; q < p; ++q) {
-      double dot = 0.0;
-      for (int a = 0; a < d; ++a) dot += U_before[a * r + p] * U_before[a * r + q];
-      for (int a = 0; a < d; ++a) U_before[a * r + p] -= dot * U_before[a * r + q];
-    }
-    double norm = 0.0;
-    for (int a = 0; a < d; ++a) norm += U_before[a * r + p] * U_before[a * r + p];
-    for (int a = 0; a < d; ++a) U_before[a * r + p] /= std::sqrt(norm);
-  }
+  // U = U_before Q for a rotation Q of w's space.
+  const Matrix U_before = testing::random_orthonormal(d, r, 17);
   const double angle = 0.7;
   const Matrix Q = {std::cos(angle), -std::sin(angle), 0.0, std::sin(angle), std::cos(angle), 0.0, 0.0, 0.0, -1.0};
   Matrix U(static_cast<std::size_t>(d) * r, 0.0);

@@ -76,4 +76,33 @@ inline double subspace_distance(const std::vector<double>& U, const std::vector<
   return lrsmeta::subspace_distance(U, V, d, r);
 }
 
+// y_ij = x_ij^T (beta + w_i) + e_ij, w_i ~ N(0, diag(intercept variance at the constant feature,
+// slope variance elsewhere)): the slopes model's truth.
+inline Dataset<double> intercept_and_slopes_data(int tasks, int min_rows, int max_rows, int d, int constant, double intercept_variance,
+                                          double slope_variance, double noise, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> normal;
+  std::uniform_int_distribution<int> rows(min_rows, max_rows);
+  std::vector<double> beta(static_cast<std::size_t>(d)), theta(beta.size());
+  for (double& b : beta) b = normal(gen);
+  Dataset<double> data;
+  data.d = d;
+  data.task_offsets.assign(1, 0);
+  for (int i = 0; i < tasks; ++i) {
+    for (int a = 0; a < d; ++a) theta[a] = beta[a] + std::sqrt(a == constant ? intercept_variance : slope_variance) * normal(gen);
+    const int m = rows(gen);
+    for (int j = 0; j < m; ++j) {
+      double y = noise * normal(gen);
+      for (int a = 0; a < d; ++a) {
+        const double x = a == constant ? 1.0 : normal(gen);
+        data.X.push_back(x);
+        y += x * theta[a];
+      }
+      data.y.push_back(y);
+    }
+    data.task_offsets.push_back(data.n());
+  }
+  return data;
+}
+
 }  // namespace lrsmeta::testing

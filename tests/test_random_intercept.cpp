@@ -155,35 +155,6 @@ TEST(RandomIntercept, MatchesAnIndependentMaximumLikelihoodFit) {
   }
 }
 
-// y_ij = x_ij^T (beta + w_i) + e_ij, w_i ~ N(0, diag(intercept variance at the constant feature,
-// slope variance elsewhere)): the slopes model's truth.
-Dataset<double> intercept_and_slopes_data(int tasks, int min_rows, int max_rows, int d, int constant, double intercept_variance,
-                                          double slope_variance, double noise, std::uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_int_distribution<int> rows(min_rows, max_rows);
-  std::vector<double> beta(static_cast<std::size_t>(d)), theta(beta.size());
-  for (double& b : beta) b = normal(gen);
-  Dataset<double> data;
-  data.d = d;
-  data.task_offsets.assign(1, 0);
-  for (int i = 0; i < tasks; ++i) {
-    for (int a = 0; a < d; ++a) theta[a] = beta[a] + std::sqrt(a == constant ? intercept_variance : slope_variance) * normal(gen);
-    const int m = rows(gen);
-    for (int j = 0; j < m; ++j) {
-      double y = noise * normal(gen);
-      for (int a = 0; a < d; ++a) {
-        const double x = a == constant ? 1.0 : normal(gen);
-        data.X.push_back(x);
-        y += x * theta[a];
-      }
-      data.y.push_back(y);
-    }
-    data.task_offsets.push_back(data.n());
-  }
-  return data;
-}
-
 // The slopes model by maximum likelihood, independently of the library: for variance ratios
 // (l0, l1) (the intercept's and the slopes' to s2) each task's covariance is s2 H_i, H_i = I +
 // X_i diag(l) X_i^T (dense m x m); beta is generalised least squares, s2 the mean weighted
@@ -279,7 +250,7 @@ SlopesFit profile_likelihood_slopes(const Dataset<double>& data, int constant) {
 // nats a row. Its U stays the features' axes.
 TEST(RandomIntercept, TheSlopesModelMatchesAnIndependentMaximumLikelihoodFit) {
   const int constant = 1, d = 4;
-  const Dataset<double> data = intercept_and_slopes_data(150, 3, 8, d, constant, 0.8, 0.15, 0.5, 23);
+  const Dataset<double> data = testing::intercept_and_slopes_data(150, 3, 8, d, constant, 0.8, 0.15, 0.5, 23);
   const SlopesFit truth = profile_likelihood_slopes(data, constant);
   Options o = intercept_options();
   o.rank = d;
@@ -304,7 +275,7 @@ TEST(RandomIntercept, TheSlopesModelMatchesAnIndependentMaximumLikelihoodFit) {
 // reach the same maximum, that of the independent fit, in fewer iterations.
 TEST(RandomIntercept, TheSlopesModelReachesTheSameMaximumInFewerIterationsAccelerated) {
   const int constant = 0, d = 4;
-  const Dataset<double> data = intercept_and_slopes_data(150, 3, 6, d, constant, 1.0, 0.03, 0.5, 41);
+  const Dataset<double> data = testing::intercept_and_slopes_data(150, 3, 6, d, constant, 1.0, 0.03, 0.5, 41);
   const SlopesFit truth = profile_likelihood_slopes(data, constant);
   Options o = intercept_options();
   o.rank = d;
@@ -328,7 +299,7 @@ TEST(RandomIntercept, TheSlopesModelReachesTheSameMaximumInFewerIterationsAccele
 
 // Where the truth is the slopes model (tasks of 4 to 10 rows), the default chooses it.
 TEST(RandomIntercept, EvidenceChoosesTheSlopesModelWhereSlopesVary) {
-  const Dataset<double> data = intercept_and_slopes_data(300, 4, 10, 5, 0, 1.0, 0.3, 0.5, 31);
+  const Dataset<double> data = testing::intercept_and_slopes_data(300, 4, 10, 5, 0, 1.0, 0.3, 0.5, 31);
   Options o = default_options();
   o.threads = 2;
   const Model m = fit(data.view(), o);

@@ -13,6 +13,7 @@
 #include "core/warm_start.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
+#include "test_helpers.hpp"
 
 namespace lrsmeta {
 namespace {
@@ -149,6 +150,19 @@ TEST(WarmStart, NewDirectionsAreOrthonormalOffTheSpanAndTopOfTheProjectedMoment)
     for (int b = 0; b < d; ++b) rank1[a * d + b] = x[a] * x[b];
   const Matrix filled = core::directions_off_span(rank1, U, d, r, c, 3);
   expect_orthonormal_and_off(filled, U, d, r, c);
+}
+
+// The prior with its settings estimated (what the evidence search's candidates fit), on 2 threads.
+Options estimated_prior_options(int iterations, double relative_tolerance) {
+  Options o;
+  o.threads = 2;
+  o.prior = Prior::automatic;
+  o.selection = Selection::evidence;
+  o.sparse_prior_scale = -1.0;
+  o.covariance_shrinkage = -1.0;
+  o.iterations = iterations;
+  o.relative_tolerance = relative_tolerance;
+  return o;
 }
 
 // A neighbour's state: d = 10, r = 3, k = 2, 6 tasks, Sigma random positive definite, some b
@@ -329,36 +343,9 @@ TEST(WarmStart, AHeldBasisTakesTheNeighboursDeviationsAndSpreadInItsCoordinates)
 // The slopes model started from a learned fit's state reaches the optimum it reaches from scratch.
 TEST(WarmStart, TheSlopesModelStartedFromALearnedFitReachesItsOwnOptimum) {
   // Tasks whose coefficients vary on every feature (the slopes model's truth) plus a constant.
-  std::mt19937_64 gen(8);
-  std::normal_distribution<double> normal;
-  const int d = 5, constant = 0, tasks = 200;
-  Dataset<double> data;
-  data.d = d;
-  data.task_offsets.assign(1, 0);
-  std::vector<double> beta(d);
-  for (double& b : beta) b = normal(gen);
-  for (int i = 0; i < tasks; ++i) {
-    std::vector<double> theta(beta);
-    for (int a = 0; a < d; ++a) theta[a] += (a == constant ? 1.0 : 0.4) * normal(gen);
-    for (int j = 0; j < 8; ++j) {
-      double y = 0.3 * normal(gen);
-      for (int a = 0; a < d; ++a) {
-        const double x = a == constant ? 1.0 : normal(gen);
-        data.X.push_back(x);
-        y += x * theta[a];
-      }
-      data.y.push_back(y);
-    }
-    data.task_offsets.push_back(data.n());
-  }
-  Options o;
-  o.threads = 2;
-  o.prior = Prior::automatic;
-  o.selection = Selection::evidence;
-  o.sparse_prior_scale = -1.0;
-  o.covariance_shrinkage = -1.0;
-  o.iterations = 300;
-  o.relative_tolerance = 1e-9;
+  const int d = 5, constant = 0;
+  const Dataset<double> data = testing::intercept_and_slopes_data(200, 8, 8, d, constant, 1.0, 0.16, 0.3, 8);
+  Options o = estimated_prior_options(300, 1e-9);
   o.sparsity = 0;
   auto fitted = [&](int r, LowRankBasis basis, const Checkpoint* start, std::optional<Checkpoint>* last) {
     Options fo = o;
@@ -398,14 +385,7 @@ TEST(WarmStart, AFitStartedFromANeighboursStateReachesItsOwnOptimum) {
   spec.seed = 4;
   const SyntheticData syn = generate_synthetic(spec);
   const TaskDataView<double> data = syn.data.view();
-  Options o;
-  o.threads = 2;
-  o.prior = Prior::automatic;
-  o.selection = Selection::evidence;
-  o.sparse_prior_scale = -1.0;
-  o.covariance_shrinkage = -1.0;
-  o.iterations = 80;
-  o.relative_tolerance = 1e-7;
+  const Options o = estimated_prior_options(80, 1e-7);
   auto fitted = [&](int r, const Checkpoint* start, std::optional<Checkpoint>* last) {
     Options fo = o;
     fo.rank = r;

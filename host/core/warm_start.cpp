@@ -22,6 +22,19 @@ void project_off(std::vector<double>& v, const std::vector<double>& Q, int d, in
     }
 }
 
+// m's shape (d, t) with r and k: every w 0, every b slot unused.
+Model empty_task_parameters(const Model& m, int r, int k) {
+  Model tp;
+  tp.d = m.d;
+  tp.t = m.t;
+  tp.r = r;
+  tp.k = k;
+  tp.W.assign(static_cast<std::size_t>(m.t) * r, 0.0);
+  tp.B_index.assign(static_cast<std::size_t>(m.t) * k, -1);
+  tp.B_value.assign(static_cast<std::size_t>(m.t) * k, 0.0);
+  return tp;
+}
+
 // Task i's b from m's, cut or padded to k entries: the largest first where fewer are kept (then in
 // their order in m's b), index -1 in the slots left over.
 void carry_support(const Model& m, std::int64_t i, int k, Model& tp) {
@@ -145,13 +158,7 @@ NeighbourState state_from_neighbour(const Checkpoint& from, int r, int k, const 
   for (int j = 0; j < r; ++j) s.Sigma[static_cast<std::size_t>(j) * r + j] = j < kept ? lambda[static_cast<std::size_t>(j)] : new_variance;
   if (keep_basis) s.Sigma = m.Sigma;
   Model& tp = s.task_parameters;
-  tp.d = m.d;
-  tp.t = t;
-  tp.r = r;
-  tp.k = k;
-  tp.W.assign(static_cast<std::size_t>(t) * r, 0.0);
-  tp.B_index.assign(static_cast<std::size_t>(t) * k, -1);
-  tp.B_value.assign(static_cast<std::size_t>(t) * k, 0.0);
+  tp = empty_task_parameters(m, r, k);
   for (std::int64_t i = 0; i < t; ++i) {
     for (int j = 0; j < kept; ++j) {
       double x = 0.0;
@@ -206,13 +213,7 @@ NeighbourState state_in_held_basis(const Checkpoint& from, LowRankBasis basis, s
   s.Sigma.assign(static_cast<std::size_t>(r) * r, 0.0);
   for (int j = 0; j < r; ++j) s.Sigma[static_cast<std::size_t>(j) * r + j] = intercept || j == constant ? own : shared;
   Model& tp = s.task_parameters;
-  tp.d = m.d;
-  tp.t = t;
-  tp.r = r;
-  tp.k = k;
-  tp.W.assign(static_cast<std::size_t>(t) * r, 0.0);
-  tp.B_index.assign(static_cast<std::size_t>(t) * k, -1);
-  tp.B_value.assign(static_cast<std::size_t>(t) * k, 0.0);
+  tp = empty_task_parameters(m, r, k);
   std::vector<double> deviation(static_cast<std::size_t>(d));
   for (std::int64_t i = 0; i < t; ++i) {
     // The task's low-rank deviation U w_i in the held coordinates.
