@@ -110,13 +110,14 @@ TEST(OptionTable, ModelJsonKeepsEveryOption) {
   EXPECT_FALSE(j["privacy"].contains("noise_seed"));
   // A model.json written before an option existed is read as what the fit did then.
   nlohmann::json old = j;
-  for (const char* key : {"selection", "prior", "u_solver", "standardize", "cg_forcing"}) old.erase(key);
+  for (const char* key : {"selection", "prior", "u_solver", "standardize", "cg_forcing", "em_acceleration"}) old.erase(key);
   const Options before = io::options_from_json(io::JsonFields(old, "model.json", "options."));
   EXPECT_EQ(before.selection, Selection::validation);
   EXPECT_EQ(before.prior, Prior::none);
   EXPECT_EQ(before.u_solver, USolver::direct);
   EXPECT_FALSE(before.standardize);
   EXPECT_EQ(before.cg_forcing, 0.0);
+  EXPECT_FALSE(before.em_acceleration);
 }
 
 TEST(OptionTable, TheCApiSetsAndReadsEveryOption) {

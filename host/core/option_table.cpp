@@ -149,7 +149,8 @@ std::vector<OptionField> make_table() {
       flag("em_acceleration", "em_acceleration", "no-em-acceleration", FIELD(bool, em_acceleration),
            "on: under the prior, EM's steps for s2 and Sigma are stretched (up to 8 times) while they keep going the "
            "same way and the evidence rises; off: EM's own steps (same fixed point, more iterations where a variance "
-           "is poorly determined)"),
+           "is poorly determined)")
+          .json(nullptr, "false"),
       number("sparse_prior_scale", "sparse_prior_scale", "sparse-prior-scale", FIELD(double, sparse_prior_scale),
              "prior variance of b's non-zeros in units of the data's coefficient scale")
           .range(0, kInf, true)
