@@ -194,15 +194,23 @@ MappedDataset<T> map_data_folder_shard(const std::string& path, int rank, int si
   }
   out.task_offsets = io::read_npy_range<std::int64_t>(o_path, range.first, range.end - range.first + 1, nullptr);
   out.bytes_read += static_cast<std::int64_t>(out.task_offsets.size()) * ho.element_bytes;
-  const std::int64_t row0 = out.task_offsets.front(), rows = out.task_offsets.back() - row0;
-  for (std::int64_t& o : out.task_offsets) o -= row0;  // a decreasing offset is validate()'s to report
+  // Every offset of this process's tasks within [its first, its last] within [0, n] before any
+  // difference is taken (a wild value would overflow it); one that decreases within that range is
+  // validate()'s to report.
+  const std::int64_t row0 = out.task_offsets.front(), last = out.task_offsets.back();
+  if (row0 < 0 || last < row0 || last > folder_n) throw Error(o_path + ": offsets outside [0, n] in this process's tasks");
+  for (const std::int64_t o : out.task_offsets)
+    if (o < row0 || o > last)
+      throw Error(o_path + ": offset " + std::to_string(o) + " outside [" + std::to_string(row0) + ", " + std::to_string(last) +
+                  "], the first and last of this process's tasks: offsets must not decrease");
+  const std::int64_t rows = last - row0;
+  for (std::int64_t& o : out.task_offsets) o -= row0;
   out.first_task = range.first;
   out.first_row = row0;
   out.folder_tasks = folder_t;
   out.folder_rows = folder_n;
   out.n_ = rows;
   out.d = d;
-  if (row0 < 0 || rows < 0 || row0 + rows > folder_n) throw Error(o_path + ": offsets outside [0, n] in this process's tasks");
   out.y_ = io::read_npy_range<T>(y_path, row0, rows, nullptr);
   out.bytes_read += rows * hy.element_bytes;
   const bool same_type = (hx.dtype == DType::f32 && std::is_same_v<T, float>) || (hx.dtype == DType::f64 && std::is_same_v<T, double>);
