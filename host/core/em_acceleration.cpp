@@ -54,11 +54,10 @@ void symmetrise(Matrix& X, int r) {
     }
 }
 
-// Q f(Lambda) Q^T for the eigendecomposition of the symmetric X.
+// Q f(Lambda) Q^T for the eigendecomposition (values ascending, vectors as columns) of a symmetric
+// r x r matrix; f also sees the largest |eigenvalue|.
 template <typename F>
-Matrix spectral_function(const Matrix& X, int r, F f) {
-  std::vector<double> values;
-  const std::vector<double> Q = linalg::symmetric_eigen(r, X, &values);  // column q: eigenvector q
+Matrix spectral_function(const std::vector<double>& values, const std::vector<double>& Q, int r, F f) {
   const double top = values.empty() ? 0.0 : std::max(std::fabs(values.front()), std::fabs(values.back()));
   Matrix out(static_cast<std::size_t>(r) * r, 0.0);
   for (int q = 0; q < r; ++q) {
@@ -74,11 +73,16 @@ Matrix spectral_function(const Matrix& X, int r, F f) {
 
 std::vector<double> covariance_geodesic(const std::vector<double>& A, const std::vector<double>& B, int r, double eta) {
   auto floored = [](double value, double top) { return std::max(value, 1e-12 * top + 1e-300); };
-  const Matrix half = spectral_function(A, r, [&](double v, double top) { return std::sqrt(floored(v, top)); });
-  const Matrix inverse_half = spectral_function(A, r, [&](double v, double top) { return 1.0 / std::sqrt(floored(v, top)); });
+  std::vector<double> a_values;
+  const std::vector<double> a_vectors = linalg::symmetric_eigen(r, A, &a_values);  // one decomposition for both roots
+  const Matrix half = spectral_function(a_values, a_vectors, r, [&](double v, double top) { return std::sqrt(floored(v, top)); });
+  const Matrix inverse_half =
+      spectral_function(a_values, a_vectors, r, [&](double v, double top) { return 1.0 / std::sqrt(floored(v, top)); });
   Matrix C = product(product(inverse_half, B, r), inverse_half, r);
   symmetrise(C, r);
-  const Matrix power = spectral_function(C, r, [&](double v, double top) { return std::pow(floored(v, top), eta); });
+  std::vector<double> c_values;
+  const std::vector<double> c_vectors = linalg::symmetric_eigen(r, C, &c_values);
+  const Matrix power = spectral_function(c_values, c_vectors, r, [&](double v, double top) { return std::pow(floored(v, top), eta); });
   Matrix out = product(product(half, power, r), half, r);
   symmetrise(out, r);
   return out;

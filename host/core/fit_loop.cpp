@@ -372,24 +372,19 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
       const std::vector<double> U = backend->get_U();
       core::carry_to_new_basis(prior, u_step.last_R(), U, w_mean, static_cast<int>(d), static_cast<int>(r));
       if (estimate_shrinkage) prior.covariance_shrinkage = core::estimate_covariance_shrinkage(prior.Sigma, static_cast<int>(r), t_all);
-      if (slopes) {
-        const std::vector<double> u(U.begin() + constant * r, U.begin() + (constant + 1) * r);
-        core::keep_intercept_apart(prior.Sigma, u, static_cast<int>(r));
-      } else {
-        core::shrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
-      }
-    }
-    if (accelerate) {
-      const double eta = core::overrelaxation_factor(model.history, k_now, totals.log_evidence, s2_before, prior.noise_variance);
-      if (eta > 1.0 && s2_before > 0 && prior.noise_variance > 0) {
-        prior.noise_variance = s2_before * std::pow(prior.noise_variance / s2_before, eta);
-        if (r > 0 && Sigma_before.size() == prior.Sigma.size()) {
-          const std::vector<double> U = backend->get_U();
-          const std::vector<double> from = core::covariance_in_basis(Sigma_before, U_before, U, static_cast<int>(d), static_cast<int>(r));
-          prior.Sigma = core::covariance_geodesic(from, prior.Sigma, static_cast<int>(r), eta);
-          if (slopes) {  // the geodesic between two such matrices stays one; kept exactly so
-            const std::vector<double> u(U.begin() + constant * r, U.begin() + (constant + 1) * r);
-            core::keep_intercept_apart(prior.Sigma, u, static_cast<int>(r));
+      // The constant feature's direction in w's coordinates, which the slopes model keeps apart.
+      const std::vector<double> u = slopes ? std::vector<double>(U.begin() + constant * r, U.begin() + (constant + 1) * r) : std::vector<double>();
+      if (slopes) core::keep_intercept_apart(prior.Sigma, u, static_cast<int>(r));
+      else core::shrink_covariance(prior.Sigma, static_cast<int>(r), prior.covariance_shrinkage);
+      if (accelerate) {
+        const double eta = core::overrelaxation_factor(model.history, k_now, totals.log_evidence, s2_before, prior.noise_variance);
+        if (eta > 1.0 && s2_before > 0 && prior.noise_variance > 0) {
+          prior.noise_variance = s2_before * std::pow(prior.noise_variance / s2_before, eta);
+          if (r > 0 && Sigma_before.size() == prior.Sigma.size()) {
+            const std::vector<double> from = core::covariance_in_basis(Sigma_before, U_before, U, static_cast<int>(d), static_cast<int>(r));
+            prior.Sigma = core::covariance_geodesic(from, prior.Sigma, static_cast<int>(r), eta);
+            // The geodesic between two such matrices stays one; kept exactly so.
+            if (slopes) core::keep_intercept_apart(prior.Sigma, u, static_cast<int>(r));
           }
         }
       }
