@@ -14,6 +14,7 @@
 
 #include "core/backend.hpp"
 #include "core/estimation.hpp"
+#include "core/fitting.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.h"
@@ -368,6 +369,32 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
     if (!std::isnan(reach)) EXPECT_EQ(back.selection.candidates[c].reach_log_evidence, reach);
   }
   std::filesystem::remove_all(dir);
+}
+
+// What a candidate is taken to still gain, against the sum of an EM trace's gains: where the gains
+// fall geometrically (rate rho), the allowance's multiple of what is left, never more than the last
+// gain for every iteration left; where they have not started falling, that linear bound; nothing
+// where the evidence fell.
+TEST(Estimation, TheEvidenceStillToGainFollowsTheGainsGeometricFall) {
+  std::mt19937_64 gen(5);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (int trial = 0; trial < 50; ++trial) {
+    const double rho = 0.05 + 0.9 * unit(gen), first_gain = 1.0 + 1000.0 * unit(gen), start = -1e5 * unit(gen);
+    const int left = 1 + static_cast<int>(60 * unit(gen));
+    // Evidence at three iterations of a trace whose gains are first_gain rho^j.
+    const double e0 = start, e1 = e0 + first_gain, e2 = e1 + first_gain * rho;
+    double rest = 0.0;  // what the trace still gains in `left` iterations, summed in long double
+    long double g = first_gain * rho;
+    for (int j = 0; j < left; ++j) rest += static_cast<double>(g *= rho);
+    const double expected_tail = kEvidenceTailAllowance * first_gain * rho * rho / (1.0 - rho);
+    const double still = evidence_still_to_gain(e0, e1, e2, left);
+    EXPECT_NEAR(still, std::min(expected_tail, first_gain * rho * left), 1e-9 * first_gain) << rho << " " << left;
+    EXPECT_GE(still, rest * (1.0 - 1e-12)) << "less than the geometric trace still gains: rho " << rho;
+  }
+  EXPECT_DOUBLE_EQ(evidence_still_to_gain(0.0, 10.0, 30.0, 7), 20.0 * 7);  // gains rising: the linear bound
+  EXPECT_DOUBLE_EQ(evidence_still_to_gain(0.0, 10.0, 20.0, 7), 10.0 * 7);  // not falling either
+  EXPECT_EQ(evidence_still_to_gain(0.0, 10.0, 9.0, 7), 0.0);               // the evidence fell
+  EXPECT_EQ(evidence_still_to_gain(0.0, 10.0, 15.0, 0), 0.0);              // no iteration left
 }
 
 // "auto" is one value, Options::kAuto, resolved inside fit for the data's d: with d <= 32 the

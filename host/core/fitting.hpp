@@ -2,6 +2,7 @@
 // options.cpp): one fit with its settings fixed, the choices made around it, and resuming one.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -53,6 +54,21 @@ struct FitRun {
 // direction of U growing from a small variance gains little at first and more each iteration;
 // neither a tolerance nor an abandonment judges a fit while its gains rise.
 inline bool evidence_gains_rising(double oldest, double previous, double last) { return last - previous > previous - oldest; }
+
+// How far past the last of three log evidences a fit that has `left` iterations to go is taken to
+// reach, for abandoning a candidate (core/selection.cpp): EM's gains fall about geometrically once
+// they fall, so the last gain g, shrinking by the ratio rho of the last two, adds g rho / (1 - rho);
+// kEvidenceTailAllowance times that, and never more than g for every iteration left. 0 where the
+// last gain is not positive.
+constexpr double kEvidenceTailAllowance = 4.0;
+inline double evidence_still_to_gain(double oldest, double previous, double last, int left) {
+  const double gain = last - previous, before = previous - oldest;
+  if (!(gain > 0.0) || left <= 0) return 0.0;
+  const double linear = gain * static_cast<double>(left);
+  if (!(before > gain)) return linear;  // not yet falling: no rate to go by
+  const double rho = gain / before;
+  return std::min(linear, kEvidenceTailAllowance * gain * rho / (1.0 - rho));
+}
 
 // The fit with r, k and tau2 fixed (fit_loop.cpp). With `validation` (the held-out rows of the same
 // tasks), the validation MSE of every b-prior scale candidate is returned in *candidate_mse, each
