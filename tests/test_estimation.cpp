@@ -15,6 +15,7 @@
 #include "core/backend.hpp"
 #include "core/estimation.hpp"
 #include "core/fitting.hpp"
+#include "core/u_solver.hpp"
 #include "cpu/cpu_backend.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.h"
@@ -369,6 +370,53 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
     if (!std::isnan(reach)) EXPECT_EQ(back.selection.candidates[c].reach_log_evidence, reach);
   }
   std::filesystem::remove_all(dir);
+}
+
+// The full-rank model with Sigma isotropic (per-task ridge towards beta): its direct U step solves
+// for beta and U's scale alone (core::u_step_solves_held_directions), since U then spans
+// everything and a rotation of it changes nothing. That is EM for this model, and it ends at a
+// maximum of the marginal likelihood: the dense log N(y_i - X_i beta; 0, s2 I + c X_i X_i^T) is
+// the model's, and moving the variance c or s2 by 0.1% either way lowers it. Solving for all of
+// U~ = U R and then shrinking Sigma back to isotropic (as at a shrinkage just under the threshold)
+// is not EM for it, and ends lower.
+TEST(Estimation, TheIsotropicFullRankModelSolvesForUsScaleAloneAndEndsAtAMaximum) {
+  const int d = 6;
+  const SyntheticData syn = planted(150, 4, 15, d, 2, 0, 29);
+  Options o;
+  o.threads = 2;
+  o.rank = d;
+  o.sparsity = 0;
+  o.covariance_shrinkage = 1e6;
+  o.population_prior = false;
+  o.relative_tolerance = 1e-12;
+  o.iterations = 3000;
+  EXPECT_TRUE(core::u_step_solves_held_directions(o, d));
+  const Model m = fit(syn.data.view(), o);
+  auto dense_at = [&](double variance_factor, double noise_factor) {
+    core::PriorState p;
+    p.beta = m.beta;
+    p.Sigma = m.Sigma;
+    for (double& e : p.Sigma) e *= variance_factor;
+    p.noise_variance = m.noise_variance * noise_factor;
+    return dense_totals(syn.data, m.U, d, p, 0.0, m).log_evidence;
+  };
+  const double at_fit = dense_at(1.0, 1.0);
+  EXPECT_NEAR(at_fit, m.log_evidence, 1e-9 * std::fabs(at_fit));
+  for (double step : {0.999, 1.001}) {
+    EXPECT_LT(dense_at(step, 1.0), at_fit) << "the variance times " << step;
+    EXPECT_LT(dense_at(1.0, step), at_fit) << "s2 times " << step;
+  }
+  Options full = o;
+  full.covariance_shrinkage = 0.999999e6;
+  EXPECT_FALSE(core::u_step_solves_held_directions(full, d));
+  EXPECT_LT(fit(syn.data.view(), full).log_evidence, m.log_evidence);
+  // Not with Sigma's full covariance (U~ = U R, R full, is EM for that model), nor at r < d.
+  Options learned = o;
+  learned.covariance_shrinkage = -1.0;
+  EXPECT_FALSE(core::u_step_solves_held_directions(learned, d));
+  learned = o;
+  learned.rank = d - 1;
+  EXPECT_FALSE(core::u_step_solves_held_directions(learned, d));
 }
 
 // What a candidate is taken to still gain, against the sum of an EM trace's gains: where the gains

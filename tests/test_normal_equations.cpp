@@ -195,5 +195,83 @@ TEST(NormalEquations, FloatDataAgreesWithDoubleToFloatRounding) {
   EXPECT_LT(rel_diff(vf, vd), 1e-12);
 }
 
+// Under the prior, the U step restricted to held directions D_1 .. D_m of U (intercept, slopes, or
+// U itself at r = d with Sigma isotropic): the full system restricted to [beta, the directions'
+// weights], against its definition row by row, with z = [x; x^T D_j w_i] and E[w w^T] = w w^T +
+// V_i: G = sum z z^T + (x^T D_j) V_i (D_l^T x) in the directions' block, v = sum z e.
+TEST(NormalEquations, TheSystemRestrictedToHeldDirectionsMatchesItsDefinition) {
+  const int d = 6, r = 4, k = 2;
+  Problem p = random_problem(140, d, r, k, 61);
+  for (std::size_t j = 0; j < p.data.X.size(); j += d) p.data.X[j] = 1.0;  // a constant feature, for the slopes' directions
+  core::PriorState prior;
+  prior.beta = testing::random_normal(static_cast<std::size_t>(d), 62);
+  const std::vector<double> L = testing::random_normal(static_cast<std::size_t>(r * r), 63);
+  prior.Sigma.assign(static_cast<std::size_t>(r * r), 0.0);  // L L^T + I / 2
+  for (int a = 0; a < r; ++a)
+    for (int b = 0; b < r; ++b) {
+      for (int c = 0; c < r; ++c) prior.Sigma[static_cast<std::size_t>(a * r + b)] += L[a * r + c] * L[b * r + c];
+      if (a == b) prior.Sigma[static_cast<std::size_t>(a * r + b)] += 0.5;
+    }
+  prior.noise_variance = 0.4;
+  prior.b_precision = 0.7;
+  const std::vector<double> U = testing::random_orthonormal(d, r, 64);
+  std::vector<std::vector<std::vector<double>>> direction_sets = {core::held_directions(U, d, r, LowRankBasis::slopes, 0),
+                                                                 core::held_directions(U, d, r, LowRankBasis::learned, -1)};
+  direction_sets.push_back({testing::random_normal(static_cast<std::size_t>(d * r), 65), testing::random_normal(static_cast<std::size_t>(d * r), 66),
+                            testing::random_normal(static_cast<std::size_t>(d * r), 67)});
+  for (const auto& directions : direction_sets) {
+    const int m = static_cast<int>(directions.size()), n = d + m;
+    for (int threads : {1, 2}) {
+      Options o = options_for(p, threads);
+      cpu::CpuBackend<double> backend(p.data.view(), o);
+      backend.set_U(U);
+      backend.set_prior(&prior);
+      backend.task_step_all(k);  // W, every V_i and b under the prior
+      const std::vector<double>& W = backend.W();
+      const std::vector<double>& V = backend.V_packed();
+      std::vector<double> G_ref(static_cast<std::size_t>(n * n), 0.0), v_ref(static_cast<std::size_t>(n), 0.0);
+      for (std::int64_t i = 0; i + 1 < static_cast<std::int64_t>(p.data.task_offsets.size()); ++i) {
+        std::vector<double> Vi(static_cast<std::size_t>(r * r));
+        for (int a = 0, e = 0; a < r; ++a)
+          for (int b = a; b < r; ++b, ++e) Vi[a * r + b] = Vi[b * r + a] = V[static_cast<std::size_t>(i * r * (r + 1) / 2 + e)];
+        for (std::int64_t row = p.data.task_offsets[i]; row < p.data.task_offsets[i + 1]; ++row) {
+          const double* x = p.data.X.data() + row * d;
+          double e = p.data.y[static_cast<std::size_t>(row)];
+          for (int s = 0; s < k; ++s) {
+            const std::int32_t c = backend.B_index()[static_cast<std::size_t>(i * k + s)];
+            if (c >= 0) e -= x[c] * backend.B_value()[static_cast<std::size_t>(i * k + s)];
+          }
+          std::vector<double> z(x, x + d), xD(static_cast<std::size_t>(m * r), 0.0);  // xD: row j is x^T D_j
+          for (int j = 0; j < m; ++j) {
+            for (int a = 0; a < d; ++a)
+              for (int q = 0; q < r; ++q) xD[static_cast<std::size_t>(j * r + q)] += x[a] * directions[static_cast<std::size_t>(j)][static_cast<std::size_t>(a + d * q)];
+            double zj = 0.0;
+            for (int q = 0; q < r; ++q) zj += xD[static_cast<std::size_t>(j * r + q)] * W[static_cast<std::size_t>(i * r + q)];
+            z.push_back(zj);
+          }
+          for (int a = 0; a < n; ++a) {
+            v_ref[static_cast<std::size_t>(a)] += z[static_cast<std::size_t>(a)] * e;
+            for (int b = 0; b < n; ++b) G_ref[static_cast<std::size_t>(a + n * b)] += z[static_cast<std::size_t>(a)] * z[static_cast<std::size_t>(b)];
+          }
+          for (int j = 0; j < m; ++j)
+            for (int l = 0; l < m; ++l)
+              for (int a = 0; a < r; ++a)
+                for (int b = 0; b < r; ++b)
+                  G_ref[static_cast<std::size_t>(d + j + n * (d + l))] += xD[static_cast<std::size_t>(j * r + a)] * Vi[a * r + b] * xD[static_cast<std::size_t>(l * r + b)];
+        }
+      }
+      std::vector<double> G, v;
+      backend.accumulate_normal_equations(G, v);
+      core::restrict_to_directions(G, v, d, directions);
+      ASSERT_EQ(G.size(), G_ref.size());
+      for (std::size_t e = 0; e < G_ref.size(); ++e)
+        ASSERT_NEAR(G[e], G_ref[e], 1e-11 * (1 + std::fabs(G_ref[e]))) << m << " directions, " << threads << " threads, G entry " << e;
+      ASSERT_EQ(v.size(), v_ref.size());
+      for (std::size_t e = 0; e < v_ref.size(); ++e)
+        ASSERT_NEAR(v[e], v_ref[e], 1e-11 * (1 + std::fabs(v_ref[e]))) << m << " directions, " << threads << " threads, v entry " << e;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lrsmeta

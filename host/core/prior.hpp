@@ -20,6 +20,9 @@ PriorState initial_prior(const DataMoments& moments, int d, int r, double* coeff
 // The fit applies it once Sigma is in the new basis (after carry_to_new_basis), so that the task
 // steps use the shrunk Sigma.
 void shrink_covariance(std::vector<double>& Sigma, int r, double f);
+// A shrinkage f that makes Sigma isotropic to within 1e-6 of it: the full-rank model's isotropic
+// variant (per-task ridge towards beta), one variance rather than r (r + 1) / 2.
+constexpr double kIsotropicShrinkage = 1e6;
 // LowRankBasis::slopes' M-step: Sigma (r x r, row-major, in w's coordinates) -> s0 P + s1 (I - P),
 // P = u u^T (u: the constant feature's direction, unit), s0 = u^T Sigma u and s1 = tr((I - P) Sigma)
 // / (r - 1): the maximum-likelihood Sigma of that form given the same second moments.

@@ -9,6 +9,7 @@
 #include "core/distributed_backend.hpp"
 #include "core/feature_scaling.hpp"
 #include "core/fitting.hpp"
+#include "core/prior.hpp"
 #include "core/random.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
@@ -328,9 +329,7 @@ template SelectionReport choose_on_validation_rows(const TaskDataView<double>&, 
 // nothing is refitted from scratch.
 constexpr double kCandidateTolerance = 1e-4;
 constexpr int kCandidateIterations = 40;
-// Sigma's shrinkage of the isotropic variant of the full-rank model: Sigma = (tr S / r) I to
-// within 1e-6 of it.
-constexpr double kIsotropicShrinkage = 1e6;
+using core::kIsotropicShrinkage;  // the full-rank model's isotropic variant
 // Iterations after the warm start before a candidate may be abandoned: b's entry moves the
 // evidence by thousands of nats over a few iterations (bench/noisy_synthetic).
 constexpr int kSettlingIterations = 3;

@@ -7,6 +7,7 @@
 
 #include "core/communicator.hpp"
 #include "core/noise.hpp"
+#include "core/prior.hpp"
 #include "lrsmeta/io.hpp"
 #include "linalg/blas_lapack.hpp"
 
@@ -33,6 +34,10 @@ USolverChoice choose_u_solver(std::int64_t n, std::int64_t t, std::int64_t d, in
   }
   if (o.low_rank_basis == LowRankBasis::intercept || o.low_rank_basis == LowRankBasis::slopes) {
     choice.why = "direct (U held: beta's d unknowns and U's scale are solved for)";
+    return choice;
+  }
+  if (u_step_solves_held_directions(o, d)) {
+    choice.why = "direct (r = d with Sigma isotropic: only beta's d unknowns and U's scale are solved for)";
     return choice;
   }
   if (rr == 0) return choice;
@@ -163,6 +168,12 @@ double UStep::take_solution(std::vector<double> solution, const PriorState* prio
   return backend_.orthonormalise_U(solution, &R_);
 }
 
+bool u_step_solves_held_directions(const Options& options, std::int64_t d) {
+  if (options.prior != Prior::automatic || options.privacy.enabled) return false;
+  if (options.low_rank_basis == LowRankBasis::intercept || options.low_rank_basis == LowRankBasis::slopes) return true;
+  return options.rank > 0 && options.rank == d && options.covariance_shrinkage >= kIsotropicShrinkage;
+}
+
 std::vector<std::vector<double>> held_directions(const std::vector<double>& U, int d, int r, LowRankBasis basis, std::int64_t axis) {
   // U (d x r, row-major) times M (r x r, row-major), column-major as the solution holds U~.
   auto times = [&](const std::vector<double>& M) {
@@ -278,9 +289,9 @@ double UStep::run_from_start(UStepStart start, const PriorState* prior) {
 double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
   const PrivacyOptions* bounds = release ? &release->bounds : nullptr;
   // One process: the system where the backend formed it, if it can; else G and v on the host.
-  // U held (LowRankBasis intercept or slopes): U~ only within the held directions, the system
-  // restricted to them on the host.
-  const bool holds_u = prior && (options_.low_rank_basis == LowRankBasis::intercept || options_.low_rank_basis == LowRankBasis::slopes);
+  // U held (LowRankBasis intercept or slopes, or learned at r = d with Sigma isotropic): U~ only
+  // within the held directions, the system restricted to them on the host.
+  const bool holds_u = prior && !release && u_step_solves_held_directions(options_, static_cast<std::int64_t>(prior->beta.size()));
   DirectSystem* in_place = comm_.size() == 1 && !holds_u ? backend_.direct_system_in_place(bounds) : nullptr;
   std::vector<double> G, v;
   if (!in_place) backend_.accumulate_normal_equations(G, v, bounds);

@@ -69,6 +69,15 @@ std::vector<double> solve_normal_equations(std::vector<double>& G, std::vector<d
 // U P and U (I - P), P = u u^T with u = U^T e_axis, the constant feature's direction in w's
 // coordinates.
 std::vector<std::vector<double>> held_directions(const std::vector<double>& U, int d, int r, LowRankBasis basis, std::int64_t axis);
+// Whether the direct U step solves for beta and held_directions' weights rather than all of U~:
+// under the prior, where U is held (LowRankBasis intercept or slopes), and where U is learned at
+// full rank (r = d) with Sigma isotropic (shrinkage kIsotropicShrinkage or more). U's span is then
+// everything and Sigma is one variance: a rotation of U changes nothing, and only U's scale (that
+// variance) is left to solve for: d + 1 unknowns to factor instead of d (d + 1). (Not with Sigma's
+// full covariance: solving for all of U~ = U R there is parameter-expanded EM with a full R; with
+// U's scale alone the noisy benchmark's full-rank model was still 280 nats short of it after 100
+// iterations.)
+bool u_step_solves_held_directions(const Options& options, std::int64_t d);
 // G x = v over [beta, U] (column-major n x n, beta's d unknowns first) restricted to [beta, the
 // directions' weights]: B^T G B y = B^T v, B = [I 0; 0 D].
 void restrict_to_directions(std::vector<double>& G, std::vector<double>& v, int d, const std::vector<std::vector<double>>& directions);
