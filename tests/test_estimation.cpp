@@ -20,6 +20,7 @@
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.h"
 #include "lrsmeta/lrsmeta.hpp"
+#include "lrsmeta/option_table.hpp"
 #include "test_helpers.hpp"
 
 namespace lrsmeta {
@@ -443,6 +444,49 @@ TEST(Estimation, TheEvidenceStillToGainFollowsTheGainsGeometricFall) {
   EXPECT_DOUBLE_EQ(evidence_still_to_gain(0.0, 10.0, 20.0, 7), 10.0 * 7);  // not falling either
   EXPECT_EQ(evidence_still_to_gain(0.0, 10.0, 9.0, 7), 0.0);               // the evidence fell
   EXPECT_EQ(evidence_still_to_gain(0.0, 10.0, 15.0, 0), 0.0);              // no iteration left
+}
+
+// Every candidate fit that ends before its cap of 40 iterations ends for a stated reason: its
+// relative tolerance (1e-4 on s2 and the training loss, against the iteration before or the one
+// before that), what it would still gain under a quarter of a nat, or abandoned (it could not
+// catch the best so far). Read from the iterations the callback sees.
+TEST(Estimation, EveryCandidateThatEndsEarlyEndsForAStatedReason) {
+  const SyntheticData syn = planted(300, 5, 30, 12, 2, 1, 7);
+  Options o = default_options();
+  o.threads = 2;
+  std::vector<std::vector<IterationInfo>> traces;
+  FitControl control;
+  control.on_iteration = [&](const IterationInfo& info) {
+    if (!info.candidate) return true;
+    if (info.iteration == 1 || traces.empty()) traces.emplace_back();
+    traces.back().push_back(info);
+    return true;
+  };
+  const Model m = fit(syn.data.view(), o, control);
+  ASSERT_EQ(traces.size(), m.selection.candidates.size());
+  auto relative = [](double now, double then) { return std::fabs(now - then) / std::max(std::fabs(then), 1e-300); };
+  int early = 0, by_evidence = 0;
+  for (std::size_t c = 0; c < traces.size(); ++c) {
+    const std::vector<IterationInfo>& h = traces[c];
+    const SelectionCandidate& cand = m.selection.candidates[c];
+    ASSERT_EQ(static_cast<int>(h.size()), cand.iterations) << "candidate " << c;
+    if (cand.iterations >= 40 || cand.abandoned) continue;
+    ++early;
+    const std::size_t n = h.size();
+    ASSERT_GE(n, 3u) << "candidate " << c;
+    auto met = [&](const IterationInfo& then) {
+      return relative(h[n - 1].noise_variance, then.noise_variance) < 1e-4 && relative(h[n - 1].training_loss, then.training_loss) < 1e-4;
+    };
+    const bool tolerance = met(h[n - 2]) || met(h[n - 3]);
+    const bool rising = evidence_gains_rising(h[n - 3].log_evidence, h[n - 2].log_evidence, h[n - 1].log_evidence);
+    const bool scored = !rising && evidence_still_to_gain(h[n - 3].log_evidence, h[n - 2].log_evidence, h[n - 1].log_evidence,
+                                                          40 - h[n - 1].iteration) < 0.25;
+    by_evidence += scored && !tolerance ? 1 : 0;
+    EXPECT_TRUE(tolerance || scored) << "candidate " << c << " (r " << cand.rank << ", k " << cand.sparsity << ") ended after "
+                                     << n << " iterations";
+  }
+  EXPECT_GT(early, 0);
+  std::fprintf(stderr, "candidates %zu, ended early %d, of them on what they would still gain %d\n", traces.size(), early, by_evidence);
 }
 
 // "auto" is one value, Options::kAuto, resolved inside fit for the data's d: with d <= 32 the
