@@ -130,6 +130,14 @@ Options intercept_options() {
   return o;
 }
 
+// The slopes model (U held at the d features' axes) with the same settings.
+Options slopes_options(int d) {
+  Options o = intercept_options();
+  o.rank = d;
+  o.low_rank_basis = LowRankBasis::slopes;
+  return o;
+}
+
 // Tolerances: EM stops at a relative change of 1e-13 a step; the estimates agree to 1e-6
 // relatively (EM's fixed point is the likelihood's maximum; the search brackets log lambda to
 // 1e-40), the log likelihood to 1e-6 nats a row.
@@ -252,9 +260,7 @@ TEST(RandomIntercept, TheSlopesModelMatchesAnIndependentMaximumLikelihoodFit) {
   const int constant = 1, d = 4;
   const Dataset<double> data = testing::intercept_and_slopes_data(150, 3, 8, d, constant, 0.8, 0.15, 0.5, 23);
   const SlopesFit truth = profile_likelihood_slopes(data, constant);
-  Options o = intercept_options();
-  o.rank = d;
-  o.low_rank_basis = LowRankBasis::slopes;
+  Options o = slopes_options(d);
   const Model m = fit(data.view(), o);
   ASSERT_EQ(m.r, d);
   EXPECT_EQ(m.options.low_rank_basis, LowRankBasis::slopes);
@@ -277,9 +283,7 @@ TEST(RandomIntercept, TheSlopesModelReachesTheSameMaximumInFewerIterationsAccele
   const int constant = 0, d = 4;
   const Dataset<double> data = testing::intercept_and_slopes_data(150, 3, 6, d, constant, 1.0, 0.03, 0.5, 41);
   const SlopesFit truth = profile_likelihood_slopes(data, constant);
-  Options o = intercept_options();
-  o.rank = d;
-  o.low_rank_basis = LowRankBasis::slopes;
+  Options o = slopes_options(d);
   o.relative_tolerance = 1e-10;
   o.em_acceleration = false;
   const Model plain = fit(data.view(), o);

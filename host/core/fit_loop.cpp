@@ -174,11 +174,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   } else if (holds_u) {
     // U is the constant feature's axis (intercept) or the features' axes (slopes), held there by
     // every U step.
-    std::vector<double> U(static_cast<std::size_t>(d * r), 0.0);
-    if (options.low_rank_basis == LowRankBasis::intercept) U[static_cast<std::size_t>(constant * r)] = 1.0;
-    else
-      for (std::int64_t a = 0; a < d; ++a) U[static_cast<std::size_t>(a * r + a)] = 1.0;
-    backend->set_U(U);
+    backend->set_U(core::held_basis(options.low_rank_basis, constant, static_cast<int>(d), static_cast<int>(r)));
   } else if (options.init == Init::spectral && r > 0) {
     // Symmetric: row- and column-major agree.
     std::vector<double> M = private_release ? backend->spectral_moment(private_release) : spectral_moment();

@@ -170,6 +170,14 @@ NeighbourState state_from_neighbour(const Checkpoint& from, int r, int k, const 
   return s;
 }
 
+std::vector<double> held_basis(LowRankBasis basis, std::int64_t constant, int d, int r) {
+  std::vector<double> U(static_cast<std::size_t>(d) * r, 0.0);
+  if (basis == LowRankBasis::intercept) U[static_cast<std::size_t>(constant) * r] = 1.0;
+  else
+    for (int a = 0; a < d; ++a) U[static_cast<std::size_t>(a) * r + a] = 1.0;
+  return U;
+}
+
 NeighbourState state_in_held_basis(const Checkpoint& from, LowRankBasis basis, std::int64_t constant, int r, int k) {
   const Model& m = from.model;
   const int d = static_cast<int>(m.d), r0 = static_cast<int>(m.r), k0 = static_cast<int>(m.k);
@@ -184,10 +192,7 @@ NeighbourState state_in_held_basis(const Checkpoint& from, LowRankBasis basis, s
     throw Error("warm start: the neighbouring fit's state does not have its own shape");
   // The held U: the constant feature's axis, or every feature's (fit_fixed's own start).
   NeighbourState s;
-  s.U.assign(static_cast<std::size_t>(d) * r, 0.0);
-  if (intercept) s.U[static_cast<std::size_t>(constant)] = 1.0;
-  else
-    for (int a = 0; a < d; ++a) s.U[static_cast<std::size_t>(a) * r + a] = 1.0;
+  s.U = held_basis(basis, constant, d, r);
   // H^T x for x in feature space: its constant entry, or all of it.
   auto held_coordinates = [&](const std::vector<double>& x, double* out) {
     if (intercept) *out = x[static_cast<std::size_t>(constant)];

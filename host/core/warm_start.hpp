@@ -32,6 +32,10 @@ struct NeighbourState {
 NeighbourState state_from_neighbour(const Checkpoint& from, int r, int k, const std::vector<double>& new_columns,
                                     bool keep_basis = false);
 
+// The U a fit that holds it starts from and keeps (d x r, row-major): the constant feature's axis
+// (LowRankBasis intercept, r = 1) or every feature's (slopes, r = d).
+std::vector<double> held_basis(LowRankBasis basis, std::int64_t constant, int d, int r);
+
 // What a fit that holds U (LowRankBasis intercept, r = 1, or slopes, r = d) takes from `from` of
 // another basis or rank: U held as a fit from scratch holds it; every task's w the held coordinates
 // of its U w (its constant entry, or all of it); Sigma the held basis's form of from's spread
