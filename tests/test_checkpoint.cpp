@@ -5,9 +5,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include <omp.h>
@@ -15,6 +17,7 @@
 #include "core/fingerprint.hpp"
 #include "lrsmeta/io.hpp"
 #include "lrsmeta/lrsmeta.hpp"
+#include "lrsmeta/option_table.hpp"
 
 namespace fs = std::filesystem;
 
@@ -335,6 +338,38 @@ TEST(Checkpoint, AStopInsideAnyCandidateWithUHeldResumesToTheStraightFit) {
     for (std::size_t i = 0; i < straight.selection.candidates.size(); ++i)
       EXPECT_EQ(resumed.selection.candidates[i].low_rank_basis, straight.selection.candidates[i].low_rank_basis);
   }
+}
+
+// r and k left to be chosen (Options::kAuto, the default) are asked options like any other: a
+// checkpoint says "auto" and reads back as kAuto, and one that wrote kAuto's integer (as earlier
+// checkpoints did, which then could not be resumed) reads back the same.
+TEST(Checkpoint, RAndKLeftToBeChosenReadBackFromTheAskedOptions) {
+  const SyntheticData s = noisy_data(9);
+  Options o = default_options();
+  o.threads = 2;
+  o.iterations = 3;
+  TempDir dir("auto");
+  FitControl control;
+  control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+  fit(s.data.view(), o, control);
+  const Checkpoint saved = load_checkpoint(dir.str());
+  EXPECT_EQ(saved.asked.rank, Options::kAuto);
+  EXPECT_EQ(saved.asked.sparsity, Options::kAuto);
+  std::string latest;
+  std::ifstream(dir.path / "latest") >> latest;
+  const fs::path file = dir.path / latest / "checkpoint.json";
+  std::stringstream text;
+  text << std::ifstream(file).rdbuf();
+  std::string json = text.str();
+  for (const char* key : {"\"rank\": \"auto\"", "\"sparsity\": \"auto\""}) {
+    const std::size_t at = json.find(key);
+    ASSERT_NE(at, std::string::npos) << key << " in " << file;
+    json.replace(at, std::string(key).size(), std::string(key).substr(0, std::string(key).find(':') + 2) + "-2147483648");
+  }
+  std::ofstream(file) << json;
+  const Checkpoint old = load_checkpoint(dir.str());
+  EXPECT_EQ(old.asked.rank, Options::kAuto);
+  EXPECT_EQ(old.asked.sparsity, Options::kAuto);
 }
 
 TEST(Checkpoint, AStopDuringTheChoiceOnValidationRowsSaysSo) {

@@ -32,14 +32,15 @@ constexpr int kModelFormatVersion = 2;
 
 namespace io {
 // The options as the table lists them (core/option_fields.hpp): raw values, those left to the
-// library included (-1 for an estimated scale, as the fit's own options hold them).
+// library included (-1 for an estimated scale, as the fit's own options hold them; "auto" for r or
+// k left to be chosen, Options::kAuto, which a checkpoint's asked options may hold).
 json options_json(const Options& o) {
   json out = json::object();
   Options& m = const_cast<Options&>(o);  // read only
   for (const core::OptionField& f : core::option_fields()) {
     json value;
     if (f.json_presence) value = !f.is_unset(o);
-    else if (f.int_field) value = f.int_field(m);
+    else if (f.int_field) value = f.int_field(m) == Options::kAuto ? json("auto") : json(f.int_field(m));
     else if (f.int64_field) value = f.int64_field(m);
     else if (f.uint64_field) value = f.uint64_field(m);
     else if (f.number_field) value = f.number_field(m);
@@ -68,6 +69,13 @@ Options options_from_json(const JsonFields& j) {
       if (!in.boolean(key)) f.make_unset(o);
       else o.privacy.fixed_seed = true;  // the seed itself is never recorded
     } else if (f.int_field) {
+      // r or k left to be chosen (Options::kAuto, in a checkpoint's asked options): "auto", or as
+      // earlier checkpoints wrote it, kAuto's own value.
+      const nlohmann::json& raw = in.raw(key);
+      const bool takes_auto = f.make_unset && (f.make_unset(o), f.int_field(o) == Options::kAuto);
+      if (takes_auto && ((raw.is_string() && raw.get<std::string>() == "auto") ||
+                         (raw.is_number_integer() && raw.get<std::int64_t>() == Options::kAuto)))
+        continue;
       f.int_field(o) = static_cast<int>(in.integer(key, 0, std::numeric_limits<int>::max()));
     } else if (f.int64_field) {
       f.int64_field(o) = in.integer(key, 0, std::numeric_limits<std::int64_t>::max());
