@@ -90,6 +90,7 @@ py::dict info_dict(const IterationInfo& h) {
   d["rank"] = h.rank;
   d["max_iterations"] = h.max_iterations;
   d["candidate"] = h.candidate;
+  d["candidate_index"] = h.candidate_index;
   return d;
 }
 

@@ -372,6 +372,62 @@ TEST(Checkpoint, RAndKLeftToBeChosenReadBackFromTheAskedOptions) {
   EXPECT_EQ(old.asked.sparsity, Options::kAuto);
 }
 
+// A candidate that stopped ahead of the best so far is continued where a later comparison needs
+// its score (core/selection.cpp): a stop inside the candidate that needed it, or inside the
+// continuation, resumes to the straight fit, every candidate's record the same.
+TEST(Checkpoint, AStopAroundTheContinuationOfACandidateStoppedAheadResumesToTheStraightFit) {
+  SyntheticSpec spec;
+  spec.tasks = 300;
+  spec.min_samples = 5;
+  spec.max_samples = 30;
+  spec.d = 12;
+  spec.r = 2;
+  spec.k = 1;
+  spec.noise = 0.2;
+  spec.seed = 7;
+  const SyntheticData s = generate_synthetic(spec);
+  Options o = default_options();
+  o.threads = 2;
+  std::vector<int> index;  // each iteration's candidate (-1: the final fit)
+  FitControl counting;
+  counting.on_iteration = [&](const IterationInfo& info) {
+    index.push_back(info.candidate_index);
+    return true;
+  };
+  const Model straight = fit(s.data.view(), o, counting);
+  // The continuation's first iteration: a candidate met again after another.
+  std::size_t continuation = 0;
+  for (std::size_t i = 1; i < index.size() && continuation == 0; ++i)
+    if (index[i] >= 0 && index[i] != index[i - 1] && std::find(index.begin(), index.begin() + static_cast<std::ptrdiff_t>(i), index[i]) != index.begin() + static_cast<std::ptrdiff_t>(i))
+      continuation = i;
+  ASSERT_GT(continuation, 0u) << "these data have no continuation";
+  for (const std::size_t stop_at : {continuation, continuation + 1}) {  // iterations done when it stops
+    TempDir dir("ahead_" + std::to_string(stop_at));
+    std::size_t seen = 0;
+    FitControl control;
+    control.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
+    control.stop = [&] { return seen >= stop_at; };
+    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+    EXPECT_THROW(fit(s.data.view(), o, control), Stopped);
+    const Checkpoint saved = load_checkpoint(dir.str());
+    EXPECT_TRUE(saved.choosing);
+    EXPECT_EQ(saved.asked.rank, Options::kAuto);
+    FitControl resume;
+    resume.resume = &saved;
+    const Model resumed = fit(s.data.view(), o, resume);
+    SCOPED_TRACE("stopped after " + std::to_string(stop_at) + " iterations");
+    expect_same_model(straight, resumed);
+    ASSERT_EQ(resumed.selection.candidates.size(), straight.selection.candidates.size());
+    for (std::size_t i = 0; i < straight.selection.candidates.size(); ++i) {
+      const SelectionCandidate &a = straight.selection.candidates[i], &b = resumed.selection.candidates[i];
+      EXPECT_EQ(a.log_evidence, b.log_evidence) << "candidate " << i;
+      EXPECT_EQ(a.iterations, b.iterations) << "candidate " << i;
+      EXPECT_EQ(a.ahead, b.ahead) << "candidate " << i;
+      EXPECT_EQ(a.abandoned, b.abandoned) << "candidate " << i;
+    }
+  }
+}
+
 TEST(Checkpoint, AStopDuringTheChoiceOnValidationRowsSaysSo) {
   const SyntheticData s = noisy_data(6);
   Options o = six_iterations(Prior::automatic);

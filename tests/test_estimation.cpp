@@ -347,8 +347,17 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   // Ranks above the truth's, which cannot catch r = 3 once their evidence has settled, are
   // abandoned before the candidates' iteration cap (40), and the model file says which. They start
   // from the best candidate's state (r = 3), with no warm-start phase: three iterations settle.
-  int abandoned = 0;
+  // Ranks below it stop ahead of the one before (by thousands of nats) without running to their
+  // tolerance, with what they were extrapolated to reach.
+  int abandoned = 0, ahead = 0;
   for (const SelectionCandidate& c : m.selection.candidates) {
+    if (c.ahead) {
+      ++ahead;
+      EXPECT_LE(c.rank, 3);
+      EXPECT_FALSE(c.abandoned);
+      EXPECT_TRUE(std::isfinite(c.reach_log_evidence));
+      EXPECT_GE(c.reach_log_evidence, c.log_evidence);
+    }
     if (!c.abandoned) continue;
     ++abandoned;
     EXPECT_GT(c.rank, 3);
@@ -359,6 +368,7 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
     EXPECT_GE(c.reach_log_evidence, c.log_evidence);
   }
   EXPECT_GE(abandoned, 1);
+  EXPECT_GE(ahead, 1);
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("lrsmeta_abandoned_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   save_model(m, dir.string());
@@ -366,8 +376,9 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   ASSERT_EQ(back.selection.candidates.size(), m.selection.candidates.size());
   for (std::size_t c = 0; c < m.selection.candidates.size(); ++c) {
     EXPECT_EQ(back.selection.candidates[c].abandoned, m.selection.candidates[c].abandoned);
+    EXPECT_EQ(back.selection.candidates[c].ahead, m.selection.candidates[c].ahead);
     const double reach = m.selection.candidates[c].reach_log_evidence;
-    EXPECT_EQ(std::isnan(reach), !m.selection.candidates[c].abandoned);
+    EXPECT_EQ(std::isnan(reach), !m.selection.candidates[c].abandoned && !m.selection.candidates[c].ahead);
     if (!std::isnan(reach)) EXPECT_EQ(back.selection.candidates[c].reach_log_evidence, reach);
   }
   std::filesystem::remove_all(dir);
@@ -448,29 +459,46 @@ TEST(Estimation, TheEvidenceStillToGainFollowsTheGainsGeometricFall) {
 
 // Every candidate fit that ends before its cap of 40 iterations ends for a stated reason: its
 // relative tolerance (1e-4 on s2 and the training loss, against the iteration before or the one
-// before that), what it would still gain under a quarter of a nat, or abandoned (it could not
-// catch the best so far). Read from the iterations the callback sees.
+// before that), what it would still gain under a quarter of a nat, abandoned (it could not catch
+// the best so far) or ahead (it beat the best so far; the record says what it was extrapolated to
+// reach). A candidate stopped ahead and continued later counts its iterations on from where it
+// stopped, under its own index. Read from the iterations the callback sees.
 TEST(Estimation, EveryCandidateThatEndsEarlyEndsForAStatedReason) {
   const SyntheticData syn = planted(300, 5, 30, 12, 2, 1, 7);
   Options o = default_options();
   o.threads = 2;
   std::vector<std::vector<IterationInfo>> traces;
+  int continued = 0;
+  std::size_t last_index = 0;
   FitControl control;
   control.on_iteration = [&](const IterationInfo& info) {
-    if (!info.candidate) return true;
-    if (info.iteration == 1 || traces.empty()) traces.emplace_back();
-    traces.back().push_back(info);
+    EXPECT_EQ(info.candidate_index >= 0, info.candidate) << "iteration " << info.iteration;
+    if (!info.candidate || info.candidate_index < 0) return true;
+    const std::size_t c = static_cast<std::size_t>(info.candidate_index);
+    if (traces.size() <= c) traces.resize(c + 1);
+    EXPECT_EQ(info.iteration, static_cast<int>(traces[c].size()) + 1) << "candidate " << c;
+    if (!traces[c].empty() && c != last_index) ++continued;  // stopped ahead, continued after a later candidate
+    last_index = c;
+    traces[c].push_back(info);
     return true;
   };
   const Model m = fit(syn.data.view(), o, control);
   ASSERT_EQ(traces.size(), m.selection.candidates.size());
   auto relative = [](double now, double then) { return std::fabs(now - then) / std::max(std::fabs(then), 1e-300); };
-  int early = 0, by_evidence = 0;
+  int early = 0, by_evidence = 0, ahead = 0;
   for (std::size_t c = 0; c < traces.size(); ++c) {
     const std::vector<IterationInfo>& h = traces[c];
     const SelectionCandidate& cand = m.selection.candidates[c];
     ASSERT_EQ(static_cast<int>(h.size()), cand.iterations) << "candidate " << c;
-    if (cand.iterations >= 40 || cand.abandoned) continue;
+    EXPECT_FALSE(cand.abandoned && cand.ahead) << "candidate " << c;
+    if (cand.abandoned || cand.ahead) {
+      EXPECT_TRUE(std::isfinite(cand.reach_log_evidence)) << "candidate " << c;
+      EXPECT_GE(cand.reach_log_evidence, h.back().log_evidence) << "candidate " << c;
+    } else {
+      EXPECT_TRUE(std::isnan(cand.reach_log_evidence)) << "candidate " << c;
+    }
+    ahead += cand.ahead ? 1 : 0;
+    if (cand.iterations >= 40 || cand.abandoned || cand.ahead) continue;
     ++early;
     const std::size_t n = h.size();
     ASSERT_GE(n, 3u) << "candidate " << c;
@@ -486,7 +514,9 @@ TEST(Estimation, EveryCandidateThatEndsEarlyEndsForAStatedReason) {
                                      << n << " iterations";
   }
   EXPECT_GT(early, 0);
-  std::fprintf(stderr, "candidates %zu, ended early %d, of them on what they would still gain %d\n", traces.size(), early, by_evidence);
+  EXPECT_GE(continued, 1);  // the data make one: its continuation was checked above
+  std::fprintf(stderr, "candidates %zu, ended early %d, of them on what they would still gain %d; ahead %d; continued later %d\n",
+               traces.size(), early, by_evidence, ahead, continued);
 }
 
 // "auto" is one value, Options::kAuto, resolved inside fit for the data's d: with d <= 32 the

@@ -169,7 +169,10 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       const double left = info.elapsed_seconds / info.iteration * (cap - info.iteration);
       char cg[48] = "", fit[40] = "";
       if (info.u_solver_steps > 0) std::snprintf(cg, sizeof cg, "  cg %d steps (%.1e)", info.u_solver_steps, info.u_solver_residual);
-      if (info.candidate) std::snprintf(fit, sizeof fit, "candidate r = %d: ", info.rank);
+      if (info.candidate && info.candidate_index >= 0)
+        std::snprintf(fit, sizeof fit, "candidate %d (r = %d): ", info.candidate_index + 1, info.rank);
+      else if (info.candidate)
+        std::snprintf(fit, sizeof fit, "candidate r = %d: ", info.rank);
       std::snprintf(text, sizeof text, "%siteration %d/%d  loss %.4e  U change %.3e  k %d%s  %.2f s/iteration  at most %s left%s",
                     fit, info.iteration, cap, info.training_loss, info.u_change, info.sparsity_in_effect, cg,
                     info.elapsed_seconds / info.iteration, eta_text(left).c_str(), info.candidate ? " of it" : "");
@@ -321,7 +324,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
                       << (x.low_rank_basis == LowRankBasis::intercept ? " (random intercept)"
                           : x.low_rank_basis == LowRankBasis::slopes  ? " (random intercept and slopes)"
                                                                       : "")
-                      << ": " << x.log_evidence << (x.abandoned ? " (abandoned)" : "");
+                      << ": " << x.log_evidence << (x.abandoned ? " (abandoned)" : x.ahead ? " (ahead, stopped early)" : "");
           std::cout << ")";
         }
         std::cout << ": r = " << c.rank;

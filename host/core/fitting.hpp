@@ -48,6 +48,7 @@ struct FitRun {
   // The constant feature (core::constant_feature) where the caller found it already: a fit that
   // holds U then makes no pass over the data to find it.
   std::optional<std::int64_t> constant_feature;
+  int candidate_index = -1;  // IterationInfo::candidate_index
 };
 
 // Whether the gains of a log evidence trace still rise: its last three values, oldest first. A

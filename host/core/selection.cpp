@@ -465,14 +465,8 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   // Sigma's shrinkage of a candidate: options.covariance_shrinkage (estimated where negative), or
   // for the isotropic variant of the full-rank model kIsotropicShrinkage. basis: U learned or held
   // (LowRankBasis).
-  auto try_candidate = [&](int r, int k, double shrinkage, LowRankBasis basis) -> SelectionCandidate {
-    SelectionCandidate shape;  // what the candidate is, before its fit
-    shape.rank = r;
-    shape.sparsity = k;
-    shape.covariance_shrinkage = shrinkage;
-    shape.low_rank_basis = basis;
-    for (const SelectionCandidate& x : selection.candidates)
-      if (x.sparsity == k && same_model(x, shape)) return x;
+  const double asked_shrinkage = options.covariance_shrinkage;
+  auto candidate_options = [&](int r, int k, double shrinkage, LowRankBasis basis) {
     Options o = options;
     o.rank = r;
     o.sparsity = k;
@@ -481,8 +475,70 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     o.relative_tolerance = std::max(options.relative_tolerance, kCandidateTolerance);
     o.iterations = std::min(options.iterations, kCandidateIterations);
     validate(o, data.d);
-    std::optional<Checkpoint> last;
+    return o;
+  };
+  auto candidate_run = [&](std::optional<Checkpoint>& last) {
     FitRun run;
+    run.stop = final_run.stop;
+    run.checkpoint = [&last](const Checkpoint& c) { last = c; };
+    run.checkpoint_every = std::numeric_limits<int>::max();
+    run.checkpoint_at_end = true;
+    run.header = &header;
+    run.communicator = final_run.communicator;
+    if (constant_axis >= 0) run.constant_feature = constant_axis;
+    run.spectral_moment = &spectral_moment;
+    return run;
+  };
+  // The leader as it may still turn out: where it stopped ahead (SelectionCandidate::ahead), with
+  // the most it could still gain, its last gain for every iteration left to its cap (what it would
+  // gain if its gains stopped falling: the geometric tail that abandons a candidate is a guess, and
+  // here a wrong guess would choose). Else the leader itself.
+  auto leader_ceiling = [&]() {
+    SelectionCandidate high = *leader;
+    const std::vector<IterationInfo>& h = leader_state->model.history;
+    if (!leader->ahead || h.size() < 2) return high;
+    const double gain = std::max(0.0, h.back().log_evidence - h[h.size() - 2].log_evidence);
+    high.log_evidence += gain * std::max(0, std::min(options.iterations, kCandidateIterations) - h.back().iteration);
+    return high;
+  };
+  // Continues the leader, stopped ahead, to where what it would still gain is under
+  // kCandidateEvidenceTolerance (or its tolerance or cap), from its last state: a comparison that its
+  // remaining gain could decide needs its score.
+  auto settle_leader = [&]() {
+    const double shrinkage = leader->covariance_shrinkage == kIsotropicShrinkage ? kIsotropicShrinkage : asked_shrinkage;
+    const Options o = candidate_options(leader->rank, leader->sparsity, shrinkage, leader->low_rank_basis);
+    std::optional<Checkpoint> last;
+    FitRun run = candidate_run(last);
+    run.resume = &*leader_state;
+    std::size_t index = 0;  // its record among the candidates
+    while (!(selection.candidates[index].sparsity == leader->sparsity && same_model(selection.candidates[index], *leader))) ++index;
+    run.candidate_index = static_cast<int>(index);
+    std::vector<double> trace;
+    for (const IterationInfo& info : leader_state->model.history) trace.push_back(info.log_evidence);
+    run.on_iteration = [&](const IterationInfo& it) {
+      const bool go_on = !final_run.on_iteration || final_run.on_iteration(it);
+      trace.push_back(it.log_evidence);
+      const std::size_t j = trace.size();
+      if (!go_on || j < 3 || evidence_gains_rising(trace[j - 3], trace[j - 2], trace[j - 1])) return go_on;
+      return evidence_still_to_gain(trace[j - 3], trace[j - 2], trace[j - 1], o.iterations - it.iteration) >= kCandidateEvidenceTolerance;
+    };
+    const SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
+    selection.candidates[index] = c;
+    leader = c;
+    leader_state = std::move(last);
+  };
+  auto try_candidate = [&](int r, int k, double shrinkage, LowRankBasis basis) -> SelectionCandidate {
+    SelectionCandidate shape;  // what the candidate is, before its fit
+    shape.rank = r;
+    shape.sparsity = k;
+    shape.covariance_shrinkage = shrinkage;
+    shape.low_rank_basis = basis;
+    for (const SelectionCandidate& x : selection.candidates)
+      if (x.sparsity == k && same_model(x, shape)) return x;
+    const Options o = candidate_options(r, k, shrinkage, basis);
+    std::optional<Checkpoint> last;
+    FitRun run = candidate_run(last);
+    run.candidate_index = static_cast<int>(selection.candidates.size());
     // The candidate starts from the leader's state (core/warm_start.hpp): U and the priors there are
     // nearer its own than a start from scratch, and a few iterations settle them. A candidate that
     // holds U takes the leader's U w_i and spread in its held coordinates where the leader is of
@@ -493,11 +549,19 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     const bool held = basis == LowRankBasis::intercept || basis == LowRankBasis::slopes;
     if (leader_state && (!held || leader->rank > 0)) run.start_from = &*leader_state;
     const int settling = (run.start_from ? 0 : o.warm_start_iterations) + kSettlingIterations;
-    // A candidate that cannot catch the leader is abandoned: once past the warm start's jumps, its
-    // score with what it would still gain (evidence_still_to_gain: a generous geometric tail) is
-    // still not better. An extrapolation, not a bound: measured on bench/noisy_synthetic,
-    // MovieLens and lme4's data sets, the choices stayed the same (docs/model.md).
-    bool abandoned = false;
+    const std::optional<SelectionCandidate> leader_high = leader ? std::optional<SelectionCandidate>(leader_ceiling()) : std::nullopt;
+    // Once past the warm start's jumps, a candidate ends early either way:
+    // - abandoned, where its score with what it would still gain (evidence_still_to_gain: a
+    //   generous geometric tail) is not better than the leader's score so far. An extrapolation,
+    //   not a bound: measured on bench/noisy_synthetic, MovieLens and lme4's data sets, the choices
+    //   stayed the same (docs/model.md);
+    // - ahead, where its score so far is better than the most the leader could reach
+    //   (leader_ceiling) and what it would still gain is under a tenth of its lead: it becomes the
+    //   leader unsettled, and is continued only where a later comparison needs it (settle_leader).
+    //   Each rank of bench/noisy_synthetic below the true one beats the one before by thousands of
+    //   nats and so no longer runs to its tolerance. The first candidate has no leader: it stops
+    //   once past its settling iterations.
+    bool abandoned = false, ahead = false;
     double reach_evidence = std::nan("");
     std::vector<double> evidence_trace;
     run.on_iteration = [&](const IterationInfo& it) {
@@ -509,27 +573,26 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
       const double still = evidence_still_to_gain(evidence_trace[j - 3], evidence_trace[j - 2], evidence_trace[j - 1],
                                                   o.iterations - it.iteration);
       if (still < kCandidateEvidenceTolerance) return false;  // scored closely enough
-      if (!leader) return go_on;
-      SelectionCandidate reach = shape;
-      reach.covariance_shrinkage = it.covariance_shrinkage;
-      reach.log_evidence = it.log_evidence + still;
-      abandoned = !better(reach, *leader);
-      if (abandoned) reach_evidence = reach.log_evidence;
-      return !abandoned;
+      SelectionCandidate now = shape;
+      now.covariance_shrinkage = it.covariance_shrinkage;
+      now.log_evidence = it.log_evidence;
+      SelectionCandidate reach = now;
+      reach.log_evidence += still;
+      if (!leader) ahead = true;
+      else if (!better(reach, *leader)) abandoned = true;
+      else if (better(now, *leader_high) && still < 0.1 * (score(now) - score(*leader_high))) ahead = true;
+      if (abandoned || ahead) reach_evidence = reach.log_evidence;
+      return !abandoned && !ahead;
     };
-    run.stop = final_run.stop;
-    run.checkpoint = [&last](const Checkpoint& c) { last = c; };
-    run.checkpoint_every = std::numeric_limits<int>::max();
-    run.checkpoint_at_end = true;
-    run.header = &header;
-    run.communicator = final_run.communicator;
-    if (constant_axis >= 0) run.constant_feature = constant_axis;
-    run.spectral_moment = &spectral_moment;
     SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     c.abandoned = abandoned;
+    c.ahead = ahead;
     c.reach_log_evidence = reach_evidence;
     selection.candidates.push_back(c);
     // The leader: the best candidate so far (a larger one must beat a smaller one by the margin).
+    // Against a leader that stopped ahead, a candidate that ended between its score so far and the
+    // most it could reach decides nothing: the leader is continued first.
+    if (leader && leader->ahead && !abandoned && !ahead && better(c, *leader) && !better(c, *leader_high)) settle_leader();
     if (!leader || better(c, *leader)) {
       leader = c;
       leader_state = std::move(last);
@@ -552,7 +615,6 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     return *best;
   };
   const int k_middle = sparsities[sparsities.size() / 2];
-  const double asked_shrinkage = options.covariance_shrinkage;
   // U's basis of the searches: the one asked for where it holds U (r is then its rank, only k is
   // searched), else learned.
   const LowRankBasis learned = LowRankBasis::learned, searched = holds_u ? options.low_rank_basis : learned;
@@ -596,7 +658,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   // its own (lme4's sleepstudy with U learned: r = 2 started from r = 1's state was abandoned 2.2
   // nats short, where its model with k = 0 was the best of all).
   auto could_score = [&](const SelectionCandidate& c) {
-    if (!c.abandoned || !(c.reach_log_evidence > c.log_evidence)) return score(c);
+    if (!(c.abandoned || c.ahead) || !(c.reach_log_evidence > c.log_evidence)) return score(c);
     SelectionCandidate reached = c;
     reached.log_evidence = c.reach_log_evidence;
     return score(reached);

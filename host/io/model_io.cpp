@@ -169,6 +169,7 @@ std::string model_json(const Model& m) {
                 {"sparse_prior_variance", c.sparse_prior_variance},
                 {"iterations", c.iterations},
                 {"abandoned", c.abandoned},
+                {"ahead", c.ahead},
                 {"reach_log_evidence", finite_or_null(c.reach_log_evidence)},
                 {"low_rank_basis", to_string(c.low_rank_basis)}};
   };
@@ -372,6 +373,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
         out.sparse_prior_variance = c.number("sparse_prior_variance", 0.0);
         out.iterations = c.small_integer("iterations", 0);
         out.abandoned = c.boolean("abandoned", false);
+        out.ahead = c.boolean("ahead", false);
         out.reach_log_evidence = c.number_or_null("reach_log_evidence", std::nan(""));
         named("low_rank_basis", [&] { out.low_rank_basis = parse_low_rank_basis(c.text("low_rank_basis", "learned")); });
         return out;

@@ -279,6 +279,9 @@ struct IterationInfo {
   int rank = 0;
   int max_iterations = 0;
   bool candidate = false;
+  // Where r and k are chosen by marginal likelihood: the candidate's position in the selection
+  // report's candidates (one stopped ahead and continued later keeps its position); -1 otherwise.
+  int candidate_index = -1;
 };
 // Return false to stop training after this iteration (a final task step still runs).
 using IterationCallback = std::function<bool(const IterationInfo&)>;
@@ -299,9 +302,14 @@ struct SelectionCandidate {
   double sparse_prior_variance = 0.0;
   int iterations = 0;
   // evidence: stopped before its tolerance because it could not catch the best candidate so far
-  // (its score, plus its best recent gain per iteration until the iteration cap, fell short).
+  // (its score, with what it was extrapolated still to gain, fell short).
   bool abandoned = false;
-  // evidence, where abandoned: the log evidence it was extrapolated to reach at most, which decides
+  // evidence: stopped before its tolerance because it was ahead of the best candidate so far even
+  // at the most that one could still gain, and was itself nearly settled (the first candidate:
+  // once past its settling iterations). A later comparison that its remaining gain could decide
+  // continues it first, which clears this.
+  bool ahead = false;
+  // evidence, where abandoned or ahead: the log evidence it was extrapolated to reach, which decides
   // whether its model is among those whose k is searched (NaN otherwise).
   double reach_log_evidence = std::numeric_limits<double>::quiet_NaN();
   // evidence: U learned, or held (the random-intercept and the slopes candidates: see LowRankBasis).
