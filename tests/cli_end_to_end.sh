@@ -127,7 +127,7 @@ grep -q "^loaded data: 60000 rows, 1000 tasks, d = 40, float in [0-9.]* s$" m4b.
 grep -q "^writing m4b (1000 tasks' parameters)$" m4b.err || fail "train --verbose did not report the write: $(cat m4b.err)"
 # While r is chosen, each line names the candidate and its own iteration cap.
 "$bin" train --data data -k 2 --out m_auto --iterations 6 --verbose > /dev/null 2> m_auto.err
-grep -q "^candidate r = 0: iteration 1/6 .* left of it$" m_auto.err || fail "train --verbose does not name the candidate: $(cat m_auto.err)"
+grep -q "^candidate 1 (r = 0): iteration 1/6 .* left of it$" m_auto.err || fail "train --verbose does not name the candidate: $(cat m_auto.err)"
 "$bin" generate --out data_q --tasks 3000 --samples 2 -d 3 --quiet --verbose > /dev/null 2> q.err
 grep -q "generate: 2048/3000 tasks, .* tasks/s, .* left" q.err || fail "generate --verbose printed no progress: $(cat q.err)"
 rm -rf data_q
