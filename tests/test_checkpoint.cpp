@@ -63,6 +63,24 @@ struct TempDir {
   std::string str() const { return path.string(); }
 };
 
+// A fit stopped once `stop_at` outer iterations are done (its checkpoints written to a folder
+// named after `name`), then resumed from the last one written; *saved: that checkpoint.
+Model stopped_and_resumed(const TaskDataView<double>& data, const Options& o, std::size_t stop_at, const std::string& name,
+                          Checkpoint* saved = nullptr) {
+  TempDir dir(name + "_" + std::to_string(stop_at));
+  std::size_t seen = 0;
+  FitControl control;
+  control.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
+  control.stop = [&] { return seen >= stop_at; };
+  control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+  EXPECT_THROW(fit(data, o, control), Stopped);
+  const Checkpoint loaded = load_checkpoint(dir.str());
+  if (saved) *saved = loaded;
+  FitControl resume;
+  resume.resume = &loaded;
+  return fit(data, o, resume);
+}
+
 void expect_same_model(const Model& a, const Model& b) {
   EXPECT_EQ(a.U, b.U);
   EXPECT_EQ(a.W, b.W);
@@ -320,17 +338,7 @@ TEST(Checkpoint, AStopInsideAnyCandidateWithUHeldResumesToTheStraightFit) {
   EXPECT_GE(held, 2);
   stops.push_back(done + 2);
   for (int stop_at : stops) {
-    TempDir dir("held_" + std::to_string(stop_at));
-    int seen = 0;
-    FitControl control;
-    control.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
-    control.stop = [&] { return seen >= stop_at; };
-    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
-    EXPECT_THROW(fit(s.data.view(), o, control), Stopped);
-    const Checkpoint saved = load_checkpoint(dir.str());
-    FitControl resume;
-    resume.resume = &saved;
-    const Model resumed = fit(s.data.view(), o, resume);
+    const Model resumed = stopped_and_resumed(s.data.view(), o, stop_at, "held");
     SCOPED_TRACE("stopped after " + std::to_string(stop_at) + " iterations");
     expect_same_model(straight, resumed);
     EXPECT_EQ(resumed.options.low_rank_basis, straight.options.low_rank_basis);
@@ -402,19 +410,10 @@ TEST(Checkpoint, AStopAroundTheContinuationOfACandidateStoppedAheadResumesToTheS
       continuation = i;
   ASSERT_GT(continuation, 0u) << "these data have no continuation";
   for (const std::size_t stop_at : {continuation, continuation + 1}) {  // iterations done when it stops
-    TempDir dir("ahead_" + std::to_string(stop_at));
-    std::size_t seen = 0;
-    FitControl control;
-    control.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
-    control.stop = [&] { return seen >= stop_at; };
-    control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
-    EXPECT_THROW(fit(s.data.view(), o, control), Stopped);
-    const Checkpoint saved = load_checkpoint(dir.str());
+    Checkpoint saved;
+    const Model resumed = stopped_and_resumed(s.data.view(), o, stop_at, "ahead", &saved);
     EXPECT_TRUE(saved.choosing);
     EXPECT_EQ(saved.asked.rank, Options::kAuto);
-    FitControl resume;
-    resume.resume = &saved;
-    const Model resumed = fit(s.data.view(), o, resume);
     SCOPED_TRACE("stopped after " + std::to_string(stop_at) + " iterations");
     expect_same_model(straight, resumed);
     ASSERT_EQ(resumed.selection.candidates.size(), straight.selection.candidates.size());
