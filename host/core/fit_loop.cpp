@@ -427,8 +427,14 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
   // With a prior over supports, the model's b is averaged over each task's supports (its final step
   // only: the EM steps' statistics are of the posterior mode).
   prior.average_supports = use_prior && prior.inclusion_probability > 0;
-  apply_prior(k_final);
-  const core::TaskStepTotals final_totals = backend->task_step_all(k_final);
+  const bool final_step = !(run.without_final_task_step && *run.without_final_task_step) || model.history.empty();
+  core::TaskStepTotals final_totals;
+  if (final_step) {
+    apply_prior(k_final);
+    final_totals = backend->task_step_all(k_final);
+  } else {
+    final_totals.log_evidence = model.history.back().log_evidence;
+  }
   model.U = backend->get_U();
   backend->export_task_parameters(model);
   if (use_prior) {

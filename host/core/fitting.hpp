@@ -49,6 +49,10 @@ struct FitRun {
   // holds U then makes no pass over the data to find it.
   std::optional<std::int64_t> constant_feature;
   int candidate_index = -1;  // IterationInfo::candidate_index
+  // Where this points to true once the fit ends (a candidate abandoned or stopped ahead: its state
+  // is the checkpoint's, and only its score is read), the final task step is left out: the model
+  // returned has the last iteration's tasks' parameters and log evidence.
+  const bool* without_final_task_step = nullptr;
 };
 
 // Whether the gains of a log evidence trace still rise: its last three values, oldest first. A

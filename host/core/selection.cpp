@@ -561,7 +561,8 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     //   Each rank of bench/noisy_synthetic below the true one beats the one before by thousands of
     //   nats and so no longer runs to its tolerance. The first candidate has no leader: it stops
     //   once past its settling iterations.
-    bool abandoned = false, ahead = false;
+    bool abandoned = false, ahead = false, ended_early = false;
+    run.without_final_task_step = &ended_early;
     double reach_evidence = std::nan("");
     std::vector<double> evidence_trace;
     run.on_iteration = [&](const IterationInfo& it) {
@@ -581,8 +582,9 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
       if (!leader) ahead = true;
       else if (!better(reach, *leader)) abandoned = true;
       else if (better(now, *leader_high) && still < 0.1 * (score(now) - score(*leader_high))) ahead = true;
-      if (abandoned || ahead) reach_evidence = reach.log_evidence;
-      return !abandoned && !ahead;
+      ended_early = abandoned || ahead;
+      if (ended_early) reach_evidence = reach.log_evidence;
+      return !ended_early;
     };
     SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     c.abandoned = abandoned;

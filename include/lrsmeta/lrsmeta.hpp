@@ -296,8 +296,9 @@ struct SelectionCandidate {
   double validation_mse = 0.0;      // validation: the score (NaN under evidence)
   bool refitted = false;  // scored after its own fit on the fit rows (else: one task-step pass
                           // from the fit of the defaults, a screen)
-  // evidence: the fit's log marginal likelihood (the score, higher is better), its estimated tau2
-  // and outer iterations (NaN, 0 and 0 under validation).
+  // evidence: the fit's log marginal likelihood (the score, higher is better; where abandoned or
+  // ahead, its last iteration's), its estimated tau2 and outer iterations (NaN, 0 and 0 under
+  // validation).
   double log_evidence = 0.0;
   double sparse_prior_variance = 0.0;
   int iterations = 0;
