@@ -494,6 +494,8 @@ TEST(Estimation, EveryCandidateThatEndsEarlyEndsForAStatedReason) {
     if (cand.abandoned || cand.ahead) {
       EXPECT_TRUE(std::isfinite(cand.reach_log_evidence)) << "candidate " << c;
       EXPECT_GE(cand.reach_log_evidence, h.back().log_evidence) << "candidate " << c;
+      // No closing task step: its score is its last iteration's.
+      EXPECT_EQ(cand.log_evidence, h.back().log_evidence) << "candidate " << c;
     } else {
       EXPECT_TRUE(std::isnan(cand.reach_log_evidence)) << "candidate " << c;
     }
