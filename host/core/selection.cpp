@@ -340,6 +340,14 @@ constexpr double kEvidenceMargin = 1.0;
 // tolerance anyway. (EM on a variance the data say little about creeps on for tens of iterations
 // at a hundredth of a nat each: the slopes model on InstEval with 5 ratings a student.)
 constexpr double kCandidateEvidenceTolerance = 0.25 * kEvidenceMargin;
+// What a candidate's fit would still gain (evidence_still_to_gain) after the log evidences in
+// `trace`, with `left` iterations to its cap; NaN while it has fewer than three or its gains still
+// rise, when nothing judges it.
+inline double still_to_gain(const std::vector<double>& trace, int left) {
+  const std::size_t j = trace.size();
+  if (j < 3 || evidence_gains_rising(trace[j - 3], trace[j - 2], trace[j - 1])) return std::nan("");
+  return evidence_still_to_gain(trace[j - 3], trace[j - 2], trace[j - 1], left);
+}
 // The models of the rank search whose k is searched: the best by score, at most kFinalists of them,
 // within kFinalistMargin nats of the best (a log Bayes factor of 3, twice it 6: where "strong"
 // evidence starts on Kass and Raftery's scale, JASA 90, 1995).
@@ -455,6 +463,12 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     return a.rank == b.rank && a.low_rank_basis == b.low_rank_basis &&
            (a.covariance_shrinkage == kIsotropicShrinkage) == (b.covariance_shrinkage == kIsotropicShrinkage);
   };
+  // Where the candidate of c's model and k is among those tried: its place in selection.candidates.
+  auto record_of = [&](const SelectionCandidate& c) -> std::optional<std::size_t> {
+    for (std::size_t i = 0; i < selection.candidates.size(); ++i)
+      if (selection.candidates[i].sparsity == c.sparsity && same_model(selection.candidates[i], c)) return i;
+    return std::nullopt;
+  };
   // The data's spectral moment, computed by the first candidate that needs it (FitRun).
   std::vector<double> spectral_moment;
   // The constant feature, found once for every candidate that holds U (-1: none, or not looked for).
@@ -510,17 +524,14 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     std::optional<Checkpoint> last;
     FitRun run = candidate_run(last);
     run.resume = &*leader_state;
-    std::size_t index = 0;  // its record among the candidates
-    while (!(selection.candidates[index].sparsity == leader->sparsity && same_model(selection.candidates[index], *leader))) ++index;
+    const std::size_t index = *record_of(*leader);
     run.candidate_index = static_cast<int>(index);
     std::vector<double> trace;
     for (const IterationInfo& info : leader_state->model.history) trace.push_back(info.log_evidence);
     run.on_iteration = [&](const IterationInfo& it) {
       const bool go_on = !final_run.on_iteration || final_run.on_iteration(it);
       trace.push_back(it.log_evidence);
-      const std::size_t j = trace.size();
-      if (!go_on || j < 3 || evidence_gains_rising(trace[j - 3], trace[j - 2], trace[j - 1])) return go_on;
-      return evidence_still_to_gain(trace[j - 3], trace[j - 2], trace[j - 1], o.iterations - it.iteration) >= kCandidateEvidenceTolerance;
+      return go_on && !(still_to_gain(trace, o.iterations - it.iteration) < kCandidateEvidenceTolerance);
     };
     const SelectionCandidate c = candidate_of(fit_fixed(data, o, run));
     selection.candidates[index] = c;
@@ -533,8 +544,7 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     shape.sparsity = k;
     shape.covariance_shrinkage = shrinkage;
     shape.low_rank_basis = basis;
-    for (const SelectionCandidate& x : selection.candidates)
-      if (x.sparsity == k && same_model(x, shape)) return x;
+    if (const std::optional<std::size_t> known = record_of(shape)) return selection.candidates[*known];
     const Options o = candidate_options(r, k, shrinkage, basis);
     std::optional<Checkpoint> last;
     FitRun run = candidate_run(last);
@@ -568,11 +578,8 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     run.on_iteration = [&](const IterationInfo& it) {
       const bool go_on = !final_run.on_iteration || final_run.on_iteration(it);
       evidence_trace.push_back(it.log_evidence);
-      const std::size_t j = evidence_trace.size();
-      if (!go_on || it.iteration <= settling || j < 3) return go_on;
-      if (evidence_gains_rising(evidence_trace[j - 3], evidence_trace[j - 2], evidence_trace[j - 1])) return go_on;
-      const double still = evidence_still_to_gain(evidence_trace[j - 3], evidence_trace[j - 2], evidence_trace[j - 1],
-                                                  o.iterations - it.iteration);
+      const double still = still_to_gain(evidence_trace, o.iterations - it.iteration);
+      if (!go_on || it.iteration <= settling || std::isnan(still)) return go_on;
       if (still < kCandidateEvidenceTolerance) return false;  // scored closely enough
       SelectionCandidate now = shape;
       now.covariance_shrinkage = it.covariance_shrinkage;

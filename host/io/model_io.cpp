@@ -72,10 +72,13 @@ Options options_from_json(const JsonFields& j) {
       // r or k left to be chosen (Options::kAuto, in a checkpoint's asked options): "auto", or as
       // earlier checkpoints wrote it, kAuto's own value.
       const nlohmann::json& raw = in.raw(key);
-      const bool takes_auto = f.make_unset && (f.make_unset(o), f.int_field(o) == Options::kAuto);
+      Options unset;
+      const bool takes_auto = f.make_unset && (f.make_unset(unset), f.int_field(unset) == Options::kAuto);
       if (takes_auto && ((raw.is_string() && raw.get<std::string>() == "auto") ||
-                         (raw.is_number_integer() && raw.get<std::int64_t>() == Options::kAuto)))
+                         (raw.is_number_integer() && raw.get<std::int64_t>() == Options::kAuto))) {
+        f.make_unset(o);
         continue;
+      }
       f.int_field(o) = static_cast<int>(in.integer(key, 0, std::numeric_limits<int>::max()));
     } else if (f.int64_field) {
       f.int64_field(o) = in.integer(key, 0, std::numeric_limits<std::int64_t>::max());
