@@ -91,6 +91,7 @@ py::dict info_dict(const IterationInfo& h) {
   d["max_iterations"] = h.max_iterations;
   d["candidate"] = h.candidate;
   d["candidate_index"] = h.candidate_index;
+  d["fold"] = h.fold;
   return d;
 }
 

@@ -116,6 +116,33 @@ expect_error "nowhere: not a checkpoint folder" "$bin" train "${ck_opts[@]}" --o
 [[ ! -e again ]] || fail "a refused train wrote a model"
 rm -rf data_ck ck straight resumed
 
+# A choice on folds stopped by SIGINT after some of its fits: the checkpoint holds the fits that
+# ended, and the printed command resumes without fitting them again, to the uninterrupted model.
+"$bin" generate --out data_kf --tasks 200 --samples 10 -d 6 -r 2 -k 1 --noise 0.3 > /dev/null
+kf_opts=(--data data_kf --select kfold --folds 3 --threads 2)
+"$bin" train "${kf_opts[@]}" --out kf_straight > /dev/null
+"$bin" train "${kf_opts[@]}" --out kf_resumed --checkpoint kf_ck --verbose > kf.txt 2> kf.err &
+pid=$!
+for _ in $(seq 1 2000); do grep -q "^candidate 3 (r = [0-9]*), fold 2 of 3: iteration 2/" kf.err 2> /dev/null && break; sleep 0.005; done
+kill -INT $pid
+set +e
+wait $pid
+status=$?
+set -e
+[[ $status -eq 130 ]] || fail "train --select kfold stopped by SIGINT exited $status, not 130: $(tail -n 3 kf.err)"
+grep -q "^checkpoint of the choice (1 fit on held-out rows ended) written to kf_ck" kf.err ||
+  fail "no checkpoint after the choice's first fit: $(grep checkpoint kf.err | head -n 3)"
+grep -q "train: stopped by SIGINT while choosing on folds of each task's rows; the checkpoint ([0-9]* fits\? on held-out rows ended, which a resume does not fit again) is in kf_ck; to continue:" kf.err ||
+  fail "no line saying how to resume the choice: $(tail -n 2 kf.err)"
+ended=$(sed -n 's/.*the checkpoint (\([0-9]* fits\{0,1\}\) on held-out rows ended.*/\1/p' kf.err)
+eval "$(tail -n 1 kf.err)" > kf_resume.txt 2> kf_resume.err || fail "the printed resume command failed: $(cat kf_resume.err)"
+grep -q "resuming the choice on held-out rows from kf_ck ($ended on held-out rows ended, not fitted again)" kf_resume.txt ||
+  fail "the resume does not say what it takes from the checkpoint: $(head -n 3 kf_resume.txt)"
+for f in U W B_index B_value beta Sigma; do
+  cmp -s kf_straight/$f.npy kf_resumed/$f.npy || fail "the resumed choice's model's $f.npy differs from the uninterrupted run's"
+done
+rm -rf data_kf kf_ck kf_straight kf_resumed
+
 # --iterations 4 runs exactly 4; the same seed gives the same model.
 "$bin" train --data data -r 3 -k 2 --out m4 --iterations 4 --metrics-out m4.json --variant htp --precision float > /dev/null
 grep -q '"iterations_run": 4' m4.json || fail "--iterations 4 did not run 4 iterations"

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -240,7 +241,19 @@ TEST(Checkpoint, TheChoiceOnValidationRowsIsCheckpointedBeforeTheFinalFit) {
   const Model straight = fit(s.data.view(), o);
   ASSERT_TRUE(straight.selection.performed);
   TempDir dir("selection");
-  const Model resumed = stop_and_resume(s.data.view(), o, 0 + 1, dir.str());
+  // Stopped after the final fit's first iteration (the fits of the choice are candidates').
+  int final_iterations = 0;
+  FitControl control;
+  control.on_iteration = [&](const IterationInfo& info) { return (final_iterations += info.candidate ? 0 : 1) >= 0; };
+  control.stop = [&] { return final_iterations >= 1; };
+  control.checkpoint = [&](const Checkpoint& c) { save_checkpoint(c, dir.str()); };
+  EXPECT_THROW(fit(s.data.view(), o, control), Stopped);
+  const Checkpoint stopped = load_checkpoint(dir.str());
+  EXPECT_FALSE(stopped.choosing);
+  EXPECT_EQ(stopped.iteration, 1);
+  FitControl go_on;
+  go_on.resume = &stopped;
+  const Model resumed = fit(s.data.view(), o, go_on);
   expect_same_model(straight, resumed);
   EXPECT_EQ(resumed.selection.candidates.size(), straight.selection.candidates.size());
   EXPECT_EQ(resumed.selection.chosen.rank, straight.selection.chosen.rank);
@@ -427,6 +440,92 @@ TEST(Checkpoint, AStopAroundTheContinuationOfACandidateStoppedAheadResumesToTheS
   }
 }
 
+// The choice on held-out rows is checkpointed after each of its fits (validation's one split, or
+// each fold): a stop inside a later fit resumes, fits only those that had not ended, and ends with
+// the uninterrupted model and report; every fit's iterations are shown as a candidate's.
+TEST(Checkpoint, AStopDuringTheChoiceOnHeldOutRowsResumesWithoutRefittingTheFitsThatEnded) {
+  const SyntheticData s = noisy_data(8);
+  for (const Selection method : {Selection::validation, Selection::kfold}) {
+    SCOPED_TRACE(to_string(method));
+    Options o = six_iterations(Prior::automatic);
+    o.selection = method;
+    o.folds = 3;
+    o.rank_candidates = {1, 2, 3};
+    o.sparsity_candidates = {0, 1};
+    o.sparse_prior_scale = -1.0;
+    o.covariance_shrinkage = -1.0;
+    // Each fit's iterations in order (its first marks a new fit), and the final fit's.
+    std::vector<int> fit_iterations;
+    int final_iterations = 0;
+    FitControl counting;
+    counting.on_iteration = [&](const IterationInfo& info) {
+      if (!info.candidate) return ++final_iterations > 0;
+      if (info.iteration == 1) fit_iterations.push_back(0);
+      ++fit_iterations.back();
+      EXPECT_GE(info.candidate_index, 0);
+      EXPECT_EQ(info.fold >= 0, method == Selection::kfold);
+      return true;
+    };
+    const Model straight = fit(s.data.view(), o, counting);
+    ASSERT_TRUE(straight.selection.performed);
+    ASSERT_GE(fit_iterations.size(), 4u);
+    TempDir dir(std::string("held_out_") + to_string(method));
+    int seen = 0;
+    FitControl control;
+    control.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
+    control.stop = [&] { return seen >= fit_iterations[0] + fit_iterations[1] + fit_iterations[2] + 1; };  // inside the fourth fit
+    int checkpoints = 0;
+    control.checkpoint = [&](const Checkpoint& c) {
+      ++checkpoints;
+      save_checkpoint(c, dir.str());
+    };
+    EXPECT_THROW(fit(s.data.view(), o, control), Stopped);
+    EXPECT_EQ(checkpoints, 3);
+    const Checkpoint saved = load_checkpoint(dir.str());
+    EXPECT_TRUE(saved.choosing);
+    EXPECT_EQ(saved.iteration, 0);
+    EXPECT_EQ(saved.model.r, 0);
+    EXPECT_EQ(saved.model.selection.method, method);
+    ASSERT_EQ(saved.held_out_fits.size(), 3u);
+    EXPECT_EQ(saved.held_out_fits[0].fold, method == Selection::kfold ? 0 : -1);
+    EXPECT_EQ(saved.held_out_fits[0].rank, 1);
+    int refitted = 0, refitted_final = 0;
+    FitControl resume;
+    resume.resume = &saved;
+    resume.on_iteration = [&](const IterationInfo& info) { return ++(info.candidate ? refitted : refitted_final) > 0; };
+    const Model resumed = fit(s.data.view(), o, resume);
+    expect_same_model(straight, resumed);
+    int later = 0;
+    for (std::size_t f = 3; f < fit_iterations.size(); ++f) later += fit_iterations[f];
+    EXPECT_EQ(refitted, later);
+    EXPECT_EQ(refitted_final, final_iterations);
+    ASSERT_EQ(resumed.selection.candidates.size(), straight.selection.candidates.size());
+    for (std::size_t i = 0; i < straight.selection.candidates.size(); ++i)
+      EXPECT_EQ(resumed.selection.candidates[i].validation_mse, straight.selection.candidates[i].validation_mse) << "candidate " << i;
+    EXPECT_EQ(resumed.selection.chosen.rank, straight.selection.chosen.rank);
+    EXPECT_EQ(resumed.selection.chosen.sparsity, straight.selection.chosen.sparsity);
+    // A checkpoint whose fits are not the ones this choice makes is refused by name; one made while
+    // choosing by evidence is refused too.
+    Checkpoint other = saved;
+    other.held_out_fits[1].rank = 3;
+    resume.resume = &other;
+    try {
+      fit(s.data.view(), o, resume);
+      ADD_FAILURE() << "a checkpoint of other fits was resumed";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("fit 2 on held-out rows (r = 3"), std::string::npos) << e.what();
+    }
+    other = saved;
+    other.model.selection.method = Selection::evidence;
+    try {
+      fit(s.data.view(), o, resume);
+      ADD_FAILURE() << "a checkpoint of a choice by evidence was resumed on held-out rows";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("made while choosing by marginal likelihood"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Checkpoint, AStopDuringTheChoiceOnValidationRowsSaysSo) {
   const SyntheticData s = noisy_data(6);
   Options o = six_iterations(Prior::automatic);
@@ -534,6 +633,38 @@ TEST_F(CheckpointRefusals, DamagedFilesAreRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("W.npy: damaged"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(CheckpointRefusals, HeldOutFitsOfTheWrongTypeOrOutsideAChoiceAreRefused) {
+  const fs::path state = dir.path / "iteration-000003" / "checkpoint.json";
+  std::ifstream in(state);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto refusal = [&](const std::string& fits, bool choosing) {
+    std::string changed = text;
+    const std::string key = "\"held_out_fits\": []";
+    const std::size_t at = changed.find(key);
+    if (at == std::string::npos) return std::string("no held_out_fits in checkpoint.json");
+    changed.replace(at, key.size(), "\"held_out_fits\": " + fits);
+    const std::string not_choosing = "\"choosing\": false";
+    if (choosing) changed.replace(changed.find(not_choosing), not_choosing.size(), "\"choosing\": true");
+    write_text_file_atomically(state.string(), changed);
+    try {
+      load_checkpoint_tasks(dir.str(), 0, 0, false);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string one = R"([{"rank": 1, "sparsity": 0, "sparse_prior_scale": 0.1, "support_threshold": 2, "covariance_shrinkage": 10, "fold": -1, "mse": [0.5]}])";
+  EXPECT_NE(refusal(one, false).find("field 'held_out_fits': present in a checkpoint not made while choosing"), std::string::npos);
+  EXPECT_EQ(refusal(one, true), "");
+  std::string bad = one;
+  bad.replace(bad.find("[0.5]"), 5, "[\"x\"]");
+  EXPECT_NE(refusal(bad, true).find("field 'held_out_fits[0].mse': expected numbers"), std::string::npos);
+  bad = one;
+  bad.replace(bad.find("\"rank\": 1"), 9, "\"rank\": -4");
+  EXPECT_NE(refusal(bad, true).find("field 'held_out_fits[0].rank'"), std::string::npos);
+  EXPECT_NE(refusal("{}", true).find("field 'held_out_fits': expected an array"), std::string::npos);
 }
 
 TEST_F(CheckpointRefusals, ABrokenLatestOrStateFileIsRefused) {

@@ -167,9 +167,11 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       // tolerance may stop it sooner.
       const int cap = info.max_iterations > 0 ? info.max_iterations : opts.iterations;
       const double left = info.elapsed_seconds / info.iteration * (cap - info.iteration);
-      char cg[48] = "", fit[40] = "";
+      char cg[48] = "", fit[64] = "";
       if (info.u_solver_steps > 0) std::snprintf(cg, sizeof cg, "  cg %d steps (%.1e)", info.u_solver_steps, info.u_solver_residual);
-      if (info.candidate && info.candidate_index >= 0)
+      if (info.candidate && info.candidate_index >= 0 && info.fold >= 0)
+        std::snprintf(fit, sizeof fit, "candidate %d (r = %d), fold %d of %d: ", info.candidate_index + 1, info.rank, info.fold + 1, opts.folds);
+      else if (info.candidate && info.candidate_index >= 0)
         std::snprintf(fit, sizeof fit, "candidate %d (r = %d): ", info.candidate_index + 1, info.rank);
       else if (info.candidate)
         std::snprintf(fit, sizeof fit, "candidate r = %d: ", info.rank);
@@ -188,18 +190,27 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
     control.stop = [] { return interrupt_requested(); };
     control.resume = resume_from.get();
     control.communicator = comm;
-    // Candidates scored in the last checkpoint written while r and k were being chosen (-1: none).
+    // What the last checkpoint written while choosing holds (-1: none): candidates scored by
+    // evidence, or fits on held-out rows that had ended.
     long candidates_checkpointed = -1;
+    auto choice_done = [](const Checkpoint& c) {
+      return static_cast<long>(c.held_out_fits.empty() ? c.model.selection.candidates.size() : c.held_out_fits.size());
+    };
+    auto choice_text = [](const Checkpoint& c) {
+      const std::size_t n = c.held_out_fits.empty() ? c.model.selection.candidates.size() : c.held_out_fits.size();
+      return std::to_string(n) + (!c.held_out_fits.empty() ? (n == 1 ? " fit on held-out rows ended" : " fits on held-out rows ended")
+                                  : n == 1                 ? " candidate scored"
+                                                           : " candidates scored");
+    };
     if (!checkpoint_to.empty()) {
       control.checkpoint = [&](const Checkpoint& c) {
         const auto start = std::chrono::steady_clock::now();
         if (comm) save_checkpoint(c, checkpoint_to, *comm);
         else save_checkpoint(c, checkpoint_to);
-        candidates_checkpointed = c.choosing ? static_cast<long>(c.model.selection.candidates.size()) : -1;
+        candidates_checkpointed = c.choosing ? choice_done(c) : -1;
         if (progress.lines) {
           if (c.choosing)
-            std::fprintf(stderr, "checkpoint of the choice of r and k (%zu candidates scored) written to %s in %.2f s\n",
-                         c.model.selection.candidates.size(), checkpoint_to.c_str(),
+            std::fprintf(stderr, "checkpoint of the choice (%s) written to %s in %.2f s\n", choice_text(c).c_str(), checkpoint_to.c_str(),
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
           else
             std::fprintf(stderr, "checkpoint of iteration %d written to %s in %.2f s\n", c.iteration, checkpoint_to.c_str(),
@@ -240,8 +251,8 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       if (opts.prior == Prior::automatic && !opts.privacy.enabled && (rank_auto || opts.rank > 0) && opts.covariance_shrinkage < 0)
         chosen.push_back("Sigma's shrinkage");
       if (resume_from && resume_from->choosing) {
-        std::cout << "resuming the choice of r and k from " << *resume_dir << " (" << resume_from->model.selection.candidates.size()
-                  << " candidates scored, not fitted again)" << std::endl;
+        std::cout << "resuming the choice " << (resume_from->held_out_fits.empty() ? "of r and k" : "on held-out rows") << " from "
+                  << *resume_dir << " (" << choice_text(*resume_from) << ", not fitted again)" << std::endl;
       } else if (resume_from) {
         const Options& o = resume_from->model.options;
         std::cout << "resuming from " << *resume_dir << " after iteration " << resume_from->iteration << " of " << o.iterations
@@ -264,7 +275,7 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
       }
       // A resumed choice's checkpoint stays where it is until the next one replaces it.
       if (resume_from && resume_from->choosing && checkpoint_to == *resume_dir)
-        candidates_checkpointed = static_cast<long>(resume_from->model.selection.candidates.size());
+        candidates_checkpointed = choice_done(*resume_from);
       Model model;
       const auto fit_start = std::chrono::steady_clock::now();
       try {
@@ -274,16 +285,20 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         const std::string by = std::string("train: stopped by ") + signal_name(interrupt_signal());
         const std::string resume_line = "; to continue:\n  " + (comm ? "mpirun -np " + std::to_string(comm->size()) + " " : std::string()) +
                                         resume_command(command_line, checkpoint_to);
+        const std::string choosing = !by_evidence ? (opts.selection == Selection::kfold ? " while choosing on folds of each task's rows"
+                                                                                          : " while choosing on validation rows")
+                                                  : " while choosing r and k";
+        const std::string unit = by_evidence ? "candidate" : "fit on held-out rows";
         if (e.iteration() == 0 && candidates_checkpointed >= 0)
-          throw Interrupted(by + " while choosing r and k; the checkpoint (" + std::to_string(candidates_checkpointed) +
-                                " candidates scored, which a resume does not fit again) is in " + checkpoint_to + resume_line,
+          throw Interrupted(by + choosing + "; the checkpoint (" + std::to_string(candidates_checkpointed) +
+                                (by_evidence ? " candidate" : " fit") + (candidates_checkpointed == 1 ? "" : "s") +
+                                (by_evidence ? " scored" : " on held-out rows ended") +
+                                ", which a resume does not fit again) is in " + checkpoint_to + resume_line,
                             interrupt_signal());
         if (e.iteration() == 0)
-          throw Interrupted(by + (!by_evidence ? (opts.selection == Selection::kfold ? " while choosing on folds of each task's rows" : " while choosing on validation rows") : " while choosing r and k") +
-                                "; no model was written and there is no checkpoint yet (" +
-                                (!by_evidence ? "one is written once the final fit starts"
-                                 : checkpoint_to.empty()                 ? "give --checkpoint DIR: one is written after each candidate"
-                                                                         : "one is written after each candidate, and the first had not ended") +
+          throw Interrupted(by + choosing + "; no model was written and there is no checkpoint yet (" +
+                                (checkpoint_to.empty() ? "give --checkpoint DIR: one is written after each " + unit
+                                                       : "one is written after each " + unit + ", and the first had not ended") +
                                 ")",
                             interrupt_signal());
         const std::string after = "after outer iteration " + std::to_string(e.iteration());

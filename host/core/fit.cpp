@@ -211,7 +211,12 @@ Model fit_as_given(const TaskDataView<T>& data, const Options& asked, const FitC
   std::vector<std::string> notes;
   Options options = resolved(requested, &notes);
   drop_ranks_that_cannot_fit(data, options, notes, copy_bytes);
-  if (options.selection == Selection::evidence && options.prior == Prior::automatic) {
+  const bool by_evidence = options.selection == Selection::evidence && options.prior == Prior::automatic;
+  if (const Checkpoint* c = control.resume; c && c->choosing && (c->model.selection.method == Selection::evidence) != by_evidence)
+    throw Error(std::string("resume: the checkpoint was made while choosing ") +
+                (by_evidence ? "on held-out rows" : "by marginal likelihood") + ", and this fit chooses " +
+                (by_evidence ? "by marginal likelihood" : "on held-out rows"));
+  if (by_evidence) {
     refuse_if_too_big(data, options, false, copy_bytes);
     return fit_by_evidence(data, options, final_run, header, notes);
   }
@@ -219,7 +224,8 @@ Model fit_as_given(const TaskDataView<T>& data, const Options& asked, const FitC
   if ((left.rank || left.sparsity) && options.selection == Selection::evidence)
     notes.push_back("prior none has no marginal likelihood to compare ranks or sparsities by: they were chosen on validation rows");
   refuse_if_too_big(data, options, left.on_validation_rows(), copy_bytes);
-  const SelectionReport selection = choose_on_validation_rows(data, options, control.stop, notes);
+  const SelectionReport selection = choose_on_validation_rows(data, options, final_run, notes);
+  final_run.resume = nullptr;  // (a resume of the choice: the final fit starts afresh)
   options.rank_candidates.clear();
   options.sparsity_candidates.clear();
   validate(options, data.d);

@@ -392,6 +392,7 @@ Model fit_fixed(const TaskDataView<T>& data, const Options& fit_options, const F
     info.max_iterations = options.iterations;
     info.candidate = !run.final_fit;
     info.candidate_index = run.candidate_index;
+    info.fold = run.fold;
     info.training_loss = totals.rows > 0 ? totals.sse / static_cast<double>(totals.rows) : 0.0;
     info.u_change = change;
     info.u_step_seconds = seconds_since(t1);

@@ -49,6 +49,7 @@ struct FitRun {
   // holds U then makes no pass over the data to find it.
   std::optional<std::int64_t> constant_feature;
   int candidate_index = -1;  // IterationInfo::candidate_index
+  int fold = -1;             // IterationInfo::fold
   // Where this points to true once the fit ends (a candidate abandoned or stopped ahead: its state
   // is the checkpoint's, and only its score is read), the final task step is left out: the model
   // returned has the last iteration's tasks' parameters and log evidence.
@@ -103,9 +104,12 @@ struct LeftToChoose {
 LeftToChoose left_to_choose(const Options& options);
 // The choice on validation rows: r, k and the priors' settings that `options` leaves to be chosen
 // are chosen on held-out rows and set in it (where nothing is left, the b prior's defaults are
-// set); notes and the report say how.
+// set); notes and the report say how. From `run`: the caller's hooks (each fit's iterations are
+// candidates'), checkpoints after each fit that ends (Checkpoint::held_out_fits, with run.header's
+// data and options), and a resume's fits taken rather than fitted again (run.resume, made while
+// choosing).
 template <typename T>
-SelectionReport choose_on_validation_rows(const TaskDataView<T>& data, Options& options, const std::function<bool()>& stop,
+SelectionReport choose_on_validation_rows(const TaskDataView<T>& data, Options& options, const FitRun& run,
                                           std::vector<std::string>& notes);
 // The fit with what is "auto" estimated from all rows (Options::selection == evidence, with the
 // prior): see selection.cpp.

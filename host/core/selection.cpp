@@ -92,7 +92,7 @@ LeftToChoose left_to_choose(const Options& options) {
 }
 
 template <typename T>
-SelectionReport choose_on_validation_rows(const TaskDataView<T>& data, Options& options, const std::function<bool()>& stop,
+SelectionReport choose_on_validation_rows(const TaskDataView<T>& data, Options& options, const FitRun& run,
                                           std::vector<std::string>& notes) {
   const LeftToChoose left = left_to_choose(options);
   const bool choose_rank = left.rank, choose_sparsity = left.sparsity, scale_auto = left.scale_auto;
@@ -118,11 +118,13 @@ SelectionReport choose_on_validation_rows(const TaskDataView<T>& data, Options& 
       splits.push_back(rule);
     }
     std::int64_t rows = 0, held_rows = 0;
+    std::vector<std::int64_t> split_held(splits.size(), 0);  // each split's held-out rows
     for (const std::int64_t i : tasks) {
       rows += data.task_size(i);
-      for (const HeldOutRows& rule : splits)
-        for (std::int64_t j = 0; j < data.task_size(i); ++j) held_rows += rule.held(data.task_size(i), j) ? 1 : 0;
+      for (std::size_t f = 0; f < splits.size(); ++f)
+        for (std::int64_t j = 0; j < data.task_size(i); ++j) split_held[f] += splits[f].held(data.task_size(i), j) ? 1 : 0;
     }
+    for (const std::int64_t h : split_held) held_rows += h;
     selection.performed = true;
     selection.method = by_folds ? Selection::kfold : Selection::validation;
     selection.folds = static_cast<int>(splits.size());
@@ -144,25 +146,69 @@ SelectionReport choose_on_validation_rows(const TaskDataView<T>& data, Options& 
       if (scale_auto) set_b_defaults(options);
       if (choose_shrinkage) options.covariance_shrinkage = kDefaultShrinkage;
     } else {
+      // Every fit of the choice that has ended, in order: a resume's (taken, not fitted again: the
+      // search meets them in the same order), then this run's, each checkpointed as it ends.
+      std::vector<HeldOutFit> fits_ended;
+      if (run.resume && run.resume->choosing) fits_ended = run.resume->held_out_fits;
+      std::size_t fits_met = 0;
+      auto checkpoint_choice = [&]() {
+        if (!run.checkpoint || !run.header) return;
+        Checkpoint c = *run.header;
+        c.choosing = true;
+        c.iteration = 0;
+        c.model = Model();  // no fit of all rows yet
+        c.model.d = data.d;
+        c.model.t = data.t;
+        c.model.options = options;
+        c.model.selection = selection;
+        c.model.notes = notes;
+        c.held_out_fits = fits_ended;
+        run.checkpoint(c);
+      };
       FitRun selection_run;
-      selection_run.stop = stop;
+      selection_run.stop = run.stop;
+      selection_run.on_iteration = run.on_iteration;
       // Each setting's held-out mean squared error (the fit's own, then those screened from it),
       // pooled over the splits' held-out rows.
       using Parts = std::pair<Dataset<T>, Dataset<T>>;
-      std::optional<Parts> only_split;  // validation's one split, copied once
-      if (splits.size() == 1) only_split = split_rows(data, tasks, splits[0], options.seed);
+      std::optional<Parts> only_split;  // validation's one split, copied once it is fitted
+      int settings_fitted = 0;
       auto held_out_mse = [&](const Options& o) {
+        selection_run.candidate_index = settings_fitted++;
         std::vector<double> pooled;
-        for (const HeldOutRows& rule : splits) {
-          std::optional<Parts> fold;
-          if (!only_split) fold = split_rows(data, tasks, rule, options.seed);
-          const auto& [fit_part, held_out] = only_split ? *only_split : *fold;
-          if (held_out.n() == 0) continue;
-          const TaskDataView<T> held_view = held_out.view();
-          std::vector<double> mse;
-          fit_fixed(fit_part.view(), o, selection_run, &held_view, &mse);
-          pooled.resize(mse.size(), 0.0);
-          for (std::size_t c = 0; c < mse.size(); ++c) pooled[c] += mse[c] * static_cast<double>(held_out.n());
+        for (std::size_t f = 0; f < splits.size(); ++f) {
+          if (split_held[f] == 0) continue;
+          HeldOutFit fit;
+          fit.rank = o.rank;
+          fit.sparsity = o.sparsity;
+          fit.sparse_prior_scale = o.sparse_prior_scale;
+          fit.support_threshold = o.support_threshold;
+          fit.covariance_shrinkage = o.covariance_shrinkage;
+          fit.fold = by_folds ? static_cast<int>(f) : -1;
+          if (fits_met < fits_ended.size()) {
+            const HeldOutFit& done = fits_ended[fits_met];
+            if (done.rank != fit.rank || done.sparsity != fit.sparsity || done.fold != fit.fold ||
+                done.sparse_prior_scale != fit.sparse_prior_scale || done.support_threshold != fit.support_threshold ||
+                done.covariance_shrinkage != fit.covariance_shrinkage || (!pooled.empty() && done.mse.size() != pooled.size()))
+              throw Error("resume: the checkpoint's fit " + std::to_string(fits_met + 1) + " on held-out rows (r = " +
+                          std::to_string(done.rank) + ", k = " + std::to_string(done.sparsity) + ", fold " + std::to_string(done.fold) +
+                          ") is not the one this choice makes there (r = " + std::to_string(fit.rank) + ", k = " +
+                          std::to_string(fit.sparsity) + ", fold " + std::to_string(fit.fold) + ")");
+            fit.mse = done.mse;
+          } else {
+            std::optional<Parts> fold;
+            if (by_folds) fold = split_rows(data, tasks, splits[f], options.seed);
+            else if (!only_split) only_split = split_rows(data, tasks, splits[f], options.seed);
+            const auto& [fit_part, held_out] = by_folds ? *fold : *only_split;
+            const TaskDataView<T> held_view = held_out.view();
+            selection_run.fold = fit.fold;
+            fit_fixed(fit_part.view(), o, selection_run, &held_view, &fit.mse);
+            fits_ended.push_back(fit);
+            checkpoint_choice();
+          }
+          ++fits_met;
+          pooled.resize(fit.mse.size(), 0.0);
+          for (std::size_t c = 0; c < fit.mse.size(); ++c) pooled[c] += fit.mse[c] * static_cast<double>(split_held[f]);
         }
         for (double& v : pooled) v /= static_cast<double>(held_rows);
         return pooled;
@@ -312,10 +358,8 @@ SelectionReport choose_on_validation_rows(const TaskDataView<T>& data, Options& 
   }
   return selection;
 }
-template SelectionReport choose_on_validation_rows(const TaskDataView<float>&, Options&, const std::function<bool()>&,
-                                                   std::vector<std::string>&);
-template SelectionReport choose_on_validation_rows(const TaskDataView<double>&, Options&, const std::function<bool()>&,
-                                                   std::vector<std::string>&);
+template SelectionReport choose_on_validation_rows(const TaskDataView<float>&, Options&, const FitRun&, std::vector<std::string>&);
+template SelectionReport choose_on_validation_rows(const TaskDataView<double>&, Options&, const FitRun&, std::vector<std::string>&);
 
 // The fit with what is "auto" estimated from all rows (Options::selection == evidence, with the
 // prior): tau2, the supports' inclusion probability and Sigma's shrinkage inside the fit

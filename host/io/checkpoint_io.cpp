@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -145,11 +146,24 @@ void finish_checkpoint(const Checkpoint& c, const std::string& dir, const fs::pa
       sync_to_disk(staged / f);
       hashes[f] = hex(file_hash(staged / f));
     }
+    json held_out = json::array();
+    for (const HeldOutFit& h : c.held_out_fits) {
+      json mse = json::array();
+      for (double x : h.mse) mse.push_back(std::isfinite(x) ? json(x) : json(nullptr));  // a fit gone non-finite: null
+      held_out.push_back({{"rank", h.rank},
+                          {"sparsity", h.sparsity},
+                          {"sparse_prior_scale", h.sparse_prior_scale},
+                          {"support_threshold", h.support_threshold},
+                          {"covariance_shrinkage", h.covariance_shrinkage},
+                          {"fold", h.fold},
+                          {"mse", mse}});
+    }
     const json state{{"format", "lrsmeta-checkpoint"},
                      {"format_version", kCheckpointFormatVersion},
                      {"lrsmeta_version", version()},
                      {"iteration", c.iteration},
                      {"choosing", c.choosing},
+                     {"held_out_fits", held_out},
                      {"elapsed_seconds", c.elapsed_seconds},
                      {"data",
                       {{"n", c.n},
@@ -277,6 +291,29 @@ Checkpoint checkpoint_state(const json& j, const std::string& json_file, const f
     }
     c.iteration = static_cast<int>(f.integer("iteration", 0, std::numeric_limits<int>::max()));
     c.choosing = f.boolean("choosing", false);
+    if (f.has("held_out_fits")) {
+      const json& fits = f.raw("held_out_fits");
+      if (!fits.is_array()) f.fail("held_out_fits", "expected an array");
+      for (std::size_t i = 0; i < fits.size(); ++i) {
+        const io::JsonFields h(fits[i], json_file, "held_out_fits[" + std::to_string(i) + "].");
+        HeldOutFit fit;
+        fit.rank = static_cast<int>(h.integer("rank", 0, std::numeric_limits<int>::max()));
+        fit.sparsity = static_cast<int>(h.integer("sparsity", 0, std::numeric_limits<int>::max()));
+        fit.sparse_prior_scale = h.number("sparse_prior_scale");
+        fit.support_threshold = h.number("support_threshold");
+        fit.covariance_shrinkage = h.number("covariance_shrinkage");
+        fit.fold = static_cast<int>(h.integer("fold", -1, std::numeric_limits<int>::max()));
+        const json& mse = h.raw("mse");
+        if (!mse.is_array() || mse.empty()) h.fail("mse", "expected a non-empty array of numbers");
+        for (const json& x : mse) {
+          if (x.is_null()) fit.mse.push_back(std::nan(""));
+          else if (x.is_number()) fit.mse.push_back(x.get<double>());
+          else h.fail("mse", "expected numbers (or null), got " + std::string(x.type_name()));
+        }
+        c.held_out_fits.push_back(std::move(fit));
+      }
+      if (!c.held_out_fits.empty() && !c.choosing) f.fail("held_out_fits", "present in a checkpoint not made while choosing");
+    }
     c.elapsed_seconds = f.number("elapsed_seconds");
     const io::JsonFields data = f.object("data");
     c.n = data.integer("n", 0, std::numeric_limits<std::int64_t>::max());

@@ -280,8 +280,11 @@ struct IterationInfo {
   int max_iterations = 0;
   bool candidate = false;
   // Where r and k are chosen by marginal likelihood: the candidate's position in the selection
-  // report's candidates (one stopped ahead and continued later keeps its position); -1 otherwise.
+  // report's candidates (one stopped ahead and continued later keeps its position). On held-out
+  // rows: the setting's place among those fitted (the same for each of its folds). -1 otherwise.
   int candidate_index = -1;
+  // Selection::kfold: the fold this candidate's fit holds out (0 to K - 1); -1 otherwise.
+  int fold = -1;
 };
 // Return false to stop training after this iteration (a final task step still runs).
 using IterationCallback = std::function<bool(const IterationInfo&)>;
@@ -395,21 +398,31 @@ struct Model {
   LRSMETA_API void validate() const;
 };
 
-// Thrown by fit when FitControl::stop asked it to stop (the fit is abandoned; a checkpoint was
-// written first where one was configured and the final fit had started).
+// Thrown by fit when FitControl::stop asked it to stop (the fit is abandoned; the last checkpoint
+// written, where one was configured, is where a resume goes on from).
 class LRSMETA_API Stopped : public Error {
  public:
   Stopped(const std::string& what, int iteration) : Error(what), iteration_(iteration) {}
-  // The outer iteration of the final fit after which it stopped; 0 during the choice on validation
-  // rows (no checkpoint yet).
+  // The outer iteration of the final fit after which it stopped; 0 during a choice (the last
+  // checkpoint, if any, is of the choice).
   int iteration() const { return iteration_; }
 
  private:
   int iteration_;
 };
 
-// The state of a fit between two outer iterations of its final fit (after any choice on validation
-// rows): everything it needs to go on. Resuming from it gives the model the uninterrupted fit would
+// One fit of a choice on held-out rows (Selection::validation or kfold) that has ended: its setting,
+// the fold it held out (-1: validation's one split) and the held-out mean squared error of each
+// setting scored from it (its own first where no b prior's pair comes first; see SelectionReport).
+struct HeldOutFit {
+  int rank = 0, sparsity = 0;
+  double sparse_prior_scale = 0.0, support_threshold = 0.0, covariance_shrinkage = 0.0;
+  int fold = -1;
+  std::vector<double> mse;
+};
+
+// The state of a fit between two outer iterations of its final fit, or of a choice of its settings:
+// everything it needs to go on. Resuming from it gives the model the uninterrupted fit would
 // have given, bit for bit with the same thread count (private training without a fixed noise seed
 // draws fresh noise after the resume: its noise is never replayable).
 struct Checkpoint {
@@ -419,10 +432,14 @@ struct Checkpoint {
   Model model;
   Options asked;                  // the options fit was called with (a resume must ask the same)
   int iteration = 0;              // outer iterations done (0: the choice is made, none run yet)
-  // True: made while r and k were being chosen by evidence. `model` is then the best candidate so
-  // far (its fit at the candidates' tolerance, `iteration` its iterations) and model.selection
-  // every candidate scored; a resume scores only the candidates not yet scored.
+  // True: made while r, k or the priors' settings were being chosen. By evidence, `model` is the
+  // best candidate so far (its fit at the candidates' tolerance, `iteration` its iterations) and
+  // model.selection every candidate scored; a resume scores only the candidates not yet scored. On
+  // held-out rows (model.selection.method validation or kfold), `model` holds no fit (r = k = 0,
+  // iteration 0) and held_out_fits every fit of the choice that has ended, in order; a resume takes
+  // their errors rather than fitting them again.
   bool choosing = false;
+  std::vector<HeldOutFit> held_out_fits;
   double elapsed_seconds = 0.0;   // of the final fit, up to this point
   // The data it was made on: a resume on other data is refused.
   std::int64_t n = 0, d = 0, t = 0;
@@ -463,10 +480,14 @@ class LRSMETA_API Communicator {
 
 // How a caller follows and steers a fit beyond the per-iteration callback.
 struct FitControl {
-  IterationCallback on_iteration;  // after each outer iteration of the final fit
+  // After each outer iteration of every fit: the final fit's, and the candidates' while choosing
+  // (IterationInfo::candidate says which).
+  IterationCallback on_iteration;
   // Called with the state after every `checkpoint_every` outer iterations of the final fit, when
-  // on_iteration or stop ends it early, and once before the first iteration when r, k or the
-  // priors were chosen on validation rows (so that a resume skips the choice). Null: no checkpoints.
+  // on_iteration or stop ends it early, after each candidate of a choice by evidence and each fit
+  // of a choice on held-out rows (Checkpoint::choosing), and once before the first iteration when
+  // r, k or the priors were chosen on held-out rows (so that a resume skips the choice). Null: no
+  // checkpoints.
   std::function<void(const Checkpoint&)> checkpoint;
   int checkpoint_every = 1;
   // Non-null: continue this checkpoint instead of starting (the data and options must be the ones
