@@ -55,9 +55,20 @@ LRSMETA_HD inline int evidence_candidate_capacity(int d, int k) {
 }
 
 // Scratch (in elements of S) that evidence_subset needs for r w-columns, n_C candidates and
-// sparsity k.
-LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k) {
-  return r * r + r + n_C * r + n_C * n_C + n_C + (k + 1) * (k + 1) + 2 * (k + 2);
+// sparsity k; with `enumerate`, also the enumeration's conditioned Schur complements (k - 1 levels
+// of n_C x n_C and 2 n_C, 3 (k + 1) for its path and 3 n_C), which the local search does without.
+LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k, bool enumerate = false) {
+  const int base = r * r + r + n_C * r + n_C * n_C + n_C + (k + 1) * (k + 1) + 2 * (k + 2);
+  return enumerate ? base + (k > 1 ? (k - 1) * (n_C * n_C + 2 * n_C) : 0) + 3 * (k + 1) + 3 * n_C : base;
+}
+
+// Whether a candidate whose variance given the support so far is `conditioned`, of `unconditioned`
+// alone, adds anything independent of that support: a column that the support's columns explain
+// to 1e-10 of its variance (a copy, in rounding) is skipped rather than scored with the logarithm
+// of a rounding error.
+template <typename S>
+LRSMETA_HD inline bool evidence_adds_column(S conditioned, S unconditioned) {
+  return conditioned > S(1e-10) * unconditioned;
 }
 
 // Entries of the index array P that evidence_subset needs for sparsity k.
@@ -157,12 +168,33 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
     return false;
   };
   if (enumerate) {
-    // Every support of size <= k in lexicographic order, depth first: appending column c to the
-    // support S extends the factor of M_SS by one row and the score by one term, O(|S|^2) flop.
-    // (A branch and bound on h^T M^-1 h was tried: its bound was too loose to pay for itself.)
+    // Every support of size <= k in lexicographic order, depth first. Each level holds M and h
+    // conditioned on the support so far (its Schur complement), over the candidates after its last
+    // column: a candidate's score is then O(1), and descending costs a rank-one downdate of what is
+    // left. A logarithm per support would be most of the cost; a support's score is bounded below
+    // without one (log x >= log a + 1 - a / x, with a its unconditioned variance, whose logarithm
+    // is taken once), and only a support whose bound beats the best so far (or every one, where
+    // inclusion probabilities are asked for) is scored exactly, its path's terms summed in order.
+    // The last level's supports (most of them) are bounded in one pass over its candidates.
+    // (A branch and bound on h^T M^-1 h, pruning whole subtrees, was tried: its bound was too loose
+    // to pay for itself.)
+    const int level = n_C * n_C + 2 * n_C;  // conditioned M, h and M's diagonal
+    S* levels = F + (k + 1) * (k + 1) + 2 * (k + 2);  // levels 1 .. k-1 (level 0: M, h, unconditioned)
+    S* path_diag = levels + (k > 1 ? (k - 1) * level : 0);  // the path's conditioned variances,
+    S* path_fit = path_diag + (k + 1);                          // h^2 / (variance s2),
+    S* exact = path_fit + (k + 1);                              // and exact scores (k + 1 each)
+    S* unconditioned = exact + (k + 1);                         // n_C: M's diagonal,
+    S* log_unconditioned = unconditioned + n_C;                 // n_C: its logarithms,
+    S* lower = log_unconditioned + n_C;                         // n_C: the last level's bounds
+    S* bound = v;  // k + 2: a lower bound on the score of idx[0..depth)
     int* idx = trial;
-    S* acc = v + (k + 1);  // k + 2: score of idx[0..depth)
-    acc[0] = S(0);
+    const S inverse_s2 = S(1) / s2;
+    for (int c = 0; c < n_C; ++c) {
+      unconditioned[c] = M[c * n_C + c];
+      log_unconditioned[c] = unconditioned[c] > S(0) ? log(unconditioned[c]) : S(0);
+    }
+    bound[0] = exact[0] = S(0);
+    int exact_depth = 0;  // exact[0..exact_depth] hold the scores of the path's prefixes
     S best_score = S(0);
     int n_best = 0, depth = 0, next = 0;
     // Inclusion weights, relative to the best support so far (exp(-(score - best) / 2)); the empty
@@ -170,41 +202,88 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
     S total = S(1);
     if (inclusion)
       for (int c = 0; c < n_C; ++c) inclusion[c] = S(0);
+    // Level `depth`'s conditioned M, h and diagonal.
+    auto level_M = [&](int at) -> const S* { return at == 0 ? M : levels + (at - 1) * level; };
+    auto level_h = [&](int at) -> const S* { return at == 0 ? h : levels + (at - 1) * level + n_C * n_C; };
+    auto level_diag = [&](int at) -> const S* { return at == 0 ? unconditioned : levels + (at - 1) * level + n_C * n_C + n_C; };
+    // The support idx[0..depth) + c, whose conditioned variance is diag and h hcc: scored exactly
+    // (the path's prefixes first, where not yet), against the best, and into the inclusion sums.
+    auto score_exactly = [&](int c, S diag, S inverse, S hcc) {
+      idx[depth] = c;
+      path_diag[depth] = diag;
+      path_fit[depth] = hcc * hcc * inverse * inverse_s2;
+      if (exact_depth > depth) exact_depth = depth;
+      for (; exact_depth <= depth; ++exact_depth)
+        exact[exact_depth + 1] = exact[exact_depth] + log_tau2_over_s2 + log(path_diag[exact_depth]) - path_fit[exact_depth];
+      const S score = exact[depth + 1];
+      if (score < best_score) {
+        if (inclusion) {  // rescale what is summed to the new best
+          const S factor = exp(S(0.5) * (score - best_score));
+          total *= factor;
+          for (int a = 0; a < n_C; ++a) inclusion[a] *= factor;
+        }
+        best_score = score;
+        n_best = depth + 1;
+        for (int a = 0; a < n_best; ++a) best[a] = idx[a];
+      }
+      if (inclusion) {
+        const S weight = exp(S(-0.5) * (score - best_score));
+        total += weight;
+        for (int a = 0; a <= depth; ++a) inclusion[idx[a]] += weight;
+      }
+    };
+    // A bound at or above the best so far rules a support out; the bound's own rounding is allowed
+    // for (a support that would win by less is a tie).
+    auto may_win = [&](S bound_of) { return bound_of < best_score + S(1e-12) * (S(1) + fabs(best_score) + fabs(bound_of)); };
     while (true) {
+      if (depth == k - 1 && !inclusion && next < n_C) {
+        // The last level: every remaining candidate's bound in one pass, then the few that may win.
+        const S* d = level_diag(depth);
+        const S* hl = level_h(depth);
+        const S base = bound[depth] + log_tau2_over_s2 + S(1);
+        for (int c = next; c < n_C; ++c) {
+          const S inverse = S(1) / d[c];
+          const S b = base + log_unconditioned[c] - (unconditioned[c] + hl[c] * hl[c] * inverse_s2) * inverse;
+          lower[c] = evidence_adds_column(d[c], unconditioned[c]) ? b : S(INFINITY);
+        }
+        for (int c = next; c < n_C; ++c)
+          if (lower[c] < S(INFINITY) && may_win(lower[c])) score_exactly(c, d[c], S(1) / d[c], hl[c]);
+        next = n_C;
+      }
       if (depth < k && next < n_C) {
-        const int c = next;
-        S* row = F + depth * (k + 1);
-        S diag = M[c * n_C + c];
-        for (int a = 0; a < depth; ++a) {
-          S t = M[c * n_C + idx[a]];  // idx[a] < c: the lower triangle
-          for (int b = 0; b < a; ++b) t -= row[b] * F[a * (k + 1) + b];
-          row[a] = t / F[a * (k + 1) + a];
-          diag -= row[a] * row[a];
-        }
-        next = c + 1;
-        if (!(diag > S(0))) continue;  // c adds nothing independent of S: skip it
-        row[depth] = sqrt(diag);
-        S t = h[c];
-        for (int a = 0; a < depth; ++a) t -= row[a] * v[a];
-        v[depth] = t / row[depth];
-        acc[depth + 1] = acc[depth] + log_tau2_over_s2 + log(diag) - v[depth] * v[depth] / s2;
+        const int c = next++;
+        const S* Mc = level_M(depth);
+        const S* hc = level_h(depth);
+        const S diag = level_diag(depth)[c];
+        if (!evidence_adds_column(diag, unconditioned[c])) continue;
+        const S inverse = S(1) / diag, hcc = hc[c];
         idx[depth] = c;
-        if (acc[depth + 1] < best_score) {
-          if (inclusion) {  // rescale what is summed to the new best
-            const S factor = exp(S(0.5) * (acc[depth + 1] - best_score));
-            total *= factor;
-            for (int a = 0; a < n_C; ++a) inclusion[a] *= factor;
+        path_diag[depth] = diag;
+        path_fit[depth] = hcc * hcc * inverse * inverse_s2;
+        if (exact_depth > depth) exact_depth = depth;
+        const S bound_of = bound[depth] + log_tau2_over_s2 + (log_unconditioned[c] + S(1) - unconditioned[c] * inverse) - path_fit[depth];
+        if (inclusion || may_win(bound_of)) score_exactly(c, diag, inverse, hcc);
+        if (depth + 1 < k && c + 1 < n_C) {
+          // Condition on c: the next level over the candidates after it (only their variances and
+          // h where it is the last).
+          S* Mn = levels + depth * level;
+          S* hn = Mn + n_C * n_C;
+          S* dn = hn + n_C;
+          const bool variances_only = depth + 2 == k;
+          for (int a = c + 1; a < n_C; ++a) {
+            const S l = Mc[a * n_C + c] * inverse;
+            hn[a] = hc[a] - l * hcc;
+            if (variances_only) {
+              dn[a] = Mc[a * n_C + a] - l * Mc[a * n_C + c];
+            } else {
+              for (int b = c + 1; b <= a; ++b) Mn[a * n_C + b] = Mc[a * n_C + b] - l * Mc[b * n_C + c];
+              dn[a] = Mn[a * n_C + a];
+            }
           }
-          best_score = acc[depth + 1];
-          n_best = depth + 1;
-          for (int a = 0; a < n_best; ++a) best[a] = idx[a];
+          bound[depth + 1] = bound_of;
+          ++depth;
+          next = c + 1;
         }
-        if (inclusion) {
-          const S weight = exp(S(-0.5) * (acc[depth + 1] - best_score));
-          total += weight;
-          for (int a = 0; a <= depth; ++a) inclusion[idx[a]] += weight;
-        }
-        ++depth;
       } else {
         if (depth == 0) break;
         --depth;
@@ -325,11 +404,12 @@ inline double support_prior_log_mass(int d, int k, double log_pi, double log_not
 
 // The enumeration of evidence_subset shared out among a block's threads (the CUDA kernel): each
 // thread scores the supports q = first, first + stride, ... of the same set (sizes 1 to k, each in
-// lexicographic order), each from scratch with the arithmetic of the enumeration's incremental
-// factor, so a support's score is the one evidence_subset computes; evidence_merge then takes the
-// best over the threads. The same supports are scored and the same one chosen (ties go to the
-// support the depth-first enumeration meets first); the inclusion probabilities are summed in
-// another order, so they agree to rounding.
+// lexicographic order), each from scratch by an incremental Cholesky factor of M over its columns
+// (O(s^2) a support, no state shared between supports), so a support's score is the one
+// evidence_subset computes by conditioning, to rounding; evidence_merge then takes the best over
+// the threads. The same supports are scored and the same one chosen (ties go to the support the
+// depth-first enumeration meets first; supports whose scores agree to rounding are ties); the
+// inclusion probabilities agree to rounding.
 
 // Supports of 1 to k columns of n_C: sum over s of C(n_C, s).
 LRSMETA_HD inline int evidence_support_count(int n_C, int k) {
@@ -377,9 +457,9 @@ LRSMETA_HD inline bool evidence_support_before(const int* a, int na, const int* 
   return na < nb;
 }
 
-// -2 log evidence (plus a constant) of the support cols[0..s) from evidence_schur's M and h, by the
-// enumeration's incremental arithmetic; +inf where a column adds nothing independent of those before
-// it (the enumeration skips such supports). F: s x s, v: s scratch.
+// -2 log evidence (plus a constant) of the support cols[0..s) from evidence_schur's M and h, by an
+// incremental Cholesky factor of M over cols; +inf where a column adds nothing independent of those
+// before it (evidence_adds_column: the enumeration skips such supports). F: s x s, v: s scratch.
 template <typename S>
 LRSMETA_HD inline S evidence_support_score(const S* M, const S* h, int n_C, const int* cols, int s, S log_tau2_over_s2, S s2, S* F,
                                            S* v) {
@@ -394,7 +474,7 @@ LRSMETA_HD inline S evidence_support_score(const S* M, const S* h, int n_C, cons
       row[a] = t / F[a * s + a];
       diag -= row[a] * row[a];
     }
-    if (!(diag > S(0))) return S(INFINITY);
+    if (!evidence_adds_column(diag, M[c * n_C + c])) return S(INFINITY);
     row[depth] = sqrt(diag);
     S t = h[c];
     for (int a = 0; a < depth; ++a) t -= row[a] * v[a];

@@ -82,7 +82,7 @@ struct TaskWorkspace {
     previous.resize(cols + 1);
     support_values.resize(cols + 1);
     candidate_values.resize(cols + 1);
-    evidence_scratch.resize(static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k)) + 1);
+    evidence_scratch.resize(static_cast<std::size_t>(detail::evidence_subset_scratch(r, cols - r, k, true)) + 1);
     evidence_picks.resize(static_cast<std::size_t>(detail::evidence_subset_picks(k)));
     inclusion.resize(static_cast<std::size_t>(std::max(cols - r, 1)));
     inclusion_chosen.resize(static_cast<std::size_t>(k + 1));
