@@ -72,8 +72,17 @@ def test_settings_estimated_from_all_rows():
     with pytest.raises(ValueError, match="selection"):
         lrsmeta.LRSRegressor(select="bogus", rank=2, sparsity=1).fit(X, y, task)
     # K-fold over each task's rows: every row held out once, recorded in selection_.
-    kfold = lrsmeta.LRSRegressor(select="kfold", folds=3, rank="auto", sparsity=1, iterations=15).fit(X, y, task)
+    seen = []  # each iteration's fit: (candidate, candidate_index, fold)
+    kfold = lrsmeta.LRSRegressor(select="kfold", folds=3, rank="auto", sparsity=1, iterations=15,
+                                 callback=lambda info: seen.append((info["candidate"], info["candidate_index"], info["fold"])) or True)
+    kfold.fit(X, y, task)
     assert kfold.selection_["method"] == "kfold" and kfold.selection_["folds"] == 3
+    # The choice's fits show their iterations too: every setting in each of the 3 folds, then the final fit.
+    fitted = {index for candidate, index, _ in seen if candidate}
+    assert fitted == set(range(len(fitted))) and len(fitted) >= 2
+    assert {(index, fold) for candidate, index, fold in seen if candidate} == {(i, f) for i in fitted for f in range(3)}
+    final = [fold for candidate, index, fold in seen if not candidate]
+    assert len(final) == len(kfold.history_) and set(final) == {-1}
     assert kfold.selection_["validation_rows"] == len(y) and kfold.U_.shape[1] == 2
     assert kfold.get_params()["folds"] == 3
     with pytest.raises(ValueError, match="folds"):
