@@ -77,6 +77,17 @@ grep -q "train: stopped by SIGINT after outer iteration .*; no model was written
 if ls -a | grep -q "model_int"; then fail "an interrupted train left $(ls -a | grep model_int)"; fi
 rm -rf data_int
 
+# Once FILE has a line matching PATTERN (or after 10 s), sends SIGNAL to the process PID and sets
+# status to its exit status.
+stop_when_seen() {  # PID SIGNAL PATTERN FILE
+  for _ in $(seq 1 2000); do grep -q "$3" "$4" 2> /dev/null && break; sleep 0.005; done
+  kill "-$2" "$1"
+  set +e
+  wait "$1"
+  status=$?
+  set -e
+}
+
 # train --checkpoint stopped by SIGTERM writes a checkpoint (between the every-5 ones too), prints
 # the command that resumes it, and that command ends with the model of an uninterrupted run, bit
 # for bit.
@@ -85,13 +96,7 @@ ck_opts=(--data data_ck -r 3 -k 2 --iterations 40 --relative-tolerance 0 --threa
          --support-threshold 2 --covariance-shrinkage 10)
 "$bin" train "${ck_opts[@]}" --out straight > /dev/null
 "$bin" train "${ck_opts[@]}" --out resumed --checkpoint ck --checkpoint-every 5 --verbose > ck.txt 2> ck.err &
-pid=$!
-for _ in $(seq 1 2000); do grep -q "iteration 2/" ck.err 2> /dev/null && break; sleep 0.005; done
-kill -TERM $pid
-set +e
-wait $pid
-status=$?
-set -e
+stop_when_seen $! TERM "iteration 2/" ck.err
 [[ $status -eq 143 ]] || fail "train stopped by SIGTERM exited $status, not 143: $(cat ck.err)"
 [[ ! -e resumed ]] || fail "a stopped train wrote its model"
 grep -q "train: stopped by SIGTERM after outer iteration [0-9]*; the checkpoint is in ck; to continue:" ck.err ||
@@ -122,13 +127,7 @@ rm -rf data_ck ck straight resumed
 kf_opts=(--data data_kf --select kfold --folds 3 --threads 2)
 "$bin" train "${kf_opts[@]}" --out kf_straight > /dev/null
 "$bin" train "${kf_opts[@]}" --out kf_resumed --checkpoint kf_ck --verbose > kf.txt 2> kf.err &
-pid=$!
-for _ in $(seq 1 2000); do grep -q "^candidate 3 (r = [0-9]*), fold 2 of 3: iteration 2/" kf.err 2> /dev/null && break; sleep 0.005; done
-kill -INT $pid
-set +e
-wait $pid
-status=$?
-set -e
+stop_when_seen $! INT "^candidate 3 (r = [0-9]*), fold 2 of 3: iteration 2/" kf.err
 [[ $status -eq 130 ]] || fail "train --select kfold stopped by SIGINT exited $status, not 130: $(tail -n 3 kf.err)"
 grep -q "^checkpoint of the choice (1 fit on held-out rows ended) written to kf_ck" kf.err ||
   fail "no checkpoint after the choice's first fit: $(grep checkpoint kf.err | head -n 3)"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -111,6 +112,21 @@ AllSupports all_supports(const Problem& p) {
   return out;
 }
 
+// The support of highest marginal likelihood among every support of at most p.k candidates; none
+// where the two best tie in rounding (either is right then).
+std::optional<std::vector<int>> clear_best_support(const Problem& p) {
+  const AllSupports all = all_supports(p);
+  double best = -INFINITY, second = -INFINITY;
+  std::vector<int> argbest;
+  for (std::size_t s = 0; s < all.supports.size(); ++s) {
+    const double l = all.log_evidence[s];
+    if (l > best) second = best, best = l, argbest = all.supports[s];
+    else if (l > second) second = l;
+  }
+  if (best - second < 1e-8 * (1 + std::fabs(best))) return std::nullopt;
+  return argbest;
+}
+
 // The library's choice: K = A^T A + s2 blockdiag(Sigma^-1, I / tau2) and rhs = A^T y as the task
 // step forms them.
 // With `inclusion`, also each candidate's posterior inclusion probability.
@@ -174,15 +190,9 @@ TEST(EvidenceSubset, AtTheFitsSizesTheEnumerationFindsTheSupportOfHighestMargina
           for (int a = 0; a < r; ++a) v += p.A[j * (r + n_C) + a];
           p.y[j] = v + std::sqrt(p.s2) * std::normal_distribution<double>()(rng);
         }
-      const AllSupports all = all_supports(p);
-      double best = -INFINITY, second = -INFINITY;
-      std::vector<int> argbest;
-      for (std::size_t q = 0; q < all.supports.size(); ++q) {
-        const double l = all.log_evidence[q];
-        if (l > best) second = best, best = l, argbest = all.supports[q];
-        else if (l > second) second = l;
-      }
-      if (best - second < 1e-8 * (1 + std::fabs(best))) continue;  // a tie in rounding
+      const std::optional<std::vector<int>> clear = clear_best_support(p);
+      if (!clear) continue;
+      const std::vector<int>& argbest = *clear;
       std::vector<double> inclusion;
       EXPECT_EQ(library_choice(p, true), argbest) << "k = " << k << ", n_C = " << n_C << ", trial " << trial;
       EXPECT_EQ(library_choice(p, true, 0, &inclusion), argbest) << "with inclusion: k = " << k << ", trial " << trial;
@@ -262,15 +272,9 @@ TEST(EvidenceSubset, EnumerationFindsTheSupportOfHighestMarginalLikelihood) {
   for (int trial = 0; trial < 60; ++trial) {
     const int m = 3 + trial % 10, r = trial % 3, n_C = 6 + trial % 5, k = 1 + trial % 3;
     const Problem p = random_problem(rng, m, r, n_C, k);
-    const AllSupports all = all_supports(p);
-    double best = -INFINITY, second = -INFINITY;
-    std::vector<int> argbest;
-    for (std::size_t s = 0; s < all.supports.size(); ++s) {
-      const double l = all.log_evidence[s];
-      if (l > best) second = best, best = l, argbest = all.supports[s];
-      else if (l > second) second = l;
-    }
-    if (best - second < 1e-8 * (1 + std::fabs(best))) continue;  // a tie in rounding: either is right
+    const std::optional<std::vector<int>> clear = clear_best_support(p);
+    if (!clear) continue;
+    const std::vector<int>& argbest = *clear;
     EXPECT_EQ(library_choice(p, true), argbest) << "trial " << trial << " (m = " << m << ", r = " << r << ")";
     ++checked;
     nonempty += !argbest.empty();
