@@ -98,7 +98,7 @@ class CpuBackend final : public core::Backend {
   // cg's passes (u_step_cg.cpp): per task, then over all tasks (either part or both at once).
   struct CgScratch {  // one thread's
     std::vector<double> w, q, Mw, e, E;
-    std::vector<double> XM_wide, XME_wide;  // X_i M and X_i M E_i in double
+    std::vector<double> XM_wide, XME_wide;  // float data: X_i M and X_i M E_i in double
     std::vector<T> Mw_data, g_data;  // M w and X_i^T X_i M w in the data's precision
     std::vector<T> XM, XME, product;  // under the prior: X_i M, X_i M E_i (m x r'), their product with X_i (r' x d)
     const T* M_data = nullptr;        // the pass's M in the data's precision (d x r', column-major)

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "cpu/cpu_backend.hpp"
 #include "cpu/task_step.hpp"
@@ -155,17 +156,21 @@ void CpuBackend<T>::operator_of_task(std::int64_t i, const double* M, double* ac
   T* XME = s.XME.data();
   const int mi = static_cast<int>(m), ri = static_cast<int>(r), di = static_cast<int>(d);
   linalg::gemm_nt(mi, ri, di, X, s.M_data, XM);  // X_i M: m x r'
-  // X_i M E_i by a GEMM in double (X_i M widened): a dot product per entry waited on its own
-  // additions, about a fifth of the pass.
-  if (s.XM_wide.size() < static_cast<std::size_t>(m * r)) {
-    s.XM_wide.resize(static_cast<std::size_t>(m * r));
-    s.XME_wide.resize(s.XM_wide.size());
+  // X_i M E_i by a GEMM in double (float data: X_i M widened, the product narrowed): a dot product
+  // per entry waited on its own additions, about a fifth of the pass.
+  if constexpr (std::is_same_v<T, double>) {
+    linalg::gemm_nn(mi, ri, ri, XM, E, XME);
+  } else {
+    if (s.XM_wide.size() < static_cast<std::size_t>(m * r)) {
+      s.XM_wide.resize(static_cast<std::size_t>(m * r));
+      s.XME_wide.resize(s.XM_wide.size());
+    }
+    double* XMw = s.XM_wide.data();
+    double* XMEw = s.XME_wide.data();
+    for (std::int64_t e = 0; e < m * r; ++e) XMw[e] = static_cast<double>(XM[e]);
+    linalg::gemm_nn(mi, ri, ri, XMw, E, XMEw);
+    for (std::int64_t e = 0; e < m * r; ++e) XME[e] = static_cast<T>(XMEw[e]);
   }
-  double* XMw = s.XM_wide.data();
-  double* XMEw = s.XME_wide.data();
-  for (std::int64_t e = 0; e < m * r; ++e) XMw[e] = static_cast<double>(XM[e]);
-  linalg::gemm_nn(mi, ri, ri, XMw, E, XMEw);
-  for (std::int64_t e = 0; e < m * r; ++e) XME[e] = static_cast<T>(XMEw[e]);
   T* product = s.product.data();  // (X_i M E_i)^T X_i: r' x d, the layout of acc
   linalg::gemm_tn(ri, di, mi, XME, X, product);
   for (std::int64_t e = 0; e < d * r; ++e) acc[e] += static_cast<double>(product[e]);
