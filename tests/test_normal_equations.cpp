@@ -196,8 +196,9 @@ TEST(NormalEquations, FloatDataAgreesWithDoubleToFloatRounding) {
 }
 
 // Under the prior, the U step restricted to held directions D_1 .. D_m of U (intercept, slopes, or
-// U itself at r = d with Sigma isotropic): the full system restricted to [beta, the directions'
-// weights], against its definition row by row, with z = [x; x^T D_j w_i] and E[w w^T] = w w^T +
+// U itself at r = d with Sigma isotropic), and to random ones: the full system restricted to [beta,
+// the directions' weights], from X^T X and one operator pass per direction, against its definition
+// row by row, with z = [x; x^T D_j w_i] and E[w w^T] = w w^T +
 // V_i: G = sum z z^T + (x^T D_j) V_i (D_l^T x) in the directions' block, v = sum z e.
 TEST(NormalEquations, TheSystemRestrictedToHeldDirectionsMatchesItsDefinition) {
   const int d = 6, r = 4, k = 2;
@@ -261,8 +262,7 @@ TEST(NormalEquations, TheSystemRestrictedToHeldDirectionsMatchesItsDefinition) {
         }
       }
       std::vector<double> G, v;
-      backend.accumulate_normal_equations(G, v);
-      core::restrict_to_directions(G, v, d, directions);
+      core::held_directions_system(backend, backend.data_moments().XtX, d, directions, G, v);
       ASSERT_EQ(G.size(), G_ref.size());
       for (std::size_t e = 0; e < G_ref.size(); ++e)
         ASSERT_NEAR(G[e], G_ref[e], 1e-11 * (1 + std::fabs(G_ref[e]))) << m << " directions, " << threads << " threads, G entry " << e;

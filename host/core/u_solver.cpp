@@ -203,40 +203,43 @@ std::vector<std::vector<double>> held_directions(const std::vector<double>& U, i
   return {times(apart), times(rest)};
 }
 
-void restrict_to_directions(std::vector<double>& G, std::vector<double>& v, int d, const std::vector<std::vector<double>>& directions) {
-  const std::size_t n = v.size(), m = directions.size(), reduced = static_cast<std::size_t>(d) + m;
-  if (G.size() != n * n || n < static_cast<std::size_t>(d)) throw Error("U update: the system does not have beta's block");
+void held_directions_system(Backend& backend, const std::vector<double>& XtX, int d,
+                            const std::vector<std::vector<double>>& directions, std::vector<double>& G, std::vector<double>& v) {
+  const std::size_t dd = static_cast<std::size_t>(d), m = directions.size(), reduced = dd + m;
+  if (XtX.size() != dd * dd) throw Error("U update: the data's X^T X has the wrong size");
+  if (m == 0) throw Error("U update: no held direction to solve for");
+  const std::size_t block = directions.front().size();
   for (const std::vector<double>& D : directions)
-    if (D.size() != n - static_cast<std::size_t>(d)) throw Error("U update: a held direction does not match U's block");
-  // B = [I_d 0; 0 D]: the reduced system is B^T G B y = B^T v.
-  auto column = [&](std::size_t j, std::vector<double>& out) {  // G B e_j
-    out.assign(n, 0.0);
-    if (j < static_cast<std::size_t>(d)) {
-      for (std::size_t a = 0; a < n; ++a) out[a] = G[j * n + a];
-      return;
-    }
-    const std::vector<double>& D = directions[j - static_cast<std::size_t>(d)];
-    for (std::size_t c = 0; c < D.size(); ++c)
-      if (D[c] != 0.0)
-        for (std::size_t a = 0; a < n; ++a) out[a] += G[(static_cast<std::size_t>(d) + c) * n + a] * D[c];
-  };
-  auto project = [&](const std::vector<double>& full, std::size_t i) {  // (B^T full)_i
-    if (i < static_cast<std::size_t>(d)) return full[i];
-    const std::vector<double>& D = directions[i - static_cast<std::size_t>(d)];
+    if (D.size() != block || block % dd != 0) throw Error("U update: a held direction does not match U's block");
+  // G B e_j for each direction j, and v (with the first pass).
+  std::vector<std::vector<double>> products(m);
+  std::vector<double> full_v, W_hat, x(dd + block, 0.0);
+  for (std::size_t j = 0; j < m; ++j) {
+    std::copy(directions[j].begin(), directions[j].end(), x.begin() + static_cast<std::ptrdiff_t>(dd));
+    if (j == 0) backend.accumulate_rhs_and_apply(x, full_v, W_hat, products[j]);
+    else backend.apply_normal_operator(x, products[j]);
+    if (products[j].size() != x.size() || (j == 0 && full_v.size() != x.size()))
+      throw Error("U update: the backend's product over the held directions has the wrong size");
+  }
+  auto project = [&](const std::vector<double>& full, std::size_t j) {  // D_j^T (full's U block)
+    const std::vector<double>& D = directions[j];
     double s = 0.0;
-    for (std::size_t c = 0; c < D.size(); ++c) s += D[c] * full[static_cast<std::size_t>(d) + c];
+    for (std::size_t c = 0; c < block; ++c) s += D[c] * full[dd + c];
     return s;
   };
-  std::vector<double> small(reduced * reduced), rhs(reduced), col;
-  for (std::size_t j = 0; j < reduced; ++j) {
-    column(j, col);
-    for (std::size_t i = 0; i < reduced; ++i) small[j * reduced + i] = project(col, i);
+  G.assign(reduced * reduced, 0.0);
+  for (std::size_t a = 0; a < dd; ++a)
+    for (std::size_t b = 0; b < dd; ++b) G[b * reduced + a] = XtX[a * dd + b];
+  for (std::size_t j = 0; j < m; ++j) {
+    for (std::size_t a = 0; a < dd; ++a) G[(dd + j) * reduced + a] = G[a * reduced + dd + j] = products[j][a];
+    for (std::size_t l = 0; l <= j; ++l) {  // exactly symmetric
+      const double entry = 0.5 * (project(products[j], l) + project(products[l], j));
+      G[(dd + j) * reduced + dd + l] = G[(dd + l) * reduced + dd + j] = entry;
+    }
   }
-  for (std::size_t i = 0; i < reduced; ++i) rhs[i] = project(v, i);
-  for (std::size_t j = 0; j < reduced; ++j)  // exactly symmetric
-    for (std::size_t i = 0; i < j; ++i) small[j * reduced + i] = small[i * reduced + j] = 0.5 * (small[j * reduced + i] + small[i * reduced + j]);
-  G = std::move(small);
-  v = std::move(rhs);
+  v.assign(reduced, 0.0);
+  for (std::size_t a = 0; a < dd; ++a) v[a] = full_v[a];
+  for (std::size_t j = 0; j < m; ++j) v[dd + j] = project(full_v, j);
 }
 
 UStep::UStep(Backend& backend, const Options& options, Communicator& communicator)
@@ -300,12 +303,17 @@ double UStep::direct(const PrivateRelease* release, const PriorState* prior) {
   const bool holds_u = prior && !release && u_step_solves_held_directions(options_, static_cast<std::int64_t>(prior->beta.size()));
   DirectSystem* in_place = comm_.size() == 1 && !holds_u ? backend_.direct_system_in_place(bounds) : nullptr;
   std::vector<double> G, v;
-  if (!in_place) backend_.accumulate_normal_equations(G, v, bounds);
-  const std::size_t full_size = v.size();
+  std::size_t full_size = 0;
   std::vector<std::vector<double>> directions;
-  if (holds_u && comm_.rank() == 0) {
-    directions = held_directions(backend_.get_U(), static_cast<int>(prior->beta.size()), options_.rank, options_.low_rank_basis, held_axis_);
-    restrict_to_directions(G, v, static_cast<int>(prior->beta.size()), directions);
+  if (holds_u) {  // every process takes part in the passes
+    const int d = static_cast<int>(prior->beta.size());
+    if (XtX_.empty()) XtX_ = backend_.data_moments().XtX;
+    directions = held_directions(backend_.get_U(), d, options_.rank, options_.low_rank_basis, held_axis_);
+    held_directions_system(backend_, XtX_, d, directions, G, v);
+    full_size = static_cast<std::size_t>(d) * static_cast<std::size_t>(options_.rank + 1);
+  } else if (!in_place) {
+    backend_.accumulate_normal_equations(G, v, bounds);
+    full_size = v.size();
   }
   std::vector<double> x;
   std::string failure;

@@ -78,9 +78,14 @@ std::vector<std::vector<double>> held_directions(const std::vector<double>& U, i
 // U's scale alone the noisy benchmark's full-rank model was still 280 nats short of it after 100
 // iterations.)
 bool u_step_solves_held_directions(const Options& options, std::int64_t d);
-// G x = v over [beta, U] (column-major n x n, beta's d unknowns first) restricted to [beta, the
-// directions' weights]: B^T G B y = B^T v, B = [I 0; 0 D].
-void restrict_to_directions(std::vector<double>& G, std::vector<double>& v, int d, const std::vector<std::vector<double>>& directions);
+// The U step's system G x = v over [beta, U] restricted to [beta, the directions' weights]:
+// B^T G B y = B^T v, B = [I 0; 0 D] (into G, column-major (d + m) x (d + m) for m directions, and
+// v), without forming G (d r' x d r'): its beta block is the data's X^T X (XtX, d x d, from
+// Backend::data_moments), and the rest is G [0; D_j], one pass over the tasks per direction (the
+// first with v). On the noisy benchmark's isotropic full-rank model (d = 30) forming G took 13 ms
+// a U step; a pass about 3. Collective where the backend's sums are.
+void held_directions_system(Backend& backend, const std::vector<double>& XtX, int d,
+                            const std::vector<std::vector<double>>& directions, std::vector<double>& G, std::vector<double>& v);
 
 // One fit's U steps on one backend, by the solver in options.u_solver (direct or cg; auto already
 // resolved by choose_u_solver), over the communicator's processes (the backend's sums are over all
@@ -134,6 +139,7 @@ class UStep {
   Options options_;
   Communicator& comm_;
   std::vector<double> C_vectors_, C_values_;  // C's eigendecomposition, on the first cg solve
+  std::vector<double> XtX_;                     // the data's X^T X, on the first U step that holds U
   SolverReport last_;
   std::vector<double> beta_, R_;
   std::int64_t held_axis_ = -1;
