@@ -48,12 +48,17 @@ LRSMETA_HD inline void map_back_from_whitened(const double* L, int r, double* w,
     for (int q = 0; q <= p; ++q) s += L[p * r + q] * v[q];
     w[p] = s;
   }
-  for (int p = 0; p < r; ++p)
-    for (int q = 0; q < r; ++q) {
-      double s = 0.0;
-      for (int c = 0; c <= p; ++c) s += L[p * r + c] * V[c * r + q];
-      LV[p * r + q] = s;
+  // L V row by row, each a sum of V's rows (contiguous; the same terms in the same order as the
+  // dot products down V's columns this replaced, which strode through V).
+  for (int p = 0; p < r; ++p) {
+    double* row = LV + p * r;
+    for (int q = 0; q < r; ++q) row[q] = 0.0;
+    for (int c = 0; c <= p; ++c) {
+      const double l = L[p * r + c];
+      const double* Vc = V + c * r;
+      for (int q = 0; q < r; ++q) row[q] += l * Vc[q];
     }
+  }
   for (int p = 0, pq = 0; p < r; ++p)
     for (int q = p; q < r; ++q) {
       double s = 0.0;
