@@ -697,5 +697,39 @@ TEST_F(IoTest, AFitThatCannotFitInMemoryIsRefusedBeforeItStarts) {
   ::unsetenv("LRSMETA_MEMORY_LIMIT");
 }
 
+// A fit that holds U solves for beta and one or two directions from passes over the tasks: its
+// plan has no G (16 (d r')^2 bytes, 21 GB for the slopes model at d = 200), and such a fit runs
+// under a limit that G would not fit in.
+TEST_F(IoTest, AFitThatHoldsUPlansNoG) {
+  SyntheticSpec s;
+  s.tasks = 200;
+  s.d = 40;
+  s.r = 2;
+  s.k = 1;
+  s.min_samples = s.max_samples = 8;
+  s.noise = 0.1;
+  SyntheticData syn = generate_synthetic(s);
+  for (std::size_t j = 0; j < syn.data.X.size(); j += static_cast<std::size_t>(s.d)) syn.data.X[j] = 1.0;  // a constant feature
+  Options slopes;
+  slopes.rank = s.d;
+  slopes.sparsity = 0;
+  slopes.low_rank_basis = LowRankBasis::slopes;
+  slopes.covariance_shrinkage = 0.0;
+  slopes.sparse_prior_scale = 0.1;
+  slopes.iterations = 3;
+  slopes.threads = 1;
+  Options learned = slopes;
+  learned.low_rank_basis = LowRankBasis::learned;
+  learned.u_solver = USolver::direct;
+  const core::MemoryPlan held = core::plan_cpu_memory(syn.data.view(), slopes, false);
+  const core::MemoryPlan full = core::plan_cpu_memory(syn.data.view(), learned, false);
+  const double dr = 40.0 * 41.0, G_bytes = 16 * dr * dr;
+  for (const auto& part : held.parts) EXPECT_EQ(part.first.find("G and its factor"), std::string::npos) << part.first;
+  EXPECT_LT(held.total() + G_bytes / 2, full.total());
+  ::setenv("LRSMETA_MEMORY_LIMIT", std::to_string(held.total() + G_bytes / 4).c_str(), 1);
+  EXPECT_NO_THROW(fit(syn.data.view(), slopes));
+  ::unsetenv("LRSMETA_MEMORY_LIMIT");
+}
+
 }  // namespace
 }  // namespace lrsmeta

@@ -379,7 +379,14 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
     plan.parts.push_back({"the best candidate's (w, b)", t * (r * 8 + k * 12)});
   const double dr = d * r_aug;
   const bool cg = core::choose_u_solver(data.n, data.t, data.d, static_cast<int>(r), static_cast<int>(sizeof(T)), o, false).solver == USolver::cg;
-  if (cg) {
+  Options at_r = o;
+  at_r.rank = static_cast<int>(r);
+  if (core::u_step_solves_held_directions(at_r, data.d)) {
+    // U held: the U step's system over beta and one or two directions comes from passes over the
+    // tasks (core::held_directions_system), never G: the directions, their products and the
+    // passes' per-thread sums.
+    plan.parts.push_back({"the held directions' passes", (2 * threads + 8) * dr * 8 + 2 * (d + 2) * (d + 2) * 8});
+  } else if (cg) {
     plan.parts.push_back({"cg vectors", (threads + 8) * dr * 8 + 2 * d * d * 8});
     const double start_values = 2 * dr + r_aug * r_aug;  // the task step's sums of cg's start
     plan.parts.push_back({"cg's start, per block of tasks",
