@@ -190,14 +190,25 @@ __device__ void residual_and_correlation(const Task<T>& task, Shared& sh, int n_
 template <typename T>
 __device__ void shared_evidence_search(const TaskStepArgs<T>& a, Shared& sh) {
   const int r = a.r, k = a.k, n_C = sh.counts[1];
-  if (threadIdx.x == 0) sh.counts[9] = detail::evidence_schur(sh.G, sh.rhs_saved, r, n_C, sh.evidence) ? 0 : -1;
-  __syncthreads();
   const double* M = sh.evidence + r * r + r + n_C * r;
   const double* h = M + n_C * n_C;
+  const double entry_cost = core::support_entry_cost(prior_of(a));
+  if (threadIdx.x == 0) {
+    sh.counts[9] = detail::evidence_schur(sh.G, sh.rhs_saved, r, n_C, sh.evidence) ? 0 : -1;
+    // The largest support that can beat the empty one (detail::evidence_size_limit; without
+    // averaging, which sums over every support): the threads enumerate no larger ones. Its factor
+    // goes to G_sub and chol, free until the chosen support's solve.
+    const double entry = a.average_supports ? 0.0 : detail::evidence_entry_floor(entry_cost, prior_of(a).b_precision);
+    const double ceiling = entry > 0.0 && sh.counts[9] == 0 ? detail::evidence_fit_ceiling(M, h, n_C, a.noise_variance, sh.G_sub, sh.chol)
+                                                             : INFINITY;
+    sh.counts[10] = detail::evidence_size_limit(entry, ceiling, k);
+  }
+  __syncthreads();
+  const int largest = sh.counts[10];
   const int threads = kEvidenceThreads < static_cast<int>(blockDim.x) ? kEvidenceThreads : static_cast<int>(blockDim.x);
   const int j = static_cast<int>(threadIdx.x);
   if (sh.counts[9] == 0 && j < threads)
-    detail::evidence_enumerate_share(M, h, n_C, k, core::support_entry_cost(prior_of(a)), a.noise_variance, j, threads, j == 0,
+    detail::evidence_enumerate_share(M, h, n_C, largest, entry_cost, a.noise_variance, j, threads, j == 0,
                                      sh.share_F + j * k * k, sh.share_v + j * k, sh.share_cols + j * k, sh.share_scores + j,
                                      sh.share_best + j * k, sh.share_sizes + j, sh.share_totals + j,
                                      a.average_supports ? sh.share_sums + j * n_C : nullptr);
@@ -309,8 +320,8 @@ __device__ double step_once(const TaskStepArgs<T>& a, const Layout& L, Shared& s
             // The local search from the incoming support (larger tasks) stays with thread 0.
             n_S = enumerate ? sh.counts[9]
                             : detail::evidence_subset(sh.G, sh.rhs_saved, r, n_C, k, core::support_entry_cost(prior_of(a)),
-                                                      a.noise_variance, false, sh.counts[3], sh.evidence, sh.evidence_picks,
-                                                      a.average_supports ? sh.inclusion : nullptr);
+                                                      a.noise_variance, prior_of(a).b_precision, false, sh.counts[3], sh.evidence,
+                                                      sh.evidence_picks, a.average_supports ? sh.inclusion : nullptr);
             for (int q = 0; q < n_S; ++q) sh.P[q] = sh.evidence_picks[q];
             sh.counts[8] = 0;
             if (a.average_supports)

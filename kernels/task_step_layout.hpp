@@ -25,8 +25,8 @@ __host__ __device__ inline int joint_columns(int r, int k, int d, bool with_prio
 // counts: [0] n_S, [1] n_C, [2] stop flag, [3] the previous support's size, [4] the last system's
 // size, [5] whether it factored, [6] the last joint system's columns, [7] enumerate supports,
 // [8] how many chosen features have an inclusion probability, [9] the shared enumeration's support
-// size (-1: the w block did not factor).
-constexpr int kCounts = 10;
+// size (-1: the w block did not factor), [10] the largest support it enumerates.
+constexpr int kCounts = 11;
 
 // One block's shared memory: pointers into it, carved by Layout.
 struct Shared {

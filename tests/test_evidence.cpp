@@ -163,7 +163,7 @@ std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 
   std::vector<double> scratch(static_cast<std::size_t>(detail::evidence_subset_scratch(r, p.n_C, p.k, enumerate)));
   std::vector<int> picks(static_cast<std::size_t>(detail::evidence_subset_picks(p.k)));
   if (inclusion) inclusion->assign(static_cast<std::size_t>(p.n_C), -1.0);
-  const int n_S = detail::evidence_subset(K.data(), rhs.data(), r, p.n_C, p.k, std::log(p.tau2 / p.s2), p.s2, enumerate, n_start,
+  const int n_S = detail::evidence_subset(K.data(), rhs.data(), r, p.n_C, p.k, std::log(p.tau2 / p.s2), p.s2, 0.0, enumerate, n_start,
                                           scratch.data(), picks.data(), inclusion ? inclusion->data() : nullptr);
   EXPECT_GE(n_S, 0);
   std::vector<int> chosen(picks.begin(), picks.begin() + std::max(n_S, 0));
@@ -241,6 +241,102 @@ TEST(EvidenceSubset, TheEnumerationSharedAmongThreadsChoosesAsItsOwn) {
         EXPECT_NEAR(shared_inclusion[c], inclusion[c], 1e-12) << "trial " << trial << ", " << threads << " threads, candidate " << c;
     }
   }
+}
+
+// With a prior over supports (each candidate in with probability pi: a charge of 2 log((1 - pi) /
+// pi) a column, on top of log(tau2 / s2)), the enumeration's choice; with `bounded`, b's prior
+// precision s2 / tau2 is passed, so that subtrees that cannot win are passed over.
+std::vector<int> choice_under_prior(const Problem& p, double pi, bool bounded) {
+  std::vector<double> K, rhs;
+  task_system(p, K, rhs);
+  std::vector<double> scratch(static_cast<std::size_t>(detail::evidence_subset_scratch(p.r, p.n_C, p.k, true)));
+  std::vector<int> picks(static_cast<std::size_t>(detail::evidence_subset_picks(p.k)));
+  const double entry_cost = std::log(p.tau2 / p.s2) + 2.0 * std::log((1.0 - pi) / pi);
+  const int n_S = detail::evidence_subset(K.data(), rhs.data(), p.r, p.n_C, p.k, entry_cost, p.s2, bounded ? p.s2 / p.tau2 : 0.0, true,
+                                          0, scratch.data(), picks.data());
+  EXPECT_GE(n_S, 0);
+  std::vector<int> chosen(picks.begin(), picks.begin() + std::max(n_S, 0));
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+// The bound that passes over supports (evidence_entry_floor, evidence_fit_ceiling) against the
+// m x m covariances: every support's score, -2 log of its posterior odds against the empty
+// support, is at least its size times the entry floor less the ceiling; so no support larger than
+// evidence_size_limit beats the empty one. And the bounded enumeration chooses the support of
+// highest posterior probability, as the full one does, and so do threads sharing the supports up to
+// the limit (the kernel's way), at the fits' sizes and with the prior sparse enough that it bounds
+// something (supports larger than the limit, or none at all).
+TEST(EvidenceSubset, SupportsTheBoundPassesOverCannotWin) {
+  std::mt19937_64 rng(20261207);
+  int checked = 0, limited = 0, nothing = 0, nonempty = 0;
+  for (const int k : {1, 2, 3, 5}) {
+    const int n_C = detail::evidence_enumeration_candidates(48, k);
+    for (int trial = 0; trial < 16; ++trial) {
+      const int m = 6 + 7 * (trial % 3), r = 3 * (trial % 2);
+      const double pi = trial % 4 == 0 ? 0.3 : trial % 4 == 1 ? 0.05 : trial % 4 == 2 ? 0.01 : 0.002;
+      Problem p = random_problem(rng, m, r, n_C, k);
+      if (trial % 8 >= 4)  // no signal in b: y from w and the noise alone
+        for (int j = 0; j < m; ++j) {
+          double v = 0.0;
+          for (int a = 0; a < r; ++a) v += p.A[j * (r + n_C) + a];
+          p.y[j] = v + std::sqrt(p.s2) * std::normal_distribution<double>()(rng);
+        }
+      const double log_odds = 2.0 * std::log((1.0 - pi) / pi);
+      std::vector<double> K, rhs;
+      task_system(p, K, rhs);
+      std::vector<double> schur(static_cast<std::size_t>(detail::evidence_subset_scratch(r, n_C, k)));
+      std::vector<double> C(static_cast<std::size_t>(n_C) * n_C), z(static_cast<std::size_t>(n_C));
+      ASSERT_TRUE(detail::evidence_schur(K.data(), rhs.data(), r, n_C, schur.data()));
+      const double* M = schur.data() + r * r + r + n_C * r;
+      const double* h = M + n_C * n_C;
+      const double entry = detail::evidence_entry_floor(std::log(p.tau2 / p.s2) + log_odds, p.s2 / p.tau2);
+      EXPECT_NEAR(entry, log_odds, 1e-9 * log_odds);
+      const double ceiling = detail::evidence_fit_ceiling(M, h, n_C, p.s2, C.data(), z.data());
+      const int limit = detail::evidence_size_limit(entry, ceiling, k);
+      const AllSupports all = all_supports(p);
+      double best = 0.0;  // the empty support's score
+      std::vector<int> argbest;
+      for (std::size_t s = 1; s < all.supports.size(); ++s) {
+        const int size = static_cast<int>(all.supports[s].size());
+        const double score = -2.0 * (all.log_evidence[s] - all.log_evidence[0]) + size * log_odds;
+        EXPECT_GE(score, size * entry - ceiling - 1e-7 * (1.0 + std::fabs(score))) << "k = " << k << ", trial " << trial;
+        if (size > limit) EXPECT_GT(score, 0.0) << "k = " << k << ", trial " << trial;
+        if (score < best) best = score, argbest = all.supports[s];
+      }
+      limited += limit < k;
+      nothing += limit == 0;
+      // The choice, where the best is clear of the next (either is right in a tie).
+      std::vector<double> scores{0.0};
+      for (std::size_t s = 1; s < all.supports.size(); ++s)
+        scores.push_back(-2.0 * (all.log_evidence[s] - all.log_evidence[0]) + static_cast<double>(all.supports[s].size()) * log_odds);
+      std::sort(scores.begin(), scores.end());
+      if (scores[1] - scores[0] < 1e-6 * (1.0 + std::fabs(scores[0]))) continue;
+      EXPECT_EQ(choice_under_prior(p, pi, true), argbest) << "k = " << k << ", pi = " << pi << ", trial " << trial;
+      EXPECT_EQ(choice_under_prior(p, pi, false), argbest) << "k = " << k << ", pi = " << pi << ", trial " << trial;
+      // The kernel's way: threads share the supports of at most `limit` columns (strides of k).
+      for (int threads : {1, 5}) {
+        std::vector<double> scores(threads), totals(threads), F(k * k), v(k);
+        std::vector<int> cols(k), best_cols(static_cast<std::size_t>(threads) * k), sizes(threads);
+        for (int j = 0; j < threads; ++j)
+          detail::evidence_enumerate_share(M, h, n_C, limit, std::log(p.tau2 / p.s2) + log_odds, p.s2, j, threads, j == 0, F.data(),
+                                           v.data(), cols.data(), &scores[j], best_cols.data() + j * k, &sizes[j], &totals[j],
+                                           static_cast<double*>(nullptr));
+        std::vector<int> picks(k);
+        const int n_S = detail::evidence_merge(threads, k, n_C, scores.data(), best_cols.data(), sizes.data(), totals.data(),
+                                               static_cast<const double*>(nullptr), picks.data(), static_cast<double*>(nullptr));
+        std::vector<int> shared(picks.begin(), picks.begin() + n_S);
+        std::sort(shared.begin(), shared.end());
+        EXPECT_EQ(shared, argbest) << "k = " << k << ", pi = " << pi << ", trial " << trial << ", " << threads << " threads";
+      }
+      ++checked;
+      nonempty += !argbest.empty();
+    }
+  }
+  EXPECT_GT(checked, 50);
+  EXPECT_GT(nonempty, 15);  // not vacuous either way
+  EXPECT_GT(limited, 10);
+  EXPECT_GT(nothing, 5);
 }
 
 // Support number q of the shared enumeration's order: every support of 1 to k columns once, ascending.

@@ -156,9 +156,10 @@ void run_prior_step(const double* X, const double* y, const std::int64_t* offset
 // threshold): the emulated kernel against cpu::task_step task by task, from the same state, with
 // the posterior covariance, the effective numbers of parameters, the log evidence and b's moments.
 // support_prior: no pruning threshold, a prior over supports that makes each non-zero cost 14 nats
-// more (the evidence search must charge it, as the CPU's does), and b averaged over the supports
-// the search weighed (the model's final step).
-void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support_prior = false) {
+// more (the evidence search must charge it, as the CPU's does), and with `average` b averaged over
+// the supports the search weighed (the model's final step); without, the steps of EM, whose
+// enumeration passes over the supports that cannot win.
+void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support_prior = false, bool average = true) {
   const int d = 14, r = 3, k = 2;
   const std::int64_t t = 50;
   const SyntheticData syn = ragged(60 + static_cast<int>(variant), t, d, r, k);
@@ -186,7 +187,7 @@ void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support
   prior.log_inclusion = std::log(pi);
   prior.log_exclusion = std::log1p(-pi);
   prior.log_support_mass = detail::support_prior_log_mass(d, k, prior.log_inclusion, prior.log_exclusion);
-  prior.average_supports = support_prior;  // and b averaged over the supports weighed
+  prior.average_supports = support_prior && average;  // and b averaged over the supports weighed
   Options o;
   o.rank = r;
   o.sparsity = k;
@@ -270,6 +271,7 @@ TEST(KernelEmulation, TaskStepWithThePriorMatchesTheCpuForEveryVariant) {
     compare_task_step_with_prior(v, 2);
     compare_task_step_with_prior(v, 0);
     compare_task_step_with_prior(v, 2, true);
+    compare_task_step_with_prior(v, 2, true, false);
   }
 }
 

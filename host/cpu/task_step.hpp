@@ -173,7 +173,7 @@ double task_step_on(const T* X, const Y* y, int m, int d, const T* U_data, int r
         if (by_evidence) {
           const double entry_cost = core::support_entry_cost(*prior);
           n_S = detail::evidence_subset(ws.gram.data(), ws.rhs_saved.data(), r, n_C, k, entry_cost,
-                                        prior->noise_variance, enumerate, n_incoming, ws.evidence_scratch.data(),
+                                        prior->noise_variance, prior->b_precision, enumerate, n_incoming, ws.evidence_scratch.data(),
                                         ws.evidence_picks.data(), prior->average_supports ? ws.inclusion.data() : nullptr);
           if (n_S >= 0) std::copy(ws.evidence_picks.begin(), ws.evidence_picks.begin() + n_S, P);
           ws.n_inclusion = 0;
