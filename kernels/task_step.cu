@@ -196,9 +196,12 @@ __device__ void shared_evidence_search(const TaskStepArgs<T>& a, Shared& sh) {
   if (threadIdx.x == 0) {
     sh.counts[9] = detail::evidence_schur(sh.G, sh.rhs_saved, r, n_C, sh.evidence) ? 0 : -1;
     // The largest support that can beat the empty one (detail::evidence_size_limit; without
-    // averaging, which sums over every support): the threads enumerate no larger ones. Its factor
+    // averaging, which sums over every support, and from kEvidenceBoundedSparsity): the threads
+    // enumerate no larger ones. Its factor
     // goes to G_sub and chol, free until the chosen support's solve.
-    const double entry = a.average_supports ? 0.0 : detail::evidence_entry_floor(entry_cost, prior_of(a).b_precision);
+    const double entry = a.average_supports || k < detail::kEvidenceBoundedSparsity
+                             ? 0.0
+                             : detail::evidence_entry_floor(entry_cost, prior_of(a).b_precision);
     const double ceiling = entry > 0.0 && sh.counts[9] == 0 ? detail::evidence_fit_ceiling(M, h, n_C, a.noise_variance, sh.G_sub, sh.chol)
                                                              : INFINITY;
     sh.counts[10] = detail::evidence_size_limit(entry, ceiling, k);

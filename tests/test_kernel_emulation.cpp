@@ -158,9 +158,9 @@ void run_prior_step(const double* X, const double* y, const std::int64_t* offset
 // support_prior: no pruning threshold, a prior over supports that makes each non-zero cost 14 nats
 // more (the evidence search must charge it, as the CPU's does), and with `average` b averaged over
 // the supports the search weighed (the model's final step); without, the steps of EM, whose
-// enumeration passes over the supports that cannot win.
-void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support_prior = false, bool average = true) {
-  const int d = 14, r = 3, k = 2;
+// enumeration (from k = 3) passes over the supports that cannot win.
+void compare_task_step_with_prior(Variant variant, int k_in_effect, bool support_prior = false, bool average = true, int k = 2) {
+  const int d = 14, r = 3;
   const std::int64_t t = 50;
   const SyntheticData syn = ragged(60 + static_cast<int>(variant), t, d, r, k);
   const Dataset<double>& data = syn.data;
@@ -271,7 +271,7 @@ TEST(KernelEmulation, TaskStepWithThePriorMatchesTheCpuForEveryVariant) {
     compare_task_step_with_prior(v, 2);
     compare_task_step_with_prior(v, 0);
     compare_task_step_with_prior(v, 2, true);
-    compare_task_step_with_prior(v, 2, true, false);
+    compare_task_step_with_prior(v, 3, true, false, 3);  // k = 3: the enumeration is bounded
   }
 }
 

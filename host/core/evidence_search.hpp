@@ -19,6 +19,11 @@ constexpr int kEvidenceMaxCandidates = 48;
 // is well determined by its data, and a local search from its current support finds it (measured
 // on bench/noisy_synthetic: no difference above about 5 rows per unknown).
 constexpr int kEvidenceEnumerationRowsPerUnknown = 4;
+// The smallest sparsity whose enumeration is bounded (evidence_fit_ceiling): the ceiling's factor
+// costs about n_C^3 / 6 multiply-adds, more than all of k = 2's enumeration (about n_C^2 / 2
+// supports at O(1) each: on the noisy benchmark's d = 30 the bound cost 3% of the default fit's
+// CPU time and saved nothing), and deeper enumerations are where whole subtrees are passed over.
+constexpr int kEvidenceBoundedSparsity = 3;
 
 // The largest candidate count n_C <= min(d, kEvidenceMaxCandidates) whose supports of size at most
 // k (sum over s <= k of C(n_C, s)) fit the enumeration budget, or 0 if fewer than k + 2 candidates
@@ -245,11 +250,11 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
       log_unconditioned[c] = unconditioned[c] > S(0) ? log(unconditioned[c]) : S(0);
     }
     bound[0] = exact[0] = fit_sum[0] = S(0);
-    // Without inclusion probabilities, a support and all its extensions are passed over where their
-    // best possible score (evidence_entry_floor: the prefix's bound, one more column's entry, and
-    // the ceiling less what the prefix fits) is not below the best so far; where no support can
-    // beat the empty one, nothing is enumerated.
-    const S entry = inclusion ? S(0) : evidence_entry_floor(log_tau2_over_s2, b_precision);
+    // Without inclusion probabilities (and from kEvidenceBoundedSparsity), a support and all its
+    // extensions are passed over where their best possible score (evidence_entry_floor: the
+    // prefix's bound, one more column's entry, and the ceiling less what the prefix fits) is not
+    // below the best so far; where no support can beat the empty one, nothing is enumerated.
+    const S entry = inclusion || k < kEvidenceBoundedSparsity ? S(0) : evidence_entry_floor(log_tau2_over_s2, b_precision);
     const S ceiling = entry > S(0) ? evidence_fit_ceiling(M, h, n_C, s2, ceiling_scratch, ceiling_scratch + n_C * n_C)
                                    : S(INFINITY);
     if (evidence_size_limit(entry, ceiling, k) == 0) return 0;
