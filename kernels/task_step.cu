@@ -202,8 +202,9 @@ __device__ void shared_evidence_search(const TaskStepArgs<T>& a, Shared& sh) {
     const double entry = a.average_supports || k < detail::kEvidenceBoundedSparsity
                              ? 0.0
                              : detail::evidence_entry_floor(entry_cost, prior_of(a).b_precision);
-    const double ceiling = entry > 0.0 && sh.counts[9] == 0 ? detail::evidence_fit_ceiling(M, h, n_C, a.noise_variance, sh.G_sub, sh.chol)
-                                                             : INFINITY;
+    const double ceiling = entry > 0.0 && sh.counts[9] == 0
+                               ? detail::evidence_fit_ceiling(M, h, n_C, a.noise_variance, prior_of(a).b_precision, sh.G_sub, sh.chol)
+                               : INFINITY;
     sh.counts[10] = detail::evidence_size_limit(entry, ceiling, k);
   }
   __syncthreads();

@@ -292,7 +292,7 @@ TEST(EvidenceSubset, SupportsTheBoundPassesOverCannotWin) {
       const double* h = M + n_C * n_C;
       const double entry = detail::evidence_entry_floor(std::log(p.tau2 / p.s2) + log_odds, p.s2 / p.tau2);
       EXPECT_NEAR(entry, log_odds, 1e-9 * log_odds);
-      const double ceiling = detail::evidence_fit_ceiling(M, h, n_C, p.s2, C.data(), z.data());
+      const double ceiling = detail::evidence_fit_ceiling(M, h, n_C, p.s2, p.s2 / p.tau2, C.data(), z.data());
       const int limit = detail::evidence_size_limit(entry, ceiling, k);
       const AllSupports all = all_supports(p);
       double best = 0.0;  // the empty support's score

@@ -80,12 +80,18 @@ LRSMETA_HD inline S evidence_entry_floor(S log_tau2_over_s2, S b_precision) {
   return entry > S(0) ? entry : S(0);
 }
 
-// The ceiling from evidence_schur's M and h, raised by the rounding of M's factor; +inf where M
-// cannot be factored (then it bounds nothing). C: n_C x n_C and z: n_C scratch.
+// The ceiling from evidence_schur's M and h, raised by what rounding can move it: M's factor and
+// the enumeration's own conditioning lose about n_C eps cond(M) of it, and cond(M) <= trace(M) /
+// b_precision (M's smallest eigenvalue is at least b_precision). +inf where M cannot be factored
+// (then it bounds nothing). C: n_C x n_C and z: n_C scratch.
 template <typename S>
-LRSMETA_HD inline S evidence_fit_ceiling(const S* M, const S* h, int n_C, S s2, S* C, S* z) {
-  for (int a = 0; a < n_C; ++a)
+LRSMETA_HD inline S evidence_fit_ceiling(const S* M, const S* h, int n_C, S s2, S b_precision, S* C, S* z) {
+  if (!(b_precision > S(0))) return S(INFINITY);
+  S trace = S(0);
+  for (int a = 0; a < n_C; ++a) {
     for (int b = 0; b <= a; ++b) C[a * n_C + b] = M[a * n_C + b];
+    trace += M[a * n_C + a];
+  }
   if (!cholesky_factor(C, n_C)) return S(INFINITY);
   S total = S(0);
   for (int a = 0; a < n_C; ++a) {
@@ -94,7 +100,8 @@ LRSMETA_HD inline S evidence_fit_ceiling(const S* M, const S* h, int n_C, S s2, 
     z[a] = t / C[a * n_C + a];
     total += z[a] * z[a];
   }
-  return total / s2 * S(1 + 1e-9) + S(1e-9);
+  const S rounding = S(1e-9) + S(64) * S(n_C) * S(2.3e-16) * trace / b_precision;
+  return total / s2 * (S(1) + rounding) + S(1e-9);
 }
 
 // The largest support size (at most k) whose best possible score, size times entry less the
@@ -255,7 +262,7 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
     // prefix's bound, one more column's entry, and the ceiling less what the prefix fits) is not
     // below the best so far; where no support can beat the empty one, nothing is enumerated.
     const S entry = inclusion || k < kEvidenceBoundedSparsity ? S(0) : evidence_entry_floor(log_tau2_over_s2, b_precision);
-    const S ceiling = entry > S(0) ? evidence_fit_ceiling(M, h, n_C, s2, ceiling_scratch, ceiling_scratch + n_C * n_C)
+    const S ceiling = entry > S(0) ? evidence_fit_ceiling(M, h, n_C, s2, b_precision, ceiling_scratch, ceiling_scratch + n_C * n_C)
                                    : S(INFINITY);
     if (evidence_size_limit(entry, ceiling, k) == 0) return 0;
     int exact_depth = 0;  // exact[0..exact_depth] hold the scores of the path's prefixes
