@@ -197,8 +197,8 @@ __device__ void shared_evidence_search(const TaskStepArgs<T>& a, Shared& sh) {
     sh.counts[9] = detail::evidence_schur(sh.G, sh.rhs_saved, r, n_C, sh.evidence) ? 0 : -1;
     // The largest support that can beat the empty one (detail::evidence_size_limit; without
     // averaging, which sums over every support, and from kEvidenceBoundedSparsity): the threads
-    // enumerate no larger ones. Its factor
-    // goes to G_sub and chol, free until the chosen support's solve.
+    // enumerate no larger ones. The ceiling's factor goes to G_sub and chol, free until the chosen
+    // support's solve.
     const double entry = a.average_supports || k < detail::kEvidenceBoundedSparsity
                              ? 0.0
                              : detail::evidence_entry_floor(entry_cost, prior_of(a).b_precision);

@@ -61,7 +61,8 @@ LRSMETA_HD inline int evidence_candidate_capacity(int d, int k) {
 
 // Scratch (in elements of S) that evidence_subset needs for r w-columns, n_C candidates and
 // sparsity k; with `enumerate`, also the enumeration's conditioned Schur complements (k - 1 levels
-// of n_C x n_C and 2 n_C, 3 (k + 1) for its path and 3 n_C), which the local search does without.
+// of n_C x n_C and 2 n_C), 4 (k + 1) for its path, 3 n_C, and n_C^2 + n_C for the ceiling's factor
+// (evidence_fit_ceiling), which the local search does without.
 LRSMETA_HD inline int evidence_subset_scratch(int r, int n_C, int k, bool enumerate = false) {
   const int base = r * r + r + n_C * r + n_C * n_C + n_C + (k + 1) * (k + 1) + 2 * (k + 2);
   return enumerate ? base + (k > 1 ? (k - 1) * (n_C * n_C + 2 * n_C) : 0) + 4 * (k + 1) + 4 * n_C + n_C * n_C : base;
