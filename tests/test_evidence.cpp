@@ -156,19 +156,25 @@ void task_system(const Problem& p, std::vector<double>& K, std::vector<double>& 
   for (int q = 0; q < p.n_C; ++q) K[(r + q) * n + r + q] += p.s2 / p.tau2;
 }
 
-std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 0, std::vector<double>* inclusion = nullptr) {
-  const int r = p.r;
+// The library's choice with a per-entry cost and b's prior precision (0: the enumeration is not
+// bounded); library_choice with a uniform prior over supports.
+std::vector<int> choice_with_costs(const Problem& p, bool enumerate, int n_start, std::vector<double>* inclusion, double entry_cost,
+                                   double b_precision) {
   std::vector<double> K, rhs;
   task_system(p, K, rhs);
-  std::vector<double> scratch(static_cast<std::size_t>(detail::evidence_subset_scratch(r, p.n_C, p.k, enumerate)));
+  std::vector<double> scratch(static_cast<std::size_t>(detail::evidence_subset_scratch(p.r, p.n_C, p.k, enumerate)));
   std::vector<int> picks(static_cast<std::size_t>(detail::evidence_subset_picks(p.k)));
   if (inclusion) inclusion->assign(static_cast<std::size_t>(p.n_C), -1.0);
-  const int n_S = detail::evidence_subset(K.data(), rhs.data(), r, p.n_C, p.k, std::log(p.tau2 / p.s2), p.s2, 0.0, enumerate, n_start,
+  const int n_S = detail::evidence_subset(K.data(), rhs.data(), p.r, p.n_C, p.k, entry_cost, p.s2, b_precision, enumerate, n_start,
                                           scratch.data(), picks.data(), inclusion ? inclusion->data() : nullptr);
   EXPECT_GE(n_S, 0);
   std::vector<int> chosen(picks.begin(), picks.begin() + std::max(n_S, 0));
   std::sort(chosen.begin(), chosen.end());
   return chosen;
+}
+
+std::vector<int> library_choice(const Problem& p, bool enumerate, int n_start = 0, std::vector<double>* inclusion = nullptr) {
+  return choice_with_costs(p, enumerate, n_start, inclusion, std::log(p.tau2 / p.s2), 0.0);
 }
 
 // At the sizes the fits enumerate (as many candidates as the budget of supports allows for each k,
@@ -247,17 +253,8 @@ TEST(EvidenceSubset, TheEnumerationSharedAmongThreadsChoosesAsItsOwn) {
 // pi) a column, on top of log(tau2 / s2)), the enumeration's choice; with `bounded`, b's prior
 // precision s2 / tau2 is passed, so that subtrees that cannot win are passed over.
 std::vector<int> choice_under_prior(const Problem& p, double pi, bool bounded) {
-  std::vector<double> K, rhs;
-  task_system(p, K, rhs);
-  std::vector<double> scratch(static_cast<std::size_t>(detail::evidence_subset_scratch(p.r, p.n_C, p.k, true)));
-  std::vector<int> picks(static_cast<std::size_t>(detail::evidence_subset_picks(p.k)));
   const double entry_cost = std::log(p.tau2 / p.s2) + 2.0 * std::log((1.0 - pi) / pi);
-  const int n_S = detail::evidence_subset(K.data(), rhs.data(), p.r, p.n_C, p.k, entry_cost, p.s2, bounded ? p.s2 / p.tau2 : 0.0, true,
-                                          0, scratch.data(), picks.data());
-  EXPECT_GE(n_S, 0);
-  std::vector<int> chosen(picks.begin(), picks.begin() + std::max(n_S, 0));
-  std::sort(chosen.begin(), chosen.end());
-  return chosen;
+  return choice_with_costs(p, true, 0, nullptr, entry_cost, bounded ? p.s2 / p.tau2 : 0.0);
 }
 
 // The bound that passes over supports (evidence_entry_floor, evidence_fit_ceiling) against the
