@@ -199,9 +199,7 @@ __device__ void shared_evidence_search(const TaskStepArgs<T>& a, Shared& sh) {
     // averaging, which sums over every support, and from kEvidenceBoundedSparsity): the threads
     // enumerate no larger ones. The ceiling's factor goes to G_sub and chol, free until the chosen
     // support's solve.
-    const double entry = a.average_supports || k < detail::kEvidenceBoundedSparsity
-                             ? 0.0
-                             : detail::evidence_entry_floor(entry_cost, prior_of(a).b_precision);
+    const double entry = detail::evidence_bound_entry(entry_cost, prior_of(a).b_precision, k, a.average_supports);
     const double ceiling = entry > 0.0 && sh.counts[9] == 0
                                ? detail::evidence_fit_ceiling(M, h, n_C, a.noise_variance, prior_of(a).b_precision, sh.G_sub, sh.chol)
                                : INFINITY;

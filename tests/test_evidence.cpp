@@ -302,6 +302,11 @@ TEST(EvidenceSubset, SupportsTheBoundPassesOverCannotWin) {
         if (score < best) best = score, argbest = all.supports[s];
       }
       limited += limit < k;
+      // A ceiling that is not a number (h from non-finite data) bounds nothing.
+      std::vector<double> h_nan(h, h + n_C);
+      h_nan[0] = std::nan("");
+      EXPECT_EQ(detail::evidence_fit_ceiling(M, h_nan.data(), n_C, p.s2, p.s2 / p.tau2, C.data(), z.data()), INFINITY);
+      EXPECT_EQ(detail::evidence_size_limit(entry, static_cast<double>(INFINITY), k), k);
       nothing += limit == 0;
       // The choice, where the best is clear of the next (either is right in a tie).
       std::vector<double> scores{0.0};

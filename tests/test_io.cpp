@@ -22,6 +22,20 @@ namespace lrsmeta {
 namespace {
 
 class IoTest : public testing::ScratchFolderTest {};
+
+// Generated tasks of d features, rank r and sparsity k, each with min_rows to max_rows rows.
+SyntheticSpec task_shape(std::int64_t tasks, std::int64_t d, std::int64_t r, std::int64_t k, std::int64_t min_rows,
+                         std::int64_t max_rows, double noise = 0.0) {
+  SyntheticSpec s;
+  s.tasks = tasks;
+  s.d = d;
+  s.r = r;
+  s.k = k;
+  s.min_samples = min_rows;
+  s.max_samples = max_rows;
+  s.noise = noise;
+  return s;
+}
 using testing::npy_bytes;
 
 TEST_F(IoTest, NpyRoundTripsEveryDtype) {
@@ -464,12 +478,7 @@ TEST_F(IoTest, ModelRoundTripIsExact) {
 }
 
 TEST_F(IoTest, FailedWritesLeaveNothingBehind) {
-  SyntheticSpec s;
-  s.tasks = 4;
-  s.d = 5;
-  s.r = 1;
-  s.k = 1;
-  s.min_samples = s.max_samples = 6;
+  const SyntheticSpec s = task_shape(4, 5, 1, 1, 6, 6);
   const SyntheticData syn = generate_synthetic(s);
   Options o;
   o.rank = 1;
@@ -492,12 +501,7 @@ TEST_F(IoTest, FailedWritesLeaveNothingBehind) {
 }
 
 TEST_F(IoTest, LoadModelRejectsDamagedFolders) {
-  SyntheticSpec s;
-  s.tasks = 4;
-  s.d = 5;
-  s.r = 1;
-  s.k = 1;
-  s.min_samples = s.max_samples = 6;
+  const SyntheticSpec s = task_shape(4, 5, 1, 1, 6, 6);
   Options o;
   o.rank = 1;
   o.sparsity = 1;
@@ -512,13 +516,7 @@ TEST_F(IoTest, LoadModelRejectsDamagedFolders) {
 }
 
 TEST_F(IoTest, SyntheticTruthRoundTrip) {
-  SyntheticSpec s;
-  s.tasks = 7;
-  s.d = 6;
-  s.r = 2;
-  s.k = 1;
-  s.min_samples = 3;
-  s.max_samples = 5;
+  const SyntheticSpec s = task_shape(7, 6, 2, 1, 3, 5);
   const SyntheticData syn = generate_synthetic(s);
   save_synthetic(path("gen"), syn);
   const SyntheticData truth = load_truth(path("gen/truth"));
@@ -534,14 +532,7 @@ TEST_F(IoTest, SyntheticTruthRoundTrip) {
 // The streaming writer draws exactly generate_synthetic's data and writes exactly save_synthetic's
 // files; float32 X holds the rounded values; a stop mid-way leaves nothing behind.
 TEST_F(IoTest, StreamingGenerationWritesTheSameFilesAndStopsCleanly) {
-  SyntheticSpec s;
-  s.tasks = 2500;  // more than one poll interval (1024 tasks)
-  s.d = 9;
-  s.r = 2;
-  s.k = 2;
-  s.min_samples = 0;
-  s.max_samples = 6;
-  s.noise = 0.1;
+  SyntheticSpec s = task_shape(2500, 9, 2, 2, 0, 6, 0.1);  // more than one poll interval (1024 tasks)
   s.seed = 12;
   save_synthetic(path("in_memory"), generate_synthetic(s));
   write_synthetic(path("streamed"), s);
@@ -573,14 +564,7 @@ TEST_F(IoTest, StreamingGenerationWritesTheSameFilesAndStopsCleanly) {
 // A data folder mapped in place trains exactly the model of the folder loaded into memory; X is
 // used in place only when its type is the one computed in; damaged files are refused.
 TEST_F(IoTest, MappedDataFolderIsUsedInPlaceAndTrainsTheSameModel) {
-  SyntheticSpec s;
-  s.tasks = 60;
-  s.d = 7;
-  s.r = 2;
-  s.k = 1;
-  s.min_samples = 0;
-  s.max_samples = 12;
-  s.noise = 0.05;
+  const SyntheticSpec s = task_shape(60, 7, 2, 1, 0, 12, 0.05);
   write_synthetic(path("f64"), s);
   write_synthetic(path("f32"), s, DType::f32);
   EXPECT_EQ(data_folder_dtype(path("f64")), DType::f64);
@@ -630,13 +614,7 @@ TEST_F(IoTest, MappedDataFolderIsUsedInPlaceAndTrainsTheSameModel) {
 // The CPU fit plans its memory before any work and refuses, with the numbers, what cannot fit
 // (the limit simulated with LRSMETA_MEMORY_LIMIT).
 TEST_F(IoTest, AFitThatCannotFitInMemoryIsRefusedBeforeItStarts) {
-  SyntheticSpec s;
-  s.tasks = 300;
-  s.d = 20;
-  s.r = 2;
-  s.k = 1;
-  s.min_samples = s.max_samples = 10;
-  s.noise = 0.1;
+  const SyntheticSpec s = task_shape(300, 20, 2, 1, 10, 10, 0.1);
   const SyntheticData syn = generate_synthetic(s);
   Options o;
   o.rank = 2;
@@ -701,13 +679,7 @@ TEST_F(IoTest, AFitThatCannotFitInMemoryIsRefusedBeforeItStarts) {
 // plan has no G (16 (d r')^2 bytes, 21 GB for the slopes model at d = 200), and such a fit runs
 // under a limit that G would not fit in.
 TEST_F(IoTest, AFitThatHoldsUPlansNoG) {
-  SyntheticSpec s;
-  s.tasks = 200;
-  s.d = 40;
-  s.r = 2;
-  s.k = 1;
-  s.min_samples = s.max_samples = 8;
-  s.noise = 0.1;
+  const SyntheticSpec s = task_shape(200, 40, 2, 1, 8, 8, 0.1);
   SyntheticData syn = generate_synthetic(s);
   for (std::size_t j = 0; j < syn.data.X.size(); j += static_cast<std::size_t>(s.d)) syn.data.X[j] = 1.0;  // a constant feature
   Options slopes;

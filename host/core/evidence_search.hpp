@@ -81,10 +81,17 @@ LRSMETA_HD inline S evidence_entry_floor(S log_tau2_over_s2, S b_precision) {
   return entry > S(0) ? entry : S(0);
 }
 
+// The entry floor the enumeration bounds by: evidence_entry_floor from kEvidenceBoundedSparsity,
+// and 0 (no bound) where b is averaged over the supports, which weighs every one of them.
+template <typename S>
+LRSMETA_HD inline S evidence_bound_entry(S log_tau2_over_s2, S b_precision, int k, bool averaging) {
+  return averaging || k < kEvidenceBoundedSparsity ? S(0) : evidence_entry_floor(log_tau2_over_s2, b_precision);
+}
+
 // The ceiling from evidence_schur's M and h, raised by what rounding can move it: M's factor and
 // the enumeration's own conditioning lose about n_C eps cond(M) of it, and cond(M) <= trace(M) /
 // b_precision (M's smallest eigenvalue is at least b_precision). +inf where M cannot be factored
-// (then it bounds nothing). C: n_C x n_C and z: n_C scratch.
+// or the ceiling is not a number (then it bounds nothing). C: n_C x n_C and z: n_C scratch.
 template <typename S>
 LRSMETA_HD inline S evidence_fit_ceiling(const S* M, const S* h, int n_C, S s2, S b_precision, S* C, S* z) {
   if (!(b_precision > S(0))) return S(INFINITY);
@@ -102,7 +109,8 @@ LRSMETA_HD inline S evidence_fit_ceiling(const S* M, const S* h, int n_C, S s2, 
     total += z[a] * z[a];
   }
   const S rounding = S(1e-9) + S(64) * S(n_C) * S(2.3e-16) * trace / b_precision;
-  return total / s2 * (S(1) + rounding) + S(1e-9);
+  const S ceiling = total / s2 * (S(1) + rounding) + S(1e-9);
+  return ceiling < S(INFINITY) ? ceiling : S(INFINITY);  // NaN (a non-finite h) bounds nothing either
 }
 
 // The largest support size (at most k) whose best possible score, size times entry less the
@@ -262,7 +270,7 @@ LRSMETA_HD inline int evidence_subset(const S* K, const S* rhs, int r, int n_C, 
     // extensions are passed over where their best possible score (evidence_entry_floor: the
     // prefix's bound, one more column's entry, and the ceiling less what the prefix fits) is not
     // below the best so far; where no support can beat the empty one, nothing is enumerated.
-    const S entry = inclusion || k < kEvidenceBoundedSparsity ? S(0) : evidence_entry_floor(log_tau2_over_s2, b_precision);
+    const S entry = evidence_bound_entry(log_tau2_over_s2, b_precision, k, inclusion != nullptr);
     const S ceiling = entry > S(0) ? evidence_fit_ceiling(M, h, n_C, s2, b_precision, ceiling_scratch, ceiling_scratch + n_C * n_C)
                                    : S(INFINITY);
     if (evidence_size_limit(entry, ceiling, k) == 0) return 0;
