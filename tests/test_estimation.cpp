@@ -458,6 +458,19 @@ TEST(Estimation, TheEvidenceStillToGainFollowsTheGainsGeometricFall) {
   EXPECT_EQ(evidence_still_to_gain(0.0, 10.0, 15.0, 0), 0.0);              // no iteration left
 }
 
+// Gains rise where the last is larger than the one before, unless the last is within the
+// evidence's jitter (kEvidenceGainNoise of it): a settled fit's last digits move either way.
+TEST(Estimation, GainsRiseOnlyAboveTheEvidencesJitter) {
+  EXPECT_TRUE(evidence_gains_rising(-3164.0, -3163.9, -3163.7));
+  EXPECT_FALSE(evidence_gains_rising(-3164.0, -3163.7, -3163.6));
+  // The trace of a fit restarted from its own end: gains of -8.5e-7 and then 2.5e-6 nats.
+  EXPECT_FALSE(evidence_gains_rising(-3164.2859647380, -3164.2859655844, -3164.2859630421));
+  // The same gains on an evidence of 30: above its jitter, so rising.
+  EXPECT_TRUE(evidence_gains_rising(-30.0, -30.0 - 8.5e-7, -30.0 + 1.65e-6));
+  // A growing direction's gains of a tenth of a nat on an evidence of 1e6 still rise.
+  EXPECT_TRUE(evidence_gains_rising(-1e6, -1e6 + 0.05, -1e6 + 0.15));
+}
+
 // Every candidate fit that ends before its cap of 40 iterations ends for a stated reason: its
 // relative tolerance (1e-4 on s2 and the training loss, against the iteration before or the one
 // before that), what it would still gain under a quarter of a nat, abandoned (it could not catch

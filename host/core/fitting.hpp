@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -58,8 +59,16 @@ struct FitRun {
 
 // Whether the gains of a log evidence trace still rise: its last three values, oldest first. A
 // direction of U growing from a small variance gains little at first and more each iteration;
-// neither a tolerance nor an abandonment judges a fit while its gains rise.
-inline bool evidence_gains_rising(double oldest, double previous, double last) { return last - previous > previous - oldest; }
+// neither a tolerance nor an abandonment judges a fit while its gains rise. A last gain under
+// kEvidenceGainNoise of the evidence is a settled fit's jitter, not a rise: one restarted from its
+// own end gained 1e-6 nats of 3164 a step, rising or falling with OpenBLAS's kernels
+// (WarmStart.AFitStartedFromANeighboursStateReachesItsOwnOptimum); a growing direction gains
+// nats.
+constexpr double kEvidenceGainNoise = 1e-8;
+inline bool evidence_gains_rising(double oldest, double previous, double last) {
+  const double gain = last - previous;
+  return gain > kEvidenceGainNoise * std::fabs(last) && gain > previous - oldest;
+}
 
 // How far past the last of three log evidences a fit that has `left` iterations to go is taken to
 // reach, for abandoning a candidate (core/selection.cpp): EM's gains fall about geometrically once
