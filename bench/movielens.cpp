@@ -604,6 +604,8 @@ int main(int argc, char** argv) {
   lrsmeta::bench::add_options(app, args);
   try {
     app.parse(argc, argv);
+    // Times taken with OpenBLAS's generic kernels are not this library's (docs/building.md).
+    if (const std::string slow_blas = lrsmeta::blas_kernel_warning(); !slow_blas.empty()) std::cerr << "warning: " << slow_blas << "\n";
     lrsmeta::bench::run(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

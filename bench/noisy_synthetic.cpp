@@ -150,6 +150,8 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> seeds;
   for (int a = 1; a < argc; ++a) seeds.push_back(std::strtoull(argv[a], nullptr, 10));
   if (seeds.empty()) seeds = {1, 2, 3};
+  // Times taken with OpenBLAS's generic kernels are not this library's (docs/building.md).
+  if (const std::string slow_blas = lrsmeta::blas_kernel_warning(); !slow_blas.empty()) std::fprintf(stderr, "warning: %s\n", slow_blas.c_str());
   std::vector<std::string> order;
   std::map<std::string, std::vector<double>> results;
   std::map<std::string, double> seconds;

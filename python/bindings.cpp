@@ -321,6 +321,8 @@ PYBIND11_MODULE(_lrsmeta, m) {
         return out;
       },
       py::arg("options"), "every option as text after setting `options` (the table's names) as fit does");
+  m.def("blas_kernel_warning", [] { return blas_kernel_warning(); },
+        "empty, or why OpenBLAS runs slower kernels than this processor can and which OPENBLAS_CORETYPE to set");
   m.def("option_table", &option_table_list, "the library's options: name, python, cli, type, group, choices, unset, help, default, range");
   m.def("last_X_address", [] { return last_X_address; }, "address of the X the last fit or adapt passed to the library");
 }

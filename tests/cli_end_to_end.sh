@@ -24,7 +24,8 @@ done
 "$bin" generate --out data --tasks 1000 --samples 60 -d 40 -r 3 -k 2 --seed 3 > /dev/null
 for f in X.npy y.npy task_offsets.npy truth/U.npy truth/W.npy truth/B.npy; do [[ -f data/$f ]] || fail "generate wrote no $f"; done
 "$bin" train --data data -r 3 -k 2 --out model --iterations 30 --relative-tolerance 0 --metrics-out metrics.json > train.txt 2> train.err
-[[ ! -s train.err ]] || fail "progress printed to a non-terminal stderr: $(cat train.err)"
+# (OpenBLAS's warning that its kernels are below the processor's is not progress: linalg/blas_lapack.hpp.)
+! grep -v '^warning: OpenBLAS' train.err | grep -q . || fail "progress printed to a non-terminal stderr: $(cat train.err)"
 for f in U.npy W.npy B_index.npy B_value.npy model.json; do [[ -f model/$f ]] || fail "model has no $f"; done
 grep -q '"iterations_run": 30' metrics.json || fail "metrics.json does not report 30 iterations"
 grep -q '"history"' metrics.json || fail "metrics.json has no history"
@@ -235,7 +236,7 @@ grep -q "^warning: not converged: the 8 iterations ran out while the fit still c
   fail "no convergence warning at the iteration cap: $(cat capped.err)"
 grep -q '"converged": false' capped/model.json || fail "model.json does not record that the fit did not converge"
 "$bin" train --data noisy -r 2 -k 1 --iterations 300 --select evidence --out converged > conv.txt 2> conv.err
-[[ ! -s conv.err ]] || fail "a converged fit warned: $(cat conv.err)"
+! grep -v '^warning: OpenBLAS' conv.err | grep -q . || fail "a converged fit warned: $(cat conv.err)"
 grep -q '"converged": true' converged/model.json || fail "model.json does not record convergence"
 
 # Columns as R writes them: quoted numbers are categories' codes, integer codes under an id's name

@@ -329,6 +329,9 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         if (note.rfind("not converged", 0) == 0) std::cerr << "warning: " << note << "\n";
         else std::cout << "note: " << note << "\n";
       }
+      // After the fit, so that an error before it stays the one line on stderr.
+      if (!data->gpu)
+        if (const std::string slow_blas = blas_kernel_warning(); !slow_blas.empty()) std::cerr << "warning: " << slow_blas << "\n";
       if (model.selection.performed && model.selection.method == Selection::evidence) {
         const SelectionCandidate& c = model.selection.chosen;
         std::cout << "estimated from all rows";

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 #include <string>
 
@@ -171,9 +172,55 @@ std::vector<double> symmetric_eigen(int n, std::vector<double> A, std::vector<do
   return eigenpairs(n, A, 1, n, values);
 }
 
+int blas_core_vector_level(const std::string& core) {
+  std::string name;
+  for (char c : core) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* n : {"skylakex", "cooperlake", "sapphirerapids"})
+    if (name == n) return 3;
+  for (const char* n : {"haswell", "zen", "excavator"})
+    if (name == n) return 2;
+  for (const char* n : {"sandybridge", "bulldozer", "piledriver", "steamroller"})
+    if (name == n) return 1;
+  return 0;
+}
+
+int processor_vector_level() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl"))
+    return 3;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 2;
+  if (__builtin_cpu_supports("avx")) return 1;
+#endif
+  return 0;
+}
+
+std::string blas_kernel_warning(const std::string& config, const std::string& core, int processor_level) {
+  if (config.find("DYNAMIC_ARCH") == std::string::npos) return {};
+  const int core_level = blas_core_vector_level(core);
+  if (processor_level < 2 || core_level >= processor_level) return {};
+  const char* wanted = processor_level == 3 ? "SkylakeX" : "Haswell";
+  const char* what = processor_level == 3 ? "AVX-512" : "AVX2";
+  // "OpenBLAS 0.3.21 DYNAMIC_ARCH ...": the release is the configuration's first two words.
+  const std::string release = config.substr(0, config.find(' ', config.find(' ') + 1));
+  return release + " runs its " + core + " kernels on a processor with " + what + " (a model it does not know): set OPENBLAS_CORETYPE=" +
+         wanted + " in the environment before starting; the CPU path ran 2.2 times faster so on one such machine (docs/building.md)";
+}
+
+std::string blas_kernel_warning() {
+  const char* config = openblas_get_config();
+  const char* core = openblas_get_corename();
+  return blas_kernel_warning(config ? config : "", core ? core : "", processor_vector_level());
+}
+
 BlasThreads::BlasThreads(int threads) : previous_(openblas_get_num_threads()) {
   openblas_set_num_threads(threads);
 }
 BlasThreads::~BlasThreads() { openblas_set_num_threads(previous_); }
 
 }  // namespace lrsmeta::linalg
+
+namespace lrsmeta {
+std::string blas_kernel_warning() { return linalg::blas_kernel_warning(); }
+}  // namespace lrsmeta

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace lrsmeta::linalg {
@@ -55,5 +56,20 @@ class BlasThreads {
  private:
   int previous_;
 };
+
+// OpenBLAS built for many processors (DYNAMIC_ARCH, as Debian's) picks its kernels from the
+// processor's model number; a model newer than the release (Debian 12's 0.3.21 and an Intel Xeon of
+// family 6, model 207) falls back to the generic SSE3 kernels ("Prescott"). The CPU path then ran
+// 2.2 times slower here (docs/building.md). The vector level of a kernel set or a processor:
+// 0 SSE, 1 AVX, 2 AVX2 with FMA, 3 AVX-512 (F, BW, DQ, VL).
+int blas_core_vector_level(const std::string& core);
+int processor_vector_level();
+// The warning for OpenBLAS configuration `config` (openblas_get_config()) running kernel set
+// `core` on a processor of vector level `processor_level`: empty where the kernels match the
+// processor, or where OPENBLAS_CORETYPE could not change them (a build without DYNAMIC_ARCH);
+// else one line naming the setting that does.
+std::string blas_kernel_warning(const std::string& config, const std::string& core, int processor_level);
+// The same for the OpenBLAS this process runs.
+std::string blas_kernel_warning();
 
 }  // namespace lrsmeta::linalg

@@ -552,5 +552,9 @@ LRSMETA_API bool cuda_available();
 // The device a fit with these options runs on, cpu or cuda. auto: the GPU where cuda_available()
 // and the model is one the CUDA backend implements (prior none), else the CPU.
 LRSMETA_API Device device_for(const Options& options);
+// Empty, or one line saying that OpenBLAS runs kernels below this processor's vector instructions
+// (a processor newer than its release) and which OPENBLAS_CORETYPE to set before starting: the CPU
+// path is then about half as fast as it could be.
+LRSMETA_API std::string blas_kernel_warning();
 
 }  // namespace lrsmeta

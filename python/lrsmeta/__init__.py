@@ -178,6 +178,19 @@ def _as_y(y, X):
     return y
 
 
+_blas_warned = False
+
+
+def _warn_of_slow_blas():
+    """Once a process: OpenBLAS running kernels below the processor's (docs/building.md)."""
+    global _blas_warned
+    if not _blas_warned:
+        _blas_warned = True
+        text = _lrsmeta.blas_kernel_warning()
+        if text:
+            warnings.warn(text, RuntimeWarning, stacklevel=3)
+
+
 class LRSRegressor:
     """theta_i = beta + U w_i + b_i fitted by AMHT-LRS with the empirical-Bayes prior (docs/python.md, docs/model.md).
 
@@ -289,6 +302,7 @@ class LRSRegressor:
         y = _as_y(y, X)
         keys, task = _group_rows(groups, X.shape[0])
         Xg, yg, offsets = _grouped(X, y, task, len(keys))
+        _warn_of_slow_blas()
         model = _lrsmeta.fit(Xg, np.ascontiguousarray(yg), offsets, self._options(), self.callback)
         model.task_keys = keys
         if names is not None:  # the features' names, without a group column
