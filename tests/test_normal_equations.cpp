@@ -50,11 +50,10 @@ cpu::CpuBackend<double> backend_for(Problem& p, int threads) {
   return b;
 }
 
-TEST(NormalEquations, MatchKroneckerDefinition) {
-  Problem p = random_problem(150, 7, 3, 2, 21);  // 150 tasks: several GEMM chunks
+// Reference: G = sum_i sum_j (w_i kron x_j)(w_i kron x_j)^T, v = sum_i sum_j (w_i kron x_j) e_j,
+// with (w kron x)[p * d + a] = w_p x_a, i.e. index a + d p.
+void expect_kronecker_definition(const Problem& p, const std::vector<double>& G, const std::vector<double>& v) {
   const int d = p.d, r = p.r, k = p.k, dr = d * r;
-  // Reference: G = sum_i sum_j (w_i kron x_j)(w_i kron x_j)^T, v = sum_i sum_j (w_i kron x_j) e_j,
-  // with (w kron x)[p * d + a] = w_p x_a, i.e. index a + d p.
   std::vector<double> G_ref(static_cast<std::size_t>(dr) * dr, 0.0), v_ref(dr, 0.0);
   for (std::int64_t i = 0; i + 1 < static_cast<std::int64_t>(p.data.task_offsets.size()); ++i)
     for (std::int64_t j = p.data.task_offsets[i]; j < p.data.task_offsets[i + 1]; ++j) {
@@ -69,13 +68,27 @@ TEST(NormalEquations, MatchKroneckerDefinition) {
         for (int v = 0; v < dr; ++v) G_ref[u + dr * v] += z[u] * z[v];
       }
     }
-  for (int threads : {1, 2}) {
-    auto backend = backend_for(p, threads);
-    std::vector<double> G, v;
-    backend.accumulate_normal_equations(G, v);
-    ASSERT_EQ(G.size(), G_ref.size());
-    for (std::size_t e = 0; e < G.size(); ++e) ASSERT_NEAR(G[e], G_ref[e], 1e-10 * (1 + std::fabs(G_ref[e]))) << "G entry " << e;
-    for (int e = 0; e < dr; ++e) ASSERT_NEAR(v[e], v_ref[e], 1e-10 * (1 + std::fabs(v_ref[e]))) << "v entry " << e;
+  ASSERT_EQ(G.size(), G_ref.size());
+  for (std::size_t e = 0; e < G.size(); ++e) ASSERT_NEAR(G[e], G_ref[e], 1e-10 * (1 + std::fabs(G_ref[e]))) << "G entry " << e;
+  for (int e = 0; e < dr; ++e) ASSERT_NEAR(v[e], v_ref[e], 1e-10 * (1 + std::fabs(v_ref[e]))) << "v entry " << e;
+}
+
+// Both ways of forming the tasks' Grams: kept from the first U step (d = 7: they take less memory
+// than X) and formed every time (d = 15); a second U step with other w_i reads the kept ones.
+TEST(NormalEquations, MatchKroneckerDefinition) {
+  for (const int d : {7, 15}) {
+    Problem p = random_problem(150, d, 3, 2, 21);  // 150 tasks: several GEMM chunks
+    EXPECT_EQ(cpu::keeps_task_grams(p.data.n(), p.data.t(), d), d == 7) << "d " << d;
+    for (int threads : {1, 2}) {
+      auto backend = backend_for(p, threads);
+      std::vector<double> G, v;
+      backend.accumulate_normal_equations(G, v);
+      expect_kronecker_definition(p, G, v);
+      p.W = testing::random_normal(p.W.size(), 40 + threads);
+      backend.W() = p.W;
+      backend.accumulate_normal_equations(G, v);
+      expect_kronecker_definition(p, G, v);
+    }
   }
 }
 

@@ -395,7 +395,9 @@ MemoryPlan plan_cpu_memory(const TaskDataView<T>& data, const Options& o, bool v
   } else {
     plan.parts.push_back({"G and its factor", 2 * dr * dr * 8});
     const double P = r_aug * (r_aug + 1) / 2, Q = d * (d + 1) / 2;
-    plan.parts.push_back({"per-thread Gram scratch", threads * (P * Q * (8 + (sizeof(T) == 4 ? 4 : 0)) + cpu::kTasksPerChunk * (P + Q) * elem + dr * 8)});
+    const bool kept = !o.privacy.enabled && cpu::keeps_task_grams(data.n, data.t, data.d);
+    plan.parts.push_back({"per-thread Gram scratch", threads * (P * Q * (8 + (sizeof(T) == 4 ? 4 : 0)) + cpu::kTasksPerChunk * (P + (kept ? 0 : Q)) * elem + dr * 8)});
+    if (kept) plan.parts.push_back({"the tasks' Grams (kept for the U step)", t * Q * elem});
   }
   const double cols = cpu::max_joint_columns(static_cast<int>(r), static_cast<int>(k), static_cast<int>(d));
   plan.parts.push_back({"per-thread task-step scratch", threads * (static_cast<double>(m_max) * (2 * r + cols + 4) * 8 + 6 * cols * cols * 8 + 4 * d * 8)});

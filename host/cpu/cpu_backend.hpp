@@ -22,6 +22,15 @@ inline std::int64_t packed_index(std::int64_t a, std::int64_t b, std::int64_t n)
   return a * n - a * (a - 1) / 2 + (b - a);
 }
 
+// Whether the direct U step keeps every task's packed Gram X_i^T X_i (t d (d + 1) / 2 values in
+// the data's precision) rather than forming them again each iteration: where they take no more
+// memory than X itself (n d values). Forming a task's Gram costs m d^2 / 2, more than its share of
+// the GEMM into G (r'^2 d^2 / 4 per task for r' < sqrt(2 m)): two thirds of the accumulation on
+// bench/noisy_synthetic at r = 3.
+inline bool keeps_task_grams(std::int64_t n, std::int64_t t, std::int64_t d) {
+  return static_cast<double>(t) * static_cast<double>(d) * static_cast<double>(d + 1) / 2 <= static_cast<double>(n) * static_cast<double>(d);
+}
+
 // The blocks of consecutive tasks that a task step sums cg's start over (values_per_block doubles
 // each), for t tasks on `threads` threads: many per thread keep the threads' loads even under the
 // dynamic schedule (with 8 a thread, the last block left a core idle for a few percent of the step);
@@ -94,6 +103,9 @@ class CpuBackend final : public core::Backend {
     std::vector<float> chunk_product;  // float data: one chunk's SGEMM result
   };
   std::vector<GramScratch> scratch_;
+  // Every task's packed Gram, in task order, where keeps_task_grams (filled on the first direct U
+  // step; empty until then and otherwise).
+  std::vector<T> task_grams_;
   core::DataMoments moments_;  // data_moments(), computed on first use
   // cg's passes (u_step_cg.cpp): per task, then over all tasks (either part or both at once).
   struct CgScratch {  // one thread's

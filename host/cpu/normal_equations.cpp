@@ -65,13 +65,23 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
   // rate); every chunk's product is added into M in double.
   if (scratch_.size() < static_cast<std::size_t>(n_threads)) scratch_.resize(static_cast<std::size_t>(n_threads));
   linalg::BlasThreads single_threaded_blas(1);
+  // The tasks' Grams are the data's: formed once and kept where they fit (keeps_task_grams), the
+  // same values the loop below would form (the privacy bounds clip rows: formed each time there).
+  const bool kept = !bounds && keeps_task_grams(data_.n, t_, d);
+  if (kept && task_grams_.empty()) {
+    task_grams_.assign(static_cast<std::size_t>(t_ * Q), T(0));
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 16)
+    for (std::int64_t i = 0; i < t_; ++i)
+      add_packed_gram(data_.X + data_.task_offsets[i] * d, data_.task_offsets[i + 1] - data_.task_offsets[i], d,
+                      task_grams_.data() + i * Q);
+  }
 #pragma omp parallel num_threads(n_threads)
   {
     GramScratch& sc = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
     sc.M.assign(static_cast<std::size_t>(P * Q), 0.0);
     sc.v.assign(static_cast<std::size_t>(dr), 0.0);
     sc.Wp.resize(static_cast<std::size_t>(kTasksPerChunk * P));
-    sc.Sp.resize(static_cast<std::size_t>(kTasksPerChunk * Q));
+    if (!kept) sc.Sp.resize(static_cast<std::size_t>(kTasksPerChunk * Q));
     if constexpr (!std::is_same_v<T, double>) sc.chunk_product.resize(static_cast<std::size_t>(P * Q));
     std::vector<double> q(static_cast<std::size_t>(d));
     std::vector<double> w_used(static_cast<std::size_t>(std::max<std::int64_t>(r, 1)));
@@ -121,9 +131,11 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
           for (std::int64_t p = 0, pq = 0; p < r; ++p)
             for (std::int64_t qq = p; qq < r; ++qq) wp[pq++] = static_cast<T>(w[p] * w[qq]);
         }
-        T* sp = sc.Sp.data() + l * Q;
-        std::fill(sp, sp + Q, T(0));
-        add_packed_gram(rows, m, d, sp);
+        if (!kept) {
+          T* sp = sc.Sp.data() + l * Q;
+          std::fill(sp, sp + Q, T(0));
+          add_packed_gram(rows, m, d, sp);
+        }
         // q = X_i^T (y_i - X_i b_i), then v block p += w_p q.
         std::fill(q.begin(), q.end(), 0.0);
         const std::int32_t* bi = B_index_.data() + i * k_;
@@ -140,11 +152,12 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
         for (std::int64_t p = 0; p < r; ++p)
           for (std::int64_t a = 0; a < d; ++a) sc.v[static_cast<std::size_t>(a + d * p)] += w[p] * q[static_cast<std::size_t>(a)];
       }
+      const T* Sp = kept ? task_grams_.data() + first * Q : sc.Sp.data();  // the chunk's Grams, one row a task
       if constexpr (std::is_same_v<T, double>) {
         linalg::gemm(true, false, static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), 1.0, sc.Wp.data(),
-             static_cast<int>(P), sc.Sp.data(), static_cast<int>(Q), 1.0, sc.M.data(), static_cast<int>(Q));
+             static_cast<int>(P), Sp, static_cast<int>(Q), 1.0, sc.M.data(), static_cast<int>(Q));
       } else {
-        linalg::gemm_tn(static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), sc.Wp.data(), sc.Sp.data(),
+        linalg::gemm_tn(static_cast<int>(P), static_cast<int>(Q), static_cast<int>(count), sc.Wp.data(), Sp,
                 sc.chunk_product.data());
         const float* cp = sc.chunk_product.data();
         double* M = sc.M.data();
