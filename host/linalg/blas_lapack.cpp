@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -204,11 +205,12 @@ std::string blas_kernel_warning(const std::string& config, const std::string& co
   const char* what = processor_level == 3 ? "AVX-512" : "AVX2";
   // "OpenBLAS 0.3.21 DYNAMIC_ARCH ...": the release is the configuration's first two words.
   const std::string release = config.substr(0, config.find(' ', config.find(' ') + 1));
-  return release + " runs its " + core + " kernels on a processor with " + what + " (a model it does not know): set OPENBLAS_CORETYPE=" +
+  return release + " runs its " + core + " kernels on a processor with " + what + ": set OPENBLAS_CORETYPE=" +
          wanted + " in the environment before starting; the CPU path ran 2.2 times faster so on one such machine (docs/building.md)";
 }
 
 std::string blas_kernel_warning() {
+  if (std::getenv("OPENBLAS_CORETYPE")) return {};  // the kernels were chosen by hand
   const char* config = openblas_get_config();
   const char* core = openblas_get_corename();
   return blas_kernel_warning(config ? config : "", core ? core : "", processor_vector_level());

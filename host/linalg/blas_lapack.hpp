@@ -69,7 +69,8 @@ int processor_vector_level();
 // processor, or where OPENBLAS_CORETYPE could not change them (a build without DYNAMIC_ARCH);
 // else one line naming the setting that does.
 std::string blas_kernel_warning(const std::string& config, const std::string& core, int processor_level);
-// The same for the OpenBLAS this process runs.
+// The same for the OpenBLAS this process runs; empty where OPENBLAS_CORETYPE is set (a choice made
+// by hand).
 std::string blas_kernel_warning();
 
 }  // namespace lrsmeta::linalg
