@@ -19,10 +19,12 @@
 namespace lrsmeta::core {
 
 // Steps that must have gone the same way before EM's step is stretched (a short run is as likely
-// the noise of the supports changing as a slow mode), the growth of eta per further step, its cap.
+// the noise of the supports changing as a slow mode), the growth of eta per further step, its cap
+// (InstEval's slopes model reached its maximum in 20 iterations capped at 16, 35 capped at 8;
+// docs/model.md).
 constexpr int kOverrelaxationDelay = 2;
 constexpr double kOverrelaxationGrowth = 1.5;
-constexpr double kOverrelaxationLimit = 8.0;
+constexpr double kOverrelaxationLimit = 16.0;
 
 // eta for this iteration's M-step: history (this fit's iterations so far), the sparsity in effect
 // now (a change of it starts a new run), this iteration's log evidence (of the state before the

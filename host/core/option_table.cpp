@@ -147,7 +147,7 @@ std::vector<OptionField> make_table() {
            "on: under the prior, beta has its own ridge prior (its variance from the global fit's generalised "
            "cross-validation); off: beta unpenalised, as in the classical mixed model"),
       flag("em_acceleration", "em_acceleration", "no-em-acceleration", FIELD(bool, em_acceleration),
-           "on: under the prior, EM's steps for s2 and Sigma are stretched (up to 8 times) while they keep going the "
+           "on: under the prior, EM's steps for s2 and Sigma are stretched (up to 16 times) while they keep going the "
            "same way and the evidence rises; off: EM's own steps (same fixed point, more iterations where a variance "
            "is poorly determined)")
           .json(nullptr, "false"),

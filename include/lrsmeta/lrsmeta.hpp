@@ -184,7 +184,7 @@ struct Options {
   // priors). false: beta unpenalised, as in the classical linear mixed model.
   bool population_prior = true;
   // Over-relaxed EM for s2 and Sigma (core/em_acceleration.hpp): where the M-step keeps moving them
-  // the same way, its step is stretched, up to 8 times. The fixed point is EM's; false: EM's own
+  // the same way, its step is stretched, up to 16 times. The fixed point is EM's; false: EM's own
   // steps (slower where a variance is poorly determined).
   bool em_acceleration = true;
   // How what is "auto" below is found: estimated from all rows (evidence, the default) or chosen
