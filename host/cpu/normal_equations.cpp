@@ -65,16 +65,12 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
   // rate); every chunk's product is added into M in double.
   if (scratch_.size() < static_cast<std::size_t>(n_threads)) scratch_.resize(static_cast<std::size_t>(n_threads));
   linalg::BlasThreads single_threaded_blas(1);
-  // The tasks' Grams are the data's: formed once and kept where they fit (keeps_task_grams), the
-  // same values the loop below would form (the privacy bounds clip rows: formed each time there).
+  // The tasks' Grams are the data's: where they fit (keeps_task_grams) the first U step forms them
+  // into task_grams_ and later ones read them there; else each chunk forms its own in Sp (the
+  // privacy bounds clip rows: formed each time there).
   const bool kept = !bounds && keeps_task_grams(data_.n, t_, d);
-  if (kept && task_grams_.empty()) {
-    task_grams_.assign(static_cast<std::size_t>(t_ * Q), T(0));
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 16)
-    for (std::int64_t i = 0; i < t_; ++i)
-      add_packed_gram(data_.X + data_.task_offsets[i] * d, data_.task_offsets[i + 1] - data_.task_offsets[i], d,
-                      task_grams_.data() + i * Q);
-  }
+  const bool form_grams = !kept || task_grams_.empty();
+  if (kept && task_grams_.empty()) task_grams_.assign(static_cast<std::size_t>(t_ * Q), T(0));
 #pragma omp parallel num_threads(n_threads)
   {
     GramScratch& sc = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
@@ -131,8 +127,8 @@ void CpuBackend<T>::accumulate_normal_equations(std::vector<double>& G, std::vec
           for (std::int64_t p = 0, pq = 0; p < r; ++p)
             for (std::int64_t qq = p; qq < r; ++qq) wp[pq++] = static_cast<T>(w[p] * w[qq]);
         }
-        if (!kept) {
-          T* sp = sc.Sp.data() + l * Q;
+        if (form_grams) {
+          T* sp = kept ? task_grams_.data() + i * Q : sc.Sp.data() + l * Q;
           std::fill(sp, sp + Q, T(0));
           add_packed_gram(rows, m, d, sp);
         }
