@@ -312,16 +312,7 @@ TEST(Estimation, SparsePriorVarianceAndInclusionProbabilityUpdates) {
 
 // Planted tasks: d features, rank r, k non-zeros, noise 0.2, tasks of min_rows to max_rows rows.
 SyntheticData planted(std::int64_t tasks, int min_rows, int max_rows, int d, int r, int k, std::uint64_t seed) {
-  SyntheticSpec spec;
-  spec.tasks = tasks;
-  spec.min_samples = min_rows;
-  spec.max_samples = max_rows;
-  spec.d = d;
-  spec.r = r;
-  spec.k = k;
-  spec.noise = 0.2;
-  spec.seed = seed;
-  return generate_synthetic(spec);
+  return generate_synthetic(testing::task_shape(tasks, d, r, k, min_rows, max_rows, 0.2, seed));
 }
 
 // The fit's estimates on planted data (noisy, d = 20, r = 3, k = 2, b's non-zeros N(0, 1), noise

@@ -105,4 +105,19 @@ inline Dataset<double> intercept_and_slopes_data(int tasks, int min_rows, int ma
   return data;
 }
 
+// Generated tasks of d features, rank r and sparsity k, each with min_rows to max_rows rows.
+inline SyntheticSpec task_shape(std::int64_t tasks, std::int64_t d, std::int64_t r, std::int64_t k, std::int64_t min_rows,
+                                std::int64_t max_rows, double noise = 0.0, std::uint64_t seed = SyntheticSpec().seed) {
+  SyntheticSpec s;
+  s.tasks = tasks;
+  s.d = d;
+  s.r = r;
+  s.k = k;
+  s.min_samples = min_rows;
+  s.max_samples = max_rows;
+  s.noise = noise;
+  s.seed = seed;
+  return s;
+}
+
 }  // namespace lrsmeta::testing

@@ -23,19 +23,7 @@ namespace {
 
 class IoTest : public testing::ScratchFolderTest {};
 
-// Generated tasks of d features, rank r and sparsity k, each with min_rows to max_rows rows.
-SyntheticSpec task_shape(std::int64_t tasks, std::int64_t d, std::int64_t r, std::int64_t k, std::int64_t min_rows,
-                         std::int64_t max_rows, double noise = 0.0) {
-  SyntheticSpec s;
-  s.tasks = tasks;
-  s.d = d;
-  s.r = r;
-  s.k = k;
-  s.min_samples = min_rows;
-  s.max_samples = max_rows;
-  s.noise = noise;
-  return s;
-}
+using testing::task_shape;
 using testing::npy_bytes;
 
 TEST_F(IoTest, NpyRoundTripsEveryDtype) {
