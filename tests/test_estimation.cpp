@@ -462,6 +462,38 @@ TEST(Estimation, GainsRiseOnlyAboveTheEvidencesJitter) {
   EXPECT_TRUE(evidence_gains_rising(-1e6, -1e6 + 0.05, -1e6 + 0.15));
 }
 
+// BIC's count for a candidate, against the parameters written out by hand for d = 22: a learned
+// U of rank r estimates its span (r (d - r)) and Sigma (shrunk by f to 1 + (r (r + 1) / 2 - 1) /
+// (1 + f) effective entries); the random intercept only its variance; the slopes model two
+// variances; r = 0 nothing. With b (k > 0), the b prior's inclusion probability, and tau2 where it
+// is estimated rather than given.
+TEST(Estimation, TheChargeCountsUsSpanSigmaAndTheBPrior) {
+  auto candidate = [](int r, int k, double f, LowRankBasis basis) {
+    SelectionCandidate c;
+    c.rank = r;
+    c.sparsity = k;
+    c.covariance_shrinkage = f;
+    c.low_rank_basis = basis;
+    return c;
+  };
+  const LowRankBasis learned = LowRankBasis::learned;
+  EXPECT_EQ(estimated_shared_parameters(candidate(0, 0, 0.0, learned), 22, true), 0.0);
+  // r = 8, f = 0: 8 * 14 = 112 for the span, 36 entries of Sigma.
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(8, 0, 0.0, learned), 22, true), 148.0);
+  // f = 1 halves Sigma's entries but the first: 1 + 35 / 2.
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(8, 0, 1.0, learned), 22, true), 112.0 + 18.5);
+  // With b: two more (tau2 and pi), or one where tau2 is given.
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(8, 3, 0.0, learned), 22, true), 150.0);
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(8, 3, 0.0, learned), 22, false), 149.0);
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(0, 2, 0.0, learned), 22, true), 2.0);
+  // r = d: no span; the full covariance's 253 entries.
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(22, 0, 0.0, learned), 22, true), 253.0);
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(1, 0, 0.0, LowRankBasis::intercept), 22, true), 1.0);
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(1, 1, 0.0, LowRankBasis::intercept), 22, true), 3.0);
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(22, 0, 0.0, LowRankBasis::slopes), 22, true), 2.0);
+  EXPECT_DOUBLE_EQ(estimated_shared_parameters(candidate(22, 1, 0.0, LowRankBasis::slopes), 22, false), 3.0);
+}
+
 // Every candidate fit that ends before its cap of 40 iterations ends for a stated reason: its
 // relative tolerance (1e-4 on s2 and the training loss, against the iteration before or the one
 // before that), what it would still gain under a quarter of a nat, abandoned (it could not catch

@@ -85,6 +85,11 @@ inline double evidence_still_to_gain(double oldest, double previous, double last
   return std::min(linear, kEvidenceTailAllowance * gain * rho / (1.0 - rho));
 }
 
+// BIC's count of the shared parameters a candidate of the choice by evidence estimates, beyond
+// those every candidate does (beta, s2): U's span, Sigma and, with b, the b prior's
+// (core/selection.cpp). Its score is its log marginal likelihood less half this times log t.
+double estimated_shared_parameters(const SelectionCandidate& c, std::int64_t d, bool tau2_estimated);
+
 // The fit with r, k and tau2 fixed (fit_loop.cpp). With `validation` (the held-out rows of the same
 // tasks), the validation MSE of every b-prior scale candidate is returned in *candidate_mse, each
 // from one more task-step pass with the fitted U, beta, Sigma and s2.

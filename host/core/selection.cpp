@@ -364,10 +364,10 @@ template SelectionReport choose_on_validation_rows(const TaskDataView<double>&, 
 // The fit with what is "auto" estimated from all rows (Options::selection == evidence, with the
 // prior): tau2, the supports' inclusion probability and Sigma's shrinkage inside the fit
 // (fit_fixed), and r and k compared by each fit's log marginal likelihood, less half the number of
-// shared parameters (U's span and Sigma) times log t, BIC's charge for what is estimated rather than
-// integrated out (without it, extra columns of U, fitted to the noise, always add a little
-// evidence). r is searched upwards with a middle k, then k with the best few models; along each,
-// the search stops after two candidates in a row that do not improve. A candidate is fitted to a looser
+// shared parameters (U's span, Sigma, the b prior's) times log t, BIC's charge for what is
+// estimated rather than integrated out (without it, extra columns of U, fitted to the noise,
+// always add a little evidence). r is searched upwards with a middle k, then k with the best few
+// models; along each, the search stops after two candidates in a row that do not improve. A candidate is fitted to a looser
 // tolerance (kCandidateTolerance), from the best candidate's state where it can (core/warm_start.hpp);
 // the chosen one then continues from its state to the asked tolerance: that fit is the model,
 // nothing is refitted from scratch.
@@ -389,6 +389,23 @@ constexpr double kEvidenceMargin = 1.0;
 // tolerance anyway. (EM on a variance the data say little about creeps on for tens of iterations
 // at a hundredth of a nat each: the slopes model on InstEval with 5 ratings a student.)
 constexpr double kCandidateEvidenceTolerance = 0.25 * kEvidenceMargin;
+// The shared parameters a rank estimates: U's span (a point of the Grassmannian, r (d - r)
+// numbers: a rotation within the span is Sigma's) and Sigma, whose r (r + 1) / 2 entries count as
+// 1 + (r (r + 1) / 2 - 1) / (1 + f) under a shrinkage f worth f t tasks (isotropic: one variance).
+// At r = d the span is everything and only Sigma is left: the mixed model, or with a large f
+// per-task ridge towards beta. The random intercept (U held at the constant feature's axis)
+// estimates no span, only its variance; the slopes model two variances. A candidate with b (k > 0)
+// also estimates the b prior: the supports' inclusion probability, and tau2 unless it is given.
+double estimated_shared_parameters(const SelectionCandidate& c, std::int64_t d, bool tau2_estimated) {
+  const double r = c.rank;
+  const double sigma = c.low_rank_basis == LowRankBasis::slopes ? 2.0
+                       : r > 0 ? 1.0 + (r * (r + 1) / 2 - 1.0) / (1.0 + c.covariance_shrinkage)
+                               : 0.0;
+  const double span = c.low_rank_basis == LowRankBasis::intercept ? 0.0 : r * (static_cast<double>(d) - r);
+  const double b_prior = c.sparsity > 0 ? (tau2_estimated ? 2.0 : 1.0) : 0.0;
+  return span + sigma + b_prior;
+}
+
 // What a candidate's fit would still gain (evidence_still_to_gain) after the log evidences in
 // `trace`, with `left` iterations to its cap; NaN while it has fewer than three or its gains still
 // rise, when nothing judges it.
@@ -446,20 +463,10 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     c.low_rank_basis = m.options.low_rank_basis == LowRankBasis::automatic ? LowRankBasis::learned : m.options.low_rank_basis;
     return c;
   };
-  // The shared parameters a rank estimates: U's span (a point of the Grassmannian, r (d - r)
-  // numbers: a rotation within the span is Sigma's) and Sigma, whose r (r + 1) / 2 entries count
-  // as 1 + (r (r + 1) / 2 - 1) / (1 + f) under a shrinkage f worth f t tasks (isotropic: one
-  // variance). At r = d the span is everything and only Sigma is left: the mixed model, or with a
-  // large f per-task ridge towards beta. The random intercept (U held at the constant feature's
-  // axis) estimates no span: only its variance.
+  const bool tau2_estimated = options.sparse_prior_scale < 0;
   auto score = [&](const SelectionCandidate& c) {
-    const double d = static_cast<double>(data.d), r = c.rank;
-    const double sigma = c.low_rank_basis == LowRankBasis::slopes ? 2.0  // the intercept's variance and the slopes'
-                         : r > 0 ? 1.0 + (r * (r + 1) / 2 - 1.0) / (1.0 + c.covariance_shrinkage)
-                                 : 0.0;
-    const double span = c.low_rank_basis == LowRankBasis::intercept ? 0.0 : r * (d - r);
-    const double shared = span + sigma;
-    return c.log_evidence - 0.5 * shared * std::log(std::max<double>(2.0, static_cast<double>(t_all)));
+    return c.log_evidence - 0.5 * estimated_shared_parameters(c, data.d, tau2_estimated) *
+                                std::log(std::max<double>(2.0, static_cast<double>(t_all)));
   };
   // Whether candidate c is preferred to `than`: between models of the same size (numbers per task,
   // r + 2k) the higher score; otherwise the larger one only where it scores more than

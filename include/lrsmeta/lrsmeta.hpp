@@ -72,7 +72,7 @@ enum class USolver { direct, cg, automatic };
 // shrinkage, r and k where they are "auto"). evidence (the default): estimated from all rows inside
 // the fit, as a mixed-model program fits its variance components (docs/design.md section 10): tau2 and
 // the supports' inclusion probability by EM, Sigma's shrinkage by marginal likelihood, r and k by
-// the log marginal likelihood of each candidate's fit (less BIC's charge for U and Sigma).
+// the log marginal likelihood of each candidate's fit (less BIC's charge for U, Sigma and the b prior).
 // validation: chosen on held-out rows of each task (Options::validation_fraction), then refitted
 // on all rows. kfold: as validation, on K folds of each task's rows (Options::folds): every row
 // of a task with 2 rows or more is held out once, at K times validation's cost, for small data where
@@ -225,7 +225,8 @@ struct Options {
   // Non-empty (`--rank auto`, `--sparsity auto`): rank and sparsity are then ignored. Validation:
   // both chosen on validation rows, then refitted on all rows with the choice. Evidence: each
   // candidate fitted on all rows and scored by its log marginal likelihood less half its number of
-  // shared parameters (U's span, r (d - r), and Sigma, r (r + 1) / 2) times log t;
+  // shared parameters (U's span, r (d - r), Sigma, r (r + 1) / 2, and with k > 0 the b prior's
+  // inclusion probability and, unless given, variance) times log t;
   // r searched upwards with the middle k, then r = d where it is a candidate (with Sigma's
   // shrinkage estimated, and with Sigma isotropic, or where a feature is constant the slopes
   // model), then the random intercept where a feature is constant (LowRankBasis), then k for each
