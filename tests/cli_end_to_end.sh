@@ -42,13 +42,15 @@ rows=60000  # data: 1000 tasks of 60 rows
 grep -q "^chosen on $rows held-out rows in 3 folds" train_kfold.txt || fail "train --select kfold did not report its choice on all $rows rows in 3 folds: $(cat train_kfold.txt)"
 grep -q '"method": "kfold"' model_kfold/model.json || fail "model.json does not record the choice by folds"
 grep -q '"folds": 3' model_kfold/model.json || fail "model.json does not record the folds"
-# With r and k estimated, train lists every candidate's log marginal likelihood and marks those
-# abandoned (they could not catch the best, so their score is that of an unfinished fit).
+# With r and k estimated, train lists every candidate's log marginal likelihood and score (less
+# BIC's charge) and marks those abandoned (they could not catch the best, so their score is that
+# of an unfinished fit).
 "$bin" generate --out noisy --tasks 400 --samples 20 -d 12 -r 2 -k 1 --noise 0.3 --seed 4 -q > /dev/null
 "$bin" train --data noisy --out model_noisy > train_noisy.txt
-grep -q "^estimated from all rows (log marginal likelihood of each (r, k) tried: .*(abandoned).*): r = 2, k = 1" train_noisy.txt ||
-  fail "train does not list the candidates with the abandoned ones marked, or missed r = 2, k = 1: $(cat train_noisy.txt)"
+grep -q "^estimated from all rows (log marginal likelihood of each (r, k) tried, and its score less BIC's charge: .*, score .*(abandoned).*): r = 2, k = 1" train_noisy.txt ||
+  fail "train does not list the candidates with their scores and the abandoned ones marked, or missed r = 2, k = 1: $(cat train_noisy.txt)"
 grep -q '"abandoned": true' model_noisy/model.json || fail "model.json does not mark the abandoned candidates"
+grep -q '"score": -*[0-9]' model_noisy/model.json || fail "model.json does not record the candidates' scores"
 "$bin" eval --model model --data data --truth data/truth --json eval.json > eval.txt
 err=$(sed -n 's/.*"relative_parameter_error": \([^,]*\),*/\1/p' eval.json)
 awk -v e="$err" 'BEGIN { exit !(e < 1e-8) }' || fail "relative parameter error $err is not below 1e-8"

@@ -332,9 +332,14 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   EXPECT_LT(m.sparse_prior_variance, 1.6);
   EXPECT_GT(m.support_inclusion_probability, 0.05);
   EXPECT_LT(m.support_inclusion_probability, 0.15);  // the truth: 2 of 20
-  // Every rank tried was scored by its log evidence; r = 3 had the best criterion.
+  // Every rank tried was scored by its log evidence less BIC's charge (k = 2 given: tau2 and pi
+  // estimated); r = 3 had the best criterion.
   ASSERT_GE(m.selection.candidates.size(), 4u);
-  for (const SelectionCandidate& c : m.selection.candidates) EXPECT_TRUE(std::isfinite(c.log_evidence));
+  for (const SelectionCandidate& c : m.selection.candidates) {
+    EXPECT_TRUE(std::isfinite(c.log_evidence));
+    const double span = c.rank * (20.0 - c.rank), sigma = c.rank > 0 ? 1.0 + (c.rank * (c.rank + 1) / 2.0 - 1.0) / (1.0 + c.covariance_shrinkage) : 0.0;
+    EXPECT_NEAR(c.score, c.log_evidence - 0.5 * (span + sigma + 2.0) * std::log(600.0), 1e-9 * std::fabs(c.log_evidence)) << "r " << c.rank;
+  }
   // Ranks above the truth's, which cannot catch r = 3 once their evidence has settled, are
   // abandoned before the candidates' iteration cap (40), and the model file says which. They start
   // from the best candidate's state (r = 3), with no warm-start phase: two iterations settle before
@@ -369,6 +374,7 @@ TEST(Estimation, TheFitRecoversThePlantedRankAndPriors) {
   for (std::size_t c = 0; c < m.selection.candidates.size(); ++c) {
     EXPECT_EQ(back.selection.candidates[c].abandoned, m.selection.candidates[c].abandoned);
     EXPECT_EQ(back.selection.candidates[c].ahead, m.selection.candidates[c].ahead);
+    EXPECT_EQ(back.selection.candidates[c].score, m.selection.candidates[c].score);
     const double reach = m.selection.candidates[c].reach_log_evidence;
     EXPECT_EQ(std::isnan(reach), !m.selection.candidates[c].abandoned && !m.selection.candidates[c].ahead);
     if (!std::isnan(reach)) EXPECT_EQ(back.selection.candidates[c].reach_log_evidence, reach);

@@ -336,13 +336,14 @@ void add_train(CLI::App& app, const std::vector<std::string>& command_line) {
         const SelectionCandidate& c = model.selection.chosen;
         std::cout << "estimated from all rows";
         if (model.selection.candidates.size() > 1) {
-          std::cout << " (log marginal likelihood of each (r, k) tried:";
+          std::cout << " (log marginal likelihood of each (r, k) tried, and its score less BIC's charge:";
           for (const SelectionCandidate& x : model.selection.candidates)
             std::cout << " " << x.rank << "," << x.sparsity
                       << (x.low_rank_basis == LowRankBasis::intercept ? " (random intercept)"
                           : x.low_rank_basis == LowRankBasis::slopes  ? " (random intercept and slopes)"
                                                                       : "")
-                      << ": " << x.log_evidence << (x.abandoned ? " (abandoned)" : x.ahead ? " (ahead, stopped early)" : "");
+                      << ": " << x.log_evidence << ", score " << x.score
+                      << (x.abandoned ? " (abandoned)" : x.ahead ? " (ahead, stopped early)" : "");
           std::cout << ")";
         }
         std::cout << ": r = " << c.rank;

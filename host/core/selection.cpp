@@ -449,6 +449,13 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
   selection.fit_rows = counts[1];
   selection.validation_rows = 0;
   header.model.notes = notes;
+  const bool tau2_estimated = options.sparse_prior_scale < 0;
+  auto score = [&](const SelectionCandidate& c) {
+    return c.log_evidence - 0.5 * estimated_shared_parameters(c, data.d, tau2_estimated) *
+                                std::log(std::max<double>(2.0, static_cast<double>(t_all)));
+  };
+  // A fit as a candidate, with its score (kept for the report: the comparisons below score what
+  // they compare, which may be a candidate's extrapolated reach).
   auto candidate_of = [&](const Model& m) {
     SelectionCandidate c;
     c.rank = static_cast<int>(m.r);
@@ -461,12 +468,8 @@ Model fit_by_evidence(const TaskDataView<T>& data, Options options, const FitRun
     c.log_evidence = m.log_evidence;
     c.iterations = static_cast<int>(m.history.size());
     c.low_rank_basis = m.options.low_rank_basis == LowRankBasis::automatic ? LowRankBasis::learned : m.options.low_rank_basis;
+    c.score = score(c);
     return c;
-  };
-  const bool tau2_estimated = options.sparse_prior_scale < 0;
-  auto score = [&](const SelectionCandidate& c) {
-    return c.log_evidence - 0.5 * estimated_shared_parameters(c, data.d, tau2_estimated) *
-                                std::log(std::max<double>(2.0, static_cast<double>(t_all)));
   };
   // Whether candidate c is preferred to `than`: between models of the same size (numbers per task,
   // r + 2k) the higher score; otherwise the larger one only where it scores more than

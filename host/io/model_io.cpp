@@ -169,6 +169,7 @@ std::string model_json(const Model& m) {
                 {"refitted", c.refitted},
                 {"validation_mse", finite_or_null(c.validation_mse)},
                 {"log_evidence", finite_or_null(c.log_evidence)},
+                {"score", finite_or_null(c.score)},
                 {"sparse_prior_variance", c.sparse_prior_variance},
                 {"iterations", c.iterations},
                 {"abandoned", c.abandoned},
@@ -373,6 +374,7 @@ Model load_model_part(const std::string& path, std::int64_t first, std::int64_t 
         out.refitted = c.boolean("refitted", false);
         out.validation_mse = c.number_or_null("validation_mse", INFINITY);
         out.log_evidence = c.number_or_null("log_evidence", std::nan(""));
+        out.score = c.number_or_null("score", std::nan(""));  // absent from models of earlier versions
         out.sparse_prior_variance = c.number("sparse_prior_variance", 0.0);
         out.iterations = c.small_integer("iterations", 0);
         out.abandoned = c.boolean("abandoned", false);

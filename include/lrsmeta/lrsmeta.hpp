@@ -300,10 +300,13 @@ struct SelectionCandidate {
   double validation_mse = 0.0;      // validation: the score (NaN under evidence)
   bool refitted = false;  // scored after its own fit on the fit rows (else: one task-step pass
                           // from the fit of the defaults, a screen)
-  // evidence: the fit's log marginal likelihood (the score, higher is better; where abandoned or
-  // ahead, its last iteration's), its estimated tau2 and outer iterations (NaN, 0 and 0 under
-  // validation).
+  // evidence: the fit's log marginal likelihood (where abandoned or ahead, its last iteration's),
+  // its estimated tau2 and outer iterations (NaN, 0 and 0 under validation).
   double log_evidence = 0.0;
+  // evidence: the criterion compared, higher is better: log_evidence less half the shared
+  // parameters the candidate estimates (U's span, Sigma, the b prior's) times log t, BIC's charge
+  // (NaN under validation).
+  double score = std::numeric_limits<double>::quiet_NaN();
   double sparse_prior_variance = 0.0;
   int iterations = 0;
   // evidence: stopped before its tolerance because it could not catch the best candidate so far
