@@ -21,16 +21,7 @@ namespace lrsmeta {
 namespace {
 
 SyntheticData ragged(std::uint64_t seed, std::int64_t tasks, int d, int r, int k) {
-  SyntheticSpec s;
-  s.tasks = tasks;
-  s.min_samples = 0;
-  s.max_samples = 45;
-  s.d = d;
-  s.r = r;
-  s.k = k;
-  s.noise = 0.05;
-  s.seed = seed;
-  return generate_synthetic(s);
+  return generate_synthetic(testing::task_shape(tasks, d, r, k, 0, 45, 0.05, seed));
 }
 
 // One task step over all tasks: the emulated kernel against cpu::task_step, from the same state.

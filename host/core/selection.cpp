@@ -367,10 +367,10 @@ template SelectionReport choose_on_validation_rows(const TaskDataView<double>&, 
 // shared parameters (U's span, Sigma, the b prior's) times log t, BIC's charge for what is
 // estimated rather than integrated out (without it, extra columns of U, fitted to the noise,
 // always add a little evidence). r is searched upwards with a middle k, then k with the best few
-// models; along each, the search stops after two candidates in a row that do not improve. A candidate is fitted to a looser
-// tolerance (kCandidateTolerance), from the best candidate's state where it can (core/warm_start.hpp);
-// the chosen one then continues from its state to the asked tolerance: that fit is the model,
-// nothing is refitted from scratch.
+// models; along each, the search stops after two candidates in a row that do not improve. A
+// candidate is fitted to a looser tolerance (kCandidateTolerance), from the best candidate's state
+// where it can (core/warm_start.hpp); the chosen one then continues from its state to the asked
+// tolerance: that fit is the model, nothing is refitted from scratch.
 constexpr double kCandidateTolerance = 1e-4;
 constexpr int kCandidateIterations = 40;
 using core::kIsotropicShrinkage;  // the full-rank model's isotropic variant
